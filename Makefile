@@ -1,0 +1,53 @@
+# Bakeoff: `make demo` and `make test` are all a fresh Debian machine with the Swift toolchain needs.
+SHELL := /bin/bash
+export PATH := $(PATH):/opt/swift/usr/bin
+SWIFT ?= swift
+BIN := .build/release/bakeoff
+PYTHON_VENV := .venv
+PY := $(PYTHON_VENV)/bin/python
+OUT := out
+# Python is used only for reference fixtures and benchmarks, never by the tool itself.
+PY_PACKAGES := scipy statsmodels gbstats pandas numpy
+
+.PHONY: all deps build demo test bench fixtures venv clean
+
+all: build
+
+# Nothing beyond the Swift toolchain is needed to build and test (statistics and MD5 are in the package).
+deps:
+	@command -v $(SWIFT) >/dev/null || { echo "Swift toolchain not found: install Swift 6 (see README)"; exit 1; }
+
+build: deps
+	$(SWIFT) build -c release --product bakeoff
+
+demo: build
+	@mkdir -p $(OUT)
+	@echo "== Planning: users per group for task completion 0.75 -> 0.80 (the seed's example)"
+	@$(BIN) plan --baseline 0.75 --mde 0.05
+	@echo
+	@echo "== Simulating the seed's case study (80/20 split, 14 days) -> $(OUT)/case-study.jsonl"
+	@$(BIN) simulate --preset seed-case-study --output $(OUT)/case-study.jsonl
+	@echo "   $$(wc -l < $(OUT)/case-study.jsonl) events"
+	@echo
+	@$(BIN) analyze $(OUT)/case-study.jsonl --split 0.2
+
+test: build
+	$(SWIFT) build -c release --build-tests
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release --skip-build
+
+venv: $(PY)
+$(PY):
+	python3 -m venv $(PYTHON_VENV)
+	$(PYTHON_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES)
+
+# Regenerates the committed reference values (scipy, statsmodels, gbstats).
+fixtures: venv
+	$(PY) scripts/reference/stats_fixtures.py
+	$(PY) scripts/reference/assignment_fixture.py
+	$(PY) scripts/reference/analysis_fixture.py
+
+bench: build venv
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) bash scripts/bench/run.sh
+
+clean:
+	rm -rf .build $(OUT)

@@ -1,0 +1,479 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import BakeoffStatistics
+
+/// An event that is well-formed JSON but not acceptable for the analysis (for example a proportion
+/// feedback whose value is not 0 or 1).
+public struct EventRejection: Error, Sendable, Equatable {
+    public var message: String
+}
+
+/// Folds events, in file order, into the per-user sums every metric needs.
+///
+/// Why this shape: users are the randomization unit, so each metric is a ratio of per-user sums. The
+/// aggregator keeps per-user state (plus compact per-conversation and per-request slots for "last
+/// feedback" rules), never the events themselves, so a 10-million-line log streams through in one pass.
+/// It does no I/O: the caller reads lines and hands over `EventView`s.
+public struct EventAggregator {
+    public let metrics: [Metric]
+    /// The experiment analysed; nil until the first event when none was asked for.
+    public private(set) var experiment: String?
+    private var experimentBytes: [UInt8]?
+
+    // Names
+    private var variants = InternTable(capacity: 8)
+    private var otherExperiments = InternTable(capacity: 8)
+    private var otherExperimentEvents: [Int] = []
+    private var unusedFeedback = InternTable(capacity: 8)
+    private var unusedFeedbackCounts: [Int] = []
+
+    // Users
+    private var users = InternTable(capacity: 1 << 14)
+    private var userFirstTs: [Int64] = []
+    private var userFirstVariant: [UInt8] = []
+    private var userVariantMask: [UInt64] = []
+    private var userFirstDay: [Int32] = []
+    private var userMultiDay: [Bool] = []
+    /// Per user, per streamed metric: sum of values, units, sum of squares.
+    private var userSums: [Double] = []
+
+    // Conversations
+    private var conversations = HashIndex(capacity: 1 << 14)
+    private var conversationUser: [Int32] = []
+    private var conversationTurns: [Int32] = []
+    private var conversationFeedbackEvents: [UInt32] = []
+    private var conversationSlots: FeedbackSlots
+
+    // Requests
+    private var requests = HashIndex(capacity: 1 << 15)
+    private var requestConversation: [Int32] = []
+    private var requestFeedbackEvents: [UInt32] = []
+    private var requestSlots: FeedbackSlots
+    /// Conversation-level feedback that names a request not read yet: resolved at the end.
+    private var pending: [PendingFeedback] = []
+
+    // Quantiles, per variant then per quantile source
+    private var sketches: [[QuantileSketch]] = []
+    private let quantileFields: [RequestField]
+
+    // Metric plumbing
+    private let streamedMetrics: [Int]            // indices into metrics
+    private let conversationFeedback: [String: Int]  // feedback name -> conversation slot
+    private let requestFeedback: [String: Int]       // feedback name -> request slot
+    private let proportionFeedback: Set<String>
+    private var feedbackNameCache: [(bytes: [UInt8], target: FeedbackTarget)] = []
+
+    // Counters
+    public private(set) var requestEvents = 0
+    public private(set) var feedbackEvents = 0
+    public private(set) var duplicateRequests = 0
+    public private(set) var firstTimestamp: Int64 = .max
+    public private(set) var lastTimestamp: Int64 = .min
+    private var sequence: UInt32 = 0
+
+    public init(metrics: [Metric] = Metric.builtIn, experiment: String? = nil) {
+        self.metrics = metrics
+        self.experiment = experiment
+        self.experimentBytes = experiment.map { Array($0.utf8) }
+        var conv: [String: Int] = [:], req: [String: Int] = [:]
+        var streamed: [Int] = []
+        var fields: [RequestField] = []
+        var proportions = Set<String>()
+        for (i, m) in metrics.enumerated() {
+            switch m.source {
+            case .feedback(let name):
+                if m.level == .request {
+                    if req[name] == nil { req[name] = req.count }
+                } else if conv[name] == nil {
+                    conv[name] = conv.count
+                }
+                if m.kind == .proportion { proportions.insert(name) }
+            case .errors:
+                streamed.append(i)
+            case .field(let f):
+                if m.kind == .quantile {
+                    if !fields.contains(f) { fields.append(f) }
+                } else {
+                    streamed.append(i)
+                }
+            case .turns, .repeatUsage:
+                break
+            }
+        }
+        conversationFeedback = conv
+        requestFeedback = req
+        streamedMetrics = streamed
+        quantileFields = fields
+        proportionFeedback = proportions
+        conversationSlots = FeedbackSlots(width: conv.count)
+        requestSlots = FeedbackSlots(width: req.count)
+    }
+
+    /// Adds one event. Events of other experiments are counted and skipped.
+    public mutating func add(_ e: EventView) throws(EventRejection) {
+        sequence &+= 1
+        if let wanted = experimentBytes {
+            if !bytesEqual(e.experiment, wanted) {
+                let (i, inserted) = otherExperiments.findOrInsert(e.experiment)
+                if inserted { otherExperimentEvents.append(0) }
+                otherExperimentEvents[i] += 1
+                return
+            }
+        } else {
+            experimentBytes = Array(e.experiment)
+            experiment = String(decoding: e.experiment, as: UTF8.self)
+        }
+        switch e.kind {
+        case .request: try addRequest(e)
+        case .feedback: try addFeedback(e)
+        }
+    }
+
+    private mutating func addRequest(_ e: EventView) throws(EventRejection) {
+        if !(e.latencyMs >= 0) { throw EventRejection(message: "\"latency_ms\" must be a non-negative number") }
+        if e.ttftMs < 0 { throw EventRejection(message: "\"ttft_ms\" must be non-negative") }
+        let (variantIndex, newVariant) = variants.findOrInsert(e.variant)
+        if newVariant {
+            guard variantIndex < 64 else { throw EventRejection(message: "more than 64 variants in one experiment") }
+            sketches.append(Array(repeating: QuantileSketch(), count: quantileFields.count))
+        }
+        let (request, newRequest) = requests.findOrInsert(hashBytes(e.requestID))
+        if newRequest {
+            requestConversation.append(-1)
+            requestFeedbackEvents.append(0)
+            requestSlots.append()
+        } else if requestConversation[request] >= 0 {
+            duplicateRequests += 1
+            return
+        }
+        requestEvents += 1
+        if e.timestamp < firstTimestamp { firstTimestamp = e.timestamp }
+        if e.timestamp > lastTimestamp { lastTimestamp = e.timestamp }
+
+        let (user, newUser) = users.findOrInsert(e.userID)
+        let day = Int32(truncatingIfNeeded: e.timestamp >= 0 ? e.timestamp / 86_400_000_000 : (e.timestamp + 1) / 86_400_000_000 - 1)
+        if newUser {
+            userFirstTs.append(e.timestamp)
+            userFirstVariant.append(UInt8(variantIndex))
+            userVariantMask.append(1 << UInt64(variantIndex))
+            userFirstDay.append(day)
+            userMultiDay.append(false)
+            userSums.append(contentsOf: repeatElement(0, count: streamedMetrics.count * 3))
+        } else {
+            if e.timestamp < userFirstTs[user] {
+                userFirstTs[user] = e.timestamp
+                userFirstVariant[user] = UInt8(variantIndex)
+            }
+            userVariantMask[user] |= 1 << UInt64(variantIndex)
+            if day != userFirstDay[user] { userMultiDay[user] = true }
+        }
+
+        let (conversation, newConversation) = conversations.findOrInsert(hashBytes(e.conversationID))
+        if newConversation { appendConversation() }
+        if conversationUser[conversation] < 0 { conversationUser[conversation] = Int32(user) }
+        conversationTurns[conversation] += 1
+        requestConversation[request] = Int32(conversation)
+
+        // Streamed request metrics.
+        var base = user * streamedMetrics.count * 3
+        for m in streamedMetrics {
+            let x: Double
+            switch metrics[m].source {
+            case .errors: x = e.isOK ? 0 : 1
+            case .field(.latencyMs): x = e.latencyMs
+            case .field(.ttftMs): x = e.ttftMs
+            case .field(.inputTokens): x = e.inputTokens
+            case .field(.outputTokens): x = e.outputTokens
+            default: x = .nan
+            }
+            if !x.isNaN {
+                userSums[base] += x
+                userSums[base + 1] += 1
+                userSums[base + 2] += x * x
+            }
+            base += 3
+        }
+        if !quantileFields.isEmpty {
+            let v = Int(userFirstVariant[user])
+            for (k, f) in quantileFields.enumerated() {
+                let x = f == .latencyMs ? e.latencyMs : f == .ttftMs ? e.ttftMs : f == .inputTokens ? e.inputTokens : e.outputTokens
+                if !x.isNaN { sketches[v][k].add(x) }
+            }
+        }
+    }
+
+    private mutating func appendConversation() {
+        conversationUser.append(-1)
+        conversationTurns.append(0)
+        conversationFeedbackEvents.append(0)
+        conversationSlots.append()
+    }
+
+    private mutating func addFeedback(_ e: EventView) throws(EventRejection) {
+        feedbackEvents += 1
+        let target = feedbackTarget(e.name)
+        guard case .unused = target else {
+            if proportionFeedback.contains(target.name), e.value != 0, e.value != 1 {
+                throw EventRejection(message: "feedback \"\(target.name)\" is a proportion: \"value\" must be 0, 1, true or false, got \(e.value)")
+            }
+            try record(e, target)
+            return
+        }
+        let (i, inserted) = unusedFeedback.findOrInsert(e.name)
+        if inserted { unusedFeedbackCounts.append(0) }
+        unusedFeedbackCounts[i] += 1
+    }
+
+    private mutating func record(_ e: EventView, _ target: FeedbackTarget) throws(EventRejection) {
+        switch target {
+        case .unused:
+            return
+        case .conversation(_, let slot):
+            if e.requestID.count > 0 {
+                let request = requestIndex(e.requestID)
+                requestFeedbackEvents[request] += 1
+                let conversation = requestConversation[request]
+                if conversation >= 0 {
+                    requestFeedbackEvents[request] -= 1
+                    conversationFeedbackEvents[Int(conversation)] += 1
+                    conversationSlots.offer(Int(conversation), slot, value: e.value, ts: e.timestamp, seq: sequence)
+                } else {
+                    pending.append(PendingFeedback(request: Int32(request), slot: Int32(slot), value: e.value, ts: e.timestamp, seq: sequence))
+                }
+            } else {
+                let (conversation, inserted) = conversations.findOrInsert(hashBytes(e.conversationID))
+                if inserted { appendConversation() }
+                conversationFeedbackEvents[conversation] += 1
+                conversationSlots.offer(conversation, slot, value: e.value, ts: e.timestamp, seq: sequence)
+            }
+        case .request(let name, let slot):
+            guard e.requestID.count > 0 else {
+                throw EventRejection(message: "feedback \"\(name)\" is per request: it needs a \"request_id\"")
+            }
+            let request = requestIndex(e.requestID)
+            requestFeedbackEvents[request] += 1
+            requestSlots.offer(request, slot, value: e.value, ts: e.timestamp, seq: sequence)
+        }
+    }
+
+    private mutating func requestIndex(_ id: UnsafeRawBufferPointer) -> Int {
+        let (request, inserted) = requests.findOrInsert(hashBytes(id))
+        if inserted {
+            requestConversation.append(-1)
+            requestFeedbackEvents.append(0)
+            requestSlots.append()
+        }
+        return request
+    }
+
+    private mutating func feedbackTarget(_ name: UnsafeRawBufferPointer) -> FeedbackTarget {
+        for entry in feedbackNameCache where bytesEqual(name, entry.bytes) { return entry.target }
+        let s = String(decoding: name, as: UTF8.self)
+        let target: FeedbackTarget
+        if let slot = conversationFeedback[s] {
+            target = .conversation(s, slot)
+        } else if let slot = requestFeedback[s] {
+            target = .request(s, slot)
+        } else {
+            target = .unused
+        }
+        if target.name.isEmpty { return target }  // unused names are counted, not cached
+        feedbackNameCache.append((Array(name), target))
+        return target
+    }
+
+    /// The per-variant sums of every metric, with data-quality counts.
+    public func finish() -> ExperimentData {
+        let variantNames = (0..<variants.count).map { variants.string($0) }
+        let userCount = users.count
+        var usersPerVariant = Array(repeating: 0, count: variantNames.count)
+        var mixedUsers = 0
+        for u in 0..<userCount {
+            usersPerVariant[Int(userFirstVariant[u])] += 1
+            if userVariantMask[u].nonzeroBitCount > 1 { mixedUsers += 1 }
+        }
+
+        // Resolve conversation-level feedback that arrived before its request.
+        var conversationSlots = self.conversationSlots
+        var conversationFeedbackEvents = self.conversationFeedbackEvents
+        var requestFeedbackEvents = self.requestFeedbackEvents
+        for p in pending {
+            let conversation = requestConversation[Int(p.request)]
+            if conversation >= 0 {
+                requestFeedbackEvents[Int(p.request)] -= 1
+                conversationFeedbackEvents[Int(conversation)] += 1
+                conversationSlots.offer(Int(conversation), Int(p.slot), value: p.value, ts: p.ts, seq: p.seq)
+            }
+        }
+
+        var missingTargets = 0
+        for c in 0..<conversationUser.count where conversationUser[c] < 0 {
+            missingTargets += Int(conversationFeedbackEvents[c])
+        }
+        for r in 0..<requestConversation.count where requestConversation[r] < 0 {
+            missingTargets += Int(requestFeedbackEvents[r])
+        }
+
+        var results: [MetricData] = []
+        var m = [Double](repeating: 0, count: userCount)
+        var d = [Double](repeating: 0, count: userCount)
+        var q = [Double](repeating: 0, count: userCount)
+        for (index, metric) in metrics.enumerated() {
+            if metric.kind == .quantile {
+                let k = quantileFields.firstIndex(of: { if case .field(let f) = metric.source { return f } else { return .latencyMs } }())!
+                results.append(MetricData(metric: metric, perVariant: sketches.map { _ in RatioMoments() },
+                                          unitMoments: sketches.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
+                                          quantiles: sketches.map { $0[k].quantile(metric.quantile ?? 0.5) },
+                                          quantileCounts: sketches.map { $0[k].count }))
+                continue
+            }
+            for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
+            func add(_ user: Int, _ x: Double) {
+                m[user] += x
+                d[user] += 1
+                q[user] += x * x
+            }
+            switch metric.source {
+            case .feedback(let name):
+                if metric.level == .request {
+                    let slot = requestFeedback[name]!
+                    for r in 0..<requestConversation.count where requestConversation[r] >= 0 {
+                        if let x = requestSlots.value(r, slot) {
+                            add(Int(conversationUser[Int(requestConversation[r])]), x)
+                        }
+                    }
+                } else {
+                    let slot = conversationFeedback[name]!
+                    for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
+                        if let x = conversationSlots.value(c, slot) { add(Int(conversationUser[c]), x) }
+                    }
+                }
+            case .turns:
+                for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
+                    add(Int(conversationUser[c]), Double(conversationTurns[c]))
+                }
+            case .repeatUsage:
+                for u in 0..<userCount { add(u, userMultiDay[u] ? 1 : 0) }
+            case .errors, .field:
+                let position = streamedMetrics.firstIndex(of: index)!
+                let stride = streamedMetrics.count * 3
+                for u in 0..<userCount {
+                    m[u] = userSums[u * stride + position * 3]
+                    d[u] = userSums[u * stride + position * 3 + 1]
+                    q[u] = userSums[u * stride + position * 3 + 2]
+                }
+            }
+            var perVariant = Array(repeating: RatioMoments(), count: variantNames.count)
+            var units = Array(repeating: SampleMoments(n: 0, sum: 0, sumOfSquares: 0), count: variantNames.count)
+            for u in 0..<userCount where d[u] > 0 {
+                let v = Int(userFirstVariant[u])
+                perVariant[v].add(numerator: m[u], denominator: d[u])
+                units[v].n += d[u]
+                units[v].sum += m[u]
+                units[v].sumOfSquares += q[u]
+            }
+            results.append(MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil))
+        }
+
+        var requestsPerVariant = Array(repeating: 0, count: variantNames.count)
+        for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
+            requestsPerVariant[Int(userFirstVariant[Int(conversationUser[c])])] += Int(conversationTurns[c])
+        }
+
+        let quality = DataQuality(
+            usersInSeveralVariants: mixedUsers,
+            feedbackWithMissingTarget: missingTargets,
+            duplicateRequestIDs: duplicateRequests,
+            otherExperiments: (0..<otherExperiments.count).map { (otherExperiments.string($0), otherExperimentEvents[$0]) }
+                .sorted { $0.1 > $1.1 }.map { NamedCount(name: $0.0, count: $0.1) },
+            unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
+                .sorted { $0.count > $1.count })
+        return ExperimentData(
+            experiment: experiment ?? "",
+            variants: zip(variantNames.indices, variantNames).map {
+                VariantData(name: $1, users: usersPerVariant[$0], requests: requestsPerVariant[$0])
+            },
+            metrics: results,
+            requestEvents: requestEvents,
+            feedbackEvents: feedbackEvents,
+            firstTimestamp: requestEvents > 0 ? firstTimestamp : nil,
+            lastTimestamp: requestEvents > 0 ? lastTimestamp : nil,
+            dataQuality: quality,
+            memoryBytes: memoryBytes)
+    }
+
+    /// An estimate of the bytes the aggregator holds, for the report's footer and the benchmark.
+    public var memoryBytes: Int {
+        users.memoryBytes + userFirstTs.capacity * 8 + userFirstVariant.capacity + userVariantMask.capacity * 8
+            + userFirstDay.capacity * 4 + userMultiDay.capacity + userSums.capacity * 8
+            + conversations.memoryBytes + conversationUser.capacity * 4 + conversationTurns.capacity * 4
+            + conversationFeedbackEvents.capacity * 4 + conversationSlots.memoryBytes
+            + requests.memoryBytes + requestConversation.capacity * 4 + requestFeedbackEvents.capacity * 4
+            + requestSlots.memoryBytes + pending.capacity * 32
+    }
+}
+
+@inline(__always)
+func bytesEqual(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    return b.withUnsafeBytes { bb in a.count == 0 || memcmp(a.baseAddress!, bb.baseAddress!, a.count) == 0 }
+}
+
+private enum FeedbackTarget {
+    case conversation(String, Int)
+    case request(String, Int)
+    case unused
+
+    var name: String {
+        switch self {
+        case .conversation(let n, _), .request(let n, _): return n
+        case .unused: return ""
+        }
+    }
+}
+
+private struct PendingFeedback {
+    var request: Int32
+    var slot: Int32
+    var value: Double
+    var ts: Int64
+    var seq: UInt32
+}
+
+/// "Last feedback" slots, `width` per unit: the value with the latest timestamp, ties to the later line.
+struct FeedbackSlots {
+    let width: Int
+    private var values: [Double] = []
+    private var timestamps: [Int64] = []
+    private var sequences: [UInt32] = []
+
+    init(width: Int) { self.width = width }
+
+    mutating func append() {
+        guard width > 0 else { return }
+        for _ in 0..<width {
+            values.append(0)
+            timestamps.append(.min)
+            sequences.append(0)
+        }
+    }
+
+    mutating func offer(_ unit: Int, _ slot: Int, value: Double, ts: Int64, seq: UInt32) {
+        let i = unit * width + slot
+        if ts > timestamps[i] || (ts == timestamps[i] && seq >= sequences[i]) {
+            values[i] = value
+            timestamps[i] = ts
+            sequences[i] = seq
+        }
+    }
+
+    func value(_ unit: Int, _ slot: Int) -> Double? {
+        let i = unit * width + slot
+        return sequences[i] == 0 ? nil : values[i]
+    }
+
+    var memoryBytes: Int { values.capacity * 8 + timestamps.capacity * 8 + sequences.capacity * 4 }
+}

@@ -1,0 +1,94 @@
+/// A problem in an event log, located by file and line.
+public struct EventLogError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var line: Int?
+    public var column: Int?
+    public var message: String
+
+    public var description: String {
+        var s = path
+        if let line { s += ":\(line)" }
+        if let column { s += ":\(column)" }
+        return s + ": " + message
+    }
+}
+
+/// Reads an event log into the per-variant sums of an experiment.
+public enum EventLog {
+    public struct Options {
+        public var experiment: String?
+        public var metrics: [Metric] = Metric.builtIn
+        /// Count and report malformed lines instead of stopping at the first.
+        public var skipInvalid = false
+        /// Called after each block with bytes read and the file size (nil for a pipe).
+        public var progress: ((Int64, Int64?) -> Void)?
+        public init() {}
+    }
+
+    public static func aggregate(path: String, options: Options) throws -> ExperimentData {
+        var reader: LineReader
+        do { reader = try LineReader(path: path) } catch { throw error }
+        var parser = EventParser()
+        var aggregator = EventAggregator(metrics: options.metrics, experiment: options.experiment)
+        var skipped = 0
+        var examples: [String] = []
+        var blank = 0
+        var lines = 0
+        let total = reader.totalBytes
+        let progress = options.progress
+        let skipInvalid = options.skipInvalid
+        do throws(ReadError<EventLogError>) {
+            try reader.forEachLine(progress: progress.map { p in { p($0, total) } }) { (line, number) throws(EventLogError) in
+                lines = number
+                if line.count == 0 || isBlank(line) { blank += 1; return }
+                do {
+                    let event = try parser.parse(line)
+                    do throws(EventRejection) { try aggregator.add(event) } catch {
+                        throw EventLogError(path: path, line: number, message: error.message)
+                    }
+                } catch let error as EventParseError {
+                    let e = EventLogError(path: path, line: number, column: error.column, message: error.message)
+                    guard skipInvalid else { throw e }
+                    skipped += 1
+                    if examples.count < 5 { examples.append("line \(number): \(error.message)") }
+                } catch let error as EventLogError {
+                    guard skipInvalid else { throw error }
+                    skipped += 1
+                    if examples.count < 5 { examples.append("line \(number): \(error.message)") }
+                } catch {
+                    throw EventLogError(path: path, line: number, message: "\(error)")
+                }
+            }
+        } catch {
+            switch error {
+            case .file(let f): throw f
+            case .body(let e): throw e
+            }
+        }
+        var data = aggregator.finish()
+        data.dataQuality.linesSkipped = skipped
+        data.dataQuality.skippedExamples = examples
+        data.dataQuality.blankLines = blank
+        if lines == 0 || (lines == blank) {
+            throw EventLogError(path: path, message: "no events: the file is empty")
+        }
+        if let wanted = options.experiment, data.requestEvents == 0 && data.feedbackEvents == 0 {
+            let others = data.dataQuality.otherExperiments.map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ")
+            throw EventLogError(path: path, message: "experiment \"\(wanted)\" not found" + (others.isEmpty ? "" : "; the log holds: \(others)"))
+        }
+        if options.experiment == nil, !data.dataQuality.otherExperiments.isEmpty {
+            let all = [NamedCount(name: data.experiment, count: data.requestEvents + data.feedbackEvents)] + data.dataQuality.otherExperiments
+            throw EventLogError(path: path, message: "the log holds several experiments: "
+                + all.map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ") + "; choose one with --experiment")
+        }
+        if skipped > 0 && data.requestEvents == 0 {
+            throw EventLogError(path: path, message: "no valid request events (\(skipped) lines skipped as invalid; first: \(examples.first ?? ""))")
+        }
+        return data
+    }
+
+    private static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
+        for b in line where b != 0x20 && b != 0x09 && b != 0x0D { return false }
+        return true
+    }
+}

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file that could not be opened or read.
+public struct FileError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+    public var description: String { "\(path): \(message)" }
+}
+
+/// Reads a file (or standard input, as "-") line by line in large blocks, handing out each line's bytes
+/// without copying them.
+///
+/// Why not `FileHandle` or `String(contentsOf:)`: the analysis reads gigabytes at a million lines per second,
+/// and memory must not grow with the file.
+public struct LineReader: ~Copyable {
+    public let path: String
+    private let fd: Int32
+    private var buffer: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// Total bytes in the file, when it is a regular file (for progress).
+    public let totalBytes: Int64?
+
+    public init(path: String, blockSize: Int = 4 << 20) throws(FileError) {
+        self.path = path
+        if path == "-" {
+            fd = 0
+        } else {
+            fd = open(path, O_RDONLY)
+            if fd < 0 { throw FileError(path: path, message: String(cString: strerror(errno))) }
+        }
+        var st = stat()
+        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
+            totalBytes = Int64(st.st_size)
+        } else if fd != 0 && fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+            close(fd)
+            throw FileError(path: path, message: "is a directory, not an event log")
+        } else {
+            totalBytes = nil
+        }
+        capacity = blockSize
+        buffer = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit {
+        buffer.deallocate()
+        if fd > 0 { close(fd) }
+    }
+
+    /// Calls `body` with each line (without its newline) and its 1-based number; `progress` gets the
+    /// bytes consumed so far after each block.
+    public mutating func forEachLine<E: Error>(
+        progress: ((Int64) -> Void)? = nil,
+        _ body: (UnsafeRawBufferPointer, Int) throws(E) -> Void
+    ) throws(ReadError<E>) {
+        var filled = 0
+        var lineNumber = 0
+        var consumed: Int64 = 0
+        var eof = false
+        while !eof {
+            if filled == capacity {
+                // A line longer than the buffer: grow it.
+                let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity * 2, alignment: 16)
+                bigger.copyMemory(from: buffer, byteCount: filled)
+                buffer.deallocate()
+                buffer = bigger
+                capacity *= 2
+            }
+            let n = read(fd, buffer + filled, capacity - filled)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .file(FileError(path: path, message: String(cString: strerror(errno))))
+            }
+            if n == 0 { eof = true }
+            filled += n
+            var start = 0
+            while start < filled {
+                let remaining = filled - start
+                guard let nl = memchr(buffer + start, 0x0A, remaining) else { break }
+                let length = buffer.distance(to: nl) - start
+                lineNumber += 1
+                var lineLength = length
+                if lineLength > 0 && buffer.load(fromByteOffset: start + lineLength - 1, as: UInt8.self) == 0x0D { lineLength -= 1 }
+                do { try body(UnsafeRawBufferPointer(start: buffer + start, count: lineLength), lineNumber) } catch { throw .body(error) }
+                start += length + 1
+            }
+            if eof && start < filled {
+                // The last line has no newline.
+                lineNumber += 1
+                var lineLength = filled - start
+                if buffer.load(fromByteOffset: start + lineLength - 1, as: UInt8.self) == 0x0D { lineLength -= 1 }
+                do { try body(UnsafeRawBufferPointer(start: buffer + start, count: lineLength), lineNumber) } catch { throw .body(error) }
+                start = filled
+            }
+            consumed += Int64(start)
+            if start > 0 {
+                memmove(buffer, buffer + start, filled - start)
+                filled -= start
+            }
+            progress?(consumed)
+        }
+    }
+}
+
+/// Either the file failed or the line handler threw.
+public enum ReadError<Body: Error>: Error {
+    case file(FileError)
+    case body(Body)
+}

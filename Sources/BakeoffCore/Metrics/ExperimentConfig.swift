@@ -1,0 +1,150 @@
+import Foundation
+
+/// An experiment's plan as a JSON file: its name, split, control, alpha, power, metrics and their roles.
+///
+/// Example (all keys optional):
+/// ```json
+/// {"experiment": "support-bot-v2", "control": "control",
+///  "variants": [{"name": "control", "weight": 0.8}, {"name": "treatment", "weight": 0.2}],
+///  "alpha": 0.05, "power": 0.8, "primary_metric": "task_completion", "mde_relative": 0.05,
+///  "metrics": [{"name": "resolved", "feedback": "resolved", "level": "conversation",
+///               "kind": "proportion", "goal": "up", "role": "secondary"}]}
+/// ```
+public struct ExperimentConfig: Sendable {
+    public var experiment: String?
+    public var control: String?
+    public var allocation: Allocation?
+    public var alpha: Double?
+    public var power: Double?
+    public var primaryMetric: String?
+    public var minimumDetectableEffect: Double?
+    public var minimumDetectableEffectIsRelative = false
+    public var metrics: [Metric] = Metric.builtIn
+
+    public init() {}
+
+    public static func load(path: String) throws -> ExperimentConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw FileError(path: path, message: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
+        }
+        return try parse(data, source: path)
+    }
+
+    public static func parse(_ data: Data, source: String) throws(ConfigError) -> ExperimentConfig {
+        var root = try ConfigObject.parse(data, source: source)
+        var config = ExperimentConfig()
+        config.experiment = try root.string("experiment")
+        config.control = try root.string("control")
+        config.alpha = try root.double("alpha", in: 1e-12...0.5)
+        config.power = try root.double("power", in: 0.01...0.999999)
+        if let split = try root.double("split") {
+            do { config.allocation = try Allocation(split: split) } catch { throw root.fail("split", error.message) }
+        }
+        if let variants = try root.objects("variants") {
+            if config.allocation != nil { throw root.fail("variants", "give either \"split\" or \"variants\", not both") }
+            var arms: [Allocation.Arm] = []
+            for var v in variants {
+                guard let name = try v.string("name") else { throw v.fail("name", "each variant needs a \"name\"") }
+                guard let weight = try v.double("weight", in: 0...1) else { throw v.fail("weight", "each variant needs a \"weight\"") }
+                try v.finish()
+                arms.append(Allocation.Arm(name: name, weight: weight))
+            }
+            do { config.allocation = try Allocation(arms: arms) } catch { throw root.fail("variants", error.message) }
+        }
+        if let mde = try root.double("mde") {
+            config.minimumDetectableEffect = mde
+        }
+        if let mde = try root.double("mde_relative") {
+            if config.minimumDetectableEffect != nil { throw root.fail("mde_relative", "give either \"mde\" or \"mde_relative\", not both") }
+            config.minimumDetectableEffect = mde
+            config.minimumDetectableEffectIsRelative = true
+        }
+        let builtIn = try root.bool("builtin_metrics") ?? true
+        var metrics = builtIn ? Metric.builtIn : []
+        if let entries = try root.objects("metrics") {
+            for var entry in entries {
+                let metric = try readMetric(&entry, existing: metrics)
+                try entry.finish()
+                if let i = metrics.firstIndex(where: { $0.name == metric.name }) { metrics[i] = metric } else { metrics.append(metric) }
+                if metric.role == .primary {
+                    for i in metrics.indices where metrics[i].name != metric.name && metrics[i].role == .primary {
+                        metrics[i].role = .secondary
+                    }
+                }
+            }
+        }
+        if let primary = try root.string("primary_metric") {
+            guard let i = metrics.firstIndex(where: { $0.name == primary }) else {
+                throw root.fail("primary_metric", "\"\(primary)\" is not a metric (metrics: \(metrics.map(\.name).joined(separator: ", ")))")
+            }
+            guard metrics[i].kind != .quantile else { throw root.fail("primary_metric", "a quantile metric cannot be primary yet") }
+            for j in metrics.indices where metrics[j].role == .primary { metrics[j].role = .secondary }
+            metrics[i].role = .primary
+            config.primaryMetric = primary
+        }
+        if metrics.isEmpty { throw root.fail("metrics", "no metrics: set \"builtin_metrics\" to true or define some") }
+        var seenFeedback: [String: MetricLevel] = [:]
+        for m in metrics {
+            if case .feedback(let name) = m.source {
+                if let level = seenFeedback[name], level != m.level, level == .request || m.level == .request {
+                    throw root.fail("metrics", "feedback \"\(name)\" is used both per request and per conversation; use one level")
+                }
+                seenFeedback[name] = m.level
+            }
+        }
+        config.metrics = metrics
+        try root.finish()
+        return config
+    }
+
+    static func readMetric(_ o: inout ConfigObject, existing: [Metric]) throws(ConfigError) -> Metric {
+        guard let name = try o.string("name"), !name.isEmpty else { throw o.fail("name", "each metric needs a \"name\"") }
+        let base = existing.first { $0.name == name }
+        let feedback = try o.string("feedback")
+        let field = try o.enumValue("field", RequestField.self)
+        if feedback != nil && field != nil { throw o.fail("field", "give either \"feedback\" or \"field\", not both") }
+        let source: MetricSource
+        if let feedback { source = .feedback(feedback) } else if let field { source = .field(field) } else if let base {
+            source = base.source
+        } else {
+            throw o.fail("feedback", "a new metric needs \"feedback\" (a feedback name) or \"field\" (\(RequestField.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let kind = try o.enumValue("kind", MetricKind.self) ?? base?.kind ?? (field != nil ? .mean : .proportion)
+        var level = try o.enumValue("level", MetricLevel.self) ?? base?.level ?? (field != nil ? .request : .conversation)
+        if case .field = source {
+            guard level == .request else { throw o.fail("level", "request fields are per request") }
+        }
+        if case .feedback = source, level == .user {
+            throw o.fail("level", "feedback metrics are per \"conversation\" or per \"request\"")
+        }
+        if base == nil, case .field = source { level = .request }
+        var quantile = base?.quantile
+        if let q = try o.double("quantile") {
+            guard q > 0 && q < 1 else { throw o.fail("quantile", "must be between 0 and 1, got \(q)") }
+            quantile = q
+        }
+        if kind == .quantile {
+            guard case .field = source else { throw o.fail("kind", "quantiles are computed from request fields (\"field\")") }
+            guard quantile != nil else { throw o.fail("quantile", "a quantile metric needs \"quantile\" (for example 0.95)") }
+        }
+        let goal = try o.enumValue("goal", Goal.self) ?? base?.goal ?? .up
+        let role = try o.enumValue("role", MetricRole.self) ?? base?.role ?? .secondary
+        if role == .primary && kind == .quantile { throw o.fail("role", "a quantile metric cannot be primary yet") }
+        let title = try o.string("title") ?? base?.title
+        return Metric(name: name, title: title, level: level, kind: kind, goal: goal, role: role, source: source,
+                      quantile: kind == .quantile ? quantile : nil)
+    }
+
+    /// The analysis plan this config describes, before command-line overrides.
+    public var plan: AnalysisPlan {
+        var plan = AnalysisPlan()
+        if let alpha { plan.alpha = alpha }
+        if let power { plan.power = power }
+        plan.control = control
+        plan.allocation = allocation
+        plan.primaryMetric = primaryMetric
+        plan.minimumDetectableEffect = minimumDetectableEffect
+        plan.minimumDetectableEffectIsRelative = minimumDetectableEffectIsRelative
+        return plan
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+
+/// The unit a metric's values belong to; users always remain the unit of randomization.
+public enum MetricLevel: String, Sendable, Codable, CaseIterable {
+    case conversation, request, user
+}
+
+/// How values are summarized.
+public enum MetricKind: String, Sendable, Codable, CaseIterable {
+    /// Values 0 or 1; the mean is a rate.
+    case proportion
+    /// Any numeric values; the mean is compared.
+    case mean
+    /// A quantile of request values (latency, TTFT); shown with relative change.
+    case quantile
+}
+
+/// Which direction of change is good.
+public enum Goal: String, Sendable, Codable, CaseIterable {
+    case up, down, none
+}
+
+/// What part a metric plays in the decision.
+public enum MetricRole: String, Sendable, Codable, CaseIterable {
+    case primary, secondary, guardrail
+}
+
+/// A number recorded on each request event.
+public enum RequestField: String, Sendable, Codable, CaseIterable {
+    case latencyMs = "latency_ms"
+    case ttftMs = "ttft_ms"
+    case inputTokens = "input_tokens"
+    case outputTokens = "output_tokens"
+}
+
+/// Where a metric's per-unit value comes from.
+public enum MetricSource: Sendable, Equatable, Hashable {
+    /// The last feedback event of this name on the unit (latest `ts`, ties by file order).
+    case feedback(String)
+    /// The number of request events in a conversation.
+    case turns
+    /// 1 when the user has requests on two or more distinct UTC days.
+    case repeatUsage
+    /// 1 when a request's status is not `ok`.
+    case errors
+    /// A numeric field of the request event.
+    case field(RequestField)
+}
+
+/// A metric of the experiment, in the user's words: what it measures, at which level, which way is good.
+public struct Metric: Sendable, Equatable {
+    /// Machine name, as in JSON output and `--config` (`task_completion`).
+    public var name: String
+    /// Display name for tables (`Task completion`).
+    public var title: String
+    public var level: MetricLevel
+    public var kind: MetricKind
+    public var goal: Goal
+    public var role: MetricRole
+    public var source: MetricSource
+    /// For quantile metrics: the quantile in (0, 1).
+    public var quantile: Double?
+
+    public init(name: String, title: String? = nil, level: MetricLevel, kind: MetricKind, goal: Goal,
+                role: MetricRole = .secondary, source: MetricSource, quantile: Double? = nil) {
+        self.name = name
+        self.title = title ?? Metric.defaultTitle(name)
+        self.level = level
+        self.kind = kind
+        self.goal = goal
+        self.role = role
+        self.source = source
+        self.quantile = quantile
+    }
+
+    static func defaultTitle(_ name: String) -> String {
+        let spaced = name.replacingOccurrences(of: "_", with: " ")
+        return spaced.prefix(1).uppercased() + spaced.dropFirst()
+    }
+
+    /// The metrics of the seed's list, with the definitions of the README.
+    public static let builtIn: [Metric] = [
+        Metric(name: "task_completion", title: "Task completion", level: .conversation, kind: .proportion, goal: .up,
+               role: .primary, source: .feedback("task_completed")),
+        Metric(name: "escalation_rate", title: "Escalation rate", level: .conversation, kind: .proportion, goal: .down,
+               role: .guardrail, source: .feedback("escalated")),
+        Metric(name: "csat", title: "CSAT", level: .conversation, kind: .mean, goal: .up, source: .feedback("csat")),
+        Metric(name: "avg_turns", title: "Avg turns", level: .conversation, kind: .mean, goal: .down, source: .turns),
+        Metric(name: "thumbs_up_rate", title: "Thumbs up", level: .request, kind: .proportion, goal: .up,
+               source: .feedback("thumbs_up")),
+        Metric(name: "repeat_usage", title: "Repeat usage", level: .user, kind: .proportion, goal: .up, source: .repeatUsage),
+        Metric(name: "error_rate", title: "Error rate", level: .request, kind: .proportion, goal: .down,
+               role: .guardrail, source: .errors),
+        Metric(name: "output_tokens", title: "Output tokens", level: .request, kind: .mean, goal: .none,
+               source: .field(.outputTokens)),
+        Metric(name: "latency_p50", title: "Latency P50", level: .request, kind: .quantile, goal: .down,
+               source: .field(.latencyMs), quantile: 0.50),
+        Metric(name: "latency_p95", title: "Latency P95", level: .request, kind: .quantile, goal: .down,
+               source: .field(.latencyMs), quantile: 0.95),
+        Metric(name: "latency_p99", title: "Latency P99", level: .request, kind: .quantile, goal: .down,
+               source: .field(.latencyMs), quantile: 0.99),
+        Metric(name: "ttft_p50", title: "TTFT P50", level: .request, kind: .quantile, goal: .down,
+               source: .field(.ttftMs), quantile: 0.50),
+        Metric(name: "ttft_p95", title: "TTFT P95", level: .request, kind: .quantile, goal: .down,
+               source: .field(.ttftMs), quantile: 0.95),
+    ]
+}

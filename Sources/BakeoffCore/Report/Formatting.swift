@@ -1,0 +1,117 @@
+import BakeoffStatistics
+
+/// Human formatting of report numbers: rates as percentages, latencies in ms or s, p-values as people read them.
+
+func formatP(_ p: Double) -> String {
+    if p < 0.0001 { return "<0.0001" }
+    if p < 0.01 { return fixed(p, 4) }
+    if p < 0.995 { return significant(p, 2) }
+    return "1.00"
+}
+
+func fixed(_ x: Double, _ decimals: Int) -> String {
+    guard x.isFinite else { return x.isNaN ? "n/a" : (x > 0 ? "inf" : "-inf") }
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let negative = x < 0
+    let r = (abs(x) * scale).rounded()
+    if r >= 9e15 { return String(x) }
+    let n = Int64(r)
+    let whole = n / Int64(scale)
+    var frac = String(n % Int64(scale))
+    while frac.count < decimals { frac = "0" + frac }
+    let s = decimals > 0 ? "\(whole).\(frac)" : "\(whole)"
+    return negative && r != 0 ? "-" + s : s
+}
+
+func significant(_ x: Double, _ digits: Int) -> String {
+    guard x != 0, x.isFinite else { return fixed(x, digits) }
+    var magnitude = 0
+    var a = abs(x)
+    while a >= 10 { a /= 10; magnitude += 1 }
+    while a < 1 { a *= 10; magnitude -= 1 }
+    return fixed(x, max(0, digits - 1 - magnitude))
+}
+
+/// A metric value: "71.3%" for a rate, "2.10 s" for a latency, "3.80" for a mean.
+func formatValue(_ x: Double?, _ metric: Metric, signed: Bool = false) -> String {
+    guard let x, x.isFinite else { return "n/a" }
+    let sign = signed && x > 0 ? "+" : ""
+    switch metric.kind {
+    case .proportion:
+        return sign + fixed(x * 100, 1) + (signed ? " pp" : "%")
+    case .quantile:
+        if case .field(let f) = metric.source, f == .latencyMs || f == .ttftMs {
+            return sign + (abs(x) >= 1000 ? fixed(x / 1000, 2) + " s" : fixed(x, 0) + " ms")
+        }
+        return sign + fixed(x, 1)
+    case .mean:
+        let a = abs(x)
+        return sign + (a >= 100 ? fixed(x, 1) : a >= 1 ? fixed(x, 2) : significant(x, 3))
+    }
+}
+
+/// A difference in the metric's unit with its sign ("+7.6 pp", "-0.30").
+func formatSigned(_ x: Double?, _ metric: Metric) -> String { formatValue(x, metric, signed: true) }
+
+/// A relative change as a signed percentage ("+10.7%").
+func formatPercent(_ x: Double?) -> String {
+    guard let x, x.isFinite else { return "n/a" }
+    let v = x * 100
+    let text = abs(v) >= 100 ? fixed(v, 0) : fixed(v, 1)
+    return (v > 0 && text != "0.0" ? "+" : "") + text + "%"
+}
+
+func formatPercentBare(_ x: Double) -> String {
+    guard x.isFinite else { return x > 0 ? "+inf" : "-inf" }
+    let v = x * 100
+    let text = abs(v) >= 100 ? fixed(v, 0) : fixed(v, 1)
+    return (v > 0 ? "+" : "") + text
+}
+
+/// "+10.7% [+6.1, +15.4]" with Fieller's set; unbounded sets are spelled out.
+func formatLift(_ r: MetricResult) -> String {
+    guard let lift = r.relativeLift else { return r.control.mean == 0 ? "n/a (control is 0)" : "n/a" }
+    var s = formatPercent(lift)
+    switch r.relativeInterval {
+    case .bounded(let lo, let hi)?: s += " [\(formatPercentBare(lo)), \(formatPercentBare(hi))]"
+    case .exclusive?, .unbounded?: s += " [unbounded]"
+    case nil: break
+    }
+    return s
+}
+
+func formatInterval(_ ci: ConfidenceInterval?, _ metric: Metric) -> String {
+    guard let ci else { return "" }
+    return "[\(formatSigned(ci.lower, metric)), \(formatSigned(ci.upper, metric))]"
+}
+
+/// Pads to a width (by characters), left or right aligned.
+func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
+    let n = s.count
+    if n >= width { return s }
+    let fill = String(repeating: " ", count: width - n)
+    return right ? fill + s : s + fill
+}
+
+/// An aligned plain-text table: first column left, the others right-aligned.
+func renderTable(_ header: [String], _ rows: [[String]], leftAligned: Set<Int> = [0]) -> String {
+    var widths = header.map(\.count)
+    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { i, c in pad(c, widths[i], right: !leftAligned.contains(i)) }
+            .joined(separator: "  ").replacingTrailingSpaces()
+    }
+    var out = line(header) + "\n"
+    out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+    for row in rows { out += line(row) + "\n" }
+    return out
+}
+
+extension String {
+    func replacingTrailingSpaces() -> String {
+        var s = self
+        while s.last == " " { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,288 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+@preconcurrency import Darwin
+#endif
+import BakeoffCore
+import BakeoffStatistics
+import Foundation
+
+let usageText = """
+bakeoff — A/B testing for fine-tuned LLMs
+
+USAGE: bakeoff <command> [options]
+
+COMMANDS:
+  analyze    Analyse an experiment's event log: lift, CI, p-value, decision
+  plan       Users needed per group for a metric and effect (sample size)
+  assign     Deterministic assignment of user IDs (stdin) to variants
+  simulate   Generate an event log with known truth (presets or a spec)
+  help       Show help for a command: bakeoff help analyze
+
+Run 'bakeoff <command> --help' for a command's options.
+"""
+
+let analyzeHelp = """
+USAGE: bakeoff analyze EVENTS.jsonl [options]
+
+Reads a JSON Lines event log (or - for stdin) and prints the experiment report.
+
+OPTIONS:
+  --experiment NAME     Experiment to analyse (required when the log holds several)
+  --config FILE         Experiment config: split, control, metrics, roles, alpha, power, MDE
+  --alpha A             Significance level (default 0.05, or the config's)
+  --power P             Planned power for the keep-running estimate (default 0.8)
+  --split S             Planned treatment share, for the sample-ratio check
+  --variants a=0.5,b=0.5  Planned split of several variants (instead of --split)
+  --control NAME        Control variant (default "control", else the first planned arm)
+  --primary METRIC      Primary metric (default task_completion)
+  --mde D               Planned minimum detectable effect of the primary metric (absolute)
+  --mde-relative R      ... or relative to the control mean
+  --unit user|event     user (default): user-level test; event: the seed's naive test
+  --format table|markdown|json   Output format (default table)
+  --skip-invalid        Count and report malformed lines instead of stopping
+"""
+
+let planHelp = """
+USAGE: bakeoff plan --baseline B --mde D [options]
+
+Users needed per group (Student t-test power, noncentral t, solved exactly; equals statsmodels TTestIndPower).
+
+OPTIONS:
+  --baseline B          Control's current value: a rate in (0,1), or a mean with --std
+  --mde D               Smallest difference to detect (absolute; see --mde-relative)
+  --mde-relative        Read --mde as a fraction of the baseline
+  --std S               Standard deviation of a mean metric (effect size = mde/std)
+  --alpha A             Significance level (default 0.05)
+  --power P             Power (default 0.8)
+  --split S             Treatment's share of traffic (default 0.5; the seed's case study ran 0.2)
+  --one-sided           One-sided test
+  --daily-users N       Users per day, to print the days needed
+  --format table|json   Output format (default table)
+"""
+
+let assignHelp = """
+USAGE: bakeoff assign --experiment NAME (--split S | --variants a=0.5,b=0.3,c=0.2) < ids.txt
+
+Reads user IDs, one per line, from stdin and writes each one's variant, one per line, in order.
+Same result as the seed's ABRouter: md5("{experiment}:{user_id}") as an integer, % 10000 / 10000,
+treatment when below the split. With --variants, consecutive ranges in the order given.
+"""
+
+let simulateHelp = """
+USAGE: bakeoff simulate (--preset seed-case-study|aa | --spec FILE) [options]
+
+Writes a simulated event log (JSON Lines) with known truth.
+
+OPTIONS:
+  --preset NAME         seed-case-study (80/20, 14 days, the seed's rates) or aa (no difference)
+  --spec FILE           A JSON spec (see README); a "preset" key inside starts from a preset
+  --users N             Number of users
+  --days N              Duration in days
+  --seed N              Random seed (default 1)
+  --experiment NAME     Experiment name
+  --output FILE         Write to FILE instead of stdout
+"""
+
+enum ExitCode: Int32 {
+    case ok = 0
+    case failure = 1
+    case usage = 2
+}
+
+func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
+    if args.wantsHelp { print(analyzeHelp); return .ok }
+    let configPath = try args.option("--config")
+    var config = ExperimentConfig()
+    if let configPath { config = try ExperimentConfig.load(path: configPath) }
+    var plan = config.plan
+    let experiment = try args.option("--experiment") ?? config.experiment
+    if let a = try args.double("--alpha") {
+        guard a > 0 && a < 1 else { throw UsageError("--alpha must be between 0 and 1, got \(a)") }
+        plan.alpha = a
+    }
+    if let p = try args.double("--power") {
+        guard p > 0 && p < 1 else { throw UsageError("--power must be between 0 and 1, got \(p)") }
+        plan.power = p
+    }
+    if let allocation = try allocationOption(&args) { plan.allocation = allocation }
+    if let c = try args.option("--control") { plan.control = c }
+    if let primary = try args.option("--primary") {
+        guard config.metrics.contains(where: { $0.name == primary && $0.kind != .quantile }) else {
+            throw UsageError("--primary: \"\(primary)\" is not a metric (metrics: \(config.metrics.filter { $0.kind != .quantile }.map(\.name).joined(separator: ", ")))")
+        }
+        plan.primaryMetric = primary
+    }
+    if let mde = try args.double("--mde") { plan.minimumDetectableEffect = mde; plan.minimumDetectableEffectIsRelative = false }
+    if let mde = try args.double("--mde-relative") { plan.minimumDetectableEffect = mde; plan.minimumDetectableEffectIsRelative = true }
+    if let unit = try args.choice("--unit", AnalysisUnit.self) { plan.unit = unit }
+    let format = try args.choice("--format", ReportFormat.self) ?? .table
+    var options = EventLog.Options()
+    options.experiment = experiment
+    options.metrics = config.metrics
+    options.skipInvalid = args.flag("--skip-invalid")
+    let paths = try args.positionals()
+    guard paths.count == 1 else {
+        throw UsageError(paths.isEmpty ? "give the event log to analyse: bakeoff analyze EVENTS.jsonl" : "analyze takes one event log, got \(paths.count)")
+    }
+    let bar = ProgressBar(label: "reading \(paths[0])")
+    options.progress = { bar.update(done: $0, total: $1) }
+    let data: ExperimentData
+    do {
+        data = try EventLog.aggregate(path: paths[0], options: options)
+        bar.finish()
+    } catch {
+        bar.finish()
+        throw error
+    }
+    let report = try Analysis.run(data, plan: plan)
+    let out = OutputBuffer()
+    out.write(report.render(format))
+    out.flush()
+    return .ok
+}
+
+func allocationOption(_ args: inout Arguments) throws -> Allocation? {
+    let split = try args.double("--split")
+    let variants = try args.option("--variants")
+    if split != nil && variants != nil { throw UsageError("give either --split or --variants, not both") }
+    do {
+        if let split { return try Allocation(split: split) }
+        if let variants { return try Allocation(parsing: variants) }
+    } catch {
+        throw UsageError("\(split != nil ? "--split" : "--variants"): \(error)")
+    }
+    return nil
+}
+
+func runPlan(_ args: inout Arguments) throws -> ExitCode {
+    if args.wantsHelp { print(planHelp); return .ok }
+    guard let baseline = try args.double("--baseline") else { throw UsageError("--baseline is required (the control's current rate, e.g. 0.75)") }
+    guard let mde = try args.double("--mde") else { throw UsageError("--mde is required (the smallest difference to detect, e.g. 0.05)") }
+    var q = SampleSizeQuestion(baseline: baseline, minimumDetectableEffect: mde)
+    q.relative = args.flag("--mde-relative")
+    q.standardDeviation = try args.double("--std")
+    if let a = try args.double("--alpha") { q.alpha = a }
+    if let p = try args.double("--power") { q.power = p }
+    if let s = try args.double("--split") { q.treatmentShare = s }
+    q.oneSided = args.flag("--one-sided")
+    q.dailyUsers = try args.double("--daily-users")
+    let format = try args.choice("--format", PlanFormat.self) ?? .table
+    try args.finish()
+    let result = try SampleSize.solve(q)
+    switch format {
+    case .json:
+        var w = JSONWriter()
+        w.object { w in
+            w.value("control_n", result.controlN)
+            w.value("treatment_n", result.treatmentN)
+            w.value("total_n", result.totalN)
+            w.value("effect_size", result.effectSize)
+            w.value("exact_control_n", result.exactControlN)
+            w.value("absolute_effect", result.absoluteEffect)
+            w.value("alpha", q.alpha)
+            w.value("power", q.power)
+            w.value("treatment_share", q.treatmentShare)
+            w.value("alternative", q.oneSided ? "larger" : "two-sided")
+            if let days = result.days { w.value("days", days) }
+        }
+        print(w.text)
+    case .table:
+        let kind = q.standardDeviation == nil ? "rate" : "mean"
+        print("Sample size for a \(kind) of \(q.baseline), detecting a difference of \(result.absoluteEffect) (effect size d = \(fixedString(result.effectSize, 4)))")
+        print("alpha \(q.alpha) \(q.oneSided ? "one-sided" : "two-sided"), power \(q.power), treatment share \(q.treatmentShare)")
+        print("")
+        var rows = [("control", result.controlN), ("treatment", result.treatmentN), ("total", result.totalN)]
+        if q.treatmentShare == 0.5 { rows = [("per group", result.controlN), ("total", result.totalN)] }
+        for (label, n) in rows { print(label.padding(toLength: 12, withPad: " ", startingAt: 0) + String(n).leftPadded(10) + " users") }
+        if let days = result.days { print("days".padding(toLength: 12, withPad: " ", startingAt: 0) + String(days).leftPadded(10) + " at \(q.dailyUsers!) users per day") }
+    }
+    return .ok
+}
+
+enum PlanFormat: String, CaseIterable { case table, json }
+
+func fixedString(_ x: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", x) }
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
+
+func runAssign(_ args: inout Arguments) throws -> ExitCode {
+    if args.wantsHelp { print(assignHelp); return .ok }
+    guard let experiment = try args.option("--experiment") else { throw UsageError("--experiment is required") }
+    guard let allocation = try allocationOption(&args) else { throw UsageError("give --split S or --variants a=0.5,b=0.5") }
+    try args.finish()
+    let assigner = Assigner(experiment: experiment, allocation: allocation)
+    let names = allocation.names.map { Array(($0 + "\n").utf8) }
+    var reader = try LineReader(path: "-")
+    var out = [UInt8]()
+    out.reserveCapacity(1 << 20 + 64)
+    func flush() {
+        out.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(1, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; exit(errno == EPIPE ? 0 : 1) }
+                offset += n
+            }
+        }
+        out.removeAll(keepingCapacity: true)
+    }
+    do {
+        try reader.forEachLine { (line, _) throws(Never) in
+            let arm = assigner.armIndex(for: String(decoding: line, as: UTF8.self))
+            out.append(contentsOf: names[arm])
+            if out.count >= 1 << 20 { flush() }
+        }
+    } catch {
+        if case .file(let e) = error { throw e }
+    }
+    flush()
+    return .ok
+}
+
+func runSimulate(_ args: inout Arguments) throws -> ExitCode {
+    if args.wantsHelp { print(simulateHelp); return .ok }
+    let preset = try args.option("--preset")
+    let specPath = try args.option("--spec")
+    var spec: SimulationSpec
+    switch (preset, specPath) {
+    case (let p?, nil): spec = try SimulationSpec.preset(p)
+    case (nil, let path?):
+        guard let data = FileManager.default.contents(atPath: path) else { throw FileError(path: path, message: "cannot be read") }
+        spec = try SimulationSpec.parse(data, source: path)
+    case (nil, nil): throw UsageError("give --preset seed-case-study|aa or --spec FILE")
+    default: throw UsageError("give either --preset or --spec, not both")
+    }
+    if let users = try args.int("--users") {
+        guard users > 0 else { throw UsageError("--users must be positive") }
+        spec.users = users
+    }
+    if let days = try args.int("--days") {
+        guard days > 0 else { throw UsageError("--days must be positive") }
+        spec.days = days
+    }
+    if let seed = try args.int("--seed") { spec.seed = UInt64(bitPattern: Int64(seed)) }
+    if let e = try args.option("--experiment") { spec.experiment = e }
+    let output = try args.option("--output")
+    try args.finish()
+    var fd: Int32 = 1
+    if let output {
+        fd = open(output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw FileError(path: output, message: String(cString: strerror(errno))) }
+    }
+    let out = OutputBuffer(fd: fd)
+    let bar = ProgressBar(label: "simulating")
+    var count: Int64 = 0
+    let expected = Int64(Double(spec.users) * spec.conversationsPerUser * 5)
+    Simulator.run(spec) { e in
+        out.writeLine(e.jsonLine())
+        count += 1
+        if count & 0xFFFF == 0 { bar.update(done: count, total: max(expected, count)) }
+    }
+    out.flush()
+    bar.finish()
+    if fd != 1 { close(fd) }
+    return .ok
+}

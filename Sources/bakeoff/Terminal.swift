@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+@preconcurrency import Darwin
+#endif
+import Foundation
+
+/// Writes to standard output in large blocks (the tool prints millions of lines for `assign` and `simulate`).
+final class OutputBuffer {
+    private var buffer: [UInt8] = []
+    private let fd: Int32
+    private let limit = 1 << 20
+
+    init(fd: Int32 = 1) {
+        self.fd = fd
+        buffer.reserveCapacity(limit + 4096)
+    }
+
+    func write(_ s: String) {
+        var s = s
+        s.withUTF8 { buffer.append(contentsOf: $0) }
+        if buffer.count >= limit { flush() }
+    }
+
+    func writeLine(_ s: String) {
+        write(s)
+        buffer.append(0x0A)
+    }
+
+    func flush() {
+        var offset = 0
+        buffer.withUnsafeBytes { raw in
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EPIPE { exit(0) }
+                    fputs("bakeoff: cannot write output: \(String(cString: strerror(errno)))\n", stderr)
+                    exit(1)
+                }
+                offset += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    deinit { flush() }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(("bakeoff: " + message + "\n").data(using: .utf8)!)
+}
+
+/// A progress bar on standard error, drawn only when standard error is a terminal.
+final class ProgressBar {
+    private let label: String
+    private let enabled: Bool
+    private var lastDraw: Double = 0
+    private let start: Double
+
+    init(label: String) {
+        self.label = label
+        enabled = isatty(2) == 1
+        start = ProgressBar.now()
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    func update(done: Int64, total: Int64?) {
+        guard enabled else { return }
+        let t = ProgressBar.now()
+        guard t - lastDraw >= 0.1 else { return }
+        lastDraw = t
+        let elapsed = t - start
+        let mb = Double(done) / 1_048_576
+        var line = "\r\(label) "
+        if let total, total > 0 {
+            let fraction = min(1, Double(done) / Double(total))
+            let width = 30
+            let filled = Int(fraction * Double(width))
+            line += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+            line += "\(Int(fraction * 100))% "
+            if fraction > 0.01 {
+                let remaining = elapsed / fraction - elapsed
+                line += "\(Int(mb)) MB, \(Int(remaining.rounded())) s left "
+            }
+        } else {
+            line += "\(Int(mb)) MB "
+        }
+        FileHandle.standardError.write(line.data(using: .utf8)!)
+    }
+
+    func finish() {
+        guard enabled, lastDraw > 0 else { return }
+        FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!)
+    }
+}
