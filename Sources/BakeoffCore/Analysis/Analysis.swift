@@ -181,7 +181,7 @@ public enum Analysis {
         var warnings: [String] = []
         let srm = sampleRatio(data, plan.allocation)
         if srm.status == .mismatch {
-            warnings.append("SAMPLE RATIO MISMATCH: users per variant do not match the planned split (p = \(formatP(srm.pValue ?? 0))). Assignment or logging is broken; do not trust these results until it is explained.")
+            warnings.append("SAMPLE RATIO MISMATCH: users per variant do not match the planned split (\(formatPEquals(srm.pValue ?? 0))). Assignment or logging is broken; do not trust these results until it is explained.")
         }
         if treatments.isEmpty {
             warnings.append("Only one variant (\(control)) is in the data: there is nothing to compare.")
@@ -343,7 +343,7 @@ public enum Analysis {
         let guardrailText = worseGuardrails.map { "\($0.metric.title) (\(formatSigned($0.absoluteDifference, $0.metric)))" }.joined(separator: ", ")
         if let p, p.verdict == .worse {
             return Decision(action: .rollBack, treatment: treatment,
-                            reason: "\(p.metric.title) is significantly worse in \(treatment) (p = \(formatP(p.pValue ?? 0)))"
+                            reason: "\(p.metric.title) is significantly worse in \(treatment) (\(formatPEquals(p.pValue ?? 0)))"
                                 + (worseGuardrails.isEmpty ? "." : " and guardrails are worse: \(guardrailText)."))
         }
         if !worseGuardrails.isEmpty {
@@ -352,14 +352,14 @@ public enum Analysis {
         }
         if let p, p.verdict == .better {
             return Decision(action: .ship, treatment: treatment,
-                            reason: "\(p.metric.title) is significantly better in \(treatment) (\(formatSigned(p.absoluteDifference, p.metric)), p = \(formatP(p.pValue ?? 0))) and no guardrail is significantly worse.")
+                            reason: "\(p.metric.title) is significantly better in \(treatment) (\(formatSigned(p.absoluteDifference, p.metric)), \(formatPEquals(p.pValue ?? 0))) and no guardrail is significantly worse.")
         }
         guard let p else {
             return Decision(action: .keepRunning, treatment: treatment, reason: "the primary metric \(primary) has no data yet.")
         }
         var decision = Decision(action: .keepRunning, treatment: treatment,
                                 reason: "\(p.metric.title) shows no significant difference yet"
-                                    + (p.pValue.map { " (p = \(formatP($0)))" } ?? (p.note.map { " (\($0))" } ?? "")) + ".")
+                                    + (p.pValue.map { " (\(formatPEquals($0)))" } ?? (p.note.map { " (\($0))" } ?? "")) + ".")
         if let estimate = additionalUsers(p, control: control, data: data, plan: plan) {
             decision.additionalUsers = estimate.users
             decision.additionalDays = estimate.days

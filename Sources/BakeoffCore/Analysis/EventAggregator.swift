@@ -317,6 +317,8 @@ public struct EventAggregator {
             missingTargets += Int(requestFeedbackEvents[r])
         }
 
+        var sketches = self.sketches
+        for v in sketches.indices { for k in sketches[v].indices { sketches[v][k].prepare() } }
         var results: [MetricData] = []
         var m = [Double](repeating: 0, count: userCount)
         var d = [Double](repeating: 0, count: userCount)

@@ -4,6 +4,10 @@ import BakeoffStatistics
 public struct NamedCount: Sendable, Equatable, Codable {
     public var name: String
     public var count: Int
+    public init(name: String, count: Int) {
+        self.name = name
+        self.count = count
+    }
 }
 
 /// One variant as seen in the data.

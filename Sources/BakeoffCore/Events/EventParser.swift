@@ -70,7 +70,10 @@ public struct EventParser: ~Copyable {
             scratchCapacity = max(line.count, scratchCapacity * 2)
             scratch = .allocate(capacity: scratchCapacity)
         }
-        var cursor = Cursor(base: line.baseAddress!, end: line.count, scratch: scratch)
+        guard let base = line.baseAddress, line.count > 0 else {
+            throw EventParseError(column: 1, message: "expected a JSON object starting with '{', found an empty line")
+        }
+        var cursor = Cursor(base: base, end: line.count, scratch: scratch)
         return try cursor.parseEvent()
     }
 }
@@ -124,9 +127,9 @@ private struct Cursor {
         return "byte 0x\(String(c, radix: 16))"
     }
 
-    mutating func expect(_ c: UInt8, _ what: String) throws(EventParseError) {
+    mutating func expect(_ c: UInt8, _ what: @autoclosure () -> String) throws(EventParseError) {
         skipSpace()
-        guard pos < end, byte(pos) == c else { throw fail("expected \(what), found \(describeHere())") }
+        guard pos < end, byte(pos) == c else { throw fail("expected \(what()), found \(describeHere())") }
         pos += 1
     }
 
@@ -147,7 +150,7 @@ private struct Cursor {
                 let keyStart = pos
                 guard pos < end, byte(pos) == 0x22 else { throw fail("expected a key in double quotes, found \(describeHere())") }
                 let key = try parseString()
-                try expect(0x3A, "':' after key \"\(text(key))\"")
+                try expect(0x3A, "':' after key \"\(preview(key))\"")
                 skipSpace()
                 try parseField(key, keyColumn: keyStart, into: &event, seen: &seen)
                 skipSpace()
@@ -157,7 +160,7 @@ private struct Cursor {
                 if c == 0x2C { continue }
                 if c == 0x7D { break }
                 pos -= 1
-                throw fail("expected ',' or '}' after the value of \"\(text(key))\", found \(describeHere())")
+                throw fail("expected ',' or '}' after the value of \"\(preview(key))\", found \(describeHere())")
             }
         }
         skipSpace()
@@ -166,10 +169,6 @@ private struct Cursor {
         return event
     }
 
-    func text(_ bytes: UnsafeRawBufferPointer) -> String {
-        let s = String(decoding: bytes, as: UTF8.self)
-        return s.count > 40 ? String(s.prefix(40)) + "…" : s
-    }
 
     func validate(_ event: inout EventView, _ seen: Seen) throws(EventParseError) {
         guard seen.contains(.event) else { throw fail("missing \"event\" (\"request\" or \"feedback\")", at: 0) }
@@ -202,13 +201,15 @@ private struct Cursor {
         case 5 where matches(key, "event"):
             let s = try parseRequiredString("event")
             if matches(s, "request") { e.kind = .request } else if matches(s, "feedback") { e.kind = .feedback } else {
-                throw fail("\"event\" must be \"request\" or \"feedback\", got \"\(text(s))\"", at: keyColumn)
+                throw fail("\"event\" must be \"request\" or \"feedback\", got \"\(preview(s))\"", at: keyColumn)
             }
             seen.insert(.event)
         case 5 where matches(key, "value"):
             let valueColumn = pos
             if pos < end, byte(pos) == 0x74 || byte(pos) == 0x66 {
                 e.value = try parseBool("value") ? 1 : 0
+            } else if pos < end, byte(pos) == 0x6E || byte(pos) == 0x22 {
+                throw fail("\"value\" must be a number or true/false, found \(describeHere())")
             } else {
                 e.value = try parseNumber("value")
             }
@@ -433,7 +434,7 @@ private struct Cursor {
         let column = pos
         let s = try parseString()
         guard let t = parseRFC3339(s) else {
-            throw fail("\"ts\": \"\(text(s))\" is not an RFC 3339 time such as \"2026-11-01T10:00:00.123Z\"", at: column)
+            throw fail("\"ts\": \"\(preview(s))\" is not an RFC 3339 time such as \"2026-11-01T10:00:00.123Z\"", at: column)
         }
         return t
     }
@@ -570,4 +571,10 @@ public func formatTimestamp(_ micros: Int64) -> String {
         return String(repeating: "0", count: max(0, w - s.count)) + s
     }
     return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):\(pad(secOfDay % 60, 2)).\(pad(millis, 3))Z"
+}
+
+/// The start of a string from the input, for error messages.
+private func preview(_ bytes: UnsafeRawBufferPointer) -> String {
+    let s = String(decoding: bytes, as: UTF8.self)
+    return s.count > 40 ? String(s.prefix(40)) + "…" : s
 }

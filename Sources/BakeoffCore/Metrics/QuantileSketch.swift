@@ -25,6 +25,7 @@ public struct QuantileSketch: Sendable {
     public mutating func add(_ x: Double) {
         guard x.isFinite else { return }
         count += 1
+        sorted = false
         if buckets.isEmpty {
             values.append(x)
             if values.count > Self.exactLimit { spill() }
@@ -67,6 +68,12 @@ public struct QuantileSketch: Sendable {
         minimum * exp((Double(i) + 0.5) * logBase)
     }
 
+    /// Sorts the exact values once, so later quantile calls need no copy.
+    public mutating func prepare() {
+        if buckets.isEmpty { values.sort() ; sorted = true }
+    }
+    private var sorted = false
+
     /// The q-quantile (numpy `quantile`, method "linear"), or nil when empty.
     public func quantile(_ q: Double) -> Double? {
         guard count > 0 else { return nil }
@@ -75,27 +82,13 @@ public struct QuantileSketch: Sendable {
         let hi = min(lo + 1, count - 1)
         let frac = h - Double(lo)
         if buckets.isEmpty {
-            var sorted = values
-            sorted.sort()
-            return sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+            if self.sorted { return values[lo] + (values[hi] - values[lo]) * frac }
+            var copy = values
+            copy.sort()
+            return copy[lo] + (copy[hi] - copy[lo]) * frac
         }
         let a = orderStatistic(lo), b = orderStatistic(hi)
         return a + (b - a) * frac
-    }
-
-    /// Several quantiles with one sort.
-    public func quantiles(_ qs: [Double]) -> [Double?] {
-        guard count > 0 else { return qs.map { _ in nil } }
-        if buckets.isEmpty {
-            var sorted = values
-            sorted.sort()
-            return qs.map { q in
-                let h = Double(count - 1) * q
-                let lo = Int(h.rounded(.down)), hi = min(lo + 1, count - 1)
-                return sorted[lo] + (sorted[hi] - sorted[lo]) * (h - Double(lo))
-            }
-        }
-        return qs.map { quantile($0) }
     }
 
     /// The k-th smallest value (0-based), approximated by its bucket.

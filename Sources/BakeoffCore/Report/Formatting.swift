@@ -9,6 +9,19 @@ func formatP(_ p: Double) -> String {
     return "1.00"
 }
 
+/// "p = 0.034" or "p < 0.0001".
+func formatPEquals(_ p: Double) -> String {
+    let text = formatP(p)
+    return text.hasPrefix("<") ? "p < " + text.dropFirst() : "p = " + text
+}
+
+/// A plain number without trailing zeros (0.05, 0.8, 1e-05 stays readable).
+func formatNumber(_ x: Double) -> String {
+    var s = fixed(x, 6)
+    while s.contains(".") && (s.hasSuffix("0") || s.hasSuffix(".")) { s.removeLast() }
+    return s
+}
+
 func fixed(_ x: Double, _ decimals: Int) -> String {
     guard x.isFinite else { return x.isNaN ? "n/a" : (x > 0 ? "inf" : "-inf") }
     var scale = 1.0

@@ -23,8 +23,8 @@ extension Report {
 
     private var methodText: String {
         unit == .user
-            ? "user-level Welch t-tests (delta method), alpha \(significant(alpha, 2))"
-            : "NAIVE event-level Student t-tests (units treated as independent), alpha \(significant(alpha, 2))"
+            ? "user-level Welch t-tests (delta method), alpha \(formatNumber(alpha))"
+            : "NAIVE event-level Student t-tests (units treated as independent), alpha \(formatNumber(alpha))"
     }
 
     private func summaryRows(_ treatment: String, markdown: Bool) -> [[String]] {
@@ -33,7 +33,7 @@ extension Report {
             let title = r.metric.name == primaryMetric ? r.metric.title + " *" : r.metric.title
             let sig: String
             if r.pValue == nil { sig = "—" } else if !r.significant { sig = "no" } else {
-                sig = r.verdict == .better ? "yes ↑" : r.verdict == .worse ? "yes ↓" : "yes"
+                sig = r.verdict == .better ? "better" : r.verdict == .worse ? "WORSE" : "yes"
             }
             rows.append([title, formatValue(r.control.mean, r.metric), formatValue(r.treatmentGroup.mean, r.metric),
                          formatLift(r), r.pValue.map(formatP) ?? "—", sig])
@@ -77,7 +77,7 @@ extension Report {
 
         for treatment in variants.dropFirst().map(\.name) {
             if variants.count > 2 { out += "\(markdown ? "### " : "")\(treatment) vs \(control)\n\n" }
-            let header = ["Metric", control, treatment, "lift [\(Int(((1 - alpha) * 100).rounded()))% CI]", "p-value", "significant"]
+            let header = ["Metric", control, treatment, "lift [\(Int(((1 - alpha) * 100).rounded()))% CI]", "p-value", "signif."]
             let rows = summaryRows(treatment, markdown: markdown)
             out += markdown ? markdownTable(header, rows) : renderTable(header, rows)
             out += "\n"
@@ -89,7 +89,7 @@ extension Report {
                 out += renderTable(detailHeader, details) + "\n"
             }
         }
-        out += "\(markdown ? "" : "")* primary metric. Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(significant(alpha, 2)). Quantiles are shown with their relative change only.\n\n"
+        out += "\(markdown ? "" : "")* primary metric. Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Quantiles are shown with their relative change only.\n\n"
 
         out += "\(markdown ? "### " : "")Sample ratio\n" + (markdown ? "\n" : "")
         switch sampleRatio.status {
@@ -98,7 +98,7 @@ extension Report {
         case .ok, .mismatch:
             let observed = sampleRatio.observed.map { "\($0.name) \(group($0.count))" }.joined(separator: ", ")
             let planned = sampleRatio.expectedShares.map { significant($0 * 100, 3) + "%" }.joined(separator: "/")
-            out += "Users \(observed) against the planned \(planned): p = \(formatP(sampleRatio.pValue ?? 0)), "
+            out += "Users \(observed) against the planned \(planned): \(formatPEquals(sampleRatio.pValue ?? 0)), "
                 + (sampleRatio.status == .ok ? "consistent with the plan.\n" : "MISMATCH (threshold p < 0.001)\(sampleRatio.reason.map { ": \($0)" } ?? "").\n")
         }
         out += "\n\(markdown ? "### " : "")Data quality\n" + (markdown ? "\n" : "")

@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+
+/// Runs the built `bakeoff` binary (BAKEOFF_BIN, else .build/release/bakeoff).
+struct CLI {
+    static let binary: String = {
+        if let path = ProcessInfo.processInfo.environment["BAKEOFF_BIN"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/release/bakeoff").path
+    }()
+
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let inputPath = try temporaryFile(stdin ?? "", name: "stdin.txt")
+        let errorPath = inputPath + ".stderr"
+        FileManager.default.createFile(atPath: errorPath, contents: nil)
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(forWritingAtPath: errorPath)!
+        process.standardInput = FileHandle(forReadingAtPath: inputPath)!
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let errData = FileManager.default.contents(atPath: errorPath) ?? Data()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func temporaryFile(_ contents: String, name: String = "events.jsonl") throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bakeoff-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent(name).path
+        try contents.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
+
+let goodRequest = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5}"#
+
+@Suite("bakeoff command line", .serialized)
+struct CLITests {
+    @Test func analyzeNamesFileLineAndProblem() throws {
+        let path = try CLI.temporaryFile(goodRequest + "\n\n" + #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u2","request_id":"r2","latency_ms":"slow"}"# + "\n")
+        let r = try CLI.run(["analyze", path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("\(path):3:"))
+        #expect(r.stderr.contains("\"latency_ms\" must be a number"))
+        let skipped = try CLI.run(["analyze", path, "--skip-invalid"])
+        #expect(skipped.status == 0, "\(skipped.stderr)")
+        #expect(skipped.stdout.contains("lines skipped as invalid: 1"))
+    }
+
+    @Test func analyzeRejectsEmptyMissingAndDirectoryInputs() throws {
+        let empty = try CLI.temporaryFile("")
+        let r = try CLI.run(["analyze", empty])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("no events"))
+        let missing = try CLI.run(["analyze", "/nonexistent/events.jsonl"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("No such file"))
+        let dir = try CLI.run(["analyze", FileManager.default.temporaryDirectory.path])
+        #expect(dir.status == 1)
+        #expect(dir.stderr.contains("directory"))
+    }
+
+    @Test func analyzeExplainsUnknownAndAmbiguousExperiments() throws {
+        let path = try CLI.temporaryFile(goodRequest + "\n" + goodRequest.replacingOccurrences(of: "\"e\"", with: "\"f\"").replacingOccurrences(of: "r1", with: "r9") + "\n")
+        let ambiguous = try CLI.run(["analyze", path])
+        #expect(ambiguous.status == 1)
+        #expect(ambiguous.stderr.contains("several experiments"))
+        #expect(ambiguous.stderr.contains("--experiment"))
+        let unknown = try CLI.run(["analyze", path, "--experiment", "nope"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("experiment \"nope\" not found"))
+        let ok = try CLI.run(["analyze", path, "--experiment", "f"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout.contains("Only one variant"))
+    }
+
+    @Test func usageErrorsExitWithTwo() throws {
+        let r = try CLI.run(["analyze", "x.jsonl", "--frobnicate"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("unknown option --frobnicate"))
+        let c = try CLI.run(["dance"])
+        #expect(c.status == 2)
+        let bad = try CLI.run(["plan", "--baseline", "0.75", "--mde", "lots"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("--mde needs a number"))
+    }
+
+    @Test func planGivesTheSeedsExampleAndJSON() throws {
+        let r = try CLI.run(["plan", "--baseline", "0.75", "--mde", "0.05", "--format", "json", "--daily-users", "500"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(json["control_n"] as? Int == 1179)
+        #expect(json["treatment_n"] as? Int == 1179)
+        #expect(json["total_n"] as? Int == 2358)
+        #expect(json["days"] as? Int == 5)
+        #expect(json["effect_size"] is Double)
+        let invalid = try CLI.run(["plan", "--baseline", "1.5", "--mde", "0.05"])
+        #expect(invalid.status == 1)
+        #expect(invalid.stderr.contains("--baseline must be a rate"))
+    }
+
+    @Test func assignAgreesWithVariantsAndKeepsOrder() throws {
+        let ids = (0..<5000).map { "user-\($0)" } + ["Ünïcødé-用户-🙂", "", String(repeating: "x", count: 3000)]
+        let input = ids.joined(separator: "\n") + "\n"
+        let split = try CLI.run(["assign", "--experiment", "fine-tuned-v2-test", "--split", "0.2"], stdin: input)
+        let variants = try CLI.run(["assign", "--experiment", "fine-tuned-v2-test", "--variants", "treatment=0.2,control=0.8"], stdin: input)
+        #expect(split.status == 0, "\(split.stderr)")
+        let lines = split.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == ids.count)
+        #expect(split.stdout == variants.stdout)
+        let share = Double(lines.filter { $0 == "treatment" }.count) / Double(lines.count)
+        #expect(abs(share - 0.2) < 0.03)
+        let badWeights = try CLI.run(["assign", "--experiment", "x", "--variants", "a=0.5,b=0.4"], stdin: "u\n")
+        #expect(badWeights.status == 2)
+        #expect(badWeights.stderr.contains("sum"))
+    }
+
+    @Test func simulateThenAnalyzeEndToEnd() throws {
+        let dir = try CLI.temporaryFile("", name: "placeholder")
+        let path = URL(fileURLWithPath: dir).deletingLastPathComponent().appendingPathComponent("case.jsonl").path
+        let sim = try CLI.run(["simulate", "--preset", "seed-case-study", "--output", path])
+        #expect(sim.status == 0, "\(sim.stderr)")
+        #expect(sim.stderr.isEmpty, "no progress bar when stderr is not a terminal")
+        let table = try CLI.run(["analyze", path, "--split", "0.2"])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("Decision: SHIP treatment"))
+        #expect(table.stdout.contains("Task completion"))
+        let json = try CLI.run(["analyze", path, "--split", "0.2", "--format", "json"])
+        let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        #expect((report["decision"] as! [String: Any])["action"] as? String == "ship")
+        let markdown = try CLI.run(["analyze", path, "--split", "0.2", "--format", "markdown"])
+        #expect(markdown.stdout.contains("| Task completion *"))
+        let naive = try CLI.run(["analyze", path, "--unit", "event", "--format", "json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(naive.stdout.utf8)) as! [String: Any])["unit"] as? String == "event")
+    }
+
+    @Test func configErrorsNameTheJSONPath() throws {
+        let events = try CLI.temporaryFile(goodRequest + "\n")
+        let config = try CLI.temporaryFile(#"{"metrics": [{"name": "resolved", "feedback": "resolved", "goal": "sideways"}]}"#, name: "config.json")
+        let r = try CLI.run(["analyze", events, "--config", config])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("metrics[0].goal"))
+        let unknown = try CLI.temporaryFile(#"{"alpah": 0.1}"#, name: "config.json")
+        let u = try CLI.run(["analyze", events, "--config", unknown])
+        #expect(u.stderr.contains("alpah: unknown key"))
+    }
+}

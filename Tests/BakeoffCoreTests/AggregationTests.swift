@@ -1,0 +1,183 @@
+import BakeoffCore
+import BakeoffStatistics
+import Testing
+
+/// Builders for hand-made events.
+enum Make {
+    static let day: Int64 = 86_400_000_000
+    static let t0: Int64 = 1_793_491_200_000_000  // 2026-11-01T00:00:00Z
+
+    static func request(_ user: String, _ variant: String, _ id: String, conversation: String = "", at t: Int64,
+                        latency: Double = 100, status: String = "ok", output: Int? = 10, experiment: String = "e") -> EventRecord {
+        var e = EventRecord(kind: .request, timestamp: t, experiment: experiment)
+        e.userID = user
+        e.variant = variant
+        e.requestID = id
+        e.conversationID = conversation
+        e.latencyMs = latency
+        e.status = status
+        e.outputTokens = output
+        return e
+    }
+
+    static func feedback(_ name: String, _ value: Double, request: String = "", conversation: String = "", at t: Int64,
+                         experiment: String = "e") -> EventRecord {
+        var e = EventRecord(kind: .feedback, timestamp: t, experiment: experiment)
+        e.name = name
+        e.value = value
+        e.requestID = request
+        e.conversationID = conversation
+        return e
+    }
+
+    static func aggregate(_ events: [EventRecord], metrics: [Metric] = Metric.builtIn, experiment: String? = nil) throws -> ExperimentData {
+        var a = EventAggregator(metrics: metrics, experiment: experiment)
+        for e in events { try e.withView { v in try a.add(v) } }
+        return a.finish()
+    }
+}
+
+extension ExperimentData {
+    func metric(_ name: String) -> MetricData { metrics.first { $0.metric.name == name }! }
+    func index(_ variant: String) -> Int { variants.firstIndex { $0.name == variant }! }
+    func moments(_ metric: String, _ variant: String) -> RatioMoments { self.metric(metric).perVariant[index(variant)] }
+}
+
+@Suite("Aggregation of events into per-user sums")
+struct AggregationTests {
+    @Test func userBelongsToTheVariantOfTheirFirstRequestByTime() throws {
+        let data = try Make.aggregate([
+            Make.request("u1", "treatment", "r2", at: Make.t0 + 10),
+            Make.request("u1", "control", "r1", at: Make.t0),  // earlier by time, later in the file
+            Make.request("u2", "treatment", "r3", at: Make.t0),
+        ])
+        #expect(data.variants.first { $0.name == "control" }?.users == 1)
+        #expect(data.variants.first { $0.name == "treatment" }?.users == 1)
+        #expect(data.dataQuality.usersInSeveralVariants == 1)
+        // Both of u1's requests count in control.
+        #expect(data.moments("error_rate", "control").denominator.sum == 2)
+    }
+
+    @Test func lastFeedbackWinsByTimeThenByFileOrder() throws {
+        let data = try Make.aggregate([
+            Make.request("u1", "control", "r1", conversation: "c1", at: Make.t0),
+            Make.feedback("task_completed", 1, conversation: "c1", at: Make.t0 + 100),
+            Make.feedback("task_completed", 0, conversation: "c1", at: Make.t0 + 50),   // older: loses
+            Make.request("u2", "control", "r2", conversation: "c2", at: Make.t0),
+            Make.feedback("task_completed", 0, conversation: "c2", at: Make.t0 + 100),
+            Make.feedback("task_completed", 1, conversation: "c2", at: Make.t0 + 100),  // same time, later line: wins
+        ])
+        let m = data.moments("task_completion", "control")
+        #expect(m.n == 2)
+        #expect(m.numerator.sum == 2)
+        #expect(m.denominator.sum == 2)
+    }
+
+    @Test func feedbackOnARequestCountsForItsConversationEvenBeforeTheRequestIsRead() throws {
+        let data = try Make.aggregate([
+            Make.feedback("task_completed", 1, request: "r2", at: Make.t0 + 100),
+            Make.request("u1", "control", "r1", conversation: "c1", at: Make.t0),
+            Make.request("u1", "control", "r2", conversation: "c1", at: Make.t0 + 10),
+            Make.feedback("task_completed", 0, conversation: "c1", at: Make.t0 + 90),  // older than the pending one
+        ])
+        let m = data.moments("task_completion", "control")
+        #expect(m.denominator.sum == 1)
+        #expect(m.numerator.sum == 1)
+        #expect(data.moments("avg_turns", "control").numerator.sum == 2)
+        #expect(data.dataQuality.feedbackWithMissingTarget == 0)
+    }
+
+    @Test func duplicatesAndMissingTargetsAreCountedNotAnalysed() throws {
+        let data = try Make.aggregate([
+            Make.request("u1", "control", "r1", at: Make.t0, status: "upstream_error"),
+            Make.request("u1", "control", "r1", at: Make.t0 + 5),
+            Make.feedback("thumbs_up", 1, request: "r-missing", at: Make.t0),
+            Make.feedback("csat", 4, conversation: "c-missing", at: Make.t0),
+            Make.feedback("typo_name", 1, conversation: "r1", at: Make.t0),
+        ])
+        #expect(data.dataQuality.duplicateRequestIDs == 1)
+        #expect(data.dataQuality.feedbackWithMissingTarget == 2)
+        #expect(data.dataQuality.unusedFeedbackNames == [NamedCount(name: "typo_name", count: 1)])
+        let errors = data.moments("error_rate", "control")
+        #expect(errors.denominator.sum == 1)
+        #expect(errors.numerator.sum == 1)
+        #expect(data.requestEvents == 1)
+    }
+
+    @Test func repeatUsageNeedsTwoUTCDays() throws {
+        let data = try Make.aggregate([
+            Make.request("u1", "control", "r1", at: Make.t0 + Make.day - 1),
+            Make.request("u1", "control", "r2", at: Make.t0 + Make.day),      // next UTC day
+            Make.request("u2", "control", "r3", at: Make.t0),
+            Make.request("u2", "control", "r4", at: Make.t0 + Make.day - 1),  // same day
+        ])
+        let m = data.moments("repeat_usage", "control")
+        #expect(m.n == 2)
+        #expect(m.numerator.sum == 1)
+    }
+
+    @Test func perUserSumsFeedTheRatioStatistic() throws {
+        // u1: two conversations (completed 1 and 0), u2: one (completed 1).
+        let data = try Make.aggregate([
+            Make.request("u1", "control", "r1", conversation: "a", at: Make.t0),
+            Make.request("u1", "control", "r2", conversation: "b", at: Make.t0),
+            Make.request("u2", "control", "r3", conversation: "c", at: Make.t0),
+            Make.feedback("task_completed", 1, conversation: "a", at: Make.t0),
+            Make.feedback("task_completed", 0, conversation: "b", at: Make.t0),
+            Make.feedback("task_completed", 1, conversation: "c", at: Make.t0),
+        ])
+        let m = data.moments("task_completion", "control")
+        #expect(m.n == 2)
+        #expect(m.numerator.sum == 2 && m.numerator.sumOfSquares == 2)
+        #expect(m.denominator.sum == 3 && m.denominator.sumOfSquares == 5)
+        #expect(m.sumOfProducts == 1 * 2 + 1 * 1)
+        let units = data.metric("task_completion").unitMoments[data.index("control")]
+        #expect(units.n == 3 && units.sum == 2 && units.sumOfSquares == 2)
+    }
+
+    @Test func proportionFeedbackMustBeZeroOrOne() {
+        #expect(throws: EventRejection.self) {
+            _ = try Make.aggregate([Make.feedback("task_completed", 3, conversation: "c", at: Make.t0)])
+        }
+    }
+
+    @Test func otherExperimentsAreSkippedAndCounted() throws {
+        let data = try Make.aggregate([
+            Make.request("u1", "control", "r1", at: Make.t0),
+            Make.request("u2", "control", "r2", at: Make.t0, experiment: "other"),
+        ], experiment: "e")
+        #expect(data.requestEvents == 1)
+        #expect(data.dataQuality.otherExperiments == [NamedCount(name: "other", count: 1)])
+    }
+
+    @Test func quantilesMatchNumpyLinearInterpolation() throws {
+        var events: [EventRecord] = []
+        for (i, latency) in [100.0, 250, 300, 900, 2000].enumerated() {
+            events.append(Make.request("u\(i)", "control", "r\(i)", at: Make.t0, latency: latency))
+        }
+        let data = try Make.aggregate(events)
+        // numpy.quantile([100, 250, 300, 900, 2000], [0.5, 0.95, 0.99]) = 300, 1780, 1956
+        #expect(data.metric("latency_p50").quantiles?[0] == 300)
+        #expect(abs((data.metric("latency_p95").quantiles?[0] ?? 0) - 1780) < 1e-9)
+        #expect(abs((data.metric("latency_p99").quantiles?[0] ?? 0) - 1956) < 1e-9)
+    }
+
+    @Test func quantileSketchStaysWithinItsStatedErrorAfterSpilling() {
+        var sketch = QuantileSketch()
+        var values: [Double] = []
+        var rng = SplitMix(seed: 7)
+        for _ in 0..<(QuantileSketch.exactLimit + 5000) {
+            let v = 50 + Double(rng.next() % 1_000_000) / 100
+            values.append(v)
+            sketch.add(v)
+        }
+        #expect(!sketch.isExact)
+        values.sort()
+        for q in [0.5, 0.95, 0.99] {
+            let h = Double(values.count - 1) * q
+            let exact = values[Int(h)] + (values[min(Int(h) + 1, values.count - 1)] - values[Int(h)]) * (h - h.rounded(.down))
+            let approx = sketch.quantile(q)!
+            #expect(abs(approx / exact - 1) < 1e-4, "q=\(q): \(approx) vs \(exact)")
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import BakeoffCore
+import BakeoffStatistics
+import Foundation
+import Testing
+
+@Suite("Decisions and report output")
+struct ReportTests {
+    static func report(_ spec: SimulationSpec, plan: AnalysisPlan? = nil) throws -> Report {
+        var aggregator = EventAggregator()
+        try Simulator.run(spec) { e in try e.withView { try aggregator.add($0) } }
+        var p = plan ?? AnalysisPlan()
+        if p.allocation == nil { p.allocation = spec.allocation }
+        return try Analysis.run(aggregator.finish(), plan: p)
+    }
+
+    static func spec(control: VariantBehaviour, treatment: VariantBehaviour, users: Int = 3000, seed: UInt64 = 5) -> SimulationSpec {
+        var spec = SimulationSpec(allocation: try! Allocation(split: 0.5))
+        spec.users = users
+        spec.seed = seed
+        spec.behaviours = ["control": control, "treatment": treatment]
+        return spec
+    }
+
+    @Test func rollsBackWhenAGuardrailIsWorseEvenIfThePrimaryImproves() throws {
+        var c = VariantBehaviour(), t = VariantBehaviour()
+        t.completion = 0.85
+        t.escalation = 0.1
+        t.errorRate = 0.08
+        let r = try Self.report(Self.spec(control: c, treatment: t))
+        #expect(r.decision.action == .rollBack)
+        #expect(r.decision.reason.contains("Error rate"))
+        c.errorRate = 0.08
+        let fine = try Self.report(Self.spec(control: c, treatment: t))
+        #expect(fine.decision.action == .ship)
+    }
+
+    @Test func rollsBackWhenThePrimaryIsWorse() throws {
+        var t = VariantBehaviour()
+        t.completion = 0.65
+        t.escalation = 0.3
+        let r = try Self.report(Self.spec(control: VariantBehaviour(), treatment: t))
+        #expect(r.decision.action == .rollBack)
+        #expect(r.decision.reason.contains("Task completion"))
+    }
+
+    @Test func keepsRunningWithAnEstimateOfUsersAndDays() throws {
+        var t = VariantBehaviour()
+        t.completion = 0.76
+        var plan = AnalysisPlan()
+        plan.minimumDetectableEffect = 0.02
+        let r = try Self.report(Self.spec(control: VariantBehaviour(), treatment: t, users: 400), plan: plan)
+        #expect(r.decision.action == .keepRunning)
+        let more = try #require(r.decision.additionalUsers)
+        #expect(more > 5000)
+        #expect(r.decision.additionalDays != nil)
+        #expect(r.decision.reason.contains("more users"))
+    }
+
+    @Test func tableFitsEightyColumnsAndNeverPrintsNaN() throws {
+        let spec = try SimulationSpec.preset("seed-case-study")
+        let r = try Self.report(spec)
+        for format in ReportFormat.allCases {
+            let text = r.render(format)
+            #expect(!text.lowercased().contains("nan"), "\(format)")
+            #expect(!text.contains("inf"), "\(format)")
+        }
+        let table = r.render(.table)
+        for line in table.split(separator: "\n") where line.hasPrefix("Task") || line.hasPrefix("Metric") || line.hasPrefix("Latency") {
+            #expect(line.count <= 80, "\(line.count) columns: \(line)")
+        }
+    }
+
+    @Test func jsonCarriesTheDocumentedSchemaAtFullPrecision() throws {
+        let r = try Self.report(try SimulationSpec.preset("seed-case-study"))
+        let json = try JSONSerialization.jsonObject(with: Data(r.render(.json).utf8)) as! [String: Any]
+        let variants = json["variants"] as! [[String: Any]]
+        #expect(variants.map { $0["name"] as! String } == ["control", "treatment"])
+        #expect((json["srm"] as! [String: Any])["p_value"] is Double)
+        let metrics = json["metrics"] as! [[String: Any]]
+        let task = metrics.first { $0["name"] as? String == "task_completion" }!
+        for key in ["control", "treatment", "absolute_diff", "absolute_ci", "relative_lift", "relative_ci", "p_value", "significant"] {
+            #expect(task[key] != nil, "missing \(key)")
+        }
+        for key in ["mean", "users", "units"] { #expect((task["control"] as! [String: Any])[key] != nil) }
+        let decision = json["decision"] as! [String: Any]
+        #expect(decision["action"] as? String == "ship")
+        let result = r.results.first { $0.metric.name == "task_completion" }!
+        // Full precision: the shortest text that reads back as the same Double (JSONSerialization itself
+        // rounds on Linux, so compare the text).
+        let text = r.render(.json)
+        #expect(text.contains("\"mean\": \(result.control.mean!)"))
+        #expect(text.contains("\"p_value\": \(result.pValue!)"))
+    }
+
+    @Test func edgeCasesGiveClearAnswers() throws {
+        // One user per variant: means, but no test.
+        let tiny = try Make.aggregate([
+            Make.request("u1", "control", "r1", conversation: "c1", at: Make.t0),
+            Make.request("u2", "treatment", "r2", conversation: "c2", at: Make.t0),
+            Make.feedback("task_completed", 1, conversation: "c1", at: Make.t0),
+            Make.feedback("task_completed", 0, conversation: "c2", at: Make.t0),
+        ])
+        let r = try Analysis.run(tiny, plan: AnalysisPlan())
+        let task = r.results.first { $0.metric.name == "task_completion" }!
+        #expect(task.pValue == nil)
+        #expect(task.note?.contains("at least 2") == true)
+        #expect(r.decision.action == .keepRunning)
+        #expect(r.sampleRatio.status == .notRun)
+
+        // Zero variance on both sides with equal means: p = 1, not NaN.
+        var same: [EventRecord] = []
+        for i in 0..<6 {
+            let v = i % 2 == 0 ? "control" : "treatment"
+            same.append(Make.request("u\(i)", v, "r\(i)", conversation: "c\(i)", at: Make.t0))
+            same.append(Make.feedback("task_completed", 1, conversation: "c\(i)", at: Make.t0))
+        }
+        let flat = try Analysis.run(try Make.aggregate(same), plan: AnalysisPlan())
+        let result = flat.results.first { $0.metric.name == "task_completion" }!
+        #expect(result.pValue == 1)
+        #expect(!flat.render(.table).lowercased().contains("nan"))
+
+        // One variant only.
+        let one = try Make.aggregate([Make.request("u1", "control", "r1", at: Make.t0)])
+        let single = try Analysis.run(one, plan: AnalysisPlan())
+        #expect(single.results.isEmpty)
+        #expect(single.warnings.contains { $0.contains("Only one variant") })
+        #expect(single.decision.action == .keepRunning)
+    }
+
+    @Test func sampleRatioMismatchIsALoudWarning() throws {
+        var spec = Self.spec(control: VariantBehaviour(), treatment: VariantBehaviour(), users: 2000)
+        spec.allocation = try Allocation(split: 0.5)
+        var plan = AnalysisPlan()
+        plan.allocation = try Allocation(split: 0.4)  // planned 40% but the data has 50%
+        let r = try Self.report(spec, plan: plan)
+        #expect(r.sampleRatio.status == .mismatch)
+        #expect(r.render(.table).contains("SAMPLE RATIO MISMATCH"))
+        #expect((r.sampleRatio.pValue ?? 1) < 0.001)
+    }
+
+    @Test func severalTreatmentsEachGetADecision() throws {
+        var spec = SimulationSpec(allocation: try Allocation(parsing: "control=0.5,a=0.25,b=0.25"))
+        spec.users = 3000
+        var better = VariantBehaviour()
+        better.completion = 0.86
+        better.escalation = 0.1
+        spec.behaviours = ["control": VariantBehaviour(), "a": VariantBehaviour(), "b": better]
+        let r = try Self.report(spec)
+        #expect(r.decisions.map(\.treatment) == ["a", "b"])
+        #expect(r.decision.treatment == "b")
+        #expect(r.decision.action == .ship)
+        #expect(r.render(.table).contains("b vs control"))
+    }
+}
