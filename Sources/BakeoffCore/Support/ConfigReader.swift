@@ -8,14 +8,46 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(source): \(path.isEmpty ? "" : path + ": ")\(message)" }
 }
 
+/// A parsed JSON value. Decoded with JSONDecoder, which reads numbers exactly (JSONSerialization on Linux
+/// rounds some of them).
+indirect enum JSONValue: Decodable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null; return }
+        if let b = try? c.decode(Bool.self) { self = .bool(b); return }
+        if let n = try? c.decode(Double.self) { self = .number(n); return }
+        if let s = try? c.decode(String.self) { self = .string(s); return }
+        if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
+        self = .object(try c.decode([String: JSONValue].self))
+    }
+
+    var described: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let n): return JSONWriter.number(n)
+        case .string(let s): return "\"\(s)\""
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}
+
 /// Reads a JSON object field by field, naming the JSON path in every error and rejecting unknown keys.
 struct ConfigObject {
     let source: String
     let path: String
-    let values: [String: Any]
+    let values: [String: JSONValue]
     private(set) var used: Set<String> = []
 
-    init(source: String, path: String, values: [String: Any]) {
+    init(source: String, path: String, values: [String: JSONValue]) {
         self.source = source
         self.path = path
         self.values = values
@@ -24,14 +56,16 @@ struct ConfigObject {
     /// Parses `data` as a JSON object.
     static func parse(_ data: Data, source: String) throws(ConfigError) -> ConfigObject {
         if data.isEmpty { throw ConfigError(source: source, path: "", message: "the file is empty; expected a JSON object") }
-        let any: Any
-        do { any = try JSONSerialization.jsonObject(with: data, options: []) } catch {
-            let nsError = error as NSError
-            let detail = (nsError.userInfo[NSDebugDescriptionErrorKey] as? String) ?? nsError.localizedDescription
+        let value: JSONValue
+        do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
+            var detail = "\(error)"
+            if case DecodingError.dataCorrupted(let context) = error {
+                detail = (context.underlyingError.map { "\($0)" } ?? context.debugDescription)
+            }
             throw ConfigError(source: source, path: "", message: "not valid JSON: \(detail)")
         }
-        guard let dict = any as? [String: Any] else {
-            throw ConfigError(source: source, path: "", message: "expected a JSON object at the top level")
+        guard case .object(let dict) = value else {
+            throw ConfigError(source: source, path: "", message: "expected a JSON object at the top level, got \(value.described)")
         }
         return ConfigObject(source: source, path: "", values: dict)
     }
@@ -42,38 +76,40 @@ struct ConfigObject {
 
     func childPath(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
 
-    func has(_ key: String) -> Bool { values[key] != nil && !(values[key] is NSNull) }
+    private mutating func take(_ key: String) -> JSONValue? {
+        used.insert(key)
+        guard let v = values[key] else { return nil }
+        if case .null = v { return nil }
+        return v
+    }
 
     mutating func double(_ key: String) throws(ConfigError) -> Double? {
-        used.insert(key)
-        guard let v = values[key], !(v is NSNull) else { return nil }
-        guard let n = v as? NSNumber, !isBoolean(v) else { throw fail(key, "must be a number, got \(describe(v))") }
-        return n.doubleValue
+        guard let v = take(key) else { return nil }
+        guard case .number(let n) = v else { throw fail(key, "must be a number, got \(v.described)") }
+        return n
     }
 
     mutating func double(_ key: String, in range: ClosedRange<Double>) throws(ConfigError) -> Double? {
         guard let v = try double(key) else { return nil }
-        guard range.contains(v) else { throw fail(key, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)") }
+        guard range.contains(v) else { throw fail(key, "must be between \(formatNumber(range.lowerBound)) and \(formatNumber(range.upperBound)), got \(JSONWriter.number(v))") }
         return v
     }
 
     mutating func int(_ key: String, minimum: Int = 0) throws(ConfigError) -> Int? {
         guard let v = try double(key) else { return nil }
-        guard v == v.rounded(), v >= Double(minimum), v < 1e15 else { throw fail(key, "must be a whole number of at least \(minimum), got \(v)") }
+        guard v == v.rounded(), v >= Double(minimum), v < 1e15 else { throw fail(key, "must be a whole number of at least \(minimum), got \(JSONWriter.number(v))") }
         return Int(v)
     }
 
     mutating func string(_ key: String) throws(ConfigError) -> String? {
-        used.insert(key)
-        guard let v = values[key], !(v is NSNull) else { return nil }
-        guard let s = v as? String else { throw fail(key, "must be a string, got \(describe(v))") }
+        guard let v = take(key) else { return nil }
+        guard case .string(let s) = v else { throw fail(key, "must be a string, got \(v.described)") }
         return s
     }
 
     mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
-        used.insert(key)
-        guard let v = values[key], !(v is NSNull) else { return nil }
-        guard isBoolean(v), let b = v as? Bool else { throw fail(key, "must be true or false, got \(describe(v))") }
+        guard let v = take(key) else { return nil }
+        guard case .bool(let b) = v else { throw fail(key, "must be true or false, got \(v.described)") }
         return b
     }
 
@@ -86,29 +122,23 @@ struct ConfigObject {
     }
 
     mutating func object(_ key: String) throws(ConfigError) -> ConfigObject? {
-        used.insert(key)
-        guard let v = values[key], !(v is NSNull) else { return nil }
-        guard let d = v as? [String: Any] else { throw fail(key, "must be an object, got \(describe(v))") }
+        guard let v = take(key) else { return nil }
+        guard case .object(let d) = v else { throw fail(key, "must be an object, got \(v.described)") }
         return ConfigObject(source: source, path: childPath(key), values: d)
     }
 
     mutating func objects(_ key: String) throws(ConfigError) -> [ConfigObject]? {
-        used.insert(key)
-        guard let v = values[key], !(v is NSNull) else { return nil }
-        guard let a = v as? [Any] else { throw fail(key, "must be an array of objects, got \(describe(v))") }
+        guard let v = take(key) else { return nil }
+        guard case .array(let a) = v else { throw fail(key, "must be an array of objects, got \(v.described)") }
         var out: [ConfigObject] = []
         for (i, item) in a.enumerated() {
-            guard let d = item as? [String: Any] else {
-                throw ConfigError(source: source, path: "\(childPath(key))[\(i)]", message: "must be an object, got \(describe(item))")
+            guard case .object(let d) = item else {
+                throw ConfigError(source: source, path: "\(childPath(key))[\(i)]", message: "must be an object, got \(item.described)")
             }
             out.append(ConfigObject(source: source, path: "\(childPath(key))[\(i)]", values: d))
         }
         return out
     }
-
-    /// The keys of a nested object in file order is not available from JSONSerialization, so callers that
-    /// need an order use arrays; this lists the keys sorted.
-    var keys: [String] { values.keys.sorted() }
 
     /// Fails on any key that was not read.
     func finish() throws(ConfigError) {
@@ -117,18 +147,4 @@ struct ConfigObject {
             throw fail(first, "unknown key (known keys here: \(used.sorted().joined(separator: ", ")))")
         }
     }
-
-    private func describe(_ v: Any) -> String {
-        if v is NSNull { return "null" }
-        if isBoolean(v), let b = v as? Bool { return b ? "true" : "false" }
-        if let s = v as? String { return "\"\(s)\"" }
-        if v is [Any] { return "an array" }
-        if v is [String: Any] { return "an object" }
-        return "\(v)"
-    }
-}
-
-/// JSONSerialization gives booleans as NSNumber subclasses that also cast to numbers; tell them apart.
-func isBoolean(_ v: Any) -> Bool {
-    String(describing: type(of: v)).contains("Boolean") || type(of: v) == Bool.self
 }
