@@ -55,8 +55,8 @@ public struct EventAggregator {
     /// Conversation-level feedback that names a request not read yet: resolved at the end.
     private var pending: [PendingFeedback] = []
 
-    // Quantiles, per variant then per quantile source
-    private var sketches: [[QuantileSketch]] = []
+    // Quantiles, one per request field used by a quantile metric
+    private var fieldQuantiles: [FieldQuantiles] = []
     private let quantileFields: [RequestField]
 
     // Metric plumbing
@@ -107,6 +107,7 @@ public struct EventAggregator {
         requestFeedback = req
         streamedMetrics = streamed
         quantileFields = fields
+        fieldQuantiles = fields.map { _ in FieldQuantiles() }
         proportionFeedback = proportions
         conversationSlots = FeedbackSlots(width: conv.count)
         requestSlots = FeedbackSlots(width: req.count)
@@ -138,7 +139,6 @@ public struct EventAggregator {
         let (variantIndex, newVariant) = variants.findOrInsert(e.variant)
         if newVariant {
             guard variantIndex < 64 else { throw EventRejection(message: "more than 64 variants in one experiment") }
-            sketches.append(Array(repeating: QuantileSketch(), count: quantileFields.count))
         }
         let (request, newRequest) = requests.findOrInsert(hashBytes(e.requestID))
         if newRequest {
@@ -196,12 +196,9 @@ public struct EventAggregator {
             }
             base += 3
         }
-        if !quantileFields.isEmpty {
-            let v = Int(userFirstVariant[user])
-            for (k, f) in quantileFields.enumerated() {
-                let x = f == .latencyMs ? e.latencyMs : f == .ttftMs ? e.ttftMs : f == .inputTokens ? e.inputTokens : e.outputTokens
-                if !x.isNaN { sketches[v][k].add(x) }
-            }
+        for (k, f) in quantileFields.enumerated() {
+            let x = f == .latencyMs ? e.latencyMs : f == .ttftMs ? e.ttftMs : f == .inputTokens ? e.inputTokens : e.outputTokens
+            if !x.isNaN { fieldQuantiles[k].add(x, user: user, firstVariants: userFirstVariant, variantCount: variants.count) }
         }
     }
 
@@ -317,19 +314,19 @@ public struct EventAggregator {
             missingTargets += Int(requestFeedbackEvents[r])
         }
 
-        var sketches = self.sketches
-        for v in sketches.indices { for k in sketches[v].indices { sketches[v][k].prepare() } }
+        // Per field, per variant (by each user's final first variant while the values are held exactly).
+        let sketches: [[QuantileSketch]] = fieldQuantiles.map { $0.perVariant(userFirstVariant, variantCount: variantNames.count) }
         var results: [MetricData] = []
         var m = [Double](repeating: 0, count: userCount)
         var d = [Double](repeating: 0, count: userCount)
         var q = [Double](repeating: 0, count: userCount)
         for (index, metric) in metrics.enumerated() {
             if metric.kind == .quantile {
-                let k = quantileFields.firstIndex(of: { if case .field(let f) = metric.source { return f } else { return .latencyMs } }())!
-                results.append(MetricData(metric: metric, perVariant: sketches.map { _ in RatioMoments() },
-                                          unitMoments: sketches.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
-                                          quantiles: sketches.map { $0[k].quantile(metric.quantile ?? 0.5) },
-                                          quantileCounts: sketches.map { $0[k].count }))
+                guard case .field(let field) = metric.source, let k = quantileFields.firstIndex(of: field) else { continue }
+                results.append(MetricData(metric: metric, perVariant: variantNames.map { _ in RatioMoments() },
+                                          unitMoments: variantNames.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
+                                          quantiles: sketches[k].map { $0.quantile(metric.quantile ?? 0.5) },
+                                          quantileCounts: sketches[k].map { $0.count }))
                 continue
             }
             for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
@@ -443,6 +440,40 @@ private struct PendingFeedback {
     var value: Double
     var ts: Int64
     var seq: UInt32
+}
+
+/// One request field's values for quantiles.
+///
+/// Up to `exactLimit` values are kept with their user, so each lands in its user's final variant (the
+/// first request by time may come late in the file). Beyond that they go straight into per-variant
+/// sketches under the user's first variant as known when the line is read, which is the same for logs in
+/// time order, and memory stops growing.
+struct FieldQuantiles {
+    static let exactLimit = 1 << 21
+    private var users: [UInt32] = []
+    private var values: [Double] = []
+    private var sketches: [QuantileSketch]?
+
+    mutating func add(_ x: Double, user: Int, firstVariants: [UInt8], variantCount: Int) {
+        if sketches == nil {
+            users.append(UInt32(truncatingIfNeeded: user))
+            values.append(x)
+            if values.count <= Self.exactLimit { return }
+            sketches = perVariant(firstVariants, variantCount: 64)
+            users = []
+            values = []
+            return
+        }
+        sketches![Int(firstVariants[user])].add(x)
+    }
+
+    func perVariant(_ firstVariants: [UInt8], variantCount: Int) -> [QuantileSketch] {
+        if let sketches { return Array(sketches.prefix(variantCount)) }
+        var out = Array(repeating: QuantileSketch(), count: variantCount)
+        for i in 0..<values.count { out[Int(firstVariants[Int(users[i])])].add(values[i]) }
+        for v in out.indices { out[v].prepare() }
+        return out
+    }
 }
 
 /// "Last feedback" slots, `width` per unit: the value with the latest timestamp, ties to the later line.
