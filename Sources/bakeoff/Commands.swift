@@ -273,7 +273,7 @@ func runSimulate(_ args: inout Arguments) throws -> ExitCode {
         if fd < 0 { throw FileError(path: output, message: String(cString: strerror(errno))) }
     }
     let out = OutputBuffer(fd: fd)
-    let bar = ProgressBar(label: "simulating")
+    let bar = ProgressBar(label: "simulating", unit: "k events", scale: 1000)
     var count: Int64 = 0
     let expected = Int64(Double(spec.users) * spec.conversationsPerUser * 5)
     Simulator.run(spec) { e in

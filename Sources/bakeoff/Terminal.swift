@@ -54,12 +54,17 @@ func printError(_ message: String) {
 /// A progress bar on standard error, drawn only when standard error is a terminal.
 final class ProgressBar {
     private let label: String
+    private let unit: String
+    private let scale: Double
     private let enabled: Bool
     private var lastDraw: Double = 0
     private let start: Double
 
-    init(label: String) {
+    /// `unit` names what `done` counts after dividing by `scale` ("MB" of bytes, "k events").
+    init(label: String, unit: String = "MB", scale: Double = 1_048_576) {
         self.label = label
+        self.unit = unit
+        self.scale = scale
         enabled = isatty(2) == 1
         start = ProgressBar.now()
     }
@@ -76,7 +81,7 @@ final class ProgressBar {
         guard t - lastDraw >= 0.1 else { return }
         lastDraw = t
         let elapsed = t - start
-        let mb = Double(done) / 1_048_576
+        let amount = Int(Double(done) / scale)
         var line = "\r\(label) "
         if let total, total > 0 {
             let fraction = min(1, Double(done) / Double(total))
@@ -86,10 +91,10 @@ final class ProgressBar {
             line += "\(Int(fraction * 100))% "
             if fraction > 0.01 {
                 let remaining = elapsed / fraction - elapsed
-                line += "\(Int(mb)) MB, \(Int(remaining.rounded())) s left "
+                line += "\(amount) \(unit), \(Int(remaining.rounded())) s left "
             }
         } else {
-            line += "\(Int(mb)) MB "
+            line += "\(amount) \(unit) "
         }
         FileHandle.standardError.write(line.data(using: .utf8)!)
     }

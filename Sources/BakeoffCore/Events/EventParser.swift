@@ -292,6 +292,15 @@ private struct Cursor {
         let open = pos
         pos += 1
         let start = pos
+        // Skip 8 bytes at a time while none is a quote, a backslash or a control character.
+        while pos + 8 <= end {
+            let w = base.loadUnaligned(fromByteOffset: pos, as: UInt64.self)
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            let quote = w ^ (ones &* 0x22), backslash = w ^ (ones &* 0x5C)
+            let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((w &- ones &* 0x20) & ~w)
+            if special & highs != 0 { break }
+            pos += 8
+        }
         while pos < end {
             let c = byte(pos)
             if c == 0x22 {
