@@ -150,7 +150,7 @@ func allocationOption(_ args: inout Arguments) throws -> Allocation? {
         if let split { return try Allocation(split: split) }
         if let variants { return try Allocation(parsing: variants) }
     } catch {
-        throw UsageError("\(split != nil ? "--split" : "--variants"): \(error)")
+        throw UsageError(split != nil ? "--split: \(error)" : "\(error)")
     }
     return nil
 }
@@ -229,15 +229,19 @@ func runAssign(_ args: inout Arguments) throws -> ExitCode {
         }
         out.removeAll(keepingCapacity: true)
     }
+    // Four IDs are hashed side by side; results come back in input order.
+    var batch = Assigner.Batch(assigner)
     do {
         try reader.forEachLine { (line, _) throws(Never) in
-            let arm = assigner.armIndex(for: String(decoding: line, as: UTF8.self))
-            out.append(contentsOf: names[arm])
+            batch.add(utf8: line) { (_, _, arm) throws(Never) in
+                out.append(contentsOf: names[arm])
+            }
             if out.count >= 1 << 20 { flush() }
         }
     } catch {
         if case .file(let e) = error { throw e }
     }
+    batch.flush { (_, _, arm) throws(Never) in out.append(contentsOf: names[arm]) }
     flush()
     return .ok
 }

@@ -1,0 +1,73 @@
+import BakeoffCore
+import Foundation
+import Testing
+
+@Suite("Reading event logs")
+struct EventLogTests {
+    static func write(_ bytes: [UInt8]) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bakeoff-\(UUID().uuidString).jsonl").path
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    static func simulatedLog(users: Int = 60) -> [UInt8] {
+        var spec = SimulationSpec(allocation: try! Allocation(split: 0.5))
+        spec.users = users
+        var text = ""
+        Simulator.run(spec) { text += $0.jsonLine() + "\n" }
+        return Array(text.utf8)
+    }
+
+    @Test func truncatedAndCorruptedLogsNeverCrashAndKeepWhatIsValid() throws {
+        let log = Self.simulatedLog()
+        var rng = SplitMix(seed: 3)
+        for round in 0..<40 {
+            var bytes = Array(log.prefix(Int(rng.next() % UInt64(log.count))))
+            for _ in 0..<(round % 8) where !bytes.isEmpty {
+                bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+            }
+            let path = try Self.write(bytes)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            var options = EventLog.Options()
+            options.skipInvalid = true
+            do {
+                let data = try EventLog.aggregate(path: path, options: options)
+                #expect(data.requestEvents > 0)
+                _ = try Analysis.run(data, plan: AnalysisPlan()).render(.table)
+            } catch let error as EventLogError {
+                // Only a log with nothing valid left may fail, and then with a located message.
+                #expect(error.description.contains(path))
+            } catch let error as AnalysisError {
+                #expect(!error.message.isEmpty)
+            }
+        }
+    }
+
+    @Test func strictModeStopsAtTheFirstBadLineWithItsNumber() throws {
+        var log = Self.simulatedLog(users: 5)
+        let lines = log.split(separator: 0x0A)
+        log = Array(lines[0]) + [0x0A] + Array(lines[1]) + [0x0A] + Array("{\"event\":".utf8) + [0x0A] + Array(lines[2])
+        let path = try Self.write(log)
+        #expect {
+            _ = try EventLog.aggregate(path: path, options: EventLog.Options())
+        } throws: { error in
+            (error as? EventLogError).map { $0.line == 3 && $0.description.contains("\(path):3:") } ?? false
+        }
+    }
+
+    @Test func aLineLongerThanTheReadBufferIsRead() throws {
+        let long = String(repeating: "x", count: 9 << 20)
+        let line = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5,"padding":""# + long + "\"}\n"
+        let path = try Self.write(Array(line.utf8) + Array((line.replacingOccurrences(of: "\"r1\"", with: "\"r2\"")).utf8))
+        let data = try EventLog.aggregate(path: path, options: EventLog.Options())
+        #expect(data.requestEvents == 2)
+    }
+
+    @Test func windowsLineEndingsAndBlankLinesAreAccepted() throws {
+        let text = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5}"# + "\r\n\r\n   \n"
+        let path = try Self.write(Array(text.utf8))
+        let data = try EventLog.aggregate(path: path, options: EventLog.Options())
+        #expect(data.requestEvents == 1)
+        #expect(data.dataQuality.blankLines == 2)
+    }
+}
