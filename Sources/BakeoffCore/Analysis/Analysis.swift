@@ -376,10 +376,10 @@ public enum Analysis {
         let what: String
         if let mde = plan.minimumDetectableEffect {
             effect = plan.minimumDetectableEffectIsRelative ? abs(mde * controlMean) : abs(mde)
-            what = "the planned effect of \(formatValue(effect, r.metric, signed: false))"
+            what = "the planned effect of \(formatMagnitude(effect, r.metric))"
         } else if let d = r.absoluteDifference, d != 0 {
             effect = abs(d)
-            what = "the observed difference of \(formatValue(effect, r.metric, signed: false))"
+            what = "the observed difference of \(formatMagnitude(effect, r.metric))"
         } else {
             return nil
         }
@@ -406,7 +406,7 @@ public enum Analysis {
         if users == 0 {
             return (0, 0, "The sample already has \(Int(plan.power * 100))% power for \(what); the difference is likely small.")
         }
-        var sentence = "About \(users) more users (\(Int(neededMetricUsers)) with this metric in all) give \(Int(plan.power * 100))% power for \(what)"
+        var sentence = "About \(group(users)) more users (\(group(Int(neededMetricUsers))) with this metric in all) give \(Int(plan.power * 100))% power for \(what)"
         if let days { sentence += ", about \(formatDays(days)) at the current rate" }
         return (users, days, sentence + ".")
     }

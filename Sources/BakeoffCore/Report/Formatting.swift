@@ -64,6 +64,11 @@ func formatValue(_ x: Double?, _ metric: Metric, signed: Bool = false) -> String
     }
 }
 
+/// The size of a difference, without sign: "3.5 pp" for a rate, "0.30" for a mean.
+func formatMagnitude(_ x: Double, _ metric: Metric) -> String {
+    metric.kind == .proportion ? fixed(abs(x) * 100, 1) + " pp" : formatValue(abs(x), metric)
+}
+
 /// A difference in the metric's unit with its sign ("+7.6 pp", "-0.30").
 func formatSigned(_ x: Double?, _ metric: Metric) -> String { formatValue(x, metric, signed: true) }
 
