@@ -33,7 +33,7 @@ demo: build
 
 test: build
 	$(SWIFT) build -c release --build-tests
-	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release --skip-build
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release --skip-build --disable-xctest
 
 venv: $(PY)
 $(PY):
