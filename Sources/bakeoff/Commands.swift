@@ -108,6 +108,9 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     if let allocation = try allocationOption(&args) { plan.allocation = allocation }
     if let c = try args.option("--control") { plan.control = c }
     if let primary = try args.option("--primary") {
+        if let m = config.metrics.first(where: { $0.name == primary }), m.goal == .none {
+            throw UsageError("--primary: \"\(primary)\" has no goal direction (up or down); set one in the config's \"metrics\"")
+        }
         guard config.metrics.contains(where: { $0.name == primary && $0.kind != .quantile }) else {
             throw UsageError("--primary: \"\(primary)\" is not a metric (metrics: \(config.metrics.filter { $0.kind != .quantile }.map(\.name).joined(separator: ", ")))")
         }
@@ -169,7 +172,8 @@ func runPlan(_ args: inout Arguments) throws -> ExitCode {
     q.dailyUsers = try args.double("--daily-users")
     let format = try args.choice("--format", PlanFormat.self) ?? .table
     try args.finish()
-    let result = try SampleSize.solve(q)
+    let result: SampleSize
+    do { result = try SampleSize.solve(q) } catch { throw UsageError(error.message) }
     switch format {
     case .json:
         var w = JSONWriter()

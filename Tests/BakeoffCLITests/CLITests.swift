@@ -108,7 +108,7 @@ struct CLITests {
         #expect(json["days"] as? Int == 5)
         #expect(json["effect_size"] is Double)
         let invalid = try CLI.run(["plan", "--baseline", "1.5", "--mde", "0.05"])
-        #expect(invalid.status == 1)
+        #expect(invalid.status == 2)
         #expect(invalid.stderr.contains("--baseline must be a rate"))
     }
 
@@ -145,6 +145,20 @@ struct CLITests {
         #expect(markdown.stdout.contains("| Task completion *"))
         let naive = try CLI.run(["analyze", path, "--unit", "event", "--format", "json"])
         #expect((try JSONSerialization.jsonObject(with: Data(naive.stdout.utf8)) as! [String: Any])["unit"] as? String == "event")
+    }
+
+    @Test func keepRunningEstimateMatchesStatsmodels() throws {
+        // Reference: statsmodels TTestIndPower on the per-user delta-method variance of this log gives
+        // 1,342 more users and 62.54 days (computed independently in Python during review).
+        let dir = URL(fileURLWithPath: try CLI.temporaryFile("", name: "placeholder")).deletingLastPathComponent()
+        let path = dir.appendingPathComponent("aa.jsonl").path
+        #expect(try CLI.run(["simulate", "--preset", "aa", "--users", "300", "--output", path]).status == 0)
+        let r = try CLI.run(["analyze", path, "--split", "0.5", "--mde", "0.05", "--format", "json"])
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let decision = json["decision"] as! [String: Any]
+        #expect(decision["action"] as? String == "keep_running")
+        #expect(decision["additional_users"] as? Int == 1342)
+        #expect(abs((decision["additional_days"] as? Double ?? 0) - 62.54) < 0.01)
     }
 
     @Test func configErrorsNameTheJSONPath() throws {

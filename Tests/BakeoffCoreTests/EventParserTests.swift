@@ -86,6 +86,8 @@ struct EventParserTests {
         (#"{"event":"request","ts":"yesterday","experiment":"e"}"#, "not an RFC 3339 time"),
         (#"{"event":"request","ts":"2026-02-30T10:00:00Z","experiment":"e"}"#, "not an RFC 3339 time"),
         (#"{"event":"request","ts":"2026-11-01T10:00:00","experiment":"e"}"#, "not an RFC 3339 time"),
+        (#"{"event":"request","ts":9999999999999,"experiment":"e"}"#, "outside the years 0001 to 9999"),
+        (#"{"event":"request","ts":-1e300,"experiment":"e"}"#, "outside the years 0001 to 9999"),
         (#"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"c","user_id":"u","request_id":"r"}"#, "without \"latency_ms\""),
         (#"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"c","user_id":"u","request_id":"r","latency_ms":"fast"}"#, "must be a number, got a string"),
         (#"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"c","user_id":"","request_id":"r","latency_ms":1}"#, "must not be empty"),

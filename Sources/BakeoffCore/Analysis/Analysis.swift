@@ -140,8 +140,11 @@ public struct Report: Sendable {
         return Decision(action: .keepRunning, treatment: "", reason: "there is nothing to compare yet")
     }
 
+    /// The primary metric's improvement for a treatment: its difference signed so that better is larger.
     private func liftOfPrimary(_ treatment: String) -> Double {
-        results.first { $0.metric.name == primaryMetric && $0.treatment == treatment }?.absoluteDifference ?? 0
+        guard let r = results.first(where: { $0.metric.name == primaryMetric && $0.treatment == treatment }) else { return 0 }
+        let d = r.absoluteDifference ?? 0
+        return r.metric.goal == .down ? -d : d
     }
 }
 
@@ -185,6 +188,9 @@ public enum Analysis {
         }
         if treatments.isEmpty {
             warnings.append("Only one variant (\(control)) is in the data: there is nothing to compare.")
+        }
+        if data.dataQuality.conversationsOfSeveralUsers > 0 {
+            warnings.append("\(data.dataQuality.conversationsOfSeveralUsers) conversation ids are used by more than one user; conversation ids must be unique across users (each such conversation counts only for its first user).")
         }
         if data.dataQuality.usersInSeveralVariants > 0 {
             warnings.append("\(data.dataQuality.usersInSeveralVariants) users were seen in more than one variant; each is analysed in the variant of their first request.")
@@ -230,6 +236,9 @@ public enum Analysis {
         if names.contains("control") { return "control" }
         if let first = plan.allocation?.arms.first?.name { return first }
         guard let first = names.first else { throw AnalysisError("no variants in the data") }
+        if names.count > 1 {
+            throw AnalysisError("no variant is named \"control\": say which one is the control with --control (variants: \(names.sorted().joined(separator: ", ")))")
+        }
         return first
     }
 
@@ -289,10 +298,17 @@ public enum Analysis {
                 : "needs at least 2 \(plan.unit == .user ? "users" : "units") per variant"
             return result
         }
-        result.controlVariance = ec.variance
-        result.treatmentVariance = et.variance
-        guard ec.variance.isFinite, et.variance.isFinite, ec.variance + et.variance > 0 else {
-            result.note = "no variation in either variant: the test is undefined"
+        // A ratio's delta-method variance of constant data is rounding noise, not zero: treat it as zero.
+        func cleaned(_ g: GroupEstimate) -> GroupEstimate {
+            var g = g
+            if g.variance <= 1e-12 * g.mean * g.mean { g.variance = 0 }
+            return g
+        }
+        let cc = cleaned(ec), ct = cleaned(et)
+        result.controlVariance = cc.variance
+        result.treatmentVariance = ct.variance
+        guard cc.variance.isFinite, ct.variance.isFinite, cc.variance + ct.variance > 0 else {
+            result.note = "no variation within either variant (every user has the same value), so no test applies"
             if ec.mean == et.mean {
                 result.pValue = 1
                 result.absoluteInterval = ConfidenceInterval(lower: 0, upper: 0)
@@ -357,9 +373,9 @@ public enum Analysis {
         guard let p else {
             return Decision(action: .keepRunning, treatment: treatment, reason: "the primary metric \(primary) has no data yet.")
         }
-        var decision = Decision(action: .keepRunning, treatment: treatment,
-                                reason: "\(p.metric.title) shows no significant difference yet"
-                                    + (p.pValue.map { " (\(formatPEquals($0)))" } ?? (p.note.map { " (\($0))" } ?? "")) + ".")
+        let status = p.pValue.map { "shows no significant difference yet (\(formatPEquals($0)))" }
+            ?? "cannot be tested yet" + (p.note.map { " (\($0))" } ?? "")
+        var decision = Decision(action: .keepRunning, treatment: treatment, reason: "\(p.metric.title) \(status).")
         if let estimate = additionalUsers(p, control: control, data: data, plan: plan) {
             decision.additionalUsers = estimate.users
             decision.additionalDays = estimate.days
@@ -369,7 +385,7 @@ public enum Analysis {
     }
 
     /// Users still needed for the planned power on the primary metric, at its observed per-user variance.
-    static func additionalUsers(_ r: MetricResult, control: String, data: ExperimentData, plan: AnalysisPlan) -> (users: Int, days: Double?, sentence: String)? {
+    static func additionalUsers(_ r: MetricResult, control: String, data: ExperimentData, plan: AnalysisPlan) -> (users: Int?, days: Double?, sentence: String)? {
         guard let vc = r.controlVariance, let vt = r.treatmentVariance, r.control.users >= 2, r.treatmentGroup.users >= 2,
               let controlMean = r.control.mean else { return nil }
         let effect: Double
@@ -396,6 +412,9 @@ public enum Analysis {
                                                      ratio: ratio, alternative: .twoSided)
         guard nobs1.isFinite else { return nil }
         let neededMetricUsers = nobs1.rounded(.up) + (nobs1 * ratio).rounded(.up)
+        guard neededMetricUsers < 1e9 else {
+            return (nil, nil, "Detecting \(what) would need more than a billion users: it is not detectable at a practical size.")
+        }
         let haveMetricUsers = nc + nt
         let totalUsers = Double(data.variants.reduce(0) { $0 + $1.users })
         let coverage = totalUsers > 0 ? haveMetricUsers / totalUsers : 1

@@ -45,6 +45,8 @@ public struct EventAggregator {
     private var conversationUser: [Int32] = []
     private var conversationTurns: [Int32] = []
     private var conversationFeedbackEvents: [UInt32] = []
+    /// Whether requests of several users named this conversation (its units count for the first user).
+    private var conversationShared: [Bool] = []
     private var conversationSlots: FeedbackSlots
 
     // Requests
@@ -70,6 +72,7 @@ public struct EventAggregator {
     public private(set) var requestEvents = 0
     public private(set) var feedbackEvents = 0
     public private(set) var duplicateRequests = 0
+    public private(set) var sharedConversations = 0
     public private(set) var firstTimestamp: Int64 = .max
     public private(set) var lastTimestamp: Int64 = .min
     private var sequence: UInt32 = 0
@@ -136,9 +139,20 @@ public struct EventAggregator {
     private mutating func addRequest(_ e: EventView) throws(EventRejection) {
         if !(e.latencyMs >= 0) { throw EventRejection(message: "\"latency_ms\" must be a non-negative number") }
         if e.ttftMs < 0 { throw EventRejection(message: "\"ttft_ms\" must be non-negative") }
-        let (variantIndex, newVariant) = variants.findOrInsert(e.variant)
-        if newVariant {
-            guard variantIndex < 64 else { throw EventRejection(message: "more than 64 variants in one experiment") }
+        if e.inputTokens < 0 || e.outputTokens < 0 { throw EventRejection(message: "token counts must be non-negative") }
+        // Validate a new variant before anything is recorded, so a rejected line leaves no trace.
+        var variantIndex = variants.find(e.variant) ?? -1
+        if variantIndex < 0 {
+            if let known = requests.find(hashBytes(e.requestID)), requestConversation[known] >= 0 {
+                duplicateRequests += 1  // a copy of a request already read: its variant name does not matter
+                return
+            }
+            guard variants.count < 64 else {
+                throw EventRejection(message: "more than 64 variants in one experiment (new variant \"\(String(decoding: e.variant, as: UTF8.self))\")")
+            }
+            guard String(validating: e.variant, as: UTF8.self) != nil else {
+                throw EventRejection(message: "\"variant\" is not valid UTF-8")
+            }
         }
         let (request, newRequest) = requests.findOrInsert(hashBytes(e.requestID))
         if newRequest {
@@ -149,6 +163,7 @@ public struct EventAggregator {
             duplicateRequests += 1
             return
         }
+        if variantIndex < 0 { variantIndex = variants.findOrInsert(e.variant).index }
         requestEvents += 1
         if e.timestamp < firstTimestamp { firstTimestamp = e.timestamp }
         if e.timestamp > lastTimestamp { lastTimestamp = e.timestamp }
@@ -173,7 +188,12 @@ public struct EventAggregator {
 
         let (conversation, newConversation) = conversations.findOrInsert(hashBytes(e.conversationID))
         if newConversation { appendConversation() }
-        if conversationUser[conversation] < 0 { conversationUser[conversation] = Int32(user) }
+        if conversationUser[conversation] < 0 {
+            conversationUser[conversation] = Int32(user)
+        } else if conversationUser[conversation] != Int32(user) && !conversationShared[conversation] {
+            conversationShared[conversation] = true
+            sharedConversations += 1
+        }
         conversationTurns[conversation] += 1
         requestConversation[request] = Int32(conversation)
 
@@ -206,19 +226,21 @@ public struct EventAggregator {
         conversationUser.append(-1)
         conversationTurns.append(0)
         conversationFeedbackEvents.append(0)
+        conversationShared.append(false)
         conversationSlots.append()
     }
 
     private mutating func addFeedback(_ e: EventView) throws(EventRejection) {
-        feedbackEvents += 1
         let target = feedbackTarget(e.name)
         guard case .unused = target else {
             if proportionFeedback.contains(target.name), e.value != 0, e.value != 1 {
-                throw EventRejection(message: "feedback \"\(target.name)\" is a proportion: \"value\" must be 0, 1, true or false, got \(e.value)")
+                throw EventRejection(message: "feedback \"\(target.name)\" is a proportion: \"value\" must be 0, 1, true or false, got \(JSONWriter.number(e.value))")
             }
             try record(e, target)
+            feedbackEvents += 1
             return
         }
+        feedbackEvents += 1
         let (i, inserted) = unusedFeedback.findOrInsert(e.name)
         if inserted { unusedFeedbackCounts.append(0) }
         unusedFeedbackCounts[i] += 1
@@ -386,6 +408,7 @@ public struct EventAggregator {
             usersInSeveralVariants: mixedUsers,
             feedbackWithMissingTarget: missingTargets,
             duplicateRequestIDs: duplicateRequests,
+            conversationsOfSeveralUsers: sharedConversations,
             otherExperiments: (0..<otherExperiments.count).map { (otherExperiments.string($0), otherExperimentEvents[$0]) }
                 .sorted { $0.1 > $1.1 }.map { NamedCount(name: $0.0, count: $0.1) },
             unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
@@ -409,7 +432,7 @@ public struct EventAggregator {
         users.memoryBytes + userFirstTs.capacity * 8 + userFirstVariant.capacity + userVariantMask.capacity * 8
             + userFirstDay.capacity * 4 + userMultiDay.capacity + userSums.capacity * 8
             + conversations.memoryBytes + conversationUser.capacity * 4 + conversationTurns.capacity * 4
-            + conversationFeedbackEvents.capacity * 4 + conversationSlots.memoryBytes
+            + conversationFeedbackEvents.capacity * 4 + conversationShared.capacity + conversationSlots.memoryBytes
             + requests.memoryBytes + requestConversation.capacity * 4 + requestFeedbackEvents.capacity * 4
             + requestSlots.memoryBytes + pending.capacity * 32
     }

@@ -36,6 +36,8 @@ public struct DataQuality: Sendable, Equatable {
     public var usersInSeveralVariants: Int
     public var feedbackWithMissingTarget: Int
     public var duplicateRequestIDs: Int
+    /// Conversation ids that requests of more than one user carry (ids must be unique across users).
+    public var conversationsOfSeveralUsers: Int = 0
     public var otherExperiments: [NamedCount]
     public var unusedFeedbackNames: [NamedCount]
     public var linesSkipped: Int = 0

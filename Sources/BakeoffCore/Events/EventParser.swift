@@ -436,7 +436,10 @@ private struct Cursor {
     mutating func parseTimestamp() throws(EventParseError) -> Int64 {
         if pos < end, case let c = byte(pos), c == 0x2D || (c >= 0x30 && c <= 0x39) {
             let seconds = try parseNumber("ts")
-            guard abs(seconds) < 1e13 else { throw fail("\"ts\": \(seconds) seconds is out of range") }
+            // Years 0001 to 9999, as for RFC 3339 times.
+            guard seconds >= -62_135_596_800, seconds < 253_402_300_800 else {
+                throw fail("\"ts\": \(seconds) seconds since 1970 is outside the years 0001 to 9999")
+            }
             return Int64((seconds * 1_000_000).rounded())
         }
         guard pos < end, byte(pos) == 0x22 else { throw fail("\"ts\" must be a time string such as \"2026-11-01T10:00:00Z\"") }
@@ -502,7 +505,7 @@ func parseRFC3339(_ s: UnsafeRawBufferPointer) -> Int64? {
           s[10] == 0x54 || s[10] == 0x74 || s[10] == 0x20,
           let hour = digits(11, 2), s[13] == 0x3A, let minute = digits(14, 2), s[16] == 0x3A, let second = digits(17, 2)
     else { return nil }
-    guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60, second <= 60
+    guard year >= 1, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60, second <= 60
     else { return nil }
     var i = 19
     var micros = 0

@@ -27,6 +27,8 @@ public struct LineReader: ~Copyable {
     private var capacity: Int
     /// Total bytes in the file, when it is a regular file (for progress).
     public let totalBytes: Int64?
+    /// The longest line accepted; a longer one is an error rather than unbounded memory.
+    public static let maximumLineLength = 256 << 20
 
     public init(path: String, blockSize: Int = 4 << 20) throws(FileError) {
         self.path = path
@@ -64,8 +66,23 @@ public struct LineReader: ~Copyable {
         var lineNumber = 0
         var consumed: Int64 = 0
         var eof = false
+        var searched = 0  // bytes of the partial line at the buffer's start already known to hold no newline
+        func emit(_ start: Int, _ length: Int) throws(ReadError<E>) {
+            lineNumber += 1
+            var from = start, count = length
+            if lineNumber == 1 && count >= 3 && buffer.load(fromByteOffset: from, as: UInt8.self) == 0xEF
+                && buffer.load(fromByteOffset: from + 1, as: UInt8.self) == 0xBB && buffer.load(fromByteOffset: from + 2, as: UInt8.self) == 0xBF {
+                from += 3  // a UTF-8 byte order mark
+                count -= 3
+            }
+            if count > 0 && buffer.load(fromByteOffset: from + count - 1, as: UInt8.self) == 0x0D { count -= 1 }
+            do { try body(UnsafeRawBufferPointer(start: buffer + from, count: count), lineNumber) } catch { throw .body(error) }
+        }
         while !eof {
             if filled == capacity {
+                guard capacity < Self.maximumLineLength else {
+                    throw .file(FileError(path: path, message: "line \(lineNumber + 1) is longer than \(Self.maximumLineLength >> 20) MB; is this an event log?"))
+                }
                 // A line longer than the buffer: grow it.
                 let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity * 2, alignment: 16)
                 bigger.copyMemory(from: buffer, byteCount: filled)
@@ -81,22 +98,17 @@ public struct LineReader: ~Copyable {
             if n == 0 { eof = true }
             filled += n
             var start = 0
+            var scanFrom = searched
             while start < filled {
-                let remaining = filled - start
-                guard let nl = memchr(buffer + start, 0x0A, remaining) else { break }
+                guard let nl = memchr(buffer + scanFrom, 0x0A, filled - scanFrom) else { break }
                 let length = buffer.distance(to: nl) - start
-                lineNumber += 1
-                var lineLength = length
-                if lineLength > 0 && buffer.load(fromByteOffset: start + lineLength - 1, as: UInt8.self) == 0x0D { lineLength -= 1 }
-                do { try body(UnsafeRawBufferPointer(start: buffer + start, count: lineLength), lineNumber) } catch { throw .body(error) }
+                try emit(start, length)
                 start += length + 1
+                scanFrom = start
             }
             if eof && start < filled {
                 // The last line has no newline.
-                lineNumber += 1
-                var lineLength = filled - start
-                if buffer.load(fromByteOffset: start + lineLength - 1, as: UInt8.self) == 0x0D { lineLength -= 1 }
-                do { try body(UnsafeRawBufferPointer(start: buffer + start, count: lineLength), lineNumber) } catch { throw .body(error) }
+                try emit(start, filled - start)
                 start = filled
             }
             consumed += Int64(start)
@@ -104,6 +116,7 @@ public struct LineReader: ~Copyable {
                 memmove(buffer, buffer + start, filled - start)
                 filled -= start
             }
+            searched = filled
             progress?(consumed)
         }
     }

@@ -78,6 +78,9 @@ public struct ExperimentConfig: Sendable {
                 throw root.fail("primary_metric", "\"\(primary)\" is not a metric (metrics: \(metrics.map(\.name).joined(separator: ", ")))")
             }
             guard metrics[i].kind != .quantile else { throw root.fail("primary_metric", "a quantile metric cannot be primary yet") }
+            guard metrics[i].goal != .none else {
+                throw root.fail("primary_metric", "\"\(primary)\" has no goal direction; give it \"goal\": \"up\" or \"down\" in \"metrics\"")
+            }
             for j in metrics.indices where metrics[j].role == .primary { metrics[j].role = .secondary }
             metrics[i].role = .primary
             config.primaryMetric = primary
@@ -130,6 +133,9 @@ public struct ExperimentConfig: Sendable {
         let goal = try o.enumValue("goal", Goal.self) ?? base?.goal ?? .up
         let role = try o.enumValue("role", MetricRole.self) ?? base?.role ?? .secondary
         if role == .primary && kind == .quantile { throw o.fail("role", "a quantile metric cannot be primary yet") }
+        if role != .secondary && goal == .none {
+            throw o.fail("goal", "a \(role.rawValue) metric needs a direction: \"up\" or \"down\"")
+        }
         let title = try o.string("title") ?? base?.title
         return Metric(name: name, title: title, level: level, kind: kind, goal: goal, role: role, source: source,
                       quantile: kind == .quantile ? quantile : nil)

@@ -52,6 +52,12 @@ public struct SampleSize: Sendable, Equatable {
         }
         let effect = abs(q.relative ? q.minimumDetectableEffect * q.baseline : q.minimumDetectableEffect)
         guard effect > 0, effect.isFinite else { throw AnalysisError("--mde must be a non-zero difference, got \(q.minimumDetectableEffect)") }
+        if q.standardDeviation == nil {
+            let target = q.baseline + (q.relative ? q.minimumDetectableEffect * q.baseline : q.minimumDetectableEffect)
+            guard target > 0 && target < 1 else {
+                throw AnalysisError("--baseline \(q.baseline) changed by --mde \(q.minimumDetectableEffect) gives a rate of \(target), outside 0 to 1")
+            }
+        }
         let d = effect / sd
         let ratio = q.treatmentShare / (1 - q.treatmentShare)
         let n1 = TTestIndependentPower.solveNobs1(effectSize: d, alpha: q.alpha, power: q.power, ratio: ratio,

@@ -3,16 +3,41 @@ import BakeoffStatistics
 /// Human formatting of report numbers: rates as percentages, latencies in ms or s, p-values as people read them.
 
 func formatP(_ p: Double) -> String {
-    if p < 0.0001 { return "<0.0001" }
+    if p < 1e-16 { return "<1e-16" }
+    if p < 0.0001 {
+        // Two significant digits in scientific notation ("3.2e-05"), for plans with a tiny alpha.
+        var exponent = 0
+        var m = p
+        while m < 1 { m *= 10; exponent -= 1 }
+        var digits = fixed(m, 1)
+        if digits == "10.0" { digits = "1.0"; exponent += 1 }
+        return "\(digits)e-\(abs(exponent) < 10 ? "0" : "")\(abs(exponent))"
+    }
     if p < 0.01 { return fixed(p, 4) }
     if p < 0.995 { return significant(p, 2) }
     return "1.00"
 }
 
-/// "p = 0.034" or "p < 0.0001".
+/// "p = 0.034" or "p < 1e-16".
 func formatPEquals(_ p: Double) -> String {
     let text = formatP(p)
     return text.hasPrefix("<") ? "p < " + text.dropFirst() : "p = " + text
+}
+
+/// Breaks prose into lines of at most `width` characters at spaces, for an 80-column terminal.
+func wrap(_ text: String, width: Int = 80, indent: String = "") -> String {
+    var lines: [String] = []
+    var line = ""
+    for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+        if !line.isEmpty && line.count + 1 + word.count > width {
+            lines.append(line)
+            line = indent + word
+        } else {
+            line += (line.isEmpty ? "" : " ") + word
+        }
+    }
+    if !line.isEmpty { lines.append(line) }
+    return lines.joined(separator: "\n")
 }
 
 /// A plain number without trailing zeros (0.05, 0.8, 1e-05 stays readable).

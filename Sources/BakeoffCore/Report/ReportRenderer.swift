@@ -63,25 +63,26 @@ extension Report {
         out += "\(h1)Bakeoff report: \(experiment)\n"
         if !markdown { out += String(repeating: "=", count: min(78, 17 + experiment.count)) + "\n" }
         if markdown { out += "\n" }
+        let prose: (String) -> String = { markdown ? $0 : wrap($0) }
         let variantText = variants.map { "\($0.name) \(group($0.users)) users" }.joined(separator: ", ")
-        out += "\(variantText); \(group(requestEvents)) requests, \(group(feedbackEvents)) feedback events"
-        if !periodText.isEmpty { out += "; \(periodText)" }
-        out += ".\n" + (markdown ? "\n" : "") + "Method: \(methodText). Control: \(control).\n\n"
+        var summary = "\(variantText); \(group(requestEvents)) requests, \(group(feedbackEvents)) feedback events"
+        if !periodText.isEmpty { summary += "; \(periodText)" }
+        out += prose(summary + ".") + "\n" + (markdown ? "\n" : "") + prose("Method: \(methodText). Control: \(control).") + "\n\n"
         for w in warnings {
-            out += markdown ? "> **Warning:** \(w)\n\n" : "!! \(w)\n\n"
+            out += markdown ? "> **Warning:** \(w)\n\n" : wrap("!! \(w)", indent: "   ") + "\n\n"
         }
 
         let decision = self.decision
         let action = decision.action == .ship ? "SHIP" : decision.action == .rollBack ? "ROLL BACK" : "KEEP RUNNING"
-        out += "\(bold)Decision: \(action)\(decision.treatment.isEmpty ? "" : " \(decision.treatment)")\(bold) — \(decision.reason)\n\n"
+        out += prose("\(bold)Decision: \(action)\(decision.treatment.isEmpty ? "" : " \(decision.treatment)")\(bold) — \(decision.reason)") + "\n\n"
 
         for treatment in variants.dropFirst().map(\.name) {
             if variants.count > 2 { out += "\(markdown ? "### " : "")\(treatment) vs \(control)\n\n" }
-            let header = ["Metric", control, treatment, "lift [\(Int(((1 - alpha) * 100).rounded()))% CI]", "p-value", "signif."]
+            let header = ["Metric", control, treatment, "lift [\(formatNumber((1 - alpha) * 100))% CI]", "p-value", "signif."]
             let rows = summaryRows(treatment, markdown: markdown)
             out += markdown ? markdownTable(header, rows) : renderTable(header, rows)
             out += "\n"
-            let detailHeader = ["Metric", "users c/t", "units c/t", "difference", "\(Int(((1 - alpha) * 100).rounded()))% CI"]
+            let detailHeader = ["Metric", "users c/t", "units c/t", "difference", "\(formatNumber((1 - alpha) * 100))% CI"]
             let details = detailRows(treatment)
             if markdown {
                 out += "<details><summary>Users, units and absolute differences</summary>\n\n" + markdownTable(detailHeader, details) + "\n</details>\n\n"
@@ -89,17 +90,17 @@ extension Report {
                 out += renderTable(detailHeader, details) + "\n"
             }
         }
-        out += "\(markdown ? "" : "")* primary metric. Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Quantiles are shown with their relative change only.\n\n"
+        out += prose("* primary metric. Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Quantiles are shown with their relative change only.") + "\n\n"
 
         out += "\(markdown ? "### " : "")Sample ratio\n" + (markdown ? "\n" : "")
         switch sampleRatio.status {
         case .notRun:
-            out += "Not run: \(sampleRatio.reason ?? "").\n"
+            out += prose("Not run: \(sampleRatio.reason ?? "").") + "\n"
         case .ok, .mismatch:
             let observed = sampleRatio.observed.map { "\($0.name) \(group($0.count))" }.joined(separator: ", ")
             let planned = sampleRatio.expectedShares.map { significant($0 * 100, 3) + "%" }.joined(separator: "/")
-            out += "Users \(observed) against the planned \(planned): \(formatPEquals(sampleRatio.pValue ?? 0)), "
-                + (sampleRatio.status == .ok ? "consistent with the plan.\n" : "MISMATCH (threshold p < 0.001)\(sampleRatio.reason.map { ": \($0)" } ?? "").\n")
+            out += prose("Users \(observed) against the planned \(planned): \(formatPEquals(sampleRatio.pValue ?? 0)), "
+                + (sampleRatio.status == .ok ? "consistent with the plan." : "MISMATCH (threshold p < 0.001)\(sampleRatio.reason.map { ": \($0)" } ?? "")).")) + "\n"
         }
         out += "\n\(markdown ? "### " : "")Data quality\n" + (markdown ? "\n" : "")
         let q = dataQuality
@@ -107,6 +108,9 @@ extension Report {
         lines.append("users seen in more than one variant: \(q.usersInSeveralVariants)")
         lines.append("feedback whose request or conversation is missing: \(q.feedbackWithMissingTarget)")
         lines.append("duplicate request ids (later copies ignored): \(q.duplicateRequestIDs)")
+        if q.conversationsOfSeveralUsers > 0 {
+            lines.append("conversation ids used by several users: \(q.conversationsOfSeveralUsers)")
+        }
         lines.append("lines skipped as invalid: \(q.linesSkipped)")
         for example in q.skippedExamples.prefix(3) { lines.append("  e.g. \(example)") }
         if !q.otherExperiments.isEmpty {
@@ -115,7 +119,7 @@ extension Report {
         if !q.unusedFeedbackNames.isEmpty {
             lines.append("feedback names no metric uses: " + q.unusedFeedbackNames.prefix(5).map { "\($0.name) (\($0.count))" }.joined(separator: ", "))
         }
-        out += lines.map { (markdown ? "- " : "  ") + $0 }.joined(separator: "\n") + "\n"
+        out += lines.map { markdown ? "- " + $0 : wrap("  " + $0, indent: "    ") }.joined(separator: "\n") + "\n"
         return out
     }
 
@@ -189,6 +193,7 @@ extension Report {
                 w.value("users_in_several_variants", q.usersInSeveralVariants)
                 w.value("feedback_missing_target", q.feedbackWithMissingTarget)
                 w.value("duplicate_request_ids", q.duplicateRequestIDs)
+                w.value("conversations_of_several_users", q.conversationsOfSeveralUsers)
                 w.value("lines_skipped", q.linesSkipped)
                 w.array("skipped_examples") { w in for e in q.skippedExamples { w.value(nil, e) } }
                 w.object("other_experiments") { w in for o in q.otherExperiments { w.value(o.name, o.count) } }

@@ -58,9 +58,10 @@ struct ConfigObject {
         if data.isEmpty { throw ConfigError(source: source, path: "", message: "the file is empty; expected a JSON object") }
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            var detail = "\(error)"
-            if case DecodingError.dataCorrupted(let context) = error {
-                detail = (context.underlyingError.map { "\($0)" } ?? context.debugDescription)
+            var detail = "check for a missing comma, quote or bracket, invalid UTF-8, or a number out of range"
+            if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError {
+                let text = "\(underlying)"
+                if text.count < 200 { detail = text }
             }
             throw ConfigError(source: source, path: "", message: "not valid JSON: \(detail)")
         }
