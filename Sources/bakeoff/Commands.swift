@@ -218,35 +218,46 @@ func runAssign(_ args: inout Arguments) throws -> ExitCode {
     guard let allocation = try allocationOption(&args) else { throw UsageError("give --split S or --variants a=0.5,b=0.5") }
     try args.finish()
     let assigner = Assigner(experiment: experiment, allocation: allocation)
-    let names = allocation.names.map { Array(($0 + "\n").utf8) }
     var reader = try LineReader(path: "-")
-    var out = [UInt8]()
-    out.reserveCapacity(1 << 20 + 64)
-    func flush() {
-        out.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(1, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; exit(errno == EPIPE ? 0 : 1) }
-                offset += n
-            }
-        }
-        out.removeAll(keepingCapacity: true)
+    // Output goes through one raw buffer; each arm's "name\n" is copied from a table. No arrays or
+    // captured-and-boxed state on the per-ID path.
+    let capacity = 1 << 20
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity + 4096, alignment: 16)
+    defer { buffer.deallocate() }
+    var lines: [[UInt8]] = allocation.names.map { Array(($0 + "\n").utf8) }
+    let longest = lines.map(\.count).max() ?? 1
+    guard longest < 4096 else { throw UsageError("variant names must be shorter than 4 KB") }
+    let table = UnsafeMutableRawPointer.allocate(byteCount: lines.count * 4096, alignment: 16)
+    defer { table.deallocate() }
+    var lengths: [Int] = []
+    for (i, line) in lines.enumerated() {
+        line.withUnsafeBytes { (table + i * 4096).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        lengths.append(line.count)
     }
-    // Four IDs are hashed side by side; results come back in input order.
+    lines = []
+    var used = 0
     var batch = Assigner.Batch(assigner)
     do {
-        try reader.forEachLine { (line, _) throws(Never) in
-            batch.add(utf8: line) { (_, _, arm) throws(Never) in
-                out.append(contentsOf: names[arm])
+        try lengths.withUnsafeBufferPointer { lengths throws(ReadError<Never>) in
+            try reader.forEachLine { (line, _) throws(Never) in
+                batch.add(utf8: line) { (_, _, arm) throws(Never) in
+                    (buffer + used).copyMemory(from: table + arm * 4096, byteCount: lengths[arm])
+                    used += lengths[arm]
+                }
+                if used >= capacity {
+                    writeAll(buffer, used)
+                    used = 0
+                }
             }
-            if out.count >= 1 << 20 { flush() }
+            batch.flush { (_, _, arm) throws(Never) in
+                (buffer + used).copyMemory(from: table + arm * 4096, byteCount: lengths[arm])
+                used += lengths[arm]
+            }
         }
     } catch {
         if case .file(let e) = error { throw e }
     }
-    batch.flush { (_, _, arm) throws(Never) in out.append(contentsOf: names[arm]) }
-    flush()
+    writeAll(buffer, used)
     return .ok
 }
 
@@ -293,4 +304,17 @@ func runSimulate(_ args: inout Arguments) throws -> ExitCode {
     bar.finish()
     if fd != 1 { close(fd) }
     return .ok
+}
+
+/// Writes all bytes to standard output; a closed pipe ends the program quietly.
+func writeAll(_ bytes: UnsafeRawPointer, _ count: Int) {
+    var offset = 0
+    while offset < count {
+        let n = write(1, bytes + offset, count - offset)
+        if n < 0 {
+            if errno == EINTR { continue }
+            exit(errno == EPIPE ? 0 : 1)
+        }
+        offset += n
+    }
 }
