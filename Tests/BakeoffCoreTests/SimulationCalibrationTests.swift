@@ -47,6 +47,7 @@ struct SimulationCalibrationTests {
         }
         let fpr = Double(userLevel) / Double(runs)
         let naiveFPR = Double(naive) / Double(runs)
+        print("A/A over \(runs) simulated experiments: user-level false-positive rate \(fpr), naive \(naiveFPR)")
         #expect(fpr >= 0.04 && fpr <= 0.06, "user-level A/A false-positive rate \(fpr)")
         #expect(naiveFPR > 0.10, "naive A/A false-positive rate \(naiveFPR) should be inflated")
     }
@@ -62,6 +63,7 @@ struct SimulationCalibrationTests {
         }
         let coverage = Double(covered) / Double(runs)
         let relative = Double(relativeCovered) / Double(runs)
+        print("Coverage over \(runs) simulated experiments: absolute CI \(coverage), Fieller relative CI \(relative)")
         #expect(coverage >= 0.93 && coverage <= 0.97, "absolute CI coverage \(coverage)")
         #expect(relative >= 0.93 && relative <= 0.97, "relative (Fieller) CI coverage \(relative)")
     }
