@@ -50,6 +50,8 @@ fixtures: venv
 	$(PY) scripts/reference/analysis_fixture.py
 
 bench: build venv
+	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
+	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) bash scripts/bench/run.sh
 
 clean:

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Bakeoff's benchmark suite: `make bench` (or BAKEOFF_BIN=... PY=... bash scripts/bench/run.sh).
+#
+#   a. assignment: the seed's Python ABRouter (scripts/bench/assign_bench.py) vs `bakeoff assign`, one core;
+#   b. analysis of a ~10-million-event log: `bakeoff analyze` (one core) vs pandas + scipy
+#      (scripts/bench/pandas_analysis.py, the same analysis, one core), events/s and peak RSS;
+#   c. what bakeoff's peak RSS scales with: three logs, (users, events) = (U/4, E/4), (U, E) and (U/4, ~E);
+#   plus a correctness check that pandas and bakeoff computed the same numbers (small log and the big one).
+#
+# Data goes to out/bench/ (gitignored); simulated logs are reused when they exist with the same parameters
+# (and the same bakeoff binary), timings are always re-measured. The shared 2-core machine is noisy, so every
+# comparison is against a baseline measured in the same run, and Swift timings are medians of BENCH_RUNS runs.
+#
+# Environment (defaults give the full run, ~8-10 minutes including log generation):
+#   BAKEOFF_BIN          .build/release/bakeoff          PY   .venv/bin/python
+#   BENCH_IDS            1000000   ids for the assignment benchmark
+#   BENCH_EVENTS_USERS   620000    users in the big log (~16.4 events per user -> ~10M events)
+#   BENCH_SMALL_USERS    BENCH_EVENTS_USERS/4, for the memory-scaling logs
+#   BENCH_CHECK_USERS    20000     users in the pandas-vs-bakeoff agreement log
+#   BENCH_RUNS           3         timed runs per bakeoff command (median reported)
+#   BENCH_PANDAS         1         0 skips the (slow) pandas run on the big log
+#   BENCH_OUT            out/bench
+#   BENCH_MARKDOWN       BENCHMARKS.md for the default sizes, else $BENCH_OUT/BENCHMARKS.quick.md
+# Quick run: BENCH_EVENTS_USERS=40000 BENCH_IDS=200000 make bench
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+START_SECONDS=$SECONDS
+
+BIN="${BAKEOFF_BIN:-$ROOT/.build/release/bakeoff}"
+PY="${PY:-$ROOT/.venv/bin/python}"
+IDS="${BENCH_IDS:-1000000}"
+USERS="${BENCH_EVENTS_USERS:-620000}"
+SMALL_USERS="${BENCH_SMALL_USERS:-$((USERS / 4))}"
+CHECK_USERS="${BENCH_CHECK_USERS:-20000}"
+RUNS="${BENCH_RUNS:-3}"
+RUN_PANDAS="${BENCH_PANDAS:-1}"
+OUT="${BENCH_OUT:-$ROOT/out/bench}"
+if [[ -z "${BENCH_MARKDOWN:-}" ]]; then
+    if [[ "$IDS" == 1000000 && "$USERS" == 620000 && "$SMALL_USERS" == 155000 && "$RUN_PANDAS" == 1 ]]; then
+        BENCH_MARKDOWN="$ROOT/BENCHMARKS.md"
+    else
+        BENCH_MARKDOWN="$OUT/BENCHMARKS.quick.md"
+    fi
+fi
+EXPERIMENT_ASSIGN="fine-tuned-v2-test"
+SPLIT=0.2
+SEED=1
+CONV_DENSE=10   # conversations per user in the "same users, ~4x events" log (the preset has 2.5)
+
+RES="$OUT/results"
+mkdir -p "$OUT" "$RES"
+rm -f "$RES"/*.json "$RES/generated.txt"
+TIMEIT=("$PY" "$ROOT/scripts/bench/timeit_cmd.py")
+
+[[ -x "$BIN" ]] || { echo "bench: $BIN not found or not executable (make build)" >&2; exit 1; }
+[[ -x "$PY" ]] || { echo "bench: $PY not found (make venv)" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "bench: taskset not found (util-linux)" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "bench: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
+
+log() { printf '[bench %4ds] %s\n' "$((SECONDS - START_SECONDS))" "$*" >&2; }
+
+# simulate NAME USERS [SPEC]: out/bench/NAME.jsonl, reused when NAME.params records the same simulate arguments
+# (rm -rf out/bench after a change to the simulator's output format).
+BIN_SUM="$(sha256sum "$BIN" | cut -c1-16)"
+simulate() {
+    local name="$1" users="$2" spec="${3:-}"
+    local file="$OUT/$name.jsonl" params="$OUT/$name.params"
+    local args=(simulate --users "$users" --seed "$SEED")
+    if [[ -n "$spec" ]]; then
+        printf '%s\n' "$spec" > "$OUT/$name.spec.json"
+        args+=(--spec "$OUT/$name.spec.json")
+    else
+        args+=(--preset seed-case-study)
+    fi
+    local want="bakeoff ${args[*]}${spec:+ # spec: $spec}"
+    if [[ -f "$file" && -f "$params" && "$(head -1 "$params")" == "$want" ]]; then
+        log "reusing $file"
+    else
+        log "generating $file ($users users; not timed)"
+        rm -f "$params"
+        "$BIN" "${args[@]}" --output "$file.tmp"
+        mv "$file.tmp" "$file"
+        basename "$file" >> "$RES/generated.txt"
+        printf '%s\n%s\n' "$want" "generated $(date -u +%FT%TZ) by binary sha256 $BIN_SUM" > "$params"
+    fi
+    printf '%s\n' "$file"
+}
+lines() { wc -l < "$1" | tr -d ' '; }
+
+# ---------------------------------------------------------------- machine
+{
+    echo "{"
+    echo "  \"date\": \"$(date -u +%F)\","
+    echo "  \"started_utc\": \"$(date -u +%FT%TZ)\","
+    echo "  \"nproc\": $(nproc),"
+    echo "  \"cpu_model\": \"$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//; s/"/\\"/g')\","
+    echo "  \"mem_total_kb\": $(awk '/^MemTotal/ {print $2}' /proc/meminfo),"
+    echo "  \"kernel\": \"$(uname -sr)\","
+    echo "  \"git_commit\": \"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\","
+    echo "  \"git_dirty\": $([[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] && echo true || echo false),"
+    echo "  \"swift\": \"$( (swift --version 2>/dev/null || /opt/swift/usr/bin/swift --version 2>/dev/null || echo unknown) | head -1 | sed 's/"/\\"/g')\","
+    echo "  \"python\": \"$("$PY" -c 'import platform, pandas, numpy, scipy; print(f"Python {platform.python_version()}, pandas {pandas.__version__}, numpy {numpy.__version__}, scipy {scipy.__version__}")')\","
+    echo "  \"bakeoff_sha256\": \"$BIN_SUM\","
+    echo "  \"load_average_at_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\""
+    echo "}"
+} > "$RES/machine.json"
+log "machine: $(nproc) cores, $(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------- 0. agreement on a small log
+CHECK_LOG="$(simulate "check-${CHECK_USERS}u" "$CHECK_USERS")"
+log "agreement check: bakeoff analyze vs pandas_analysis.py on $CHECK_LOG"
+"$BIN" analyze "$CHECK_LOG" --split "$SPLIT" --format json > "$OUT/check.bakeoff.json"
+"$PY" scripts/bench/pandas_analysis.py "$CHECK_LOG" --split "$SPLIT" > "$OUT/check.pandas.json"
+AGREE_SMALL=0
+"$PY" scripts/bench/check_agreement.py "$OUT/check.pandas.json" "$OUT/check.bakeoff.json" \
+    > "$RES/agreement_small.json" || AGREE_SMALL=1
+log "agreement (small): $(cat "$RES/agreement_small.json")"
+
+# ---------------------------------------------------------------- a. assignment
+IDS_FILE="$OUT/ids-$IDS.txt"
+log "assignment: Python ABRouter, $IDS ids, taskset -c 0 (best of 3, CPU time)"
+if [[ -f "$IDS_FILE" ]]; then
+    taskset -c 0 "$PY" scripts/bench/assign_bench.py "$IDS" --experiment "$EXPERIMENT_ASSIGN" --split "$SPLIT" \
+        > "$RES/assign_python.json"
+else
+    taskset -c 0 "$PY" scripts/bench/assign_bench.py "$IDS" --experiment "$EXPERIMENT_ASSIGN" --split "$SPLIT" \
+        --write-ids "$IDS_FILE" > "$RES/assign_python.json"
+fi
+log "assignment: bakeoff assign, taskset -c 0, $RUNS runs"
+"${TIMEIT[@]}" --runs "$RUNS" --cpu 0 --stdin "$IDS_FILE" --stdout "$OUT/assign.out" -- \
+    "$BIN" assign --experiment "$EXPERIMENT_ASSIGN" --split "$SPLIT" > "$RES/assign_bakeoff.json"
+log "assignment: bakeoff assign on empty input (process start-up), taskset -c 0, $RUNS runs"
+"${TIMEIT[@]}" --runs "$RUNS" --cpu 0 -- \
+    "$BIN" assign --experiment "$EXPERIMENT_ASSIGN" --split "$SPLIT" > "$RES/assign_bakeoff_empty.json"
+{
+    echo "{\"ids\": $(lines "$IDS_FILE"), \"output_lines\": $(lines "$OUT/assign.out"),"
+    echo " \"treatment\": $(grep -c '^treatment$' "$OUT/assign.out" || true)}"
+} > "$RES/assign_counts.json"
+
+# ---------------------------------------------------------------- b/c. analysis
+BIG_LOG="$(simulate "events-${USERS}u" "$USERS")"
+SMALL_LOG="$(simulate "events-${SMALL_USERS}u" "$SMALL_USERS")"
+DENSE_LOG="$(simulate "events-${SMALL_USERS}u-conv${CONV_DENSE}" "$SMALL_USERS" \
+    "{\"preset\": \"seed-case-study\", \"conversations_per_user\": $CONV_DENSE}")"
+
+analyze_timed() {  # analyze_timed KEY LOG
+    local key="$1" file="$2"
+    log "bakeoff analyze $(basename "$file"): taskset -c 0, $RUNS runs"
+    "${TIMEIT[@]}" --runs "$RUNS" --cpu 0 --stdout "$OUT/$key.bakeoff.json" -- \
+        "$BIN" analyze "$file" --split "$SPLIT" --format json > "$RES/analyze_$key.json"
+    "$PY" - "$file" "$(lines "$file")" "$(stat -c %s "$file")" "$OUT/$key.bakeoff.json" > "$RES/log_$key.json" <<'EOF'
+import json, sys
+path, lines, size, report = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.load(open(sys.argv[4]))
+json.dump({"file": path, "lines": lines, "bytes": size, "requests": report["events"]["requests"],
+           "feedback": report["events"]["feedback"], "users": sum(v["users"] for v in report["variants"])},
+          sys.stdout)
+EOF
+}
+analyze_timed big "$BIG_LOG"
+analyze_timed small "$SMALL_LOG"
+analyze_timed dense "$DENSE_LOG"
+
+AGREE_BIG=0
+if [[ "$RUN_PANDAS" == 1 ]]; then
+    log "pandas_analysis.py $(basename "$BIG_LOG"): taskset -c 0, 1 run (slow)"
+    "${TIMEIT[@]}" --runs 1 --cpu 0 --stdout "$OUT/big.pandas.json" -- \
+        "$PY" scripts/bench/pandas_analysis.py "$BIG_LOG" --split "$SPLIT" > "$RES/analyze_pandas.json"
+    "$PY" scripts/bench/check_agreement.py "$OUT/big.pandas.json" "$OUT/big.bakeoff.json" \
+        > "$RES/agreement_big.json" || AGREE_BIG=1
+    log "agreement (big): $(cat "$RES/agreement_big.json")"
+fi
+
+# ---------------------------------------------------------------- report
+echo "{\"run_sh_seconds\": $((SECONDS - START_SECONDS)), \"runs\": $RUNS}" > "$RES/runtime.json"
+"$PY" scripts/bench/report.py "$RES" --markdown "$BENCH_MARKDOWN"
+log "wrote $BENCH_MARKDOWN"
+if [[ "$AGREE_SMALL" != 0 || "$AGREE_BIG" != 0 ]]; then
+    echo "bench: pandas and bakeoff DISAGREE (see $RES/agreement_*.json)" >&2
+    exit 1
+fi
