@@ -47,18 +47,14 @@ func finalizeHash(_ h: UInt64) -> UInt64 {
     return z == 0 ? 1 : z  // 0 marks an empty slot
 }
 
-/// Open-addressing map from a 64-bit key hash to a dense index, assigned in insertion order.
-///
-/// Conversations and requests are keyed by the hash of their id alone: with 10 million ids the chance
-/// that two of them share a 64-bit hash is about 3 in a million, and storing the ids would cost more
-/// memory than everything else the analysis keeps.
-struct HashIndex {
+/// Linear-probing slots of (64-bit key hash, dense index); the two tables below share it.
+struct ProbeTable {
     private var keys: [UInt64]
     private var values: [Int32]
     private var mask: Int
     private(set) var count: Int = 0
 
-    init(capacity: Int = 1024) {
+    init(capacity: Int) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
         keys = Array(repeating: 0, count: size)
@@ -66,37 +62,37 @@ struct HashIndex {
         mask = size - 1
     }
 
-    /// The index for `key`, inserting it with the next index when absent.
-    @inlinable
-    mutating func findOrInsert(_ key: UInt64) -> (index: Int, inserted: Bool) {
+    /// The index stored under `key` for which `matches` holds, or nil.
+    @inline(__always)
+    func find(_ key: UInt64, _ matches: (Int) -> Bool) -> Int? {
+        var slot = Int(truncatingIfNeeded: key) & mask
+        while true {
+            let k = keys[slot]
+            if k == 0 { return nil }
+            if k == key && matches(Int(values[slot])) { return Int(values[slot]) }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    /// The index stored under `key` for which `matches` holds, else stores `count` (the next index) there.
+    @inline(__always)
+    mutating func findOrInsert(_ key: UInt64, _ matches: (Int) -> Bool) -> (index: Int, inserted: Bool) {
         if count * 10 >= keys.count * 7 { grow() }
         var slot = Int(truncatingIfNeeded: key) & mask
         while true {
             let k = keys[slot]
-            if k == key { return (Int(values[slot]), false) }
-            if k == 0 {
-                keys[slot] = key
-                values[slot] = Int32(truncatingIfNeeded: count)
-                count += 1
-                return (count - 1, true)
-            }
+            if k == 0 { break }
+            if k == key && matches(Int(values[slot])) { return (Int(values[slot]), false) }
             slot = (slot + 1) & mask
         }
-    }
-
-    func find(_ key: UInt64) -> Int? {
-        var slot = Int(truncatingIfNeeded: key) & mask
-        while true {
-            let k = keys[slot]
-            if k == key { return Int(values[slot]) }
-            if k == 0 { return nil }
-            slot = (slot + 1) & mask
-        }
+        keys[slot] = key
+        values[slot] = Int32(truncatingIfNeeded: count)
+        count += 1
+        return (count - 1, true)
     }
 
     private mutating func grow() {
-        let oldKeys = keys
-        let oldValues = values
+        let oldKeys = keys, oldValues = values
         let size = keys.count * 2
         keys = Array(repeating: 0, count: size)
         values = Array(repeating: -1, count: size)
@@ -109,8 +105,31 @@ struct HashIndex {
         }
     }
 
-    /// Bytes held, for the memory figure the analysis reports.
     var memoryBytes: Int { keys.count * 12 }
+}
+
+/// Open-addressing map from a 64-bit key hash to a dense index, assigned in insertion order.
+///
+/// Conversations and requests are keyed by the hash of their id alone: with 10 million ids the chance
+/// that two of them share a 64-bit hash is about 3 in a million, and storing the ids would cost more
+/// memory than everything else the analysis keeps.
+struct HashIndex {
+    private var table: ProbeTable
+
+    init(capacity: Int = 1024) { table = ProbeTable(capacity: capacity) }
+
+    var count: Int { table.count }
+
+    /// The index for `key`, inserting it with the next index when absent.
+    @inline(__always)
+    mutating func findOrInsert(_ key: UInt64) -> (index: Int, inserted: Bool) {
+        table.findOrInsert(key) { _ in true }
+    }
+
+    func find(_ key: UInt64) -> Int? { table.find(key) { _ in true } }
+
+    /// Bytes held, for the memory figure the analysis reports.
+    var memoryBytes: Int { table.memoryBytes }
 }
 
 /// Map from byte-string keys to dense indices that keeps the keys, so equal hashes never merge two keys.
@@ -118,37 +137,20 @@ struct HashIndex {
 /// Used for users (and experiment and variant names), whose ids the report needs back and whose
 /// number bounds the analysis' memory.
 struct InternTable {
-    private var hashes: [UInt64]
-    private var ids: [Int32]
-    private var mask: Int
+    private var table: ProbeTable
     private var storage: [UInt8] = []
     private var offsets: [Int] = [0]
     var count: Int { offsets.count - 1 }
 
-    init(capacity: Int = 64) {
-        var size = 16
-        while size < capacity * 2 { size <<= 1 }
-        hashes = Array(repeating: 0, count: size)
-        ids = Array(repeating: -1, count: size)
-        mask = size - 1
-    }
+    init(capacity: Int = 64) { table = ProbeTable(capacity: capacity) }
 
     mutating func findOrInsert(_ bytes: UnsafeRawBufferPointer) -> (index: Int, inserted: Bool) {
-        if count * 10 >= hashes.count * 7 { grow() }
         let h = hashBytes(bytes)
-        var slot = Int(truncatingIfNeeded: h) & mask
-        while true {
-            let k = hashes[slot]
-            if k == 0 { break }
-            if k == h && equal(Int(ids[slot]), bytes) { return (Int(ids[slot]), false) }
-            slot = (slot + 1) & mask
-        }
-        let id = count
+        if let existing = table.find(h, { InternTable.equal(storage, offsets, $0, bytes) }) { return (existing, false) }
+        let result = table.findOrInsert(h) { _ in false }  // a new slot for a new key
         storage.append(contentsOf: bytes)
         offsets.append(storage.count)
-        hashes[slot] = h
-        ids[slot] = Int32(truncatingIfNeeded: id)
-        return (id, true)
+        return result
     }
 
     mutating func findOrInsert(_ string: String) -> Int {
@@ -157,14 +159,7 @@ struct InternTable {
     }
 
     func find(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        let h = hashBytes(bytes)
-        var slot = Int(truncatingIfNeeded: h) & mask
-        while true {
-            let k = hashes[slot]
-            if k == 0 { return nil }
-            if k == h && equal(Int(ids[slot]), bytes) { return Int(ids[slot]) }
-            slot = (slot + 1) & mask
-        }
+        table.find(hashBytes(bytes)) { InternTable.equal(storage, offsets, $0, bytes) }
     }
 
     func find(_ string: String) -> Int? {
@@ -172,7 +167,7 @@ struct InternTable {
         return s.withUTF8 { find(UnsafeRawBufferPointer($0)) }
     }
 
-    private func equal(_ id: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    private static func equal(_ storage: [UInt8], _ offsets: [Int], _ id: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
         let start = offsets[id], end = offsets[id + 1]
         guard end - start == bytes.count else { return false }
         guard bytes.count > 0 else { return true }
@@ -181,23 +176,9 @@ struct InternTable {
         }
     }
 
-    private mutating func grow() {
-        let oldHashes = hashes, oldIDs = ids
-        let size = hashes.count * 2
-        hashes = Array(repeating: 0, count: size)
-        ids = Array(repeating: -1, count: size)
-        mask = size - 1
-        for i in 0..<oldHashes.count where oldHashes[i] != 0 {
-            var slot = Int(truncatingIfNeeded: oldHashes[i]) & mask
-            while hashes[slot] != 0 { slot = (slot + 1) & mask }
-            hashes[slot] = oldHashes[i]
-            ids[slot] = oldIDs[i]
-        }
-    }
-
     func string(_ id: Int) -> String {
         String(decoding: storage[offsets[id]..<offsets[id + 1]], as: UTF8.self)
     }
 
-    var memoryBytes: Int { storage.capacity + offsets.capacity * 8 + hashes.count * 12 }
+    var memoryBytes: Int { storage.capacity + offsets.capacity * 8 + table.memoryBytes }
 }
