@@ -33,6 +33,8 @@ demo: build
 	@echo "   $$(wc -l < $(OUT)/case-study.jsonl) events"
 	@echo
 	@$(BIN) analyze $(OUT)/case-study.jsonl --split 0.2
+	@$(BIN) analyze $(OUT)/case-study.jsonl --split 0.2 --format html > $(OUT)/case-study.html
+	@echo "The same report as a page with a chart of every lift and its interval: $(OUT)/case-study.html"
 
 test: build
 	$(SWIFT) build -c release --build-tests

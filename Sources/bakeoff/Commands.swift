@@ -39,7 +39,7 @@ OPTIONS:
   --mde D               Planned minimum detectable effect of the primary metric (absolute)
   --mde-relative R      ... or relative to the control mean
   --unit user|event     user (default): user-level test; event: the seed's naive test
-  --format table|markdown|json   Output format (default table)
+  --format table|markdown|json|html   Output format (default table; html is a page with charts)
   --skip-invalid        Count and report malformed lines instead of stopping
 """
 

@@ -92,6 +92,17 @@ struct ReportTests {
         #expect(text.contains("\"p_value\": \(result.pValue!)"))
     }
 
+    @Test func htmlIsSelfContainedAndEscapesNames() throws {
+        var spec = Self.spec(control: VariantBehaviour(), treatment: VariantBehaviour(), users: 300)
+        spec.experiment = "<script>alert(1)</script>"
+        let html = try Self.report(spec).render(.html)
+        #expect(html.hasPrefix("<!doctype html>"))
+        #expect(html.contains("<svg"))
+        #expect(!html.contains("<script>"))
+        #expect(html.contains("&lt;script&gt;"))
+        #expect(!html.contains("http://") && !html.contains("https://"), "no external resources")
+    }
+
     @Test func edgeCasesGiveClearAnswers() throws {
         // One user per variant: means, but no test.
         let tiny = try Make.aggregate([

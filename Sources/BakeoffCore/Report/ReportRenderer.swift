@@ -3,7 +3,7 @@ import BakeoffStatistics
 
 /// Output formats of `bakeoff analyze`.
 public enum ReportFormat: String, Sendable, CaseIterable {
-    case table, markdown, json
+    case table, markdown, json, html
 }
 
 extension Report {
@@ -12,6 +12,7 @@ extension Report {
         case .table: return renderText(markdown: false)
         case .markdown: return renderText(markdown: true)
         case .json: return renderJSON()
+        case .html: return renderHTML()
         }
     }
 
