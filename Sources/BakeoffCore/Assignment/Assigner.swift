@@ -1,3 +1,5 @@
+import CMD5x4
+
 /// Deterministic assignment of users to arms, identical to the reference Python `ABRouter`.
 ///
 /// The rule: `md5(UTF-8 of "{experiment}:{userID}")` read as a big-endian 128-bit integer, `% 10000`,
@@ -340,15 +342,27 @@ final class AssignmentHasher: Sendable {
         return assignmentBucket(state.digest)
     }
 
+    /// Four compressions: in SSE2 registers where the C kernel is built for this CPU, else interleaved scalar.
+    @inline(__always)
+    private func compress4(_ s: inout MD5States4, _ blocks: UnsafeRawPointer) {
+        if md5x4Available {
+            withUnsafeMutableBytes(of: &s) { raw in
+                bakeoff_md5x4_compress(raw.baseAddress!.assumingMemoryBound(to: UInt32.self), blocks.assumingMemoryBound(to: UInt8.self), md5LaneStride)
+            }
+        } else {
+            md5Compress4(&s, blocks: blocks)
+        }
+    }
+
     /// Buckets of four tails written by `fillTail` into `lanes` (4 × 128 bytes), hashed side by side.
     func buckets4(lanes: UnsafeMutableRawPointer, blocks: (Int, Int, Int, Int)) -> (Int, Int, Int, Int) {
         let start = context.state
         var s: MD5States4 = (start, start, start, start)
-        md5Compress4(&s, blocks: lanes)
+        compress4(&s, lanes)
         if blocks.0 == 2 || blocks.1 == 2 || blocks.2 == 2 || blocks.3 == 2 {
             // One-block lanes are finished; run them through the second block anyway and keep their state.
             let f = s
-            md5Compress4(&s, blocks: lanes + 64)
+            compress4(&s, lanes + 64)
             if blocks.0 == 1 { s.0 = f.0 }
             if blocks.1 == 1 { s.1 = f.1 }
             if blocks.2 == 1 { s.2 = f.2 }
@@ -384,3 +398,6 @@ private func assignmentBucket(_ digest: MD5Digest) -> Int {
     let remainder = ((digest.high % 10_000) &* 1616 &+ digest.low % 10_000) % 10_000
     return Int(truncatingIfNeeded: remainder)
 }
+
+/// Whether the SSE2 kernel was compiled in (x86-64 always; elsewhere the scalar path is used).
+let md5x4Available = bakeoff_md5x4_available() == 1
