@@ -150,8 +150,12 @@ public struct EventAggregator {
             guard variants.count < 64 else {
                 throw EventRejection(message: "more than 64 variants in one experiment (new variant \"\(String(decoding: e.variant, as: UTF8.self))\")")
             }
-            guard String(validating: e.variant, as: UTF8.self) != nil else {
+            guard let name = String(validating: e.variant, as: UTF8.self) else {
                 throw EventRejection(message: "\"variant\" is not valid UTF-8")
+            }
+            // Reports compare names as Swift strings, which equate canonically equivalent spellings.
+            if let twin = (0..<variants.count).map({ variants.string($0) }).first(where: { $0 == name }) {
+                throw EventRejection(message: "variant \"\(name)\" differs from variant \"\(twin)\" only in its Unicode normalization; spell it one way")
             }
         }
         let (request, newRequest) = requests.findOrInsert(hashBytes(e.requestID))
