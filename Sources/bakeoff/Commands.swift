@@ -41,6 +41,8 @@ OPTIONS:
   --unit user|event     user (default): user-level test; event: the seed's naive test
   --format table|markdown|json|html   Output format (default table; html is a page with charts)
   --skip-invalid        Count and report malformed lines instead of stopping
+  --partitions N        Read the log in N pieces through temporary files, so memory stays fixed
+                        (default: in memory below 4 GB, then one piece per 512 MB; 1 = in memory)
 """
 
 let planHelp = """
@@ -124,6 +126,10 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     options.experiment = experiment
     options.metrics = config.metrics
     options.skipInvalid = args.flag("--skip-invalid")
+    if let pieces = try args.int("--partitions") {
+        guard pieces >= 1 && pieces <= 4096 else { throw UsageError("--partitions must be between 1 and 4096, got \(pieces)") }
+        options.partitions = pieces
+    }
     let paths = try args.positionals()
     guard paths.count == 1 else {
         throw UsageError(paths.isEmpty ? "give the event log to analyse: bakeoff analyze EVENTS.jsonl" : "analyze takes one event log, got \(paths.count)")

@@ -98,10 +98,11 @@ enum AnalysisFixture {
         return try Allocation(arms: ([e.control] + others).map { .init(name: $0, weight: e.split[$0]!) })
     }
 
-    static func run(_ name: String, unit: AnalysisUnit = .user) throws -> (ExpectedAnalysis, Report) {
+    static func run(_ name: String, unit: AnalysisUnit = .user, partitions: Int = 1) throws -> (ExpectedAnalysis, Report) {
         let e = try expected(name)
         var options = EventLog.Options()
         options.experiment = e.experiment
+        options.partitions = partitions
         let data = try EventLog.aggregate(path: url(name, "jsonl").path, options: options)
         var plan = AnalysisPlan()
         plan.alpha = e.alpha
@@ -199,6 +200,14 @@ struct AnalysisReferenceTests {
             #expect(referenceClose(got.absoluteDifference, want.naive.absolute_diff),
                     "\(label): difference \(String(describing: got.absoluteDifference)) vs \(String(describing: want.naive.absolute_diff))")
             #expect(referenceClose(got.pValue, p), "\(label): p-value \(String(describing: got.pValue)) vs \(p)")
+        }
+    }
+
+    @Test("Reading the log in pieces gives the same report as reading it whole", arguments: AnalysisFixture.names)
+    func partitionedReadingAgrees(_ name: String) throws {
+        let whole = try AnalysisFixture.run(name).1.render(.json)
+        for pieces in [2, 3, 7] {
+            #expect(try AnalysisFixture.run(name, partitions: pieces).1.render(.json) == whole, "\(name) in \(pieces) pieces")
         }
     }
 

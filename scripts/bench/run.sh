@@ -145,11 +145,12 @@ SMALL_LOG="$(simulate "events-${SMALL_USERS}u" "$SMALL_USERS")"
 DENSE_LOG="$(simulate "events-${SMALL_USERS}u-conv${CONV_DENSE}" "$SMALL_USERS" \
     "{\"preset\": \"seed-case-study\", \"conversations_per_user\": $CONV_DENSE}")"
 
-analyze_timed() {  # analyze_timed KEY LOG
+analyze_timed() {  # analyze_timed KEY LOG [EXTRA ARGS...]
     local key="$1" file="$2"
-    log "bakeoff analyze $(basename "$file"): taskset -c 0, $RUNS runs"
+    shift 2
+    log "bakeoff analyze $(basename "$file") $*: taskset -c 0, $RUNS runs"
     "${TIMEIT[@]}" --runs "$RUNS" --cpu 0 --stdout "$OUT/$key.bakeoff.json" -- \
-        "$BIN" analyze "$file" --split "$SPLIT" --format json > "$RES/analyze_$key.json"
+        "$BIN" analyze "$file" --split "$SPLIT" --format json "$@" > "$RES/analyze_$key.json"
     "$PY" - "$file" "$(lines "$file")" "$(stat -c %s "$file")" "$OUT/$key.bakeoff.json" > "$RES/log_$key.json" <<'EOF'
 import json, sys
 path, lines, size, report = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.load(open(sys.argv[4]))
@@ -161,6 +162,11 @@ EOF
 analyze_timed big "$BIG_LOG"
 analyze_timed small "$SMALL_LOG"
 analyze_timed dense "$DENSE_LOG"
+# The same logs read in pieces (what bakeoff does by itself above 4 GB), to show memory that stays fixed.
+PIECES="${BENCH_PIECES:-18}"
+analyze_timed big_pieces "$BIG_LOG" --partitions "$PIECES"
+analyze_timed small_pieces "$SMALL_LOG" --partitions "$PIECES"
+echo "{\"pieces\": $PIECES}" > "$RES/pieces.json"
 
 AGREE_BIG=0
 if [[ "$RUN_PANDAS" == 1 ]]; then

@@ -118,7 +118,13 @@ public struct EventAggregator {
 
     /// Adds one event. Events of other experiments are counted and skipped.
     public mutating func add(_ e: EventView) throws(EventRejection) {
-        sequence &+= 1
+        try add(e, sequence: sequence &+ 1)
+    }
+
+    /// Adds one event whose place in the whole log is `sequence` (1-based, increasing in file order), for
+    /// logs read in pieces: ties between feedback timestamps go to the later place.
+    public mutating func add(_ e: EventView, sequence: UInt32) throws(EventRejection) {
+        self.sequence = sequence
         if let wanted = experimentBytes {
             if !bytesEqual(e.experiment, wanted) {
                 let (i, inserted) = otherExperiments.findOrInsert(e.experiment)
@@ -352,7 +358,7 @@ public struct EventAggregator {
                 results.append(MetricData(metric: metric, perVariant: variantNames.map { _ in RatioMoments() },
                                           unitMoments: variantNames.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
                                           quantiles: sketches[k].map { $0.quantile(metric.quantile ?? 0.5) },
-                                          quantileCounts: sketches[k].map { $0.count }))
+                                          quantileCounts: sketches[k].map { $0.count }, sketches: sketches[k]))
                 continue
             }
             for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
@@ -400,7 +406,7 @@ public struct EventAggregator {
                 units[v].sum += m[u]
                 units[v].sumOfSquares += q[u]
             }
-            results.append(MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil))
+            results.append(MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil, sketches: nil))
         }
 
         var requestsPerVariant = Array(repeating: 0, count: variantNames.count)

@@ -29,6 +29,8 @@ public struct MetricData: Sendable {
     /// For quantile metrics: the quantile per variant (nil where a variant has no values).
     public var quantiles: [Double?]?
     public var quantileCounts: [Int]?
+    /// The values behind `quantiles`, kept so that data read in pieces can be merged.
+    var sketches: [QuantileSketch]?
 }
 
 /// What looked wrong in the data, for the report's data-quality section.
@@ -62,5 +64,87 @@ public struct ExperimentData: Sendable {
     public var observedDays: Double? {
         guard let a = firstTimestamp, let b = lastTimestamp else { return nil }
         return max(Double(b - a) / 86_400_000_000, 1.0 / 24)
+    }
+}
+
+extension ExperimentData {
+    /// Combines the data of disjoint sets of users (the pieces of a partitioned log) into one.
+    ///
+    /// Every per-variant sum adds up, because each user's events are all in one piece; variants are
+    /// matched by name.
+    static func merge(_ pieces: [ExperimentData]) -> ExperimentData {
+        guard var merged = pieces.first else { preconditionFailure("nothing to merge") }
+        var names = merged.variants.map(\.name)
+        for piece in pieces.dropFirst() {
+            for v in piece.variants where !names.contains(v.name) { names.append(v.name) }
+        }
+        func reorder(_ piece: ExperimentData) -> [Int?] { names.map { n in piece.variants.firstIndex { $0.name == n } } }
+        var variants = names.map { VariantData(name: $0, users: 0, requests: 0) }
+        var metrics = merged.metrics.map { m in
+            MetricData(metric: m.metric, perVariant: names.map { _ in RatioMoments() },
+                       unitMoments: names.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
+                       quantiles: nil, quantileCounts: nil, sketches: m.sketches == nil ? nil : names.map { _ in QuantileSketch() })
+        }
+        var quality = merged.dataQuality
+        quality.usersInSeveralVariants = 0
+        quality.feedbackWithMissingTarget = 0
+        quality.duplicateRequestIDs = 0
+        quality.conversationsOfSeveralUsers = 0
+        var others: [String: Int] = [:], unused: [String: Int] = [:]
+        var requests = 0, feedback = 0, memory = 0
+        var first: Int64? = nil, last: Int64? = nil
+        for piece in pieces {
+            let map = reorder(piece)
+            for (i, j) in map.enumerated() {
+                guard let j else { continue }
+                variants[i].users += piece.variants[j].users
+                variants[i].requests += piece.variants[j].requests
+                for k in metrics.indices {
+                    let source = piece.metrics[k]
+                    let a = source.perVariant[j]
+                    metrics[k].perVariant[i].n += a.n
+                    metrics[k].perVariant[i].numerator.n += a.numerator.n
+                    metrics[k].perVariant[i].numerator.sum += a.numerator.sum
+                    metrics[k].perVariant[i].numerator.sumOfSquares += a.numerator.sumOfSquares
+                    metrics[k].perVariant[i].denominator.n += a.denominator.n
+                    metrics[k].perVariant[i].denominator.sum += a.denominator.sum
+                    metrics[k].perVariant[i].denominator.sumOfSquares += a.denominator.sumOfSquares
+                    metrics[k].perVariant[i].sumOfProducts += a.sumOfProducts
+                    metrics[k].unitMoments[i].n += source.unitMoments[j].n
+                    metrics[k].unitMoments[i].sum += source.unitMoments[j].sum
+                    metrics[k].unitMoments[i].sumOfSquares += source.unitMoments[j].sumOfSquares
+                    if let sketch = source.sketches?[j] { metrics[k].sketches![i].merge(sketch) }
+                }
+            }
+            let q = piece.dataQuality
+            quality.usersInSeveralVariants += q.usersInSeveralVariants
+            quality.feedbackWithMissingTarget += q.feedbackWithMissingTarget
+            quality.duplicateRequestIDs += q.duplicateRequestIDs
+            quality.conversationsOfSeveralUsers += q.conversationsOfSeveralUsers
+            for o in q.otherExperiments { others[o.name, default: 0] += o.count }
+            for o in q.unusedFeedbackNames { unused[o.name, default: 0] += o.count }
+            requests += piece.requestEvents
+            feedback += piece.feedbackEvents
+            memory = max(memory, piece.memoryBytes)
+            if let a = piece.firstTimestamp { first = min(first ?? a, a) }
+            if let b = piece.lastTimestamp { last = max(last ?? b, b) }
+        }
+        for k in metrics.indices where metrics[k].sketches != nil {
+            for i in names.indices { metrics[k].sketches![i].prepare() }
+            let q = metrics[k].metric.quantile ?? 0.5
+            metrics[k].quantiles = metrics[k].sketches!.map { $0.quantile(q) }
+            metrics[k].quantileCounts = metrics[k].sketches!.map(\.count)
+        }
+        quality.otherExperiments = others.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        quality.unusedFeedbackNames = unused.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        merged.variants = variants
+        merged.metrics = metrics
+        merged.dataQuality = quality
+        merged.requestEvents = requests
+        merged.feedbackEvents = feedback
+        merged.firstTimestamp = first
+        merged.lastTimestamp = last
+        merged.memoryBytes = memory
+        return merged
     }
 }

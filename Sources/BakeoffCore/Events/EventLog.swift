@@ -1,3 +1,5 @@
+import Foundation
+
 /// A problem in an event log, located by file and line.
 public struct EventLogError: Error, Sendable, CustomStringConvertible {
     public var path: String
@@ -22,10 +24,26 @@ public enum EventLog {
         public var skipInvalid = false
         /// Called after each block with bytes read and the file size (nil for a pipe).
         public var progress: ((Int64, Int64?) -> Void)?
+        /// Pieces to read a large log in, to keep memory fixed; nil chooses by the file's size (in memory
+        /// below 4 GB, then one piece per 512 MB); 1 reads it in memory.
+        public var partitions: Int?
         public init() {}
     }
 
     public static func aggregate(path: String, options: Options) throws -> ExperimentData {
+        var size: Int64 = 0
+        var st = stat()
+        if path != "-", stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { size = Int64(st.st_size) }
+        let partitions = options.partitions ?? PartitionedLog.automaticPartitions(fileBytes: size)
+        if partitions > 1, path != "-", let data = try PartitionedLog.aggregate(path: path, options: options, partitions: partitions) {
+            let events = data.requestEvents + data.feedbackEvents + data.dataQuality.linesSkipped
+                + data.dataQuality.otherExperiments.reduce(0) { $0 + $1.count }
+            return try check(data, path: path, options: options, empty: events == 0)
+        }
+        return try aggregateInMemory(path: path, options: options)
+    }
+
+    static func aggregateInMemory(path: String, options: Options) throws -> ExperimentData {
         var reader: LineReader
         do { reader = try LineReader(path: path) } catch { throw error }
         var parser = EventParser()
@@ -69,7 +87,14 @@ public enum EventLog {
         data.dataQuality.linesSkipped = skipped
         data.dataQuality.skippedExamples = examples
         data.dataQuality.blankLines = blank
-        if lines == 0 || (lines == blank) {
+        return try check(data, path: path, options: options, empty: lines == 0 || lines == blank)
+    }
+
+    /// The checks every way of reading shares: an empty log, an unknown or ambiguous experiment, nothing valid.
+    private static func check(_ data: ExperimentData, path: String, options: Options, empty: Bool) throws -> ExperimentData {
+        let skipped = data.dataQuality.linesSkipped
+        let examples = data.dataQuality.skippedExamples
+        if empty {
             throw EventLogError(path: path, message: "no events: the file is empty")
         }
         if let wanted = options.experiment, data.requestEvents == 0 && data.feedbackEvents == 0 {

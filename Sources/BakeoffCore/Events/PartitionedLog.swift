@@ -1,0 +1,214 @@
+import Foundation
+
+/// Reading a large log in pieces, so that memory stays fixed however many events it holds.
+///
+/// Pass 1 parses every line (reporting problems with their line numbers, as the in-memory path does) and
+/// writes each event of the experiment as a compact binary record into one of N temporary files chosen
+/// by a hash of its user id. Pass 2 aggregates each file on its own and adds the per-variant sums up:
+/// every user's events are in one file, so nothing that is computed per user crosses files. Memory is
+/// that of one piece (about 1/N of the in-memory state) plus fixed buffers.
+///
+/// It needs `user_id` on feedback events (to know their piece); a log without it is read in memory.
+enum PartitionedLog {
+    /// The piece count for a file of this size. Below 4 GB the log is read in memory (its state is about a
+    /// quarter of the file's size, so at most about 1 GB, and in-memory reading is the fastest); above,
+    /// one piece per 512 MB of log text keeps the state near 130 MB whatever the log's length.
+    static func automaticPartitions(fileBytes: Int64) -> Int {
+        fileBytes < Int64(4) << 30 ? 1 : Int((fileBytes + (512 << 20) - 1) / (512 << 20))
+    }
+
+    /// The aggregate, or nil when a feedback event has no `user_id` (the caller then reads in memory).
+    static func aggregate(path: String, options: EventLog.Options, partitions: Int) throws -> ExperimentData? {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bakeoff-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var writers: [RecordWriter] = []
+        for p in 0..<partitions {
+            writers.append(try RecordWriter(path: directory.appendingPathComponent("part-\(p)").path))
+        }
+
+        // Pass 1: parse, validate, route.
+        var reader = try LineReader(path: path)
+        var parser = EventParser()
+        let total = reader.totalBytes
+        let progress = options.progress
+        var experimentBytes = options.experiment.map { Array($0.utf8) }
+        var others = InternTable(capacity: 8)
+        var otherCounts: [Int] = []
+        var skipped = 0, blank = 0, lines = 0
+        var examples: [String] = []
+        var needsUserOnFeedback = false
+        do throws(ReadError<EventLogError>) {
+            try reader.forEachLine(progress: progress.map { p in { p($0 / 2, total) } }) { (line, number) throws(EventLogError) in
+                lines = number
+                if needsUserOnFeedback { return }
+                if line.count == 0 || line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { blank += 1; return }
+                let event: EventView
+                do throws(EventParseError) { event = try parser.parse(line) } catch {
+                    let e = EventLogError(path: path, line: number, column: error.column, message: error.message)
+                    guard options.skipInvalid else { throw e }
+                    skipped += 1
+                    if examples.count < 5 { examples.append("line \(number): \(error.message)") }
+                    return
+                }
+                if let wanted = experimentBytes {
+                    if !bytesEqual(event.experiment, wanted) {
+                        let (i, inserted) = others.findOrInsert(event.experiment)
+                        if inserted { otherCounts.append(0) }
+                        otherCounts[i] += 1
+                        return
+                    }
+                } else {
+                    experimentBytes = Array(event.experiment)
+                }
+                guard event.userID.count > 0 else { needsUserOnFeedback = true; return }
+                let piece = Int(hashBytes(event.userID) % UInt64(partitions))
+                writers[piece].append(event, line: UInt32(truncatingIfNeeded: number))
+            }
+        } catch {
+            switch error {
+            case .file(let f): throw f
+            case .body(let e): throw e
+            }
+        }
+        if needsUserOnFeedback { return nil }
+        for i in writers.indices { try writers[i].close() }
+
+        // Pass 2: aggregate each piece.
+        let experiment = experimentBytes.map { String(decoding: $0, as: UTF8.self) }
+        var merged: ExperimentData?
+        for (i, writer) in writers.enumerated() {
+            var aggregator = EventAggregator(metrics: options.metrics, experiment: experiment)
+            try RecordReader.forEach(path: writer.path, experiment: experimentBytes ?? []) { event, line throws(EventLogError) in
+                do throws(EventRejection) { try aggregator.add(event, sequence: line) } catch {
+                    let e = EventLogError(path: path, line: Int(line), message: error.message)
+                    guard options.skipInvalid else { throw e }
+                    skipped += 1
+                    if examples.count < 5 { examples.append("line \(line): \(error.message)") }
+                }
+            }
+            try? FileManager.default.removeItem(atPath: writer.path)
+            // Merge as we go, so only one piece's state is alive at a time.
+            let piece = aggregator.finish()
+            merged = merged.map { ExperimentData.merge([$0, piece]) } ?? ExperimentData.merge([piece])
+            progress?(Int64(Double(total ?? 0) * (0.5 + 0.5 * Double(i + 1) / Double(partitions))), total)
+        }
+        guard var data = merged else { return nil }
+        if let experiment { data.experiment = experiment }
+        data.dataQuality.otherExperiments = (0..<others.count).map { NamedCount(name: others.string($0), count: otherCounts[$0]) }
+            .sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        data.dataQuality.linesSkipped = skipped
+        data.dataQuality.skippedExamples = examples.sorted { $0.count < $1.count || ($0.count == $1.count && $0 < $1) }
+        data.dataQuality.blankLines = blank
+        return data
+    }
+}
+
+/// Appends events as binary records to a file, in large writes.
+///
+/// Record: u32 total length, u32 line, u8 kind, 3 pad, i64 ts, 5 × f64 (latency, ttft, input, output,
+/// value), 6 × u32 string lengths (variant, user, conversation, request, status, name), then the bytes.
+struct RecordWriter {
+    static let headerSize = 4 + 4 + 4 + 8 + 40 + 24
+    let path: String
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        if fd < 0 { throw FileError(path: path, message: "cannot create a temporary file: \(String(cString: strerror(errno)))") }
+        buffer.reserveCapacity(1 << 20)
+    }
+
+    mutating func append(_ e: EventView, line: UInt32) {
+        let strings = [e.variant, e.userID, e.conversationID, e.requestID, e.status, e.name]
+        let length = RecordWriter.headerSize + strings.reduce(0) { $0 + $1.count }
+        func put<T>(_ value: T) { withUnsafeBytes(of: value) { buffer.append(contentsOf: $0) } }
+        put(UInt32(truncatingIfNeeded: length))
+        put(line)
+        put(UInt32(e.kind.rawValue))
+        put(e.timestamp)
+        put(e.latencyMs); put(e.ttftMs); put(e.inputTokens); put(e.outputTokens); put(e.value)
+        for s in strings { put(UInt32(truncatingIfNeeded: s.count)) }
+        for s in strings { buffer.append(contentsOf: s) }
+        if buffer.count >= 1 << 20 { flush() }
+    }
+
+    private mutating func flush() {
+        buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; break }
+                offset += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    mutating func close() throws {
+        flush()
+        if Glibc.close(fd) != 0 { throw FileError(path: path, message: "cannot write a temporary file (is the disk full?)") }
+    }
+}
+
+/// Reads the records of a `RecordWriter` file back as `EventView`s.
+enum RecordReader {
+    static func forEach(path: String, experiment: [UInt8],
+                        _ body: (EventView, UInt32) throws(EventLogError) -> Void) throws {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { throw FileError(path: path, message: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var capacity = 4 << 20
+        var buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        var filled = 0
+        try experiment.withUnsafeBytes { experimentView in
+            while true {
+                let n = read(fd, buffer + filled, capacity - filled)
+                if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, message: String(cString: strerror(errno))) }
+                filled += n
+                var start = 0
+                while filled - start >= 4 {
+                    let length = Int(buffer.loadUnaligned(fromByteOffset: start, as: UInt32.self))
+                    guard filled - start >= length else { break }
+                    let r = buffer + start
+                    var e = EventView()
+                    let line = r.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+                    e.kind = r.loadUnaligned(fromByteOffset: 8, as: UInt32.self) == 0 ? .request : .feedback
+                    e.timestamp = r.loadUnaligned(fromByteOffset: 12, as: Int64.self)
+                    e.latencyMs = r.loadUnaligned(fromByteOffset: 20, as: Double.self)
+                    e.ttftMs = r.loadUnaligned(fromByteOffset: 28, as: Double.self)
+                    e.inputTokens = r.loadUnaligned(fromByteOffset: 36, as: Double.self)
+                    e.outputTokens = r.loadUnaligned(fromByteOffset: 44, as: Double.self)
+                    e.value = r.loadUnaligned(fromByteOffset: 52, as: Double.self)
+                    var offset = RecordWriter.headerSize
+                    func next(_ k: Int) -> UnsafeRawBufferPointer {
+                        let count = Int(r.loadUnaligned(fromByteOffset: 60 + 4 * k, as: UInt32.self))
+                        defer { offset += count }
+                        return UnsafeRawBufferPointer(start: r + offset, count: count)
+                    }
+                    e.variant = next(0); e.userID = next(1); e.conversationID = next(2)
+                    e.requestID = next(3); e.status = next(4); e.name = next(5)
+                    e.experiment = experimentView
+                    try body(e, line)
+                    start += length
+                }
+                if n == 0 { break }
+                memmove(buffer, buffer + start, filled - start)
+                filled -= start
+                if filled >= 4 {
+                    let length = Int(buffer.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+                    if length > capacity {
+                        let bigger = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 16)
+                        bigger.copyMemory(from: buffer, byteCount: filled)
+                        buffer.deallocate()
+                        buffer = bigger
+                        capacity = length
+                    }
+                }
+            }
+        }
+    }
+}
