@@ -55,6 +55,35 @@ struct EventLogTests {
         }
     }
 
+    @Test func piecesReportProblemsWithTheirLineAndFallBackWithoutUserIDs() throws {
+        let lines = Self.simulatedLog(users: 40).split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+        var bad = lines
+        let badLine = 9
+        bad[badLine - 1] = #"{"event":"feedback","ts":"2026-11-02T10:00:00Z","experiment":"support-bot-v2","user_id":"u-3","conversation_id":"c-1","name":"task_completed","value":3}"#
+        let path = try Self.write(Array((bad.joined(separator: "\n") + "\n").utf8))
+        var options = EventLog.Options()
+        options.partitions = 3
+        #expect {
+            _ = try EventLog.aggregate(path: path, options: options)
+        } throws: { error in
+            (error as? EventLogError)?.description.contains(":\(badLine): feedback \"task_completed\" is a proportion") ?? false
+        }
+        options.skipInvalid = true
+        let skipped = try EventLog.aggregate(path: path, options: options)
+        #expect(skipped.dataQuality.linesSkipped == 1)
+        #expect(skipped.dataQuality.skippedExamples.first?.hasPrefix("line \(badLine):") == true)
+
+        // Feedback without user_id cannot be routed to a piece: the log is read in memory instead.
+        let anonymous = lines.map { $0.contains("\"feedback\"") ? $0.replacingOccurrences(of: #""user_id":"#, with: #""who":"#) : $0 }
+        let anonymousPath = try Self.write(Array((anonymous.joined(separator: "\n") + "\n").utf8))
+        let inPieces = try EventLog.aggregate(path: anonymousPath, options: options)
+        var whole = EventLog.Options()
+        whole.partitions = 1
+        let inMemory = try EventLog.aggregate(path: anonymousPath, options: whole)
+        #expect(try Analysis.run(inPieces, plan: AnalysisPlan()).render(.json) == Analysis.run(inMemory, plan: AnalysisPlan()).render(.json))
+        #expect(inPieces.feedbackEvents > 0)
+    }
+
     @Test func aLineLongerThanTheReadBufferIsRead() throws {
         let long = String(repeating: "x", count: 9 << 20)
         let line = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5,"padding":""# + long + "\"}\n"

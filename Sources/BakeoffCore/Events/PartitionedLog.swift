@@ -84,7 +84,7 @@ enum PartitionedLog {
                     let e = EventLogError(path: path, line: Int(line), message: error.message)
                     guard options.skipInvalid else { throw e }
                     skipped += 1
-                    if examples.count < 5 { examples.append("line \(line): \(error.message)") }
+                    if examples.count < 1000 { examples.append("line \(line): \(error.message)") }
                 }
             }
             try? FileManager.default.removeItem(atPath: writer.path)
@@ -98,7 +98,9 @@ enum PartitionedLog {
         data.dataQuality.otherExperiments = (0..<others.count).map { NamedCount(name: others.string($0), count: otherCounts[$0]) }
             .sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         data.dataQuality.linesSkipped = skipped
-        data.dataQuality.skippedExamples = examples.sorted { $0.count < $1.count || ($0.count == $1.count && $0 < $1) }
+        // Pass 2 finds its problems piece by piece; list the examples in file order, as the in-memory path does.
+        func lineOf(_ example: String) -> Int { Int(example.dropFirst(5).prefix { $0.isNumber }) ?? 0 }
+        data.dataQuality.skippedExamples = Array(examples.sorted { lineOf($0) < lineOf($1) }.prefix(5))
         data.dataQuality.blankLines = blank
         return data
     }
