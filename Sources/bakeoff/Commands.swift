@@ -42,7 +42,7 @@ OPTIONS:
   --format table|markdown|json|html   Output format (default table; html is a page with charts)
   --skip-invalid        Count and report malformed lines instead of stopping
   --partitions N        Read the log in N pieces through temporary files, so memory stays fixed
-                        (default: in memory below 4 GB, then one piece per 512 MB; 1 = in memory)
+                        (default: in memory below 512 MB, then one piece per 128 MB; 1 = in memory)
 """
 
 let planHelp = """

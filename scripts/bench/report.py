@@ -98,11 +98,6 @@ def main():
     # Same users, more events (small -> dense); same events, more users (dense -> big).
     events_factor, events_rss_factor = d["lines"] / s["lines"], d["rss_kb"] / s["rss_kb"]
     users_factor, users_rss_factor = b["users"] / d["users"], b["rss_kb"] / d["rss_kb"]
-    per_extra_request = ((d["rss_kb"] - s["rss_kb"]) * 1024 / (d["requests"] - s["requests"])
-                         if d["requests"] != s["requests"] else float("nan"))
-    per_extra_user = ((b["rss_kb"] - d["rss_kb"]) * 1024 / (b["users"] - d["users"])
-                      if b["users"] != d["users"] else float("nan"))
-    scales_with_events = events_rss_factor - 1 > users_rss_factor - 1
 
     # ------------------------------------------------------------ table
     rows = [
@@ -137,17 +132,20 @@ def main():
                         f"{n(r['per_user'])} B | {n(r['per_event'])} B |")
     mem_table = "\n".join(mem_rows)
 
-    pieces = load(res, "pieces")["pieces"]
+    def pieces_for(size):  # bakeoff's automatic choice (PartitionedLog.automaticPartitions)
+        return 1 if size < 512 << 20 else -(-size // (128 << 20))
     piece_rows = [
-        f"| Log | Events (lines) | `bakeoff analyze` in memory: median wall, peak RSS | `--partitions {pieces}`: median wall, events/s, peak RSS |",
-        "| --- | --- | --- | --- |",
+        "| Log | Size | Events (lines) | in memory (`--partitions 1`): median wall, peak RSS | default: pieces, median wall, events/s, peak RSS |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for key in ("small", "big"):
-        whole, split_ = timed[key], load(res, "analyze_" + key + "_pieces")
+        whole, default = load(res, "analyze_" + key + "_memory"), timed[key]
         lg = logs[key]
         piece_rows.append(
-            f"| {os.path.basename(lg['file'])} | {n(lg['lines'])} | {whole['median_wall_s']:.2f} s, {mib(whole['median_max_rss_kb'])} | "
-            f"{split_['median_wall_s']:.2f} s, {rate(lg['lines'] / split_['median_wall_s'], 'events')}, {mib(split_['median_max_rss_kb'])} |")
+            f"| {os.path.basename(lg['file'])} | {lg['bytes'] / 2**20:,.0f} MiB | {n(lg['lines'])} | "
+            f"{whole['median_wall_s']:.2f} s, {mib(whole['median_max_rss_kb'])} | "
+            f"{pieces_for(lg['bytes'])}, {default['median_wall_s']:.2f} s, {rate(lg['lines'] / default['median_wall_s'], 'events')}, "
+            f"{mib(default['median_max_rss_kb'])} |")
     piece_table = "\n".join(piece_rows)
 
     print("\n" + table + "\n\n" + mem_table + "\n\n" + piece_table + "\n")
@@ -183,8 +181,9 @@ def main():
     md.append(mem_table + "\n")
     md.append("### Memory that stays fixed: reading in pieces\n")
     md.append(
-        "In memory (the default below 4 GB), state grows with requests and conversations, as above. With "
-        f"`--partitions N` (automatic above 4 GB: one piece per 512 MB of log) `bakeoff analyze` first writes each "
+        "Read in memory (`--partitions 1`, and the default below 512 MB of log), state grows with requests and "
+        "conversations. In pieces (`--partitions N`, automatic above 512 MB: one piece per 128 MB of log, so every "
+        "log in the tables above except the smallest) `bakeoff analyze` first writes each "
         "event as a binary record into one of N temporary files by a hash of its user, then aggregates one file "
         "at a time and adds the per-variant sums up; only one piece's state is alive at a time. The report is "
         "identical (`make test` checks this on the reference logs in 2, 3 and 7 pieces).\n")
@@ -212,20 +211,13 @@ def main():
             f"run once: {pandas['median_wall_s']:.1f} s = {rate(pd_eps, 'events')}, peak RSS {mib(pd_rss)}. "
             f"Bakeoff is {analyze_ratio:.1f}x faster per core and uses {pd_rss / bk_rss:.1f}x less memory.\n")
     md.append(
-        f"**Memory.** Three logs separate users from events. At the same {n(s['users'])} users, "
-        f"{events_factor:.1f}x the events ({n(s['lines'])} -> {n(d['lines'])}, via 10 conversations per user "
-        f"instead of the preset's) raised peak RSS {events_rss_factor:.2f}x ({mib(s['rss_kb'])} -> "
-        f"{mib(d['rss_kb'])}), about {n(per_extra_request)} bytes per extra request (with its share of "
-        f"conversations and feedback). At about the same number of events, {users_factor:.1f}x the users "
-        f"({n(d['users'])} -> {n(b['users'])}) raised it {users_rss_factor:.2f}x ({mib(d['rss_kb'])} -> "
-        f"{mib(b['rss_kb'])}), about {n(per_extra_user)} bytes per extra user. "
-        + ("So peak RSS grows mainly with the number of events (requests and conversations), not with users: "
-           "it is not bounded by users. What it does not grow with is the log's text: the lines are not kept, "
-           "only fixed-size state per user, conversation and request. "
-           if scales_with_events else
-           "So peak RSS grows mainly with the number of users, not with the number of events. ")
-        + f"Bytes per user on the preset logs: {n(s['per_user'])} B ({n(s['users'])} users) and "
-        f"{n(b['per_user'])} B ({n(b['users'])} users).\n")
+        f"**Memory.** Three logs separate users from events, each read the default way (in pieces above 512 MB "
+        f"of log). At the same {n(s['users'])} users, {events_factor:.1f}x the events ({n(s['lines'])} -> "
+        f"{n(d['lines'])}, via 10 conversations per user instead of the preset's) changed peak RSS "
+        f"{events_rss_factor:.2f}x ({mib(s['rss_kb'])} -> {mib(d['rss_kb'])}). At about the same number of "
+        f"events, {users_factor:.1f}x the users ({n(d['users'])} -> {n(b['users'])}) changed it "
+        f"{users_rss_factor:.2f}x ({mib(d['rss_kb'])} -> {mib(b['rss_kb'])}). The table after shows the same "
+        f"logs read in memory, where state grows with requests and conversations.\n")
     md.append("### Same numbers from both sides\n")
     md.append("`scripts/bench/check_agreement.py` compares the pandas output with bakeoff's JSON report: users per "
               "variant, SRM p-value, and per metric and variant the mean (tolerance 1e-9), users, units and p-value "

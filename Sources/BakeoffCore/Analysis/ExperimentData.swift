@@ -72,7 +72,8 @@ extension ExperimentData {
     ///
     /// Every per-variant sum adds up, because each user's events are all in one piece; variants are
     /// matched by name.
-    static func merge(_ pieces: [ExperimentData]) -> ExperimentData {
+    /// `quantiles: false` leaves the quantile values stale, for merges whose result is merged again.
+    static func merge(_ pieces: [ExperimentData], quantiles computeQuantiles: Bool = true) -> ExperimentData {
         guard var merged = pieces.first else { preconditionFailure("nothing to merge") }
         var names = merged.variants.map(\.name)
         for piece in pieces.dropFirst() {
@@ -129,7 +130,7 @@ extension ExperimentData {
             if let a = piece.firstTimestamp { first = min(first ?? a, a) }
             if let b = piece.lastTimestamp { last = max(last ?? b, b) }
         }
-        for k in metrics.indices where metrics[k].sketches != nil {
+        for k in metrics.indices where computeQuantiles && metrics[k].sketches != nil {
             for i in names.indices { metrics[k].sketches![i].prepare() }
             let q = metrics[k].metric.quantile ?? 0.5
             metrics[k].quantiles = metrics[k].sketches!.map { $0.quantile(q) }

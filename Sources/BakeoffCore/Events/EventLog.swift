@@ -25,7 +25,7 @@ public enum EventLog {
         /// Called after each block with bytes read and the file size (nil for a pipe).
         public var progress: ((Int64, Int64?) -> Void)?
         /// Pieces to read a large log in, to keep memory fixed; nil chooses by the file's size (in memory
-        /// below 4 GB, then one piece per 512 MB); 1 reads it in memory.
+        /// below 512 MB, then one piece per 128 MB); 1 reads it in memory.
         public var partitions: Int?
         public init() {}
     }

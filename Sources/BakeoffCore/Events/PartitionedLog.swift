@@ -10,11 +10,11 @@ import Foundation
 ///
 /// It needs `user_id` on feedback events (to know their piece); a log without it is read in memory.
 enum PartitionedLog {
-    /// The piece count for a file of this size. Below 4 GB the log is read in memory (its state is about a
-    /// quarter of the file's size, so at most about 1 GB, and in-memory reading is the fastest); above,
-    /// one piece per 512 MB of log text keeps the state near 130 MB whatever the log's length.
+    /// The piece count for a file of this size. Below 512 MB the log is read in memory (its state is about
+    /// a quarter of the file's size); above, one piece per 128 MB of log text keeps the state of a piece
+    /// near 35 MB whatever the log's length.
     static func automaticPartitions(fileBytes: Int64) -> Int {
-        fileBytes < Int64(4) << 30 ? 1 : Int((fileBytes + (512 << 20) - 1) / (512 << 20))
+        fileBytes < 512 << 20 ? 1 : Int((fileBytes + (128 << 20) - 1) / (128 << 20))
     }
 
     /// The aggregate, or nil when a feedback event has no `user_id` (the caller then reads in memory).
@@ -90,7 +90,8 @@ enum PartitionedLog {
             try? FileManager.default.removeItem(atPath: writer.path)
             // Merge as we go, so only one piece's state is alive at a time.
             let piece = aggregator.finish()
-            merged = merged.map { ExperimentData.merge([$0, piece]) } ?? ExperimentData.merge([piece])
+            let last = i == writers.count - 1
+            merged = merged.map { ExperimentData.merge([$0, piece], quantiles: last) } ?? ExperimentData.merge([piece], quantiles: last)
             progress?(Int64(Double(total ?? 0) * (0.5 + 0.5 * Double(i + 1) / Double(partitions))), total)
         }
         guard var data = merged else { return nil }
@@ -112,46 +113,90 @@ enum PartitionedLog {
 /// value), 6 × u32 string lengths (variant, user, conversation, request, status, name), then the bytes.
 struct RecordWriter {
     static let headerSize = 4 + 4 + 4 + 8 + 40 + 24
+    static let capacity = 1 << 20
     let path: String
     private let fd: Int32
-    private var buffer: [UInt8] = []
+    private let buffer: UnsafeMutableRawPointer
+    private var used = 0
+    /// The first write error (a full disk), reported by `close`.
+    private var failure: Int32 = 0
 
     init(path: String) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         if fd < 0 { throw FileError(path: path, message: "cannot create a temporary file: \(String(cString: strerror(errno)))") }
-        buffer.reserveCapacity(1 << 20)
+        buffer = .allocate(byteCount: RecordWriter.capacity, alignment: 16)
     }
 
     mutating func append(_ e: EventView, line: UInt32) {
-        let strings = [e.variant, e.userID, e.conversationID, e.requestID, e.status, e.name]
-        let length = RecordWriter.headerSize + strings.reduce(0) { $0 + $1.count }
-        func put<T>(_ value: T) { withUnsafeBytes(of: value) { buffer.append(contentsOf: $0) } }
-        put(UInt32(truncatingIfNeeded: length))
-        put(line)
-        put(UInt32(e.kind.rawValue))
-        put(e.timestamp)
+        let length = RecordWriter.headerSize + e.variant.count + e.userID.count + e.conversationID.count
+            + e.requestID.count + e.status.count + e.name.count
+        if used + length > RecordWriter.capacity { flush() }
+        if length > RecordWriter.capacity {  // a record larger than the buffer goes out on its own
+            var big = [UInt8]()
+            big.reserveCapacity(length)
+            func put<T>(_ value: T) { withUnsafeBytes(of: value) { big.append(contentsOf: $0) } }
+            put(UInt32(truncatingIfNeeded: length)); put(line); put(UInt32(e.kind.rawValue)); put(e.timestamp)
+            put(e.latencyMs); put(e.ttftMs); put(e.inputTokens); put(e.outputTokens); put(e.value)
+            for s in [e.variant, e.userID, e.conversationID, e.requestID, e.status, e.name] { put(UInt32(truncatingIfNeeded: s.count)) }
+            for s in [e.variant, e.userID, e.conversationID, e.requestID, e.status, e.name] { big.append(contentsOf: s) }
+            flushBig(big)
+            return
+        }
+        var p = buffer + used
+        func put<T>(_ value: T) {
+            p.storeBytes(of: value, as: T.self)
+            p += MemoryLayout<T>.size
+        }
+        func copy(_ s: UnsafeRawBufferPointer) {
+            if s.count > 0 { p.copyMemory(from: s.baseAddress!, byteCount: s.count) }
+            p += s.count
+        }
+        put(UInt32(truncatingIfNeeded: length)); put(line); put(UInt32(e.kind.rawValue)); put(e.timestamp)
         put(e.latencyMs); put(e.ttftMs); put(e.inputTokens); put(e.outputTokens); put(e.value)
-        for s in strings { put(UInt32(truncatingIfNeeded: s.count)) }
-        for s in strings { buffer.append(contentsOf: s) }
-        if buffer.count >= 1 << 20 { flush() }
+        put(UInt32(truncatingIfNeeded: e.variant.count)); put(UInt32(truncatingIfNeeded: e.userID.count))
+        put(UInt32(truncatingIfNeeded: e.conversationID.count)); put(UInt32(truncatingIfNeeded: e.requestID.count))
+        put(UInt32(truncatingIfNeeded: e.status.count)); put(UInt32(truncatingIfNeeded: e.name.count))
+        copy(e.variant); copy(e.userID); copy(e.conversationID); copy(e.requestID); copy(e.status); copy(e.name)
+        used += length
     }
 
-    private mutating func flush() {
-        buffer.withUnsafeBytes { raw in
+    private mutating func writeFully(_ bytes: UnsafeRawPointer, _ count: Int) {
+        var offset = 0
+        while offset < count && failure == 0 {
+            let n = write(fd, bytes + offset, count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                break
+            }
+            offset += n
+        }
+    }
+
+    private mutating func flushBig(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
             var offset = 0
-            while offset < raw.count {
+            while offset < raw.count && failure == 0 {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; break }
+                if n < 0 { if errno == EINTR { continue }; failure = errno; break }
                 offset += n
             }
         }
-        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func flush() {
+        writeFully(buffer, used)
+        used = 0
     }
 
     mutating func close() throws {
         flush()
-        if Glibc.close(fd) != 0 { throw FileError(path: path, message: "cannot write a temporary file (is the disk full?)") }
+        buffer.deallocate()
+        if Glibc.close(fd) != 0 && failure == 0 { failure = errno }
+        if failure != 0 {
+            throw FileError(path: path, message: "cannot write a temporary file for reading in pieces: \(String(cString: strerror(failure))) (set TMPDIR to a disk with room, or use --partitions 1)")
+        }
     }
 }
 
