@@ -71,7 +71,10 @@ enum PartitionedLog {
             case .body(let e): throw e
             }
         }
-        if needsUserOnFeedback { return nil }
+        if needsUserOnFeedback {
+            for i in writers.indices { try? writers[i].close() }
+            return nil
+        }
         for i in writers.indices { try writers[i].close() }
 
         // Pass 2: aggregate each piece.
