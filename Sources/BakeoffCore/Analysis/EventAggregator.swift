@@ -20,13 +20,11 @@ public struct EventRejection: Error, Sendable, Equatable {
 public struct EventAggregator {
     public let metrics: [Metric]
     /// The experiment analysed; nil until the first event when none was asked for.
-    public private(set) var experiment: String?
-    private var experimentBytes: [UInt8]?
+    public var experiment: String? { filter.name }
+    private var filter: ExperimentFilter
 
     // Names
     private var variants = InternTable(capacity: 8)
-    private var otherExperiments = InternTable(capacity: 8)
-    private var otherExperimentEvents: [Int] = []
     private var unusedFeedback = InternTable(capacity: 8)
     private var unusedFeedbackCounts: [Int] = []
 
@@ -79,8 +77,7 @@ public struct EventAggregator {
 
     public init(metrics: [Metric] = Metric.builtIn, experiment: String? = nil) {
         self.metrics = metrics
-        self.experiment = experiment
-        self.experimentBytes = experiment.map { Array($0.utf8) }
+        filter = ExperimentFilter(experiment)
         var conv: [String: Int] = [:], req: [String: Int] = [:]
         var streamed: [Int] = []
         var fields: [RequestField] = []
@@ -125,17 +122,7 @@ public struct EventAggregator {
     /// logs read in pieces: ties between feedback timestamps go to the later place.
     public mutating func add(_ e: EventView, sequence: UInt32) throws(EventRejection) {
         self.sequence = sequence
-        if let wanted = experimentBytes {
-            if !bytesEqual(e.experiment, wanted) {
-                let (i, inserted) = otherExperiments.findOrInsert(e.experiment)
-                if inserted { otherExperimentEvents.append(0) }
-                otherExperimentEvents[i] += 1
-                return
-            }
-        } else {
-            experimentBytes = Array(e.experiment)
-            experiment = String(decoding: e.experiment, as: UTF8.self)
-        }
+        guard filter.accepts(e.experiment) else { return }
         switch e.kind {
         case .request: try addRequest(e)
         case .feedback: try addFeedback(e)
@@ -419,8 +406,7 @@ public struct EventAggregator {
             feedbackWithMissingTarget: missingTargets,
             duplicateRequestIDs: duplicateRequests,
             conversationsOfSeveralUsers: sharedConversations,
-            otherExperiments: (0..<otherExperiments.count).map { (otherExperiments.string($0), otherExperimentEvents[$0]) }
-                .sorted { $0.1 > $1.1 }.map { NamedCount(name: $0.0, count: $0.1) },
+            otherExperiments: filter.otherExperiments,
             unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
                 .sorted { $0.count > $1.count })
         return ExperimentData(
@@ -542,4 +528,36 @@ struct FeedbackSlots {
     }
 
     var memoryBytes: Int { values.capacity * 8 + timestamps.capacity * 8 + sequences.capacity * 4 }
+}
+
+/// Picks one experiment's events from a log: the one named, or else the first one seen; counts the others.
+struct ExperimentFilter {
+    private(set) var wanted: [UInt8]?
+    private var others = InternTable(capacity: 8)
+    private var counts: [Int] = []
+
+    init(_ experiment: String?) { wanted = experiment.map { Array($0.utf8) } }
+
+    /// The experiment's name, once known.
+    var name: String? { wanted.map { String(decoding: $0, as: UTF8.self) } }
+
+    /// Whether an event of `experiment` belongs to the analysis; the first event decides when none was named.
+    @inline(__always)
+    mutating func accepts(_ experiment: UnsafeRawBufferPointer) -> Bool {
+        guard let wanted else {
+            self.wanted = Array(experiment)
+            return true
+        }
+        if bytesEqual(experiment, wanted) { return true }
+        let (i, inserted) = others.findOrInsert(experiment)
+        if inserted { counts.append(0) }
+        counts[i] += 1
+        return false
+    }
+
+    /// Events of other experiments, most first.
+    var otherExperiments: [NamedCount] {
+        (0..<others.count).map { NamedCount(name: others.string($0), count: counts[$0]) }
+            .sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+    }
 }

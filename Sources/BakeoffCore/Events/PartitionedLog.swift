@@ -32,9 +32,7 @@ enum PartitionedLog {
         var parser = EventParser()
         let total = reader.totalBytes
         let progress = options.progress
-        var experimentBytes = options.experiment.map { Array($0.utf8) }
-        var others = InternTable(capacity: 8)
-        var otherCounts: [Int] = []
+        var filter = ExperimentFilter(options.experiment)
         var skipped = 0, blank = 0, lines = 0
         var examples: [String] = []
         var needsUserOnFeedback = false
@@ -51,16 +49,7 @@ enum PartitionedLog {
                     if examples.count < 5 { examples.append("line \(number): \(error.message)") }
                     return
                 }
-                if let wanted = experimentBytes {
-                    if !bytesEqual(event.experiment, wanted) {
-                        let (i, inserted) = others.findOrInsert(event.experiment)
-                        if inserted { otherCounts.append(0) }
-                        otherCounts[i] += 1
-                        return
-                    }
-                } else {
-                    experimentBytes = Array(event.experiment)
-                }
+                guard filter.accepts(event.experiment) else { return }
                 guard event.userID.count > 0 else { needsUserOnFeedback = true; return }
                 let piece = Int(hashBytes(event.userID) % UInt64(partitions))
                 writers[piece].append(event, line: UInt32(truncatingIfNeeded: number))
@@ -78,11 +67,11 @@ enum PartitionedLog {
         for i in writers.indices { try writers[i].close() }
 
         // Pass 2: aggregate each piece.
-        let experiment = experimentBytes.map { String(decoding: $0, as: UTF8.self) }
+        let experiment = filter.name
         var merged: ExperimentData?
         for (i, writer) in writers.enumerated() {
             var aggregator = EventAggregator(metrics: options.metrics, experiment: experiment)
-            try RecordReader.forEach(path: writer.path, experiment: experimentBytes ?? []) { event, line throws(EventLogError) in
+            try RecordReader.forEach(path: writer.path, experiment: filter.wanted ?? []) { event, line throws(EventLogError) in
                 do throws(EventRejection) { try aggregator.add(event, sequence: line) } catch {
                     let e = EventLogError(path: path, line: Int(line), message: error.message)
                     guard options.skipInvalid else { throw e }
@@ -99,8 +88,7 @@ enum PartitionedLog {
         }
         guard var data = merged else { return nil }
         if let experiment { data.experiment = experiment }
-        data.dataQuality.otherExperiments = (0..<others.count).map { NamedCount(name: others.string($0), count: otherCounts[$0]) }
-            .sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        data.dataQuality.otherExperiments = filter.otherExperiments
         data.dataQuality.linesSkipped = skipped
         // Pass 2 finds its problems piece by piece; list the examples in file order, as the in-memory path does.
         func lineOf(_ example: String) -> Int { Int(example.dropFirst(5).prefix { $0.isNumber }) ?? 0 }
