@@ -102,9 +102,11 @@ public enum EventLog {
             throw EventLogError(path: path, message: "experiment \"\(wanted)\" not found" + (others.isEmpty ? "" : "; the log holds: \(others)"))
         }
         if options.experiment == nil, !data.dataQuality.otherExperiments.isEmpty {
-            let all = [NamedCount(name: data.experiment, count: data.requestEvents + data.feedbackEvents)] + data.dataQuality.otherExperiments
-            throw EventLogError(path: path, message: "the log holds several experiments: "
-                + all.map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ") + "; choose one with --experiment")
+            let all = ([NamedCount(name: data.experiment, count: data.requestEvents + data.feedbackEvents)] + data.dataQuality.otherExperiments)
+                .sorted { $0.count > $1.count }
+            let listed = all.prefix(5).map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ")
+            let rest = all.count > 5 ? " and \(all.count - 5) more with \(all.dropFirst(5).reduce(0) { $0 + $1.count }) events" : ""
+            throw EventLogError(path: path, message: "the log holds several experiments: \(listed)\(rest); choose one with --experiment")
         }
         if skipped > 0 && data.requestEvents == 0 {
             throw EventLogError(path: path, message: "no valid request events (\(skipped) lines skipped as invalid; first: \(examples.first ?? ""))")
