@@ -107,3 +107,22 @@ public struct GroupEstimate: Sendable, Equatable {
         self.n = n
     }
 }
+
+extension SampleMoments {
+    /// The moments of two disjoint samples together.
+    public static func += (lhs: inout SampleMoments, rhs: SampleMoments) {
+        lhs.n += rhs.n
+        lhs.sum += rhs.sum
+        lhs.sumOfSquares += rhs.sumOfSquares
+    }
+}
+
+extension RatioMoments {
+    /// The moments of two disjoint sets of users together.
+    public static func += (lhs: inout RatioMoments, rhs: RatioMoments) {
+        lhs.n += rhs.n
+        lhs.numerator += rhs.numerator
+        lhs.denominator += rhs.denominator
+        lhs.sumOfProducts += rhs.sumOfProducts
+    }
+}

@@ -92,6 +92,25 @@ struct EventLogTests {
         #expect(data.requestEvents == 2)
     }
 
+    @Test func aRecordLargerThanThePieceBufferSurvivesReadingInPieces() throws {
+        let huge = String(repeating: "u", count: 3 << 20)  // a 3 MB user id: larger than a piece's write buffer
+        var text = ""
+        for (i, user) in ["a", huge, "b", "c"].enumerated() {
+            let variant = i % 2 == 0 ? "control" : "treatment"
+            text += #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":""# + variant
+                + #"","user_id":""# + user + #"","request_id":"r\#(i)","latency_ms":5}"# + "\n"
+        }
+        let path = try Self.write(Array(text.utf8))
+        var pieces = EventLog.Options()
+        pieces.partitions = 2
+        var whole = EventLog.Options()
+        whole.partitions = 1
+        let a = try EventLog.aggregate(path: path, options: pieces), b = try EventLog.aggregate(path: path, options: whole)
+        #expect(a.requestEvents == 4)
+        #expect(a.variants.map(\.users).reduce(0, +) == 4)
+        #expect(try Analysis.run(a, plan: AnalysisPlan()).render(.json) == Analysis.run(b, plan: AnalysisPlan()).render(.json))
+    }
+
     @Test func windowsLineEndingsAndBlankLinesAreAccepted() throws {
         let text = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5}"# + "\r\n\r\n   \n"
         let path = try Self.write(Array(text.utf8))

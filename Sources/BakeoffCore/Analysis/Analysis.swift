@@ -182,7 +182,7 @@ public enum Analysis {
         let treatments = order.map { names.firstIndex(of: $0)! }
 
         var warnings: [String] = []
-        let srm = sampleRatio(data, plan.allocation)
+        let srm = sampleRatio(data, plan.allocation, order: [controlIndex] + treatments)
         if srm.status == .mismatch {
             warnings.append("SAMPLE RATIO MISMATCH: users per variant do not match the planned split (\(formatPEquals(srm.pValue ?? 0))). Assignment or logging is broken; do not trust these results until it is explained.")
         }
@@ -243,13 +243,15 @@ public enum Analysis {
     }
 
     /// Chi-square of users per variant against the planned shares (scipy `chisquare`).
-    public static func sampleRatio(_ data: ExperimentData, _ allocation: Allocation?) -> SampleRatioCheck {
-        let observed = data.variants.map { NamedCount(name: $0.name, count: $0.users) }
+    /// `order` lists variant indices in the report's order (control first), so the result does not depend
+    /// on the order variants happened to appear in the data.
+    public static func sampleRatio(_ data: ExperimentData, _ allocation: Allocation?, order: [Int]? = nil) -> SampleRatioCheck {
+        let observed = (order ?? Array(data.variants.indices)).map { NamedCount(name: data.variants[$0].name, count: data.variants[$0].users) }
         guard let allocation else {
             return SampleRatioCheck(status: .notRun, observed: observed, expectedShares: [],
                                     reason: "no planned split given (use --split, --variants or the config's \"variants\")")
         }
-        let unexpected = data.variants.filter { !allocation.names.contains($0.name) }.map(\.name)
+        let unexpected = data.variants.filter { !allocation.names.contains($0.name) }.map(\.name).sorted()
         if !unexpected.isEmpty {
             return SampleRatioCheck(status: .mismatch, pValue: 0, observed: observed, expectedShares: allocation.arms.map(\.weight),
                                     reason: "variants not in the planned split: \(unexpected.joined(separator: ", "))")

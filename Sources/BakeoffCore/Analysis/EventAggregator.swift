@@ -419,19 +419,9 @@ public struct EventAggregator {
             feedbackEvents: feedbackEvents,
             firstTimestamp: requestEvents > 0 ? firstTimestamp : nil,
             lastTimestamp: requestEvents > 0 ? lastTimestamp : nil,
-            dataQuality: quality,
-            memoryBytes: memoryBytes)
+            dataQuality: quality)
     }
 
-    /// An estimate of the bytes the aggregator holds, for the report's footer and the benchmark.
-    public var memoryBytes: Int {
-        users.memoryBytes + userFirstTs.capacity * 8 + userFirstVariant.capacity + userVariantMask.capacity * 8
-            + userFirstDay.capacity * 4 + userMultiDay.capacity + userSums.capacity * 8
-            + conversations.memoryBytes + conversationUser.capacity * 4 + conversationTurns.capacity * 4
-            + conversationFeedbackEvents.capacity * 4 + conversationShared.capacity + conversationSlots.memoryBytes
-            + requests.memoryBytes + requestConversation.capacity * 4 + requestFeedbackEvents.capacity * 4
-            + requestSlots.memoryBytes + pending.capacity * 32
-    }
 }
 
 @inline(__always)
@@ -527,7 +517,6 @@ struct FeedbackSlots {
         return sequences[i] == 0 ? nil : values[i]
     }
 
-    var memoryBytes: Int { values.capacity * 8 + timestamps.capacity * 8 + sequences.capacity * 4 }
 }
 
 /// Picks one experiment's events from a log: the one named, or else the first one seen; counts the others.

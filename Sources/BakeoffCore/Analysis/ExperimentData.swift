@@ -57,8 +57,6 @@ public struct ExperimentData: Sendable {
     public var firstTimestamp: Int64?
     public var lastTimestamp: Int64?
     public var dataQuality: DataQuality
-    /// Bytes the aggregation held at the end (an estimate).
-    public var memoryBytes: Int
 
     /// Days between the first and last request (at least a fraction of a day when there is data).
     public var observedDays: Double? {
@@ -92,7 +90,7 @@ extension ExperimentData {
         quality.duplicateRequestIDs = 0
         quality.conversationsOfSeveralUsers = 0
         var others: [String: Int] = [:], unused: [String: Int] = [:]
-        var requests = 0, feedback = 0, memory = 0
+        var requests = 0, feedback = 0
         var first: Int64? = nil, last: Int64? = nil
         for piece in pieces {
             let map = reorder(piece)
@@ -102,18 +100,8 @@ extension ExperimentData {
                 variants[i].requests += piece.variants[j].requests
                 for k in metrics.indices {
                     let source = piece.metrics[k]
-                    let a = source.perVariant[j]
-                    metrics[k].perVariant[i].n += a.n
-                    metrics[k].perVariant[i].numerator.n += a.numerator.n
-                    metrics[k].perVariant[i].numerator.sum += a.numerator.sum
-                    metrics[k].perVariant[i].numerator.sumOfSquares += a.numerator.sumOfSquares
-                    metrics[k].perVariant[i].denominator.n += a.denominator.n
-                    metrics[k].perVariant[i].denominator.sum += a.denominator.sum
-                    metrics[k].perVariant[i].denominator.sumOfSquares += a.denominator.sumOfSquares
-                    metrics[k].perVariant[i].sumOfProducts += a.sumOfProducts
-                    metrics[k].unitMoments[i].n += source.unitMoments[j].n
-                    metrics[k].unitMoments[i].sum += source.unitMoments[j].sum
-                    metrics[k].unitMoments[i].sumOfSquares += source.unitMoments[j].sumOfSquares
+                    metrics[k].perVariant[i] += source.perVariant[j]
+                    metrics[k].unitMoments[i] += source.unitMoments[j]
                     if let sketch = source.sketches?[j] { metrics[k].sketches![i].merge(sketch) }
                 }
             }
@@ -126,7 +114,6 @@ extension ExperimentData {
             for o in q.unusedFeedbackNames { unused[o.name, default: 0] += o.count }
             requests += piece.requestEvents
             feedback += piece.feedbackEvents
-            memory = max(memory, piece.memoryBytes)
             if let a = piece.firstTimestamp { first = min(first ?? a, a) }
             if let b = piece.lastTimestamp { last = max(last ?? b, b) }
         }
@@ -145,7 +132,6 @@ extension ExperimentData {
         merged.feedbackEvents = feedback
         merged.firstTimestamp = first
         merged.lastTimestamp = last
-        merged.memoryBytes = memory
         return merged
     }
 }

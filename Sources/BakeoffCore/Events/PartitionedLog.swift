@@ -124,17 +124,19 @@ struct RecordWriter {
             + e.requestID.count + e.status.count + e.name.count
         if used + length > RecordWriter.capacity { flush() }
         if length > RecordWriter.capacity {  // a record larger than the buffer goes out on its own
-            var big = [UInt8]()
-            big.reserveCapacity(length)
-            func put<T>(_ value: T) { withUnsafeBytes(of: value) { big.append(contentsOf: $0) } }
-            put(UInt32(truncatingIfNeeded: length)); put(line); put(UInt32(e.kind.rawValue)); put(e.timestamp)
-            put(e.latencyMs); put(e.ttftMs); put(e.inputTokens); put(e.outputTokens); put(e.value)
-            for s in [e.variant, e.userID, e.conversationID, e.requestID, e.status, e.name] { put(UInt32(truncatingIfNeeded: s.count)) }
-            for s in [e.variant, e.userID, e.conversationID, e.requestID, e.status, e.name] { big.append(contentsOf: s) }
-            flushBig(big)
+            let big = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 16)
+            defer { big.deallocate() }
+            RecordWriter.encode(e, line: line, length: length, into: big)
+            writeFully(big, length)
             return
         }
-        var p = buffer + used
+        RecordWriter.encode(e, line: line, length: length, into: buffer + used)
+        used += length
+    }
+
+    /// Writes one record of `length` bytes at `p`.
+    private static func encode(_ e: EventView, line: UInt32, length: Int, into start: UnsafeMutableRawPointer) {
+        var p = start
         func put<T>(_ value: T) {
             p.storeBytes(of: value, as: T.self)
             p += MemoryLayout<T>.size
@@ -149,7 +151,6 @@ struct RecordWriter {
         put(UInt32(truncatingIfNeeded: e.conversationID.count)); put(UInt32(truncatingIfNeeded: e.requestID.count))
         put(UInt32(truncatingIfNeeded: e.status.count)); put(UInt32(truncatingIfNeeded: e.name.count))
         copy(e.variant); copy(e.userID); copy(e.conversationID); copy(e.requestID); copy(e.status); copy(e.name)
-        used += length
     }
 
     private mutating func writeFully(_ bytes: UnsafeRawPointer, _ count: Int) {
@@ -162,17 +163,6 @@ struct RecordWriter {
                 break
             }
             offset += n
-        }
-    }
-
-    private mutating func flushBig(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count && failure == 0 {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; failure = errno; break }
-                offset += n
-            }
         }
     }
 

@@ -105,7 +105,6 @@ struct ProbeTable {
         }
     }
 
-    var memoryBytes: Int { keys.count * 12 }
 }
 
 /// Open-addressing map from a 64-bit key hash to a dense index, assigned in insertion order.
@@ -127,9 +126,6 @@ struct HashIndex {
     }
 
     func find(_ key: UInt64) -> Int? { table.find(key) { _ in true } }
-
-    /// Bytes held, for the memory figure the analysis reports.
-    var memoryBytes: Int { table.memoryBytes }
 }
 
 /// Map from byte-string keys to dense indices that keeps the keys, so equal hashes never merge two keys.
@@ -179,6 +175,4 @@ struct InternTable {
     func string(_ id: Int) -> String {
         String(decoding: storage[offsets[id]..<offsets[id + 1]], as: UTF8.self)
     }
-
-    var memoryBytes: Int { storage.capacity + offsets.capacity * 8 + table.memoryBytes }
 }
