@@ -16,9 +16,18 @@ PY_PACKAGES := scipy statsmodels gbstats pandas numpy
 
 all: build
 
-# Nothing beyond the Swift toolchain is needed to build and test (statistics and MD5 are in the package).
+# Beyond the Swift toolchain: SQLite (event store), libmicrohttpd (HTTP server), libcurl (upstream client),
+# from Debian's packages, installed here when missing.
+APT_PACKAGES := pkg-config libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift toolchain not found: install Swift 6 (see README)"; exit 1; }
+	@missing="$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing from Debian: $$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 build: deps
 	$(SWIFT) build -c release --product bakeoff --static-swift-stdlib --scratch-path $(PRODUCT_BUILD)

@@ -7,6 +7,8 @@ let package = Package(
         .executable(name: "bakeoff", targets: ["bakeoff"]),
         .library(name: "BakeoffCore", targets: ["BakeoffCore"]),
         .library(name: "BakeoffStatistics", targets: ["BakeoffStatistics"]),
+        .library(name: "BakeoffStore", targets: ["BakeoffStore"]),
+        .library(name: "BakeoffGateway", targets: ["BakeoffGateway"]),
     ],
     targets: [
         // Pure numerics: distributions, tests, intervals, power. No I/O, no clocks.
@@ -15,8 +17,20 @@ let package = Package(
         // Four MD5 compressions in SSE2 registers, for batch assignment (see the file for why C).
         .target(name: "CMD5x4"),
         .target(name: "BakeoffCore", dependencies: ["BakeoffStatistics", "CMD5x4"]),
+        // C libraries from Debian (the Makefile installs the -dev packages).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        // Typed wrappers for libcurl's variadic setopt/getinfo, which Swift cannot call.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        // The embedded event store (SQLite, WAL): one writer thread, group commits, export.
+        .target(name: "BakeoffStore", dependencies: ["BakeoffCore", "CSQLite"]),
+        // The live gateway: HTTP server, upstream client, routing, feedback, metrics, mock upstream, load tool.
+        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStore", "CMicroHTTPD", "CCurl"]),
         // The thin command-line tool.
-        .executableTarget(name: "bakeoff", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
+        .executableTarget(
+            name: "bakeoff",
+            dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffStore", "BakeoffGateway"]
+        ),
         .testTarget(
             name: "BakeoffStatisticsTests",
             dependencies: ["BakeoffStatistics"],
@@ -27,6 +41,8 @@ let package = Package(
             dependencies: ["BakeoffCore", "BakeoffStatistics"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore"]),
+        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffCore"]),
         .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCore"]),
     ]
 )

@@ -1,0 +1,2 @@
+#include <stdint.h>
+#include <sqlite3.h>

@@ -1,0 +1,4 @@
+import Testing
+import BakeoffStore
+
+@Test func sqliteIsLinked() { #expect(sqliteVersion.hasPrefix("3.")) }
