@@ -1,0 +1,460 @@
+import CMicroHTTPD
+import Foundation
+import Synchronization
+
+/// An HTTP/1.1 server on libmicrohttpd: a small pool of epoll threads; a request waiting for its upstream is
+/// suspended, so a few threads carry hundreds of concurrent requests and streams.
+///
+/// The handler is called once per request, when its whole body has arrived, on a server thread. It answers
+/// through the `HTTPExchange`, right away or later from any thread (`respond`, or `startStream` then `write`
+/// and `finish`).
+public final class HTTPServer: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var host: String = "127.0.0.1"
+        /// 0 picks a free port (see `port` after start).
+        public var port: UInt16 = 0
+        public var threads: Int = 2
+        /// Bodies above this get 413 before they are read.
+        public var maxBodyBytes: Int = 10 << 20
+        /// Idle keep-alive connections are closed after this many seconds.
+        public var idleTimeoutSeconds: Int = 120
+        public var connectionLimit: Int = 10_000
+        public init() {}
+    }
+
+    public typealias Handler = @Sendable (HTTPExchange) -> Void
+
+    public let options: Options
+    /// The bound port (useful when `options.port` was 0).
+    public private(set) var port: UInt16 = 0
+    let handler: Handler
+    private var daemon: OpaquePointer?
+    private var listenSocket: Int32 = -1
+    /// Requests accepted and not yet completed (for a graceful stop).
+    let inFlight = Atomic<Int>(0)
+    /// The exchanges in flight, so a stop can wake suspended ones (libmicrohttpd aborts if any remain).
+    let live = Mutex<[ObjectIdentifier: HTTPExchange]>([:])
+    private let stopped = Atomic<Bool>(false)
+
+    public init(options: Options, handler: @escaping Handler) {
+        self.options = options
+        self.handler = handler
+    }
+
+    deinit { stop(graceSeconds: 0) }
+
+    /// Binds and starts serving; throws with the address when it cannot.
+    public func start() throws(HTTPServerError) {
+        let fd = try Self.bind(host: options.host, port: options.port)
+        listenSocket = fd
+        port = Self.boundPort(fd)
+
+        let flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
+            | MHD_USE_ERROR_LOG.rawValue | MHD_USE_TURBO.rawValue
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let args: [CVarArg] = [
+            CInt(MHD_OPTION.LISTEN_SOCKET.rawValue), fd,
+            CInt(MHD_OPTION.NOTIFY_COMPLETED.rawValue), unsafeBitCast(httpRequestCompleted as MHD_RequestCompletedCallback, to: OpaquePointer.self), OpaquePointer(me),
+            CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(max(1, options.threads)),
+            CInt(MHD_OPTION.CONNECTION_TIMEOUT.rawValue), CUnsignedInt(options.idleTimeoutSeconds),
+            CInt(MHD_OPTION.CONNECTION_LIMIT.rawValue), CUnsignedInt(options.connectionLimit),
+            CInt(MHD_OPTION.END.rawValue),
+        ]
+        daemon = withVaList(args) { va in
+            MHD_start_daemon_va(flags, 0, nil, nil, httpAccessHandler, me, va)
+        }
+        if daemon == nil {
+            close(fd)
+            listenSocket = -1
+            throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
+        }
+    }
+
+    /// Stops accepting, waits up to `graceSeconds` for requests in flight to finish, then stops.
+    public func stop(graceSeconds: Double) {
+        guard let daemon, !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let fd = MHD_quiesce_daemon(daemon)
+        if fd >= 0 { close(fd) }
+        let deadline = Date().addingTimeInterval(graceSeconds)
+        while inFlight.load(ordering: .acquiring) > 0 && Date() < deadline { usleep(5_000) }
+        // Whatever is still waiting ends now: 503 for an unanswered request, an aborted stream otherwise.
+        for exchange in live.withLock({ Array($0.values) }) { exchange.abandon() }
+        let hardDeadline = Date().addingTimeInterval(2)
+        while live.withLock({ $0.values.contains { $0.isSuspended } }) && Date() < hardDeadline { usleep(2_000) }
+        MHD_stop_daemon(daemon)
+        self.daemon = nil
+    }
+
+    /// Requests accepted and not yet answered completely.
+    public var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
+    /// A port that was free a moment ago (bound, then closed): for tests and tools that need one.
+    public static func reserveClosedPort() throws(HTTPServerError) -> UInt16 {
+        let fd = try bind(host: "127.0.0.1", port: 0)
+        defer { close(fd) }
+        return boundPort(fd)
+    }
+
+    static func boundPort(_ fd: Int32) -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    static func bind(host: String, port: UInt16) throws(HTTPServerError) -> Int32 {
+        let name = host == "localhost" ? "127.0.0.1" : host
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, name, &address.sin_addr) == 1 else {
+            throw HTTPServerError(message: "listen address \(host):\(port): not an IPv4 address")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw HTTPServerError(message: "cannot create a socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound != 0 {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw HTTPServerError(message: "cannot listen on \(host):\(port): \(reason)")
+        }
+        if listen(fd, 1024) != 0 {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw HTTPServerError(message: "cannot listen on \(host):\(port): \(reason)")
+        }
+        return fd
+    }
+}
+
+public struct HTTPServerError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// A request as the handler sees it.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The path without the query string.
+    public var path: String
+    public var query: [String: String]
+    /// Header names lower-cased, in arrival order.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    /// The first header of that name (case-insensitive).
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name == lower }?.value
+    }
+}
+
+/// One request and its answer; safe to answer from any thread, once.
+public final class HTTPExchange: @unchecked Sendable {
+    public internal(set) var request: HTTPRequest
+    /// Called once if the client goes away before the answer is complete (from a server thread).
+    public var onClientGone: (@Sendable () -> Void)? {
+        get { state.withLock { $0.onClientGone } }
+        set { state.withLock { $0.onClientGone = newValue } }
+    }
+    /// Set by the handler to learn, on completion, whether the answer reached the client.
+    public var onComplete: (@Sendable (_ delivered: Bool) -> Void)? {
+        get { state.withLock { $0.onComplete } }
+        set { state.withLock { $0.onComplete = newValue } }
+    }
+
+    enum Phase { case receiving, handling, answered, streaming, done }
+    struct State {
+        var phase: Phase = .receiving
+        /// The connection is suspended, waiting for an answer or for stream data.
+        var suspended = false
+        /// The connection is gone: never touch it again.
+        var closed = false
+        var status = 200
+        var headers: [(String, String)] = []
+        var body: [UInt8] = []
+        var bodyOffset = 0
+        var streamFinished = false
+        var streamFailed = false
+        var responseQueued = false
+        var onClientGone: (@Sendable () -> Void)?
+        var onComplete: (@Sendable (Bool) -> Void)?
+    }
+
+    let state = Mutex(State())
+    let connection: OpaquePointer
+    var bodyTooLarge = false
+    var receivedBytes = 0
+
+    init(connection: OpaquePointer, request: HTTPRequest) {
+        self.connection = connection
+        self.request = request
+    }
+
+    /// Answers with a complete response.
+    public func respond(status: Int, headers: [(String, String)], body: [UInt8]) {
+        state.withLock { s in
+            guard s.phase == .handling || s.phase == .receiving else { return }
+            s.phase = .answered
+            s.status = status
+            s.headers = headers
+            s.body = body
+            resumeIfSuspended(&s)
+        }
+    }
+
+    /// Starts a streamed response (chunked, e.g. server-sent events); then `write` and `finish`.
+    public func startStream(status: Int, headers: [(String, String)]) {
+        state.withLock { s in
+            guard s.phase == .handling else { return }
+            s.phase = .streaming
+            s.status = status
+            s.headers = headers
+            resumeIfSuspended(&s)
+        }
+    }
+
+    /// Appends bytes to a started stream; false when the client is gone.
+    @discardableResult
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        state.withLock { s in
+            guard s.phase == .streaming, !s.closed, !s.streamFinished else { return false }
+            if s.bodyOffset > 0 && s.bodyOffset == s.body.count {
+                s.body.removeAll(keepingCapacity: true)
+                s.bodyOffset = 0
+            }
+            s.body.append(contentsOf: bytes)
+            resumeIfSuspended(&s)
+            return true
+        }
+    }
+
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { write($0) } }
+
+    /// Ends a started stream; `failed` aborts the connection instead of ending the chunked body cleanly.
+    public func finish(failed: Bool = false) {
+        state.withLock { s in
+            guard s.phase == .streaming, !s.streamFinished else { return }
+            s.streamFinished = true
+            s.streamFailed = failed
+            resumeIfSuspended(&s)
+        }
+    }
+
+    var isSuspended: Bool { state.withLock { $0.suspended } }
+
+    /// Ends the exchange at shutdown: 503 if unanswered, an aborted stream if streaming.
+    func abandon() {
+        state.withLock { s in
+            switch s.phase {
+            case .receiving, .handling:
+                s.phase = .answered
+                s.status = 503
+                s.headers = [("Content-Type", "application/json")]
+                s.body = Array("{\"error\":{\"message\":\"the gateway is shutting down\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}".utf8)
+            case .streaming:
+                s.streamFinished = true
+                s.streamFailed = true
+            case .answered, .done:
+                break
+            }
+            resumeIfSuspended(&s)
+        }
+    }
+
+    /// Whether the client is known to be gone.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    private func resumeIfSuspended(_ s: inout State) {
+        if s.suspended && !s.closed {
+            s.suspended = false
+            MHD_resume_connection(connection)
+        }
+    }
+
+    /// Queues the answer if there is one, else suspends. Called on the server thread in the access handler.
+    func queueOrSuspend() -> MHD_Result {
+        state.withLock { s in
+            switch s.phase {
+            case .answered:
+                guard !s.responseQueued else { return .YES }
+                s.responseQueued = true
+                let response = s.body.withUnsafeMutableBytes {
+                    MHD_create_response_from_buffer($0.count, $0.baseAddress, .RESPMEM_MUST_COPY)
+                }
+                addHeaders(response, s.headers)
+                let result = MHD_queue_response(connection, UInt32(s.status), response)
+                MHD_destroy_response(response)
+                s.body = []
+                return result
+            case .streaming:
+                guard !s.responseQueued else { return .YES }
+                s.responseQueued = true
+                let me = Unmanaged.passUnretained(self).toOpaque()
+                let response = MHD_create_response_from_callback(UInt64.max, 16 * 1024, httpStreamReader, me, nil)
+                addHeaders(response, s.headers)
+                let result = MHD_queue_response(connection, UInt32(s.status), response)
+                MHD_destroy_response(response)
+                return result
+            case .receiving, .handling, .done:
+                s.suspended = true
+                MHD_suspend_connection(connection)
+                return .YES
+            }
+        }
+    }
+
+    /// Copies queued stream bytes into libmicrohttpd's buffer, or suspends until there are some.
+    func readStream(into buffer: UnsafeMutablePointer<CChar>, max: Int) -> Int {
+        state.withLock { s in
+            let available = s.body.count - s.bodyOffset
+            if available > 0 {
+                let n = min(available, max)
+                s.body.withUnsafeBytes { raw in
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + s.bodyOffset, byteCount: n)
+                }
+                s.bodyOffset += n
+                return n
+            }
+            if s.streamFinished { return s.streamFailed ? -2 : -1 }
+            s.suspended = true
+            MHD_suspend_connection(connection)
+            return 0
+        }
+    }
+
+    /// The request is over (answered, failed or abandoned); returns the callbacks to run outside the lock.
+    func complete(delivered: Bool) -> (gone: (@Sendable () -> Void)?, complete: (@Sendable (Bool) -> Void)?, ok: Bool) {
+        state.withLock { s in
+            s.closed = true
+            let finishedStream = s.phase == .streaming && s.streamFinished && s.bodyOffset == s.body.count
+            let answered = s.phase == .answered && s.responseQueued
+            let ok = delivered && (answered || finishedStream)
+            let gone = ok ? nil : s.onClientGone
+            s.onClientGone = nil
+            let complete = s.onComplete
+            s.onComplete = nil
+            s.phase = .done
+            return (gone, complete, ok)
+        }
+    }
+}
+
+private func addHeaders(_ response: OpaquePointer?, _ headers: [(String, String)]) {
+    for (name, value) in headers { _ = MHD_add_response_header(response, name, value) }
+}
+
+// C callbacks live outside main.swift as global functions (see the notes on Swift 6 and C callbacks).
+
+private func collectHeader(_ cls: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
+    guard let cls, let key else { return .YES }
+    let list = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
+    list.pointee.append((String(cString: key).lowercased(), value.map { String(cString: $0) } ?? ""))
+    return .YES
+}
+
+private func collectArgument(_ cls: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
+    guard let cls, let key else { return .YES }
+    let map = cls.assumingMemoryBound(to: [String: String].self)
+    map.pointee[String(cString: key)] = value.map { String(cString: $0) } ?? ""
+    return .YES
+}
+
+private func httpAccessHandler(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ url: UnsafePointer<CChar>?,
+    _ method: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?, _ uploadData: UnsafePointer<CChar>?,
+    _ uploadSize: UnsafeMutablePointer<Int>?, _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let cls, let connection, let context, let uploadSize else { return .NO }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    if context.pointee == nil {
+        // First call: headers only. Set up the exchange; answering here would make libmicrohttpd close
+        // keep-alive connections, so the answer waits for a later call.
+        var headers: [(name: String, value: String)] = []
+        _ = withUnsafeMutablePointer(to: &headers) { MHD_get_connection_values(connection, .HEADER_KIND, collectHeader, $0) }
+        var query: [String: String] = [:]
+        _ = withUnsafeMutablePointer(to: &query) { MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, collectArgument, $0) }
+        let request = HTTPRequest(
+            method: method.map { String(cString: $0) } ?? "GET",
+            path: url.map { String(cString: $0) } ?? "/",
+            query: query, headers: headers, body: []
+        )
+        let exchange = HTTPExchange(connection: connection, request: request)
+        server.inFlight.add(1, ordering: .relaxed)
+        server.live.withLock { $0[ObjectIdentifier(exchange)] = exchange }
+        context.pointee = Unmanaged.passRetained(exchange).toOpaque()
+        if let length = request.header("content-length").flatMap(Int.init), length > server.options.maxBodyBytes {
+            // Refuse before reading; libmicrohttpd then closes the connection, which is what we want here.
+            exchange.bodyTooLarge = true
+            exchange.state.withLock { $0.phase = .handling }
+            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: payloadTooLargeBody(server.options.maxBodyBytes))
+            return exchange.queueOrSuspend()
+        }
+        if length(of: request) > 0 { exchange.request.body.reserveCapacity(length(of: request)) }
+        return .YES
+    }
+    let exchange = Unmanaged<HTTPExchange>.fromOpaque(context.pointee!).takeUnretainedValue()
+    if uploadSize.pointee > 0 {
+        let n = uploadSize.pointee
+        exchange.receivedBytes += n
+        if exchange.receivedBytes > server.options.maxBodyBytes {
+            exchange.bodyTooLarge = true
+            exchange.request.body = []
+        } else if let uploadData {
+            UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: n) {
+                exchange.request.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
+            }
+        }
+        uploadSize.pointee = 0
+        return .YES
+    }
+    let first = exchange.state.withLock { s -> Bool in
+        guard s.phase == .receiving else { return false }
+        s.phase = .handling
+        return true
+    }
+    if first {
+        if exchange.bodyTooLarge {
+            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: payloadTooLargeBody(server.options.maxBodyBytes))
+        } else {
+            server.handler(exchange)
+        }
+    }
+    return exchange.queueOrSuspend()
+}
+
+private func length(of request: HTTPRequest) -> Int {
+    min(request.header("content-length").flatMap(Int.init) ?? 0, 64 << 20)
+}
+
+private func payloadTooLargeBody(_ limit: Int) -> [UInt8] {
+    Array("{\"error\":{\"message\":\"request body is larger than the limit of \(limit) bytes\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"payload_too_large\"}}".utf8)
+}
+
+private func httpRequestCompleted(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+    _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_RequestTerminationCode
+) {
+    guard let cls, let context, let pointer = context.pointee else { return }
+    context.pointee = nil
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    let exchange = Unmanaged<HTTPExchange>.fromOpaque(pointer).takeRetainedValue()
+    let (gone, complete, ok) = exchange.complete(delivered: code == .REQUEST_TERMINATED_COMPLETED_OK)
+    server.live.withLock { $0[ObjectIdentifier(exchange)] = nil }
+    gone?()
+    complete?(ok)
+    server.inFlight.subtract(1, ordering: .relaxed)
+}
+
+private func httpStreamReader(_ cls: UnsafeMutableRawPointer?, _ position: UInt64, _ buffer: UnsafeMutablePointer<CChar>?, _ max: Int) -> Int {
+    guard let cls, let buffer else { return -2 }
+    let exchange = Unmanaged<HTTPExchange>.fromOpaque(cls).takeUnretainedValue()
+    return exchange.readStream(into: buffer, max: max)
+}
