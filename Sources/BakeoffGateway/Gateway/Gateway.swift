@@ -1,0 +1,310 @@
+import BakeoffCore
+import BakeoffStore
+import Foundation
+import Synchronization
+
+/// `bakeoff serve`: an OpenAI-compatible gateway that assigns each user to a variant for good, forwards the
+/// request to that variant's upstream, measures it, logs it to the embedded store, and takes feedback.
+public final class Gateway: @unchecked Sendable {
+    public let config: GatewayConfig
+    let store: EventStore
+    let upstream = UpstreamClient()
+    let metrics = GatewayMetrics()
+    let recent = RecentRequests(capacity: 1 << 20)
+    let adminKey: String?
+    private var server: HTTPServer!
+    let startedAt = Date()
+
+    /// Opens the store and prepares the server; `start()` begins listening.
+    public init(config: GatewayConfig, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        self.config = config
+        let key = environment[config.adminKeyEnv] ?? ""
+        self.adminKey = key.isEmpty ? nil : key
+        store = try EventStore(path: config.storePath, options: StoreOptions(flushIntervalMs: config.flushIntervalMs, queueCapacity: config.queueCapacity))
+        var options = HTTPServer.Options()
+        options.host = config.listenHost
+        options.port = config.listenPort
+        options.threads = config.threads
+        options.maxBodyBytes = config.maxBodyBytes
+        server = HTTPServer(options: options) { [unowned self] exchange in self.handle(exchange) }
+    }
+
+    public func start() throws { try server.start() }
+
+    /// The port the gateway listens on.
+    public var port: UInt16 { server.port }
+
+    /// Stops accepting, lets requests in flight finish (up to `graceSeconds`), then flushes the store.
+    public func stop(graceSeconds: Double = 30) {
+        server.stop(graceSeconds: graceSeconds)
+        upstream.shutdown()
+        store.close()
+    }
+
+    // MARK: Routing
+
+    func handle(_ exchange: HTTPExchange) {
+        let request = exchange.request
+        switch (request.method, request.path) {
+        case ("POST", "/v1/chat/completions"): proxy(exchange, endpoint: .chatCompletions)
+        case ("POST", "/v1/completions"): proxy(exchange, endpoint: .completions)
+        case ("POST", "/v1/feedback"): feedback(exchange)
+        case ("GET", "/v1/models"): models(exchange)
+        case ("GET", "/v1/assignments"): assignment(exchange)
+        case ("GET", "/healthz"): respondJSON(exchange, 200, "{\"status\":\"ok\"}")
+        case ("GET", "/metrics"): metricsPage(exchange)
+        case ("GET", let path) where path.hasPrefix("/v1/experiments/") && path.hasSuffix("/report"):
+            let name = String(path.dropFirst("/v1/experiments/".count).dropLast("/report".count))
+            report(exchange, experiment: name.removingPercentEncoding ?? name)
+        default:
+            let known = ["/v1/chat/completions", "/v1/completions", "/v1/feedback", "/v1/models", "/v1/assignments", "/healthz", "/metrics"]
+            if known.contains(request.path) {
+                fail(exchange, OpenAIError(status: 405, message: "\(request.method) is not allowed on \(request.path)", type: "invalid_request_error", code: "method_not_allowed"))
+            } else {
+                fail(exchange, OpenAIError(status: 404, message: "no such endpoint: \(request.method) \(request.path)", type: "invalid_request_error", code: "not_found"))
+            }
+        }
+    }
+
+    func fail(_ exchange: HTTPExchange, _ error: OpenAIError, headers: [(String, String)] = []) {
+        metrics.recordRejected(status: error.status)
+        exchange.respond(status: error.status, headers: [("Content-Type", "application/json")] + headers, body: error.body)
+    }
+
+    func respondJSON(_ exchange: HTTPExchange, _ status: Int, _ json: String) {
+        exchange.respond(status: status, headers: [("Content-Type", "application/json")], body: Array(json.utf8))
+    }
+
+    /// Whether the request carries the admin key (as a bearer token or in X-Bakeoff-Admin-Key).
+    func isAdmin(_ request: HTTPRequest) -> Bool {
+        guard let adminKey else { return false }
+        if let given = request.header("x-bakeoff-admin-key"), constantTimeEqual(given, adminKey) { return true }
+        if let auth = request.header("authorization"), auth.hasPrefix("Bearer "), constantTimeEqual(String(auth.dropFirst(7)), adminKey) { return true }
+        return false
+    }
+
+    func adminRefusal() -> OpenAIError {
+        adminKey == nil
+            ? OpenAIError(status: 403, message: "admin features are off: start the gateway with \(config.adminKeyEnv) set to a secret, then send it as a bearer token", type: "permission_error", code: "admin_disabled")
+            : OpenAIError(status: 401, message: "this needs the admin key (\(config.adminKeyEnv)) as \"Authorization: Bearer KEY\" or \"X-Bakeoff-Admin-Key: KEY\"", type: "authentication_error", code: "admin_key_required")
+    }
+
+    // MARK: Proxy
+
+    func proxy(_ exchange: HTTPExchange, endpoint: Endpoint) {
+        let started = MonotonicClock.now()
+        let wallClock = WallClock.microseconds()
+        let request = exchange.request
+        let client: ClientRequest
+        do { client = try ClientRequest.parse(request.body, endpoint: endpoint) } catch { return fail(exchange, error) }
+        guard let experiment = config.experiment(forModel: client.model) else {
+            let aliases = config.experiments.map(\.model).joined(separator: ", ")
+            return fail(exchange, OpenAIError(status: 404, message: "The model `\(client.model)` does not exist on this gateway (models: \(aliases))", type: "invalid_request_error", code: "model_not_found", param: "model"))
+        }
+        let requestID = RequestID.make()
+        var user = client.user ?? request.header(config.userHeader)
+        if user?.isEmpty == true { user = nil }
+        var variantIndex: Int
+        if let user {
+            variantIndex = experiment.assigner.armIndex(for: user)
+        } else if experiment.perRequestAssignment {
+            variantIndex = experiment.allocation.armIndex(forNormalized: Double(UInt64.random(in: 0..<10_000)) / 10_000)
+        } else {
+            return fail(exchange, OpenAIError(status: 400, message: "no user to assign: send the OpenAI \"user\" field or the \(config.userHeader) header (experiment \(experiment.name) assigns per user)", type: "invalid_request_error", code: "user_required", param: "user"))
+        }
+        var qa = false
+        if let forced = request.header("x-bakeoff-force-variant") {
+            guard isAdmin(request) else { return fail(exchange, adminRefusal()) }
+            guard let i = experiment.variants.firstIndex(where: { $0.name == forced }) else {
+                return fail(exchange, OpenAIError(status: 400, message: "X-Bakeoff-Force-Variant: no variant \"\(forced)\" in \(experiment.name) (variants: \(experiment.variants.map(\.name).joined(separator: ", ")))", type: "invalid_request_error", code: "unknown_variant"))
+            }
+            variantIndex = i
+            qa = true
+        }
+        let variant = experiment.variants[variantIndex]
+        let conversation = request.header("x-bakeoff-conversation").flatMap { $0.isEmpty ? nil : $0 } ?? requestID
+        let body = client.upstreamBody(model: variant.upstream.model, systemPrompt: variant.systemPrompt, parameters: variant.parameters, forceUsage: client.stream)
+        var headers = ["Content-Type: application/json"]
+        if let key = variant.upstream.apiKey { headers.append("Authorization: Bearer \(key)") }
+        for h in variant.upstream.headers { headers.append("\(h.name): \(h.value)") }
+        if client.stream { headers.append("Accept: text/event-stream") }
+        let call = UpstreamCall(url: variant.upstream.url(endpoint == .chatCompletions ? "/chat/completions" : "/completions"),
+                                headers: headers, body: body, timeoutMs: variant.upstream.timeoutMs, connectTimeoutMs: variant.upstream.connectTimeoutMs)
+        var record = EventRecord(kind: .request, timestamp: wallClock, experiment: experiment.name)
+        record.variant = variant.name
+        record.userID = user ?? requestID
+        record.conversationID = conversation
+        record.requestID = requestID
+        record.qa = qa
+        let logContent = experiment.logContent
+        if logContent { record.prompt = client.promptText() }
+        recent.insert(RecentRequests.Entry(experiment: experiment.name, variant: variant.name, userID: record.userID, conversationID: conversation, requestID: requestID, qa: qa))
+
+        let proxied = ProxiedRequest(gateway: self, exchange: exchange, call: call, endpoint: endpoint, stream: client.stream,
+                                     clientWantsUsage: client.clientWantsUsage, started: started, record: record, logContent: logContent,
+                                     responseHeaders: [("x-bakeoff-experiment", experiment.name), ("x-bakeoff-variant", variant.name), ("x-bakeoff-request-id", requestID)])
+        proxied.begin()
+    }
+
+    /// Writes the request's event and counts it; called once per proxied request.
+    func finished(_ record: EventRecord, latencySeconds: Double, ttftSeconds: Double?) {
+        metrics.recordRequest(experiment: record.experiment, variant: record.variant, status: record.status, latencySeconds: latencySeconds,
+                              ttftSeconds: ttftSeconds, inputTokens: record.inputTokens, outputTokens: record.outputTokens)
+        store.append(record)
+    }
+
+    // MARK: Other endpoints
+
+    func models(_ exchange: HTTPExchange) {
+        let created = Int(startedAt.timeIntervalSince1970)
+        let items = config.experiments.map { "{\"id\":\(JSONWriter.quote($0.model)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"bakeoff\"}" }
+        respondJSON(exchange, 200, "{\"object\":\"list\",\"data\":[\(items.joined(separator: ","))]}")
+    }
+
+    func assignment(_ exchange: HTTPExchange) {
+        let query = exchange.request.query
+        guard let name = query["experiment"], !name.isEmpty else {
+            return fail(exchange, OpenAIError(status: 400, message: "give the experiment: /v1/assignments?experiment=NAME&user=ID", type: "invalid_request_error", code: "missing_parameter", param: "experiment"))
+        }
+        guard let experiment = config.experiment(named: name) ?? config.experiment(forModel: name) else {
+            return fail(exchange, OpenAIError(status: 404, message: "no experiment \"\(name)\" (experiments: \(config.experiments.map(\.name).joined(separator: ", ")))", type: "invalid_request_error", code: "experiment_not_found", param: "experiment"))
+        }
+        guard let user = query["user"], !user.isEmpty else {
+            return fail(exchange, OpenAIError(status: 400, message: "give the user: /v1/assignments?experiment=\(name)&user=ID", type: "invalid_request_error", code: "missing_parameter", param: "user"))
+        }
+        let bucket = experiment.assigner.bucket(for: user)
+        let variant = experiment.variants[experiment.assigner.armIndex(forBucket: bucket)]
+        respondJSON(exchange, 200, "{\"experiment\":\(JSONWriter.quote(experiment.name)),\"model\":\(JSONWriter.quote(experiment.model)),\"user\":\(JSONWriter.quote(user)),\"variant\":\(JSONWriter.quote(variant.name)),\"bucket\":\(bucket),\"upstream_model\":\(JSONWriter.quote(variant.upstream.model))}")
+    }
+
+    func metricsPage(_ exchange: HTTPExchange) {
+        let text = metrics.render(gauges: [
+            ("bakeoff_store_queue_depth", "Events waiting for the store's writer.", Double(store.queueDepth)),
+            ("bakeoff_events_written_total", "Events committed to the store.", Double(store.eventsWritten)),
+            ("bakeoff_events_dropped_total", "Events dropped because the store's queue was full.", Double(store.eventsDropped)),
+            ("bakeoff_requests_in_flight", "Requests being served.", Double(server.requestsInFlight)),
+            ("bakeoff_upstream_calls_active", "Upstream calls in progress.", Double(upstream.activeCalls.load(ordering: .relaxed))),
+            ("bakeoff_uptime_seconds", "Seconds since the gateway started.", Date().timeIntervalSince(startedAt).rounded()),
+        ])
+        exchange.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8))
+    }
+
+    func report(_ exchange: HTTPExchange, experiment name: String) {
+        let request = exchange.request
+        guard isAdmin(request) else { return fail(exchange, adminRefusal()) }
+        guard let experiment = config.experiment(named: name) else {
+            return fail(exchange, OpenAIError(status: 404, message: "no experiment \"\(name)\" (experiments: \(config.experiments.map(\.name).joined(separator: ", ")))", type: "invalid_request_error", code: "experiment_not_found"))
+        }
+        let formatName = request.query["format"] ?? "json"
+        guard let format = ReportFormat(rawValue: formatName) else {
+            return fail(exchange, OpenAIError(status: 400, message: "format must be one of \(ReportFormat.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(formatName)\"", type: "invalid_request_error", code: "bad_format", param: "format"))
+        }
+        // The analysis reads the whole store: off the server's threads.
+        DispatchQueue.global().async { [self] in
+            store.flush()
+            do {
+                var options = EventLog.Options()
+                options.experiment = experiment.name
+                options.metrics = experiment.analysis.metrics
+                let data = try StoreReader.aggregate(path: config.storePath, options: options)
+                let report = try Analysis.run(data, plan: experiment.analysis.plan)
+                let type: String
+                switch format {
+                case .json: type = "application/json"
+                case .markdown: type = "text/markdown; charset=utf-8"
+                case .html: type = "text/html; charset=utf-8"
+                case .table: type = "text/plain; charset=utf-8"
+                }
+                exchange.respond(status: 200, headers: [("Content-Type", type)], body: Array(report.render(format).utf8))
+            } catch {
+                fail(exchange, OpenAIError(status: 409, message: "no report for \(experiment.name) yet: \(error)", type: "invalid_request_error", code: "report_unavailable"))
+            }
+        }
+    }
+}
+
+/// Compares secrets without an early exit on the first difference.
+func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    guard x.count == y.count else { return false }
+    var diff: UInt8 = 0
+    for i in 0..<x.count { diff |= x[i] ^ y[i] }
+    return diff == 0
+}
+
+/// Request ids: `req_` and 24 random hex digits.
+enum RequestID {
+    static func make() -> String {
+        var g = SystemRandomNumberGenerator()
+        let a = g.next() as UInt64, b = g.next() as UInt32
+        return "req_" + hex(a, 16) + hex(UInt64(b), 8)
+    }
+
+    static func hex(_ v: UInt64, _ digits: Int) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: max(0, digits - s.count)) + s
+    }
+}
+
+enum MonotonicClock {
+    /// Nanoseconds on the monotonic clock.
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    static func milliseconds(since start: UInt64) -> Double { Double(now() &- start) / 1e6 }
+}
+
+enum WallClock {
+    static func microseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+}
+
+/// The requests the gateway served recently, so feedback can find its request before the store has it.
+final class RecentRequests: Sendable {
+    struct Entry: Sendable {
+        var experiment: String
+        var variant: String
+        var userID: String
+        var conversationID: String
+        var requestID: String
+        var qa: Bool
+    }
+
+    struct State {
+        var byRequest: [String: Entry] = [:]
+        var byConversation: [String: Entry] = [:]
+        var order: [String] = []
+        var next = 0
+    }
+
+    let capacity: Int
+    private let state = Mutex(State())
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func insert(_ entry: Entry) {
+        state.withLock { s in
+            if s.order.count < capacity {
+                s.order.append(entry.requestID)
+            } else {
+                let old = s.order[s.next]
+                if let gone = s.byRequest.removeValue(forKey: old), s.byConversation[gone.conversationID]?.requestID == old {
+                    s.byConversation[gone.conversationID] = nil
+                }
+                s.order[s.next] = entry.requestID
+                s.next = (s.next + 1) % capacity
+            }
+            s.byRequest[entry.requestID] = entry
+            s.byConversation[entry.conversationID] = entry
+        }
+    }
+
+    func request(_ id: String) -> Entry? { state.withLock { $0.byRequest[id] } }
+    func conversation(_ id: String) -> Entry? { state.withLock { $0.byConversation[id] } }
+}
