@@ -85,6 +85,10 @@ public struct GatewayConfig: Sendable {
     public static func validate(_ data: Data, source: String, environment: [String: String]) -> Result<GatewayConfig, GatewayConfigErrors> {
         let root: ConfigObject
         do { root = try ConfigObject.parse(data, source: source) } catch {
+            var error = error
+            if error.message.hasPrefix("not valid JSON"), let location = JSONKeyOrder.syntaxError(data) {
+                error.message = "not valid JSON: \(location)"
+            }
             return .failure(GatewayConfigErrors([error]))
         }
         let scan = JSONKeyOrder.scan(data)

@@ -5,10 +5,10 @@ import BakeoffCore
 /// dictionaries). Used where order matters to the gateway: upstream headers and sampling parameters are
 /// sent in the order the config gives them.
 ///
-/// The document has already been decoded by `JSONDecoder` (which reports syntax errors with their line and
-/// column), so this scanner only needs to follow the structure; on anything unexpected it gives up (nil) and
-/// callers fall back to sorted keys. It also notes keys that appear twice in one object, which the decoder
-/// silently resolves to one of them.
+/// The document has already been decoded by `JSONDecoder`; this scanner follows its structure, and on
+/// anything unexpected gives up (nil) and callers fall back to sorted keys. It also notes keys that appear
+/// twice in one object, which the decoder silently resolves to one of them, and, since `JSONDecoder` on Linux
+/// says only "not valid JSON", locates syntax errors by line and column.
 indirect enum JSONKeyOrder: Sendable {
     case scalar
     case array([JSONKeyOrder])
@@ -36,10 +36,21 @@ indirect enum JSONKeyOrder: Sendable {
     /// Scans `data`; returns the structure and the JSON paths of keys repeated within one object.
     static func scan(_ data: Data) -> (order: JSONKeyOrder, duplicates: [String])? {
         var scanner = Scanner(bytes: [UInt8](data))
-        // A UTF-8 byte order mark, which JSONDecoder accepts.
-        if scanner.bytes.starts(with: [0xEF, 0xBB, 0xBF]) { scanner.i = 3 }
-        guard let order = scanner.value(path: "") else { return nil }
+        guard let order = scanner.document() else { return nil }
         return (order, scanner.duplicates)
+    }
+
+    /// Where `data` stops being JSON: `line L, column C: what was expected`, or nil if the scanner finds no
+    /// syntax error (the problem is then elsewhere, e.g. invalid UTF-8 or a number out of range).
+    static func syntaxError(_ data: Data) -> String? {
+        var scanner = Scanner(bytes: [UInt8](data))
+        guard scanner.document() == nil, let (offset, message) = scanner.error else { return nil }
+        let bytes = scanner.bytes
+        let before = bytes[..<min(offset, bytes.count)]
+        let line = before.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        let lineStart = before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        let column = String(decoding: bytes[lineStart..<min(offset, bytes.count)], as: UTF8.self).count + 1
+        return "line \(line), column \(column): \(message)"
     }
 
     private struct Scanner {
@@ -47,16 +58,35 @@ indirect enum JSONKeyOrder: Sendable {
         var i = 0
         var duplicates: [String] = []
         var depth = 0
+        /// The first syntax error: byte offset and what was expected.
+        var error: (Int, String)?
 
         init(bytes: [UInt8]) { self.bytes = bytes }
+
+        mutating func fail<T>(_ message: String, at offset: Int? = nil) -> T? {
+            if error == nil { error = (offset ?? i, message) }
+            return nil
+        }
+
+        mutating func document() -> JSONKeyOrder? {
+            // A UTF-8 byte order mark, which JSONDecoder accepts.
+            if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
+            guard let order = value(path: "") else { return nil }
+            skipSpace()
+            guard i == bytes.count else { return fail("unexpected text after the end of the top-level value") }
+            return order
+        }
 
         mutating func skipSpace() {
             while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
         }
 
+        func at(_ c: Unicode.Scalar) -> Bool { i < bytes.count && bytes[i] == UInt8(ascii: c) }
+
         mutating func value(path: String) -> JSONKeyOrder? {
             skipSpace()
-            guard i < bytes.count, depth < 512 else { return nil }
+            guard i < bytes.count else { return fail("unexpected end of the file: a value is missing (or a closing bracket)") }
+            guard depth < 512 else { return fail("nested too deeply") }
             switch bytes[i] {
             case UInt8(ascii: "{"):
                 i += 1
@@ -65,22 +95,27 @@ indirect enum JSONKeyOrder: Sendable {
                 var entries: [(key: String, value: JSONKeyOrder)] = []
                 var seen: Set<String> = []
                 skipSpace()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(entries) }
+                if at("}") { i += 1; return .object(entries) }
                 while true {
                     skipSpace()
+                    guard at("\"") else { return fail("expected a key in double quotes") }
                     guard let key = string() else { return nil }
                     skipSpace()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
+                    guard at(":") else { return fail("expected ':' after the key \"\(key)\"") }
                     i += 1
                     let childPath = path.isEmpty ? key : path + "." + key
                     if !seen.insert(key).inserted { duplicates.append(childPath) }
                     guard let v = value(path: childPath) else { return nil }
                     entries.append((key, v))
                     skipSpace()
-                    guard i < bytes.count else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(entries) }
-                    return nil
+                    if at(",") {
+                        i += 1
+                        skipSpace()
+                        if at("}") { i += 1; return .object(entries) }  // a trailing comma, which JSONDecoder accepts
+                        continue
+                    }
+                    if at("}") { i += 1; return .object(entries) }
+                    return fail("expected ',' or '}' after the value of \"\(key)\" (a missing comma?)")
                 }
             case UInt8(ascii: "["):
                 i += 1
@@ -88,15 +123,19 @@ indirect enum JSONKeyOrder: Sendable {
                 defer { depth -= 1 }
                 var items: [JSONKeyOrder] = []
                 skipSpace()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                if at("]") { i += 1; return .array(items) }
                 while true {
                     guard let v = value(path: "\(path)[\(items.count)]") else { return nil }
                     items.append(v)
                     skipSpace()
-                    guard i < bytes.count else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
-                    return nil
+                    if at(",") {
+                        i += 1
+                        skipSpace()
+                        if at("]") { i += 1; return .array(items) }
+                        continue
+                    }
+                    if at("]") { i += 1; return .array(items) }
+                    return fail("expected ',' or ']' after an array element (a missing comma?)")
                 }
             case UInt8(ascii: "\""):
                 return string() == nil ? nil : .scalar
@@ -104,17 +143,45 @@ indirect enum JSONKeyOrder: Sendable {
                 // A number, true, false or null: up to the next delimiter.
                 let start = i
                 while i < bytes.count, !isDelimiter(bytes[i]) { i += 1 }
-                return i > start ? .scalar : nil
+                let word = String(decoding: bytes[start..<i], as: UTF8.self)
+                guard word == "true" || word == "false" || word == "null" || isNumber(bytes[start..<i]) else {
+                    return fail(word.isEmpty ? "expected a value" : "\(word.prefix(20)) is not a JSON value (strings need double quotes)", at: start)
+                }
+                return .scalar
             }
         }
 
         func isDelimiter(_ b: UInt8) -> Bool {
-            b == UInt8(ascii: ",") || b == UInt8(ascii: "]") || b == UInt8(ascii: "}") || b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09
+            b == UInt8(ascii: ",") || b == UInt8(ascii: "]") || b == UInt8(ascii: "}") || b == UInt8(ascii: ":")
+                || b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09
+        }
+
+        /// JSON's number grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
+        func isNumber(_ s: ArraySlice<UInt8>) -> Bool {
+            var j = s.startIndex
+            func digits() -> Int {
+                let from = j
+                while j < s.endIndex, (0x30...0x39).contains(s[j]) { j += 1 }
+                return j - from
+            }
+            if j < s.endIndex, s[j] == UInt8(ascii: "-") { j += 1 }
+            guard j < s.endIndex else { return false }
+            if s[j] == UInt8(ascii: "0") { j += 1 } else if digits() == 0 { return false }
+            if j < s.endIndex, s[j] == UInt8(ascii: ".") {
+                j += 1
+                guard digits() > 0 else { return false }
+            }
+            if j < s.endIndex, s[j] == UInt8(ascii: "e") || s[j] == UInt8(ascii: "E") {
+                j += 1
+                if j < s.endIndex, s[j] == UInt8(ascii: "+") || s[j] == UInt8(ascii: "-") { j += 1 }
+                guard digits() > 0 else { return false }
+            }
+            return j == s.endIndex
         }
 
         /// A string starting at `i` (which must be a quote), decoded.
         mutating func string() -> String? {
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
+            let start = i
             i += 1
             var out: [UInt8] = []
             while i < bytes.count {
@@ -123,8 +190,9 @@ indirect enum JSONKeyOrder: Sendable {
                     i += 1
                     return String(decoding: out, as: UTF8.self)
                 }
+                if b < 0x20 { return fail(b == 0x0A ? "a line break inside a string (unclosed quote? write \\n for a line break)" : "a control character inside a string") }
                 if b != UInt8(ascii: "\\") { out.append(b); i += 1; continue }
-                guard i + 1 < bytes.count else { return nil }
+                guard i + 1 < bytes.count else { break }
                 let e = bytes[i + 1]
                 i += 2
                 switch e {
@@ -135,21 +203,18 @@ indirect enum JSONKeyOrder: Sendable {
                 case UInt8(ascii: "r"): out.append(0x0D)
                 case UInt8(ascii: "t"): out.append(0x09)
                 case UInt8(ascii: "u"):
-                    guard var unit = hex4() else { return nil }
-                    var scalar: Unicode.Scalar?
-                    if (0xD800..<0xDC00).contains(unit), i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
+                    guard var unit = hex4() else { return fail("\\u must be followed by four hex digits", at: i - 2) }
+                    if (0xD800..<0xDC00).contains(unit), i + 5 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
                         i += 2
-                        guard let low = hex4() else { return nil }
-                        if (0xDC00..<0xE000).contains(low) {
-                            unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
-                        }
+                        guard let low = hex4() else { return fail("\\u must be followed by four hex digits", at: i - 2) }
+                        if (0xDC00..<0xE000).contains(low) { unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00) }
                     }
-                    scalar = Unicode.Scalar(unit)
-                    out.append(contentsOf: Array(String(Character(scalar ?? "\u{FFFD}")).utf8))
-                default: return nil
+                    out.append(contentsOf: Array(String(Character(Unicode.Scalar(unit) ?? "\u{FFFD}")).utf8))
+                default:
+                    return fail("invalid escape \\\(Character(Unicode.Scalar(e))) in a string", at: i - 2)
                 }
             }
-            return nil
+            return fail("unclosed string (a missing double quote?)", at: start)
         }
 
         mutating func hex4() -> UInt32? {
