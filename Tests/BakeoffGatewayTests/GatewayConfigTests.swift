@@ -397,3 +397,4 @@ func validationErrors(_ c: ErrorCase) {
     #expect(parameters.map(\.key) == ["b", "a"])
     #expect(parameters.map(\.json) == ["[1,2]", "1"])
 }
+

@@ -127,7 +127,7 @@ public struct GatewayConfig: Sendable {
         for e in experiments {
             lines.append("")
             lines.append("experiment \(e.name): clients send \"model\": \"\(e.model)\"")
-            lines.append("  control \(e.control); users without an ID: \(e.perRequestAssignment ? "assigned at random per request" : "rejected (400)"); content \(e.logContent ? "stored" : "not stored")")
+            lines.append("  control variant \(e.control); users without an ID: \(e.perRequestAssignment ? "assigned at random per request" : "rejected (400)"); content \(e.logContent ? "stored" : "not stored")")
             var plan: [String] = []
             if let primary = e.analysis.primaryMetric { plan.append("primary metric \(primary)") }
             if let alpha = e.analysis.alpha { plan.append("alpha \(JSONWriter.number(alpha))") }
