@@ -32,15 +32,25 @@ public struct ExperimentConfig: Sendable {
 
     public static func parse(_ data: Data, source: String) throws(ConfigError) -> ExperimentConfig {
         var root = try ConfigObject.parse(data, source: source)
+        return try parse(&root, readsPlan: true)
+    }
+
+    /// Reads a config from an object that may sit inside a larger file (errors carry `root.path` as prefix).
+    ///
+    /// With `readsPlan` false, `experiment`, `control`, `split` and `variants` are not read (they are then
+    /// unknown keys): the gateway takes them from its own experiment entry.
+    package static func parse(_ root: inout ConfigObject, readsPlan: Bool) throws(ConfigError) -> ExperimentConfig {
         var config = ExperimentConfig()
-        config.experiment = try root.string("experiment")
-        config.control = try root.string("control")
+        if readsPlan {
+            config.experiment = try root.string("experiment")
+            config.control = try root.string("control")
+        }
         config.alpha = try root.double("alpha", in: 1e-12...0.5)
         config.power = try root.double("power", in: 0.01...0.999999)
-        if let split = try root.double("split") {
+        if readsPlan, let split = try root.double("split") {
             do { config.allocation = try Allocation(split: split) } catch { throw root.fail("split", error.message) }
         }
-        if let variants = try root.objects("variants") {
+        if readsPlan, let variants = try root.objects("variants") {
             if config.allocation != nil { throw root.fail("variants", "give either \"split\" or \"variants\", not both") }
             var arms: [Allocation.Arm] = []
             for var v in variants {

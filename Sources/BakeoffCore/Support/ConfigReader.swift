@@ -6,11 +6,17 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var path: String
     public var message: String
     public var description: String { "\(source): \(path.isEmpty ? "" : path + ": ")\(message)" }
+
+    package init(source: String, path: String, message: String) {
+        self.source = source
+        self.path = path
+        self.message = message
+    }
 }
 
 /// A parsed JSON value. Decoded with JSONDecoder, which reads numbers exactly (JSONSerialization on Linux
 /// rounds some of them).
-indirect enum JSONValue: Decodable {
+package indirect enum JSONValue: Decodable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
@@ -18,7 +24,7 @@ indirect enum JSONValue: Decodable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: Decoder) throws {
+    package init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null; return }
         if let b = try? c.decode(Bool.self) { self = .bool(b); return }
@@ -28,7 +34,7 @@ indirect enum JSONValue: Decodable {
         self = .object(try c.decode([String: JSONValue].self))
     }
 
-    var described: String {
+    package var described: String {
         switch self {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
@@ -41,20 +47,20 @@ indirect enum JSONValue: Decodable {
 }
 
 /// Reads a JSON object field by field, naming the JSON path in every error and rejecting unknown keys.
-struct ConfigObject {
-    let source: String
-    let path: String
-    let values: [String: JSONValue]
-    private(set) var used: Set<String> = []
+package struct ConfigObject {
+    package let source: String
+    package let path: String
+    package let values: [String: JSONValue]
+    package private(set) var used: Set<String> = []
 
-    init(source: String, path: String, values: [String: JSONValue]) {
+    package init(source: String, path: String, values: [String: JSONValue]) {
         self.source = source
         self.path = path
         self.values = values
     }
 
     /// Parses `data` as a JSON object.
-    static func parse(_ data: Data, source: String) throws(ConfigError) -> ConfigObject {
+    package static func parse(_ data: Data, source: String) throws(ConfigError) -> ConfigObject {
         if data.isEmpty { throw ConfigError(source: source, path: "", message: "the file is empty; expected a JSON object") }
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
@@ -71,50 +77,51 @@ struct ConfigObject {
         return ConfigObject(source: source, path: "", values: dict)
     }
 
-    func fail(_ key: String?, _ message: String) -> ConfigError {
+    package func fail(_ key: String?, _ message: String) -> ConfigError {
         ConfigError(source: source, path: key.map(childPath) ?? path, message: message)
     }
 
-    func childPath(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
+    package func childPath(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
 
-    private mutating func take(_ key: String) -> JSONValue? {
+    /// Marks `key` as read and returns its value (nil when absent or null).
+    package mutating func take(_ key: String) -> JSONValue? {
         used.insert(key)
         guard let v = values[key] else { return nil }
         if case .null = v { return nil }
         return v
     }
 
-    mutating func double(_ key: String) throws(ConfigError) -> Double? {
+    package mutating func double(_ key: String) throws(ConfigError) -> Double? {
         guard let v = take(key) else { return nil }
         guard case .number(let n) = v else { throw fail(key, "must be a number, got \(v.described)") }
         return n
     }
 
-    mutating func double(_ key: String, in range: ClosedRange<Double>) throws(ConfigError) -> Double? {
+    package mutating func double(_ key: String, in range: ClosedRange<Double>) throws(ConfigError) -> Double? {
         guard let v = try double(key) else { return nil }
         guard range.contains(v) else { throw fail(key, "must be between \(formatNumber(range.lowerBound)) and \(formatNumber(range.upperBound)), got \(JSONWriter.number(v))") }
         return v
     }
 
-    mutating func int(_ key: String, minimum: Int = 0) throws(ConfigError) -> Int? {
+    package mutating func int(_ key: String, minimum: Int = 0) throws(ConfigError) -> Int? {
         guard let v = try double(key) else { return nil }
         guard v == v.rounded(), v >= Double(minimum), v < 1e15 else { throw fail(key, "must be a whole number of at least \(minimum), got \(JSONWriter.number(v))") }
         return Int(v)
     }
 
-    mutating func string(_ key: String) throws(ConfigError) -> String? {
+    package mutating func string(_ key: String) throws(ConfigError) -> String? {
         guard let v = take(key) else { return nil }
         guard case .string(let s) = v else { throw fail(key, "must be a string, got \(v.described)") }
         return s
     }
 
-    mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
+    package mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
         guard let v = take(key) else { return nil }
         guard case .bool(let b) = v else { throw fail(key, "must be true or false, got \(v.described)") }
         return b
     }
 
-    mutating func enumValue<E: RawRepresentable & CaseIterable>(_ key: String, _ type: E.Type) throws(ConfigError) -> E? where E.RawValue == String {
+    package mutating func enumValue<E: RawRepresentable & CaseIterable>(_ key: String, _ type: E.Type) throws(ConfigError) -> E? where E.RawValue == String {
         guard let s = try string(key) else { return nil }
         guard let e = E(rawValue: s) else {
             throw fail(key, "\"\(s)\" is not one of \(E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
@@ -122,13 +129,13 @@ struct ConfigObject {
         return e
     }
 
-    mutating func object(_ key: String) throws(ConfigError) -> ConfigObject? {
+    package mutating func object(_ key: String) throws(ConfigError) -> ConfigObject? {
         guard let v = take(key) else { return nil }
         guard case .object(let d) = v else { throw fail(key, "must be an object, got \(v.described)") }
         return ConfigObject(source: source, path: childPath(key), values: d)
     }
 
-    mutating func objects(_ key: String) throws(ConfigError) -> [ConfigObject]? {
+    package mutating func objects(_ key: String) throws(ConfigError) -> [ConfigObject]? {
         guard let v = take(key) else { return nil }
         guard case .array(let a) = v else { throw fail(key, "must be an array of objects, got \(v.described)") }
         var out: [ConfigObject] = []
@@ -142,7 +149,7 @@ struct ConfigObject {
     }
 
     /// Fails on any key that was not read.
-    func finish() throws(ConfigError) {
+    package func finish() throws(ConfigError) {
         let unknown = Set(values.keys).subtracting(used).sorted()
         if let first = unknown.first {
             throw fail(first, "unknown key (known keys here: \(used.sorted().joined(separator: ", ")))")

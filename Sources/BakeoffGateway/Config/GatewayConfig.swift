@@ -1,0 +1,249 @@
+import Foundation
+import BakeoffCore
+
+/// The configuration of `bakeoff serve`: where to listen, where to store events, and the experiments the
+/// gateway routes (each a model alias split between upstream OpenAI-compatible servers).
+///
+/// Load with `GatewayConfig.load(path:)`. Every problem found is reported with its JSON path
+/// (`gateway.json: experiments[0].variants[1].upstream.base_url: must start with http:// or https://`);
+/// when there are several, the thrown `ConfigError` lists each on its own line
+/// (`GatewayConfig.validate` returns them one by one).
+public struct GatewayConfig: Sendable {
+    /// IPv4 address to bind (`"localhost"` in the file is stored as `127.0.0.1`).
+    public var listenHost: String
+    public var listenPort: UInt16
+    /// HTTP worker threads (1...64).
+    public var threads: Int
+    /// Request bodies larger than this get 413.
+    public var maxBodyBytes: Int
+    /// Header naming the user when the body has no `"user"`.
+    public var userHeader: String
+    /// Whether prompt and response text are stored (experiments may override; see `GatewayExperiment.logContent`).
+    public var logContent: Bool
+    /// The environment variable holding the admin bearer token.
+    public var adminKeyEnv: String
+    /// Its value at load time; nil when the variable is unset or empty.
+    public var adminKey: String?
+    /// The event store (SQLite) file, as given (relative paths are relative to the working directory).
+    public var storePath: String
+    public var flushIntervalMs: Int
+    public var queueCapacity: Int
+    /// `upstream_defaults`, already applied to every `UpstreamTarget`.
+    public var defaultTimeoutMs: Int
+    public var defaultConnectTimeoutMs: Int
+    public var experiments: [GatewayExperiment]
+    /// Where the config came from (the file path, or the `source` given to `parse`).
+    public var source: String
+
+    /// Defaults of every optional key.
+    public enum Defaults {
+        public static let listen = "127.0.0.1:8080"
+        public static let threads = 2
+        public static let maxBodyBytes = 10 * 1024 * 1024
+        public static let userHeader = "X-Bakeoff-User"
+        public static let adminKeyEnv = "BAKEOFF_ADMIN_KEY"
+        public static let storePath = "bakeoff.db"
+        public static let flushIntervalMs = 50
+        public static let queueCapacity = 100_000
+        public static let timeoutMs = 300_000
+        public static let connectTimeoutMs = 5_000
+    }
+
+    /// Sampling-parameter keys a variant may not override: the gateway takes them from the client's request.
+    public static let refusedParameters = ["model", "messages", "prompt", "stream", "stream_options", "user"]
+
+    /// Reads and validates the config at `path`; API keys are resolved from `environment`.
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> GatewayConfig {
+        try validate(path: path, environment: environment).get()
+    }
+
+    /// Parses and validates `data`; errors name `source` and the JSON path.
+    public static func parse(_ data: Data, source: String, environment: [String: String]) throws(ConfigError) -> GatewayConfig {
+        try validate(data, source: source, environment: environment).get()
+    }
+
+    /// Like `load`, but returns every problem found separately.
+    public static func validate(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> Result<GatewayConfig, GatewayConfigErrors> {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return .failure(GatewayConfigErrors([ConfigError(source: path, path: "", message: "is a directory, not a config file")]))
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let message = FileManager.default.fileExists(atPath: path)
+                ? "cannot be read (check its permissions)"
+                : "no such file (see examples/gateway.json for a complete config)"
+            return .failure(GatewayConfigErrors([ConfigError(source: path, path: "", message: message)]))
+        }
+        return validate(data, source: path, environment: environment)
+    }
+
+    /// Like `parse`, but returns every problem found separately.
+    public static func validate(_ data: Data, source: String, environment: [String: String]) -> Result<GatewayConfig, GatewayConfigErrors> {
+        let root: ConfigObject
+        do { root = try ConfigObject.parse(data, source: source) } catch {
+            var error = error
+            if error.message.hasPrefix("not valid JSON"), let location = JSONKeyOrder.syntaxError(data) {
+                error.message = "not valid JSON: \(location)"
+            }
+            return .failure(GatewayConfigErrors([error]))
+        }
+        let scan = JSONKeyOrder.scan(data)
+        let parser = GatewayConfigParser(source: source, environment: environment, order: scan?.order)
+        for path in scan?.duplicates ?? [] {
+            parser.problems.add(ConfigError(source: source, path: path, message: "this key appears twice in the same object; keep one"))
+        }
+        let config = parser.parseRoot(root)
+        if let config, parser.problems.list.isEmpty { return .success(config) }
+        return .failure(GatewayConfigErrors(parser.problems.list))
+    }
+
+    /// The experiment whose alias (`"model"`) is `alias`.
+    public func experiment(forModel alias: String) -> GatewayExperiment? {
+        experiments.first { $0.model == alias }
+    }
+
+    /// The experiment named `name`.
+    public func experiment(named name: String) -> GatewayExperiment? {
+        experiments.first { $0.name == name }
+    }
+
+    /// The listen address as `host:port`.
+    public var listenAddress: String { "\(listenHost):\(listenPort)" }
+
+    /// Human-readable summary for `bakeoff serve --check`. API keys are never printed, only whether their
+    /// environment variable is set.
+    public func summary() -> String {
+        var lines: [String] = []
+        lines.append("Config \(source): OK, \(experiments.count) experiment\(experiments.count == 1 ? "" : "s")")
+        lines.append("  listen     http://\(listenAddress) (\(threads) thread\(threads == 1 ? "" : "s"), request bodies up to \(formatBytes(maxBodyBytes)))")
+        lines.append("  users      \"user\" in the request body, else header \(userHeader)")
+        lines.append("  store      \(storePath) (flush every \(flushIntervalMs) ms, queue of \(queueCapacity) events)")
+        lines.append("  admin      bearer token from $\(adminKeyEnv) (\(adminKey == nil ? "not set" : "set"))")
+        lines.append("  content    \(logContent ? "prompt and response text stored" : "not stored") by default")
+        for e in experiments {
+            lines.append("")
+            lines.append("experiment \(e.name): clients send \"model\": \"\(e.model)\"")
+            lines.append("  control variant \(e.control); users without an ID: \(e.perRequestAssignment ? "assigned at random per request" : "rejected (400)"); content \(e.logContent ? "stored" : "not stored")")
+            var plan: [String] = []
+            if let primary = e.analysis.primaryMetric { plan.append("primary metric \(primary)") }
+            if let alpha = e.analysis.alpha { plan.append("alpha \(JSONWriter.number(alpha))") }
+            if let power = e.analysis.power { plan.append("power \(JSONWriter.number(power))") }
+            if let mde = e.analysis.minimumDetectableEffect {
+                plan.append(e.analysis.minimumDetectableEffectIsRelative ? "mde \(JSONWriter.number(mde * 100))% relative" : "mde \(JSONWriter.number(mde))")
+            }
+            if !plan.isEmpty { lines.append("  analysis: " + plan.joined(separator: ", ")) }
+            for v in e.variants {
+                let u = v.upstream
+                var line = "  \(v.name) \(formatShare(v.weight)) -> \(u.baseURL) model \(u.model)"
+                if let env = u.apiKeyEnv { line += ", key from $\(env) (\(u.apiKey == nil ? "not set" : "set"))" } else { line += ", no key" }
+                lines.append(line)
+                var details = ["timeout \(u.timeoutMs) ms", "connect \(u.connectTimeoutMs) ms"]
+                if !u.headers.isEmpty { details.append("headers " + u.headers.map(\.name).joined(separator: ", ")) }
+                if let prompt = v.systemPrompt { details.append("system prompt of \(prompt.count) characters") }
+                if !v.parameters.isEmpty { details.append("parameters " + v.parameters.map { "\($0.key)=\($0.json)" }.joined(separator: " ")) }
+                lines.append("      " + details.joined(separator: "; "))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// One experiment the gateway routes.
+public struct GatewayExperiment: Sendable {
+    /// The experiment name (hashed with the user ID for assignment, and written on every event).
+    public var name: String
+    /// The alias clients put in `"model"`.
+    public var model: String
+    public var control: String
+    public var allocation: Allocation
+    public var assigner: Assigner
+    /// Requests without a user are assigned at random per request (otherwise they get 400).
+    public var perRequestAssignment: Bool
+    public var logContent: Bool
+    /// The analysis plan, with `experiment`, `control` and `allocation` filled in from this experiment.
+    public var analysis: ExperimentConfig
+    /// In allocation order: `variants[assigner.armIndex(for: user)]` is the user's variant. With `"split"`
+    /// that is treatment first, then control (as `Allocation(split:)`); otherwise the order of the file.
+    public var variants: [GatewayVariant]
+
+    public func variant(named name: String) -> GatewayVariant? {
+        variants.first { $0.name == name }
+    }
+
+    /// The variant `userID` is assigned to.
+    public func variant(for userID: String) -> GatewayVariant {
+        variants[assigner.armIndex(for: userID)]
+    }
+}
+
+/// One arm of an experiment: where its requests go and how they are changed.
+public struct GatewayVariant: Sendable {
+    public var name: String
+    public var weight: Double
+    public var upstream: UpstreamTarget
+    /// Replaces the client's system message (or is prepended when there is none).
+    public var systemPrompt: String?
+    /// Sampling overrides: each value's JSON text (compact, numbers exact), in the order of the file.
+    public var parameters: [(key: String, json: String)]
+}
+
+/// An OpenAI-compatible server.
+public struct UpstreamTarget: Sendable {
+    /// The `/v1` base, without trailing slash.
+    public var baseURL: String
+    /// The upstream's model name, which replaces the alias in forwarded requests.
+    public var model: String
+    public var apiKeyEnv: String?
+    /// The value of `apiKeyEnv` at load time, sent as `Authorization: Bearer`.
+    public var apiKey: String?
+    /// Extra headers, in the order of the file.
+    public var headers: [(name: String, value: String)]
+    public var timeoutMs: Int
+    public var connectTimeoutMs: Int
+
+    /// `baseURL + path`, e.g. `url("/chat/completions")`.
+    public func url(_ path: String) -> String {
+        path.isEmpty || path.hasPrefix("/") ? baseURL + path : baseURL + "/" + path
+    }
+}
+
+/// Every problem found in a gateway config, each with its JSON path.
+public struct GatewayConfigErrors: Error, Sendable, CustomStringConvertible {
+    public var errors: [ConfigError]
+
+    public init(_ errors: [ConfigError]) { self.errors = errors }
+
+    /// One line per problem.
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+
+    /// One `ConfigError`: the only one, or for several a summary whose description lists each on its own line
+    /// (`gateway.json: 3 problems:` then `gateway.json: threads: ...`, ...).
+    public var combined: ConfigError {
+        if errors.count == 1 { return errors[0] }
+        let source = errors.first?.source ?? ""
+        return ConfigError(source: source, path: "", message: "\(errors.count) problems:\n" + description)
+    }
+}
+
+extension Result where Failure == GatewayConfigErrors {
+    func get() throws(ConfigError) -> Success {
+        switch self {
+        case .success(let value): return value
+        case .failure(let errors): throw errors.combined
+        }
+    }
+}
+
+private func formatBytes(_ n: Int) -> String {
+    if n >= 1 << 20, n % (1 << 20) == 0 { return "\(n >> 20) MiB" }
+    if n >= 1 << 10, n % (1 << 10) == 0 { return "\(n >> 10) KiB" }
+    return "\(n) bytes"
+}
+
+private func formatShare(_ w: Double) -> String {
+    "\(JSONWriter.number(w)) (\(JSONWriter.number((w * 1e6).rounded() / 1e4))%)"
+}

@@ -1,0 +1,503 @@
+import Foundation
+import BakeoffCore
+
+/// Problems found so far (shared by the readers of nested objects).
+final class ConfigProblems {
+    var list: [ConfigError] = []
+    func add(_ error: ConfigError) { list.append(error) }
+}
+
+/// A `ConfigObject` that records errors instead of throwing, so that one pass reports every problem.
+struct FieldReader {
+    var object: ConfigObject
+    let problems: ConfigProblems
+
+    var path: String { object.path }
+    var source: String { object.source }
+
+    func has(_ key: String) -> Bool {
+        if let v = object.values[key], case .null = v { return false }
+        return object.values[key] != nil
+    }
+
+    func fail(_ key: String?, _ message: String) { problems.add(object.fail(key, message)) }
+
+    func childPath(_ key: String) -> String { object.childPath(key) }
+
+    private mutating func read<T>(_ body: (inout ConfigObject) throws(ConfigError) -> T?) -> T? {
+        do { return try body(&object) } catch { problems.add(error); return nil }
+    }
+
+    mutating func string(_ key: String) -> String? { read { o throws(ConfigError) in try o.string(key) } }
+    mutating func bool(_ key: String) -> Bool? { read { o throws(ConfigError) in try o.bool(key) } }
+    mutating func double(_ key: String, in range: ClosedRange<Double>) -> Double? {
+        read { o throws(ConfigError) in try o.double(key, in: range) }
+    }
+
+    /// A non-empty string; `missing` is the message when the key is absent (nil: optional).
+    mutating func nonEmptyString(_ key: String, missing: String?) -> String? {
+        guard has(key) else {
+            _ = object.take(key)
+            if let missing { fail(key, missing) }
+            return nil
+        }
+        guard let s = string(key) else { return nil }
+        guard !s.isEmpty else { fail(key, "must not be empty"); return nil }
+        return s
+    }
+
+    /// A whole number in `range`.
+    mutating func int(_ key: String, in range: ClosedRange<Int>) -> Int? {
+        guard let v = read({ o throws(ConfigError) in try o.double(key) }) else { return nil }
+        let upper = range.upperBound == Int.max ? "" : " and at most \(range.upperBound)"
+        guard v == v.rounded(), v >= Double(range.lowerBound), v <= Double(range.upperBound), v < 1e15 else {
+            fail(key, "must be a whole number of at least \(range.lowerBound)\(upper), got \(JSONWriter.number(v))")
+            return nil
+        }
+        return Int(v)
+    }
+
+    mutating func object(_ key: String) -> FieldReader? {
+        read { o throws(ConfigError) in try o.object(key) }.map { FieldReader(object: $0, problems: problems) }
+    }
+
+    mutating func objects(_ key: String) -> [FieldReader]? {
+        read { o throws(ConfigError) in try o.objects(key) }.map { $0.map { FieldReader(object: $0, problems: problems) } }
+    }
+
+    /// The raw value of `key` (nil when absent or null), marked as read.
+    mutating func raw(_ key: String) -> JSONValue? { object.take(key) }
+
+    /// Reports every key not in `known`.
+    func finish(known: [String]) {
+        for key in object.values.keys.sorted() where !known.contains(key) {
+            var message = "unknown key"
+            if let guess = closestKey(key, known) { message += "; did you mean \"\(guess)\"?" }
+            message += " (known keys here: \(known.joined(separator: ", ")))"
+            fail(key, message)
+        }
+    }
+}
+
+/// The known key nearest `key` in spelling, if close enough to be a likely typo.
+private func closestKey(_ key: String, _ known: [String]) -> String? {
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, ca) in a.enumerated() {
+            var current = [i + 1]
+            for (j, cb) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    let lowered = Array(key.lowercased().replacingOccurrences(of: "-", with: "_"))
+    let scored = known.map { ($0, distance(lowered, Array($0))) }.min { $0.1 < $1.1 }
+    guard let (best, d) = scored, d <= max(1, min(3, best.count / 3)) else { return nil }
+    return best
+}
+
+enum Keys {
+    static let root = ["listen", "threads", "max_body_bytes", "user_header", "log_content", "admin_key_env",
+                       "store", "upstream_defaults", "experiments"]
+    static let store = ["path", "flush_interval_ms", "queue_capacity"]
+    static let upstreamDefaults = ["timeout_ms", "connect_timeout_ms"]
+    static let experiment = ["name", "model", "control", "split", "per_request_assignment", "log_content",
+                             "analysis", "variants"]
+    static let variant = ["name", "weight", "upstream", "system_prompt", "parameters"]
+    static let upstream = ["base_url", "model", "api_key_env", "headers", "timeout_ms", "connect_timeout_ms"]
+    /// Keys of an analysis config that the gateway experiment sets itself.
+    static let analysisFromExperiment = ["experiment": "name", "control": "control", "split": "split", "variants": "variants"]
+}
+
+struct GatewayConfigParser {
+    let source: String
+    let environment: [String: String]
+    let order: JSONKeyOrder?
+    let problems = ConfigProblems()
+
+    init(source: String, environment: [String: String], order: JSONKeyOrder?) {
+        self.source = source
+        self.environment = environment
+        self.order = order
+    }
+
+    /// The config, or nil when a part of it could not be built (the problems say why). Problems may be
+    /// recorded even when a config is returned.
+    func parseRoot(_ object: ConfigObject) -> GatewayConfig? {
+        var root = FieldReader(object: object, problems: problems)
+        defer { root.finish(known: Keys.root) }
+
+        var listenHost = "127.0.0.1", listenPort: UInt16 = 8080
+        if let listen = root.string("listen") {
+            if let (host, port) = parseListen(listen) {
+                (listenHost, listenPort) = (host, port)
+            } else {
+                root.fail("listen", "\(JSONWriter.quote(listen)) is not host:port with an IPv4 address, \"localhost\" or \"0.0.0.0\" and a port from 1 to 65535, e.g. \"127.0.0.1:8080\"")
+            }
+        }
+        let threads = root.int("threads", in: 1...64) ?? GatewayConfig.Defaults.threads
+        let maxBody = root.int("max_body_bytes", in: 1024...Int.max) ?? GatewayConfig.Defaults.maxBodyBytes
+        var userHeader = GatewayConfig.Defaults.userHeader
+        if let header = root.string("user_header") {
+            if isToken(header) { userHeader = header } else {
+                root.fail("user_header", "\(JSONWriter.quote(header)) is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~, e.g. \"X-Bakeoff-User\")")
+            }
+        }
+        let logContent = root.bool("log_content") ?? false
+        var adminKeyEnv = GatewayConfig.Defaults.adminKeyEnv
+        if let name = root.string("admin_key_env") {
+            if isEnvironmentName(name) { adminKeyEnv = name } else { root.fail("admin_key_env", notEnvironmentName) }
+        }
+        let adminKey = environment[adminKeyEnv].flatMap { $0.isEmpty ? nil : $0 }
+
+        var storePath = GatewayConfig.Defaults.storePath
+        var flush = GatewayConfig.Defaults.flushIntervalMs, queue = GatewayConfig.Defaults.queueCapacity
+        if var store = root.object("store") {
+            if let path = store.string("path") {
+                if path.isEmpty { store.fail("path", "must not be empty (the default is \"bakeoff.db\")") } else { storePath = path }
+            }
+            flush = store.int("flush_interval_ms", in: 1...10_000) ?? flush
+            queue = store.int("queue_capacity", in: 1...Int.max) ?? queue
+            store.finish(known: Keys.store)
+        }
+        var timeout = GatewayConfig.Defaults.timeoutMs, connectTimeout = GatewayConfig.Defaults.connectTimeoutMs
+        if var defaults = root.object("upstream_defaults") {
+            timeout = defaults.int("timeout_ms", in: 1...Int.max) ?? timeout
+            connectTimeout = defaults.int("connect_timeout_ms", in: 1...Int.max) ?? connectTimeout
+            defaults.finish(known: Keys.upstreamDefaults)
+        }
+
+        var experiments: [GatewayExperiment] = []
+        var complete = true
+        if let entries = root.objects("experiments") {
+            if entries.isEmpty { root.fail("experiments", "must list at least one experiment") }
+            var names: [String: Int] = [:], aliases: [String: Int] = [:]
+            for (i, var entry) in entries.enumerated() {
+                let context = ExperimentContext(index: i, logContent: logContent, timeoutMs: timeout, connectTimeoutMs: connectTimeout)
+                if let name = entry.object.values["name"], case .string(let s) = name, !s.isEmpty {
+                    if let first = names[s] { entry.fail("name", "\(JSONWriter.quote(s)) is already the name of experiments[\(first)]; names must be unique") } else { names[s] = i }
+                }
+                if let model = entry.object.values["model"], case .string(let s) = model, !s.isEmpty {
+                    if let first = aliases[s] { entry.fail("model", "\(JSONWriter.quote(s)) is already the model alias of experiments[\(first)]; each alias routes to one experiment") } else { aliases[s] = i }
+                }
+                if let experiment = parseExperiment(&entry, context) { experiments.append(experiment) } else { complete = false }
+            }
+        } else if !root.has("experiments") {
+            root.fail("experiments", "missing: list at least one experiment, e.g. \"experiments\": [{\"name\": ..., \"model\": ..., \"variants\": [...]}]")
+        }
+        guard complete else { return nil }
+        return GatewayConfig(
+            listenHost: listenHost, listenPort: listenPort, threads: threads, maxBodyBytes: maxBody,
+            userHeader: userHeader, logContent: logContent, adminKeyEnv: adminKeyEnv, adminKey: adminKey,
+            storePath: storePath, flushIntervalMs: flush, queueCapacity: queue,
+            defaultTimeoutMs: timeout, defaultConnectTimeoutMs: connectTimeout,
+            experiments: experiments, source: source)
+    }
+
+    struct ExperimentContext {
+        var index: Int
+        var logContent: Bool
+        var timeoutMs: Int
+        var connectTimeoutMs: Int
+    }
+
+    func parseExperiment(_ e: inout FieldReader, _ context: ExperimentContext) -> GatewayExperiment? {
+        defer { e.finish(known: Keys.experiment) }
+        let name = e.nonEmptyString("name", missing: "each experiment needs a \"name\" (hashed with the user ID for assignment)")
+        let model = e.nonEmptyString("model", missing: "each experiment needs a \"model\": the alias clients put in \"model\"")
+        let controlName = e.string("control")
+        let split = e.double("split", in: 0...1)
+        let splitGiven = e.has("split")
+        let perRequest = e.bool("per_request_assignment") ?? false
+        let logContent = e.bool("log_content") ?? context.logContent
+        let analysisObject = e.object("analysis")
+
+        // Variants, in file order.
+        var parsed: [(variant: GatewayVariant?, weight: Double?, path: String)] = []
+        var variantsOK = true
+        let variantOrder = order?.child("experiments")?.element(context.index)?.child("variants")
+        if let entries = e.objects("variants") {
+            if entries.isEmpty { e.fail("variants", "must list at least one variant") ; variantsOK = false }
+            var seen: [String: Int] = [:]
+            for (j, var entry) in entries.enumerated() {
+                if let n = entry.object.values["name"], case .string(let s) = n, !s.isEmpty {
+                    if let first = seen[s] {
+                        entry.fail("name", "\(JSONWriter.quote(s)) is already the name of variants[\(first)]; names must be unique")
+                        variantsOK = false
+                    } else { seen[s] = j }
+                }
+                let result = parseVariant(&entry, context, order: variantOrder?.element(j), splitGiven: splitGiven)
+                if result.variant == nil { variantsOK = false }
+                parsed.append((result.variant, result.weight, entry.path))
+            }
+        } else {
+            variantsOK = false
+            if !e.has("variants") { e.fail("variants", "each experiment needs \"variants\", e.g. [{\"name\": \"control\", \"weight\": 0.5, \"upstream\": {...}}, ...]") }
+        }
+        guard variantsOK else { return nil }
+        var variants = parsed.map { $0.variant! }
+
+        // The allocation.
+        let allocation: Allocation
+        if splitGiven {
+            guard let split else { return nil }
+            let names = Set(variants.map(\.name))
+            guard variants.count == 2, names == ["control", "treatment"] else {
+                e.fail("split", "the \"split\" shortcut needs exactly two variants named \"control\" and \"treatment\" (got \(variants.map { JSONWriter.quote($0.name) }.joined(separator: ", "))); give each variant a \"weight\" instead")
+                return nil
+            }
+            do { allocation = try Allocation(split: split) } catch { e.fail("split", error.message); return nil }
+            variants = allocation.names.map { n in variants.first { $0.name == n }! }
+        } else {
+            guard parsed.allSatisfy({ $0.weight != nil }) else { return nil }
+            do {
+                allocation = try Allocation(arms: variants.map { Allocation.Arm(name: $0.name, weight: $0.weight) })
+            } catch {
+                e.fail("variants", error.message)
+                return nil
+            }
+        }
+        for i in variants.indices { variants[i].weight = allocation.arms[i].weight }
+
+        // The control.
+        var control: String
+        if let controlName {
+            guard variants.contains(where: { $0.name == controlName }) else {
+                e.fail("control", "\(JSONWriter.quote(controlName)) is not a variant of this experiment (variants: \(parsed.compactMap { $0.variant?.name }.joined(separator: ", ")))")
+                return nil
+            }
+            control = controlName
+        } else {
+            control = variants.contains { $0.name == "control" } ? "control" : parsed[0].variant!.name
+        }
+
+        // The analysis plan.
+        var analysis = ExperimentConfig()
+        if let analysisObject {
+            var values = analysisObject.object.values
+            for (key, replacement) in Keys.analysisFromExperiment.sorted(by: { $0.key < $1.key }) where values[key] != nil {
+                analysisObject.fail(key, "set by the experiment itself (\"\(replacement)\" of experiments[\(context.index)]); remove it from \"analysis\"")
+                values[key] = nil
+            }
+            var object = ConfigObject(source: analysisObject.source, path: analysisObject.path, values: values)
+            do { analysis = try ExperimentConfig.parse(&object, readsPlan: false) } catch {
+                problems.add(error)
+                return nil
+            }
+        }
+        guard let name, let model else { return nil }
+        analysis.experiment = name
+        analysis.control = control
+        analysis.allocation = allocation
+
+        return GatewayExperiment(
+            name: name, model: model, control: control, allocation: allocation,
+            assigner: Assigner(experiment: name, allocation: allocation),
+            perRequestAssignment: perRequest, logContent: logContent, analysis: analysis, variants: variants)
+    }
+
+    func parseVariant(
+        _ v: inout FieldReader, _ context: ExperimentContext, order: JSONKeyOrder?, splitGiven: Bool
+    ) -> (variant: GatewayVariant?, weight: Double?) {
+        defer { v.finish(known: Keys.variant) }
+        let name = v.nonEmptyString("name", missing: "each variant needs a \"name\"")
+        var weight: Double?
+        if splitGiven {
+            if v.has("weight") {
+                _ = v.raw("weight")
+                v.fail("weight", "give either \"split\" on the experiment or a \"weight\" on every variant, not both")
+            }
+        } else if v.has("weight") {
+            weight = v.double("weight", in: 0...1)
+        } else {
+            _ = v.raw("weight")
+            v.fail("weight", "each variant needs a \"weight\" (the weights sum to 1), unless the experiment gives \"split\"")
+        }
+        var upstream: UpstreamTarget?
+        if var u = v.object("upstream") {
+            upstream = parseUpstream(&u, context, order: order?.child("upstream"))
+        } else if !v.has("upstream") {
+            v.fail("upstream", "each variant needs an \"upstream\": {\"base_url\": \"http://host:port/v1\", \"model\": \"...\"}")
+        }
+        var systemPrompt: String?
+        if let prompt = v.string("system_prompt") {
+            if prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                v.fail("system_prompt", "must not be empty; leave it out to keep the client's system message")
+            } else { systemPrompt = prompt }
+        }
+        var parameters: [(key: String, json: String)] = []
+        var parametersOK = true
+        if let raw = v.raw("parameters") {
+            if case .object(let dict) = raw {
+                let keyOrder = order?.child("parameters")
+                for key in orderedKeys(dict, keyOrder) {
+                    if GatewayConfig.refusedParameters.contains(key) {
+                        problems.add(ConfigError(source: v.source, path: v.childPath("parameters") + "." + key,
+                                                 message: refusedParameterMessage(key)))
+                        parametersOK = false
+                        continue
+                    }
+                    parameters.append((key, dict[key]!.jsonText(order: keyOrder?.child(key))))
+                }
+            } else {
+                v.fail("parameters", "must be an object of sampling parameters, e.g. {\"temperature\": 0.2, \"max_tokens\": 512}, got \(raw.described)")
+                parametersOK = false
+            }
+        }
+        guard let name, let upstream, parametersOK, problemsFree(v) else { return (nil, weight) }
+        return (GatewayVariant(name: name, weight: weight ?? 0, upstream: upstream, systemPrompt: systemPrompt, parameters: parameters), weight)
+    }
+
+    /// Whether no problem has been recorded at or under `reader`'s path.
+    func problemsFree(_ reader: FieldReader) -> Bool {
+        let prefix = reader.path
+        return !problems.list.contains { $0.path == prefix || $0.path.hasPrefix(prefix + ".") || $0.path.hasPrefix(prefix + "[") }
+    }
+
+    func parseUpstream(_ u: inout FieldReader, _ context: ExperimentContext, order: JSONKeyOrder?) -> UpstreamTarget? {
+        defer { u.finish(known: Keys.upstream) }
+        var ok = true
+        var baseURL: String?
+        if let url = u.nonEmptyString("base_url", missing: "each upstream needs a \"base_url\", the server's OpenAI-compatible /v1 base, e.g. \"http://127.0.0.1:9001/v1\"") {
+            switch checkBaseURL(url) {
+            case .success(let clean): baseURL = clean
+            case .failure(let message): u.fail("base_url", message.text); ok = false
+            }
+        } else { ok = false }
+        let model = u.nonEmptyString("model", missing: "each upstream needs a \"model\": the model name the upstream server knows (it replaces the alias)")
+        var apiKeyEnv: String?, apiKey: String?
+        if let env = u.string("api_key_env") {
+            if !isEnvironmentName(env) {
+                u.fail("api_key_env", notEnvironmentName)
+                ok = false
+            } else if let value = environment[env], !value.isEmpty {
+                apiKeyEnv = env
+                apiKey = value
+            } else {
+                u.fail("api_key_env", "the environment variable \(env) is \(environment[env] == nil ? "not set" : "empty"); export it with the upstream's API key, or remove \"api_key_env\" if the upstream needs no key")
+                ok = false
+            }
+        }
+        var headers: [(name: String, value: String)] = []
+        if let raw = u.raw("headers") {
+            if case .object(let dict) = raw {
+                var seen: [String: String] = [:]
+                for key in orderedKeys(dict, order?.child("headers")) {
+                    let path = u.childPath("headers") + "." + key
+                    func fail(_ message: String) { problems.add(ConfigError(source: u.source, path: path, message: message)); ok = false }
+                    guard isToken(key) else { fail("\(JSONWriter.quote(key)) is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"); continue }
+                    let lower = key.lowercased()
+                    if lower == "authorization" {
+                        fail("the Authorization header cannot be set here: keys do not belong in config files, which get committed and shared. Put the key in an environment variable and name it in \"api_key_env\"; the gateway sends it as \"Authorization: Bearer <key>\"")
+                        continue
+                    }
+                    if ["content-length", "transfer-encoding", "connection", "host"].contains(lower) {
+                        fail("\(key) is set by the gateway for each request and cannot be configured")
+                        continue
+                    }
+                    if let first = seen[lower] { fail("the same header as \(JSONWriter.quote(first)) (header names are case-insensitive)"); continue }
+                    seen[lower] = key
+                    guard case .string(let value) = dict[key]! else { fail("header values must be strings, got \(dict[key]!.described)"); continue }
+                    guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+                        fail("header values must not contain line breaks (CR, LF) or NUL")
+                        continue
+                    }
+                    headers.append((key, value))
+                }
+            } else {
+                u.fail("headers", "must be an object of header names to string values, e.g. {\"X-Team\": \"support\"}, got \(raw.described)")
+                ok = false
+            }
+        }
+        let timeout = u.int("timeout_ms", in: 1...Int.max) ?? context.timeoutMs
+        let connect = u.int("connect_timeout_ms", in: 1...Int.max) ?? context.connectTimeoutMs
+        guard ok, let baseURL, let model, problemsFree(u) else { return nil }
+        return UpstreamTarget(baseURL: baseURL, model: model, apiKeyEnv: apiKeyEnv, apiKey: apiKey, headers: headers,
+                              timeoutMs: timeout, connectTimeoutMs: connect)
+    }
+}
+
+private let notEnvironmentName = "must be the name of an environment variable (letters, digits and _, not starting with a digit), not the key itself"
+
+private func refusedParameterMessage(_ key: String) -> String {
+    switch key {
+    case "model": return "cannot be set here: the upstream's model is \"upstream.model\""
+    case "messages", "prompt": return "cannot be set here: the prompt comes from the client (use \"system_prompt\" to change the system message)"
+    case "stream", "stream_options": return "cannot be set here: streaming is the client's choice, and the gateway sets stream_options to count tokens"
+    default: return "cannot be set here: the gateway sets \"user\" from the client's request"
+    }
+}
+
+/// A message for a base URL problem.
+struct URLProblem: Error { var text: String }
+
+/// `url` without trailing slashes, if it is http(s) with a host and nothing the gateway cannot append a path to.
+func checkBaseURL(_ url: String) -> Result<String, URLProblem> {
+    let lower = url.lowercased()
+    let scheme: String
+    if lower.hasPrefix("http://") { scheme = "http://" } else if lower.hasPrefix("https://") { scheme = "https://" } else {
+        return .failure(URLProblem(text: "must start with http:// or https:// (got \(JSONWriter.quote(url)))"))
+    }
+    guard !url.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) else {
+        return .failure(URLProblem(text: "must not contain spaces or control characters"))
+    }
+    guard !url.contains("?"), !url.contains("#") else {
+        return .failure(URLProblem(text: "must not have a query or fragment: it is the /v1 base that paths such as /chat/completions are appended to"))
+    }
+    let rest = url.dropFirst(scheme.count)
+    let authority = rest.prefix { $0 != "/" }
+    guard !authority.contains("@") else {
+        return .failure(URLProblem(text: "must not contain credentials (user:password@); put a key in an environment variable and name it in \"api_key_env\""))
+    }
+    var host = Substring(authority), port: Substring?
+    if authority.hasPrefix("[") {
+        guard let close = authority.firstIndex(of: "]") else { return .failure(URLProblem(text: "has an unclosed IPv6 address")) }
+        host = authority[authority.index(after: authority.startIndex)..<close]
+        let after = authority[authority.index(after: close)...]
+        if after.hasPrefix(":") { port = after.dropFirst() } else if !after.isEmpty { return .failure(URLProblem(text: "has an invalid host")) }
+    } else if let colon = authority.firstIndex(of: ":") {
+        host = authority[..<colon]
+        port = authority[authority.index(after: colon)...]
+    }
+    guard !host.isEmpty else { return .failure(URLProblem(text: "has no host (got \(JSONWriter.quote(url))), e.g. \"http://127.0.0.1:9001/v1\"")) }
+    if let port {
+        guard !port.isEmpty, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), let n = Int(port), (1...65535).contains(n) else {
+            return .failure(URLProblem(text: "has an invalid port \(JSONWriter.quote(String(port))) (1 to 65535)"))
+        }
+    }
+    var clean = url
+    while clean.hasSuffix("/") { clean.removeLast() }
+    return .success(clean)
+}
+
+/// `host:port` with an IPv4 literal, "localhost" (stored as 127.0.0.1) or "0.0.0.0", and a port from 1 to 65535.
+func parseListen(_ text: String) -> (String, UInt16)? {
+    guard let colon = text.lastIndex(of: ":") else { return nil }
+    var host = String(text[..<colon])
+    let portText = text[text.index(after: colon)...]
+    guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
+          let port = Int(portText), (1...65535).contains(port) else { return nil }
+    if host == "localhost" { host = "127.0.0.1" }
+    let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 4, parts.allSatisfy({ p in
+        !p.isEmpty && p.count <= 3 && p.allSatisfy { $0.isASCII && $0.isNumber } && Int(p)! <= 255
+    }) else { return nil }
+    return (host, UInt16(port))
+}
+
+/// An HTTP token (RFC 9110): a header name.
+func isToken(_ s: String) -> Bool {
+    !s.isEmpty && s.unicodeScalars.allSatisfy { u in
+        guard u.isASCII else { return false }
+        let c = Character(u)
+        return c.isLetter || c.isNumber || "!#$%&'*+-.^_`|~".contains(c)
+    }
+}
+
+/// A portable environment variable name.
+func isEnvironmentName(_ s: String) -> Bool {
+    guard let first = s.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+    return s.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+}
