@@ -7,6 +7,13 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
     public var column: Int?
     public var message: String
 
+    public init(path: String, line: Int? = nil, column: Int? = nil, message: String) {
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
     public var description: String {
         var s = path
         if let line { s += ":\(line)" }
