@@ -72,7 +72,8 @@ public final class EventStore: @unchecked Sendable {
         requestByID = try read.prepare("SELECT \(columns) FROM events WHERE request_id = ?1 AND kind = 'request' ORDER BY id LIMIT 1")
         requestByConversation = try read.prepare("SELECT \(columns) FROM events WHERE conversation_id = ?1 AND kind = 'request' ORDER BY id DESC LIMIT 1")
         reader = read
-        writer = Writer(connection: connection, insert: insert, options: options)
+        writer = Writer(connection: connection, insert: insert, begin: try connection.prepare("BEGIN IMMEDIATE"),
+                        commit: try connection.prepare("COMMIT"), options: options)
         writer.start()
     }
 
@@ -110,12 +111,14 @@ public final class EventStore: @unchecked Sendable {
 
     /// Flushes, stops the writer thread, closes the database; idempotent. Called on SIGTERM.
     public func close() {
-        writer.stop()
+        // The read connection goes first, so that the writer's connection is the last one and SQLite
+        // checkpoints the WAL into the database when it closes.
         readLock.lock()
         requestByID = nil
         requestByConversation = nil
         reader = nil
         readLock.unlock()
+        writer.stop()
     }
 
     /// A committed request event by request id (a separate read connection; safe from any thread).
@@ -256,17 +259,17 @@ private final class Writer: @unchecked Sendable {
     // Used only by the writer thread:
     private var connection: Connection?
     private var insert: Statement?
-    private let begin: Statement
-    private let commit: Statement
+    private var begin: Statement?
+    private var commit: Statement?
     private let capacity: Int
     private let interval: TimeInterval
     private let path: String
 
-    init(connection: Connection, insert: Statement, options: StoreOptions) {
+    init(connection: Connection, insert: Statement, begin: Statement, commit: Statement, options: StoreOptions) {
         self.connection = connection
         self.insert = insert
-        begin = try! connection.prepare("BEGIN IMMEDIATE")
-        commit = try! connection.prepare("COMMIT")
+        self.begin = begin
+        self.commit = commit
         capacity = options.queueCapacity
         interval = Double(max(options.flushIntervalMs, 1)) / 1000
         path = connection.path
@@ -400,6 +403,8 @@ private final class Writer: @unchecked Sendable {
             if stopping && queue.isEmpty && refused.isEmpty { break }
         }
         insert = nil
+        begin = nil
+        commit = nil
         connection = nil
         exited = true
         condition.broadcast()
@@ -408,7 +413,7 @@ private final class Writer: @unchecked Sendable {
 
     /// Writes a batch in one transaction; nil on success.
     private func write(_ batch: [Pending]) -> StoreError? {
-        guard let insert, let connection else { return StoreError("\(path): the event store is closed") }
+        guard let insert, let connection, let begin, let commit else { return StoreError("\(path): the event store is closed") }
         do throws(StoreError) {
             _ = try begin.step()
             begin.reset()
