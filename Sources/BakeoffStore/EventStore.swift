@@ -154,6 +154,7 @@ public final class EventStore: @unchecked Sendable {
             try Self.readRows(logPath) { rows.append($0) }
             for row in rows { try writer.enqueueWaiting(row) }
             flush()
+            if let error = writer.counters.lastError { throw error }
             return rows.count
         }
         var count = 0
