@@ -17,6 +17,8 @@ COMMANDS:
   plan       Users needed per group for a metric and effect (sample size)
   assign     Deterministic assignment of user IDs (stdin) to variants
   simulate   Generate an event log with known truth (presets or a spec)
+  export     Write an event store's events as a JSON Lines log
+  import     Load a JSON Lines event log into an event store
   help       Show help for a command: bakeoff help analyze
 
 Run 'bakeoff <command> --help' for a command's options.
@@ -24,10 +26,12 @@ Run 'bakeoff <command> --help' for a command's options.
 
 let analyzeHelp = """
 USAGE: bakeoff analyze EVENTS.jsonl [options]
+       bakeoff analyze --db PATH [options]
 
-Reads a JSON Lines event log (or - for stdin) and prints the experiment report.
+Reads a JSON Lines event log (or - for stdin), or an event store, and prints the experiment report.
 
 OPTIONS:
+  --db PATH             Analyse the event store (the gateway's SQLite file) instead of a log
   --experiment NAME     Experiment to analyse (required when the log holds several)
   --config FILE         Experiment config: split, control, metrics, roles, alpha, power, MDE
   --alpha A             Significance level (default 0.05, or the config's)
@@ -130,15 +134,19 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
         guard pieces >= 1 && pieces <= 4096 else { throw UsageError("--partitions must be between 1 and 4096, got \(pieces)") }
         options.partitions = pieces
     }
+    let db = try args.option("--db")
     let paths = try args.positionals()
-    guard paths.count == 1 else {
-        throw UsageError(paths.isEmpty ? "give the event log to analyse: bakeoff analyze EVENTS.jsonl" : "analyze takes one event log, got \(paths.count)")
+    if db != nil {
+        guard paths.isEmpty else { throw UsageError("give either --db or an event log, not both") }
+        guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --db") }
+    } else if paths.count != 1 {
+        throw UsageError(paths.isEmpty ? "give the event log to analyse: bakeoff analyze EVENTS.jsonl (or --db PATH)" : "analyze takes one event log, got \(paths.count)")
     }
-    let bar = ProgressBar(label: "reading \(paths[0])")
+    let bar = ProgressBar(label: "reading \(db ?? paths[0])")
     options.progress = { bar.update(done: $0, total: $1) }
     let data: ExperimentData
     do {
-        data = try EventLog.aggregate(path: paths[0], options: options)
+        data = try db.map { try aggregateStore($0, options: options) } ?? EventLog.aggregate(path: paths[0], options: options)
         bar.finish()
     } catch {
         bar.finish()

@@ -71,6 +71,9 @@ public struct EventAggregator {
     public private(set) var feedbackEvents = 0
     public private(set) var duplicateRequests = 0
     public private(set) var sharedConversations = 0
+    /// QA events (`"qa": true`) of the experiment, left out of the analysis.
+    public private(set) var qaRequests = 0
+    public private(set) var qaFeedback = 0
     public private(set) var firstTimestamp: Int64 = .max
     public private(set) var lastTimestamp: Int64 = .min
     private var sequence: UInt32 = 0
@@ -123,6 +126,10 @@ public struct EventAggregator {
     public mutating func add(_ e: EventView, sequence: UInt32) throws(EventRejection) {
         self.sequence = sequence
         guard filter.accepts(e.experiment) else { return }
+        if e.qa {
+            if e.kind == .request { qaRequests += 1 } else { qaFeedback += 1 }
+            return
+        }
         switch e.kind {
         case .request: try addRequest(e)
         case .feedback: try addFeedback(e)
@@ -406,6 +413,8 @@ public struct EventAggregator {
             feedbackWithMissingTarget: missingTargets,
             duplicateRequestIDs: duplicateRequests,
             conversationsOfSeveralUsers: sharedConversations,
+            qaRequestsExcluded: qaRequests,
+            qaFeedbackExcluded: qaFeedback,
             otherExperiments: filter.otherExperiments,
             unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
                 .sorted { $0.count > $1.count })

@@ -40,6 +40,9 @@ public struct DataQuality: Sendable, Equatable {
     public var duplicateRequestIDs: Int
     /// Conversation ids that requests of more than one user carry (ids must be unique across users).
     public var conversationsOfSeveralUsers: Int = 0
+    /// QA requests (forced into a variant by an admin, `"qa": true`) and their feedback, left out of the analysis.
+    public var qaRequestsExcluded: Int = 0
+    public var qaFeedbackExcluded: Int = 0
     public var otherExperiments: [NamedCount]
     public var unusedFeedbackNames: [NamedCount]
     public var linesSkipped: Int = 0
@@ -89,6 +92,8 @@ extension ExperimentData {
         quality.feedbackWithMissingTarget = 0
         quality.duplicateRequestIDs = 0
         quality.conversationsOfSeveralUsers = 0
+        quality.qaRequestsExcluded = 0
+        quality.qaFeedbackExcluded = 0
         var others: [String: Int] = [:], unused: [String: Int] = [:]
         var requests = 0, feedback = 0
         var first: Int64? = nil, last: Int64? = nil
@@ -110,6 +115,8 @@ extension ExperimentData {
             quality.feedbackWithMissingTarget += q.feedbackWithMissingTarget
             quality.duplicateRequestIDs += q.duplicateRequestIDs
             quality.conversationsOfSeveralUsers += q.conversationsOfSeveralUsers
+            quality.qaRequestsExcluded += q.qaRequestsExcluded
+            quality.qaFeedbackExcluded += q.qaFeedbackExcluded
             for o in q.otherExperiments { others[o.name, default: 0] += o.count }
             for o in q.unusedFeedbackNames { unused[o.name, default: 0] += o.count }
             requests += piece.requestEvents

@@ -7,6 +7,13 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
     public var column: Int?
     public var message: String
 
+    public init(path: String, line: Int? = nil, column: Int? = nil, message: String) {
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
     public var description: String {
         var s = path
         if let line { s += ":\(line)" }
@@ -37,6 +44,7 @@ public enum EventLog {
         let partitions = options.partitions ?? PartitionedLog.automaticPartitions(fileBytes: size)
         if partitions > 1, path != "-", let data = try PartitionedLog.aggregate(path: path, options: options, partitions: partitions) {
             let events = data.requestEvents + data.feedbackEvents + data.dataQuality.linesSkipped
+                + data.dataQuality.qaRequestsExcluded + data.dataQuality.qaFeedbackExcluded
                 + data.dataQuality.otherExperiments.reduce(0) { $0 + $1.count }
             return try check(data, path: path, options: options, empty: events == 0)
         }
@@ -46,36 +54,12 @@ public enum EventLog {
     static func aggregateInMemory(path: String, options: Options) throws -> ExperimentData {
         var reader: LineReader
         do { reader = try LineReader(path: path) } catch { throw error }
-        var parser = EventParser()
-        var aggregator = EventAggregator(metrics: options.metrics, experiment: options.experiment)
-        var skipped = 0
-        var examples: [String] = []
-        var blank = 0
-        var lines = 0
+        var lines = LineAggregator(source: path, options: options)
         let total = reader.totalBytes
         let progress = options.progress
-        let skipInvalid = options.skipInvalid
         do throws(ReadError<EventLogError>) {
             try reader.forEachLine(progress: progress.map { p in { p($0, total) } }) { (line, number) throws(EventLogError) in
-                lines = number
-                if line.count == 0 || isBlank(line) { blank += 1; return }
-                do {
-                    let event = try parser.parse(line)
-                    do throws(EventRejection) { try aggregator.add(event) } catch {
-                        throw EventLogError(path: path, line: number, message: error.message)
-                    }
-                } catch let error as EventParseError {
-                    let e = EventLogError(path: path, line: number, column: error.column, message: error.message)
-                    guard skipInvalid else { throw e }
-                    skipped += 1
-                    if examples.count < 5 { examples.append("line \(number): \(error.message)") }
-                } catch let error as EventLogError {
-                    guard skipInvalid else { throw error }
-                    skipped += 1
-                    if examples.count < 5 { examples.append("line \(number): \(error.message)") }
-                } catch {
-                    throw EventLogError(path: path, line: number, message: "\(error)")
-                }
+                try lines.add(line, number: number)
             }
         } catch {
             switch error {
@@ -83,11 +67,62 @@ public enum EventLog {
             case .body(let e): throw e
             }
         }
-        var data = aggregator.finish()
-        data.dataQuality.linesSkipped = skipped
-        data.dataQuality.skippedExamples = examples
-        data.dataQuality.blankLines = blank
-        return try check(data, path: path, options: options, empty: lines == 0 || lines == blank)
+        return try lines.finish()
+    }
+
+    /// Folds log lines, handed over one by one, into an experiment's data: the one path from text to
+    /// `ExperimentData` for every source of lines (a file, the event store).
+    ///
+    /// Why public: the event store reads its lines from SQLite and must analyse them exactly as the
+    /// exported log would be analysed.
+    public struct LineAggregator: ~Copyable {
+        /// Names the source in errors (a file path, a database path).
+        public let source: String
+        private let skipInvalid: Bool
+        private var parser = EventParser()
+        private var aggregator: EventAggregator
+        private var skipped = 0
+        private var examples: [String] = []
+        private var blank = 0
+        private var lines = 0
+        private let options: Options
+
+        public init(source: String, options: Options) {
+            self.source = source
+            self.options = options
+            skipInvalid = options.skipInvalid
+            aggregator = EventAggregator(metrics: options.metrics, experiment: options.experiment)
+        }
+
+        /// Adds one line (without its newline); `number` is its 1-based place, used in errors.
+        public mutating func add(_ line: UnsafeRawBufferPointer, number: Int) throws(EventLogError) {
+            lines = number
+            if line.count == 0 || EventLog.isBlank(line) { blank += 1; return }
+            let event: EventView
+            do throws(EventParseError) { event = try parser.parse(line) } catch {
+                try skip(EventLogError(path: source, line: number, column: error.column, message: error.message), number)
+                return
+            }
+            do throws(EventRejection) { try aggregator.add(event) } catch {
+                try skip(EventLogError(path: source, line: number, message: error.message), number)
+            }
+        }
+
+        private mutating func skip(_ error: EventLogError, _ number: Int) throws(EventLogError) {
+            guard skipInvalid else { throw error }
+            skipped += 1
+            if examples.count < 5 { examples.append("line \(number): \(error.message)") }
+        }
+
+        /// The data, after the checks every way of reading shares (an empty source, an unknown or ambiguous
+        /// experiment, nothing valid).
+        public consuming func finish() throws -> ExperimentData {
+            var data = aggregator.finish()
+            data.dataQuality.linesSkipped = skipped
+            data.dataQuality.skippedExamples = examples
+            data.dataQuality.blankLines = blank
+            return try EventLog.check(data, path: source, options: options, empty: lines == 0 || lines == blank)
+        }
     }
 
     /// The checks every way of reading shares: an empty log, an unknown or ambiguous experiment, nothing valid.
@@ -114,7 +149,7 @@ public enum EventLog {
         return data
     }
 
-    private static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
+    fileprivate static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
         for b in line where b != 0x20 && b != 0x09 && b != 0x0D { return false }
         return true
     }

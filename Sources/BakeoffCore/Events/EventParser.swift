@@ -32,6 +32,8 @@ public struct EventView {
     public var status = UnsafeRawBufferPointer(start: nil, count: 0)
     public var name = UnsafeRawBufferPointer(start: nil, count: 0)
     public var value: Double = .nan
+    /// A QA request (or its feedback) forced by an admin: `"qa": true`; left out of the analysis.
+    public var qa = false
 
     public init() {}
 
@@ -195,6 +197,13 @@ private struct Cursor {
         case 2 where matches(key, "ts"):
             e.timestamp = try parseTimestamp()
             seen.insert(.ts)
+        case 2 where matches(key, "qa"):
+            let start = pos
+            guard let qa = try? parseBool("qa") else {
+                pos = start
+                throw fail("\"qa\" must be true or false, found \(describeHere())")
+            }
+            e.qa = qa
         case 4 where matches(key, "name"):
             e.name = try parseRequiredString("name")
             seen.insert(.name)

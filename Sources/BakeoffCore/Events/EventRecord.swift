@@ -15,6 +15,11 @@ public struct EventRecord: Sendable, Equatable {
     public var status: String = "ok"
     public var name: String = ""
     public var value: Double = 0
+    /// A QA request an admin forced into a variant: stored and exported, but left out of the analysis.
+    public var qa: Bool = false
+    /// Content logging: the conversation's text, when the gateway records it (the analysis ignores it).
+    public var prompt: String?
+    public var response: String?
 
     public init(kind: EventKind, timestamp: Int64, experiment: String) {
         self.kind = kind
@@ -40,6 +45,9 @@ public struct EventRecord: Sendable, Equatable {
         case .feedback:
             s += ",\"name\":" + JSONWriter.quote(name) + ",\"value\":" + JSONWriter.number(value)
         }
+        if qa { s += ",\"qa\":true" }
+        if let prompt { s += ",\"prompt\":" + JSONWriter.quote(prompt) }
+        if let response { s += ",\"response\":" + JSONWriter.quote(response) }
         return s + "}"
     }
 
@@ -65,6 +73,7 @@ public struct EventRecord: Sendable, Equatable {
                 view.status = UnsafeRawBufferPointer(st)
                 view.name = UnsafeRawBufferPointer(n)
                 view.value = value
+                view.qa = qa
                 return try body(view)
             } } } } } }
         }

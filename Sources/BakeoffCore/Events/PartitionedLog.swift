@@ -100,7 +100,7 @@ enum PartitionedLog {
 
 /// Appends events as binary records to a file, in large writes.
 ///
-/// Record: u32 total length, u32 line, u8 kind, 3 pad, i64 ts, 5 × f64 (latency, ttft, input, output,
+/// Record: u32 total length, u32 line, u32 kind (bit 8: qa), i64 ts, 5 × f64 (latency, ttft, input, output,
 /// value), 6 × u32 string lengths (variant, user, conversation, request, status, name), then the bytes.
 struct RecordWriter {
     static let headerSize = 4 + 4 + 4 + 8 + 40 + 24
@@ -145,7 +145,7 @@ struct RecordWriter {
             if s.count > 0 { p.copyMemory(from: s.baseAddress!, byteCount: s.count) }
             p += s.count
         }
-        put(UInt32(truncatingIfNeeded: length)); put(line); put(UInt32(e.kind.rawValue)); put(e.timestamp)
+        put(UInt32(truncatingIfNeeded: length)); put(line); put(UInt32(e.kind.rawValue) | (e.qa ? 0x100 : 0)); put(e.timestamp)
         put(e.latencyMs); put(e.ttftMs); put(e.inputTokens); put(e.outputTokens); put(e.value)
         put(UInt32(truncatingIfNeeded: e.variant.count)); put(UInt32(truncatingIfNeeded: e.userID.count))
         put(UInt32(truncatingIfNeeded: e.conversationID.count)); put(UInt32(truncatingIfNeeded: e.requestID.count))
@@ -204,7 +204,9 @@ enum RecordReader {
                     let r = buffer + start
                     var e = EventView()
                     let line = r.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-                    e.kind = r.loadUnaligned(fromByteOffset: 8, as: UInt32.self) == 0 ? .request : .feedback
+                    let kind = r.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+                    e.kind = kind & 0xFF == 0 ? .request : .feedback
+                    e.qa = kind & 0x100 != 0
                     e.timestamp = r.loadUnaligned(fromByteOffset: 12, as: Int64.self)
                     e.latencyMs = r.loadUnaligned(fromByteOffset: 20, as: Double.self)
                     e.ttftMs = r.loadUnaligned(fromByteOffset: 28, as: Double.self)

@@ -112,6 +112,9 @@ extension Report {
         if q.conversationsOfSeveralUsers > 0 {
             lines.append("conversation ids used by several users: \(q.conversationsOfSeveralUsers)")
         }
+        if q.qaRequestsExcluded > 0 || q.qaFeedbackExcluded > 0 {
+            lines.append("QA requests left out (forced into a variant): \(q.qaRequestsExcluded), with \(q.qaFeedbackExcluded) feedback events")
+        }
         lines.append("lines skipped as invalid: \(q.linesSkipped)")
         for example in q.skippedExamples.prefix(3) { lines.append("  e.g. \(example)") }
         if !q.otherExperiments.isEmpty {
@@ -195,6 +198,8 @@ extension Report {
                 w.value("feedback_missing_target", q.feedbackWithMissingTarget)
                 w.value("duplicate_request_ids", q.duplicateRequestIDs)
                 w.value("conversations_of_several_users", q.conversationsOfSeveralUsers)
+                w.value("qa_requests_excluded", q.qaRequestsExcluded)
+                w.value("qa_feedback_excluded", q.qaFeedbackExcluded)
                 w.value("lines_skipped", q.linesSkipped)
                 w.array("skipped_examples") { w in for e in q.skippedExamples { w.value(nil, e) } }
                 w.object("other_experiments") { w in for o in q.otherExperiments { w.value(o.name, o.count) } }
