@@ -14,7 +14,7 @@ guard let command = argv.first else {
 }
 var args = Arguments(command: command, Array(argv.dropFirst()))
 let helps = ["analyze": analyzeHelp, "plan": planHelp, "assign": assignHelp, "simulate": simulateHelp,
-             "export": exportHelp, "import": importHelp]
+             "export": exportHelp, "import": importHelp, "serve": serveHelp]
 
 do {
     let code: ExitCode
@@ -25,6 +25,7 @@ do {
     case "simulate": code = try runSimulate(&args)
     case "export": code = try runExport(&args)
     case "import": code = try runImport(&args)
+    case "serve": code = try runServe(&args)
     case "help", "--help", "-h":
         if let topic = argv.dropFirst().first, let text = helps[topic] { print(text) } else { print(usageText) }
         code = .ok
@@ -32,7 +33,7 @@ do {
         print("bakeoff 0.1.0")
         code = .ok
     default:
-        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, export, import, help)")
+        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, serve, export, import, help)")
     }
     exit(code.rawValue)
 } catch let error as UsageError {

@@ -14,21 +14,23 @@ final class ProxiedRequest: @unchecked Sendable {
     let logContent: Bool
     let responseHeaders: [(String, String)]
 
-    struct State {
-        var record: EventRecord
+    /// What the client's thread (MHD) and the upstream's thread (curl) share.
+    struct Shared {
         var finished = false
         var clientGone = false
-        var streaming = false
-        var status = 0
-        var contentType: String?
-        var body: [UInt8] = []
-        var sse = SSEParser()
-        var ttftMs: Double?
-        var usage: TokenUsage?
-        var streamError: String?
-        var text = ""
     }
-    private let state: Mutex<State>
+    private let shared = Mutex(Shared())
+
+    // Touched only on the upstream client's thread, where all call callbacks run in order.
+    private var record: EventRecord
+    private var streaming = false
+    private var contentType: String?
+    private var body: [UInt8] = []
+    private var sse = SSEParser()
+    private var ttftMs: Double?
+    private var usage: TokenUsage?
+    private var streamError: String?
+    private var text = ""
 
     init(gateway: Gateway, exchange: HTTPExchange, call: UpstreamCall, endpoint: Endpoint, stream: Bool, clientWantsUsage: Bool,
          started: UInt64, record: EventRecord, logContent: Bool, responseHeaders: [(String, String)]) {
@@ -41,12 +43,12 @@ final class ProxiedRequest: @unchecked Sendable {
         self.started = started
         self.logContent = logContent
         self.responseHeaders = responseHeaders
-        self.state = Mutex(State(record: record))
+        self.record = record
     }
 
     func begin() {
         exchange.onClientGone = { [self] in
-            let cancel = state.withLock { s -> Bool in
+            let cancel = shared.withLock { s -> Bool in
                 guard !s.finished else { return false }
                 s.clientGone = true
                 return true
@@ -60,73 +62,65 @@ final class ProxiedRequest: @unchecked Sendable {
     }
 
     private func responded(status: Int, contentType: String?) {
-        let startStream = state.withLock { s -> Bool in
-            s.status = status
-            s.contentType = contentType
-            s.streaming = stream && status == 200 && (contentType?.contains("text/event-stream") ?? false)
-            return s.streaming
-        }
-        if startStream {
+        self.contentType = contentType
+        streaming = stream && status == 200 && (contentType?.contains("text/event-stream") ?? false)
+        if streaming {
             exchange.startStream(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")] + responseHeaders)
         }
     }
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
-        let out: [UInt8]? = state.withLock { s in
-            guard s.streaming else {
-                s.body.append(contentsOf: bytes)
-                return nil
-            }
-            var out: [UInt8] = []
-            let endpoint = self.endpoint, clientWantsUsage = self.clientWantsUsage, logContent = self.logContent, started = self.started
-            var ttft = s.ttftMs, usage = s.usage, streamError = s.streamError, text = s.text
-            s.sse.feed(bytes) { raw, data in
-                if let data {
-                    let info = ChunkInfo.inspect(data, endpoint: endpoint)
-                    if let u = info.usage { usage = u }
-                    if info.hasContent && ttft == nil { ttft = MonotonicClock.milliseconds(since: started) }
-                    if let e = info.error { streamError = e }
-                    if logContent, let t = info.text { text += t }
-                    // The gateway asked for usage on the client's behalf: the client does not get that chunk.
-                    if info.isUsageOnly && !clientWantsUsage { return }
-                }
-                out.append(contentsOf: raw)
-            }
-            s.ttftMs = ttft
-            s.usage = usage
-            s.streamError = streamError
-            s.text = text
-            return out
+        guard streaming else {
+            body.append(contentsOf: bytes)
+            return
         }
-        if let out, !out.isEmpty { exchange.write(out) }
+        var out: [UInt8] = []
+        sse.feed(bytes) { raw, data in forward(raw, data, into: &out) }
+        if !out.isEmpty { exchange.write(out) }
+    }
+
+    /// Notes what a stream event says and appends it to what the client gets (unless it is the usage chunk
+    /// the gateway asked for on the client's behalf).
+    private func forward(_ raw: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer?, into out: inout [UInt8]) {
+        if let data {
+            let info = ChunkInfo.inspect(data, endpoint: endpoint, includeText: logContent)
+            if let u = info.usage { usage = u }
+            if info.hasContent && ttftMs == nil { ttftMs = MonotonicClock.milliseconds(since: started) }
+            if let e = info.error { streamError = e }
+            if logContent, let t = info.text { text += t }
+            if info.isUsageOnly && !clientWantsUsage { return }
+        }
+        out.append(contentsOf: raw)
     }
 
     private func finished(_ outcome: UpstreamOutcome) {
         let latencyMs = MonotonicClock.milliseconds(since: started)
-        guard var s = state.withLock({ s -> State? in
+        guard let clientGone = shared.withLock({ s -> Bool? in
             guard !s.finished else { return nil }
             s.finished = true
-            return s
+            return s.clientGone
         }) else { return }
-        var record = s.record
+        var record = self.record
         switch outcome {
         case .completed(let status):
-            if s.streaming {
-                let tail = s.sse.pending
-                if !tail.isEmpty { exchange.write(tail) }
+            if streaming {
+                var out: [UInt8] = []
+                let unfinished = sse.finish { raw, data in forward(raw, data, into: &out) }
+                out += unfinished
+                if !out.isEmpty { exchange.write(out) }
                 exchange.finish()
-                record.status = s.streamError == nil ? "ok" : "upstream_error"
+                record.status = streamError == nil ? "ok" : "upstream_error"
             } else {
-                let body = s.body
+                let body = self.body
                 if (200..<300).contains(status) {
                     let info = body.withUnsafeBytes { CompletionInfo.inspect($0, endpoint: endpoint) }
-                    s.usage = info.usage
-                    if logContent, let t = info.text { s.text = t }
+                    usage = info.usage
+                    if logContent, let t = info.text { text = t }
                     record.status = "ok"
                 } else {
                     record.status = "upstream_error"
                 }
-                exchange.respond(status: status, headers: [("Content-Type", s.contentType ?? "application/json")] + responseHeaders, body: body)
+                exchange.respond(status: status, headers: [("Content-Type", contentType ?? "application/json")] + responseHeaders, body: body)
             }
         case .failed(let failure, let message):
             let error: OpenAIError
@@ -141,7 +135,7 @@ final class ProxiedRequest: @unchecked Sendable {
                 error = OpenAIError(status: 502, message: message, type: "server_error", code: "upstream_broken_response")
                 record.status = "upstream_error"
             }
-            if s.streaming {
+            if streaming {
                 exchange.write(error.sseEvent)
                 exchange.finish()
             } else {
@@ -149,16 +143,16 @@ final class ProxiedRequest: @unchecked Sendable {
             }
         case .cancelled:
             record.status = "client_cancelled"
-            if s.streaming { exchange.finish(failed: true) } else {
+            if streaming { exchange.finish(failed: true) } else {
                 exchange.respond(status: 499, headers: responseHeaders, body: [])
             }
         }
-        if s.clientGone { record.status = "client_cancelled" }
+        if clientGone { record.status = "client_cancelled" }
         record.latencyMs = latencyMs
-        record.ttftMs = s.ttftMs
-        record.inputTokens = s.usage?.input
-        record.outputTokens = s.usage?.output
-        if logContent { record.response = s.text }
-        gateway.finished(record, latencySeconds: latencyMs / 1000, ttftSeconds: s.ttftMs.map { $0 / 1000 })
+        record.ttftMs = ttftMs
+        record.inputTokens = usage?.input
+        record.outputTokens = usage?.output
+        if logContent { record.response = text }
+        gateway.finished(record, latencySeconds: latencyMs / 1000, ttftSeconds: ttftMs.map { $0 / 1000 })
     }
 }
