@@ -318,18 +318,18 @@ public final class MockUpstream: @unchecked Sendable {
             for i in 0..<sent { first += contentEvent(i) }
             if failAfter < 0 { first += finishEvent + closing }
             exchange.write(Array(first.utf8))
-            exchange.finish(failed: failAfter >= 0)
+            if failAfter >= 0 { abort(exchange) } else { exchange.finish() }
             return
         }
         first += contentEvent(0)
         guard exchange.write(Array(first.utf8)) else { return }
-        if failAfter == 1 { exchange.finish(failed: true); return }
+        if failAfter == 1 { abort(exchange); return }
         // The following chunks at their own deadlines from the start, so timer delays do not add up; each
         // schedules the next, never blocking a thread.
         let start = DispatchTime.now().uptimeNanoseconds
         let intervalNs = UInt64(interval * 1e9)
         @Sendable func send(_ i: Int) {
-            if i == failAfter { exchange.finish(failed: true); return }
+            if i == failAfter { abort(exchange); return }
             if i == n {
                 exchange.write(Array((finishEvent + closing).utf8))
                 exchange.finish()
@@ -345,6 +345,14 @@ public final class MockUpstream: @unchecked Sendable {
             }
         }
         DispatchQueue.global().asyncAfter(deadline: DispatchTime(uptimeNanoseconds: start + intervalNs)) { send(1) }
+    }
+
+    /// Aborts a stream a moment after its last write. Failing it while libmicrohttpd is still sending (not
+    /// suspended, waiting for data) leaves the socket open until the connection's next event, because the
+    /// server runs with MHD_USE_TURBO, which skips the shutdown on close; failing it once the connection is
+    /// suspended closes it at once.
+    private func abort(_ exchange: HTTPExchange) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { exchange.finish(failed: true) }
     }
 
     private func respondError(_ exchange: HTTPExchange, status: Int, message: String, type: String, param: String? = nil, code: String? = nil) {
