@@ -13,7 +13,8 @@ guard let command = argv.first else {
     exit(ExitCode.usage.rawValue)
 }
 var args = Arguments(command: command, Array(argv.dropFirst()))
-let helps = ["analyze": analyzeHelp, "plan": planHelp, "assign": assignHelp, "simulate": simulateHelp]
+let helps = ["analyze": analyzeHelp, "plan": planHelp, "assign": assignHelp, "simulate": simulateHelp,
+             "mock-upstream": mockUpstreamHelp, "load": loadHelp]
 
 do {
     let code: ExitCode
@@ -22,6 +23,8 @@ do {
     case "plan": code = try runPlan(&args)
     case "assign": code = try runAssign(&args)
     case "simulate": code = try runSimulate(&args)
+    case "mock-upstream": code = try runMockUpstream(&args)
+    case "load": code = try runLoad(&args, raw: Array(argv.dropFirst()))
     case "help", "--help", "-h":
         if let topic = argv.dropFirst().first, let text = helps[topic] { print(text) } else { print(usageText) }
         code = .ok
@@ -29,7 +32,7 @@ do {
         print("bakeoff 0.1.0")
         code = .ok
     default:
-        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, help)")
+        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, mock-upstream, load, help)")
     }
     exit(code.rawValue)
 } catch let error as UsageError {
