@@ -20,6 +20,8 @@ COMMANDS:
   serve      Run the A/B gateway: OpenAI-compatible, sticky per user, logs and takes feedback
   export     Write an event store's events as a JSON Lines log
   import     Load a JSON Lines event log into an event store
+  mock-upstream  An OpenAI-compatible model server for tests, demos and benchmarks
+  load       Send load to an OpenAI-compatible endpoint and report latency percentiles
   help       Show help for a command: bakeoff help analyze
 
 Run 'bakeoff <command> --help' for a command's options.

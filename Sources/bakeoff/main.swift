@@ -14,7 +14,8 @@ guard let command = argv.first else {
 }
 var args = Arguments(command: command, Array(argv.dropFirst()))
 let helps = ["analyze": analyzeHelp, "plan": planHelp, "assign": assignHelp, "simulate": simulateHelp,
-             "export": exportHelp, "import": importHelp, "serve": serveHelp]
+             "export": exportHelp, "import": importHelp, "serve": serveHelp,
+             "mock-upstream": mockUpstreamHelp, "load": loadHelp]
 
 do {
     let code: ExitCode
@@ -26,6 +27,8 @@ do {
     case "export": code = try runExport(&args)
     case "import": code = try runImport(&args)
     case "serve": code = try runServe(&args)
+    case "mock-upstream": code = try runMockUpstream(&args)
+    case "load": code = try runLoad(&args, raw: Array(argv.dropFirst()))
     case "help", "--help", "-h":
         if let topic = argv.dropFirst().first, let text = helps[topic] { print(text) } else { print(usageText) }
         code = .ok
@@ -33,7 +36,7 @@ do {
         print("bakeoff 0.1.0")
         code = .ok
     default:
-        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, serve, export, import, help)")
+        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, serve, export, import, mock-upstream, load, help)")
     }
     exit(code.rawValue)
 } catch let error as UsageError {

@@ -50,7 +50,7 @@ public final class HTTPServer: @unchecked Sendable {
         port = Self.boundPort(fd)
 
         let flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
-            | MHD_USE_ERROR_LOG.rawValue | MHD_USE_TURBO.rawValue
+            | MHD_USE_ERROR_LOG.rawValue
         let me = Unmanaged.passUnretained(self).toOpaque()
         let args: [CVarArg] = [
             CInt(MHD_OPTION.LISTEN_SOCKET.rawValue), fd,

@@ -1,0 +1,194 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+@preconcurrency import Darwin
+#endif
+import BakeoffCore
+import BakeoffGateway
+import Dispatch
+import Foundation
+
+let mockUpstreamHelp = """
+USAGE: bakeoff mock-upstream --port P [options]
+
+An OpenAI-compatible model server for tests, the demo and benchmarks: POST /v1/chat/completions and
+/v1/completions (streamed or not), GET /v1/models, GET /mock/requests (the last requests as JSON lines).
+Prints "mock-upstream listening on http://HOST:PORT/v1" to stderr when ready; stops on SIGTERM or SIGINT.
+
+OPTIONS:
+  --port P                  Port to listen on (0 picks a free one, shown in the ready line)
+  --host H                  IPv4 address to listen on (default 127.0.0.1)
+  --latency-ms MS           Time to the first byte; non-streaming: to the whole answer (default 200)
+  --jitter-ms MS            Uniform jitter around the latency, plus or minus (default 50)
+  --tokens-per-second R     Pace of streamed tokens; 0 sends them at once (default 50)
+  --output-tokens N         Tokens per reply, fewer if the request's max_tokens is smaller (default 40)
+  --error-rate F            Share of requests answered 500 or 429 (alternately) with an OpenAI error (default 0)
+  --fail-mid-stream-rate F  Share of streams aborted after a few chunks (default 0)
+  --reply-prefix TEXT       Put TEXT at the start of every reply (e.g. to tell variants apart)
+  --seed N                  Seed of the deterministic reply words and random draws (default 1)
+  --threads N               Server threads (default 2)
+
+--latency-ms 0 --jitter-ms 0 --tokens-per-second 0 answers at once, for overhead benchmarks.
+"""
+
+let loadHelp = """
+USAGE: bakeoff load --url URL [options]
+
+Sends chat completion requests to an OpenAI-compatible endpoint and reports throughput and latency.
+Open loop at a fixed rate (sends on schedule whatever the latency; a send that finds --concurrency
+requests outstanding is counted as skipped), or closed loop with --rate 0.
+
+OPTIONS:
+  --url URL                 The full endpoint, e.g. http://127.0.0.1:8080/v1/chat/completions
+  --rate R                  Requests per second; 0 keeps --concurrency requests outstanding (default 1000)
+  --duration S              Measured seconds (default 10)
+  --warmup S                Seconds sent first and not measured (default 2)
+  --concurrency N           Most requests outstanding; in a closed loop, requests kept outstanding (default 256)
+  --users N                 Distinct "user" ids cycled through, user-0 ... (default 10000)
+  --model NAME              The request's model (default support-bot)
+  --stream                  Ask for a streamed answer (then TTFT is reported)
+  --max-tokens N            Add max_tokens to the requests
+  --header 'Name: value'    An extra request header; may be repeated
+  --timeout S               Per-request timeout in seconds (default 60)
+  --format table|json       Output format (default table)
+
+Latencies cover requests answered completely with a 2xx status. Exit status 1 when none was.
+"""
+
+enum LoadFormat: String, CaseIterable {
+    case table, json
+}
+
+func runMockUpstream(_ args: inout Arguments) throws -> ExitCode {
+    if args.wantsHelp { print(mockUpstreamHelp); return .ok }
+    var options = MockUpstream.Options()
+    guard let port = try args.int("--port") else { throw UsageError("--port is required (0 picks a free port)") }
+    guard (0...65535).contains(port) else { throw UsageError("--port must be between 0 and 65535, got \(port)") }
+    options.port = UInt16(port)
+    if let host = try args.option("--host") { options.host = host }
+    if let v = try args.double("--latency-ms") {
+        guard v >= 0 else { throw UsageError("--latency-ms must be 0 or more, got \(v)") }
+        options.latencyMs = v
+    }
+    if let v = try args.double("--jitter-ms") {
+        guard v >= 0 else { throw UsageError("--jitter-ms must be 0 or more, got \(v)") }
+        options.jitterMs = v
+    }
+    if let v = try args.double("--tokens-per-second") {
+        guard v >= 0 else { throw UsageError("--tokens-per-second must be 0 or more, got \(v)") }
+        options.tokensPerSecond = v
+    }
+    if let v = try args.int("--output-tokens") {
+        guard v >= 0 else { throw UsageError("--output-tokens must be 0 or more, got \(v)") }
+        options.outputTokens = v
+    }
+    if let v = try args.double("--error-rate") {
+        guard (0...1).contains(v) else { throw UsageError("--error-rate must be between 0 and 1, got \(v)") }
+        options.errorRate = v
+    }
+    if let v = try args.double("--fail-mid-stream-rate") {
+        guard (0...1).contains(v) else { throw UsageError("--fail-mid-stream-rate must be between 0 and 1, got \(v)") }
+        options.failMidStreamRate = v
+    }
+    if let v = try args.option("--seed") {
+        guard let seed = UInt64(v) else { throw UsageError("--seed needs a whole number of 0 or more, got \"\(v)\"") }
+        options.seed = seed
+    }
+    if let v = try args.int("--threads") {
+        guard (1...64).contains(v) else { throw UsageError("--threads must be between 1 and 64, got \(v)") }
+        options.threads = v
+    }
+    if let prefix = try args.option("--reply-prefix") { options.replyPrefix = prefix }
+    try args.finish()
+
+    // Signals are taken by dispatch sources, not C handlers (see the notes on Swift 6 and C callbacks).
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    let stopRequested = DispatchSemaphore(value: 0)
+    let sources = [SIGTERM, SIGINT].map { number in
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { stopRequested.signal() }
+        source.resume()
+        return source
+    }
+
+    let mock = MockUpstream(options: options)
+    try mock.start()
+    FileHandle.standardError.write("mock-upstream listening on \(mock.baseURL)\n".data(using: .utf8)!)
+    stopRequested.wait()
+    mock.stop(graceSeconds: 1)
+    for source in sources { source.cancel() }
+    return .ok
+}
+
+/// `raw` are the command's arguments as given, for the repeatable `--header`.
+func runLoad(_ args: inout Arguments, raw: [String]) throws -> ExitCode {
+    if args.wantsHelp { print(loadHelp); return .ok }
+    var headers: [String] = []
+    var i = 0
+    while i < raw.count {
+        if raw[i] == "--header", i + 1 < raw.count {
+            headers.append(raw[i + 1])
+            i += 2
+            continue
+        }
+        if raw[i].hasPrefix("--header=") { headers.append(String(raw[i].dropFirst("--header=".count))) }
+        i += 1
+    }
+    _ = try args.option("--header")
+    for header in headers {
+        guard let colon = header.firstIndex(of: ":"), colon != header.startIndex,
+              !header[..<colon].contains(where: { $0 == " " || $0 == "\t" }) else {
+            throw UsageError("--header needs 'Name: value', got \"\(header)\"")
+        }
+    }
+
+    guard let url = try args.option("--url") else { throw UsageError("--url is required, e.g. http://127.0.0.1:8080/v1/chat/completions") }
+    guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw UsageError("--url must start with http:// or https://, got \"\(url)\"") }
+    var options = LoadGenerator.Options(url: url)
+    options.headers = headers
+    if let v = try args.double("--rate") {
+        guard v >= 0 else { throw UsageError("--rate must be 0 (closed loop) or more, got \(v)") }
+        options.rate = v
+    }
+    if let v = try args.double("--duration") {
+        guard v > 0 else { throw UsageError("--duration must be more than 0 seconds, got \(v)") }
+        options.durationSeconds = v
+    }
+    if let v = try args.double("--warmup") {
+        guard v >= 0 else { throw UsageError("--warmup must be 0 or more seconds, got \(v)") }
+        options.warmupSeconds = v
+    }
+    if let v = try args.int("--concurrency") {
+        guard v >= 1 else { throw UsageError("--concurrency must be 1 or more, got \(v)") }
+        options.concurrency = v
+    }
+    if let v = try args.int("--users") {
+        guard v >= 1 else { throw UsageError("--users must be 1 or more, got \(v)") }
+        options.users = v
+    }
+    if let model = try args.option("--model") { options.model = model }
+    options.stream = args.flag("--stream")
+    if let v = try args.int("--max-tokens") {
+        guard v >= 0 else { throw UsageError("--max-tokens must be 0 or more, got \(v)") }
+        options.maxTokens = v
+    }
+    if let v = try args.double("--timeout") {
+        guard v > 0 else { throw UsageError("--timeout must be more than 0 seconds, got \(v)") }
+        options.timeoutMs = Int((v * 1000).rounded(.up))
+    }
+    let format = try args.choice("--format", LoadFormat.self) ?? .table
+    try args.finish()
+
+    if format == .table {
+        let mode = options.rate > 0 ? "\(JSONWriter.number(options.rate)) req/s" : "closed loop, \(options.concurrency) outstanding"
+        printError("load: \(mode) for \(JSONWriter.number(options.durationSeconds)) s after \(JSONWriter.number(options.warmupSeconds)) s of warmup, against \(url)")
+    }
+    let report = LoadGenerator.run(options)
+    print(format == .json ? report.json() : report.table())
+    if report.completed == 0 {
+        printError("no request was answered successfully" + (report.errorsByKind.isEmpty ? "" : " (" + report.errorsByKind.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"))
+        return .failure
+    }
+    return .ok
+}
