@@ -11,6 +11,9 @@ PY := $(PYTHON_VENV)/bin/python
 OUT := out
 # Python is used only for reference fixtures and benchmarks, never by the tool itself.
 PY_PACKAGES := scipy statsmodels gbstats pandas numpy
+TEST_VENV := .venv-test
+TEST_PY := $(TEST_VENV)/bin/python
+TEST_PY_PACKAGES := openai pytest
 
 .PHONY: all deps build demo test bench fixtures venv clean
 
@@ -45,9 +48,16 @@ demo: build
 	@$(BIN) analyze $(OUT)/case-study.jsonl --split 0.2 --format html > $(OUT)/case-study.html
 	@echo "The same report as a page with a chart of every lift and its interval: $(OUT)/case-study.html"
 
-test: build
+test: build $(TEST_PY)
 	$(SWIFT) build -c release --build-tests
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release --skip-build --disable-xctest
+	@echo "== The gateway through the official openai client (tests/gateway)"
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q tests/gateway
+
+# The gateway's end-to-end tests use the official openai package as a real client.
+$(TEST_PY):
+	python3 -m venv $(TEST_VENV)
+	$(TEST_VENV)/bin/pip install --quiet --disable-pip-version-check $(TEST_PY_PACKAGES)
 
 venv: $(PY)
 $(PY):
