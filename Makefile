@@ -47,6 +47,9 @@ demo: build
 	@$(BIN) analyze $(OUT)/case-study.jsonl --split 0.2
 	@$(BIN) analyze $(OUT)/case-study.jsonl --split 0.2 --format html > $(OUT)/case-study.html
 	@echo "The same report as a page with a chart of every lift and its interval: $(OUT)/case-study.html"
+	@echo
+	@echo "== Live: the gateway between simulated users and two mock model servers -> $(OUT)/live/"
+	@BAKEOFF_BIN=$(CURDIR)/$(BIN) bash scripts/demo/live.sh $(OUT)
 
 test: build $(TEST_PY)
 	$(SWIFT) build -c release --build-tests

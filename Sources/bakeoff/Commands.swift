@@ -22,6 +22,7 @@ COMMANDS:
   import     Load a JSON Lines event log into an event store
   mock-upstream  An OpenAI-compatible model server for tests, demos and benchmarks
   load       Send load to an OpenAI-compatible endpoint and report latency percentiles
+  traffic    Simulated users chat with a gateway and leave feedback (live demo traffic)
   help       Show help for a command: bakeoff help analyze
 
 Run 'bakeoff <command> --help' for a command's options.

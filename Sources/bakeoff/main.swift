@@ -15,7 +15,7 @@ guard let command = argv.first else {
 var args = Arguments(command: command, Array(argv.dropFirst()))
 let helps = ["analyze": analyzeHelp, "plan": planHelp, "assign": assignHelp, "simulate": simulateHelp,
              "export": exportHelp, "import": importHelp, "serve": serveHelp,
-             "mock-upstream": mockUpstreamHelp, "load": loadHelp]
+             "mock-upstream": mockUpstreamHelp, "load": loadHelp, "traffic": trafficHelp]
 
 do {
     let code: ExitCode
@@ -29,6 +29,7 @@ do {
     case "serve": code = try runServe(&args)
     case "mock-upstream": code = try runMockUpstream(&args)
     case "load": code = try runLoad(&args, raw: Array(argv.dropFirst()))
+    case "traffic": code = try runTraffic(&args)
     case "help", "--help", "-h":
         if let topic = argv.dropFirst().first, let text = helps[topic] { print(text) } else { print(usageText) }
         code = .ok
@@ -36,7 +37,7 @@ do {
         print("bakeoff 0.1.0")
         code = .ok
     default:
-        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, serve, export, import, mock-upstream, load, help)")
+        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, serve, export, import, mock-upstream, load, traffic, help)")
     }
     exit(code.rawValue)
 } catch let error as UsageError {

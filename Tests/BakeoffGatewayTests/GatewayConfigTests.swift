@@ -213,7 +213,7 @@ private let v0 = "experiments[0].variants[0]"
 
 private let errorCases: [ErrorCase] = [
     ErrorCase(config(top: "\"listen\": \"example.com:80\","), "gateway.json: listen: \"example.com:80\" is not host:port"),
-    ErrorCase(config(top: "\"listen\": \"127.0.0.1:0\","), "gateway.json: listen: \"127.0.0.1:0\" is not host:port"),
+    ErrorCase(config(top: "\"listen\": \"127.0.0.1:70000\","), "gateway.json: listen: \"127.0.0.1:70000\" is not host:port"),
     ErrorCase(config(top: "\"listen\": \"127.0.0.1\","), "gateway.json: listen: "),
     ErrorCase(config(top: "\"listen\": \"256.0.0.1:80\","), "gateway.json: listen: "),
     ErrorCase(config(top: "\"listen\": 8080,"), "gateway.json: listen: must be a string, got 8080"),

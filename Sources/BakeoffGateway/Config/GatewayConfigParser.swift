@@ -134,7 +134,7 @@ struct GatewayConfigParser {
             if let (host, port) = parseListen(listen) {
                 (listenHost, listenPort) = (host, port)
             } else {
-                root.fail("listen", "\(JSONWriter.quote(listen)) is not host:port with an IPv4 address, \"localhost\" or \"0.0.0.0\" and a port from 1 to 65535, e.g. \"127.0.0.1:8080\"")
+                root.fail("listen", "\(JSONWriter.quote(listen)) is not host:port with an IPv4 address, \"localhost\" or \"0.0.0.0\" and a port from 0 to 65535 (0 picks a free one), e.g. \"127.0.0.1:8080\"")
             }
         }
         let threads = root.int("threads", in: 1...64) ?? GatewayConfig.Defaults.threads
@@ -472,13 +472,13 @@ func checkBaseURL(_ url: String) -> Result<String, URLProblem> {
     return .success(clean)
 }
 
-/// `host:port` with an IPv4 literal, "localhost" (stored as 127.0.0.1) or "0.0.0.0", and a port from 1 to 65535.
+/// `host:port` with an IPv4 literal, "localhost" (stored as 127.0.0.1) or "0.0.0.0", and a port from 0 (a free one) to 65535.
 func parseListen(_ text: String) -> (String, UInt16)? {
     guard let colon = text.lastIndex(of: ":") else { return nil }
     var host = String(text[..<colon])
     let portText = text[text.index(after: colon)...]
     guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
-          let port = Int(portText), (1...65535).contains(port) else { return nil }
+          let port = Int(portText), (0...65535).contains(port) else { return nil }
     if host == "localhost" { host = "127.0.0.1" }
     let parts = host.split(separator: ".", omittingEmptySubsequences: false)
     guard parts.count == 4, parts.allSatisfy({ p in

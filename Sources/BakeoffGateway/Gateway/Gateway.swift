@@ -130,6 +130,8 @@ public final class Gateway: @unchecked Sendable {
         if client.stream { headers.append("Accept: text/event-stream") }
         let call = UpstreamCall(url: variant.upstream.url(endpoint == .chatCompletions ? "/chat/completions" : "/completions"),
                                 headers: headers, body: body, timeoutMs: variant.upstream.timeoutMs, connectTimeoutMs: variant.upstream.connectTimeoutMs)
+        // Rate-limit headers (retry-after, x-ratelimit-*) go back to the client, whose SDK backs off by them.
+        call.capturesHeaders = true
         var record = EventRecord(kind: .request, timestamp: wallClock, experiment: experiment.name)
         record.variant = variant.name
         record.userID = user ?? requestID

@@ -61,11 +61,16 @@ final class ProxiedRequest: @unchecked Sendable {
         gateway.upstream.start(call)
     }
 
+    /// The upstream's headers a client should see: rate limits and when to retry.
+    private var passedHeaders: [(String, String)] {
+        call.responseHeaders.filter { $0.name == "retry-after" || $0.name.hasPrefix("x-ratelimit-") }.map { ($0.name, $0.value) }
+    }
+
     private func responded(status: Int, contentType: String?) {
         self.contentType = contentType
         streaming = stream && status == 200 && (contentType?.contains("text/event-stream") ?? false)
         if streaming {
-            exchange.startStream(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")] + responseHeaders)
+            exchange.startStream(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")] + responseHeaders + passedHeaders)
         }
     }
 
@@ -120,7 +125,7 @@ final class ProxiedRequest: @unchecked Sendable {
                 } else {
                     record.status = "upstream_error"
                 }
-                exchange.respond(status: status, headers: [("Content-Type", contentType ?? "application/json")] + responseHeaders, body: body)
+                exchange.respond(status: status, headers: [("Content-Type", contentType ?? "application/json")] + responseHeaders + passedHeaders, body: body)
             }
         case .failed(let failure, let message):
             let error: OpenAIError

@@ -29,6 +29,10 @@ public final class UpstreamCall: @unchecked Sendable {
     public var onResponse: (@Sendable (_ status: Int, _ contentType: String?) -> Void)?
     public var onData: (@Sendable (UnsafeRawBufferPointer) -> Void)?
     public var onFinish: (@Sendable (UpstreamOutcome) -> Void)?
+    /// Collect the response's headers into `responseHeaders` (names lower-cased) before `onResponse`.
+    public var capturesHeaders = false
+    /// The response's headers, when `capturesHeaders` is set; read them in `onResponse` or later.
+    public internal(set) var responseHeaders: [(name: String, value: String)] = []
 
     var handle: UnsafeMutableRawPointer?
     var headerList: UnsafeMutablePointer<curl_slist>?
@@ -177,6 +181,10 @@ public final class UpstreamClient: @unchecked Sendable {
         _ = bakeoff_curl_set_slist(h, CURLOPT_HTTPHEADER, list)
         _ = bakeoff_curl_set_data_callback(h, CURLOPT_WRITEFUNCTION, upstreamWrite)
         let me = Unmanaged.passRetained(call).toOpaque()
+        if call.capturesHeaders {
+            _ = bakeoff_curl_set_data_callback(h, CURLOPT_HEADERFUNCTION, upstreamHeader)
+            _ = bakeoff_curl_set_pointer(h, CURLOPT_HEADERDATA, me)
+        }
         _ = bakeoff_curl_set_pointer(h, CURLOPT_WRITEDATA, me)
         _ = bakeoff_curl_set_pointer(h, CURLOPT_PRIVATE, me)
         active[ObjectIdentifier(call)] = call
@@ -237,5 +245,20 @@ private func upstreamWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ 
     call.deliverResponseIfNeeded()
     call.dataBytes += n
     if let data, n > 0 { call.onData?(UnsafeRawBufferPointer(start: data, count: n)) }
+    return n
+}
+
+private func upstreamHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
+    let n = size * count
+    guard let context, let data, n > 0 else { return n }
+    let call = Unmanaged<UpstreamCall>.fromOpaque(context).takeUnretainedValue()
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
+    if line.hasPrefix("HTTP/") {
+        call.responseHeaders.removeAll()  // a new response (after 100 Continue or a redirect)
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        call.responseHeaders.append((name, value))
+    }
     return n
 }

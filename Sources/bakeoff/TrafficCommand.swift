@@ -1,0 +1,92 @@
+import BakeoffCore
+import BakeoffGateway
+import Foundation
+
+let trafficHelp = """
+USAGE: bakeoff traffic --gateway URL [options]
+
+Simulated users chat with a running gateway in conversations (several turns, X-Bakeoff-Conversation) and
+leave feedback (task_completed, escalated, csat, thumbs_up) with odds that depend on the variant that
+answered them: live traffic with a known truth, for demos and end-to-end checks.
+
+OPTIONS:
+  --gateway URL       The gateway's base URL, e.g. http://127.0.0.1:8080
+  --model ALIAS       The experiment's model alias (default support-bot)
+  --users N           Distinct users (default 400)
+  --duration S        Seconds to run (default 30)
+  --concurrency C     Users chatting at the same time (default 24)
+  --stream-share P    Share of requests that stream (default 0.5)
+  --seed N            Random seed (default 1)
+  --behaviour FILE    JSON: {"control": {"completion": 0.713, "escalation": 0.287, "csat": 3.8, "turns": 3.2}, ...}
+                      (default: the seed's case study for control and treatment)
+"""
+
+func runTraffic(_ args: inout Arguments) throws -> ExitCode {
+    if args.wantsHelp { print(trafficHelp); return .ok }
+    guard let gateway = try args.option("--gateway") else { throw UsageError("--gateway is required, e.g. --gateway http://127.0.0.1:8080") }
+    guard gateway.hasPrefix("http://") || gateway.hasPrefix("https://") else { throw UsageError("--gateway must be an http(s) URL, got \"\(gateway)\"") }
+    var options = TrafficSimulator.Options(gateway: gateway.hasSuffix("/") ? String(gateway.dropLast()) : gateway)
+    if let m = try args.option("--model") { options.model = m }
+    if let n = try args.int("--users") {
+        guard n >= 1 else { throw UsageError("--users must be at least 1, got \(n)") }
+        options.users = n
+    }
+    if let d = try args.double("--duration") {
+        guard d > 0 && d <= 86_400 else { throw UsageError("--duration must be between 0 and 86400 seconds, got \(d)") }
+        options.durationSeconds = d
+    }
+    if let c = try args.int("--concurrency") {
+        guard (1...1024).contains(c) else { throw UsageError("--concurrency must be between 1 and 1024, got \(c)") }
+        options.concurrency = c
+    }
+    if let p = try args.double("--stream-share") {
+        guard (0...1).contains(p) else { throw UsageError("--stream-share must be between 0 and 1, got \(p)") }
+        options.streamShare = p
+    }
+    if let s = try args.int("--seed") { options.seed = UInt64(truncatingIfNeeded: s) }
+    if let path = try args.option("--behaviour") { options.behaviours = try loadBehaviours(path) }
+    try args.finish()
+
+    let bar = ProgressBar(label: "simulated users chatting", unit: "requests", scale: 1)
+    let duration = options.durationSeconds
+    let summary = TrafficSimulator(options: options).run { fraction, requests in
+        bar.update(done: Int64(requests), total: nil)
+        _ = fraction
+        _ = duration
+    }
+    bar.finish()
+    let arms = summary.requestsByVariant.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    printError("traffic: \(summary.requests) requests (\(arms)), \(summary.conversations) conversations, \(summary.feedback) feedback events; \(summary.failedRequests) failed requests, \(summary.failedFeedback) failed feedback")
+    for failure in summary.failures { printError("  e.g. \(failure)") }
+    return summary.requests > 0 && summary.failedRequests * 10 <= summary.requests ? .ok : .failure
+}
+
+private struct BehaviourFile: Decodable {
+    var completion: Double
+    var escalation: Double
+    var csat: Double
+    var turns: Double
+    var csat_response_rate: Double?
+    var thumbs_rate: Double?
+    var like_rate: Double?
+}
+
+private func loadBehaviours(_ path: String) throws -> [String: TrafficSimulator.Behaviour] {
+    guard let data = FileManager.default.contents(atPath: path) else { throw UsageError("--behaviour: cannot read \(path)") }
+    let decoded: [String: BehaviourFile]
+    do { decoded = try JSONDecoder().decode([String: BehaviourFile].self, from: data) } catch {
+        throw UsageError("--behaviour \(path): expected {\"VARIANT\": {\"completion\", \"escalation\", \"csat\", \"turns\"}, ...}: \(error)")
+    }
+    var out: [String: TrafficSimulator.Behaviour] = [:]
+    for (name, b) in decoded {
+        var behaviour = TrafficSimulator.Behaviour(completion: b.completion, escalation: b.escalation, csat: b.csat, turns: b.turns)
+        if let v = b.csat_response_rate { behaviour.csatResponseRate = v }
+        if let v = b.thumbs_rate { behaviour.thumbsRate = v }
+        if let v = b.like_rate { behaviour.likeRate = v }
+        guard (0...1).contains(behaviour.completion), (0...1).contains(behaviour.escalation), behaviour.turns >= 1 else {
+            throw UsageError("--behaviour \(path): \(name): rates must be between 0 and 1 and turns at least 1")
+        }
+        out[name] = behaviour
+    }
+    return out
+}

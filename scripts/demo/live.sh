@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The live loop of `make demo`: two mock model servers (v1 slower and less helpful, v2 faster and better),
+# the gateway in front of them, simulated users chatting and leaving feedback, then the report.
+# Usage: BAKEOFF_BIN=... bash scripts/demo/live.sh [OUT_DIR]   (DEMO_SECONDS=30 by default)
+set -euo pipefail
+BIN="${BAKEOFF_BIN:?set BAKEOFF_BIN}"
+OUT="${1:-out}/live"
+SECONDS_OF_TRAFFIC="${DEMO_SECONDS:-30}"
+mkdir -p "$OUT"
+rm -f "$OUT"/bakeoff.db "$OUT"/bakeoff.db-wal "$OUT"/bakeoff.db-shm
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# Waits for "... listening on http://HOST:PORT/v1" in a log and prints PORT.
+wait_port() {
+    local log="$1" name="$2"
+    for _ in $(seq 1 200); do
+        if grep -q "listening on http://" "$log" 2>/dev/null; then
+            sed -n 's|.*listening on http://[^:]*:\([0-9]*\)/v1.*|\1|p' "$log" | head -1
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "demo: $name did not start:" >&2; cat "$log" >&2; return 1
+}
+
+"$BIN" mock-upstream --port 0 --latency-ms 120 --jitter-ms 40 --tokens-per-second 150 --output-tokens 30 --seed 1 2>"$OUT/mock-v1.log" &
+PIDS+=($!)
+"$BIN" mock-upstream --port 0 --latency-ms 80 --jitter-ms 30 --tokens-per-second 200 --output-tokens 24 --seed 2 2>"$OUT/mock-v2.log" &
+PIDS+=($!)
+V1=$(wait_port "$OUT/mock-v1.log" "mock upstream v1")
+V2=$(wait_port "$OUT/mock-v2.log" "mock upstream v2")
+
+cat > "$OUT/gateway.json" <<JSON
+{
+  "listen": "127.0.0.1:0",
+  "store": {"path": "$OUT/bakeoff.db"},
+  "experiments": [{
+    "name": "support-bot-v2",
+    "model": "support-bot",
+    "split": 0.5,
+    "variants": [
+      {"name": "control", "upstream": {"base_url": "http://127.0.0.1:$V1/v1", "model": "support-v1"}},
+      {"name": "treatment", "upstream": {"base_url": "http://127.0.0.1:$V2/v1", "model": "support-v2"},
+       "system_prompt": "You are a concise, friendly support agent."}
+    ]
+  }]
+}
+JSON
+"$BIN" serve --config "$OUT/gateway.json" --check >/dev/null
+BAKEOFF_ADMIN_KEY=demo-admin "$BIN" serve --config "$OUT/gateway.json" 2>"$OUT/gateway.log" &
+GATEWAY=$!
+PIDS+=($GATEWAY)
+PORT=$(wait_port "$OUT/gateway.log" "the gateway")
+echo "   mock upstreams on :$V1 (v1: ~120 ms, control) and :$V2 (v2: ~80 ms, treatment); gateway on :$PORT (50/50 split)"
+echo "   $SECONDS_OF_TRAFFIC s of simulated users chatting in conversations and leaving feedback..."
+"$BIN" traffic --gateway "http://127.0.0.1:$PORT" --model support-bot --users 800 --duration "$SECONDS_OF_TRAFFIC" --concurrency 32
+echo "   stopping the gateway (SIGTERM: finishes requests in flight, flushes the store)"
+kill -TERM "$GATEWAY"
+wait "$GATEWAY"
+echo
+"$BIN" analyze --db "$OUT/bakeoff.db" --split 0.5
+"$BIN" analyze --db "$OUT/bakeoff.db" --split 0.5 --format html > "$OUT/report.html"
+"$BIN" export --db "$OUT/bakeoff.db" --output "$OUT/events.jsonl"
+echo "The live experiment's store: $OUT/bakeoff.db ($(wc -l < "$OUT/events.jsonl") events, also in $OUT/events.jsonl); the page: $OUT/report.html"
