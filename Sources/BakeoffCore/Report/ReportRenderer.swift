@@ -47,14 +47,22 @@ extension Report {
         return rows
     }
 
-    private func detailRows(_ treatment: String) -> [[String]] {
-        results.filter { $0.treatment == treatment }.map { r in
-            [r.metric.title,
-             "\(group(r.control.users))/\(group(r.treatmentGroup.users))",
-             "\(group(Int(r.control.units)))/\(group(Int(r.treatmentGroup.units)))",
-             r.absoluteDifference.map { formatSigned($0, r.metric) } ?? "n/a",
-             r.absoluteInterval.map { formatInterval($0, r.metric) } ?? (r.note ?? "")]
+    /// The detail table; notes too long for a cell (in an 80-column table) become numbered footnotes.
+    private func detailRows(_ treatment: String, footnotes: inout [String], longNotes: Bool) -> [[String]] {
+        var rows: [[String]] = []
+        for r in results where r.treatment == treatment {
+            var ci = r.absoluteInterval.map { formatInterval($0, r.metric) } ?? (r.note ?? "")
+            if !longNotes, r.absoluteInterval == nil, let note = r.note, note.count > 24 {
+                footnotes.append("\(r.metric.title): \(note)")
+                ci = "see note \(footnotes.count)"
+            }
+            rows.append([r.metric.title,
+                         "\(group(r.control.users))/\(group(r.treatmentGroup.users))",
+                         "\(group(Int(r.control.units)))/\(group(Int(r.treatmentGroup.units)))",
+                         r.absoluteDifference.map { formatSigned($0, r.metric) } ?? "n/a",
+                         ci])
         }
+        return rows
     }
 
     private func renderText(markdown: Bool) -> String {
@@ -84,11 +92,14 @@ extension Report {
             out += markdown ? markdownTable(header, rows) : renderTable(header, rows)
             out += "\n"
             let detailHeader = ["Metric", "users c/t", "units c/t", "difference", "\(formatNumber((1 - alpha) * 100))% CI"]
-            let details = detailRows(treatment)
+            var footnotes: [String] = []
+            let details = detailRows(treatment, footnotes: &footnotes, longNotes: markdown)
             if markdown {
                 out += "<details><summary>Users, units and absolute differences</summary>\n\n" + markdownTable(detailHeader, details) + "\n</details>\n\n"
             } else {
                 out += renderTable(detailHeader, details) + "\n"
+                for (i, note) in footnotes.enumerated() { out += wrap("\(i + 1). \(note)", indent: "   ") + "\n" }
+                if !footnotes.isEmpty { out += "\n" }
             }
         }
         out += prose("* primary metric. Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Quantiles are shown with their relative change only.") + "\n\n"
