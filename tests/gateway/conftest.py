@@ -311,13 +311,13 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, message:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message} (last: {last!r})")
 
 
-def metric_value(metrics_text: str, name: str, **labels) -> float | None:
+def metric_value(metrics_text: str, metric: str, **labels) -> float | None:
     """The value of the sample `name{labels}` (all given labels must match exactly), or None."""
     for line in metrics_text.splitlines():
-        if not line.startswith(name + "{") and line.split(" ")[0] != name:
+        if not line.startswith(metric + "{") and line.split(" ")[0] != metric:
             continue
         m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
-        if not m or m.group(1) != name:
+        if not m or m.group(1) != metric:
             continue
         got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
         if got == {k: str(v) for k, v in labels.items()}:
