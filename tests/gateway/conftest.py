@@ -286,7 +286,8 @@ def gateway_env(extra: dict | None = None) -> dict:
     return env
 
 
-def start_gateway(registry: Registry, directory: Path, experiments: list[dict], env: dict | None = None, **top) -> Gateway:
+def start_gateway(registry: Registry, directory: Path, experiments: list[dict], env: dict | None = None,
+                  extra_args: tuple[str, ...] = (), **top) -> Gateway:
     directory.mkdir(parents=True, exist_ok=True)
     store = directory / "store.db"
     config = {"listen": "127.0.0.1:8080", "threads": 2, "store": {"path": str(store), "flush_interval_ms": 50}}
@@ -295,7 +296,7 @@ def start_gateway(registry: Registry, directory: Path, experiments: list[dict], 
     path = directory / "gateway.json"
     path.write_text(json.dumps(config, indent=2))
     env = gateway_env(env)
-    p = registry.add(Process("bakeoff serve", [BIN, "serve", "--config", str(path), "--listen", "127.0.0.1:0"],
+    p = registry.add(Process("bakeoff serve", [BIN, "serve", "--config", str(path), "--listen", "127.0.0.1:0", *extra_args],
                              r"bakeoff serve listening on (http://\S+/v1)", env=env, cwd=str(directory)))
     return Gateway(p, path, store, config, env)
 

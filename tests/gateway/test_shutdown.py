@@ -1,6 +1,7 @@
 """Stopping under load: SIGTERM loses nothing that was answered; kill -9 loses at most the last flush
 interval's request events and no acknowledged feedback."""
 import threading
+from collections import Counter
 import time
 
 import openai
@@ -79,14 +80,18 @@ class Load:
         assert not any(t.is_alive() for t in self.threads), "load threads did not finish"
 
 
-def start(procs, tmp_path):
+def start(procs, tmp_path, extra_args=()):
     mock = start_mock(procs, latency_ms=50, jitter_ms=0)
     return start_gateway(procs, tmp_path, [split_experiment("load-exp", "load-bot", mock.base_url, mock.base_url)],
-                         store={"path": str(tmp_path / "store.db"), "flush_interval_ms": FLUSH_INTERVAL_MS})
+                         store={"path": str(tmp_path / "store.db"), "flush_interval_ms": FLUSH_INTERVAL_MS},
+                         extra_args=extra_args)
 
 
 def test_sigterm_under_load_loses_nothing(procs, tmp_path):
-    gateway = start(procs, tmp_path)
+    # Requests take ~50 ms, so 10 s of grace is plenty for those in flight. (Because of the bug below, the
+    # workers' kept-alive connections keep being served after SIGTERM and the stop can last the whole grace
+    # period; requests cut off at its end are failures on the client's side.)
+    gateway = start(procs, tmp_path, extra_args=("--grace", "10"))
     load = Load(gateway)
     load.start()
     try:
@@ -100,10 +105,14 @@ def test_sigterm_under_load_loses_nothing(procs, tmp_path):
     events = [e for e in export_store(gateway.store) if e["event"] == "request"]
     answered = {rid for _, rid in load.answered}
     stored_ok = {e["request_id"] for e in events if e["status"] == "ok"}
-    print(f"SIGTERM: answered 200 {len(answered)}, stored {len(events)} (ok {len(stored_ok)}), "
-          f"errors {load.errors}, exit after {stop_seconds:.1f} s")
+    statuses = Counter(e["status"] for e in events)
+    failed = sum(load.errors.values())
+    print(f"SIGTERM: answered 200 {len(answered)}, stored {len(events)} {dict(statuses)}, "
+          f"client errors {load.errors}, exit after {stop_seconds:.1f} s")
     assert answered - stored_ok == set(), f"{len(answered - stored_ok)} answered requests missing from the store"
-    assert len(events) == len(answered), f"stored {len(events)} request events for {len(answered)} answers"
+    assert stored_ok == answered, f"{len(stored_ok - answered)} events stored as ok that the client did not get as 200"
+    # Events that are not ok belong to requests the clients saw fail (cut off at the end of the grace period).
+    assert len(events) - len(stored_ok) <= failed, (statuses, load.errors)
 
 
 def test_kill9_under_load_loses_at_most_one_flush_interval(procs, tmp_path):
