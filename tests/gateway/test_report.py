@@ -1,0 +1,74 @@
+"""The live report (admin only) and `analyze --db` against the exported log."""
+import json
+
+import pytest
+
+from conftest import ADMIN_KEY, run_bakeoff, split_experiment, start_gateway, start_mock, users_in
+
+EXPERIMENT = "report-exp"
+MODEL = "report-bot"
+PER_VARIANT = 30
+
+
+def test_live_report_and_offline_analysis(procs, tmp_path):
+    mock = start_mock(procs)
+    gateway = start_gateway(procs, tmp_path, [split_experiment(
+        EXPERIMENT, MODEL, mock.base_url, mock.base_url, split=0.5,
+        analysis={"metrics": [{"name": "csat", "role": "guardrail"}]})])
+    client = gateway.client()
+    users = {v: users_in(EXPERIMENT, v, PER_VARIANT, prefix="rep") for v in ("control", "treatment")}
+    for variant, names in users.items():
+        for i, user in enumerate(names):
+            for turn in range(2):
+                raw = client.chat.completions.with_raw_response.create(
+                    model=MODEL, user=user, messages=[{"role": "user", "content": f"question {turn}"}],
+                    extra_headers={"X-Bakeoff-Conversation": f"conv-{user}"})
+                assert raw.headers["x-bakeoff-variant"] == variant
+            status, _, body = gateway.post("/v1/feedback", {"request_id": raw.headers["x-bakeoff-request-id"],
+                                                            "name": "task_completed", "value": (i % 3 != 0)})
+            assert status == 200, body
+            status, _, body = gateway.post("/v1/feedback", {"conversation_id": f"conv-{user}", "name": "csat", "value": 3 + i % 3})
+            assert status == 200, body
+    # One QA request, to see it excluded.
+    client.chat.completions.create(model=MODEL, user="qa-user", messages=[{"role": "user", "content": "qa"}],
+                                   extra_headers={"X-Bakeoff-Force-Variant": "treatment", "X-Bakeoff-Admin-Key": ADMIN_KEY})
+
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    status, headers, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report?format=json", headers=admin)
+    assert status == 200, body
+    assert headers["content-type"].startswith("application/json")
+    report = json.loads(body)
+    assert report["experiment"] == EXPERIMENT
+    assert report["control"] == "control"
+    by_name = {v["name"]: v for v in report["variants"]}
+    assert by_name["control"]["users"] == PER_VARIANT and by_name["treatment"]["users"] == PER_VARIANT, report["variants"]
+    assert by_name["control"]["requests"] == 2 * PER_VARIANT and by_name["treatment"]["requests"] == 2 * PER_VARIANT
+    assert report["data_quality"]["qa_requests_excluded"] == 1
+    assert any(m["name"] == "csat" for m in report["metrics"]), [m["name"] for m in report["metrics"]]
+
+    # Default format is JSON; the admin key also works in X-Bakeoff-Admin-Key.
+    status, _, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report", headers={"X-Bakeoff-Admin-Key": ADMIN_KEY})
+    assert status == 200 and json.loads(body)["experiment"] == EXPERIMENT
+
+    for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": f"Basic {ADMIN_KEY}"}):
+        status, _, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report?format=json", headers=headers)
+        assert status == 401, (headers, body)
+        assert json.loads(body)["error"]["message"]
+
+    status, headers, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report?format=markdown", headers=admin)
+    assert status == 200, body
+    assert headers["content-type"].startswith("text/markdown")
+    assert EXPERIMENT in body.decode() and "|" in body.decode()
+
+    status, _, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report?format=pdf", headers=admin)
+    assert status == 400, body
+    status, _, body = gateway.get("/v1/experiments/no-such-exp/report?format=json", headers=admin)
+    assert status == 404, body
+
+    assert gateway.stop() == 0, gateway.process.stderr
+    export = tmp_path / "export.jsonl"
+    export.write_text(run_bakeoff("export", "--db", str(gateway.store), "--include-qa").stdout)
+    from_store = run_bakeoff("analyze", "--db", str(gateway.store), "--format", "json").stdout
+    from_log = run_bakeoff("analyze", str(export), "--format", "json").stdout
+    assert json.loads(from_store)["experiment"] == EXPERIMENT
+    assert from_store == from_log
