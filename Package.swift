@@ -20,12 +20,14 @@ let package = Package(
         // C libraries from Debian (the Makefile installs the -dev packages).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        // libmicrohttpd's variadic connection-info call, wrapped for Swift.
+        .target(name: "CMicroHTTPDSupport", dependencies: ["CMicroHTTPD"]),
         // Typed wrappers for libcurl's variadic setopt/getinfo, which Swift cannot call.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // The embedded event store (SQLite, WAL): one writer thread, group commits, export.
         .target(name: "BakeoffStore", dependencies: ["BakeoffCore", "CSQLite"]),
         // The live gateway: HTTP server, upstream client, routing, feedback, metrics, mock upstream, load tool.
-        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStore", "CMicroHTTPD", "CCurl"]),
+        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
         // The thin command-line tool.
         .executableTarget(
             name: "bakeoff",

@@ -25,8 +25,11 @@ public struct RequestInfo: Sendable, Equatable {
     public var userID: String
     public var conversationID: String
     public var requestID: String
+    /// A QA request (forced into its variant by an admin): its feedback is QA too.
+    public var qa: Bool
 
-    public init(experiment: String, variant: String, userID: String, conversationID: String, requestID: String) {
+    public init(experiment: String, variant: String, userID: String, conversationID: String, requestID: String, qa: Bool = false) {
+        self.qa = qa
         self.experiment = experiment
         self.variant = variant
         self.userID = userID
@@ -68,7 +71,7 @@ public final class EventStore: @unchecked Sendable {
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
             """)
         let read = try Connection(path: path, readOnly: true)
-        let columns = "experiment, variant, user_id, conversation_id, request_id"
+        let columns = "experiment, variant, user_id, conversation_id, request_id, qa"
         requestByID = try read.prepare("SELECT \(columns) FROM events WHERE request_id = ?1 AND kind = 'request' ORDER BY id LIMIT 1")
         requestByConversation = try read.prepare("SELECT \(columns) FROM events WHERE conversation_id = ?1 AND kind = 'request' ORDER BY id DESC LIMIT 1")
         reader = read
@@ -139,7 +142,7 @@ public final class EventStore: @unchecked Sendable {
         s.bind(1, key)
         defer { s.reset() }
         guard (try? s.step()) == true else { return nil }
-        return RequestInfo(experiment: s.string(0), variant: s.string(1), userID: s.string(2), conversationID: s.string(3), requestID: s.string(4))
+        return RequestInfo(experiment: s.string(0), variant: s.string(1), userID: s.string(2), conversationID: s.string(3), requestID: s.string(4), qa: s.int(5) != 0)
     }
 
     /// Loads an event log (JSON Lines, or "-" for standard input) into the store, keeping each line as it is;

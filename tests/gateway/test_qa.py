@@ -81,10 +81,6 @@ def test_force_variant_without_admin_key_configured(procs, tmp_path):
     assert status == 403, body
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: feedback on a QA request that is found in the store (not in the gateway's memory, e.g. after a restart) "
-    "is recorded with qa=false: Gateway.entry(_:) in Sources/BakeoffGateway/Gateway/Feedback.swift hard-codes "
-    "qa: false, so plain exports and the analysis count it as feedback whose request is missing"))
 def test_feedback_on_a_qa_request_after_restart_is_qa(procs, tmp_path):
     mock = start_mock(procs)
     experiments = [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)]

@@ -86,6 +86,6 @@ extension Gateway {
 
     static func entry(_ info: RequestInfo) -> RecentRequests.Entry {
         RecentRequests.Entry(experiment: info.experiment, variant: info.variant, userID: info.userID,
-                             conversationID: info.conversationID, requestID: info.requestID, qa: false)
+                             conversationID: info.conversationID, requestID: info.requestID, qa: info.qa)
     }
 }

@@ -1,4 +1,5 @@
 import CMicroHTTPD
+import CMicroHTTPDSupport
 import Foundation
 import Synchronization
 
@@ -34,7 +35,8 @@ public final class HTTPServer: @unchecked Sendable {
     let inFlight = Atomic<Int>(0)
     /// The exchanges in flight, so a stop can wake suspended ones (libmicrohttpd aborts if any remain).
     let live = Mutex<[ObjectIdentifier: HTTPExchange]>([:])
-    private let stopped = Atomic<Bool>(false)
+    let stopped = Atomic<Bool>(false)
+    private var watcher: Thread?
 
     public init(options: Options, handler: @escaping Handler) {
         self.options = options
@@ -67,6 +69,35 @@ public final class HTTPServer: @unchecked Sendable {
             close(fd)
             listenSocket = -1
             throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
+        }
+        let watcher = Thread { [weak self] in
+            while let server = self, !server.stopped.load(ordering: .relaxed) {
+                server.noticeDepartedClients()
+                usleep(100_000)
+            }
+        }
+        watcher.name = "bakeoff-http-watch"
+        watcher.start()
+        self.watcher = watcher
+    }
+
+    /// libmicrohttpd does not watch suspended connections, so a client that hangs up while its request waits
+    /// for an upstream would go unnoticed until the answer is written. This looks at their sockets (every
+    /// 100 ms) and reports a closed one through `onClientGone`, so the upstream call is cancelled at once.
+    func noticeDepartedClients() {
+        let waiting = live.withLock { $0.values.filter { $0.isSuspended } }
+        guard !waiting.isEmpty else { return }
+        var fds: [pollfd] = []
+        var owners: [HTTPExchange] = []
+        for exchange in waiting {
+            let fd = exchange.state.withLock { s in s.suspended && !s.closed ? bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(exchange.connection)) : -1 }
+            guard fd >= 0 else { continue }
+            fds.append(pollfd(fd: fd, events: pollReadHangUp, revents: 0))
+            owners.append(exchange)
+        }
+        guard !fds.isEmpty, poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
+        for (i, p) in fds.enumerated() where p.revents & (pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+            owners[i].clientDeparted()
         }
     }
 
@@ -132,6 +163,9 @@ public final class HTTPServer: @unchecked Sendable {
         return fd
     }
 }
+
+/// POLLRDHUP (Linux): the peer closed its end; Glibc exports it only under _GNU_SOURCE.
+private let pollReadHangUp: Int16 = 0x2000
 
 public struct HTTPServerError: Error, Sendable, CustomStringConvertible {
     public var message: String
@@ -249,6 +283,17 @@ public final class HTTPExchange: @unchecked Sendable {
     }
 
     var isSuspended: Bool { state.withLock { $0.suspended } }
+
+    /// The client hung up while the connection was suspended: tell the handler once.
+    func clientDeparted() {
+        let gone = state.withLock { s -> (@Sendable () -> Void)? in
+            guard s.suspended, !s.closed else { return nil }
+            let callback = s.onClientGone
+            s.onClientGone = nil
+            return callback
+        }
+        gone?()
+    }
 
     /// Ends the exchange at shutdown: 503 if unanswered, an aborted stream if streaming.
     func abandon() {
@@ -390,6 +435,13 @@ private func httpAccessHandler(
         server.inFlight.add(1, ordering: .relaxed)
         server.live.withLock { $0[ObjectIdentifier(exchange)] = exchange }
         context.pointee = Unmanaged.passRetained(exchange).toOpaque()
+        if server.stopped.load(ordering: .relaxed) {
+            // Stopping: a new request on a kept-alive connection is refused and the connection closed.
+            exchange.state.withLock { $0.phase = .handling }
+            exchange.respond(status: 503, headers: [("Content-Type", "application/json"), ("Connection", "close")],
+                             body: Array("{\"error\":{\"message\":\"the gateway is shutting down\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}".utf8))
+            return exchange.queueOrSuspend()
+        }
         if let length = request.header("content-length").flatMap(Int.init), length > server.options.maxBodyBytes {
             // Refuse before reading; libmicrohttpd then closes the connection, which is what we want here.
             exchange.bodyTooLarge = true
