@@ -71,7 +71,8 @@ struct LoadGeneratorTests {
         var options = LoadGenerator.Options(url: mock.baseURL + "/chat/completions")
         options.rate = 0
         options.concurrency = 4
-        options.durationSeconds = 0.5
+        // Long enough that some requests complete inside the window even when parallel tests hold the CPU.
+        options.durationSeconds = 2
         options.warmupSeconds = 0.2
         options.stream = true
         options.maxTokens = 3

@@ -59,12 +59,12 @@ struct MockUpstreamTests {
         let content = try #require(message["content"] as? String)
         #expect(content.hasPrefix("[v2] "))
         let usage = try #require(json["usage"] as? [String: Int])
-        #expect(usage["prompt_tokens"] == ("Be brief.".utf8.count + "Where is my order? It is late.".utf8.count) / 4)
+        #expect(usage["prompt_tokens"] == "Be brief.\nWhere is my order? It is late.".utf8.count / 4, "the messages' text, joined by newlines, / 4")
         #expect(usage["completion_tokens"] == 8)
         #expect(usage["total_tokens"] == usage["prompt_tokens"]! + 8)
 
         // Deterministic: the same seed gives the same reply.
-        let again = try #require(Self.object(Self.call(mock, "/v1/chat/completions", #"{"model":"m","messages":[]}"#).body))
+        let again = try #require(Self.object(Self.call(mock, "/v1/chat/completions", #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).body))
         let againContent = ((again["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
         #expect(againContent == content)
         #expect((again["usage"] as? [String: Int])?["prompt_tokens"] == 1, "at least one prompt token")
@@ -174,7 +174,7 @@ struct MockUpstreamTests {
         // All at once (no pacing) fails the same way.
         let fast = try Self.mock { $0.failMidStreamRate = 1 }
         defer { fast.stop() }
-        let r2 = Self.call(fast, "/v1/chat/completions", #"{"model":"m","stream":true,"messages":[]}"#)
+        let r2 = Self.call(fast, "/v1/chat/completions", #"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#)
         guard case .failed(.brokenResponse, _)? = r2.outcome else {
             Issue.record("expected a broken response, got \(String(describing: r2.outcome))")
             return
@@ -184,7 +184,7 @@ struct MockUpstreamTests {
     @Test func pacedStreamArrivesInPieces() throws {
         let mock = try Self.mock { $0.tokensPerSecond = 200; $0.latencyMs = 20; $0.jitterMs = 10 }
         defer { mock.stop() }
-        let r = Self.call(mock, "/v1/chat/completions", #"{"model":"m","stream":true,"messages":[]}"#)
+        let r = Self.call(mock, "/v1/chat/completions", #"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#)
         #expect(r.outcome == .completed(status: 200))
         #expect(r.pieces >= 3, "tokens are written as they are paced")
         #expect(Self.events(r.body).count == 1 + 8 + 1 + 1)

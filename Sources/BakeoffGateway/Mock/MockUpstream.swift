@@ -193,39 +193,20 @@ public final class MockUpstream: @unchecked Sendable {
     }
 
     private func handleCompletion(_ exchange: HTTPExchange, chat: Bool) {
-        let body = exchange.request.body
-        guard let json = MockJSON.parse(body), case .object = json else {
-            respondError(exchange, status: 400, message: "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)", type: "invalid_request_error")
+        let request: ClientRequest
+        do {
+            request = try ClientRequest.parse(exchange.request.body, endpoint: chat ? .chatCompletions : .completions)
+        } catch {
+            exchange.respond(status: error.status, headers: [("Content-Type", "application/json")], body: error.body)
             return
-        }
-        var promptBytes = 0
-        if chat {
-            guard let messages = json["messages"]?.array else {
-                respondError(exchange, status: 400, message: "'messages' is a required property", type: "invalid_request_error", param: "messages")
-                return
-            }
-            for message in messages {
-                switch message["content"] {
-                case .string(let s)?: promptBytes += s.utf8.count
-                case .array(let parts)?:
-                    for part in parts { promptBytes += part["text"]?.string?.utf8.count ?? 0 }
-                default: break
-                }
-            }
-        } else {
-            switch json["prompt"] {
-            case .string(let s)?: promptBytes = s.utf8.count
-            case .array(let parts)?: for part in parts { promptBytes += part.string?.utf8.count ?? 0 }
-            default: break
-            }
         }
         let reply = Reply(
             chat: chat,
-            model: json["model"]?.string ?? "mock",
-            stream: json["stream"]?.bool ?? false,
-            includeUsage: json["stream_options"]?["include_usage"]?.bool ?? false,
-            maxTokens: (json["max_completion_tokens"]?.number ?? json["max_tokens"]?.number).map { Int(max(0, min($0, 1e9))) },
-            promptTokens: max(1, promptBytes / 4),
+            model: request.model,
+            stream: request.stream,
+            includeUsage: request.clientWantsUsage,
+            maxTokens: (request.integer("max_completion_tokens") ?? request.integer("max_tokens")).map { max(0, min($0, 1_000_000_000)) },
+            promptTokens: max(1, request.promptText().utf8.count / 4),
             index: requestCounter.add(1, ordering: .relaxed).newValue
         )
         var rng = RandomSource(seed: options.seed ^ (reply.index &* 0x9E37_79B9_7F4A_7C15))

@@ -370,6 +370,23 @@ public struct ClientRequest: Sendable {
 
     // MARK: Prompt text
 
+    /// A top-level integer member such as "max_tokens" (the last one when repeated); nil when absent or not
+    /// an integer.
+    public func integer(_ name: String) -> Int? {
+        body.withUnsafeBytes { raw -> Int? in
+            guard let s = JSONScanner(raw) else { return nil }
+            for member in members.reversed() {
+                let key = StringSpan(start: member.key.lowerBound, end: member.key.upperBound, escaped: member.keyEscaped)
+                guard s.decode(key) == name else { continue }
+                let text = String(decoding: body[member.value], as: UTF8.self)
+                if let n = Int(text) { return n }
+                if let d = Double(text), d.isFinite, d == d.rounded(), abs(d) < 9.0e18 { return Int(d) }
+                return nil
+            }
+            return nil
+        }
+    }
+
     /// The prompt as text, for content logging. Chat: the messages' text contents joined with "\n" (string
     /// content, or the "text" of each part of array content); completions: the prompt (strings of an array
     /// prompt joined with "\n"; token ids give "").

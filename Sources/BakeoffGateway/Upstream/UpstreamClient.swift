@@ -78,8 +78,11 @@ public final class UpstreamClient: @unchecked Sendable {
     /// Calls started and not finished.
     public let activeCalls = Atomic<Int>(0)
 
+    /// libcurl's global set-up is not thread-safe: done once, before the first client.
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
+
     public init() {
-        curl_global_init(Int(CURL_GLOBAL_ALL))
+        Self.globalInit
         multi = curl_multi_init()!
         _ = bakeoff_curl_multi_set_long(multi, CURLMOPT_MAXCONNECTS, 1024)
         let thread = Thread { [unowned self] in self.run() }
