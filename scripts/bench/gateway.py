@@ -32,13 +32,13 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -255,7 +255,10 @@ def main():
             raise SystemExit(f"gateway.py: {args.litellm} not found (make bench installs it into .venv-litellm)")
 
     os.makedirs(args.out, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="gateway.", dir=os.path.abspath(args.out))
+    # Configs, the processes' output and the store of this run (the store is removed at the end).
+    workdir = os.path.join(os.path.abspath(args.out), "gateway")
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
     procs = Processes(workdir)
 
     def on_signal(signum, _frame):
