@@ -14,6 +14,10 @@ PY_PACKAGES := scipy statsmodels gbstats pandas numpy
 TEST_VENV := .venv-test
 TEST_PY := $(TEST_VENV)/bin/python
 TEST_PY_PACKAGES := openai pytest
+# The LiteLLM proxy, the gateway `make bench` compares against, in its own venv (its pins clash with .venv's).
+LITELLM_VENV := .venv-litellm
+LITELLM := $(LITELLM_VENV)/bin/litellm
+LITELLM_PACKAGES := 'litellm[proxy]==1.108.7'
 
 .PHONY: all deps build demo test bench fixtures venv clean
 
@@ -73,10 +77,15 @@ fixtures: venv
 	$(PY) scripts/reference/assignment_fixture.py
 	$(PY) scripts/reference/analysis_fixture.py
 
-bench: build venv
+# BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
+bench: build $(if $(filter gateway,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY)),,$(LITELLM))
 	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
-	BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) bash scripts/bench/run.sh
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh
+
+$(LITELLM):
+	python3 -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet --disable-pip-version-check $(LITELLM_PACKAGES)
 
 clean:
 	rm -rf .build $(OUT)

@@ -10,6 +10,7 @@ Every number written is read from RESULTS_DIR (produced by the commands run.sh r
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -229,8 +230,15 @@ def main():
               "(`bakeoff simulate --preset seed-case-study --users N --seed 1`; not timed) and reused while their "
               "parameters are unchanged; timings are always re-measured. Quick run with smaller inputs: "
               "`BENCH_EVENTS_USERS=40000 BENCH_IDS=200000 make bench` (written to `out/bench/BENCHMARKS.quick.md`).")
+    # The gateway section is written by scripts/bench/gateway.py (which run.sh runs after this): keep the one
+    # already in the file until it is replaced, so a run without the gateway part does not drop it.
+    kept = ""
+    if os.path.exists(args.markdown):
+        m = re.search(r"^## Gateway overhead and throughput\n.*?(?=^## |\Z)", open(args.markdown).read(),
+                      re.MULTILINE | re.DOTALL)
+        kept = m.group(0).rstrip("\n") if m else ""
     with open(args.markdown, "w") as fh:
-        fh.write("\n".join(md) + "\n")
+        fh.write("\n".join(md) + "\n" + ("\n" + kept + "\n" if kept else ""))
 
 
 if __name__ == "__main__":

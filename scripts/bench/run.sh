@@ -5,7 +5,9 @@
 #   b. analysis of a ~10-million-event log: `bakeoff analyze` (one core) vs pandas + scipy
 #      (scripts/bench/pandas_analysis.py, the same analysis, one core), events/s and peak RSS;
 #   c. what bakeoff's peak RSS scales with: three logs, (users, events) = (U/4, E/4), (U, E) and (U/4, ~E);
-#   plus a correctness check that pandas and bakeoff computed the same numbers (small log and the big one).
+#   plus a correctness check that pandas and bakeoff computed the same numbers (small log and the big one);
+#   d. gateway overhead and throughput: direct to a mock upstream vs `bakeoff serve` vs the LiteLLM proxy
+#      (scripts/bench/gateway.py; section "Gateway overhead and throughput", results in $BENCH_OUT/gateway.json).
 #
 # Data goes to out/bench/ (gitignored); simulated logs are reused when they exist with the same parameters
 # (and the same bakeoff binary), timings are always re-measured. The shared 2-core machine is noisy, so every
@@ -21,7 +23,13 @@
 #   BENCH_PANDAS         1         0 skips the (slow) pandas run on the big log
 #   BENCH_OUT            out/bench
 #   BENCH_MARKDOWN       BENCHMARKS.md for the default sizes, else $BENCH_OUT/BENCHMARKS.quick.md
+#   BENCH_ONLY           gateway: run only part d (written into BENCHMARKS.md, or the quick file in quick mode)
+#   BENCH_GATEWAY        1         0 skips part d
+#   BENCH_GATEWAY_QUICK  0         1: short gateway runs (2 rounds of 3 s), written to $BENCH_OUT/BENCHMARKS.quick.md
+#   LITELLM_BIN          .venv-litellm/bin/litellm; BENCH_GATEWAY_LITELLM=0 leaves LiteLLM out
+#   (more gateway settings: scripts/bench/gateway.py --help)
 # Quick run: BENCH_EVENTS_USERS=40000 BENCH_IDS=200000 make bench
+# Quick gateway-only run: BENCH_ONLY=gateway BENCH_GATEWAY_QUICK=1 make bench
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -49,6 +57,37 @@ SPLIT=0.2
 SEED=1
 CONV_DENSE=10   # conversations per user in the "same users, ~4x events" log (the preset has 2.5)
 
+RUN_GATEWAY="${BENCH_GATEWAY:-1}"
+LITELLM_BIN="${LITELLM_BIN:-$ROOT/.venv-litellm/bin/litellm}"
+[[ "${BENCH_GATEWAY_LITELLM:-1}" == 0 ]] && LITELLM_BIN=""
+
+log() { printf '[bench %4ds] %s\n' "$((SECONDS - START_SECONDS))" "$*" >&2; }
+
+# d. gateway overhead and throughput (stdlib Python; manages and always stops its own processes).
+run_gateway() {
+    local md="${BENCH_GATEWAY_MARKDOWN:-}" cmd="" v
+    if [[ -z "$md" ]]; then
+        if [[ "${BENCH_GATEWAY_QUICK:-0}" != 0 ]]; then md="$OUT/BENCHMARKS.quick.md"
+        elif [[ "${BENCH_ONLY:-}" == gateway ]]; then md="$ROOT/BENCHMARKS.md"
+        else md="$BENCH_MARKDOWN"; fi
+    fi
+    for v in BENCH_ONLY BENCH_GATEWAY_QUICK BENCH_GATEWAY_ROUNDS BENCH_GATEWAY_DURATION BENCH_GATEWAY_WARMUP \
+             BENCH_GATEWAY_RATE BENCH_GATEWAY_LOW_RATE BENCH_GATEWAY_CONCURRENCY BENCH_LITELLM_WORKERS BENCH_GATEWAY_LITELLM; do
+        [[ -n "${!v:-}" ]] && cmd+="$v=${!v} "
+    done
+    [[ -z "$LITELLM_BIN" || -x "$LITELLM_BIN" ]] || { echo "bench: $LITELLM_BIN not found (make bench installs .venv-litellm)" >&2; exit 1; }
+    log "gateway: direct vs bakeoff serve vs LiteLLM (scripts/bench/gateway.py) -> $md"
+    mkdir -p "$OUT"
+    BENCH_COMMAND="${cmd}make bench" python3 "$ROOT/scripts/bench/gateway.py" --bin "$BIN" --litellm "$LITELLM_BIN" \
+        --out "$OUT" --markdown "$md" > "$OUT/gateway.md"
+    log "gateway: wrote $OUT/gateway.json and the section in $md"
+}
+if [[ "${BENCH_ONLY:-}" == gateway ]]; then
+    [[ -x "$BIN" ]] || { echo "bench: $BIN not found or not executable (make build)" >&2; exit 1; }
+    run_gateway
+    exit 0
+fi
+
 RES="$OUT/results"
 mkdir -p "$OUT" "$RES"
 rm -f "$RES"/*.json "$RES/generated.txt"
@@ -58,8 +97,6 @@ TIMEIT=("$PY" "$ROOT/scripts/bench/timeit_cmd.py")
 [[ -x "$PY" ]] || { echo "bench: $PY not found (make venv)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "bench: taskset not found (util-linux)" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || { echo "bench: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
-
-log() { printf '[bench %4ds] %s\n' "$((SECONDS - START_SECONDS))" "$*" >&2; }
 
 # simulate NAME USERS [SPEC]: out/bench/NAME.jsonl, reused when NAME.params records the same simulate arguments
 # (rm -rf out/bench after a change to the simulator's output format).
@@ -180,6 +217,7 @@ fi
 echo "{\"run_sh_seconds\": $((SECONDS - START_SECONDS)), \"runs\": $RUNS}" > "$RES/runtime.json"
 "$PY" scripts/bench/report.py "$RES" --markdown "$BENCH_MARKDOWN"
 log "wrote $BENCH_MARKDOWN"
+[[ "$RUN_GATEWAY" == 0 ]] || run_gateway
 if [[ "$AGREE_SMALL" != 0 || "$AGREE_BIG" != 0 ]]; then
     echo "bench: pandas and bakeoff DISAGREE (see $RES/agreement_*.json)" >&2
     exit 1
