@@ -9,3 +9,6 @@ CURLcode bakeoff_curl_get_long(CURL *handle, CURLINFO info, long *value) { retur
 CURLcode bakeoff_curl_get_double(CURL *handle, CURLINFO info, double *value) { return curl_easy_getinfo(handle, info, value); }
 CURLcode bakeoff_curl_get_pointer(CURL *handle, CURLINFO info, void **value) { return curl_easy_getinfo(handle, info, value); }
 CURLMcode bakeoff_curl_multi_set_long(CURLM *multi, CURLMoption option, long value) { return curl_multi_setopt(multi, option, value); }
+CURLMcode bakeoff_curl_multi_set_pointer(CURLM *multi, CURLMoption option, void *value) { return curl_multi_setopt(multi, option, value); }
+CURLMcode bakeoff_curl_multi_set_socket_function(CURLM *multi, curl_socket_callback callback) { return curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, callback); }
+CURLMcode bakeoff_curl_multi_set_timer_function(CURLM *multi, curl_multi_timer_callback callback) { return curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, callback); }

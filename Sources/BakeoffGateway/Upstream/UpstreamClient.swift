@@ -61,20 +61,37 @@ public final class UpstreamCall: @unchecked Sendable {
     }
 }
 
-/// Drives many concurrent upstream calls on one thread with libcurl's multi interface; connections to each
-/// upstream are kept alive and reused.
+/// Drives many concurrent upstream calls with libcurl's multi interface; connections to each upstream are
+/// kept alive and reused.
+///
+/// A call is sent from the thread that starts it (no hand-off to another thread before the request goes
+/// out, which saves a thread wake-up per request); one event thread then waits on every socket (epoll) and
+/// drives the answers. All libcurl calls happen under one lock, as the multi handle requires.
 public final class UpstreamClient: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
-    private struct Pending {
-        var starts: [UpstreamCall] = []
-        var cancels: [UpstreamCall] = []
-        var running = true
-    }
-    private let pending = Mutex(Pending())
+    private let lock = NSRecursiveLock()
+    private let epoll: Int32
+    private let wake: Int32
     private var thread: Thread?
+    private let done = DispatchSemaphore(value: 0)
+
+    // Guarded by `lock`.
     private var idleHandles: [UnsafeMutableRawPointer] = []
     private var active: [ObjectIdentifier: UpstreamCall] = [:]
-    private let done = DispatchSemaphore(value: 0)
+    private var watched: Set<Int32> = []
+    /// Inside libcurl (socket_action and the callbacks it runs): starts and cancels wait in the lists below.
+    private var dispatching = false
+    private var deferredStarts: [UpstreamCall] = []
+    private var deferredCancels: [UpstreamCall] = []
+    private var running = true
+    /// When libcurl wants `socket_action(TIMEOUT)` next (monotonic ns); nil for never.
+    private var timerDeadline: UInt64?
+    /// Until when the event thread sleeps, so a start that needs an earlier timer can wake it.
+    private var sleepingUntil: UInt64 = 0
+    private var events = [epoll_event](repeating: epoll_event(), count: 256)
+    /// Where libcurl writes its count of running transfers (unused, but it must point somewhere).
+    private var stillRunning: Int32 = 0
+
     /// Calls started and not finished.
     public let activeCalls = Atomic<Int>(0)
 
@@ -84,7 +101,16 @@ public final class UpstreamClient: @unchecked Sendable {
     public init() {
         Self.globalInit
         multi = curl_multi_init()!
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wake))
+        epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event)
+        let me = Unmanaged.passUnretained(self).toOpaque()
         _ = bakeoff_curl_multi_set_long(multi, CURLMOPT_MAXCONNECTS, 1024)
+        _ = bakeoff_curl_multi_set_socket_function(multi, upstreamSocket)
+        _ = bakeoff_curl_multi_set_pointer(multi, CURLMOPT_SOCKETDATA, me)
+        _ = bakeoff_curl_multi_set_timer_function(multi, upstreamTimer)
+        _ = bakeoff_curl_multi_set_pointer(multi, CURLMOPT_TIMERDATA, me)
         let thread = Thread { [unowned self] in self.run() }
         thread.name = "bakeoff-upstream"
         thread.stackSize = 1 << 20
@@ -92,37 +118,48 @@ public final class UpstreamClient: @unchecked Sendable {
         thread.start()
     }
 
-    /// Starts a call; its callbacks follow on the client thread.
+    /// Starts a call and sends its request right away; its callbacks follow on the client's threads, in order.
     public func start(_ call: UpstreamCall) {
         activeCalls.add(1, ordering: .relaxed)
-        let accepted = pending.withLock { p -> Bool in
-            guard p.running else { return false }
-            p.starts.append(call)
-            return true
-        }
-        if accepted {
-            curl_multi_wakeup(multi)
-        } else {
+        lock.lock()
+        guard running else {
+            lock.unlock()
             activeCalls.subtract(1, ordering: .relaxed)
             call.onFinish?(.failed(.unreachable, message: "the gateway is shutting down"))
+            return
         }
+        if dispatching {
+            // Started from a callback: libcurl may not be re-entered; the dispatch loop picks it up.
+            deferredStarts.append(call)
+            lock.unlock()
+            return
+        }
+        add(call)
+        dispatch { _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning) }
+        let wakeNeeded = timerDeadline.map { $0 < sleepingUntil } ?? false
+        lock.unlock()
+        if wakeNeeded { signalWake() }
     }
 
     /// Cancels a call if it is still running; `onFinish(.cancelled)` follows.
     public func cancel(_ call: UpstreamCall) {
-        pending.withLock { $0.cancels.append(call) }
-        curl_multi_wakeup(multi)
+        lock.lock()
+        defer { lock.unlock() }
+        if dispatching {
+            deferredCancels.append(call)
+            return
+        }
+        dispatch { finish(call, .cancelled) }
     }
 
-    /// Cancels everything still running and stops the thread.
+    /// Cancels everything still running and stops the event thread.
     public func shutdown() {
-        let wasRunning = pending.withLock { p -> Bool in
-            let r = p.running
-            p.running = false
-            return r
-        }
+        lock.lock()
+        let wasRunning = running
+        running = false
+        lock.unlock()
         guard wasRunning else { return }
-        curl_multi_wakeup(multi)
+        signalWake()
         done.wait()
     }
 
@@ -130,35 +167,120 @@ public final class UpstreamClient: @unchecked Sendable {
         shutdown()
         for h in idleHandles { curl_easy_cleanup(h) }
         curl_multi_cleanup(multi)
+        close(epoll)
+        close(wake)
+    }
+
+    private func signalWake() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wake, &one, 8)
+    }
+
+    /// Runs `body` (which calls into libcurl) and then whatever it deferred, and collects finished calls.
+    /// Called with the lock held.
+    private func dispatch(_ body: () -> Void) {
+        dispatching = true
+        body()
+        collectFinished()
+        while !deferredStarts.isEmpty || !deferredCancels.isEmpty {
+            let starts = deferredStarts, cancels = deferredCancels
+            deferredStarts.removeAll()
+            deferredCancels.removeAll()
+            for call in cancels { finish(call, .cancelled) }
+            for call in starts {
+                if running { add(call) } else {
+                    activeCalls.subtract(1, ordering: .relaxed)
+                    call.onFinish?(.failed(.unreachable, message: "the gateway is shutting down"))
+                }
+            }
+            if !starts.isEmpty { _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning) }
+            collectFinished()
+        }
+        dispatching = false
     }
 
     private func run() {
-        var stillRunning: Int32 = 0
         while true {
-            let (starts, cancels, running) = pending.withLock { p in
-                defer { p.starts.removeAll(keepingCapacity: true); p.cancels.removeAll(keepingCapacity: true) }
-                return (p.starts, p.cancels, p.running)
-            }
-            for call in starts { add(call) }
-            for call in cancels where !call.finished { finish(call, .cancelled) }
+            lock.lock()
             if !running {
+                dispatching = true
                 for call in Array(active.values) { finish(call, .cancelled) }
+                dispatching = false
+                lock.unlock()
                 break
             }
-            curl_multi_perform(multi, &stillRunning)
-            var queued: Int32 = 0
-            while let message = curl_multi_info_read(multi, &queued) {
-                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
-                var privatePointer: UnsafeMutableRawPointer?
-                _ = bakeoff_curl_get_pointer(easy, CURLINFO_PRIVATE, &privatePointer)
-                guard let privatePointer else { continue }
-                let call = Unmanaged<UpstreamCall>.fromOpaque(privatePointer).takeUnretainedValue()
-                let code = message.pointee.data.result
-                finish(call, outcome(code: code, call: call))
+            let now = monotonicNanoseconds()
+            var timeoutMs: Int32 = 1000
+            if let deadline = timerDeadline {
+                timeoutMs = deadline <= now ? 0 : Int32(min(1000, (deadline - now + 999_999) / 1_000_000))
             }
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+            sleepingUntil = now + UInt64(timeoutMs) * 1_000_000
+            lock.unlock()
+
+            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeoutMs) }
+
+            lock.lock()
+            sleepingUntil = 0
+            dispatch {
+                if n > 0 {
+                    for i in 0..<Int(n) {
+                        let event = events[i]
+                        let fd = event.data.fd
+                        if fd == wake {
+                            var value: UInt64 = 0
+                            _ = Glibc.read(wake, &value, 8)
+                            continue
+                        }
+                        var flags: Int32 = 0
+                        if event.events & EPOLLIN.rawValue != 0 { flags |= CURL_CSELECT_IN }
+                        if event.events & EPOLLOUT.rawValue != 0 { flags |= CURL_CSELECT_OUT }
+                        if event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { flags |= CURL_CSELECT_ERR }
+                        _ = curl_multi_socket_action(multi, fd, flags, &stillRunning)
+                    }
+                }
+                if let deadline = timerDeadline, deadline <= monotonicNanoseconds() {
+                    timerDeadline = nil
+                    _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning)
+                }
+            }
+            lock.unlock()
         }
         done.signal()
+    }
+
+    /// libcurl's socket callback: which sockets to watch, for what.
+    fileprivate func watch(_ fd: Int32, what: Int32) {
+        if what == CURL_POLL_REMOVE {
+            if watched.remove(fd) != nil { epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil) }
+            return
+        }
+        var mask: UInt32 = 0
+        if what == CURL_POLL_IN || what == CURL_POLL_INOUT { mask |= EPOLLIN.rawValue }
+        if what == CURL_POLL_OUT || what == CURL_POLL_INOUT { mask |= EPOLLOUT.rawValue }
+        var event = epoll_event(events: mask, data: epoll_data_t(fd: fd))
+        if watched.insert(fd).inserted {
+            if epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) != 0 && errno == EEXIST { epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) }
+        } else {
+            if epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) != 0 && errno == ENOENT { epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) }
+        }
+    }
+
+    /// libcurl's timer callback: when it next wants `socket_action(TIMEOUT)`.
+    fileprivate func setTimer(_ milliseconds: Int) {
+        timerDeadline = milliseconds < 0 ? nil : monotonicNanoseconds() + UInt64(milliseconds) * 1_000_000
+    }
+
+    private func collectFinished() {
+        var queued: Int32 = 0
+        while let message = curl_multi_info_read(multi, &queued) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+            var privatePointer: UnsafeMutableRawPointer?
+            _ = bakeoff_curl_get_pointer(easy, CURLINFO_PRIVATE, &privatePointer)
+            guard let privatePointer else { continue }
+            let call = Unmanaged<UpstreamCall>.fromOpaque(privatePointer).takeUnretainedValue()
+            let code = message.pointee.data.result
+            finish(call, outcome(code: code, call: call))
+        }
     }
 
     private func add(_ call: UpstreamCall) {
@@ -217,15 +339,14 @@ public final class UpstreamClient: @unchecked Sendable {
         }
     }
 
+    /// Ends a call (lock held): its handle goes back to the pool, its connection stays in the cache.
     private func finish(_ call: UpstreamCall, _ outcome: UpstreamOutcome) {
         guard !call.finished else { return }
         call.finished = true
         if case .completed = outcome { call.deliverResponseIfNeeded() }
         if let handle = call.handle {
-            let h = handle
-            curl_multi_remove_handle(multi, h)
-            // The handle's connection stays in the multi handle's cache for the next call.
-            curl_easy_reset(h)
+            curl_multi_remove_handle(multi, handle)
+            curl_easy_reset(handle)
             idleHandles.append(handle)
             call.handle = nil
             Unmanaged.passUnretained(call).release()
@@ -239,6 +360,24 @@ public final class UpstreamClient: @unchecked Sendable {
         call.onFinish = nil
         onFinish?(outcome)
     }
+}
+
+private func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+private func upstreamSocket(_ easy: UnsafeMutableRawPointer?, _ fd: curl_socket_t, _ what: Int32, _ context: UnsafeMutableRawPointer?, _ socketContext: UnsafeMutableRawPointer?) -> Int32 {
+    guard let context else { return 0 }
+    Unmanaged<UpstreamClient>.fromOpaque(context).takeUnretainedValue().watch(fd, what: what)
+    return 0
+}
+
+private func upstreamTimer(_ multi: UnsafeMutableRawPointer?, _ milliseconds: Int, _ context: UnsafeMutableRawPointer?) -> Int32 {
+    guard let context else { return 0 }
+    Unmanaged<UpstreamClient>.fromOpaque(context).takeUnretainedValue().setTimer(milliseconds)
+    return 0
 }
 
 private func upstreamWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
