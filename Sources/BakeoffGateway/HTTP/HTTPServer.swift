@@ -54,14 +54,15 @@ public final class HTTPServer: @unchecked Sendable {
         let flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
             | MHD_USE_ERROR_LOG.rawValue
         let me = Unmanaged.passUnretained(self).toOpaque()
-        let args: [CVarArg] = [
+        var args: [CVarArg] = [
             CInt(MHD_OPTION.LISTEN_SOCKET.rawValue), fd,
             CInt(MHD_OPTION.NOTIFY_COMPLETED.rawValue), unsafeBitCast(httpRequestCompleted as MHD_RequestCompletedCallback, to: OpaquePointer.self), OpaquePointer(me),
-            CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(max(1, options.threads)),
             CInt(MHD_OPTION.CONNECTION_TIMEOUT.rawValue), CUnsignedInt(options.idleTimeoutSeconds),
             CInt(MHD_OPTION.CONNECTION_LIMIT.rawValue), CUnsignedInt(options.connectionLimit),
-            CInt(MHD_OPTION.END.rawValue),
         ]
+        // One thread is the daemon's own; a pool of one would only draw a warning.
+        if options.threads > 1 { args += [CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(options.threads)] }
+        args.append(CInt(MHD_OPTION.END.rawValue))
         daemon = withVaList(args) { va in
             MHD_start_daemon_va(flags, 0, nil, nil, httpAccessHandler, me, va)
         }
