@@ -45,6 +45,40 @@ def test_no_user_is_bad_request(env):
     assert e.value.code == "user_required"
 
 
+def test_user_from_header_when_the_body_user_is_empty_and_ids_are_bounded(env):
+    status, headers, data = env["gateway"].post("/v1/chat/completions", {"model": "bot", "user": "", "messages": MESSAGES},
+                                                headers={"X-Bakeoff-User": "header-user"})
+    assert status == 200, data
+    status, _, data = env["gateway"].post("/v1/chat/completions", {"model": "bot", "user": "u" * 600, "messages": MESSAGES})
+    assert status == 400 and error_of(data)["code"] == "user_too_long", data
+    status, _, data = env["gateway"].post("/v1/chat/completions", {"model": "bot", "user": "u1", "messages": MESSAGES},
+                                          headers={"X-Bakeoff-Conversation": "c" * 600})
+    assert status == 400 and error_of(data)["code"] == "conversation_too_long", data
+
+
+def test_clients_that_hang_up_mid_body_leave_nothing_behind(env):
+    import socket
+    import time
+    import urllib.parse
+    gateway = env["gateway"]
+    port = urllib.parse.urlparse(gateway.root).port
+    body = json.dumps({"model": "bot", "user": "u1", "messages": MESSAGES}).encode()
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    for _ in range(200):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(request[: len(request) - 20])
+        s.close()
+    deadline = time.monotonic() + 10
+    in_flight = None
+    while time.monotonic() < deadline:
+        status, _, text = gateway.get("/metrics")
+        in_flight = [l for l in text.decode().splitlines() if l.startswith("bakeoff_requests_in_flight ")]
+        if in_flight and in_flight[0].split()[1] == "1":  # the /metrics request itself
+            break
+        time.sleep(0.2)
+    assert in_flight and in_flight[0].split()[1] == "1", in_flight
+
+
 def test_missing_messages_is_bad_request(env):
     status, _, body = env["gateway"].post("/v1/chat/completions", {"model": "bot", "user": "u1"})
     assert status == 400

@@ -54,7 +54,11 @@ def test_feedback_round_trip(gateway):
                 {"request_id": rid, "value": 1},
                 {"request_id": rid, "name": "", "value": 1},
                 {"name": "task_completed", "value": 1},
-                {"request_id": 17, "name": "task_completed", "value": 1}):
+                {"request_id": 17, "name": "task_completed", "value": 1},
+                # A yes/no metric's feedback must be yes or no: a 7 would stop the experiment's analysis.
+                {"request_id": rid, "name": "task_completed", "value": 7},
+                {"request_id": rid, "name": "csat", "value": 1e308},
+                {"request_id": rid, "name": "odd\u2028name", "value": 1}):
         status, body = post_feedback(gateway, bad)
         assert status == 400, (bad, body)
         assert body["error"]["message"], body

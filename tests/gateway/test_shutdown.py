@@ -209,3 +209,27 @@ def test_sigterm_refuses_new_requests_on_kept_alive_connections(procs, tmp_path)
     finally:
         stream.read()
         gateway.process.terminate()
+
+
+def test_requests_cut_by_the_end_of_the_grace_period_get_503_and_are_logged_as_such(procs, tmp_path):
+    # The upstream takes 5 s; the grace period is 0.5 s: the gateway must answer 503 itself, not drop the
+    # connection, and log the request as cut by the shutdown (not as a client that went away).
+    mock = start_mock(procs, latency_ms=5000)
+    gateway = start_gateway(procs, tmp_path, [split_experiment("cut-exp", "cut-bot", mock.base_url, mock.base_url)],
+                            extra_args=("--grace", "0.5"))
+    results = []
+
+    def ask():
+        results.append(gateway.post("/v1/chat/completions", {"model": "cut-bot", "user": "cut-user", "messages": MESSAGES}))
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    wait_until(lambda: 'bakeoff_upstream_calls_active 1' in gateway.metrics(), timeout=30, message="a call in flight")
+    assert gateway.stop() == 0, gateway.process.stderr
+    worker.join(30)
+    assert results, "the client got no answer"
+    status, _, body = results[0]
+    assert status == 503, body
+    assert b"shutting_down" in body
+    events = [e for e in export_store(gateway.store) if e["event"] == "request"]
+    assert [e["status"] for e in events] == ["gateway_shutdown"], events

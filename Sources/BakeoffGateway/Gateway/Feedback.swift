@@ -44,13 +44,13 @@ extension Gateway {
         guard let name = body.name, !name.isEmpty else {
             return bad("feedback needs a \"name\" (task_completed, escalated, csat, thumbs_up or your own)", param: "name")
         }
-        guard name.utf8.count <= 100, name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
-            return bad("feedback \"name\" must be at most 100 characters without control characters", param: "name")
+        guard name.utf8.count <= 100, name.unicodeScalars.allSatisfy({ !Self.isControlOrSeparator($0) }) else {
+            return bad("feedback \"name\" must be at most 100 characters without control characters or line separators", param: "name")
         }
         guard let value = body.value?.number else {
             return bad("feedback needs a \"value\": a number (e.g. CSAT 4) or true/false", param: "value")
         }
-        guard value.isFinite else { return bad("feedback \"value\" must be a finite number", param: "value") }
+        guard value.isFinite, abs(value) <= 1e12 else { return bad("feedback \"value\" must be a finite number of at most 1e12 in size", param: "value") }
         let target: RecentRequests.Entry?
         if let id = body.requestID, !id.isEmpty {
             target = recent.request(id) ?? store.request(id: id).map(Self.entry)
@@ -66,6 +66,14 @@ extension Gateway {
             return bad("feedback needs \"request_id\" (the x-bakeoff-request-id of a response) or \"conversation_id\"", param: "request_id")
         }
         let t = target!
+        // A value the experiment's metrics cannot take would stop its analysis: refuse it here instead.
+        if let experiment = config.experiment(named: t.experiment) {
+            for metric in experiment.analysis.metrics where metric.source == .feedback(name) && metric.kind == .proportion {
+                guard value == 0 || value == 1 else {
+                    return bad("feedback \"\(name)\" feeds the yes/no metric \(metric.name): \"value\" must be true, false, 0 or 1, got \(JSONWriter.number(value))", param: "value")
+                }
+            }
+        }
         var event = EventRecord(kind: .feedback, timestamp: WallClock.microseconds(), experiment: t.experiment)
         event.userID = t.userID
         event.conversationID = t.conversationID
@@ -73,15 +81,25 @@ extension Gateway {
         event.name = name
         event.value = value
         event.qa = t.qa
+        // Metric labels stay bounded: names no metric uses are counted as "other".
+        let knownNames = Set((config.experiment(named: t.experiment)?.analysis.metrics ?? Metric.builtIn).compactMap { m -> String? in
+            if case .feedback(let n) = m.source { return n }
+            return nil
+        })
         let reply = "{\"status\":\"recorded\",\"experiment\":\(JSONWriter.quote(t.experiment)),\"variant\":\(JSONWriter.quote(t.variant)),\"conversation_id\":\(JSONWriter.quote(t.conversationID)),\"name\":\(JSONWriter.quote(name)),\"value\":\(JSONWriter.number(value))}"
         store.appendDurably(event) { [self] error in
             if let error {
                 fail(exchange, OpenAIError(status: 503, message: "feedback not recorded: \(error)", type: "server_error", code: "store_unavailable"))
             } else {
-                metrics.recordFeedback(experiment: t.experiment, name: name)
+                metrics.recordFeedback(experiment: t.experiment, name: knownNames.contains(name) ? name : "other")
                 respondJSON(exchange, 200, reply)
             }
         }
+    }
+
+    /// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+    static func isControlOrSeparator(_ u: Unicode.Scalar) -> Bool {
+        u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.value == 0x2028 || u.value == 0x2029
     }
 
     static func entry(_ info: RequestInfo) -> RecentRequests.Entry {

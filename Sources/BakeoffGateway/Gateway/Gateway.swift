@@ -14,6 +14,8 @@ public final class Gateway: @unchecked Sendable {
     let adminKey: String?
     private var server: HTTPServer!
     let startedAt = Date()
+    /// User and conversation ids longer than this are refused: they are kept in memory and in every event.
+    static let maxIDBytes = 512
 
     /// Opens the store and prepares the server; `start()` begins listening.
     public init(config: GatewayConfig, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -102,8 +104,12 @@ public final class Gateway: @unchecked Sendable {
             return fail(exchange, OpenAIError(status: 404, message: "The model `\(client.model)` does not exist on this gateway (models: \(aliases))", type: "invalid_request_error", code: "model_not_found", param: "model"))
         }
         let requestID = RequestID.make()
-        var user = client.user ?? request.header(config.userHeader)
-        if user?.isEmpty == true { user = nil }
+        let bodyUser = client.user.flatMap { $0.isEmpty ? nil : $0 }
+        let headerUser = request.header(config.userHeader).flatMap { $0.isEmpty ? nil : $0 }
+        let user = bodyUser ?? headerUser
+        if let user, user.utf8.count > Self.maxIDBytes {
+            return fail(exchange, OpenAIError(status: 400, message: "the user id is \(user.utf8.count) bytes; at most \(Self.maxIDBytes) are allowed", type: "invalid_request_error", code: "user_too_long", param: "user"))
+        }
         var variantIndex: Int
         if let user {
             variantIndex = experiment.assigner.armIndex(for: user)
@@ -123,6 +129,9 @@ public final class Gateway: @unchecked Sendable {
         }
         let variant = experiment.variants[variantIndex]
         let conversation = request.header("x-bakeoff-conversation").flatMap { $0.isEmpty ? nil : $0 } ?? requestID
+        guard conversation.utf8.count <= Self.maxIDBytes else {
+            return fail(exchange, OpenAIError(status: 400, message: "X-Bakeoff-Conversation is \(conversation.utf8.count) bytes; at most \(Self.maxIDBytes) are allowed", type: "invalid_request_error", code: "conversation_too_long"))
+        }
         let body = client.upstreamBody(model: variant.upstream.model, systemPrompt: variant.systemPrompt, parameters: variant.parameters, forceUsage: client.stream)
         var headers = ["Content-Type: application/json"]
         if let key = variant.upstream.apiKey { headers.append("Authorization: Bearer \(key)") }

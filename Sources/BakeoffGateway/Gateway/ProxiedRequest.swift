@@ -81,7 +81,11 @@ final class ProxiedRequest: @unchecked Sendable {
         }
         var out: [UInt8] = []
         sse.feed(bytes) { raw, data in forward(raw, data, into: &out) }
-        if !out.isEmpty { exchange.write(out) }
+        if !out.isEmpty && !exchange.write(out) {
+            // The client is gone or stopped reading: stop the upstream too.
+            shared.withLock { $0.clientGone = true }
+            gateway.upstream.cancel(call)
+        }
     }
 
     /// Notes what a stream event says and appends it to what the client gets (unless it is the usage chunk
@@ -139,6 +143,9 @@ final class ProxiedRequest: @unchecked Sendable {
             case .brokenResponse:
                 error = OpenAIError(status: 502, message: message, type: "server_error", code: "upstream_broken_response")
                 record.status = "upstream_error"
+            case .shutdown:
+                error = OpenAIError(status: 503, message: message, type: "server_error", code: "shutting_down")
+                record.status = "gateway_shutdown"
             }
             if streaming {
                 exchange.write(error.sseEvent)

@@ -3,7 +3,7 @@ import CMicroHTTPDSupport
 import Foundation
 import Synchronization
 
-/// An HTTP/1.1 server on libmicrohttpd: a small pool of epoll threads; a request waiting for its upstream is
+/// An HTTP/1.1 server on libmicrohttpd: a small pool of poll threads; a request waiting for its upstream is
 /// suspended, so a few threads carry hundreds of concurrent requests and streams.
 ///
 /// The handler is called once per request, when its whole body has arrived, on a server thread. It answers
@@ -51,7 +51,9 @@ public final class HTTPServer: @unchecked Sendable {
         listenSocket = fd
         port = Self.boundPort(fd)
 
-        let flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
+        // poll, not epoll: libmicrohttpd 0.9.75 in epoll mode misses a client that closes after part of a body,
+        // leaving the connection (and its request) open until the idle timeout; poll sees it at once.
+        let flags = MHD_USE_POLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
             | MHD_USE_ERROR_LOG.rawValue
         let me = Unmanaged.passUnretained(self).toOpaque()
         var args: [CVarArg] = [
@@ -112,7 +114,7 @@ public final class HTTPServer: @unchecked Sendable {
         // Whatever is still waiting ends now: 503 for an unanswered request, an aborted stream otherwise.
         for exchange in live.withLock({ Array($0.values) }) { exchange.abandon() }
         let hardDeadline = Date().addingTimeInterval(2)
-        while live.withLock({ $0.values.contains { $0.isSuspended } }) && Date() < hardDeadline { usleep(2_000) }
+        while !live.withLock({ $0.isEmpty }) && Date() < hardDeadline { usleep(2_000) }
         MHD_stop_daemon(daemon)
         self.daemon = nil
     }
@@ -255,11 +257,21 @@ public final class HTTPExchange: @unchecked Sendable {
         }
     }
 
-    /// Appends bytes to a started stream; false when the client is gone.
+    /// Stream bytes a client may leave unread before its stream is aborted (memory stays bounded).
+    public static let maxBufferedBytes = 8 << 20
+
+    /// Appends bytes to a started stream; false when the client is gone, or reads so slowly that more than
+    /// `maxBufferedBytes` would wait for it (the stream is then aborted).
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         state.withLock { s in
             guard s.phase == .streaming, !s.closed, !s.streamFinished else { return false }
+            if s.body.count - s.bodyOffset + bytes.count > Self.maxBufferedBytes {
+                s.streamFinished = true
+                s.streamFailed = true
+                resumeIfSuspended(&s)
+                return false
+            }
             if s.bodyOffset > 0 && s.bodyOffset == s.body.count {
                 s.body.removeAll(keepingCapacity: true)
                 s.bodyOffset = 0
@@ -306,8 +318,13 @@ public final class HTTPExchange: @unchecked Sendable {
                 s.headers = [("Content-Type", "application/json")]
                 s.body = Array("{\"error\":{\"message\":\"the gateway is shutting down\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}".utf8)
             case .streaming:
+                // A server-sent-event stream ends with an error event clients understand (OpenAI's shape).
+                if s.headers.contains(where: { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("text/event-stream") }) {
+                    s.body += Array("data: {\"error\":{\"message\":\"the gateway is shutting down\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}\n\n".utf8)
+                } else {
+                    s.streamFailed = true
+                }
                 s.streamFinished = true
-                s.streamFailed = true
             case .answered, .done:
                 break
             }
@@ -458,8 +475,14 @@ private func httpAccessHandler(
         let n = uploadSize.pointee
         exchange.receivedBytes += n
         if exchange.receivedBytes > server.options.maxBodyBytes {
-            exchange.bodyTooLarge = true
+            // Refuse now rather than read (and drop) a body without end; the connection is then closed.
+            uploadSize.pointee = 0
             exchange.request.body = []
+            guard !exchange.bodyTooLarge else { return .YES }
+            exchange.bodyTooLarge = true
+            exchange.state.withLock { $0.phase = .handling }
+            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: payloadTooLargeBody(server.options.maxBodyBytes))
+            return exchange.queueOrSuspend()
         } else if let uploadData {
             UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: n) {
                 exchange.request.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))

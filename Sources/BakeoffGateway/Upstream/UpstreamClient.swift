@@ -16,6 +16,8 @@ public enum UpstreamFailure: String, Sendable {
     case unreachable
     case timeout
     case brokenResponse
+    /// The client (and so the call) was stopped.
+    case shutdown
 }
 
 /// One HTTP POST to an upstream model server; its callbacks run on the client's thread, in order:
@@ -125,7 +127,7 @@ public final class UpstreamClient: @unchecked Sendable {
         guard running else {
             lock.unlock()
             activeCalls.subtract(1, ordering: .relaxed)
-            call.onFinish?(.failed(.unreachable, message: "the gateway is shutting down"))
+            call.onFinish?(.failed(.shutdown, message: "the gateway is shutting down"))
             return
         }
         if dispatching {
@@ -190,7 +192,7 @@ public final class UpstreamClient: @unchecked Sendable {
             for call in starts {
                 if running { add(call) } else {
                     activeCalls.subtract(1, ordering: .relaxed)
-                    call.onFinish?(.failed(.unreachable, message: "the gateway is shutting down"))
+                    call.onFinish?(.failed(.shutdown, message: "the gateway is shutting down"))
                 }
             }
             if !starts.isEmpty { _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning) }
@@ -204,7 +206,7 @@ public final class UpstreamClient: @unchecked Sendable {
             lock.lock()
             if !running {
                 dispatching = true
-                for call in Array(active.values) { finish(call, .cancelled) }
+                for call in Array(active.values) { finish(call, .failed(.shutdown, message: "the gateway is shutting down")) }
                 dispatching = false
                 lock.unlock()
                 break
@@ -328,12 +330,18 @@ public final class UpstreamClient: @unchecked Sendable {
         let text = String(cString: curl_easy_strerror(code))
         switch code {
         case CURLE_OPERATION_TIMEDOUT:
-            return .failed(.timeout, message: "the upstream did not answer within \(call.timeoutMs) ms (\(text))")
+            var connected = 0.0
+            if let handle = call.handle { _ = bakeoff_curl_get_double(handle, CURLINFO_CONNECT_TIME, &connected) }
+            if connected == 0 && !call.responded {
+                return .failed(.unreachable, message: "cannot connect to the upstream within \(call.connectTimeoutMs) ms")
+            }
+            return .failed(.timeout, message: "the upstream did not answer within \(call.timeoutMs) ms")
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR:
-            return .failed(.unreachable, message: "cannot reach the upstream \(call.url): \(text)")
+            // The upstream's address stays out of the message: clients see it.
+            return .failed(.unreachable, message: "cannot reach the upstream: \(text)")
         default:
             if !call.responded && call.dataBytes == 0 && (code == CURLE_GOT_NOTHING || code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR) {
-                return .failed(.unreachable, message: "the upstream \(call.url) closed the connection without answering: \(text)")
+                return .failed(.unreachable, message: "the upstream closed the connection without answering: \(text)")
             }
             return .failed(.brokenResponse, message: "the upstream's response broke off: \(text)")
         }
