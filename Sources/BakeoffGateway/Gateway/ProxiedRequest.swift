@@ -91,7 +91,9 @@ final class ProxiedRequest: @unchecked Sendable {
     /// Notes what a stream event says and appends it to what the client gets (unless it is the usage chunk
     /// the gateway asked for on the client's behalf).
     private func forward(_ raw: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer?, into out: inout [UInt8]) {
-        if let data {
+        // After the first token, a chunk matters only for its usage or an error (or its text, when content
+        // is logged): most chunks skip the full inspection.
+        if let data, ttftMs == nil || logContent || Self.mayCarryUsageOrError(data) {
             let info = ChunkInfo.inspect(data, endpoint: endpoint, includeText: logContent)
             if let u = info.usage { usage = u }
             if info.hasContent && ttftMs == nil { ttftMs = MonotonicClock.milliseconds(since: started) }
@@ -100,6 +102,32 @@ final class ProxiedRequest: @unchecked Sendable {
             if info.isUsageOnly && !clientWantsUsage { return }
         }
         out.append(contentsOf: raw)
+    }
+
+    /// Whether a chunk's payload has `"usage":` followed by an object, or an `"error"` key, or is not a plain
+    /// JSON object (e.g. `[DONE]`): a quick byte scan that can only err towards a full inspection.
+    static func mayCarryUsageOrError(_ data: UnsafeRawBufferPointer) -> Bool {
+        let n = data.count
+        guard n > 0, data[0] == UInt8(ascii: "{") else { return true }
+        var i = 0
+        while i + 7 <= n {
+            if data[i] == 0x22 {
+                // "usage" or "error"
+                if data[i + 6] == 0x22 {
+                    let a = data[i + 1], b = data[i + 2], c = data[i + 3], d = data[i + 4], e = data[i + 5]
+                    if a == 0x65 && b == 0x72 && c == 0x72 && d == 0x6F && e == 0x72 { return true }  // error
+                    if a == 0x75 && b == 0x73 && c == 0x61 && d == 0x67 && e == 0x65 {  // usage
+                        var j = i + 7
+                        while j < n && (data[j] == 0x20 || data[j] == 0x3A || data[j] == 0x09 || data[j] == 0x0A || data[j] == 0x0D) { j += 1 }
+                        if j < n && data[j] != 0x6E { return true }  // anything but null
+                    }
+                }
+            } else if data[i] == 0x5C {
+                return true  // escapes: let the real parser decide
+            }
+            i += 1
+        }
+        return false
     }
 
     private func finished(_ outcome: UpstreamOutcome) {

@@ -94,6 +94,11 @@ public final class UpstreamClient: @unchecked Sendable {
     /// Where libcurl writes its count of running transfers (unused, but it must point somewhere).
     private var stillRunning: Int32 = 0
 
+    /// Calls started while another thread was inside libcurl: the lock holder or the event thread sends them.
+    private let inbox = Mutex<[UpstreamCall]>([])
+    /// False once `shutdown` began: starts fail at once instead of waiting in the inbox for nobody.
+    private let accepting = Atomic<Bool>(true)
+
     /// Calls started and not finished.
     public let activeCalls = Atomic<Int>(0)
 
@@ -122,8 +127,18 @@ public final class UpstreamClient: @unchecked Sendable {
 
     /// Starts a call and sends its request right away; its callbacks follow on the client's threads, in order.
     public func start(_ call: UpstreamCall) {
+        guard accepting.load(ordering: .acquiring) else {
+            call.onFinish?(.failed(.shutdown, message: "the gateway is shutting down"))
+            return
+        }
         activeCalls.add(1, ordering: .relaxed)
-        lock.lock()
+        guard lock.try() else {
+            // Busy: rather than queue up behind the lock (slow under load), leave it for whoever holds it, and
+            // wake the event thread in case the holder is already on its way out.
+            inbox.withLock { $0.append(call) }
+            signalWake()
+            return
+        }
         guard running else {
             lock.unlock()
             activeCalls.subtract(1, ordering: .relaxed)
@@ -156,6 +171,7 @@ public final class UpstreamClient: @unchecked Sendable {
 
     /// Cancels everything still running and stops the event thread.
     public func shutdown() {
+        accepting.store(false, ordering: .releasing)
         lock.lock()
         let wasRunning = running
         running = false
@@ -184,6 +200,10 @@ public final class UpstreamClient: @unchecked Sendable {
         dispatching = true
         body()
         collectFinished()
+        deferredStarts += inbox.withLock { waiting in
+            defer { waiting.removeAll() }
+            return waiting
+        }
         while !deferredStarts.isEmpty || !deferredCancels.isEmpty {
             let starts = deferredStarts, cancels = deferredCancels
             deferredStarts.removeAll()
@@ -197,6 +217,10 @@ public final class UpstreamClient: @unchecked Sendable {
             }
             if !starts.isEmpty { _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning) }
             collectFinished()
+            deferredStarts += inbox.withLock { waiting in
+                defer { waiting.removeAll() }
+                return waiting
+            }
         }
         dispatching = false
     }
@@ -207,6 +231,15 @@ public final class UpstreamClient: @unchecked Sendable {
             if !running {
                 dispatching = true
                 for call in Array(active.values) { finish(call, .failed(.shutdown, message: "the gateway is shutting down")) }
+                let stranded = deferredStarts + inbox.withLock { waiting in
+                    defer { waiting.removeAll() }
+                    return waiting
+                }
+                deferredStarts.removeAll()
+                for call in stranded {
+                    activeCalls.subtract(1, ordering: .relaxed)
+                    call.onFinish?(.failed(.shutdown, message: "the gateway is shutting down"))
+                }
                 dispatching = false
                 lock.unlock()
                 break
