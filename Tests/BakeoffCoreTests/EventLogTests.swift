@@ -6,7 +6,7 @@ import Testing
 struct EventLogTests {
     static func write(_ bytes: [UInt8]) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bakeoff-\(UUID().uuidString).jsonl").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         return path
     }
 

@@ -33,12 +33,11 @@ enum PartitionedLog {
         let total = reader.totalBytes
         let progress = options.progress
         var filter = ExperimentFilter(options.experiment)
-        var skipped = 0, blank = 0, lines = 0
+        var skipped = 0, blank = 0
         var examples: [String] = []
         var needsUserOnFeedback = false
         do throws(ReadError<EventLogError>) {
             try reader.forEachLine(progress: progress.map { p in { p($0 / 2, total) } }) { (line, number) throws(EventLogError) in
-                lines = number
                 if needsUserOnFeedback { return }
                 if line.count == 0 || line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { blank += 1; return }
                 let event: EventView
