@@ -1,3 +1,4 @@
+import BakeoffCore
 /// A command-line mistake: reported with the command's usage, exit status 2.
 struct UsageError: Error, CustomStringConvertible {
     var message: String
@@ -39,6 +40,20 @@ struct Arguments {
     mutating func double(_ name: String) throws(UsageError) -> Double? {
         guard let s = try option(name) else { return nil }
         guard let v = Double(s), v.isFinite else { throw UsageError("\(name) needs a number, got \"\(s)\"") }
+        return v
+    }
+
+    /// A number option that must lie in `range`; the error says so in `rule`'s words ("0 or more").
+    mutating func double(_ name: String, in range: ClosedRange<Double>, rule: String) throws(UsageError) -> Double? {
+        guard let v = try double(name) else { return nil }
+        guard range.contains(v) else { throw UsageError("\(name) must be \(rule), got \(JSONWriter.number(v))") }
+        return v
+    }
+
+    /// A whole-number option that must lie in `range`.
+    mutating func int(_ name: String, in range: ClosedRange<Int>, rule: String) throws(UsageError) -> Int? {
+        guard let v = try int(name) else { return nil }
+        guard range.contains(v) else { throw UsageError("\(name) must be \(rule), got \(v)") }
         return v
     }
 

@@ -66,38 +66,17 @@ func runMockUpstream(_ args: inout Arguments) throws -> ExitCode {
     guard (0...65535).contains(port) else { throw UsageError("--port must be between 0 and 65535, got \(port)") }
     options.port = UInt16(port)
     if let host = try args.option("--host") { options.host = host }
-    if let v = try args.double("--latency-ms") {
-        guard v >= 0 else { throw UsageError("--latency-ms must be 0 or more, got \(v)") }
-        options.latencyMs = v
-    }
-    if let v = try args.double("--jitter-ms") {
-        guard v >= 0 else { throw UsageError("--jitter-ms must be 0 or more, got \(v)") }
-        options.jitterMs = v
-    }
-    if let v = try args.double("--tokens-per-second") {
-        guard v >= 0 else { throw UsageError("--tokens-per-second must be 0 or more, got \(v)") }
-        options.tokensPerSecond = v
-    }
-    if let v = try args.int("--output-tokens") {
-        guard v >= 0 else { throw UsageError("--output-tokens must be 0 or more, got \(v)") }
-        options.outputTokens = v
-    }
-    if let v = try args.double("--error-rate") {
-        guard (0...1).contains(v) else { throw UsageError("--error-rate must be between 0 and 1, got \(v)") }
-        options.errorRate = v
-    }
-    if let v = try args.double("--fail-mid-stream-rate") {
-        guard (0...1).contains(v) else { throw UsageError("--fail-mid-stream-rate must be between 0 and 1, got \(v)") }
-        options.failMidStreamRate = v
-    }
+    if let v = try args.double("--latency-ms", in: 0...Double.greatestFiniteMagnitude, rule: "0 or more") { options.latencyMs = v }
+    if let v = try args.double("--jitter-ms", in: 0...Double.greatestFiniteMagnitude, rule: "0 or more") { options.jitterMs = v }
+    if let v = try args.double("--tokens-per-second", in: 0...Double.greatestFiniteMagnitude, rule: "0 or more") { options.tokensPerSecond = v }
+    if let v = try args.int("--output-tokens", in: 0...Int.max, rule: "0 or more") { options.outputTokens = v }
+    if let v = try args.double("--error-rate", in: 0...1, rule: "between 0 and 1") { options.errorRate = v }
+    if let v = try args.double("--fail-mid-stream-rate", in: 0...1, rule: "between 0 and 1") { options.failMidStreamRate = v }
     if let v = try args.option("--seed") {
         guard let seed = UInt64(v) else { throw UsageError("--seed needs a whole number of 0 or more, got \"\(v)\"") }
         options.seed = seed
     }
-    if let v = try args.int("--threads") {
-        guard (1...64).contains(v) else { throw UsageError("--threads must be between 1 and 64, got \(v)") }
-        options.threads = v
-    }
+    if let v = try args.int("--threads", in: 1...64, rule: "between 1 and 64") { options.threads = v }
     if let prefix = try args.option("--reply-prefix") { options.replyPrefix = prefix }
     try args.finish()
 
@@ -147,32 +126,17 @@ func runLoad(_ args: inout Arguments, raw: [String]) throws -> ExitCode {
     guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw UsageError("--url must start with http:// or https://, got \"\(url)\"") }
     var options = LoadGenerator.Options(url: url)
     options.headers = headers
-    if let v = try args.double("--rate") {
-        guard v >= 0 else { throw UsageError("--rate must be 0 (closed loop) or more, got \(v)") }
-        options.rate = v
-    }
+    if let v = try args.double("--rate", in: 0...Double.greatestFiniteMagnitude, rule: "0 (closed loop) or more") { options.rate = v }
     if let v = try args.double("--duration") {
         guard v > 0 else { throw UsageError("--duration must be more than 0 seconds, got \(v)") }
         options.durationSeconds = v
     }
-    if let v = try args.double("--warmup") {
-        guard v >= 0 else { throw UsageError("--warmup must be 0 or more seconds, got \(v)") }
-        options.warmupSeconds = v
-    }
-    if let v = try args.int("--concurrency") {
-        guard v >= 1 else { throw UsageError("--concurrency must be 1 or more, got \(v)") }
-        options.concurrency = v
-    }
-    if let v = try args.int("--users") {
-        guard v >= 1 else { throw UsageError("--users must be 1 or more, got \(v)") }
-        options.users = v
-    }
+    if let v = try args.double("--warmup", in: 0...Double.greatestFiniteMagnitude, rule: "0 or more seconds") { options.warmupSeconds = v }
+    if let v = try args.int("--concurrency", in: 1...Int.max, rule: "1 or more") { options.concurrency = v }
+    if let v = try args.int("--users", in: 1...Int.max, rule: "1 or more") { options.users = v }
     if let model = try args.option("--model") { options.model = model }
     options.stream = args.flag("--stream")
-    if let v = try args.int("--max-tokens") {
-        guard v >= 0 else { throw UsageError("--max-tokens must be 0 or more, got \(v)") }
-        options.maxTokens = v
-    }
+    if let v = try args.int("--max-tokens", in: 0...Int.max, rule: "0 or more") { options.maxTokens = v }
     if let v = try args.double("--timeout") {
         guard v > 0 else { throw UsageError("--timeout must be more than 0 seconds, got \(v)") }
         options.timeoutMs = Int((v * 1000).rounded(.up))

@@ -27,22 +27,13 @@ func runTraffic(_ args: inout Arguments) throws -> ExitCode {
     guard gateway.hasPrefix("http://") || gateway.hasPrefix("https://") else { throw UsageError("--gateway must be an http(s) URL, got \"\(gateway)\"") }
     var options = TrafficSimulator.Options(gateway: gateway.hasSuffix("/") ? String(gateway.dropLast()) : gateway)
     if let m = try args.option("--model") { options.model = m }
-    if let n = try args.int("--users") {
-        guard n >= 1 else { throw UsageError("--users must be at least 1, got \(n)") }
-        options.users = n
-    }
+    if let n = try args.int("--users", in: 1...Int.max, rule: "at least 1") { options.users = n }
     if let d = try args.double("--duration") {
         guard d > 0 && d <= 86_400 else { throw UsageError("--duration must be between 0 and 86400 seconds, got \(d)") }
         options.durationSeconds = d
     }
-    if let c = try args.int("--concurrency") {
-        guard (1...1024).contains(c) else { throw UsageError("--concurrency must be between 1 and 1024, got \(c)") }
-        options.concurrency = c
-    }
-    if let p = try args.double("--stream-share") {
-        guard (0...1).contains(p) else { throw UsageError("--stream-share must be between 0 and 1, got \(p)") }
-        options.streamShare = p
-    }
+    if let c = try args.int("--concurrency", in: 1...1024, rule: "between 1 and 1024") { options.concurrency = c }
+    if let p = try args.double("--stream-share", in: 0...1, rule: "between 0 and 1") { options.streamShare = p }
     if let s = try args.int("--seed") { options.seed = UInt64(truncatingIfNeeded: s) }
     if let path = try args.option("--behaviour") { options.behaviours = try loadBehaviours(path) }
     try args.finish()

@@ -10,7 +10,8 @@ public final class Gateway: @unchecked Sendable {
     let store: EventStore
     let upstream = UpstreamClient()
     let metrics = GatewayMetrics()
-    let recent = RecentRequests(capacity: 1 << 20)
+    /// The last 131,072 requests (tens of MB at most); feedback on older ones is found in the store.
+    let recent = RecentRequests(capacity: 1 << 17)
     let adminKey: String?
     private var server: HTTPServer!
     let startedAt = Date()
