@@ -52,6 +52,8 @@ def test_300_simultaneous_streams(procs, tmp_path):
     events = [e for e in gateway.export() if e["event"] == "request"]
     assert len(events) == STREAMS
     assert all(e["status"] == "ok" and e["output_tokens"] == 10 for e in events), [e for e in events if e["status"] != "ok"][:3]
+    # TTFT is the first chunk with content: after the role-only chunk, before the end (10 tokens at 20/s).
+    assert all(0 < e["ttft_ms"] < e["latency_ms"] and e["input_tokens"] >= 1 for e in events), events[:3]
 
 
 def test_client_gone_mid_stream(procs, tmp_path):
