@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Whether a difference is reported as treatment - control or as (treatment - control) / control.
+public enum DifferenceScale: String, Sendable, Equatable, CaseIterable {
+    /// treatment.mean - control.mean.
+    case absolute
+    /// (treatment.mean - control.mean) / control.mean, with delta-method variance.
+    case relative
+}
+
+/// The result of a sequential (always-valid) two-sided test of treatment versus control.
+public struct SequentialDifferenceTest: Sendable, Equatable {
+    /// The point estimate on the requested scale (absolute difference or relative lift).
+    public var difference: Double
+    public var scale: DifferenceScale
+    /// Standard error of `difference` (delta method when relative).
+    public var standardError: Double
+    /// difference / standardError.
+    public var statistic: Double
+    /// Always-valid p-value, min(1, 1 / e-value).
+    public var pValue: Double
+    /// Always-valid interval, difference -/+ criticalValue * standardError.
+    public var interval: ConfidenceInterval
+    /// Half-width / standardError: the multiplier that replaces the fixed-horizon t quantile.
+    public var criticalValue: Double
+
+    public init(
+        difference: Double, scale: DifferenceScale, standardError: Double, statistic: Double, pValue: Double,
+        interval: ConfidenceInterval, criticalValue: Double
+    ) {
+        self.difference = difference
+        self.scale = scale
+        self.standardError = standardError
+        self.statistic = statistic
+        self.pValue = pValue
+        self.interval = interval
+        self.criticalValue = criticalValue
+    }
+}
+
+/// Asymptotic confidence sequences (Waudby-Smith et al. 2023), as gbstats SequentialTwoSidedTTest.
+///
+/// The interval and p-value stay valid however often they are looked at and whenever the
+/// experiment is stopped, at the price of a wider interval than the fixed-horizon test's.
+public enum SequentialTest {
+    /// gbstats' default tuning parameter N*: the total sample size at which the interval is tightest.
+    public static let defaultTuningParameter = 5000.0
+
+    /// Two-sided always-valid interval and p-value from the two groups' estimates.
+    ///
+    /// Matches gbstats SequentialTwoSidedTTest (difference_type "absolute" or "relative", test value 0)
+    /// given GroupEstimates built as gbstats builds them: SampleMoments or RatioMoments mean and
+    /// variance, or for a proportion p the variance p (1 - p). N is control.n + treatment.n.
+    /// Degenerate inputs (zero variance, control mean 0 when relative) give NaN or infinite fields.
+    public static func twoSided(
+        control: GroupEstimate, treatment: GroupEstimate, alpha: Double, scale: DifferenceScale,
+        tuningParameter: Double = defaultTuningParameter
+    ) -> SequentialDifferenceTest {
+        let difference: Double
+        let variance: Double
+        switch scale {
+        case .absolute:
+            difference = treatment.mean - control.mean
+            variance = treatment.variance / treatment.n + control.variance / control.n
+        case .relative:
+            // gbstats frequentist_diff / frequentist_variance, term for term.
+            let ma = control.mean, mb = treatment.mean
+            difference = (mb - ma) / ma
+            variance = treatment.variance / (pow(ma, 2) * treatment.n)
+                + control.variance * pow(mb, 2) / (pow(ma, 4) * control.n)
+        }
+        let standardError = variance.squareRoot()
+        let n = control.n + treatment.n
+        let rho2 = rhoSquared(alpha: alpha, tuningParameter: tuningParameter)
+        let nRho2Plus1 = n * rho2 + 1
+        // Eq. 9 of arXiv:2103.06476v7: half-width = sqrt(var N) sqrt(2 (N rho^2 + 1) log(sqrt(N rho^2 + 1) / alpha) / (N rho)^2).
+        let critical = (2 * nRho2Plus1 * log(nRho2Plus1.squareRoot() / alpha) / (n * rho2)).squareRoot()
+        let half = critical * standardError
+        // Eq. 155: e-value exp(rho^2 S / (2 (N rho^2 + 1))) / sqrt(N rho^2 + 1) with S = N difference^2 / var.
+        let s = difference * difference * n / variance
+        let exponent = rho2 * s / (2 * nRho2Plus1)
+        let inverseE = nRho2Plus1.squareRoot() * exp(-exponent)
+        let pValue = inverseE > 1 ? 1 : inverseE  // NaN stays NaN
+        return SequentialDifferenceTest(
+            difference: difference, scale: scale, standardError: standardError, statistic: difference / standardError,
+            pValue: pValue, interval: ConfidenceInterval(lower: difference - half, upper: difference + half),
+            criticalValue: critical)
+    }
+
+    /// rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / N* (eq. 161), tuning the sequence to be tightest at N*.
+    public static func rhoSquared(alpha: Double, tuningParameter: Double) -> Double {
+        let l = -2 * log(alpha)
+        return (l + log(l + 1)) / tuningParameter
+    }
+}
