@@ -6,11 +6,6 @@ import Musl
 import Darwin
 #endif
 
-/// How an effect is measured: relative, (treatment - control) / control, or absolute, treatment - control.
-public enum EffectScale: String, Sendable {
-    case relative, absolute
-}
-
 /// A proper Gaussian prior N(mean, variance) on the effect, stated on its own scale.
 ///
 /// A prior stated on the other scale than the test's is converted with the control mean m:
@@ -19,9 +14,9 @@ public struct GaussianPrior: Sendable, Equatable {
     public var mean: Double
     /// Must be positive.
     public var variance: Double
-    public var scale: EffectScale
+    public var scale: DifferenceScale
 
-    public init(mean: Double, variance: Double, scale: EffectScale = .relative) {
+    public init(mean: Double, variance: Double, scale: DifferenceScale = .relative) {
         self.mean = mean
         self.variance = variance
         self.scale = scale
@@ -42,7 +37,7 @@ public struct BayesianEffect: Sendable, Equatable {
     }
 
     /// The scale of mean, standardDeviation, the risks and the interval.
-    public var scale: EffectScale
+    public var scale: DifferenceScale
     /// Posterior mean of the effect (gbstats expected).
     public var mean: Double
     /// Posterior standard deviation of the effect (gbstats uplift.stddev).
@@ -59,7 +54,7 @@ public struct BayesianEffect: Sendable, Equatable {
     public var issue: Issue?
 
     public init(
-        scale: EffectScale, mean: Double, standardDeviation: Double, chanceToWin: Double, riskOfControl: Double,
+        scale: DifferenceScale, mean: Double, standardDeviation: Double, chanceToWin: Double, riskOfControl: Double,
         riskOfTreatment: Double, interval: ConfidenceInterval, issue: Issue? = nil
     ) {
         self.scale = scale
@@ -87,7 +82,7 @@ public enum BayesianEffectTest {
     ///   - inverse: true when lower values of the metric are better.
     ///   - alpha: the credible interval holds 1 - alpha posterior probability.
     public static func compute(
-        control: GroupEstimate, treatment: GroupEstimate, scale: EffectScale = .relative,
+        control: GroupEstimate, treatment: GroupEstimate, scale: DifferenceScale = .relative,
         prior: GaussianPrior? = nil, inverse: Bool = false, alpha: Double = 0.05
     ) -> BayesianEffect {
         let relative = scale == .relative
@@ -147,7 +142,7 @@ public enum BayesianEffectTest {
         return value > 0 ? value : 0
     }
 
-    private static func uninformative(_ scale: EffectScale, _ issue: BayesianEffect.Issue) -> BayesianEffect {
+    private static func uninformative(_ scale: DifferenceScale, _ issue: BayesianEffect.Issue) -> BayesianEffect {
         BayesianEffect(
             scale: scale, mean: 0, standardDeviation: 0, chanceToWin: 0.5, riskOfControl: 0, riskOfTreatment: 0,
             interval: ConfidenceInterval(lower: 0, upper: 0), issue: issue)

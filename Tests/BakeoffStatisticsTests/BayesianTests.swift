@@ -35,8 +35,8 @@ private extension GroupEstimate {
     init(_ group: BayesianFixture.Group) { self.init(mean: group.mean, variance: group.variance, n: group.n) }
 }
 
-private func scale(_ name: String) -> EffectScale {
-    guard let scale = EffectScale(rawValue: name) else { fatalError("unknown scale \(name)") }
+private func scale(_ name: String) -> DifferenceScale {
+    guard let scale = DifferenceScale(rawValue: name) else { fatalError("unknown scale \(name)") }
     return scale
 }
 
@@ -119,8 +119,8 @@ struct BayesianPropertyTests {
         }
     }
 
-    @Test("zero effect: chance to win 1/2 and equal risks", arguments: [EffectScale.relative, .absolute], [false, true])
-    func zeroEffect(scale: EffectScale, inverse: Bool) {
+    @Test("zero effect: chance to win 1/2 and equal risks", arguments: [DifferenceScale.relative, .absolute], [false, true])
+    func zeroEffect(scale: DifferenceScale, inverse: Bool) {
         for (control, _) in Self.groups {
             for prior in [nil, GaussianPrior(mean: 0, variance: 0.04, scale: .relative), GaussianPrior(mean: 0, variance: 3, scale: .absolute)] {
                 let result = BayesianEffectTest.compute(control: control, treatment: control, scale: scale, prior: prior, inverse: inverse)
@@ -135,8 +135,8 @@ struct BayesianPropertyTests {
     }
 
     @Test("risk of control minus risk of treatment is the posterior mean, sign flipped when lower is better",
-          arguments: [EffectScale.relative, .absolute], [false, true])
-    func riskDifference(scale: EffectScale, inverse: Bool) {
+          arguments: [DifferenceScale.relative, .absolute], [false, true])
+    func riskDifference(scale: DifferenceScale, inverse: Bool) {
         for (control, treatment) in Self.groups {
             for prior in [nil, GaussianPrior(mean: 0.02, variance: 0.01, scale: .relative), GaussianPrior(mean: -0.1, variance: 2, scale: .absolute)] {
                 let r = BayesianEffectTest.compute(control: control, treatment: treatment, scale: scale, prior: prior, inverse: inverse)
