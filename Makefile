@@ -76,6 +76,9 @@ fixtures: venv
 	$(PY) scripts/reference/stats_fixtures.py
 	$(PY) scripts/reference/assignment_fixture.py
 	$(PY) scripts/reference/analysis_fixture.py
+	$(PY) scripts/reference/sequential_fixtures.py
+	$(PY) scripts/reference/bayesian_fixtures.py
+	$(PY) scripts/reference/multiple_comparisons_fixtures.py
 
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
 bench: build $(if $(filter gateway,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY)),,$(LITELLM))
