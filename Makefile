@@ -81,6 +81,8 @@ fixtures: venv
 	$(PY) scripts/reference/multiple_comparisons_fixtures.py
 	$(PY) scripts/reference/cuped_fixtures.py
 	$(PY) scripts/reference/quantile_fixtures.py
+	$(PY) scripts/reference/non_inferiority_fixtures.py
+	$(PY) scripts/reference/mde_fixtures.py
 
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
 bench: build $(if $(filter gateway,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY)),,$(LITELLM))
