@@ -27,7 +27,7 @@ let package = Package(
         // The embedded event store (SQLite, WAL): one writer thread, group commits, export.
         .target(name: "BakeoffStore", dependencies: ["BakeoffCore", "CSQLite"]),
         // The live gateway: HTTP server, upstream client, routing, feedback, metrics, mock upstream, load tool.
-        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
+        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffStore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
         // The thin command-line tool.
         .executableTarget(
             name: "bakeoff",

@@ -67,7 +67,8 @@ extension Gateway {
         }
         let t = target!
         // A value the experiment's metrics cannot take would stop its analysis: refuse it here instead.
-        if let experiment = config.experiment(named: t.experiment) {
+        let experiment = config.experiment(named: t.experiment)
+        if let experiment {
             for metric in experiment.analysis.metrics where metric.source == .feedback(name) && metric.kind == .proportion {
                 guard value == 0 || value == 1 else {
                     return bad("feedback \"\(name)\" feeds the yes/no metric \(metric.name): \"value\" must be true, false, 0 or 1, got \(JSONWriter.number(value))", param: "value")
@@ -82,16 +83,13 @@ extension Gateway {
         event.value = value
         event.qa = t.qa
         // Metric labels stay bounded: names no metric uses are counted as "other".
-        let knownNames = Set((config.experiment(named: t.experiment)?.analysis.metrics ?? Metric.builtIn).compactMap { m -> String? in
-            if case .feedback(let n) = m.source { return n }
-            return nil
-        })
+        let label = (experiment.flatMap { feedbackNames[$0.name] } ?? []).contains(name) ? name : "other"
         let reply = "{\"status\":\"recorded\",\"experiment\":\(JSONWriter.quote(t.experiment)),\"variant\":\(JSONWriter.quote(t.variant)),\"conversation_id\":\(JSONWriter.quote(t.conversationID)),\"name\":\(JSONWriter.quote(name)),\"value\":\(JSONWriter.number(value))}"
         store.appendDurably(event) { [self] error in
             if let error {
                 fail(exchange, OpenAIError(status: 503, message: "feedback not recorded: \(error)", type: "server_error", code: "store_unavailable"))
             } else {
-                metrics.recordFeedback(experiment: t.experiment, name: knownNames.contains(name) ? name : "other")
+                metrics.recordFeedback(experiment: t.experiment, name: label)
                 respondJSON(exchange, 200, reply)
             }
         }

@@ -12,17 +12,23 @@ public final class Gateway: @unchecked Sendable {
     let metrics = GatewayMetrics()
     /// The last 131,072 requests (tens of MB at most); feedback on older ones is found in the store.
     let recent = RecentRequests(capacity: 1 << 17)
-    let adminKey: String?
+    /// Per experiment, the feedback names its metrics read (the others are counted as "other" in /metrics).
+    let feedbackNames: [String: Set<String>]
     private var server: HTTPServer!
     let startedAt = Date()
     /// User and conversation ids longer than this are refused: they are kept in memory and in every event.
     static let maxIDBytes = 512
 
-    /// Opens the store and prepares the server; `start()` begins listening.
-    public init(config: GatewayConfig, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// Opens the store and prepares the server; `start()` begins listening. The admin key is the one the
+    /// config resolved from the environment when it was loaded.
+    public init(config: GatewayConfig) throws {
         self.config = config
-        let key = environment[config.adminKeyEnv] ?? ""
-        self.adminKey = key.isEmpty ? nil : key
+        feedbackNames = Dictionary(uniqueKeysWithValues: config.experiments.map { experiment in
+            (experiment.name, Set(experiment.analysis.metrics.compactMap { metric -> String? in
+                if case .feedback(let name) = metric.source { return name }
+                return nil
+            }))
+        })
         store = try EventStore(path: config.storePath, options: StoreOptions(flushIntervalMs: config.flushIntervalMs, queueCapacity: config.queueCapacity))
         var options = HTTPServer.Options()
         options.host = config.listenHost
@@ -80,14 +86,14 @@ public final class Gateway: @unchecked Sendable {
 
     /// Whether the request carries the admin key (as a bearer token or in X-Bakeoff-Admin-Key).
     func isAdmin(_ request: HTTPRequest) -> Bool {
-        guard let adminKey else { return false }
+        guard let adminKey = config.adminKey else { return false }
         if let given = request.header("x-bakeoff-admin-key"), constantTimeEqual(given, adminKey) { return true }
         if let auth = request.header("authorization"), auth.hasPrefix("Bearer "), constantTimeEqual(String(auth.dropFirst(7)), adminKey) { return true }
         return false
     }
 
     func adminRefusal() -> OpenAIError {
-        adminKey == nil
+        config.adminKey == nil
             ? OpenAIError(status: 403, message: "admin features are off: start the gateway with \(config.adminKeyEnv) set to a secret, then send it as a bearer token", type: "permission_error", code: "admin_disabled")
             : OpenAIError(status: 401, message: "this needs the admin key (\(config.adminKeyEnv)) as \"Authorization: Bearer KEY\" or \"X-Bakeoff-Admin-Key: KEY\"", type: "authentication_error", code: "admin_key_required")
     }

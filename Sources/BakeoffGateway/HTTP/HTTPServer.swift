@@ -30,7 +30,6 @@ public final class HTTPServer: @unchecked Sendable {
     public private(set) var port: UInt16 = 0
     let handler: Handler
     private var daemon: OpaquePointer?
-    private var listenSocket: Int32 = -1
     /// Requests accepted and not yet completed (for a graceful stop).
     let inFlight = Atomic<Int>(0)
     /// The exchanges in flight, so a stop can wake suspended ones (libmicrohttpd aborts if any remain).
@@ -48,7 +47,6 @@ public final class HTTPServer: @unchecked Sendable {
     /// Binds and starts serving; throws with the address when it cannot.
     public func start() throws(HTTPServerError) {
         let fd = try Self.bind(host: options.host, port: options.port)
-        listenSocket = fd
         port = Self.boundPort(fd)
 
         // poll, not epoll: libmicrohttpd 0.9.75 in epoll mode misses a client that closes after part of a body,
@@ -70,7 +68,6 @@ public final class HTTPServer: @unchecked Sendable {
         }
         if daemon == nil {
             close(fd)
-            listenSocket = -1
             throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
         }
         let watcher = Thread { [weak self] in
@@ -170,6 +167,9 @@ public final class HTTPServer: @unchecked Sendable {
 /// POLLRDHUP (Linux): the peer closed its end; Glibc exports it only under _GNU_SOURCE.
 private let pollReadHangUp: Int16 = 0x2000
 
+/// What a request still waiting at shutdown gets.
+private let shuttingDown = OpenAIError(status: 503, message: "the gateway is shutting down", type: "server_error", code: "shutting_down")
+
 public struct HTTPServerError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
@@ -200,11 +200,6 @@ public final class HTTPExchange: @unchecked Sendable {
         get { state.withLock { $0.onClientGone } }
         set { state.withLock { $0.onClientGone = newValue } }
     }
-    /// Set by the handler to learn, on completion, whether the answer reached the client.
-    public var onComplete: (@Sendable (_ delivered: Bool) -> Void)? {
-        get { state.withLock { $0.onComplete } }
-        set { state.withLock { $0.onComplete = newValue } }
-    }
 
     enum Phase { case receiving, handling, answered, streaming, done }
     struct State {
@@ -221,7 +216,6 @@ public final class HTTPExchange: @unchecked Sendable {
         var streamFailed = false
         var responseQueued = false
         var onClientGone: (@Sendable () -> Void)?
-        var onComplete: (@Sendable (Bool) -> Void)?
     }
 
     let state = Mutex(State())
@@ -316,11 +310,11 @@ public final class HTTPExchange: @unchecked Sendable {
                 s.phase = .answered
                 s.status = 503
                 s.headers = [("Content-Type", "application/json")]
-                s.body = Array("{\"error\":{\"message\":\"the gateway is shutting down\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}".utf8)
+                s.body = shuttingDown.body
             case .streaming:
                 // A server-sent-event stream ends with an error event clients understand (OpenAI's shape).
                 if s.headers.contains(where: { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("text/event-stream") }) {
-                    s.body += Array("data: {\"error\":{\"message\":\"the gateway is shutting down\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}\n\n".utf8)
+                    s.body += shuttingDown.sseEvent
                 } else {
                     s.streamFailed = true
                 }
@@ -393,8 +387,9 @@ public final class HTTPExchange: @unchecked Sendable {
         }
     }
 
-    /// The request is over (answered, failed or abandoned); returns the callbacks to run outside the lock.
-    func complete(delivered: Bool) -> (gone: (@Sendable () -> Void)?, complete: (@Sendable (Bool) -> Void)?, ok: Bool) {
+    /// The request is over (answered, failed or abandoned); returns `onClientGone` when the answer did not
+    /// reach the client, to run outside the lock.
+    func complete(delivered: Bool) -> (@Sendable () -> Void)? {
         state.withLock { s in
             s.closed = true
             let finishedStream = s.phase == .streaming && s.streamFinished && s.bodyOffset == s.body.count
@@ -402,10 +397,8 @@ public final class HTTPExchange: @unchecked Sendable {
             let ok = delivered && (answered || finishedStream)
             let gone = ok ? nil : s.onClientGone
             s.onClientGone = nil
-            let complete = s.onComplete
-            s.onComplete = nil
             s.phase = .done
-            return (gone, complete, ok)
+            return gone
         }
     }
 }
@@ -457,14 +450,14 @@ private func httpAccessHandler(
             // Stopping: a new request on a kept-alive connection is refused and the connection closed.
             exchange.state.withLock { $0.phase = .handling }
             exchange.respond(status: 503, headers: [("Content-Type", "application/json"), ("Connection", "close")],
-                             body: Array("{\"error\":{\"message\":\"the gateway is shutting down\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}".utf8))
+                             body: shuttingDown.body)
             return exchange.queueOrSuspend()
         }
         if let length = request.header("content-length").flatMap(Int.init), length > server.options.maxBodyBytes {
             // Refuse before reading; libmicrohttpd then closes the connection, which is what we want here.
             exchange.bodyTooLarge = true
             exchange.state.withLock { $0.phase = .handling }
-            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: payloadTooLargeBody(server.options.maxBodyBytes))
+            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: OpenAIError.payloadTooLarge(limit: server.options.maxBodyBytes).body)
             return exchange.queueOrSuspend()
         }
         if length(of: request) > 0 { exchange.request.body.reserveCapacity(length(of: request)) }
@@ -481,7 +474,7 @@ private func httpAccessHandler(
             guard !exchange.bodyTooLarge else { return .YES }
             exchange.bodyTooLarge = true
             exchange.state.withLock { $0.phase = .handling }
-            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: payloadTooLargeBody(server.options.maxBodyBytes))
+            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: OpenAIError.payloadTooLarge(limit: server.options.maxBodyBytes).body)
             return exchange.queueOrSuspend()
         } else if let uploadData {
             UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: n) {
@@ -498,7 +491,7 @@ private func httpAccessHandler(
     }
     if first {
         if exchange.bodyTooLarge {
-            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: payloadTooLargeBody(server.options.maxBodyBytes))
+            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: OpenAIError.payloadTooLarge(limit: server.options.maxBodyBytes).body)
         } else {
             server.handler(exchange)
         }
@@ -510,10 +503,6 @@ private func length(of request: HTTPRequest) -> Int {
     min(request.header("content-length").flatMap(Int.init) ?? 0, 64 << 20)
 }
 
-private func payloadTooLargeBody(_ limit: Int) -> [UInt8] {
-    Array("{\"error\":{\"message\":\"request body is larger than the limit of \(limit) bytes\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"payload_too_large\"}}".utf8)
-}
-
 private func httpRequestCompleted(
     _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
     _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_RequestTerminationCode
@@ -522,10 +511,9 @@ private func httpRequestCompleted(
     context.pointee = nil
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
     let exchange = Unmanaged<HTTPExchange>.fromOpaque(pointer).takeRetainedValue()
-    let (gone, complete, ok) = exchange.complete(delivered: code == .REQUEST_TERMINATED_COMPLETED_OK)
+    let gone = exchange.complete(delivered: code == .REQUEST_TERMINATED_COMPLETED_OK)
     server.live.withLock { $0[ObjectIdentifier(exchange)] = nil }
     gone?()
-    complete?(ok)
     server.inFlight.subtract(1, ordering: .relaxed)
 }
 

@@ -153,11 +153,7 @@ func nearestRank(_ sorted: [Double], _ p: Double) -> Double? {
     return sorted[min(sorted.count - 1, max(0, rank - 1))]
 }
 
-private func monotonicNs() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
+private func monotonicNs() -> UInt64 { MonotonicClock.now() }
 
 private func sleep(untilNs deadline: UInt64) {
     var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))

@@ -244,7 +244,7 @@ public final class UpstreamClient: @unchecked Sendable {
                 lock.unlock()
                 break
             }
-            let now = monotonicNanoseconds()
+            let now = MonotonicClock.now()
             var timeoutMs: Int32 = 1000
             if let deadline = timerDeadline {
                 timeoutMs = deadline <= now ? 0 : Int32(min(1000, (deadline - now + 999_999) / 1_000_000))
@@ -273,7 +273,7 @@ public final class UpstreamClient: @unchecked Sendable {
                         _ = curl_multi_socket_action(multi, fd, flags, &stillRunning)
                     }
                 }
-                if let deadline = timerDeadline, deadline <= monotonicNanoseconds() {
+                if let deadline = timerDeadline, deadline <= MonotonicClock.now() {
                     timerDeadline = nil
                     _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning)
                 }
@@ -302,7 +302,7 @@ public final class UpstreamClient: @unchecked Sendable {
 
     /// libcurl's timer callback: when it next wants `socket_action(TIMEOUT)`.
     fileprivate func setTimer(_ milliseconds: Int) {
-        timerDeadline = milliseconds < 0 ? nil : monotonicNanoseconds() + UInt64(milliseconds) * 1_000_000
+        timerDeadline = milliseconds < 0 ? nil : MonotonicClock.now() + UInt64(milliseconds) * 1_000_000
     }
 
     private func collectFinished() {
@@ -403,11 +403,6 @@ public final class UpstreamClient: @unchecked Sendable {
     }
 }
 
-private func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 private func upstreamSocket(_ easy: UnsafeMutableRawPointer?, _ fd: curl_socket_t, _ what: Int32, _ context: UnsafeMutableRawPointer?, _ socketContext: UnsafeMutableRawPointer?) -> Int32 {
     guard let context else { return 0 }
