@@ -31,6 +31,43 @@ public struct MetricData: Sendable {
     public var quantileCounts: [Int]?
     /// The values behind `quantiles`, kept so that data read in pieces can be merged.
     var sketches: [QuantileSketch]?
+    /// For quantile metrics: the order-statistic summary per variant (Deng et al., clustered by user),
+    /// what the quantile test needs. Nil when not computed.
+    public var quantileEstimates: [QuantileEstimate?]?
+    /// For metrics with variance reduction: per variant, the post-exposure and pre-experiment per-user
+    /// sums (CUPED). Nil when the metric has no covariate.
+    public var covariates: [RatioCUPEDMoments]?
+    /// For ordinal metrics tested with Mann-Whitney: the distinct unit values, ascending, and per variant
+    /// how many units have each value. Nil unless the metric asks for Mann-Whitney.
+    public var ordinal: OrdinalCounts?
+}
+
+extension MetricData {
+    public init(metric: Metric, perVariant: [RatioMoments], unitMoments: [SampleMoments], quantiles: [Double?]? = nil,
+                quantileCounts: [Int]? = nil, quantileEstimates: [QuantileEstimate?]? = nil,
+                covariates: [RatioCUPEDMoments]? = nil, ordinal: OrdinalCounts? = nil) {
+        self.metric = metric
+        self.perVariant = perVariant
+        self.unitMoments = unitMoments
+        self.quantiles = quantiles
+        self.quantileCounts = quantileCounts
+        self.quantileEstimates = quantileEstimates
+        self.covariates = covariates
+        self.ordinal = ordinal
+    }
+}
+
+
+/// Units per distinct value, per variant: the sufficient statistics of a rank test on an ordinal score.
+public struct OrdinalCounts: Sendable, Equatable {
+    /// Distinct values, ascending (for CSAT: 1, 2, 3, 4, 5).
+    public var levels: [Double]
+    /// Per variant (indexed like `ExperimentData.variants`), units at each level.
+    public var counts: [[Int]]
+    public init(levels: [Double], counts: [[Int]]) {
+        self.levels = levels
+        self.counts = counts
+    }
 }
 
 /// What looked wrong in the data, for the report's data-quality section.

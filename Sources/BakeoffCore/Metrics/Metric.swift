@@ -47,6 +47,24 @@ public enum MetricSource: Sendable, Equatable, Hashable {
     case field(RequestField)
 }
 
+/// How far a guardrail may move the wrong way before it counts as harm (non-inferiority margin).
+public struct GuardrailMargin: Sendable, Equatable {
+    /// The margin: in the metric's units when absolute (0.01 = one point of a rate), a fraction of the
+    /// control value when relative (0.15 = 15%).
+    public var value: Double
+    public var isRelative: Bool
+    public init(value: Double, isRelative: Bool) {
+        self.value = value
+        self.isRelative = isRelative
+    }
+}
+
+/// Extra tests a metric asks for on top of the standard one.
+public enum RankTest: String, Sendable, Codable, CaseIterable {
+    /// Mann-Whitney U on the per-unit values (ordinal scores such as CSAT).
+    case mannWhitney = "mann_whitney"
+}
+
 /// A metric of the experiment, in the user's words: what it measures, at which level, which way is good.
 public struct Metric: Sendable, Equatable {
     /// Machine name, as in JSON output and `--config` (`task_completion`).
@@ -60,6 +78,13 @@ public struct Metric: Sendable, Equatable {
     public var source: MetricSource
     /// For quantile metrics: the quantile in (0, 1).
     public var quantile: Double?
+    /// For guardrails: the harm allowed before the guardrail fails (tested one-sided); nil tests for any
+    /// significant harm.
+    public var margin: GuardrailMargin?
+    /// A rank test reported alongside (Mann-Whitney for ordinal scores).
+    public var rankTest: RankTest?
+    /// Whether variance reduction (CUPED) applies when pre-experiment data exist.
+    public var varianceReduction = true
 
     public init(name: String, title: String? = nil, level: MetricLevel, kind: MetricKind, goal: Goal,
                 role: MetricRole = .secondary, source: MetricSource, quantile: Double? = nil) {
