@@ -47,6 +47,14 @@ OPTIONS:
   --mde D               Planned minimum detectable effect of the primary metric (absolute)
   --mde-relative R      ... or relative to the control mean
   --unit user|event     user (default): user-level test; event: the seed's naive test
+  --method fixed|sequential  fixed (default): valid at one planned look; sequential: always-valid
+                        confidence sequences, valid however often you look (the live report's default)
+  --tuning N            N* of the sequential test: the total sample where it is tightest (default 5000)
+  --correction holm|bh|none  Multiple-comparison correction of the secondary metrics across metrics and
+                        arms, and of the primary across arms (default holm; guardrails are not corrected)
+  --min-runtime DAYS    Shortest run before shipping, rounded up to full weeks (default 7; 0 = none)
+  --max-runtime DAYS    Longest run: after it an undecided experiment stops as inconclusive
+  --start TIME          Experiment start (RFC 3339); runtime counts from it (default: the first request)
   --format table|markdown|json|html   Output format (default table; html is a page with charts)
   --skip-invalid        Count and report malformed lines instead of stopping
   --partitions N        Read the log in N pieces through temporary files, so memory stays fixed
@@ -129,6 +137,20 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     if let mde = try args.double("--mde") { plan.minimumDetectableEffect = mde; plan.minimumDetectableEffectIsRelative = false }
     if let mde = try args.double("--mde-relative") { plan.minimumDetectableEffect = mde; plan.minimumDetectableEffectIsRelative = true }
     if let unit = try args.choice("--unit", AnalysisUnit.self) { plan.unit = unit }
+    if let method = try args.choice("--method", TestMethod.self) { plan.method = method }
+    if let tuning = try args.double("--tuning", in: 1...1e12, rule: "a positive sample size") { plan.sequentialTuning = tuning }
+    if let name = try args.option("--correction") {
+        guard let correction = Correction(configName: name) else { throw UsageError("--correction must be holm, bh or none, got \"\(name)\"") }
+        plan.correction = correction
+    }
+    if let days = try args.double("--min-runtime", in: 0...3650, rule: "days from 0 to 3650") { plan.minimumRuntimeDays = days }
+    if let days = try args.double("--max-runtime", in: 1e-9...3650, rule: "days from 0 to 3650") { plan.maximumRuntimeDays = days }
+    if let text = try args.option("--start") {
+        guard let start = parseTime(text) else {
+            throw UsageError("--start: \"\(text)\" is not an RFC 3339 time such as 2026-11-01T00:00:00Z")
+        }
+        plan.start = start
+    }
     let format = try args.choice("--format", ReportFormat.self) ?? .table
     var options = EventLog.Options()
     options.experiment = experiment

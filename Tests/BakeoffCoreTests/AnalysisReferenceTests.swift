@@ -109,6 +109,7 @@ enum AnalysisFixture {
         plan.control = e.control
         plan.allocation = try allocation(e)
         plan.unit = unit
+        plan.correction = .none  // the reference values are the unadjusted tests
         return (e, try Analysis.run(data, plan: plan))
     }
 }

@@ -23,8 +23,60 @@ public struct AnalysisPlan: Sendable {
     /// The smallest difference of the primary metric worth detecting, absolute or relative to control.
     public var minimumDetectableEffect: Double?
     public var minimumDetectableEffectIsRelative = false
+    /// Fixed-horizon tests (valid at one planned look) or always-valid sequential ones (valid at every look).
+    public var method: TestMethod = .fixed
+    /// N* of the asymptotic confidence sequences: the total sample at which they are tightest.
+    public var sequentialTuning: Double = SequentialTest.defaultTuningParameter
+    /// How the secondary metrics (across metrics and arms) and the primary metric (across arms) are corrected.
+    public var correction: Correction = .holm
+    /// The prior of the Bayesian view (relative effect); nil is the flat prior.
+    public var prior: GaussianPrior?
+    /// The shortest run before a ship decision, in days; rounded up to full weeks when `fullWeeks`.
+    public var minimumRuntimeDays: Double = 7
+    public var fullWeeks = true
+    /// The longest run: past it an undecided experiment stops as inconclusive.
+    public var maximumRuntimeDays: Double?
+    /// When the experiment started (microseconds since the epoch); default its first request.
+    public var start: Int64?
+    /// The time the report is made for (microseconds since the epoch); default the last event.
+    public var asOf: Int64?
 
     public init() {}
+
+    /// The minimum runtime the decision waits for: `minimumRuntimeDays` rounded up to full weeks.
+    public var effectiveMinimumRuntimeDays: Double {
+        guard fullWeeks, minimumRuntimeDays > 0 else { return max(0, minimumRuntimeDays) }
+        return (minimumRuntimeDays / 7).rounded(.up) * 7
+    }
+}
+
+/// How p-values and intervals are made.
+public enum TestMethod: String, Sendable, CaseIterable {
+    /// Welch's t-test and Fieller's interval: valid when the data are looked at once, at the planned sample.
+    case fixed
+    /// Asymptotic confidence sequences (Waudby-Smith et al., gbstats' SequentialTwoSidedTTest): valid
+    /// however often the results are looked at, at the price of wider intervals.
+    case sequential
+}
+
+extension Correction {
+    /// The name used in configs and on the command line.
+    public var configName: String {
+        switch self {
+        case .none: return "none"
+        case .holm: return "holm"
+        case .benjaminiHochberg: return "bh"
+        }
+    }
+
+    public init?(configName: String) {
+        switch configName {
+        case "none": self = .none
+        case "holm", "holm-bonferroni", "holm_bonferroni": self = .holm
+        case "bh", "benjamini-hochberg", "benjamini_hochberg", "fdr": self = .benjaminiHochberg
+        default: return nil
+        }
+    }
 }
 
 /// A plan or data problem that makes an analysis impossible.
@@ -68,13 +120,63 @@ public struct MetricResult: Sendable {
     public var pValue: Double?
     public var standardError: Double?
     public var degreesOfFreedom: Double?
+    /// Whether the change is significant after the multiple-comparison correction.
     public var significant: Bool
     public var verdict: Verdict
     /// Why a number is missing (too few users, no variance, ...).
     public var note: String?
-    /// Per-user variances of the two means (delta method), for power.
+    /// Per-user variances of the two means (delta method, after CUPED when it applies), for power.
     var controlVariance: Double?
     var treatmentVariance: Double?
+    /// The p-value after the multiple-comparison correction of the metric's family (nil for guardrails,
+    /// which are not corrected: a correction would make harm harder to see).
+    public var adjustedPValue: Double?
+    /// The alpha the shown intervals are made at (alpha itself without a correction).
+    public var intervalAlpha: Double
+    /// How many comparisons share the correction (1 when uncorrected).
+    public var familySize: Int = 1
+    /// The variance reduction of CUPED, when pre-experiment data were used.
+    public var varianceReduction: VarianceReductionSummary?
+    /// The Bayesian view of the relative effect.
+    public var bayesian: BayesianEffect?
+    /// For guardrails with a margin: the one-sided non-inferiority check.
+    public var guardrail: GuardrailCheck?
+    /// Mann-Whitney U on the per-unit values, when the metric asks for it.
+    public var rankTest: MannWhitneyResult?
+    /// The smallest absolute difference the current sample detects with the planned power (primary metric).
+    public var detectableEffect: Double?
+    /// The p-value the decision uses: adjusted when corrected.
+    public var decisionPValue: Double? { adjustedPValue ?? pValue }
+}
+
+/// What CUPED bought for one metric.
+public struct VarianceReductionSummary: Sendable, Equatable {
+    /// The pooled regression coefficient on the pre-experiment value.
+    public var theta: Double
+    /// 1 - Var(adjusted difference) / Var(unadjusted difference).
+    public var reduction: Double
+    /// Users of the metric with pre-experiment data, control and treatment.
+    public var usersWithPreData: [Int]
+}
+
+/// The one-sided test of a guardrail against its margin.
+public struct GuardrailCheck: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        /// The harm is shown to be smaller than the margin (non-inferior).
+        case withinMargin = "within_margin"
+        /// The harm is significant and its estimate exceeds the margin.
+        case beyondMargin = "beyond_margin"
+        /// Neither yet: the interval still reaches past the margin.
+        case unclear
+    }
+    public var margin: GuardrailMargin
+    /// The one-sided (1 - alpha) bound of the harm-side change, on the margin's scale.
+    public var bound: Double
+    /// The estimate on the margin's scale.
+    public var estimate: Double
+    /// p-value of the non-inferiority test (H0: harm at least the margin).
+    public var pValue: Double
+    public var status: Status
 }
 
 /// The chi-square check of users per variant against the planned split.
@@ -94,6 +196,8 @@ public enum DecisionAction: String, Sendable {
     case ship
     case rollBack = "roll_back"
     case keepRunning = "keep_running"
+    /// The maximum runtime or the planned sample is reached without a clear result.
+    case stopInconclusive = "stop_inconclusive"
 }
 
 /// The decision for one treatment, with the reason in one sentence.
@@ -125,6 +229,12 @@ public struct Report: Sendable {
     public var lastTimestamp: Int64?
     public var dataQuality: DataQuality
     public var warnings: [String]
+    /// The plan the report follows (method, correction, runtime bounds, ...).
+    public var plan: AnalysisPlan
+    /// Days from the start to the report time, when there are timestamps.
+    public var elapsedDays: Double?
+    /// Changes made to the plan after the experiment started, oldest first.
+    public var planChanges: [PlanChange] = []
 
     /// The overall decision: the one treatment's, or for several treatments ship the best shippable one.
     public var decision: Decision {
@@ -137,6 +247,7 @@ public struct Report: Sendable {
                             reason: "every treatment is worse than control on the primary metric or a guardrail")
         }
         if let keep = decisions.first(where: { $0.action == .keepRunning }) { return keep }
+        if let stop = decisions.first(where: { $0.action == .stopInconclusive }) { return stop }
         return Decision(action: .keepRunning, treatment: "", reason: "there is nothing to compare yet")
     }
 
@@ -148,7 +259,7 @@ public struct Report: Sendable {
     }
 }
 
-/// A quantile metric per variant with its relative change (no test yet).
+/// A quantile metric (latency P95, ...) per variant, with the order-statistic test of its change.
 public struct QuantileResult: Sendable {
     public var metric: Metric
     public var treatment: String
@@ -159,6 +270,33 @@ public struct QuantileResult: Sendable {
     public var relativeChange: Double? {
         guard let c = control, let t = treatmentValue, c > 0 else { return nil }
         return t / c - 1
+    }
+    /// Difference of the quantiles with its interval (clustered by user), when the estimates exist.
+    public var absoluteInterval: ConfidenceInterval?
+    /// Relative change with its delta-method interval.
+    public var relativeInterval: ConfidenceInterval?
+    public var pValue: Double?
+    public var adjustedPValue: Double?
+    public var intervalAlpha: Double
+    public var familySize: Int = 1
+    public var significant = false
+    public var verdict: Verdict = .none
+    public var guardrail: GuardrailCheck?
+    public var note: String?
+    /// Standard errors of the difference and of the relative change, for the family correction.
+    var differenceError: Double?
+    var relativeError: Double?
+}
+
+/// One change of the plan after the experiment started, as recorded by the gateway.
+public struct PlanChange: Sendable, Equatable {
+    /// When the changed plan took effect (microseconds since the epoch).
+    public var timestamp: Int64
+    /// What changed, one entry per setting: "alpha: 0.05 → 0.1".
+    public var changes: [String]
+    public init(timestamp: Int64, changes: [String]) {
+        self.timestamp = timestamp
+        self.changes = changes
     }
 }
 
@@ -206,21 +344,23 @@ public enum Analysis {
         for metricData in data.metrics {
             for t in treatments {
                 if metricData.metric.kind == .quantile {
-                    quantiles.append(QuantileResult(metric: metricData.metric, treatment: names[t],
-                                                    control: metricData.quantiles?[controlIndex] ?? nil,
-                                                    treatmentValue: metricData.quantiles?[t] ?? nil,
-                                                    controlCount: metricData.quantileCounts?[controlIndex] ?? 0,
-                                                    treatmentCount: metricData.quantileCounts?[t] ?? 0))
+                    quantiles.append(MetricComparison.compareQuantile(metricData, controlIndex, t, treatment: names[t], plan: plan, alpha: plan.alpha))
                 } else {
-                    results.append(compare(metricData, controlIndex, t, treatment: names[t], plan: plan))
+                    results.append(MetricComparison.compare(metricData, controlIndex, t, treatment: names[t], plan: plan, alpha: plan.alpha))
                 }
             }
         }
+        correct(&results, &quantiles, data: data, controlIndex: controlIndex, names: names, primary: primaryName, plan: plan)
+        for j in results.indices where results[j].metric.name == primaryName {
+            results[j].detectableEffect = detectableEffect(results[j], plan: plan)
+        }
 
+        let elapsed = elapsedDays(data, plan)
         var decisions: [Decision] = []
         for t in treatments {
             decisions.append(decide(treatment: names[t], control: control, results: results.filter { $0.treatment == names[t] },
-                                    primary: primaryName, data: data, plan: plan))
+                                    quantiles: quantiles.filter { $0.treatment == names[t] },
+                                    primary: primaryName, data: data, plan: plan, elapsedDays: elapsed))
         }
 
         return Report(experiment: data.experiment, alpha: plan.alpha, unit: plan.unit, control: control,
@@ -228,7 +368,83 @@ public enum Analysis {
                       sampleRatio: srm, results: results, quantiles: quantiles, decisions: decisions,
                       primaryMetric: primaryName, requestEvents: data.requestEvents, feedbackEvents: data.feedbackEvents,
                       firstTimestamp: data.firstTimestamp, lastTimestamp: data.lastTimestamp,
-                      dataQuality: data.dataQuality, warnings: warnings)
+                      dataQuality: data.dataQuality, warnings: warnings, plan: plan, elapsedDays: elapsed)
+    }
+
+    /// Days from the start (the plan's, or the first request) to the report time (the plan's, or the last event).
+    static func elapsedDays(_ data: ExperimentData, _ plan: AnalysisPlan) -> Double? {
+        guard let start = plan.start ?? data.firstTimestamp, let end = plan.asOf ?? data.lastTimestamp else { return nil }
+        return max(0, Double(end - start) / 86_400_000_000)
+    }
+
+    /// Applies the multiple-comparison correction: the primary metric across treatment arms, the secondary
+    /// metrics (quantiles included) across metrics and arms; guardrails stay uncorrected. Intervals are
+    /// remade at each test's corrected level so that they exclude 0 exactly when the adjusted p < alpha.
+    static func correct(_ results: inout [MetricResult], _ quantiles: inout [QuantileResult], data: ExperimentData,
+                        controlIndex: Int, names: [String], primary: String, plan: AnalysisPlan) {
+        enum Member { case metric(Int), quantile(Int) }
+        var families: [[Member]] = [[], []]
+        for i in results.indices {
+            let m = results[i].metric
+            if m.name == primary { families[0].append(.metric(i)) } else if m.role != .guardrail { families[1].append(.metric(i)) }
+        }
+        for i in quantiles.indices where quantiles[i].metric.role != .guardrail && quantiles[i].metric.name != primary {
+            families[1].append(.quantile(i))
+        }
+        let metricData = Dictionary(data.metrics.map { ($0.metric.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func index(_ treatment: String) -> Int { names.firstIndex(of: treatment)! }
+        for family in families where !family.isEmpty {
+            let pValues: [Double?] = family.map { member in
+                switch member {
+                case .metric(let i): return results[i].pValue
+                case .quantile(let i): return quantiles[i].pValue
+                }
+            }
+            let adjusted = MultipleComparisons.adjustedPValues(pValues, correction: plan.correction)
+            let levels = MultipleComparisons.perTestAlphas(pValues, correction: plan.correction, alpha: plan.alpha)
+            let size = pValues.compactMap { $0 }.count
+            for (k, member) in family.enumerated() {
+                switch member {
+                case .metric(let i):
+                    var r = results[i]
+                    if let level = levels[k], level != plan.alpha, let d = metricData[r.metric.name] {
+                        r = MetricComparison.compare(d, controlIndex, index(r.treatment), treatment: r.treatment, plan: plan, alpha: level)
+                        r.detectableEffect = results[i].detectableEffect
+                    }
+                    r.adjustedPValue = adjusted[k]
+                    r.intervalAlpha = levels[k] ?? plan.alpha
+                    r.familySize = size
+                    r.significant = (r.adjustedPValue ?? 1) < plan.alpha
+                    r.verdict = MetricComparison.verdict(significant: r.significant, up: (r.absoluteInterval.map { $0.lower + $0.upper } ?? 0) > 0,
+                                                         goal: r.metric.goal)
+                    results[i] = r
+                case .quantile(let i):
+                    var q = quantiles[i]
+                    if let level = levels[k], level != plan.alpha, let d = metricData[q.metric.name] {
+                        q = MetricComparison.compareQuantile(d, controlIndex, index(q.treatment), treatment: q.treatment, plan: plan, alpha: level)
+                    }
+                    q.adjustedPValue = adjusted[k]
+                    q.intervalAlpha = levels[k] ?? plan.alpha
+                    q.familySize = size
+                    q.significant = (q.adjustedPValue ?? 1) < plan.alpha
+                    q.verdict = MetricComparison.verdict(significant: q.significant, up: (q.absoluteInterval.map { $0.lower + $0.upper } ?? 0) > 0,
+                                                         goal: q.metric.goal)
+                    quantiles[i] = q
+                }
+            }
+        }
+    }
+
+    /// The smallest absolute change of a metric the current sample detects with the planned power
+    /// (two-sided, at the pooled per-user variance): the MDE reachable now.
+    static func detectableEffect(_ r: MetricResult, plan: AnalysisPlan) -> Double? {
+        guard let vc = r.controlVariance, let vt = r.treatmentVariance, r.control.users >= 2, r.treatmentGroup.users >= 2 else { return nil }
+        let nc = Double(r.control.users), nt = Double(r.treatmentGroup.users)
+        let pooled = ((nc - 1) * vc + (nt - 1) * vt) / (nc + nt - 2)
+        guard pooled > 0 else { return nil }
+        let d = TTestIndependentPower.solveEffectSize(nobs1: nc, alpha: plan.alpha, power: plan.power, ratio: nt / nc, alternative: .twoSided)
+        guard d.isFinite else { return nil }
+        return abs(d) * pooled.squareRoot()
     }
 
     static func chooseControl(_ names: [String], _ plan: AnalysisPlan) throws(AnalysisError) -> String {
@@ -270,168 +486,6 @@ public enum Analysis {
                                 expectedShares: allocation.arms.map(\.weight),
                                 reason: zeroWeightUsed ? "users in an arm planned with weight 0" : nil)
     }
-
-    static func compare(_ data: MetricData, _ c: Int, _ t: Int, treatment: String, plan: AnalysisPlan) -> MetricResult {
-        let rc = data.perVariant[c], rt = data.perVariant[t]
-        let uc = data.unitMoments[c], ut = data.unitMoments[t]
-        let controlGroup = GroupSummary(mean: uc.n > 0 ? uc.sum / uc.n : nil, users: Int(rc.n), units: uc.n)
-        let treatmentGroup = GroupSummary(mean: ut.n > 0 ? ut.sum / ut.n : nil, users: Int(rt.n), units: ut.n)
-        var result = MetricResult(metric: data.metric, treatment: treatment, control: controlGroup, treatmentGroup: treatmentGroup,
-                                  significant: false, verdict: .none)
-        if let a = controlGroup.mean, let b = treatmentGroup.mean {
-            result.absoluteDifference = b - a
-            if a != 0 { result.relativeLift = b / a - 1 }
-        }
-
-        let ec: GroupEstimate, et: GroupEstimate
-        let minimum: Double
-        switch plan.unit {
-        case .user:
-            ec = GroupEstimate(mean: rc.mean, variance: rc.variance, n: rc.n)
-            et = GroupEstimate(mean: rt.mean, variance: rt.variance, n: rt.n)
-            minimum = min(rc.n, rt.n)
-        case .event:
-            ec = GroupEstimate(mean: uc.mean, variance: uc.variance, n: uc.n)
-            et = GroupEstimate(mean: ut.mean, variance: ut.variance, n: ut.n)
-            minimum = min(uc.n, ut.n)
-        }
-        guard minimum >= 2 else {
-            result.note = minimum == 0 ? "no data in \(controlGroup.users == 0 ? "control" : "treatment")"
-                : "needs at least 2 \(plan.unit == .user ? "users" : "units") per variant"
-            return result
-        }
-        // A ratio's delta-method variance of constant data is rounding noise, not zero: treat it as zero.
-        func cleaned(_ g: GroupEstimate) -> GroupEstimate {
-            var g = g
-            if g.variance <= 1e-12 * g.mean * g.mean { g.variance = 0 }
-            return g
-        }
-        let cc = cleaned(ec), ct = cleaned(et)
-        result.controlVariance = cc.variance
-        result.treatmentVariance = ct.variance
-        guard cc.variance.isFinite, ct.variance.isFinite, cc.variance + ct.variance > 0 else {
-            result.note = "no variation within either variant (every user has the same value), so no test applies"
-            if ec.mean == et.mean {
-                result.pValue = 1
-                result.absoluteInterval = ConfidenceInterval(lower: 0, upper: 0)
-                if result.relativeLift != nil { result.relativeInterval = .bounded(lower: 0, upper: 0) }
-                result.note = nil
-            }
-            return result
-        }
-        let test = plan.unit == .user
-            ? TTest.welch(control: ec, treatment: et, alpha: plan.alpha)
-            : TTest.student(control: ec, treatment: et, alpha: plan.alpha)
-        result.pValue = test.pValue
-        result.standardError = test.standardError
-        result.degreesOfFreedom = test.degreesOfFreedom
-        result.absoluteInterval = test.interval
-        result.significant = test.pValue < plan.alpha
-        let varianceOfMean: (GroupEstimate) -> Double
-        if plan.unit == .event {
-            // Student's test pools the variance; Fieller uses the same pooled standard error split by group.
-            let pooled = ((ec.n - 1) * ec.variance + (et.n - 1) * et.variance) / (ec.n + et.n - 2)
-            varianceOfMean = { pooled / $0.n }
-        } else {
-            varianceOfMean = { $0.variance / $0.n }
-        }
-        if result.relativeLift != nil {
-            switch Fieller.ratioSet(treatmentMean: et.mean, varianceOfTreatmentMean: varianceOfMean(et),
-                                    controlMean: ec.mean, varianceOfControlMean: varianceOfMean(ec),
-                                    criticalValue: test.criticalValue) {
-            case .bounded(let ci): result.relativeInterval = .bounded(lower: ci.lower - 1, upper: ci.upper - 1)
-            case .exclusive(let lo, let hi): result.relativeInterval = .exclusive(below: lo - 1, above: hi - 1)
-            case .unbounded: result.relativeInterval = .unbounded
-            }
-        }
-        if result.significant {
-            let up = test.difference > 0
-            switch data.metric.goal {
-            case .up: result.verdict = up ? .better : .worse
-            case .down: result.verdict = up ? .worse : .better
-            case .none: result.verdict = .changed
-            }
-        }
-        return result
-    }
-
-    static func decide(treatment: String, control: String, results: [MetricResult], primary: String, data: ExperimentData, plan: AnalysisPlan) -> Decision {
-        let worseGuardrails = results.filter { $0.metric.role == .guardrail && $0.verdict == .worse && $0.metric.name != primary }
-        let p = results.first { $0.metric.name == primary }
-        let guardrailText = worseGuardrails.map { "\($0.metric.title) (\(formatSigned($0.absoluteDifference, $0.metric)))" }.joined(separator: ", ")
-        if let p, p.verdict == .worse {
-            return Decision(action: .rollBack, treatment: treatment,
-                            reason: "\(p.metric.title) is significantly worse in \(treatment) (\(formatPEquals(p.pValue ?? 0)))"
-                                + (worseGuardrails.isEmpty ? "." : " and guardrails are worse: \(guardrailText)."))
-        }
-        if !worseGuardrails.isEmpty {
-            return Decision(action: .rollBack, treatment: treatment,
-                            reason: "guardrail\(worseGuardrails.count > 1 ? "s" : "") significantly worse in \(treatment): \(guardrailText).")
-        }
-        if let p, p.verdict == .better {
-            return Decision(action: .ship, treatment: treatment,
-                            reason: "\(p.metric.title) is significantly better in \(treatment) (\(formatSigned(p.absoluteDifference, p.metric)), \(formatPEquals(p.pValue ?? 0))) and no guardrail is significantly worse.")
-        }
-        guard let p else {
-            return Decision(action: .keepRunning, treatment: treatment, reason: "the primary metric \(primary) has no data yet.")
-        }
-        let status = p.pValue.map { "shows no significant difference yet (\(formatPEquals($0)))" }
-            ?? "cannot be tested yet" + (p.note.map { " (\($0))" } ?? "")
-        var decision = Decision(action: .keepRunning, treatment: treatment, reason: "\(p.metric.title) \(status).")
-        if let estimate = additionalUsers(p, control: control, data: data, plan: plan) {
-            decision.additionalUsers = estimate.users
-            decision.additionalDays = estimate.days
-            decision.reason += " " + estimate.sentence
-        }
-        return decision
-    }
-
-    /// Users still needed for the planned power on the primary metric, at its observed per-user variance.
-    static func additionalUsers(_ r: MetricResult, control: String, data: ExperimentData, plan: AnalysisPlan) -> (users: Int?, days: Double?, sentence: String)? {
-        guard let vc = r.controlVariance, let vt = r.treatmentVariance, r.control.users >= 2, r.treatmentGroup.users >= 2,
-              let controlMean = r.control.mean else { return nil }
-        let effect: Double
-        let what: String
-        if let mde = plan.minimumDetectableEffect {
-            effect = plan.minimumDetectableEffectIsRelative ? abs(mde * controlMean) : abs(mde)
-            what = "the planned effect of \(formatMagnitude(effect, r.metric))"
-        } else if let d = r.absoluteDifference, d != 0 {
-            effect = abs(d)
-            what = "the observed difference of \(formatMagnitude(effect, r.metric))"
-        } else {
-            return nil
-        }
-        let nc = Double(r.control.users), nt = Double(r.treatmentGroup.users)
-        let pooled = ((nc - 1) * vc + (nt - 1) * vt) / (nc + nt - 2)
-        guard pooled > 0, effect > 0 else { return nil }
-        var ratio = nt / nc
-        if let a = plan.allocation,
-           let wt = a.arms.first(where: { $0.name == r.treatment })?.weight,
-           let wc = a.arms.first(where: { $0.name == control })?.weight, wt > 0, wc > 0 {
-            ratio = wt / wc
-        }
-        let nobs1 = TTestIndependentPower.solveNobs1(effectSize: effect / pooled.squareRoot(), alpha: plan.alpha, power: plan.power,
-                                                     ratio: ratio, alternative: .twoSided)
-        guard nobs1.isFinite else { return nil }
-        let neededMetricUsers = nobs1.rounded(.up) + (nobs1 * ratio).rounded(.up)
-        guard neededMetricUsers < 1e9 else {
-            return (nil, nil, "Detecting \(what) would need more than a billion users: it is not detectable at a practical size.")
-        }
-        let haveMetricUsers = nc + nt
-        let totalUsers = Double(data.variants.reduce(0) { $0 + $1.users })
-        let coverage = totalUsers > 0 ? haveMetricUsers / totalUsers : 1
-        let more = max(0, (neededMetricUsers - haveMetricUsers) / max(coverage, 1e-9))
-        let users = Int(more.rounded(.up))
-        var days: Double?
-        if let observed = data.observedDays, totalUsers > 0 { days = more / (totalUsers / observed) }
-        if users == 0 {
-            return (0, 0, "The sample already has \(Int(plan.power * 100))% power for \(what); the difference is likely small.")
-        }
-        var sentence = "About \(group(users)) more users (\(group(Int(neededMetricUsers))) with this metric in all) give \(Int(plan.power * 100))% power for \(what)"
-        if let days { sentence += ", about \(formatDays(days)) at the current rate" }
-        return (users, days, sentence + ".")
-    }
-
 }
 
 func formatDays(_ d: Double) -> String {

@@ -497,6 +497,11 @@ private struct Cursor {
     }
 }
 
+/// Microseconds since the epoch for an RFC 3339 time (`2026-11-01T00:00:00Z`), or nil when the text is not one.
+public func parseTime(_ text: String) -> Int64? {
+    Array(text.utf8).withUnsafeBytes { parseRFC3339($0) }
+}
+
 /// Microseconds since the epoch for an RFC 3339 time, or nil when the text is not one.
 func parseRFC3339(_ s: UnsafeRawBufferPointer) -> Int64? {
     let n = s.count

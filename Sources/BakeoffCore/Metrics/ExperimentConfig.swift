@@ -1,4 +1,5 @@
 import Foundation
+import BakeoffStatistics
 
 /// An experiment's plan as a JSON file: its name, split, control, alpha, power, metrics and their roles.
 ///
@@ -20,6 +21,16 @@ public struct ExperimentConfig: Sendable {
     public var minimumDetectableEffect: Double?
     public var minimumDetectableEffectIsRelative = false
     public var metrics: [Metric] = Metric.builtIn
+    /// Nil: the caller's default (fixed horizon for `analyze`, sequential for the gateway's live report).
+    public var method: TestMethod?
+    public var sequentialTuning: Double?
+    public var correction: Correction?
+    public var prior: GaussianPrior?
+    public var minimumRuntimeDays: Double?
+    public var fullWeeks: Bool?
+    public var maximumRuntimeDays: Double?
+    /// The experiment's start (microseconds since the epoch): earlier events are the CUPED pre-period.
+    public var start: Int64?
 
     public init() {}
 
@@ -68,6 +79,34 @@ public struct ExperimentConfig: Sendable {
             if config.minimumDetectableEffect != nil { throw root.fail("mde_relative", "give either \"mde\" or \"mde_relative\", not both") }
             config.minimumDetectableEffect = mde
             config.minimumDetectableEffectIsRelative = true
+        }
+        config.method = try root.enumValue("method", TestMethod.self)
+        config.sequentialTuning = try root.double("sequential_tuning", in: 1...1e12)
+        if let name = try root.string("correction") {
+            guard let correction = Correction(configName: name) else {
+                throw root.fail("correction", "must be \"holm\" (Holm-Bonferroni), \"bh\" (Benjamini-Hochberg) or \"none\", got \"\(name)\"")
+            }
+            config.correction = correction
+        }
+        if var prior = try root.object("prior") {
+            guard let mean = try prior.double("mean") else { throw prior.fail("mean", "a prior needs \"mean\" (the expected relative lift, e.g. 0)") }
+            guard let variance = try prior.double("variance"), variance > 0 else {
+                throw prior.fail("variance", "a prior needs a positive \"variance\" of the relative lift (e.g. 0.09 for a 30% standard deviation)")
+            }
+            try prior.finish()
+            config.prior = GaussianPrior(mean: mean, variance: variance, scale: .relative)
+        }
+        config.minimumRuntimeDays = try root.double("min_runtime_days", in: 0...3650)
+        config.fullWeeks = try root.bool("full_weeks")
+        config.maximumRuntimeDays = try root.double("max_runtime_days", in: 1e-9...3650)
+        if let maximum = config.maximumRuntimeDays, let minimum = config.minimumRuntimeDays, maximum < minimum {
+            throw root.fail("max_runtime_days", "\(JSONWriter.number(maximum)) is shorter than \"min_runtime_days\" (\(JSONWriter.number(minimum)))")
+        }
+        if let text = try root.string("start") {
+            guard let start = parseTime(text) else {
+                throw root.fail("start", "\"\(text)\" is not an RFC 3339 time such as \"2026-11-01T00:00:00Z\"")
+            }
+            config.start = start
         }
         let builtIn = try root.bool("builtin_metrics") ?? true
         var metrics = builtIn ? Metric.builtIn : []
@@ -147,8 +186,26 @@ public struct ExperimentConfig: Sendable {
             throw o.fail("goal", "a \(role.rawValue) metric needs a direction: \"up\" or \"down\"")
         }
         let title = try o.string("title") ?? base?.title
-        return Metric(name: name, title: title, level: level, kind: kind, goal: goal, role: role, source: source,
-                      quantile: kind == .quantile ? quantile : nil)
+        var metric = Metric(name: name, title: title, level: level, kind: kind, goal: goal, role: role, source: source,
+                            quantile: kind == .quantile ? quantile : nil)
+        metric.margin = base?.margin
+        metric.rankTest = base?.rankTest
+        metric.varianceReduction = base?.varianceReduction ?? true
+        let absolute = try o.double("margin", in: 0...1e300)
+        let relative = try o.double("margin_relative", in: 0...1e6)
+        if absolute != nil && relative != nil { throw o.fail("margin_relative", "give either \"margin\" or \"margin_relative\", not both") }
+        if let value = absolute ?? relative {
+            guard role == .guardrail else {
+                throw o.fail(absolute != nil ? "margin" : "margin_relative", "a margin applies to guardrails; give this metric \"role\": \"guardrail\"")
+            }
+            metric.margin = GuardrailMargin(value: value, isRelative: relative != nil)
+        }
+        if let test = try o.enumValue("rank_test", RankTest.self) {
+            guard kind != .quantile else { throw o.fail("rank_test", "a rank test applies to per-unit scores, not to quantile metrics") }
+            metric.rankTest = test
+        }
+        if let cuped = try o.bool("cuped") { metric.varianceReduction = cuped }
+        return metric
     }
 
     /// The analysis plan this config describes, before command-line overrides.
@@ -161,6 +218,14 @@ public struct ExperimentConfig: Sendable {
         plan.primaryMetric = primaryMetric
         plan.minimumDetectableEffect = minimumDetectableEffect
         plan.minimumDetectableEffectIsRelative = minimumDetectableEffectIsRelative
+        if let method { plan.method = method }
+        if let sequentialTuning { plan.sequentialTuning = sequentialTuning }
+        if let correction { plan.correction = correction }
+        plan.prior = prior
+        if let minimumRuntimeDays { plan.minimumRuntimeDays = minimumRuntimeDays }
+        if let fullWeeks { plan.fullWeeks = fullWeeks }
+        plan.maximumRuntimeDays = maximumRuntimeDays
+        plan.start = start
         return plan
     }
 }

@@ -22,10 +22,68 @@ extension Report {
         return "\(formatTimestamp(a).prefix(10)) to \(formatTimestamp(b).prefix(10)) (\(format1(days)) days)"
     }
 
-    private var methodText: String {
-        unit == .user
-            ? "user-level Welch t-tests (delta method), alpha \(formatNumber(alpha))"
-            : "NAIVE event-level Student t-tests (units treated as independent), alpha \(formatNumber(alpha))"
+    var methodText: String {
+        var text: String
+        switch (unit, plan.method) {
+        case (.user, .fixed): text = "fixed-horizon user-level Welch t-tests (delta method)"
+        case (.user, .sequential): text = "sequential user-level tests (asymptotic confidence sequences, N* \(formatNumber(plan.sequentialTuning)); valid at every look)"
+        case (.event, .fixed): text = "NAIVE event-level Student t-tests (units treated as independent)"
+        case (.event, .sequential): text = "NAIVE event-level sequential tests (units treated as independent)"
+        }
+        text += ", alpha \(formatNumber(alpha))"
+        if plan.correction != .none && (results.contains { $0.familySize > 1 } || quantiles.contains { $0.familySize > 1 }) {
+            text += "; \(plan.correction == .holm ? "Holm" : "Benjamini-Hochberg") correction of the secondary metrics across metrics and arms"
+        }
+        if results.contains(where: { $0.varianceReduction != nil }) { text += "; CUPED with pre-experiment data" }
+        return text
+    }
+
+    /// Runtime and plan bounds in one line: "9.0 of at least 14 days (at most 28)".
+    var runtimeText: String? {
+        let minimum = plan.effectiveMinimumRuntimeDays
+        guard elapsedDays != nil || minimum > 0 || plan.maximumRuntimeDays != nil else { return nil }
+        var text = "Runtime: " + (elapsedDays.map { format1($0) + " days" } ?? "unknown (no timestamps)")
+        var bounds: [String] = []
+        if minimum > 0 { bounds.append("at least \(formatDays(minimum))\(plan.fullWeeks && minimum != plan.minimumRuntimeDays ? " (full weeks)" : "")") }
+        if let maximum = plan.maximumRuntimeDays { bounds.append("at most \(formatDays(maximum))") }
+        if !bounds.isEmpty { text += "; plan: " + bounds.joined(separator: ", ") }
+        return text + "."
+    }
+
+    /// The lines under the tables: guardrail margins, rank tests, CUPED, power now, Bayesian view.
+    func analysisNotes(_ treatment: String) -> [String] {
+        var lines: [String] = []
+        for r in results where r.treatment == treatment {
+            if let g = r.guardrail { lines.append("Guardrail \(r.metric.title): \(Analysis.guardrailText(g, r.metric)): \(guardrailStatus(g)).") }
+        }
+        for q in quantiles where q.treatment == treatment {
+            if let g = q.guardrail { lines.append("Guardrail \(q.metric.title): \(Analysis.guardrailText(g, q.metric)): \(guardrailStatus(g)).") }
+        }
+        for r in results where r.treatment == treatment {
+            if let v = r.varianceReduction {
+                lines.append("CUPED \(r.metric.title): variance \(v.reduction >= 0 ? "reduced" : "changed") by \(fixed(abs(v.reduction) * 100, 1))% (theta \(significant(v.theta, 3))).")
+            }
+            if let m = r.rankTest {
+                lines.append("Mann-Whitney \(r.metric.title): P(\(treatment) > \(control)) = \(fixed(m.probabilityOfSuperiority, 3)), \(formatPEquals(m.pValue)).")
+            }
+        }
+        if let p = results.first(where: { $0.treatment == treatment && $0.metric.name == primaryMetric }) {
+            if let b = p.bayesian, b.issue == nil {
+                lines.append("Bayesian view of \(p.metric.title): chance \(treatment) is better \(fixed(b.chanceToWin * 100, 1))%, relative lift \(formatPercent(b.mean)) [\(formatPercentBare(b.interval.lower)), \(formatPercentBare(b.interval.upper))] credible, expected loss if shipped \(fixed(b.riskOfTreatment * 100, 2))% of control\(plan.prior == nil ? " (flat prior)" : "").")
+            }
+            if let mde = p.detectableEffect, let c = p.control.mean {
+                lines.append("Power now: the current sample detects a change of \(p.metric.title) of \(formatMagnitude(mde, p.metric))\(c != 0 ? " (\(formatPercentBare(mde / abs(c)).dropFirst())% of control)" : "") with \(Int(plan.power * 100))% power\(plan.method == .sequential ? " at one look (the sequential test needs somewhat more)" : "").")
+            }
+        }
+        return lines
+    }
+
+    private func guardrailStatus(_ g: GuardrailCheck) -> String {
+        switch g.status {
+        case .withinMargin: return "within the margin"
+        case .beyondMargin: return "BEYOND the margin"
+        case .unclear: return "not yet shown within the margin"
+        }
     }
 
     private func summaryRows(_ treatment: String, markdown: Bool) -> [[String]] {
@@ -37,11 +95,17 @@ extension Report {
                 sig = r.verdict == .better ? "better" : r.verdict == .worse ? "WORSE" : "yes"
             }
             rows.append([title, formatValue(r.control.mean, r.metric), formatValue(r.treatmentGroup.mean, r.metric),
-                         formatLift(r), r.pValue.map(formatP) ?? "—", sig])
+                         formatLift(r), r.decisionPValue.map(formatP) ?? "—", sig])
         }
         for q in quantiles where q.treatment == treatment {
+            let sig: String
+            if q.pValue == nil { sig = "—" } else if !q.significant { sig = "no" } else {
+                sig = q.verdict == .better ? "better" : q.verdict == .worse ? "WORSE" : "yes"
+            }
+            var lift = formatPercent(q.relativeChange)
+            if let ci = q.relativeInterval { lift += " [\(formatPercentBare(ci.lower)), \(formatPercentBare(ci.upper))]" }
             rows.append([q.metric.title, formatValue(q.control, q.metric), formatValue(q.treatmentValue, q.metric),
-                         formatPercent(q.relativeChange), "—", "—"])
+                         lift, (q.adjustedPValue ?? q.pValue).map(formatP) ?? "—", sig])
         }
         if markdown { return rows.map { $0.map { $0.replacingOccurrences(of: "|", with: "\\|") } } }
         return rows
@@ -82,7 +146,13 @@ extension Report {
         }
 
         let decision = self.decision
-        let action = decision.action == .ship ? "SHIP" : decision.action == .rollBack ? "ROLL BACK" : "KEEP RUNNING"
+        let action: String
+        switch decision.action {
+        case .ship: action = "SHIP"
+        case .rollBack: action = "ROLL BACK"
+        case .keepRunning: action = "KEEP RUNNING"
+        case .stopInconclusive: action = "STOP: INCONCLUSIVE"
+        }
         out += prose("\(bold)Decision: \(action)\(decision.treatment.isEmpty ? "" : " \(decision.treatment)")\(bold) — \(decision.reason)") + "\n\n"
 
         for treatment in variants.dropFirst().map(\.name) {
@@ -101,8 +171,21 @@ extension Report {
                 for (i, note) in footnotes.enumerated() { out += wrap("\(i + 1). \(note)", indent: "   ") + "\n" }
                 if !footnotes.isEmpty { out += "\n" }
             }
+            let notes = analysisNotes(treatment)
+            if !notes.isEmpty {
+                out += notes.map { markdown ? "- " + $0 : wrap("  " + $0, indent: "    ") }.joined(separator: "\n") + "\n\n"
+            }
         }
-        out += prose("* primary metric. Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Quantiles are shown with their relative change only.") + "\n\n"
+        out += prose(footnoteText) + "\n\n"
+        if let runtime = runtimeText { out += prose(runtime) + "\n\n" }
+        if !planChanges.isEmpty {
+            out += "\(markdown ? "### " : "")Plan changes after the start\n" + (markdown ? "\n" : "")
+            for change in planChanges {
+                let line = "\(formatTimestamp(change.timestamp)): " + change.changes.joined(separator: "; ")
+                out += (markdown ? "- " + line : wrap("  " + line, indent: "    ")) + "\n"
+            }
+            out += "\n"
+        }
 
         out += "\(markdown ? "### " : "")Sample ratio\n" + (markdown ? "\n" : "")
         switch sampleRatio.status {
@@ -138,6 +221,22 @@ extension Report {
         return out
     }
 
+    /// What the table's lift, interval and p-value columns mean under this plan.
+    var footnoteText: String {
+        var text = "* primary metric. "
+        switch plan.method {
+        case .fixed:
+            text += "Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Fixed-horizon results are valid at one planned look: to watch results as they come in, use the sequential method."
+        case .sequential:
+            text += "Intervals and p-values are always valid (confidence sequences): they stay correct however often the report is looked at."
+        }
+        if results.contains(where: { $0.familySize > 1 }) || quantiles.contains(where: { $0.familySize > 1 }) {
+            text += " P-values are adjusted (\(plan.correction == .holm ? "Holm" : "Benjamini-Hochberg")) and intervals are made at the matching level, so they agree; guardrails are not corrected."
+        }
+        if !quantiles.isEmpty { text += " Quantile intervals come from order statistics clustered by user." }
+        return text
+    }
+
     private func markdownTable(_ header: [String], _ rows: [[String]]) -> String {
         var out = "| " + header.joined(separator: " | ") + " |\n"
         out += "|" + header.enumerated().map { i, _ in i == 0 ? "---|" : "---:|" }.joined() + "\n"
@@ -148,10 +247,36 @@ extension Report {
     private func renderJSON() -> String {
         var w = JSONWriter()
         w.object { w in
-            w.value("schema", "bakeoff.report/1")
+            w.value("schema", "bakeoff.report/2")
             w.value("experiment", experiment)
             w.value("alpha", alpha)
             w.value("unit", unit.rawValue)
+            w.object("plan") { w in
+                w.value("method", plan.method.rawValue)
+                w.value("sequential_tuning", plan.method == .sequential ? plan.sequentialTuning : nil)
+                w.value("correction", plan.correction.configName)
+                w.value("power", plan.power)
+                w.value("mde", plan.minimumDetectableEffect)
+                w.value("mde_is_relative", plan.minimumDetectableEffect == nil ? nil : plan.minimumDetectableEffectIsRelative)
+                w.value("min_runtime_days", plan.effectiveMinimumRuntimeDays)
+                w.value("max_runtime_days", plan.maximumRuntimeDays)
+                w.value("start", plan.start.map(formatTimestamp))
+                w.value("elapsed_days", elapsedDays)
+                if let prior = plan.prior {
+                    w.object("prior") { w in
+                        w.value("mean", prior.mean)
+                        w.value("variance", prior.variance)
+                    }
+                }
+                w.array("changes") { w in
+                    for c in planChanges {
+                        w.object { w in
+                            w.value("ts", formatTimestamp(c.timestamp))
+                            w.array("changes") { w in for x in c.changes { w.value(nil, x) } }
+                        }
+                    }
+                }
+            }
             w.value("control", control)
             w.value("primary_metric", primaryMetric)
             w.object("period") { w in
@@ -198,6 +323,17 @@ extension Report {
                             w.value("count", q.treatmentCount)
                         }
                         w.value("relative_change", q.relativeChange)
+                        w.value("role", q.metric.role.rawValue)
+                        writeInterval(&w, "absolute_ci", q.absoluteInterval)
+                        writeInterval(&w, "relative_ci", q.relativeInterval)
+                        w.value("p_value", q.pValue)
+                        w.value("adjusted_p_value", q.adjustedPValue)
+                        w.value("interval_alpha", q.intervalAlpha)
+                        w.value("family_size", q.familySize)
+                        w.value("significant", q.significant)
+                        w.value("verdict", q.verdict.rawValue)
+                        if let g = q.guardrail { writeGuardrail(&w, g) }
+                        w.value("note", q.note)
                     }
                 }
             }
@@ -264,7 +400,57 @@ extension Report {
             w.value("verdict", r.verdict.rawValue)
             w.value("std_error", r.standardError)
             w.value("df", r.degreesOfFreedom)
+            w.value("adjusted_p_value", r.adjustedPValue)
+            w.value("interval_alpha", r.intervalAlpha)
+            w.value("family_size", r.familySize)
+            w.value("detectable_effect", r.detectableEffect)
+            if let b = r.bayesian {
+                w.object("bayesian") { w in
+                    w.value("scale", b.scale.rawValue)
+                    w.value("chance_to_win", b.chanceToWin)
+                    w.value("mean", b.mean)
+                    w.value("std_dev", b.standardDeviation)
+                    writeInterval(&w, "credible_interval", b.interval)
+                    w.value("risk_control", b.riskOfControl)
+                    w.value("risk_treatment", b.riskOfTreatment)
+                    w.value("issue", b.issue.map { "\($0)" })
+                }
+            }
+            if let g = r.guardrail { writeGuardrail(&w, g) }
+            if let v = r.varianceReduction {
+                w.object("cuped") { w in
+                    w.value("theta", v.theta)
+                    w.value("variance_reduction", v.reduction)
+                }
+            }
+            if let m = r.rankTest {
+                w.object("mann_whitney") { w in
+                    w.value("u", m.u)
+                    w.value("z", m.z)
+                    w.value("p_value", m.pValue)
+                    w.value("probability_of_superiority", m.probabilityOfSuperiority)
+                }
+            }
             w.value("note", r.note)
+        }
+    }
+
+    private func writeInterval(_ w: inout JSONWriter, _ key: String, _ ci: ConfidenceInterval?) {
+        if let ci {
+            w.array(key) { w in w.value(nil, ci.lower); w.value(nil, ci.upper) }
+        } else {
+            w.value(key, nil as Double?)
+        }
+    }
+
+    private func writeGuardrail(_ w: inout JSONWriter, _ g: GuardrailCheck) {
+        w.object("guardrail") { w in
+            w.value("margin", g.margin.value)
+            w.value("margin_is_relative", g.margin.isRelative)
+            w.value("estimate", g.estimate)
+            w.value("bound", g.bound)
+            w.value("p_value", g.pValue)
+            w.value("status", g.status.rawValue)
         }
     }
 

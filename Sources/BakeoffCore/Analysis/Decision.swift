@@ -1,0 +1,150 @@
+import BakeoffStatistics
+
+/// The plan-driven decision for one treatment: ship, roll back, keep running (with days left) or stop
+/// as inconclusive, each with the one-sentence reason the report prints.
+///
+/// The rules, in order:
+/// 1. Roll back when the primary metric is significantly worse, or a guardrail is harmed: beyond its
+///    margin (significantly worse and the estimate past the margin) or, without a margin, significantly
+///    worse. Harm does not wait for the minimum runtime.
+/// 2. Ship when the primary metric is significantly better, every guardrail with a margin is shown within
+///    it, and the minimum runtime (full weeks by default) has passed; otherwise keep running.
+/// 3. Without a significant primary result: stop as inconclusive once the maximum runtime or (fixed
+///    horizon) the planned sample is reached, else keep running with the days left.
+extension Analysis {
+    static func decide(treatment: String, control: String, results: [MetricResult], quantiles: [QuantileResult],
+                       primary: String, data: ExperimentData, plan: AnalysisPlan, elapsedDays: Double?) -> Decision {
+        let p = results.first { $0.metric.name == primary }
+        var harmed: [String] = []
+        var pending: [String] = []
+        for r in results where r.metric.role == .guardrail && r.metric.name != primary {
+            if let g = r.guardrail {
+                if g.status == .beyondMargin { harmed.append("\(r.metric.title) (\(guardrailText(g, r.metric)))") }
+                if g.status == .unclear { pending.append("\(r.metric.title) (\(guardrailText(g, r.metric)))") }
+            } else if r.verdict == .worse {
+                harmed.append("\(r.metric.title) (\(formatSigned(r.absoluteDifference, r.metric)))")
+            }
+        }
+        for q in quantiles where q.metric.role == .guardrail {
+            if let g = q.guardrail {
+                if g.status == .beyondMargin { harmed.append("\(q.metric.title) (\(guardrailText(g, q.metric)))") }
+                if g.status == .unclear { pending.append("\(q.metric.title) (\(guardrailText(g, q.metric)))") }
+            } else if q.verdict == .worse {
+                harmed.append("\(q.metric.title) (\(formatPercent(q.relativeChange)))")
+            }
+        }
+        let harmText = harmed.joined(separator: ", ")
+        if let p, p.verdict == .worse {
+            return Decision(action: .rollBack, treatment: treatment,
+                            reason: "\(p.metric.title) is significantly worse in \(treatment) (\(formatPEquals(p.decisionPValue ?? 0)))"
+                                + (harmed.isEmpty ? "." : " and guardrails are harmed: \(harmText)."))
+        }
+        if !harmed.isEmpty {
+            return Decision(action: .rollBack, treatment: treatment,
+                            reason: "guardrail\(harmed.count > 1 ? "s" : "") harmed in \(treatment): \(harmText).")
+        }
+        let minimumDays = plan.effectiveMinimumRuntimeDays
+        let daysToMinimum = max(0, minimumDays - (elapsedDays ?? 0))
+        let runtimeKnown = elapsedDays != nil || minimumDays == 0
+        if let p, p.verdict == .better {
+            let gain = "\(p.metric.title) is significantly better in \(treatment) (\(formatSigned(p.absoluteDifference, p.metric)), \(formatPEquals(p.decisionPValue ?? 0)))"
+            if !pending.isEmpty {
+                return Decision(action: .keepRunning, treatment: treatment,
+                                reason: "\(gain), but \(pending.count > 1 ? "guardrails are" : "a guardrail is") not yet shown within \(pending.count > 1 ? "their margins" : "its margin"): \(pending.joined(separator: ", ")).")
+            }
+            if daysToMinimum > 0 || !runtimeKnown {
+                var d = Decision(action: .keepRunning, treatment: treatment,
+                                 reason: "\(gain), but the planned minimum runtime of \(formatDays(minimumDays)) is not reached\(runtimeKnown ? " (\(formatDays(daysToMinimum)) left)" : " (the data have no timestamps)").")
+                d.additionalDays = runtimeKnown ? daysToMinimum : nil
+                return d
+            }
+            return Decision(action: .ship, treatment: treatment,
+                            reason: "\(gain) and no guardrail is harmed\(results.contains { $0.guardrail != nil } || quantiles.contains { $0.guardrail != nil } ? " (each with a margin is shown within it)" : "").")
+        }
+        guard let p else {
+            return Decision(action: .keepRunning, treatment: treatment, reason: "the primary metric \(primary) has no data yet.")
+        }
+        let status = p.decisionPValue.map { "shows no significant difference\(p.familySize > 1 ? " after the \(plan.correction.configName) correction" : "") (\(formatPEquals($0)))" }
+            ?? "cannot be tested yet" + (p.note.map { " (\($0))" } ?? "")
+        if let maximum = plan.maximumRuntimeDays, let elapsed = elapsedDays, elapsed >= maximum {
+            return Decision(action: .stopInconclusive, treatment: treatment,
+                            reason: "\(p.metric.title) \(status) after the planned maximum runtime of \(formatDays(maximum)): the effect, if any, is smaller than this experiment can show.")
+        }
+        let estimate = additionalUsers(p, control: control, data: data, plan: plan)
+        if plan.method == .fixed, plan.minimumDetectableEffect != nil, let e = estimate, e.users == 0, daysToMinimum == 0 {
+            return Decision(action: .stopInconclusive, treatment: treatment,
+                            reason: "\(p.metric.title) \(status) at the planned sample: the difference is likely smaller than the planned effect.")
+        }
+        var decision = Decision(action: .keepRunning, treatment: treatment, reason: "\(p.metric.title) \(status).")
+        if let estimate {
+            decision.additionalUsers = estimate.users
+            decision.additionalDays = estimate.days
+            decision.reason += " " + estimate.sentence
+        }
+        if daysToMinimum > 0 && runtimeKnown {
+            decision.additionalDays = max(decision.additionalDays ?? 0, daysToMinimum)
+            if estimate?.days ?? 0 < daysToMinimum {
+                decision.reason += " The planned minimum runtime of \(formatDays(minimumDays)) needs \(formatDays(daysToMinimum)) more."
+            }
+        }
+        if let maximum = plan.maximumRuntimeDays, let elapsed = elapsedDays, let days = decision.additionalDays, elapsed + days > maximum {
+            decision.reason += " That is past the planned maximum runtime of \(formatDays(maximum)) (\(formatDays(maximum - elapsed)) left)."
+        }
+        return decision
+    }
+
+    /// "+12.3% (bound +17.0% vs margin +15%)".
+    static func guardrailText(_ g: GuardrailCheck, _ metric: Metric) -> String {
+        let value: (Double) -> String = { g.margin.isRelative ? formatPercent($0) : formatSigned($0, metric) }
+        let sign = metric.goal == .down ? 1.0 : -1.0
+        return "\(value(g.estimate)), bound \(value(g.bound)) vs margin \(value(sign * g.margin.value))"
+    }
+
+    /// Users still needed for the planned power on the primary metric, at its observed per-user variance.
+    static func additionalUsers(_ r: MetricResult, control: String, data: ExperimentData, plan: AnalysisPlan) -> (users: Int?, days: Double?, sentence: String)? {
+        guard let vc = r.controlVariance, let vt = r.treatmentVariance, r.control.users >= 2, r.treatmentGroup.users >= 2,
+              let controlMean = r.control.mean else { return nil }
+        let effect: Double
+        let what: String
+        if let mde = plan.minimumDetectableEffect {
+            effect = plan.minimumDetectableEffectIsRelative ? abs(mde * controlMean) : abs(mde)
+            what = "the planned effect of \(formatMagnitude(effect, r.metric))"
+        } else if let d = r.absoluteDifference, d != 0 {
+            effect = abs(d)
+            what = "the observed difference of \(formatMagnitude(effect, r.metric))"
+        } else {
+            return nil
+        }
+        let nc = Double(r.control.users), nt = Double(r.treatmentGroup.users)
+        let pooled = ((nc - 1) * vc + (nt - 1) * vt) / (nc + nt - 2)
+        guard pooled > 0, effect > 0 else { return nil }
+        var ratio = nt / nc
+        if let a = plan.allocation,
+           let wt = a.arms.first(where: { $0.name == r.treatment })?.weight,
+           let wc = a.arms.first(where: { $0.name == control })?.weight, wt > 0, wc > 0 {
+            ratio = wt / wc
+        }
+        let nobs1 = TTestIndependentPower.solveNobs1(effectSize: effect / pooled.squareRoot(), alpha: plan.alpha, power: plan.power,
+                                                     ratio: ratio, alternative: .twoSided)
+        guard nobs1.isFinite else { return nil }
+        let neededMetricUsers = nobs1.rounded(.up) + (nobs1 * ratio).rounded(.up)
+        guard neededMetricUsers < 1e9 else {
+            return (nil, nil, "Detecting \(what) would need more than a billion users: it is not detectable at a practical size.")
+        }
+        let haveMetricUsers = nc + nt
+        let totalUsers = Double(data.variants.reduce(0) { $0 + $1.users })
+        let coverage = totalUsers > 0 ? haveMetricUsers / totalUsers : 1
+        let more = max(0, (neededMetricUsers - haveMetricUsers) / max(coverage, 1e-9))
+        let users = Int(more.rounded(.up))
+        var days: Double?
+        if let observed = data.observedDays, totalUsers > 0 {
+            days = DaysLeft.days(currentUsers: 0, plannedUsers: more, usersPerDay: totalUsers / observed)
+        }
+        if users == 0 {
+            return (0, 0, "The sample already has \(Int(plan.power * 100))% power for \(what); the difference is likely small.")
+        }
+        var sentence = "About \(group(users)) more users (\(group(Int(neededMetricUsers))) with this metric in all) give \(Int(plan.power * 100))% power for \(what)"
+        if let days { sentence += ", about \(formatDays(days)) at the current rate" }
+        return (users, days, sentence + ".")
+    }
+}

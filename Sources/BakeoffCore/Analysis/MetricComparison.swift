@@ -1,0 +1,199 @@
+import BakeoffStatistics
+
+/// One metric's test of one treatment against control, at a given alpha: the plan's method, CUPED when
+/// pre-experiment data exist, the Bayesian view, the guardrail margin and the optional rank test.
+///
+/// Pure: sums in, numbers out. `Analysis.run` calls it once at the plan's alpha and again at the
+/// corrected per-test alpha for the intervals.
+enum MetricComparison {
+    static func compare(_ data: MetricData, _ c: Int, _ t: Int, treatment: String, plan: AnalysisPlan, alpha: Double) -> MetricResult {
+        let rc = data.perVariant[c], rt = data.perVariant[t]
+        let uc = data.unitMoments[c], ut = data.unitMoments[t]
+        let controlGroup = GroupSummary(mean: uc.n > 0 ? uc.sum / uc.n : nil, users: Int(rc.n), units: uc.n)
+        let treatmentGroup = GroupSummary(mean: ut.n > 0 ? ut.sum / ut.n : nil, users: Int(rt.n), units: ut.n)
+        var result = MetricResult(metric: data.metric, treatment: treatment, control: controlGroup, treatmentGroup: treatmentGroup,
+                                  significant: false, verdict: .none, intervalAlpha: alpha)
+        if let a = controlGroup.mean, let b = treatmentGroup.mean {
+            result.absoluteDifference = b - a
+            if a != 0 { result.relativeLift = b / a - 1 }
+        }
+
+        var ec: GroupEstimate, et: GroupEstimate
+        let minimum: Double
+        switch plan.unit {
+        case .user:
+            ec = GroupEstimate(mean: rc.mean, variance: rc.variance, n: rc.n)
+            et = GroupEstimate(mean: rt.mean, variance: rt.variance, n: rt.n)
+            minimum = min(rc.n, rt.n)
+        case .event:
+            ec = GroupEstimate(mean: uc.mean, variance: uc.variance, n: uc.n)
+            et = GroupEstimate(mean: ut.mean, variance: ut.variance, n: ut.n)
+            minimum = min(uc.n, ut.n)
+        }
+        if data.metric.rankTest == .mannWhitney, let ordinal = data.ordinal,
+           ordinal.counts[c].reduce(0, +) > 0, ordinal.counts[t].reduce(0, +) > 0 {
+            // x = treatment, so the probability of superiority reads P(treatment > control).
+            result.rankTest = MannWhitney.test(xCounts: ordinal.counts[t], yCounts: ordinal.counts[c], alternative: .twoSided)
+        }
+        guard minimum >= 2 else {
+            result.note = minimum == 0 ? "no data in \(controlGroup.users == 0 ? "control" : "treatment")"
+                : "needs at least 2 \(plan.unit == .user ? "users" : "units") per variant"
+            return result
+        }
+        // A ratio's delta-method variance of constant data is rounding noise, not zero: treat it as zero.
+        func cleaned(_ g: GroupEstimate) -> GroupEstimate {
+            var g = g
+            if g.variance <= 1e-12 * g.mean * g.mean { g.variance = 0 }
+            return g
+        }
+        ec = cleaned(ec)
+        et = cleaned(et)
+        result.controlVariance = ec.variance
+        result.treatmentVariance = et.variance
+        guard ec.variance.isFinite, et.variance.isFinite, ec.variance + et.variance > 0 else {
+            result.note = "no variation within either variant (every user has the same value), so no test applies"
+            if ec.mean == et.mean {
+                result.pValue = 1
+                result.absoluteInterval = ConfidenceInterval(lower: 0, upper: 0)
+                if result.relativeLift != nil { result.relativeInterval = .bounded(lower: 0, upper: 0) }
+                result.note = nil
+            }
+            return result
+        }
+
+        let difference: Double
+        switch plan.method {
+        case .fixed:
+            let test = plan.unit == .user
+                ? TTest.welch(control: ec, treatment: et, alpha: alpha)
+                : TTest.student(control: ec, treatment: et, alpha: alpha)
+            difference = test.difference
+            result.pValue = test.pValue
+            result.standardError = test.standardError
+            result.degreesOfFreedom = test.degreesOfFreedom
+            result.absoluteInterval = test.interval
+            if result.relativeLift != nil {
+                let varianceOfMean: (GroupEstimate) -> Double
+                if plan.unit == .event {
+                    // Student's test pools the variance; Fieller uses the same pooled standard error split by group.
+                    let pooled = ((ec.n - 1) * ec.variance + (et.n - 1) * et.variance) / (ec.n + et.n - 2)
+                    varianceOfMean = { pooled / $0.n }
+                } else {
+                    varianceOfMean = { $0.variance / $0.n }
+                }
+                switch Fieller.ratioSet(treatmentMean: et.mean, varianceOfTreatmentMean: varianceOfMean(et),
+                                        controlMean: ec.mean, varianceOfControlMean: varianceOfMean(ec),
+                                        criticalValue: test.criticalValue) {
+                case .bounded(let ci): result.relativeInterval = .bounded(lower: ci.lower - 1, upper: ci.upper - 1)
+                case .exclusive(let lo, let hi): result.relativeInterval = .exclusive(below: lo - 1, above: hi - 1)
+                case .unbounded: result.relativeInterval = .unbounded
+                }
+            }
+        case .sequential:
+            let test = SequentialTest.twoSided(control: ec, treatment: et, alpha: alpha, scale: .absolute,
+                                               tuningParameter: plan.sequentialTuning)
+            difference = test.difference
+            result.pValue = test.pValue
+            result.standardError = test.standardError
+            result.absoluteInterval = test.interval
+            if result.relativeLift != nil && ec.mean != 0 {
+                let relative = SequentialTest.twoSided(control: ec, treatment: et, alpha: alpha, scale: .relative,
+                                                       tuningParameter: plan.sequentialTuning)
+                result.relativeInterval = .bounded(lower: relative.interval.lower, upper: relative.interval.upper)
+            }
+        }
+        result.significant = (result.pValue ?? 1) < alpha
+        result.verdict = verdict(significant: result.significant, up: difference > 0, goal: data.metric.goal)
+        if ec.mean != 0 {
+            result.bayesian = BayesianEffectTest.compute(control: ec, treatment: et, scale: .relative, prior: plan.prior,
+                                                         inverse: data.metric.goal == .down, alpha: alpha)
+        }
+        if data.metric.role == .guardrail, let margin = data.metric.margin, data.metric.goal != .none,
+           !(margin.isRelative && ec.mean == 0) {
+            let test = NonInferiority.welch(control: ec, treatment: et, margin: margin.value,
+                                            scale: margin.isRelative ? .relative : .absolute,
+                                            direction: data.metric.goal == .down ? .higherIsWorse : .lowerIsWorse, alpha: alpha)
+            result.guardrail = guardrailCheck(margin: margin, estimate: test.difference, bound: test.bound,
+                                              pValue: test.pValue, nonInferior: test.isNonInferior,
+                                              significantlyWorse: result.verdict == .worse, goal: data.metric.goal)
+        }
+        return result
+    }
+
+    /// A quantile metric's test: difference and relative change of the quantile, clustered by user.
+    static func compareQuantile(_ data: MetricData, _ c: Int, _ t: Int, treatment: String, plan: AnalysisPlan, alpha: Double) -> QuantileResult {
+        var result = QuantileResult(metric: data.metric, treatment: treatment,
+                                    control: data.quantiles?[c] ?? nil, treatmentValue: data.quantiles?[t] ?? nil,
+                                    controlCount: data.quantileCounts?[c] ?? 0, treatmentCount: data.quantileCounts?[t] ?? 0,
+                                    intervalAlpha: alpha)
+        guard let estimates = data.quantileEstimates, let ec = estimates[c], let et = estimates[t] else { return result }
+        result.control = ec.quantile
+        result.treatmentValue = et.quantile
+        result.controlCount = Int(ec.n)
+        result.treatmentCount = Int(et.n)
+        guard ec.n >= 2, et.n >= 2, !ec.isDegenerate, !et.isDegenerate else {
+            result.note = "too few requests for a test of the quantile"
+            return result
+        }
+        let absolute = QuantileTest.difference(control: ec, treatment: et, alpha: alpha)
+        let relative = ec.quantile > 0 ? QuantileTest.relativeChange(control: ec, treatment: et, alpha: alpha) : nil
+        guard absolute.standardError.isFinite, absolute.standardError > 0 else {
+            result.note = "no variation around the quantile, so no test applies"
+            return result
+        }
+        result.differenceError = absolute.standardError
+        result.relativeError = relative?.standardError
+        switch plan.method {
+        case .fixed:
+            result.pValue = absolute.pValue
+            result.absoluteInterval = absolute.interval
+            result.relativeInterval = relative?.interval
+        case .sequential:
+            // The sequence needs per-user variances: Var(quantile) times the users behind it.
+            let gc = GroupEstimate(mean: ec.quantile, variance: ec.variance * ec.users, n: ec.users)
+            let gt = GroupEstimate(mean: et.quantile, variance: et.variance * et.users, n: et.users)
+            let s = SequentialTest.twoSided(control: gc, treatment: gt, alpha: alpha, scale: .absolute, tuningParameter: plan.sequentialTuning)
+            result.pValue = s.pValue
+            result.absoluteInterval = s.interval
+            if relative != nil {
+                result.relativeInterval = SequentialTest.twoSided(control: gc, treatment: gt, alpha: alpha, scale: .relative,
+                                                                  tuningParameter: plan.sequentialTuning).interval
+            }
+        }
+        result.significant = (result.pValue ?? 1) < alpha
+        result.verdict = verdict(significant: result.significant, up: absolute.difference > 0, goal: data.metric.goal)
+        if data.metric.role == .guardrail, let margin = data.metric.margin, data.metric.goal != .none {
+            let test = margin.isRelative ? relative : absolute
+            if let test {
+                // One-sided normal test of H0: harm >= margin.
+                let harmful = data.metric.goal == .down
+                let boundary = harmful ? margin.value : -margin.value
+                let z = -Normal.quantile(alpha)
+                let bound = harmful ? test.difference + z * test.standardError : test.difference - z * test.standardError
+                let statistic = (test.difference - boundary) / test.standardError
+                let p = harmful ? Normal.cdf(statistic) : Normal.sf(statistic)
+                result.guardrail = guardrailCheck(margin: margin, estimate: test.difference, bound: bound, pValue: p,
+                                                  nonInferior: p < alpha, significantlyWorse: result.verdict == .worse,
+                                                  goal: data.metric.goal)
+            }
+        }
+        return result
+    }
+
+    static func verdict(significant: Bool, up: Bool, goal: Goal) -> Verdict {
+        guard significant else { return .none }
+        switch goal {
+        case .up: return up ? .better : .worse
+        case .down: return up ? .worse : .better
+        case .none: return .changed
+        }
+    }
+
+    static func guardrailCheck(margin: GuardrailMargin, estimate: Double, bound: Double, pValue: Double, nonInferior: Bool,
+                               significantlyWorse: Bool, goal: Goal) -> GuardrailCheck {
+        let harm = goal == .down ? estimate : -estimate
+        let status: GuardrailCheck.Status
+        if nonInferior { status = .withinMargin } else if significantlyWorse && harm > margin.value { status = .beyondMargin } else { status = .unclear }
+        return GuardrailCheck(margin: margin, bound: bound, estimate: estimate, pValue: pValue, status: status)
+    }
+}
