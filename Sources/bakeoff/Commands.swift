@@ -5,6 +5,7 @@
 #endif
 import BakeoffCore
 import BakeoffStatistics
+import BakeoffStore
 import Foundation
 
 let usageText = """
@@ -178,7 +179,11 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
         bar.finish()
         throw error
     }
-    let report = try Analysis.run(data, plan: plan)
+    var report = try Analysis.run(data, plan: plan)
+    if let db {
+        report.planChanges = PlanSnapshot.changesAfterStart(try PlanLog.history(path: db, experiment: data.experiment),
+                                                            start: plan.start ?? data.firstTimestamp)
+    }
     let out = OutputBuffer()
     out.write(report.render(format))
     out.flush()

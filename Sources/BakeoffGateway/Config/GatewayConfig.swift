@@ -178,6 +178,19 @@ public struct GatewayExperiment: Sendable {
     public func variant(for userID: String) -> GatewayVariant {
         variants[assigner.armIndex(for: userID)]
     }
+
+    /// The plan of the live report: the analysis config, sequential unless it names a method, since a
+    /// live report is looked at again and again.
+    public var livePlan: AnalysisPlan {
+        var plan = analysis.plan
+        if analysis.method == nil { plan.method = .sequential }
+        return plan
+    }
+
+    /// The plan as recorded in the store at each start.
+    public var planSnapshot: PlanSnapshot {
+        PlanSnapshot(config: analysis, allocation: allocation, control: control, defaultMethod: .sequential)
+    }
 }
 
 /// One arm of an experiment: where its requests go and how they are changed.

@@ -30,6 +30,11 @@ public final class Gateway: @unchecked Sendable {
             }))
         })
         store = try EventStore(path: config.storePath, options: StoreOptions(flushIntervalMs: config.flushIntervalMs, queueCapacity: config.queueCapacity))
+        // Each start records the plan when it differs from the last one, so changes after the start show in the report.
+        let now = WallClock.microseconds()
+        for experiment in config.experiments {
+            try PlanLog.record(path: config.storePath, experiment: experiment.name, snapshot: experiment.planSnapshot, timestamp: now)
+        }
         var options = HTTPServer.Options()
         options.host = config.listenHost
         options.port = config.listenPort
@@ -225,7 +230,11 @@ public final class Gateway: @unchecked Sendable {
                 options.experiment = experiment.name
                 options.metrics = experiment.analysis.metrics
                 let data = try StoreReader.aggregate(path: config.storePath, options: options)
-                let report = try Analysis.run(data, plan: experiment.analysis.plan)
+                var plan = experiment.livePlan
+                plan.asOf = WallClock.microseconds()
+                var report = try Analysis.run(data, plan: plan)
+                report.planChanges = PlanSnapshot.changesAfterStart(try PlanLog.history(path: config.storePath, experiment: experiment.name),
+                                                                    start: plan.start ?? data.firstTimestamp)
                 let type: String
                 switch format {
                 case .json: type = "application/json"

@@ -1,0 +1,108 @@
+import BakeoffStatistics
+
+/// An experiment's plan as flat, ordered settings ("alpha" → "0.05"), so that two plans can be compared
+/// setting by setting and a change after the start can be shown in the report.
+///
+/// Why flat text: the gateway records a snapshot each time it starts with a plan that differs from the
+/// last one recorded, and the report lists what changed; the text form is what the store keeps.
+public struct PlanSnapshot: Sendable, Equatable {
+    public var settings: [Setting]
+
+    public struct Setting: Sendable, Equatable {
+        public var key: String
+        public var value: String
+    }
+
+    public init(settings: [Setting]) { self.settings = settings }
+
+    /// The settings a plan fixes before the start: split, control, alpha, power, MDE, method, correction,
+    /// runtime bounds, and each metric's definition, role and margin.
+    public init(config: ExperimentConfig, allocation: Allocation?, control: String?, defaultMethod: TestMethod) {
+        var s: [Setting] = []
+        func add(_ key: String, _ value: String?) { if let value { s.append(Setting(key: key, value: value)) } }
+        let plan = config.plan
+        add("split", (allocation ?? config.allocation).map { $0.arms.map { "\($0.name)=\(JSONWriter.number($0.weight))" }.joined(separator: ", ") })
+        add("control", control ?? config.control)
+        add("alpha", JSONWriter.number(plan.alpha))
+        add("power", JSONWriter.number(plan.power))
+        add("primary_metric", config.primaryMetric ?? config.metrics.first { $0.role == .primary }?.name)
+        if let mde = config.minimumDetectableEffect {
+            add(config.minimumDetectableEffectIsRelative ? "mde_relative" : "mde", JSONWriter.number(mde))
+        }
+        let method = config.method ?? defaultMethod
+        add("method", method.rawValue)
+        if method == .sequential { add("sequential_tuning", JSONWriter.number(plan.sequentialTuning)) }
+        add("correction", plan.correction.configName)
+        add("prior", config.prior.map { "mean \(JSONWriter.number($0.mean)), variance \(JSONWriter.number($0.variance))" })
+        add("min_runtime_days", JSONWriter.number(plan.minimumRuntimeDays) + (plan.fullWeeks ? " (full weeks)" : ""))
+        add("max_runtime_days", plan.maximumRuntimeDays.map(JSONWriter.number))
+        add("start", config.start.map(formatTimestamp))
+        for m in config.metrics {
+            var parts = [m.kind.rawValue, "\(m.level.rawValue) level", "goal \(m.goal.rawValue)", m.role.rawValue, Self.describe(m.source)]
+            if let q = m.quantile { parts.append("quantile \(JSONWriter.number(q))") }
+            if let margin = m.margin {
+                parts.append(margin.isRelative ? "margin \(JSONWriter.number(margin.value * 100))%" : "margin \(JSONWriter.number(margin.value))")
+            }
+            if let rank = m.rankTest { parts.append(rank.rawValue) }
+            if !m.varianceReduction { parts.append("no CUPED") }
+            add("metric \(m.name)", parts.joined(separator: ", "))
+        }
+        settings = s
+    }
+
+    private static func describe(_ source: MetricSource) -> String {
+        switch source {
+        case .feedback(let name): return "feedback \(name)"
+        case .turns: return "turns"
+        case .repeatUsage: return "repeat usage"
+        case .errors: return "errors"
+        case .field(let f): return "field \(f.rawValue)"
+        }
+    }
+
+    /// One setting per line, key and value separated by a tab.
+    public var text: String {
+        settings.map { "\($0.key)\t\($0.value)" }.joined(separator: "\n")
+    }
+
+    /// Reads `text`; lines without a tab are skipped.
+    public init(text: String) {
+        settings = text.split(separator: "\n").compactMap { line in
+            guard let tab = line.firstIndex(of: "\t") else { return nil }
+            return Setting(key: String(line[..<tab]), value: String(line[line.index(after: tab)...]))
+        }
+    }
+
+    /// What changed from `old` to this plan, one entry per setting: "alpha: 0.05 → 0.1".
+    public func changes(from old: PlanSnapshot) -> [String] {
+        var out: [String] = []
+        let before = Dictionary(old.settings.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let after = Dictionary(settings.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        for s in settings {
+            if let was = before[s.key] {
+                if was != s.value { out.append("\(s.key): \(was) → \(s.value)") }
+            } else {
+                out.append("\(s.key): added (\(s.value))")
+            }
+        }
+        for s in old.settings where after[s.key] == nil { out.append("\(s.key): removed (was \(s.value))") }
+        return out
+    }
+
+    /// The changes made after the experiment started, from the recorded snapshots (oldest first).
+    ///
+    /// A snapshot recorded at or before `start` (the first request, or the plan's start) is the plan
+    /// the experiment started with; each later snapshot that differs from the one before is a change.
+    public static func changesAfterStart(_ history: [(timestamp: Int64, snapshot: PlanSnapshot)], start: Int64?) -> [PlanChange] {
+        guard let start else { return [] }
+        var out: [PlanChange] = []
+        var previous: PlanSnapshot?
+        for entry in history.sorted(by: { $0.timestamp < $1.timestamp }) {
+            defer { previous = entry.snapshot }
+            guard entry.timestamp > start, let previous else { continue }
+            let changes = entry.snapshot.changes(from: previous)
+            if !changes.isEmpty { out.append(PlanChange(timestamp: entry.timestamp, changes: changes)) }
+        }
+        return out
+    }
+}
