@@ -72,3 +72,45 @@ def test_live_report_and_offline_analysis(procs, tmp_path):
     from_log = run_bakeoff("analyze", str(export), "--format", "json").stdout
     assert json.loads(from_store)["experiment"] == EXPERIMENT
     assert from_store == from_log
+
+
+def test_live_report_is_sequential_and_shows_plan_changes_after_the_start(procs, tmp_path):
+    """The live report defaults to the sequential method; a plan changed after traffic began is listed."""
+    mock = start_mock(procs)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    def experiments(analysis):
+        return [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url, split=0.5, analysis=analysis)]
+
+    first = start_gateway(procs, tmp_path, experiments({"alpha": 0.05, "min_runtime_days": 0}))
+    client = first.client()
+    for variant in ("control", "treatment"):
+        for user in users_in(EXPERIMENT, variant, 5, prefix="plan"):
+            client.chat.completions.create(model=MODEL, user=user, messages=[{"role": "user", "content": "hi"}])
+    status, _, body = first.get(f"/v1/experiments/{EXPERIMENT}/report?format=json", headers=admin)
+    assert status == 200, body
+    report = json.loads(body)
+    assert report["schema"] == "bakeoff.report/2"
+    assert report["plan"]["method"] == "sequential"
+    assert report["plan"]["changes"] == []
+    assert first.stop() == 0
+
+    # Same store, a changed plan: the second start records it, and the report lists the change.
+    second = start_gateway(procs, tmp_path, experiments({"alpha": 0.1, "min_runtime_days": 0, "method": "fixed"}))
+    status, _, body = second.get(f"/v1/experiments/{EXPERIMENT}/report?format=json", headers=admin)
+    assert status == 200, body
+    report = json.loads(body)
+    assert report["plan"]["method"] == "fixed"
+    changes = [c for entry in report["plan"]["changes"] for c in entry["changes"]]
+    assert "alpha: 0.05 → 0.1" in changes, changes
+    assert "method: sequential → fixed" in changes, changes
+    status, _, body = second.get(f"/v1/experiments/{EXPERIMENT}/report?format=table", headers=admin)
+    assert "Plan changes after the start" in body.decode() and "alpha: 0.05 → 0.1" in body.decode()
+    # A restart with the same plan records nothing new.
+    assert second.stop() == 0
+    third = start_gateway(procs, tmp_path, experiments({"alpha": 0.1, "min_runtime_days": 0, "method": "fixed"}))
+    status, _, body = third.get(f"/v1/experiments/{EXPERIMENT}/report?format=json", headers=admin)
+    assert len(json.loads(body)["plan"]["changes"]) == 1
+    assert third.stop() == 0
+    offline = json.loads(run_bakeoff("analyze", "--db", str(third.store), "--format", "json").stdout)
+    assert [c for entry in offline["plan"]["changes"] for c in entry["changes"]] == changes
