@@ -32,6 +32,14 @@ PIDS+=($!)
 V1=$(wait_port "$OUT/mock-v1.log" "mock upstream v1")
 V2=$(wait_port "$OUT/mock-v2.log" "mock upstream v2")
 
+# The plan, fixed before the start: sequential (the report is watched while traffic runs), guardrails
+# with margins (escalation may rise at most 1 point, P95 latency at most 15%), no minimum runtime since
+# the demo runs for seconds (a real plan keeps the default of a full week).
+ANALYSIS='{"method": "sequential", "min_runtime_days": 0, "primary_metric": "task_completion",
+  "metrics": [{"name": "escalation_rate", "margin": 0.01},
+              {"name": "latency_p95", "role": "guardrail", "margin_relative": 0.15}]}'
+echo "{\"split\": 0.5, ${ANALYSIS#\{}" > "$OUT/plan.json"
+
 cat > "$OUT/gateway.json" <<JSON
 {
   "listen": "127.0.0.1:0",
@@ -40,6 +48,7 @@ cat > "$OUT/gateway.json" <<JSON
     "name": "support-bot-v2",
     "model": "support-bot",
     "split": 0.5,
+    "analysis": $ANALYSIS,
     "variants": [
       {"name": "control", "upstream": {"base_url": "http://127.0.0.1:$V1/v1", "model": "support-v1"}},
       {"name": "treatment", "upstream": {"base_url": "http://127.0.0.1:$V2/v1", "model": "support-v2"},
@@ -60,7 +69,7 @@ echo "   stopping the gateway (SIGTERM: finishes requests in flight, flushes the
 kill -TERM "$GATEWAY"
 wait "$GATEWAY"
 echo
-"$BIN" analyze --db "$OUT/bakeoff.db" --split 0.5
-"$BIN" analyze --db "$OUT/bakeoff.db" --split 0.5 --format html > "$OUT/report.html"
+"$BIN" analyze --db "$OUT/bakeoff.db" --config "$OUT/plan.json"
+"$BIN" analyze --db "$OUT/bakeoff.db" --config "$OUT/plan.json" --format html > "$OUT/report.html"
 "$BIN" export --db "$OUT/bakeoff.db" --output "$OUT/events.jsonl"
 echo "The live experiment's store: $OUT/bakeoff.db ($(wc -l < "$OUT/events.jsonl") events, also in $OUT/events.jsonl); the page: $OUT/report.html"
