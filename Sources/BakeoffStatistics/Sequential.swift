@@ -75,8 +75,18 @@ public enum SequentialTest {
             variance = treatment.variance / (pow(ma, 2) * treatment.n)
                 + control.variance * pow(mb, 2) / (pow(ma, 4) * control.n)
         }
+        return fromEstimate(difference: difference, variance: variance, scale: scale, n: control.n + treatment.n,
+                            alpha: alpha, tuningParameter: tuningParameter)
+    }
+
+    /// The always-valid interval and p-value of an estimate with variance `variance` (of the estimate, not
+    /// per user) from `n` users in all: what `twoSided` does after forming the difference. For estimates
+    /// made differently, such as a CUPED-adjusted difference over the unadjusted control mean.
+    public static func fromEstimate(
+        difference: Double, variance: Double, scale: DifferenceScale, n: Double, alpha: Double,
+        tuningParameter: Double = defaultTuningParameter
+    ) -> SequentialDifferenceTest {
         let standardError = variance.squareRoot()
-        let n = control.n + treatment.n
         let rho2 = rhoSquared(alpha: alpha, tuningParameter: tuningParameter)
         let nRho2Plus1 = n * rho2 + 1
         // Eq. 9 of arXiv:2103.06476v7: half-width = sqrt(var N) sqrt(2 (N rho^2 + 1) log(sqrt(N rho^2 + 1) / alpha) / (N rho)^2).

@@ -155,8 +155,6 @@ public struct VarianceReductionSummary: Sendable, Equatable {
     public var theta: Double
     /// 1 - Var(adjusted difference) / Var(unadjusted difference).
     public var reduction: Double
-    /// Users of the metric with pre-experiment data, control and treatment.
-    public var usersWithPreData: [Int]
 }
 
 /// The one-sided test of a guardrail against its margin.

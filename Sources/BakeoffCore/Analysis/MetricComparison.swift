@@ -48,6 +48,22 @@ enum MetricComparison {
         }
         ec = cleaned(ec)
         et = cleaned(et)
+        // CUPED: the same metric before the experiment, with a theta pooled over both arms.
+        var cuped: CUPEDAdjustment?
+        if plan.unit == .user, data.metric.varianceReduction, let covariates = data.covariates,
+           covariates[c].n >= 2, covariates[t].n >= 2 {
+            let adjustment = RatioCUPED.adjust(control: covariates[c], treatment: covariates[t])
+            if adjustment.theta != 0, adjustment.control.variance + adjustment.treatment.variance > 0,
+               adjustment.control.variance.isFinite, adjustment.treatment.variance.isFinite {
+                cuped = adjustment
+                ec = adjustment.control
+                et = adjustment.treatment
+                result.varianceReduction = VarianceReductionSummary(theta: adjustment.theta, reduction: adjustment.varianceReduction)
+                result.absoluteDifference = et.mean - ec.mean
+                let ma = adjustment.unadjustedControl.mean
+                result.relativeLift = ma != 0 ? (et.mean - ec.mean) / ma : nil
+            }
+        }
         result.controlVariance = ec.variance
         result.treatmentVariance = et.variance
         guard ec.variance.isFinite, et.variance.isFinite, ec.variance + et.variance > 0 else {
@@ -72,7 +88,11 @@ enum MetricComparison {
             result.standardError = test.standardError
             result.degreesOfFreedom = test.degreesOfFreedom
             result.absoluteInterval = test.interval
-            if result.relativeLift != nil {
+            if let cuped, result.relativeLift != nil {
+                // gbstats' CUPED lift: adjusted difference over the unadjusted control mean, delta method.
+                let relative = CUPED.welch(cuped, alpha: alpha, scale: .relative)
+                result.relativeInterval = .bounded(lower: relative.interval.lower, upper: relative.interval.upper)
+            } else if result.relativeLift != nil {
                 let varianceOfMean: (GroupEstimate) -> Double
                 if plan.unit == .event {
                     // Student's test pools the variance; Fieller uses the same pooled standard error split by group.
@@ -96,7 +116,13 @@ enum MetricComparison {
             result.pValue = test.pValue
             result.standardError = test.standardError
             result.absoluteInterval = test.interval
-            if result.relativeLift != nil && ec.mean != 0 {
+            if let cuped, result.relativeLift != nil {
+                let fixed = CUPED.welch(cuped, alpha: alpha, scale: .relative)
+                let relative = SequentialTest.fromEstimate(difference: fixed.difference, variance: fixed.standardError * fixed.standardError,
+                                                           scale: .relative, n: ec.n + et.n, alpha: alpha,
+                                                           tuningParameter: plan.sequentialTuning)
+                result.relativeInterval = .bounded(lower: relative.interval.lower, upper: relative.interval.upper)
+            } else if result.relativeLift != nil && ec.mean != 0 {
                 let relative = SequentialTest.twoSided(control: ec, treatment: et, alpha: alpha, scale: .relative,
                                                        tuningParameter: plan.sequentialTuning)
                 result.relativeInterval = .bounded(lower: relative.interval.lower, upper: relative.interval.upper)
