@@ -165,15 +165,18 @@ public enum Calibration {
         return tally
     }
 
-    /// A seed for one stream of one experiment, mixed from all the parts (splitmix64's finalizer).
+    /// A seed for one stream of one experiment: every part goes through splitmix64's finalizer before
+    /// it is combined, so (seed, index) pairs never share streams (a plain seed ^ index would: seeds 1
+    /// and 2 would run the same simulations in another order).
     static func streamSeed(_ seed: UInt64, _ index: Int, _ withEffect: Bool, _ stream: UInt64) -> UInt64 {
-        var x = seed
-        for part in [UInt64(index), withEffect ? 1 : 0, stream] {
-            x = (x ^ part) &+ 0x9E37_79B9_7F4A_7C15
+        func mix(_ value: UInt64) -> UInt64 {
+            var x = value &+ 0x9E37_79B9_7F4A_7C15
             x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
             x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-            x ^= x >> 31
+            return x ^ (x >> 31)
         }
+        var x = mix(seed)
+        for part in [UInt64(index), withEffect ? 1 : 2, stream] { x = mix(x ^ mix(part &* 0xD6E8_FEB8_6659_FD93)) }
         return x
     }
 }
@@ -268,6 +271,8 @@ private struct Experiment {
     var completionTruth: Double { settings.model.completion * effect }
 
     /// A look at the end of `day`: peeking (Welch) and sequential tests of minutes and completion.
+    ///
+    /// Skipped while an arm has fewer than 2 users (no test exists yet), which counts as covered.
     func look(_ arms: [Arm], day: Int, _ looks: inout Looks) {
         let methods = settings.methods
         let alpha = settings.alpha
@@ -294,8 +299,13 @@ private struct Experiment {
     /// Adds the peeking and sequential outcomes over all looks.
     func record(_ looks: Looks, into tally: inout CalibrationTally) {
         for row in [CalibrationRowID.peekingMean, .peekingRatio, .sequentialMean, .sequentialRatio] where settings.methods.contains(row.method) {
-            if looks.rejected.contains(row) { tally.count(row, withEffect ? .power : .falsePositive) }
-            guard withEffect, row.method == .sequential else { continue }
+            guard withEffect else {
+                if looks.rejected.contains(row) { tally.count(row, .falsePositive) }
+                continue
+            }
+            // Naive peeking's power is not reported: its rejections are not valid evidence.
+            guard row.method == .sequential else { continue }
+            if looks.rejected.contains(row) { tally.count(row, .power) }
             if !looks.missed.contains(row) { tally.count(row, .coverage) }
             if looks.coveredAtEnd.contains(row) { tally.count(row, .coverageAtEnd) }
         }
