@@ -125,8 +125,9 @@ public enum Calibration {
     /// Simulations per unit of work handed to a thread.
     static let blockSize = 16
 
-    /// Runs `settings.simulations` simulations on `threads` threads; `progress` gets the number done
-    /// (called from worker threads, one call at a time).
+    /// Runs `settings.simulations` simulations on `threads` threads and tallies every row.
+    ///
+    /// `progress` gets the number of simulations done; it is called from worker threads, one call at a time.
     public static func run(
         _ settings: CalibrationSettings, threads: Int = 1, progress: (@Sendable (Int) -> Void)? = nil
     ) throws(CalibrationError) -> CalibrationResult {
@@ -165,9 +166,11 @@ public enum Calibration {
         return tally
     }
 
-    /// A seed for one stream of one experiment: every part goes through splitmix64's finalizer before
-    /// it is combined, so (seed, index) pairs never share streams (a plain seed ^ index would: seeds 1
-    /// and 2 would run the same simulations in another order).
+    /// A seed for one stream of one experiment, from the run's seed and the simulation's index.
+    ///
+    /// Every part goes through splitmix64's finalizer before it is combined, so different (seed, index)
+    /// pairs get unrelated streams (with a plain seed ^ index, seeds 1 and 2 would run the same
+    /// simulations in another order).
     static func streamSeed(_ seed: UInt64, _ index: Int, _ withEffect: Bool, _ stream: UInt64) -> UInt64 {
         func mix(_ value: UInt64) -> UInt64 {
             var x = value &+ 0x9E37_79B9_7F4A_7C15
