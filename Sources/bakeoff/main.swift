@@ -15,7 +15,8 @@ guard let command = argv.first else {
 var args = Arguments(command: command, Array(argv.dropFirst()))
 let helps = ["analyze": analyzeHelp, "plan": planHelp, "assign": assignHelp, "simulate": simulateHelp,
              "export": exportHelp, "import": importHelp, "serve": serveHelp,
-             "mock-upstream": mockUpstreamHelp, "load": loadHelp, "traffic": trafficHelp]
+             "mock-upstream": mockUpstreamHelp, "load": loadHelp, "traffic": trafficHelp,
+             "calibrate": calibrateHelp]
 
 do {
     let code: ExitCode
@@ -30,6 +31,7 @@ do {
     case "mock-upstream": code = try runMockUpstream(&args)
     case "load": code = try runLoad(&args, raw: Array(argv.dropFirst()))
     case "traffic": code = try runTraffic(&args)
+    case "calibrate": code = try runCalibrate(&args)
     case "help", "--help", "-h":
         if let topic = argv.dropFirst().first, let text = helps[topic] { print(text) } else { print(usageText) }
         code = .ok
@@ -37,7 +39,7 @@ do {
         print("bakeoff 0.1.0")
         code = .ok
     default:
-        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, serve, export, import, mock-upstream, load, traffic, help)")
+        throw UsageError("unknown command \"\(command)\" (commands: analyze, plan, assign, simulate, serve, export, import, mock-upstream, load, traffic, calibrate, help)")
     }
     exit(code.rawValue)
 } catch let error as UsageError {
