@@ -18,6 +18,7 @@ COMMANDS:
   plan       Users needed per group for a metric and effect (sample size)
   assign     Deterministic assignment of user IDs (stdin) to variants
   simulate   Generate an event log with known truth (presets or a spec)
+  calibrate  Simulate many experiments: false positives, power and coverage of each method
   serve      Run the A/B gateway: OpenAI-compatible, sticky per user, logs and takes feedback
   export     Write an event store's events as a JSON Lines log
   import     Load a JSON Lines event log into an event store
