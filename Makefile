@@ -80,6 +80,7 @@ fixtures: venv
 	$(PY) scripts/reference/bayesian_fixtures.py
 	$(PY) scripts/reference/multiple_comparisons_fixtures.py
 	$(PY) scripts/reference/cuped_fixtures.py
+	$(PY) scripts/reference/ratio_cuped_fixtures.py
 	$(PY) scripts/reference/quantile_fixtures.py
 	$(PY) scripts/reference/non_inferiority_fixtures.py
 	$(PY) scripts/reference/mde_fixtures.py
