@@ -189,6 +189,9 @@ struct RatioCUPEDTests {
             if plain.interval.lower <= truth && truth <= plain.interval.upper { coveredUnadjusted += 1 }
             widthRatio += test.standardError / plain.standardError / Double(experiments)
         }
+        if ProcessInfo.processInfo.environment["BAKEOFF_STATS_REPORT"] != nil {
+            print("[coverage] RatioCUPED 95% interval: adjusted \(covered) / \(experiments), unadjusted \(coveredUnadjusted) / \(experiments), standard-error ratio \(widthRatio)")
+        }
         // Binomial(1000, 0.95) has standard deviation 6.9: about three either side.
         #expect((930...970).contains(covered), "adjusted coverage \(covered) / \(experiments)")
         #expect((930...970).contains(coveredUnadjusted), "unadjusted coverage \(coveredUnadjusted) / \(experiments)")
