@@ -54,7 +54,74 @@ Expected-file structure (every float written with repr, so it round-trips exactl
       } ]
     Statistics that are undefined (a side with fewer than 2 users or zero variance) are null.
     "quantiles": [ {"name", "variant", "value"} ]   numpy.quantile (linear) per variant
-  }
+
+    Issue 4 (methods, corrections, Bayesian view, guardrail margins, decision; rules below):
+    "sequential": [ {                         plan method sequential, no correction; one per (metric,
+        "name", "variant", "absolute_diff",    treatment) with a non-degenerate test: gbstats
+        "p_value", "absolute_ci": [lo, hi],    SequentialTwoSidedTTest (N* 5000, the fixture's alpha) on the
+        "relative_ci": [lo, hi] | null } ]     RatioStatistics; relative_ci with difference_type "relative"
+    "quantile_tests": [ {                     one per (quantile metric, treatment)
+        "name", "variant",
+        "control", "treatment":                the order-statistic summary of the arm (QuantileEstimate's
+            {"level", "n", "users", "quantile", "lower", "upper", "below_sum", "below_sum_squares",
+             "count_sum", "count_sum_squares", "below_count_sum_product"} | null (no values)
+        "fixed", "sequential": {"difference", "p_value", "absolute_ci", "relative_ci"} | null (no test)
+      } ]
+    "adjusted": [ {                           one per (method fixed | sequential, correction holm | bh,
+        "method", "correction", "name",        member of a corrected family, treatment); guardrails are not
+        "variant", "kind": "metric" | "quantile", "family": "primary" | "secondary", "family_size",
+        "p_value"                              raw p-value at the plan's alpha; null: no test, left out
+        "adjusted_p_value", "interval_alpha",  statsmodels multipletests; the per-test level
+        "absolute_ci",                         at interval_alpha
+        "significant", "verdict",              adjusted p < alpha; better | worse | changed | none
+        "bayesian_ci"                          metrics: gbstats' credible interval at interval_alpha
+      } ]
+    "bayesian": [ {"name", "variant", "chance_to_win", "mean", "standard_deviation", "ci": [lo, hi],
+                   "risk_control", "risk_treatment"} ]
+                                               gbstats EffectBayesianABTest: relative, flat prior, inverse
+                                               when the goal is down, at alpha; metrics with a test and a
+                                               nonzero control mean; risks [control, treatment] as gbstats
+    "margins": {set: {metric: {"value", "relative"}}}      the guardrail margin sets used below
+    "guardrail": [ {"margins", "method", "name", "variant", "margin", "relative", "estimate", "bound",
+                    "p_value", "status"} ]    per margin set and method (no correction): every guardrail
+                                               with a margin and a test
+    "decisions": [ {"scenario", "method", "correction", "primary", "margins" (set or null),
+        "start_us", "as_of_us"                 the plan's start and report time (microseconds since the
+                                               epoch); null: the data's first and last request
+        "elapsed_days", "maximum_runtime_days", "minimum_detectable_effect",
+        "minimum_detectable_effect_is_relative",
+        "actions": {treatment: action}, "action", "treatment"}   the overall decision
+      ]                                        actions: ship | roll_back | keep_running | stop_inconclusive
+
+Analysis rules of the issue-4 sections (from the brief, implemented here independently):
+  * Tests per (metric, treatment) on the user-level groups (mean = sum m / sum d, delta-method variance,
+    n = users). A variance <= 1e-12 mean^2 counts as 0 (rounding noise of constant data). No test with
+    fewer than 2 users on a side. Both variances 0: p = 1 and interval [0, 0] when the means are equal
+    (such a test enters its family), no test otherwise. Fixed: Welch (scipy t, Welch-Satterthwaite df);
+    sequential: gbstats (as above).
+  * Quantile metrics: per arm, every user of the variant is a cluster (users without values too); the
+    quantile is x_(ceil(n p)), the outer-CI order statistics sit at ranks n p -/+ z sqrt(n p (1-p)) with
+    z = norm.ppf(0.975), and the variance is gbstats' QuantileClusteredStatistic.variance_init / n (Deng et
+    al., without gbstats' 1e-5 floor), as scripts/reference/quantile_fixtures.py. Fixed: normal reference;
+    sequential: gbstats' sequence on (quantile, variance * users, users). No test when an arm has no
+    values or fewer than 2, a rank bound falls outside [1, n] (n <= z^2 p/(1-p) or n <= z^2 (1-p)/p), or
+    the standard error is 0.
+  * Families: the primary metric (the plan's; default task_completion) across treatments; all other
+    non-guardrail metrics, quantile metrics included, across metrics x treatments; guardrails are not
+    corrected. Members without a p-value are left out (m counts the rest). Adjusted p-values: statsmodels
+    multipletests "holm" / "fdr_bh". Per-test levels: holm: a rejected test (adjusted p < alpha) gets
+    alpha / (m - r + 1), r its 1-based rank (ties take the first rank of their group); every other test
+    the level of the first non-rejected one; bh: max(R, 1) alpha / m, R the rejections (Benjamini-
+    Yekutieli); none: alpha. Corrected members' intervals are remade at their level (sequential: gbstats
+    with alpha = the level, so rho is tuned to it). significant: adjusted p < alpha; guardrails: p < alpha.
+  * Verdict: not significant -> none; goal none -> changed; else better / worse from the sign of the
+    difference (the midpoint of the shown interval) and the goal.
+  * Guardrail margins (goal down: higher is worse): d = treatment - control, or (treatment - control) /
+    control with the delta-method variance; df = Welch's of the absolute difference on both scales;
+    H0 "harm >= margin": p = t.cdf((d - m) / se) (higher is worse) or t.sf((d + m) / se), bound =
+    d +/- t.ppf(1 - alpha) se. Status within_margin when p < alpha; beyond_margin when the metric is
+    significantly worse (the method's two-sided test) and the harm exceeds the margin; else unclear.
+  * Decision: the rules are written above `decide` below.
 
 Definitions implemented here (from the brief, independently of the Swift sources):
   * Only events of "experiment" count. A request whose request_id was already seen (file order) is
@@ -82,17 +149,22 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import scipy
+import statsmodels
 from scipy import stats
 
 import gbstats
-from gbstats.frequentist.tests import FrequentistConfig, TwoSidedTTest
-from gbstats.models.statistics import RatioStatistic, SampleMeanStatistic
+from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig
+from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
+from gbstats.models.statistics import QuantileClusteredStatistic, RatioStatistic, SampleMeanStatistic
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestIndPower
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "Tests", "BakeoffCoreTests", "Fixtures", "analysis")
 GENERATOR = (
     f"scripts/reference/analysis_fixture.py; pandas {pd.__version__}, scipy {scipy.__version__}, "
-    f"gbstats {getattr(gbstats, '__version__', '0.8.0')}, numpy {np.__version__}"
+    f"gbstats {getattr(gbstats, '__version__', '0.8.0')}, numpy {np.__version__}, statsmodels {statsmodels.__version__}"
 )
 EXPERIMENT = "support-bot-v2"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -782,12 +854,562 @@ def analyze(name, path, split, alpha, experiment=EXPERIMENT, with_welch=()):
         "metrics": metrics,
         "quantiles": quantiles,
     }
+    payload.update(issue4(Context(req, user_variant, units, split, alpha), name))
     out = os.path.join(OUT, f"{name}.expected.json")
     with open(out, "w") as fh:
         json.dump(payload, fh, indent=1, allow_nan=False)
         fh.write("\n")
     print(f"wrote {os.path.relpath(out, ROOT)}", file=sys.stderr)
     return payload
+
+
+# ====================================================================== issue 4: methods, corrections, decision
+#
+# Everything below is computed from the same per-user sums as `compare` (RatioStatistic per variant),
+# with gbstats / scipy / statsmodels, following the analysis rules written in the module docstring.
+
+N_STAR = 5000.0  # gbstats' default sequential tuning parameter, Bakeoff's default plan.sequentialTuning
+Z95 = float(stats.norm.ppf(0.975))
+DAY_US = 86400 * 10**6
+
+# Built-in roles and goals (the brief's Metric.builtIn): name -> (role, goal)
+ROLES = {
+    "task_completion": ("primary", "up"),
+    "escalation_rate": ("guardrail", "down"),
+    "csat": ("secondary", "up"),
+    "avg_turns": ("secondary", "down"),
+    "thumbs_up_rate": ("secondary", "up"),
+    "repeat_usage": ("secondary", "up"),
+    "error_rate": ("guardrail", "down"),
+    "output_tokens": ("secondary", "none"),
+}
+ROLES.update({q: ("secondary", "down") for q, _, _ in QUANTILES})
+
+# Guardrail margin sets: metric -> (value, relative)
+MARGINS = {
+    "A": {"escalation_rate": (0.02, False), "error_rate": (0.5, True)},
+    "B": {"escalation_rate": (0.5, True), "error_rate": (0.05, False)},
+}
+
+# Decision scenarios: (name, method, correction, primary, margin set, days from the first request to the
+# report time or None for the data's own span, maximum runtime days, (minimum detectable effect, relative))
+SCENARIOS = [
+    ("fixed-holm", "fixed", "holm", "task_completion", None, None, None, None),
+    ("sequential-holm", "sequential", "holm", "task_completion", None, None, None, None),
+    ("fixed-holm-28d", "fixed", "holm", "task_completion", None, 28.0, None, None),
+    ("sequential-holm-28d", "sequential", "holm", "task_completion", None, 28.0, None, None),
+    ("fixed-holm-max", "fixed", "holm", "task_completion", None, 28.0, 21.0, None),
+    ("fixed-holm-mde-large", "fixed", "holm", "task_completion", None, 28.0, None, (0.5, True)),
+    ("fixed-holm-mde-small", "fixed", "holm", "task_completion", None, 28.0, None, (0.01, False)),
+    ("fixed-holm-margins", "fixed", "holm", "task_completion", "A", 28.0, None, None),
+    ("sequential-holm-margins", "sequential", "holm", "task_completion", "A", 28.0, None, None),
+    ("fixed-bh-thumbs", "fixed", "bh", "thumbs_up_rate", None, 28.0, None, None),
+    ("fixed-holm-repeat", "fixed", "holm", "repeat_usage", "B", 28.0, None, None),
+    ("fixed-holm-repeat-early", "fixed", "holm", "repeat_usage", None, 3.0, None, None),
+    ("fixed-none-repeat", "fixed", "none", "repeat_usage", None, 28.0, None, None),
+    ("sequential-holm-thumbs", "sequential", "holm", "thumbs_up_rate", None, 28.0, None, None),
+]
+
+
+class Est:
+    """A group as the tests see it (mean, per-user variance, users), duck-typed for gbstats' tests."""
+
+    def __init__(self, mean, variance, n):
+        self.mean = float(mean)
+        self.variance = float(variance)
+        self.n = float(n)
+
+    @property
+    def unadjusted_mean(self):
+        return self.mean
+
+    @property
+    def _has_zero_variance(self):
+        return self.variance <= 0
+
+
+def cleaned(stat):
+    """The per-user estimate of a RatioStatistic; a delta-method variance <= 1e-12 mean^2 is rounding
+    noise of constant data and counts as 0."""
+    mean, var = float(stat.mean), float(stat.variance)
+    if var <= 1e-12 * mean * mean:
+        var = 0.0
+    return Est(mean, var, stat.n)
+
+
+def welch_parts(ec, et):
+    vc, vt = ec.variance / ec.n, et.variance / et.n
+    var = vc + vt
+    df = var * var / (vt * vt / (et.n - 1) + vc * vc / (ec.n - 1))
+    return var, df
+
+
+def sequential(sa, sb, alpha, relative):
+    """gbstats SequentialTwoSidedTTest (N* 5000): point estimate, p-value, interval."""
+    cfg = SequentialConfig(alpha=alpha, difference_type="relative" if relative else "absolute",
+                           sequential_tuning_parameter=N_STAR)
+    test = SequentialTwoSidedTTest(sa, sb, cfg)
+    res = test.compute_result()
+    assert res.error_message is None, res.error_message
+    return float(res.expected), float(res.p_value), [float(res.ci[0]), float(res.ci[1])]
+
+
+def metric_test(sc, st, alpha, method):
+    """One metric, user unit (the rules of the docstring): None when no test applies, else
+    {"diff", "p", "ci", "rel_ci", "df", "degenerate"}. sc / st are the RatioStatistics."""
+    if min(sc.n, st.n) < 2:
+        return None
+    ec, et = cleaned(sc), cleaned(st)
+    if not ec.variance + et.variance > 0:
+        if ec.mean == et.mean:
+            return {"diff": 0.0, "p": 1.0, "ci": [0.0, 0.0], "rel_ci": None, "df": None, "degenerate": True,
+                    "ec": ec, "et": et}
+        return None
+    assert ec.variance > 0 and et.variance > 0, "one-sided zero variance: not in these fixtures"
+    out = {"degenerate": False, "ec": ec, "et": et, "rel_ci": None, "df": None}
+    if method == "fixed":
+        var, df = welch_parts(ec, et)
+        se = math.sqrt(var)
+        d = et.mean - ec.mean
+        crit = stats.t.ppf(1 - alpha / 2, df)
+        out.update(diff=d, p=float(2 * stats.t.sf(abs(d / se), df)), ci=[d - crit * se, d + crit * se], df=df)
+    else:
+        d, p, ci = sequential(sc, st, alpha, relative=False)
+        out.update(diff=d, p=p, ci=ci)
+        if ec.mean != 0:
+            out["rel_ci"] = sequential(sc, st, alpha, relative=True)[2]
+    return out
+
+
+def order_stat(xs, rank):
+    i = min(max(int(math.ceil(rank)), 1), len(xs))
+    return xs[i - 1]
+
+
+def quantile_summary(per_user, p):
+    """Deng et al. sufficient statistics of one arm (as scripts/reference/quantile_fixtures.py):
+    inverted-CDF quantile x_(ceil(n p)), outer-CI order statistics at n p -/+ z sqrt(n p (1-p)), and
+    per user s_i = values <= quantile, c_i = values. Users are every user of the variant."""
+    xs = sorted(v for u in per_user for v in u)
+    n = len(xs)
+    if n == 0:
+        return None
+    q = order_stat(xs, n * p)
+    half = Z95 * math.sqrt(n * p * (1.0 - p))
+    s = np.array([sum(1 for v in u if v <= q) for u in per_user], dtype=float)
+    c = np.array([len(u) for u in per_user], dtype=float)
+    return {"level": p, "n": n, "users": len(per_user), "quantile": q, "lower": order_stat(xs, n * p - half),
+            "upper": order_stat(xs, n * p + half), "below_sum": float(s.sum()), "below_sum_squares": float((s * s).sum()),
+            "count_sum": float(c.sum()), "count_sum_squares": float((c * c).sum()),
+            "below_count_sum_product": float((s * c).sum())}
+
+
+def quantile_stat(summary):
+    return QuantileClusteredStatistic(
+        n=summary["n"], n_star=summary["n"], nu=summary["level"], quantile_hat=summary["quantile"],
+        quantile_lower=summary["lower"], quantile_upper=summary["upper"], main_sum=summary["below_sum"],
+        main_sum_squares=summary["below_sum_squares"], denominator_sum=summary["count_sum"],
+        denominator_sum_squares=summary["count_sum_squares"],
+        main_denominator_sum_product=summary["below_count_sum_product"], n_clusters=summary["users"])
+
+
+def quantile_degenerate(summary):
+    n, p = summary["n"], summary["level"]
+    return not (n > Z95 * Z95 * p / (1 - p)) or not (n > Z95 * Z95 * (1 - p) / p)
+
+
+def quantile_test(sum_c, sum_t, alpha, method):
+    """The clustered order-statistic test: None when no test applies, else {"diff", "p", "ci", "rel_ci"}.
+    Variances are gbstats' QuantileClusteredStatistic.variance_init / n (without gbstats' 1e-5 floor);
+    fixed: normal reference; sequential: gbstats' sequence on per-user estimates (quantile, Var * users,
+    users)."""
+    if sum_c is None or sum_t is None:
+        return None
+    if sum_c["n"] < 2 or sum_t["n"] < 2 or quantile_degenerate(sum_c) or quantile_degenerate(sum_t):
+        return None
+    qc, qt = quantile_stat(sum_c), quantile_stat(sum_t)
+    vc, vt = qc.variance_init / qc.n, qt.variance_init / qt.n
+    se = math.sqrt(vc + vt)
+    if not (math.isfinite(se) and se > 0):
+        return None
+    # the absolute / relative point estimates and variances are gbstats TwoSidedTTest's
+    ga = Est(qc.mean, vc * sum_c["users"], sum_c["users"])
+    gb = Est(qt.mean, vt * sum_t["users"], sum_t["users"])
+    d = qt.mean - qc.mean
+    out = {"diff": d, "rel_ci": None, "degenerate": False}
+    if method == "fixed":
+        z = float(stats.norm.ppf(1 - alpha / 2))
+        out.update(p=float(2 * stats.norm.sf(abs(d / se))), ci=[d - z * se, d + z * se])
+        if qc.mean > 0:
+            rel = (qt.mean - qc.mean) / qc.mean
+            rse = math.sqrt(vt / qc.mean**2 + vc * qt.mean**2 / qc.mean**4)
+            out["rel_ci"] = [rel - z * rse, rel + z * rse]
+    else:
+        d2, p, ci = sequential(ga, gb, alpha, relative=False)
+        assert close(d2, d)
+        out.update(p=p, ci=ci)
+        if qc.mean > 0:
+            out["rel_ci"] = sequential(ga, gb, alpha, relative=True)[2]
+    return out
+
+
+def bayesian(sc, st, alpha, goal):
+    """gbstats EffectBayesianABTest, relative, flat prior; None when gbstats declines."""
+    cfg = EffectBayesianConfig(difference_type="relative", inverse=goal == "down", alpha=alpha)
+    res = EffectBayesianABTest(sc, st, cfg).compute_result()
+    if res.error_message is not None:
+        return None
+    return {"chance_to_win": f(res.chance_to_win), "mean": f(res.expected), "standard_deviation": f(res.uplift.stddev),
+            "ci": [f(res.ci[0]), f(res.ci[1])], "risk_control": f(res.risk[0]), "risk_treatment": f(res.risk[1])}
+
+
+def guardrail_check(ec, et, margin, relative, goal, alpha, significantly_worse):
+    """One-sided Welch non-inferiority test against the margin (scipy t, Welch df of the absolute
+    difference on both scales; relative via the delta method)."""
+    _, df = welch_parts(ec, et)
+    mc, mt = ec.mean, et.mean
+    if relative:
+        d = (mt - mc) / mc
+        var = et.variance / (mc * mc * et.n) + ec.variance * mt * mt / (mc**4 * ec.n)
+    else:
+        d = mt - mc
+        var = et.variance / et.n + ec.variance / ec.n
+    se = math.sqrt(var)
+    higher_is_worse = goal == "down"
+    boundary = margin if higher_is_worse else -margin
+    statistic = (d - boundary) / se
+    crit = stats.t.ppf(1 - alpha, df)
+    if higher_is_worse:
+        p, bound = stats.t.cdf(statistic, df), d + crit * se
+    else:
+        p, bound = stats.t.sf(statistic, df), d - crit * se
+    harm = d if goal == "down" else -d
+    if p < alpha:
+        status = "within_margin"
+    elif significantly_worse and harm > margin:
+        status = "beyond_margin"
+    else:
+        status = "unclear"
+    return {"estimate": f(d), "bound": f(bound), "p_value": f(p), "status": status, "df": df}
+
+
+def per_test_alphas(p, adjusted, correction, alpha):
+    """Per-test interval levels agreeing with the adjusted p-values (see the docstring)."""
+    m = len(p)
+    if correction == "none":
+        return [alpha] * m
+    if correction == "bh":
+        rejected = sum(1 for a in adjusted if a < alpha)
+        return [alpha * (max(rejected, 1) / m)] * m
+    order = sorted(range(m), key=lambda i: (p[i], i))
+    # 0-based rank of each tie group's first member
+    group_rank = {}
+    for k, i in enumerate(order):
+        group_rank[i] = k if k == 0 or p[i] != p[order[k - 1]] else group_rank[order[k - 1]]
+    stop = next((group_rank[i] for i in order if not adjusted[i] < alpha), None)
+    levels = [0.0] * m
+    for i in range(m):
+        r = group_rank[i] if stop is None else min(group_rank[i], stop)
+        levels[i] = alpha / (m - r)
+    return levels
+
+
+def verdict(significant, up, goal):
+    if not significant:
+        return "none"
+    if goal == "none":
+        return "changed"
+    return "better" if (up == (goal == "up")) else "worse"
+
+
+class Context:
+    """Per fixture: the per-user statistics of every metric and the quantile summaries per variant."""
+
+    def __init__(self, req, user_variant, units, split, alpha):
+        self.alpha = alpha
+        self.variants = list(split)
+        self.control = self.variants[0]
+        self.treatments = self.variants[1:]
+        self.split = split
+        self.users = pd.Series(user_variant).value_counts()
+        self.stats = {}
+        self.raw_units = {}
+        for metric, _, _ in METRICS:
+            u = units[units["metric"] == metric]
+            for v in self.variants:
+                self.raw_units[(metric, v)] = u[u["variant"] == v]["value"].to_numpy(float)
+            per_user = u.groupby(["variant", "user"])["value"].agg(m="sum", d="size").reset_index()
+            for v in self.variants:
+                self.stats[(metric, v)] = ratio_stat(per_user[per_user["variant"] == v])
+        self.summaries = {}
+        users_of = {v: sorted(u for u, w in user_variant.items() if w == v) for v in self.variants}
+        for qname, field, q in QUANTILES:
+            sub = req[req[field].notna()]
+            values = {u: list(g[field].to_numpy(float)) for u, g in sub.groupby("user")}
+            for v in self.variants:
+                per_user = [values.get(u, []) for u in users_of[v]]
+                self.summaries[(qname, v)] = quantile_summary(per_user, q)
+        ts = req["ts"]
+        self.first_us, self.last_us = int(ts.min()), int(ts.max())
+
+    def metric_names(self):
+        return [m for m, _, _ in METRICS] + [q for q, _, _ in QUANTILES]
+
+    def test(self, name, v, alpha, method):
+        if name in dict((q, 1) for q, _, _ in QUANTILES):
+            return quantile_test(self.summaries[(name, self.control)], self.summaries[(name, v)], alpha, method)
+        return metric_test(self.stats[(name, self.control)], self.stats[(name, v)], alpha, method)
+
+    def run(self, method, correction, primary="task_completion", margins=None):
+        """Every (metric, treatment) of one plan: raw test at alpha, family, adjusted p, level,
+        test at that level, significance, verdict, guardrail check."""
+        alpha = self.alpha
+        rows = []
+        for name in self.metric_names():
+            for v in self.treatments:
+                role, goal = ROLES[name]
+                r = {"name": name, "variant": v, "role": role, "goal": goal,
+                     "kind": "quantile" if name.endswith(("_p50", "_p95", "_p99")) else "metric"}
+                r["raw"] = self.test(name, v, alpha, method)
+                r["p"] = None if r["raw"] is None else r["raw"]["p"]
+                r["family"] = "primary" if name == primary else ("secondary" if role != "guardrail" else None)
+                rows.append(r)
+        for family in ("primary", "secondary"):
+            members = [r for r in rows if r["family"] == family and r["p"] is not None]
+            for r in rows:
+                if r["family"] == family and r["p"] is None:
+                    r.update(adjusted=None, level=alpha, at_level=None, family_size=len(members))
+            if not members:
+                continue
+            p = [r["p"] for r in members]
+            if correction == "none":
+                adjusted = list(p)
+            else:
+                adjusted = list(multipletests(p, alpha=alpha, method={"holm": "holm", "bh": "fdr_bh"}[correction])[1])
+            levels = per_test_alphas(p, adjusted, correction, alpha)
+            for r, a, level in zip(members, adjusted, levels):
+                r.update(adjusted=float(a), level=float(level), family_size=len(members),
+                         at_level=self.test(r["name"], r["variant"], level, method))
+        for r in rows:
+            if r["family"] is None:  # guardrails: not corrected
+                r.update(adjusted=None, level=alpha, at_level=r["raw"], family_size=1)
+                r["significant"] = r["p"] is not None and r["p"] < alpha
+            else:
+                r["significant"] = r["adjusted"] is not None and r["adjusted"] < alpha
+            shown = r["at_level"]
+            up = shown is not None and shown["ci"][0] + shown["ci"][1] > 0
+            r["verdict"] = verdict(r["significant"], up, r["goal"])
+            r["guardrail"] = None
+            if margins and r["role"] == "guardrail" and r["name"] in margins and r["goal"] != "none" \
+                    and r["raw"] is not None and not r["raw"]["degenerate"]:
+                value, relative = margins[r["name"]]
+                ec, et = r["raw"]["ec"], r["raw"]["et"]
+                if not (relative and ec.mean == 0):
+                    r["guardrail"] = guardrail_check(ec, et, value, relative, r["goal"], alpha, r["verdict"] == "worse")
+                    r["guardrail"].update(margin=value, relative=relative)
+        return rows
+
+
+# ---------------------------------------------------------------------- decision (reference rules)
+#
+# Per treatment, with p the primary metric's result (its verdict uses the adjusted p-value):
+#   1. roll_back  when p is significantly worse, or a guardrail (not the primary) is harmed: with a margin
+#                 check, status beyond_margin; without one, verdict worse. (Does not wait for the runtime.)
+#   2. if p is significantly better:
+#        keep_running while a guardrail with a margin check is "unclear" (not yet within its margin);
+#        keep_running while the minimum runtime is not reached (7 days rounded up to full weeks = 7;
+#        runtime unknown counts as not reached);
+#        else ship.
+#   3. otherwise: stop_inconclusive when the maximum runtime is set and elapsed >= it;
+#        stop_inconclusive when the method is fixed, a minimum detectable effect is planned, the minimum
+#        runtime has passed and the sample already has the planned power for it (statsmodels
+#        TTestIndPower.solve_power at alpha, power 0.8, ratio = planned treatment/control weights, effect
+#        size = MDE / pooled per-user SD: ceil(nobs1) + ceil(nobs1 * ratio) <= metric users now);
+#        else keep_running.
+# Several treatments: ship the shippable one with the largest primary difference (signed by its goal);
+# else roll_back if every treatment rolls back; else the first keep_running; else the first
+# stop_inconclusive (treatments in the planned order).
+
+POWER = 0.8
+
+
+def sample_has_power(r, ctx, mde, relative):
+    """True when the planned effect needs no more users than the primary metric has (rule 3)."""
+    raw = r["raw"]
+    sc, st = ctx.stats[(r["name"], ctx.control)], ctx.stats[(r["name"], r["variant"])]
+    if min(sc.n, st.n) < 2 or sc.d_statistic.sum == 0:
+        return False
+    ec, et = cleaned(sc), cleaned(st)
+    control_mean = ec.mean
+    effect = abs(mde * control_mean) if relative else abs(mde)
+    nc, nt = float(sc.n), float(st.n)
+    pooled = ((nc - 1) * ec.variance + (nt - 1) * et.variance) / (nc + nt - 2)
+    if not (pooled > 0 and effect > 0):
+        return False
+    ratio = ctx.split[r["variant"]] / ctx.split[ctx.control]
+    nobs1 = TTestIndPower().solve_power(effect_size=effect / math.sqrt(pooled), nobs1=None, alpha=ctx.alpha,
+                                        power=POWER, ratio=ratio, alternative="two-sided")
+    needed = math.ceil(nobs1) + math.ceil(nobs1 * ratio)
+    assert raw is not None
+    return needed < 1e9 and needed <= nc + nt
+
+
+def decide(ctx, rows, primary, elapsed, method, maximum, mde):
+    per = {}
+    min_days = 7.0
+    for v in ctx.treatments:
+        mine = {r["name"]: r for r in rows if r["variant"] == v}
+        p = mine.get(primary)
+        harmed = pending = 0
+        for r in mine.values():
+            if r["role"] != "guardrail" or r["name"] == primary:
+                continue
+            if r["guardrail"] is not None:
+                harmed += r["guardrail"]["status"] == "beyond_margin"
+                pending += r["guardrail"]["status"] == "unclear"
+            elif r["verdict"] == "worse":
+                harmed += 1
+        days_left = max(0.0, min_days - (elapsed or 0.0))
+        known = elapsed is not None
+        if p is not None and p["verdict"] == "worse" or harmed:
+            action = "roll_back"
+        elif p is not None and p["verdict"] == "better":
+            action = "keep_running" if pending or days_left > 0 or not known else "ship"
+        elif maximum is not None and elapsed is not None and elapsed >= maximum:
+            action = "stop_inconclusive"
+        elif method == "fixed" and mde is not None and days_left == 0 and sample_has_power(p, ctx, *mde):
+            action = "stop_inconclusive"
+        else:
+            action = "keep_running"
+        per[v] = action
+
+    def lift(v):
+        r = next(r for r in rows if r["name"] == primary and r["variant"] == v)
+        sc, st = ctx.stats.get((primary, ctx.control)), ctx.stats.get((primary, v))
+        d = 0.0 if sc is None or st is None or sc.d_statistic.sum == 0 or st.d_statistic.sum == 0 else st.mean - sc.mean
+        return -d if r["goal"] == "down" else d
+
+    ships = [v for v in ctx.treatments if per[v] == "ship"]
+    if len(ctx.treatments) == 1:
+        overall = (per[ctx.treatments[0]], ctx.treatments[0])
+    elif ships:
+        overall = ("ship", max(ships, key=lift))
+    elif all(a == "roll_back" for a in per.values()):
+        overall = ("roll_back", ", ".join(ctx.treatments))
+    elif any(a == "keep_running" for a in per.values()):
+        overall = ("keep_running", next(v for v in ctx.treatments if per[v] == "keep_running"))
+    else:
+        overall = ("stop_inconclusive", next(v for v in ctx.treatments if per[v] == "stop_inconclusive"))
+    return per, overall
+
+
+def pair(ci):
+    return None if ci is None else [f(ci[0]), f(ci[1])]
+
+
+def issue4(ctx, name):
+    """The expected values of the sequential, corrected, Bayesian, guardrail and decision sections."""
+    alpha = ctx.alpha
+    out = {}
+
+    # sequential, uncorrected
+    seq = []
+    for metric, _, _ in METRICS:
+        for v in ctx.treatments:
+            t = metric_test(ctx.stats[(metric, ctx.control)], ctx.stats[(metric, v)], alpha, "sequential")
+            if t is None or t["degenerate"]:
+                continue
+            seq.append({"name": metric, "variant": v, "absolute_diff": f(t["diff"]), "p_value": f(t["p"]),
+                        "absolute_ci": pair(t["ci"]), "relative_ci": pair(t["rel_ci"])})
+    out["sequential"] = seq
+
+    # quantile tests (fixed and sequential, uncorrected) and the summaries behind them
+    qt = []
+    for qname, _, _ in QUANTILES:
+        for v in ctx.treatments:
+            entry = {"name": qname, "variant": v,
+                     "control": ctx.summaries[(qname, ctx.control)], "treatment": ctx.summaries[(qname, v)]}
+            for method in ("fixed", "sequential"):
+                t = ctx.test(qname, v, alpha, method)
+                entry[method] = None if t is None else {"difference": f(t["diff"]), "p_value": f(t["p"]),
+                                                        "absolute_ci": pair(t["ci"]), "relative_ci": pair(t["rel_ci"])}
+            qt.append(entry)
+    out["quantile_tests"] = qt
+
+    # corrected
+    adjusted = []
+    for method in ("fixed", "sequential"):
+        for correction in ("holm", "bh"):
+            for r in ctx.run(method, correction):
+                if r["family"] is None:
+                    continue
+                e = {"method": method, "correction": correction, "name": r["name"], "variant": r["variant"],
+                     "kind": r["kind"], "family": r["family"], "family_size": r["family_size"],
+                     "p_value": f(r["p"]), "adjusted_p_value": f(r["adjusted"]),
+                     "interval_alpha": f(r["level"]) if r["p"] is not None else None,
+                     "absolute_ci": None if r["at_level"] is None or r["p"] is None else pair(r["at_level"]["ci"]),
+                     "significant": r["significant"], "verdict": r["verdict"], "bayesian_ci": None}
+                if r["kind"] == "metric" and r["p"] is not None and not r["raw"]["degenerate"]:
+                    b = bayesian(ctx.stats[(r["name"], ctx.control)], ctx.stats[(r["name"], r["variant"])],
+                                 r["level"], r["goal"])
+                    e["bayesian_ci"] = None if b is None else b["ci"]
+                adjusted.append(e)
+    out["adjusted"] = adjusted
+
+    # Bayesian at the plan alpha
+    bay = []
+    for metric, _, _ in METRICS:
+        for v in ctx.treatments:
+            t = metric_test(ctx.stats[(metric, ctx.control)], ctx.stats[(metric, v)], alpha, "fixed")
+            if t is None or t["degenerate"] or t["ec"].mean == 0:
+                continue
+            b = bayesian(ctx.stats[(metric, ctx.control)], ctx.stats[(metric, v)], alpha, ROLES[metric][1])
+            if b is not None:
+                bay.append(dict({"name": metric, "variant": v}, **b))
+    out["bayesian"] = bay
+
+    # guardrail margins (method matters only through "significantly worse")
+    guard = []
+    for margin_set in sorted(MARGINS):
+        for method in ("fixed", "sequential"):
+            for r in ctx.run(method, "none", margins=MARGINS[margin_set]):
+                if r["guardrail"] is None:
+                    continue
+                g = r["guardrail"]
+                guard.append({"margins": margin_set, "method": method, "name": r["name"], "variant": r["variant"],
+                              "margin": g["margin"], "relative": g["relative"], "estimate": g["estimate"],
+                              "bound": g["bound"], "p_value": g["p_value"], "status": g["status"]})
+                if name == "oneunit" and not g["relative"]:
+                    # one unit per user: the per-user Welch test is statsmodels' CompareMeans on the units
+                    cm = CompareMeans(DescrStatsW(ctx.raw_units[(r["name"], r["variant"])]),
+                                      DescrStatsW(ctx.raw_units[(r["name"], ctx.control)]))
+                    _, p_sm, _ = cm.ttest_ind(alternative="smaller", usevar="unequal", value=g["margin"])
+                    bound_sm = cm.tconfint_diff(alpha=alpha, alternative="smaller", usevar="unequal")[1]
+                    assert close(p_sm, g["p_value"], rel=1e-9) and close(bound_sm, g["bound"], rel=1e-9), \
+                        (p_sm, g["p_value"], bound_sm, g["bound"])
+    out["guardrail"] = guard
+
+    # decisions
+    decisions = []
+    for sname, method, correction, primary, margin_set, days, maximum, mde in SCENARIOS:
+        margins = MARGINS[margin_set] if margin_set else None
+        rows = ctx.run(method, correction, primary=primary, margins=margins)
+        if days is None:
+            start = as_of = None
+            elapsed = max(0.0, (ctx.last_us - ctx.first_us) / DAY_US)
+        else:
+            start, as_of = ctx.first_us, ctx.first_us + int(days * DAY_US)
+            elapsed = days
+        per, (action, treatment) = decide(ctx, rows, primary, elapsed, method, maximum, mde)
+        decisions.append({"scenario": sname, "method": method, "correction": correction, "primary": primary,
+                          "margins": margin_set, "start_us": start, "as_of_us": as_of, "elapsed_days": f(elapsed),
+                          "maximum_runtime_days": maximum,
+                          "minimum_detectable_effect": None if mde is None else mde[0],
+                          "minimum_detectable_effect_is_relative": None if mde is None else mde[1],
+                          "actions": per, "action": action, "treatment": treatment})
+    out["decisions"] = decisions
+    out["margins"] = {k: {m: {"value": v[0], "relative": v[1]} for m, v in s.items()} for k, s in MARGINS.items()}
+    return out
 
 
 def main():
