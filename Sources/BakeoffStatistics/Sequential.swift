@@ -58,9 +58,13 @@ public enum SequentialTest {
     /// given GroupEstimates built as gbstats builds them: SampleMoments or RatioMoments mean and
     /// variance, or for a proportion p the variance p (1 - p). N is control.n + treatment.n.
     /// Degenerate inputs (zero variance, control mean 0 when relative) give NaN or infinite fields.
+    ///
+    /// `tuningAlpha` (default `alpha`) is the alpha rho is tuned for. An interval at another level with
+    /// the same rho excludes a value exactly when the p-value (which depends on rho, not on the level) is
+    /// below that level: what multiple-comparison corrections need.
     public static func twoSided(
         control: GroupEstimate, treatment: GroupEstimate, alpha: Double, scale: DifferenceScale,
-        tuningParameter: Double = defaultTuningParameter
+        tuningParameter: Double = defaultTuningParameter, tuningAlpha: Double? = nil
     ) -> SequentialDifferenceTest {
         let difference: Double
         let variance: Double
@@ -76,7 +80,7 @@ public enum SequentialTest {
                 + control.variance * pow(mb, 2) / (pow(ma, 4) * control.n)
         }
         return fromEstimate(difference: difference, variance: variance, scale: scale, n: control.n + treatment.n,
-                            alpha: alpha, tuningParameter: tuningParameter)
+                            alpha: alpha, tuningParameter: tuningParameter, tuningAlpha: tuningAlpha)
     }
 
     /// The always-valid interval and p-value of an estimate with variance `variance` (of the estimate, not
@@ -84,10 +88,10 @@ public enum SequentialTest {
     /// made differently, such as a CUPED-adjusted difference over the unadjusted control mean.
     public static func fromEstimate(
         difference: Double, variance: Double, scale: DifferenceScale, n: Double, alpha: Double,
-        tuningParameter: Double = defaultTuningParameter
+        tuningParameter: Double = defaultTuningParameter, tuningAlpha: Double? = nil
     ) -> SequentialDifferenceTest {
         let standardError = variance.squareRoot()
-        let rho2 = rhoSquared(alpha: alpha, tuningParameter: tuningParameter)
+        let rho2 = rhoSquared(alpha: tuningAlpha ?? alpha, tuningParameter: tuningParameter)
         let nRho2Plus1 = n * rho2 + 1
         // Eq. 9 of arXiv:2103.06476v7: half-width = sqrt(var N) sqrt(2 (N rho^2 + 1) log(sqrt(N rho^2 + 1) / alpha) / (N rho)^2).
         let critical = (2 * nRho2Plus1 * log(nRho2Plus1.squareRoot() / alpha) / (n * rho2)).squareRoot()

@@ -33,11 +33,14 @@ Run 'bakeoff <command> --help' for a command's options.
 let analyzeHelp = """
 USAGE: bakeoff analyze EVENTS.jsonl [options]
        bakeoff analyze --db PATH [options]
+       bakeoff analyze --summary FILE [options]
 
 Reads a JSON Lines event log (or - for stdin), or an event store, and prints the experiment report.
 
 OPTIONS:
   --db PATH             Analyse the event store (the gateway's SQLite file) instead of a log
+  --summary FILE        Analyse per-variant, per-metric sufficient statistics (CSV or JSON) aggregated in
+                        your warehouse (README: "Sufficient statistics from your warehouse")
   --experiment NAME     Experiment to analyse (required when the log holds several)
   --config FILE         Experiment config: split, control, metrics, roles, alpha, power, MDE
   --alpha A             Significance level (default 0.05, or the config's)
@@ -163,7 +166,20 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
         options.partitions = pieces
     }
     let db = try args.option("--db")
+    let summary = try args.option("--summary")
     let paths = try args.positionals()
+    if let summary {
+        guard db == nil && paths.isEmpty else { throw UsageError("give one input: --summary, --db or an event log") }
+        guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --summary") }
+        guard plan.unit == .user else { throw UsageError("--unit event needs the events; a summary holds per-user sums only") }
+        let data = try SummaryInput.read(path: summary, metrics: config.metrics, experiment: experiment,
+                                         variants: plan.allocation?.names)
+        let report = try Analysis.run(data, plan: plan)
+        let out = OutputBuffer()
+        out.write(report.render(format))
+        out.flush()
+        return .ok
+    }
     if db != nil {
         guard paths.isEmpty else { throw UsageError("give either --db or an event log, not both") }
         guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --db") }

@@ -38,7 +38,7 @@ public struct AnalysisPlan: Sendable {
     public var maximumRuntimeDays: Double?
     /// When the experiment started (microseconds since the epoch); default its first request.
     public var start: Int64?
-    /// The time the report is made for (microseconds since the epoch); default the last event.
+    /// The time the report is made for (microseconds since the epoch); default the last request.
     public var asOf: Int64?
 
     public init() {}

@@ -111,7 +111,7 @@ enum MetricComparison {
             }
         case .sequential:
             let test = SequentialTest.twoSided(control: ec, treatment: et, alpha: alpha, scale: .absolute,
-                                               tuningParameter: plan.sequentialTuning)
+                                               tuningParameter: plan.sequentialTuning, tuningAlpha: plan.alpha)
             difference = test.difference
             result.pValue = test.pValue
             result.standardError = test.standardError
@@ -120,28 +120,35 @@ enum MetricComparison {
                 let fixed = CUPED.welch(cuped, alpha: alpha, scale: .relative)
                 let relative = SequentialTest.fromEstimate(difference: fixed.difference, variance: fixed.standardError * fixed.standardError,
                                                            scale: .relative, n: ec.n + et.n, alpha: alpha,
-                                                           tuningParameter: plan.sequentialTuning)
+                                                           tuningParameter: plan.sequentialTuning, tuningAlpha: plan.alpha)
                 result.relativeInterval = .bounded(lower: relative.interval.lower, upper: relative.interval.upper)
             } else if result.relativeLift != nil && ec.mean != 0 {
                 let relative = SequentialTest.twoSided(control: ec, treatment: et, alpha: alpha, scale: .relative,
-                                                       tuningParameter: plan.sequentialTuning)
+                                                       tuningParameter: plan.sequentialTuning, tuningAlpha: plan.alpha)
                 result.relativeInterval = .bounded(lower: relative.interval.lower, upper: relative.interval.upper)
             }
         }
         result.significant = (result.pValue ?? 1) < alpha
         result.verdict = verdict(significant: result.significant, up: difference > 0, goal: data.metric.goal)
         if ec.mean != 0 {
+            // A posterior needs no multiplicity correction: the credible interval is at the plan's alpha.
             result.bayesian = BayesianEffectTest.compute(control: ec, treatment: et, scale: .relative, prior: plan.prior,
-                                                         inverse: data.metric.goal == .down, alpha: alpha)
+                                                         inverse: data.metric.goal == .down, alpha: plan.alpha)
         }
         if data.metric.role == .guardrail, let margin = data.metric.margin, data.metric.goal != .none,
            !(margin.isRelative && ec.mean == 0) {
             let test = NonInferiority.welch(control: ec, treatment: et, margin: margin.value,
                                             scale: margin.isRelative ? .relative : .absolute,
                                             direction: data.metric.goal == .down ? .higherIsWorse : .lowerIsWorse, alpha: alpha)
-            result.guardrail = guardrailCheck(margin: margin, estimate: test.difference, bound: test.bound,
-                                              pValue: test.pValue, nonInferior: test.isNonInferior,
-                                              significantlyWorse: result.verdict == .worse, goal: data.metric.goal)
+            if plan.method == .sequential {
+                result.guardrail = sequentialGuardrail(margin: margin, estimate: test.difference,
+                                                       variance: test.standardError * test.standardError, n: ec.n + et.n,
+                                                       significantlyWorse: result.verdict == .worse, goal: data.metric.goal, plan: plan)
+            } else {
+                result.guardrail = guardrailCheck(margin: margin, estimate: test.difference, bound: test.bound,
+                                                  pValue: test.pValue, nonInferior: test.isNonInferior,
+                                                  significantlyWorse: result.verdict == .worse, goal: data.metric.goal)
+            }
         }
         return result
     }
@@ -178,19 +185,23 @@ enum MetricComparison {
             // The sequence needs per-user variances: Var(quantile) times the users behind it.
             let gc = GroupEstimate(mean: ec.quantile, variance: ec.variance * ec.users, n: ec.users)
             let gt = GroupEstimate(mean: et.quantile, variance: et.variance * et.users, n: et.users)
-            let s = SequentialTest.twoSided(control: gc, treatment: gt, alpha: alpha, scale: .absolute, tuningParameter: plan.sequentialTuning)
+            let s = SequentialTest.twoSided(control: gc, treatment: gt, alpha: alpha, scale: .absolute, tuningParameter: plan.sequentialTuning, tuningAlpha: plan.alpha)
             result.pValue = s.pValue
             result.absoluteInterval = s.interval
             if relative != nil {
                 result.relativeInterval = SequentialTest.twoSided(control: gc, treatment: gt, alpha: alpha, scale: .relative,
-                                                                  tuningParameter: plan.sequentialTuning).interval
+                                                                  tuningParameter: plan.sequentialTuning, tuningAlpha: plan.alpha).interval
             }
         }
         result.significant = (result.pValue ?? 1) < alpha
         result.verdict = verdict(significant: result.significant, up: absolute.difference > 0, goal: data.metric.goal)
         if data.metric.role == .guardrail, let margin = data.metric.margin, data.metric.goal != .none {
             let test = margin.isRelative ? relative : absolute
-            if let test {
+            if let test, plan.method == .sequential {
+                result.guardrail = sequentialGuardrail(margin: margin, estimate: test.difference,
+                                                       variance: test.standardError * test.standardError, n: ec.users + et.users,
+                                                       significantlyWorse: result.verdict == .worse, goal: data.metric.goal, plan: plan)
+            } else if let test {
                 // One-sided normal test of H0: harm >= margin.
                 let harmful = data.metric.goal == .down
                 let boundary = harmful ? margin.value : -margin.value
@@ -204,6 +215,24 @@ enum MetricComparison {
             }
         }
         return result
+    }
+
+    /// The always-valid non-inferiority check: the one-sided bound of the confidence sequence at level
+    /// 2 alpha (rho tuned at the plan's alpha), and half the sequential p-value of estimate − boundary when
+    /// the estimate lies on the harmless side, so that p < alpha exactly when the bound is inside the margin.
+    static func sequentialGuardrail(margin: GuardrailMargin, estimate: Double, variance: Double, n: Double,
+                                    significantlyWorse: Bool, goal: Goal, plan: AnalysisPlan) -> GuardrailCheck {
+        let higherIsWorse = goal == .down
+        let boundary = higherIsWorse ? margin.value : -margin.value
+        let shifted = SequentialTest.fromEstimate(difference: estimate - boundary, variance: variance, scale: .absolute, n: n,
+                                                  alpha: min(2 * plan.alpha, 0.999), tuningParameter: plan.sequentialTuning,
+                                                  tuningAlpha: plan.alpha)
+        let half = shifted.interval.upper - shifted.difference
+        let bound = higherIsWorse ? estimate + half : estimate - half
+        let harmlessSide = higherIsWorse ? estimate < boundary : estimate > boundary
+        let p = harmlessSide ? shifted.pValue / 2 : 1 - shifted.pValue / 2
+        return guardrailCheck(margin: margin, estimate: estimate, bound: bound, pValue: p, nonInferior: p < plan.alpha,
+                              significantlyWorse: significantlyWorse, goal: goal)
     }
 
     static func verdict(significant: Bool, up: Bool, goal: Goal) -> Verdict {
