@@ -60,6 +60,7 @@ OPTIONS:
   --min-runtime DAYS    Shortest run before shipping, rounded up to full weeks (default 7; 0 = none)
   --max-runtime DAYS    Longest run: after it an undecided experiment stops as inconclusive
   --start TIME          Experiment start (RFC 3339); runtime counts from it (default: the first request)
+  --runtime-days D      Days the experiment has run, for --summary input (it has no timestamps)
   --format table|markdown|json|html   Output format (default table; html is a page with charts)
   --skip-invalid        Count and report malformed lines instead of stopping
   --partitions N        Read the log in N pieces through temporary files, so memory stays fixed
@@ -156,6 +157,7 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
         }
         plan.start = start
     }
+    if let days = try args.double("--runtime-days", in: 0...3650, rule: "days from 0 to 3650") { plan.runtimeDays = days }
     let format = try args.choice("--format", ReportFormat.self) ?? .table
     var options = EventLog.Options()
     options.experiment = experiment

@@ -40,6 +40,8 @@ public struct AnalysisPlan: Sendable {
     public var start: Int64?
     /// The time the report is made for (microseconds since the epoch); default the last request.
     public var asOf: Int64?
+    /// Days the experiment has run, for data without timestamps (per-variant sums); overrides start/asOf.
+    public var runtimeDays: Double?
 
     public init() {}
 
@@ -233,6 +235,8 @@ public struct Report: Sendable {
     public var elapsedDays: Double?
     /// Changes made to the plan after the experiment started, oldest first.
     public var planChanges: [PlanChange] = []
+    /// False when the report comes from per-variant sums: no event counts or data-quality section.
+    public var hasEvents = true
 
     /// The overall decision: the one treatment's, or for several treatments ship the best shippable one.
     public var decision: Decision {
@@ -366,11 +370,13 @@ public enum Analysis {
                       sampleRatio: srm, results: results, quantiles: quantiles, decisions: decisions,
                       primaryMetric: primaryName, requestEvents: data.requestEvents, feedbackEvents: data.feedbackEvents,
                       firstTimestamp: data.firstTimestamp, lastTimestamp: data.lastTimestamp,
-                      dataQuality: data.dataQuality, warnings: warnings, plan: plan, elapsedDays: elapsed)
+                      dataQuality: data.dataQuality, warnings: warnings, plan: plan, elapsedDays: elapsed,
+                      hasEvents: data.hasEvents)
     }
 
     /// Days from the start (the plan's, or the first request) to the report time (the plan's, or the last event).
     static func elapsedDays(_ data: ExperimentData, _ plan: AnalysisPlan) -> Double? {
+        if let days = plan.runtimeDays { return days }
         guard let start = plan.start ?? data.firstTimestamp, let end = plan.asOf ?? data.lastTimestamp else { return nil }
         return max(0, Double(end - start) / 86_400_000_000)
     }

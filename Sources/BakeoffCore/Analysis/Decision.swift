@@ -137,7 +137,7 @@ extension Analysis {
         let more = max(0, (neededMetricUsers - haveMetricUsers) / max(coverage, 1e-9))
         let users = Int(more.rounded(.up))
         var days: Double?
-        if let observed = data.observedDays, totalUsers > 0 {
+        if let observed = data.observedDays ?? plan.runtimeDays, observed > 0, totalUsers > 0 {
             days = DaysLeft.days(currentUsers: 0, plannedUsers: more, usersPerDay: totalUsers / observed)
         }
         if users == 0 {

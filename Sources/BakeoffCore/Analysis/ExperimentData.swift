@@ -97,6 +97,8 @@ public struct ExperimentData: Sendable {
     public var firstTimestamp: Int64?
     public var lastTimestamp: Int64?
     public var dataQuality: DataQuality
+    /// False for data read from per-variant sums (`--summary`): there are no event counts to show.
+    public var hasEvents = true
 
     /// Days between the first and last request (at least a fraction of a day when there is data).
     public var observedDays: Double? {

@@ -9,8 +9,13 @@ enum MetricComparison {
     static func compare(_ data: MetricData, _ c: Int, _ t: Int, treatment: String, plan: AnalysisPlan, alpha: Double) -> MetricResult {
         let rc = data.perVariant[c], rt = data.perVariant[t]
         let uc = data.unitMoments[c], ut = data.unitMoments[t]
-        let controlGroup = GroupSummary(mean: uc.n > 0 ? uc.sum / uc.n : nil, users: Int(rc.n), units: uc.n)
-        let treatmentGroup = GroupSummary(mean: ut.n > 0 ? ut.sum / ut.n : nil, users: Int(rt.n), units: ut.n)
+        // From events the unit moments hold every unit; from per-user sums (--summary) the ratio moments do.
+        func summary(_ u: SampleMoments, _ r: RatioMoments) -> GroupSummary {
+            if u.n > 0 { return GroupSummary(mean: u.sum / u.n, users: Int(r.n), units: u.n) }
+            return GroupSummary(mean: r.denominator.sum > 0 ? r.mean : nil, users: Int(r.n), units: r.denominator.sum)
+        }
+        let controlGroup = summary(uc, rc)
+        let treatmentGroup = summary(ut, rt)
         var result = MetricResult(metric: data.metric, treatment: treatment, control: controlGroup, treatmentGroup: treatmentGroup,
                                   significant: false, verdict: .none, intervalAlpha: alpha)
         if let a = controlGroup.mean, let b = treatmentGroup.mean {

@@ -689,11 +689,13 @@ private struct Builder {
             }
         }
 
-        return ExperimentData(
+        var result = ExperimentData(
             experiment: chosen,
             variants: zip(variantNames, assigned).map { VariantData(name: $0, users: $1, requests: 0) },
             metrics: data, requestEvents: total, feedbackEvents: 0, firstTimestamp: nil, lastTimestamp: nil,
             dataQuality: DataQuality(usersInSeveralVariants: 0, feedbackWithMissingTarget: 0, duplicateRequestIDs: 0,
                                      otherExperiments: [], unusedFeedbackNames: []))
+        result.hasEvents = false
+        return result
     }
 }

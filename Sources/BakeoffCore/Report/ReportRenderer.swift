@@ -138,7 +138,8 @@ extension Report {
         if markdown { out += "\n" }
         let prose: (String) -> String = { markdown ? $0 : wrap($0) }
         let variantText = variants.map { "\($0.name) \(group($0.users)) users" }.joined(separator: ", ")
-        var summary = "\(variantText); \(group(requestEvents)) requests, \(group(feedbackEvents)) feedback events"
+        var summary = hasEvents ? "\(variantText); \(group(requestEvents)) requests, \(group(feedbackEvents)) feedback events"
+            : "\(variantText); from per-variant sums"
         if !periodText.isEmpty { summary += "; \(periodText)" }
         out += prose(summary + ".") + "\n" + (markdown ? "\n" : "") + prose("Method: \(methodText). Control: \(control).") + "\n\n"
         for w in warnings {
@@ -197,6 +198,7 @@ extension Report {
             out += prose("Users \(observed) against the planned \(planned): \(formatPEquals(sampleRatio.pValue ?? 0)), "
                 + (sampleRatio.status == .ok ? "consistent with the plan." : "MISMATCH (threshold p < 0.001)\(sampleRatio.reason.map { ": \($0)" } ?? "")).")) + "\n"
         }
+        guard hasEvents else { return out }
         out += "\n\(markdown ? "### " : "")Data quality\n" + (markdown ? "\n" : "")
         let q = dataQuality
         var lines: [String] = []
