@@ -222,7 +222,7 @@ public struct EventAggregator {
         }
         for (k, f) in quantileFields.enumerated() {
             let x = f == .latencyMs ? e.latencyMs : f == .ttftMs ? e.ttftMs : f == .inputTokens ? e.inputTokens : e.outputTokens
-            if !x.isNaN { fieldQuantiles[k].add(x, user: user, firstVariants: userFirstVariant, variantCount: variants.count) }
+            if x.isFinite { fieldQuantiles[k].add(x, user: user) }
         }
     }
 
@@ -340,8 +340,8 @@ public struct EventAggregator {
             missingTargets += Int(requestFeedbackEvents[r])
         }
 
-        // Per field, per variant (by each user's final first variant while the values are held exactly).
-        let sketches: [[QuantileSketch]] = fieldQuantiles.map { $0.perVariant(userFirstVariant, variantCount: variantNames.count) }
+        // Per field, per variant (by each user's final first variant).
+        let fieldValues = fieldQuantiles.map { $0.perVariant(userFirstVariant, variantCount: variantNames.count) }
         var results: [MetricData] = []
         var m = [Double](repeating: 0, count: userCount)
         var d = [Double](repeating: 0, count: userCount)
@@ -349,10 +349,14 @@ public struct EventAggregator {
         for (index, metric) in metrics.enumerated() {
             if metric.kind == .quantile {
                 guard case .field(let field) = metric.source, let k = quantileFields.firstIndex(of: field) else { continue }
+                let level = metric.quantile ?? 0.5
+                let (sketches, clustered) = fieldValues[k]
                 results.append(MetricData(metric: metric, perVariant: variantNames.map { _ in RatioMoments() },
                                           unitMoments: variantNames.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
-                                          quantiles: sketches[k].map { $0.quantile(metric.quantile ?? 0.5) },
-                                          quantileCounts: sketches[k].map { $0.count }, sketches: sketches[k]))
+                                          quantiles: sketches.map { $0.quantile(level) },
+                                          quantileCounts: sketches.map { $0.count }, sketches: sketches,
+                                          clusteredSketches: clustered,
+                                          quantileEstimates: clustered.indices.map { clustered[$0].estimate(level: level, users: usersPerVariant[$0]) }))
                 continue
             }
             for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
@@ -460,37 +464,65 @@ private struct PendingFeedback {
     var seq: UInt32
 }
 
-/// One request field's values for quantiles.
+/// One request field's values, each with its user, for the quantile metrics of the field.
 ///
-/// Up to `exactLimit` values are kept with their user, so each lands in its user's final variant (the
-/// first request by time may come late in the file). Beyond that they go straight into per-variant
-/// sketches under the user's first variant as known when the line is read, which is the same for logs in
-/// time order, and memory stops growing.
+/// Every value is kept (12 bytes per request and field: the value and a 32-bit user index) until the end,
+/// when each user's values land in the user's final variant (the first request by time may come late in
+/// the file) and each value gets its rank among its user's values, which the clustered quantile test
+/// needs. A log read in pieces holds one piece's values at a time.
 struct FieldQuantiles {
-    static let exactLimit = 1 << 21
     private var users: [UInt32] = []
     private var values: [Double] = []
-    private var sketches: [QuantileSketch]?
 
-    mutating func add(_ x: Double, user: Int, firstVariants: [UInt8], variantCount: Int) {
-        if sketches == nil {
-            users.append(UInt32(truncatingIfNeeded: user))
-            values.append(x)
-            if values.count <= Self.exactLimit { return }
-            sketches = perVariant(firstVariants, variantCount: 64)
-            users = []
-            values = []
-            return
-        }
-        sketches![Int(firstVariants[user])].add(x)
+    @inline(__always)
+    mutating func add(_ x: Double, user: Int) {
+        users.append(UInt32(truncatingIfNeeded: user))
+        values.append(x)
     }
 
-    func perVariant(_ firstVariants: [UInt8], variantCount: Int) -> [QuantileSketch] {
-        if let sketches { return Array(sketches.prefix(variantCount)) }
-        var out = Array(repeating: QuantileSketch(), count: variantCount)
-        for i in 0..<values.count { out[Int(firstVariants[Int(users[i])])].add(values[i]) }
-        for v in out.indices { out[v].prepare() }
-        return out
+    /// Per variant: the values for numpy-style quantiles, and with their users' steps for the clustered
+    /// quantile test.
+    func perVariant(_ firstVariants: [UInt8], variantCount: Int) -> (sketches: [QuantileSketch], clustered: [ClusteredQuantileSketch]) {
+        var perUser = [UInt32](repeating: 0, count: firstVariants.count)
+        for u in users { perUser[Int(u)] &+= 1 }
+        var sizes = [Int](repeating: 0, count: variantCount)
+        var squares = [Double](repeating: 0, count: variantCount)
+        for u in perUser.indices where perUser[u] > 0 {
+            let v = Int(firstVariants[u]), c = Double(perUser[u])
+            sizes[v] += Int(perUser[u])
+            squares[v] += c * c
+        }
+        // Entries carry their user in `squareStep` until ranked.
+        var entries: [[ClusteredQuantileSketch.Entry]] = sizes.map { size in
+            var a: [ClusteredQuantileSketch.Entry] = []
+            a.reserveCapacity(size)
+            return a
+        }
+        for i in values.indices {
+            let u = users[i]
+            entries[Int(firstVariants[Int(u)])].append(.init(value: values[i], squareStep: u, userCount: perUser[Int(u)]))
+        }
+        var rank = perUser
+        for u in rank.indices { rank[u] = 0 }
+        var sketches: [QuantileSketch] = []
+        var clustered: [ClusteredQuantileSketch] = []
+        for v in 0..<variantCount {
+            entries[v].sort { $0.value < $1.value }
+            var sketch = QuantileSketch()
+            entries[v].withUnsafeMutableBufferPointer { buffer in
+                for j in buffer.indices {
+                    let u = Int(buffer[j].squareStep)
+                    buffer[j].squareStep = 2 &* rank[u] &+ 1
+                    rank[u] &+= 1
+                    sketch.add(buffer[j].value)
+                }
+            }
+            sketch.prepare()
+            sketches.append(sketch)
+            clustered.append(ClusteredQuantileSketch(sorted: entries[v], countSumSquares: squares[v]))
+            entries[v] = []
+        }
+        return (sketches, clustered)
     }
 }
 

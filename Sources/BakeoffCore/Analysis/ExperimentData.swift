@@ -31,6 +31,9 @@ public struct MetricData: Sendable {
     public var quantileCounts: [Int]?
     /// The values behind `quantiles`, kept so that data read in pieces can be merged.
     var sketches: [QuantileSketch]?
+    /// The values behind `quantileEstimates` with their users' steps, kept so that data read in pieces can
+    /// be merged (the estimates are computed once all pieces are in).
+    var clusteredSketches: [ClusteredQuantileSketch]?
     /// For quantile metrics: the order-statistic summary per variant (Deng et al., clustered by user),
     /// what the quantile test needs. Nil when not computed.
     public var quantileEstimates: [QuantileEstimate?]?
@@ -122,7 +125,14 @@ extension ExperimentData {
         var metrics = merged.metrics.map { m in
             MetricData(metric: m.metric, perVariant: names.map { _ in RatioMoments() },
                        unitMoments: names.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
-                       quantiles: nil, quantileCounts: nil, sketches: m.sketches == nil ? nil : names.map { _ in QuantileSketch() })
+                       quantiles: nil, quantileCounts: nil, sketches: m.sketches == nil ? nil : names.map { _ in QuantileSketch() },
+                       clusteredSketches: m.clusteredSketches == nil ? nil : names.map { _ in ClusteredQuantileSketch() })
+        }
+        // The quantile metrics of one request field share its values: they are merged once, under the
+        // field's first quantile metric, and shared by the others.
+        let owner: [Int] = metrics.indices.map { k in
+            guard metrics[k].metric.kind == .quantile else { return k }
+            return metrics.firstIndex { $0.metric.kind == .quantile && $0.metric.source == metrics[k].metric.source } ?? k
         }
         var quality = merged.dataQuality
         quality.usersInSeveralVariants = 0
@@ -144,7 +154,9 @@ extension ExperimentData {
                     let source = piece.metrics[k]
                     metrics[k].perVariant[i] += source.perVariant[j]
                     metrics[k].unitMoments[i] += source.unitMoments[j]
+                    guard owner[k] == k else { continue }
                     if let sketch = source.sketches?[j] { metrics[k].sketches![i].merge(sketch) }
+                    if let sketch = source.clusteredSketches?[j] { metrics[k].clusteredSketches![i].merge(sketch) }
                 }
             }
             let q = piece.dataQuality
@@ -161,11 +173,22 @@ extension ExperimentData {
             if let a = piece.firstTimestamp { first = min(first ?? a, a) }
             if let b = piece.lastTimestamp { last = max(last ?? b, b) }
         }
-        for k in metrics.indices where computeQuantiles && metrics[k].sketches != nil {
+        for k in metrics.indices where owner[k] == k && metrics[k].sketches != nil && computeQuantiles {
             for i in names.indices { metrics[k].sketches![i].prepare() }
+        }
+        for k in metrics.indices where owner[k] != k {
+            metrics[k].sketches = metrics[owner[k]].sketches
+            metrics[k].clusteredSketches = metrics[owner[k]].clusteredSketches
+        }
+        for k in metrics.indices where computeQuantiles {
             let q = metrics[k].metric.quantile ?? 0.5
-            metrics[k].quantiles = metrics[k].sketches!.map { $0.quantile(q) }
-            metrics[k].quantileCounts = metrics[k].sketches!.map(\.count)
+            if let sketches = metrics[k].sketches {
+                metrics[k].quantiles = sketches.map { $0.quantile(q) }
+                metrics[k].quantileCounts = sketches.map(\.count)
+            }
+            if let clustered = metrics[k].clusteredSketches {
+                metrics[k].quantileEstimates = names.indices.map { clustered[$0].estimate(level: q, users: variants[$0].users) }
+            }
         }
         quality.otherExperiments = others.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         quality.unusedFeedbackNames = unused.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
