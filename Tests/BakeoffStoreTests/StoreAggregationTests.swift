@@ -45,4 +45,23 @@ struct StoreAggregationTests {
             }
         }
     }
+
+    @Test func covariatesFromTheStoreEqualThoseOfTheLog() throws {
+        let (_, log, path) = try Self.simulated(users: 200)
+        var options = EventLog.Options()
+        options.experimentStart = 1_793_491_200_000_000 + 6 * 86_400_000_000  // 2026-11-07
+        options.covariates = try CovariateTable.parse("user_id,metric,value,units\nu-1,csat,9,2\nu-2,csat,4,1\nnobody,csat,1,1\n", source: "pre.csv")
+        let data = try StoreReader.aggregate(path: path, options: options)
+        let fromLog = try EventLog.aggregate(path: log, options: options)
+        #expect(data.dataQuality.preExperimentRequests > 0)
+        #expect(data.dataQuality.preExperimentRequests == fromLog.dataQuality.preExperimentRequests)
+        #expect(data.dataQuality.covariateUsersNotInExperiment == fromLog.dataQuality.covariateUsersNotInExperiment)
+        #expect(data.variants == fromLog.variants)
+        for (a, b) in zip(data.metrics, fromLog.metrics) {
+            #expect(a.covariates == b.covariates, "\(a.metric.name)")
+            #expect(a.usersWithCovariate == b.usersWithCovariate, "\(a.metric.name)")
+            #expect((a.covariates != nil) == (a.metric.kind != .quantile))
+        }
+        #expect(data.metrics.first { $0.metric.name == "task_completion" }!.usersWithCovariate!.reduce(0, +) > 10)
+    }
 }

@@ -78,9 +78,37 @@ public struct EventAggregator {
     public private(set) var lastTimestamp: Int64 = .min
     private var sequence: UInt32 = 0
 
-    public init(metrics: [Metric] = Metric.builtIn, experiment: String? = nil) {
+    // Covariates (CUPED)
+    /// Requests before this time (microseconds since 1970) form the pre-experiment period.
+    public let experimentStart: Int64?
+    private let covariateTable: CovariateTable?
+    /// The events of the pre-experiment period, aggregated on their own (empty without `experimentStart`).
+    private var prePeriod: [EventAggregator] = []
+    /// With a pre-experiment period: per user, the same user's index there, or -1.
+    private var preUserOfUser: [Int32] = []
+    /// With a covariate table: per user, their row in it, or -1.
+    private var covariateRowOfUser: [Int32] = []
+
+    /// - Parameters:
+    ///   - experimentStart: when given, requests before it (microseconds since 1970) are the
+    ///     pre-experiment period: they are not part of the experiment (no assignment, no sample-ratio
+    ///     check, no metrics, no quantiles) and give each user's pre-experiment value of every metric with
+    ///     variance reduction, the metric's own definition applied to them; users are assigned by their
+    ///     first request at or after it. Feedback belongs to the period of the request or conversation it
+    ///     names when that has been read (otherwise to the period of its own time), so a task completion
+    ///     reported just after the start for a conversation held before it counts before it.
+    ///   - covariates: pre-experiment values from a file; for the metrics the file has rows for, they take
+    ///     the place of the pre-experiment period's.
+    public init(metrics: [Metric] = Metric.builtIn, experiment: String? = nil, experimentStart: Int64? = nil,
+                covariates: CovariateTable? = nil) {
         self.metrics = metrics
         filter = ExperimentFilter(experiment)
+        self.experimentStart = experimentStart
+        covariateTable = covariates
+        if experimentStart != nil {
+            let reduced = metrics.filter { $0.kind != .quantile && $0.varianceReduction }
+            prePeriod = [EventAggregator(metrics: reduced, experiment: experiment)]
+        }
         var conv: [String: Int] = [:], req: [String: Int] = [:]
         var streamed: [Int] = []
         var fields: [RequestField] = []
@@ -129,6 +157,22 @@ public struct EventAggregator {
         if e.qa {
             if e.kind == .request { qaRequests += 1 } else { qaFeedback += 1 }
             return
+        }
+        if let start = experimentStart {
+            var before = e.timestamp < start
+            if e.kind == .feedback {
+                // Feedback follows the period of its target when only one period has read it.
+                if before { before = prePeriod[0].knowsTarget(e) || !knowsTarget(e) }
+                else { before = !knowsTarget(e) && prePeriod[0].knowsTarget(e) }
+            }
+            if before {
+                let users = prePeriod[0].users.count
+                try prePeriod[0].add(e, sequence: sequence)
+                if prePeriod[0].users.count > users, let user = self.users.find(e.userID) {
+                    preUserOfUser[user] = Int32(users)
+                }
+                return
+            }
         }
         switch e.kind {
         case .request: try addRequest(e)
@@ -181,6 +225,8 @@ public struct EventAggregator {
             userFirstDay.append(day)
             userMultiDay.append(false)
             userSums.append(contentsOf: repeatElement(0, count: streamedMetrics.count * 3))
+            if !prePeriod.isEmpty { preUserOfUser.append(Int32(prePeriod[0].users.find(e.userID) ?? -1)) }
+            if let covariateTable { covariateRowOfUser.append(Int32(covariateTable.row(ofUser: e.userID) ?? -1)) }
         } else {
             if e.timestamp < userFirstTs[user] {
                 userFirstTs[user] = e.timestamp
@@ -224,6 +270,16 @@ public struct EventAggregator {
             let x = f == .latencyMs ? e.latencyMs : f == .ttftMs ? e.ttftMs : f == .inputTokens ? e.inputTokens : e.outputTokens
             if x.isFinite { fieldQuantiles[k].add(x, user: user) }
         }
+    }
+
+    /// Whether the request or conversation a feedback event names has had a request read.
+    private func knowsTarget(_ e: EventView) -> Bool {
+        if e.requestID.count > 0 {
+            guard let r = requests.find(hashBytes(e.requestID)) else { return false }
+            return requestConversation[r] >= 0
+        }
+        guard e.conversationID.count > 0, let c = conversations.find(hashBytes(e.conversationID)) else { return false }
+        return conversationUser[c] >= 0
     }
 
     private mutating func appendConversation() {
@@ -319,19 +375,7 @@ public struct EventAggregator {
             if userVariantMask[u].nonzeroBitCount > 1 { mixedUsers += 1 }
         }
 
-        // Resolve conversation-level feedback that arrived before its request.
-        var conversationSlots = self.conversationSlots
-        var conversationFeedbackEvents = self.conversationFeedbackEvents
-        var requestFeedbackEvents = self.requestFeedbackEvents
-        for p in pending {
-            let conversation = requestConversation[Int(p.request)]
-            if conversation >= 0 {
-                requestFeedbackEvents[Int(p.request)] -= 1
-                conversationFeedbackEvents[Int(conversation)] += 1
-                conversationSlots.offer(Int(conversation), Int(p.slot), value: p.value, ts: p.ts, seq: p.seq)
-            }
-        }
-
+        let (conversationSlots, conversationFeedbackEvents, requestFeedbackEvents) = resolvedFeedback()
         var missingTargets = 0
         for c in 0..<conversationUser.count where conversationUser[c] < 0 {
             missingTargets += Int(conversationFeedbackEvents[c])
@@ -342,6 +386,11 @@ public struct EventAggregator {
 
         // Per field, per variant (by each user's final first variant).
         let fieldValues = fieldQuantiles.map { $0.perVariant(userFirstVariant, variantCount: variantNames.count) }
+        // Pre-experiment period, for covariates.
+        let pre = prePeriod.first
+        let preSlots = pre?.resolvedFeedback().slots
+        let preUsers = pre?.users.count ?? 0
+        var pm = [Double](repeating: 0, count: preUsers), pd = pm, pq = pm
         var results: [MetricData] = []
         var m = [Double](repeating: 0, count: userCount)
         var d = [Double](repeating: 0, count: userCount)
@@ -359,42 +408,7 @@ public struct EventAggregator {
                                           quantileEstimates: clustered.indices.map { clustered[$0].estimate(level: level, users: usersPerVariant[$0]) }))
                 continue
             }
-            for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
-            func add(_ user: Int, _ x: Double) {
-                m[user] += x
-                d[user] += 1
-                q[user] += x * x
-            }
-            switch metric.source {
-            case .feedback(let name):
-                if metric.level == .request {
-                    let slot = requestFeedback[name]!
-                    for r in 0..<requestConversation.count where requestConversation[r] >= 0 {
-                        if let x = requestSlots.value(r, slot) {
-                            add(Int(conversationUser[Int(requestConversation[r])]), x)
-                        }
-                    }
-                } else {
-                    let slot = conversationFeedback[name]!
-                    for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
-                        if let x = conversationSlots.value(c, slot) { add(Int(conversationUser[c]), x) }
-                    }
-                }
-            case .turns:
-                for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
-                    add(Int(conversationUser[c]), Double(conversationTurns[c]))
-                }
-            case .repeatUsage:
-                for u in 0..<userCount { add(u, userMultiDay[u] ? 1 : 0) }
-            case .errors, .field:
-                let position = streamedMetrics.firstIndex(of: index)!
-                let stride = streamedMetrics.count * 3
-                for u in 0..<userCount {
-                    m[u] = userSums[u * stride + position * 3]
-                    d[u] = userSums[u * stride + position * 3 + 1]
-                    q[u] = userSums[u * stride + position * 3 + 2]
-                }
-            }
+            userTotals(index, conversationSlots, &m, &d, &q)
             var perVariant = Array(repeating: RatioMoments(), count: variantNames.count)
             var units = Array(repeating: SampleMoments(n: 0, sum: 0, sumOfSquares: 0), count: variantNames.count)
             for u in 0..<userCount where d[u] > 0 {
@@ -404,7 +418,35 @@ public struct EventAggregator {
                 units[v].sum += m[u]
                 units[v].sumOfSquares += q[u]
             }
-            results.append(MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil, sketches: nil))
+            var data = MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil, sketches: nil)
+
+            // Covariates: the file's values for the metrics it lists, else the pre-experiment period's.
+            var covariate: ((Int) -> (Double, Double))?
+            if metric.varianceReduction, let table = covariateTable, let column = table.column(of: metric.name) {
+                covariate = { u in
+                    let row = Int(covariateRowOfUser[u])
+                    return row < 0 ? (0, 0) : table.cell(row: row, column: column) ?? (0, 0)
+                }
+            } else if metric.varianceReduction, let pre, let k = pre.metrics.firstIndex(where: { $0.name == metric.name }) {
+                pre.userTotals(k, preSlots!, &pm, &pd, &pq)
+                covariate = { [pm, pd] u in
+                    let p = Int(preUserOfUser[u])
+                    return p < 0 ? (0, 0) : (pm[p], pd[p])
+                }
+            }
+            if let covariate {
+                var moments = Array(repeating: RatioCUPEDMoments(), count: variantNames.count)
+                var withData = Array(repeating: 0, count: variantNames.count)
+                for u in 0..<userCount where d[u] > 0 {
+                    let v = Int(userFirstVariant[u])
+                    let (mp, dp) = covariate(u)
+                    moments[v].add(numerator: m[u], denominator: d[u], preNumerator: mp, preDenominator: dp)
+                    if dp > 0 { withData[v] += 1 }
+                }
+                data.covariates = moments
+                data.usersWithCovariate = withData
+            }
+            results.append(data)
         }
 
         var requestsPerVariant = Array(repeating: 0, count: variantNames.count)
@@ -412,7 +454,7 @@ public struct EventAggregator {
             requestsPerVariant[Int(userFirstVariant[Int(conversationUser[c])])] += Int(conversationTurns[c])
         }
 
-        let quality = DataQuality(
+        var quality = DataQuality(
             usersInSeveralVariants: mixedUsers,
             feedbackWithMissingTarget: missingTargets,
             duplicateRequestIDs: duplicateRequests,
@@ -422,7 +464,11 @@ public struct EventAggregator {
             otherExperiments: filter.otherExperiments,
             unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
                 .sorted { $0.count > $1.count })
-        return ExperimentData(
+        quality.preExperimentRequests = pre?.requestEvents ?? 0
+        quality.preExperimentFeedback = pre?.feedbackEvents ?? 0
+        let covariateUsersSeen = covariateRowOfUser.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
+        quality.covariateUsersNotInExperiment = (covariateTable?.userCount ?? 0) - covariateUsersSeen
+        var data = ExperimentData(
             experiment: experiment ?? "",
             variants: zip(variantNames.indices, variantNames).map {
                 VariantData(name: $1, users: usersPerVariant[$0], requests: requestsPerVariant[$0])
@@ -433,6 +479,70 @@ public struct EventAggregator {
             firstTimestamp: requestEvents > 0 ? firstTimestamp : nil,
             lastTimestamp: requestEvents > 0 ? lastTimestamp : nil,
             dataQuality: quality)
+        data.covariateFileUsers = covariateTable?.userCount ?? 0
+        data.covariateFileUsersSeen = covariateUsersSeen
+        return data
+    }
+
+    /// Conversation-level feedback slots with the feedback that arrived before its request resolved, and
+    /// the feedback events per conversation and per request after that.
+    private func resolvedFeedback() -> (slots: FeedbackSlots, conversationEvents: [UInt32], requestEvents: [UInt32]) {
+        var conversationSlots = self.conversationSlots
+        var conversationFeedbackEvents = self.conversationFeedbackEvents
+        var requestFeedbackEvents = self.requestFeedbackEvents
+        for p in pending {
+            let conversation = requestConversation[Int(p.request)]
+            if conversation >= 0 {
+                requestFeedbackEvents[Int(p.request)] -= 1
+                conversationFeedbackEvents[Int(conversation)] += 1
+                conversationSlots.offer(Int(conversation), Int(p.slot), value: p.value, ts: p.ts, seq: p.seq)
+            }
+        }
+        return (conversationSlots, conversationFeedbackEvents, requestFeedbackEvents)
+    }
+
+    /// Per user (indexed like `users`), the sum of metric `index`'s unit values (m), its units (d) and the
+    /// sum of squared unit values (q); `conversationSlots` from `resolvedFeedback()`.
+    private func userTotals(_ index: Int, _ conversationSlots: FeedbackSlots,
+                            _ m: inout [Double], _ d: inout [Double], _ q: inout [Double]) {
+        let userCount = users.count
+        for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
+        func add(_ user: Int, _ x: Double) {
+            m[user] += x
+            d[user] += 1
+            q[user] += x * x
+        }
+        let metric = metrics[index]
+        switch metric.source {
+        case .feedback(let name):
+            if metric.level == .request {
+                let slot = requestFeedback[name]!
+                for r in 0..<requestConversation.count where requestConversation[r] >= 0 {
+                    if let x = requestSlots.value(r, slot) {
+                        add(Int(conversationUser[Int(requestConversation[r])]), x)
+                    }
+                }
+            } else {
+                let slot = conversationFeedback[name]!
+                for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
+                    if let x = conversationSlots.value(c, slot) { add(Int(conversationUser[c]), x) }
+                }
+            }
+        case .turns:
+            for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
+                add(Int(conversationUser[c]), Double(conversationTurns[c]))
+            }
+        case .repeatUsage:
+            for u in 0..<userCount { add(u, userMultiDay[u] ? 1 : 0) }
+        case .errors, .field:
+            let position = streamedMetrics.firstIndex(of: index)!
+            let stride = streamedMetrics.count * 3
+            for u in 0..<userCount {
+                m[u] = userSums[u * stride + position * 3]
+                d[u] = userSums[u * stride + position * 3 + 1]
+                q[u] = userSums[u * stride + position * 3 + 2]
+            }
+        }
     }
 
 }

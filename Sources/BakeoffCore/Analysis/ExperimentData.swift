@@ -40,6 +40,9 @@ public struct MetricData: Sendable {
     /// For metrics with variance reduction: per variant, the post-exposure and pre-experiment per-user
     /// sums (CUPED). Nil when the metric has no covariate.
     public var covariates: [RatioCUPEDMoments]?
+    /// With `covariates`: per variant, the metric's users who have pre-experiment data (units before the
+    /// experiment start, or a row of the covariate file with units > 0); the others enter with 0 / 0.
+    public var usersWithCovariate: [Int]?
     /// For ordinal metrics tested with Mann-Whitney: the distinct unit values, ascending, and per variant
     /// how many units have each value. Nil unless the metric asks for Mann-Whitney.
     public var ordinal: OrdinalCounts?
@@ -88,6 +91,15 @@ public struct DataQuality: Sendable, Equatable {
     public var linesSkipped: Int = 0
     public var skippedExamples: [String] = []
     public var blankLines: Int = 0
+    /// Requests and feedback of the pre-experiment period (before `EventLog.Options.experimentStart`):
+    /// left out of the analysis, read only for the covariates.
+    public var preExperimentRequests: Int = 0
+    public var preExperimentFeedback: Int = 0
+    /// Users listed in the covariate file who are not among the experiment's users (their rows are unused).
+    public var covariateUsersNotInExperiment: Int = 0
+    /// Metrics asking for a rank test whose unit values have more distinct levels than the counts keep
+    /// (`EventAggregator.ordinalLevelLimit`): their `ordinal` is nil.
+    public var ordinalMetricsOverLevelLimit: [String] = []
 }
 
 /// Everything the statistics need from an experiment's events: per-variant sums, not the events.
@@ -100,6 +112,10 @@ public struct ExperimentData: Sendable {
     public var firstTimestamp: Int64?
     public var lastTimestamp: Int64?
     public var dataQuality: DataQuality
+    /// Users in the covariate file, and those of them among the experiment's users: kept so that pieces
+    /// of a log (disjoint users) add up to `dataQuality.covariateUsersNotInExperiment`.
+    var covariateFileUsers = 0
+    var covariateFileUsersSeen = 0
 
     /// Days between the first and last request (at least a fraction of a day when there is data).
     public var observedDays: Double? {
@@ -126,7 +142,9 @@ extension ExperimentData {
             MetricData(metric: m.metric, perVariant: names.map { _ in RatioMoments() },
                        unitMoments: names.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
                        quantiles: nil, quantileCounts: nil, sketches: m.sketches == nil ? nil : names.map { _ in QuantileSketch() },
-                       clusteredSketches: m.clusteredSketches == nil ? nil : names.map { _ in ClusteredQuantileSketch() })
+                       clusteredSketches: m.clusteredSketches == nil ? nil : names.map { _ in ClusteredQuantileSketch() },
+                       covariates: m.covariates == nil ? nil : names.map { _ in RatioCUPEDMoments() },
+                       usersWithCovariate: m.usersWithCovariate == nil ? nil : names.map { _ in 0 })
         }
         // The quantile metrics of one request field share its values: they are merged once, under the
         // field's first quantile metric, and shared by the others.
@@ -141,6 +159,9 @@ extension ExperimentData {
         quality.conversationsOfSeveralUsers = 0
         quality.qaRequestsExcluded = 0
         quality.qaFeedbackExcluded = 0
+        quality.preExperimentRequests = 0
+        quality.preExperimentFeedback = 0
+        var covariateUsersSeen = 0
         var others: [String: Int] = [:], unused: [String: Int] = [:]
         var requests = 0, feedback = 0
         var first: Int64? = nil, last: Int64? = nil
@@ -154,6 +175,8 @@ extension ExperimentData {
                     let source = piece.metrics[k]
                     metrics[k].perVariant[i] += source.perVariant[j]
                     metrics[k].unitMoments[i] += source.unitMoments[j]
+                    if let c = source.covariates?[j] { metrics[k].covariates![i] += c }
+                    if let c = source.usersWithCovariate?[j] { metrics[k].usersWithCovariate![i] += c }
                     guard owner[k] == k else { continue }
                     if let sketch = source.sketches?[j] { metrics[k].sketches![i].merge(sketch) }
                     if let sketch = source.clusteredSketches?[j] { metrics[k].clusteredSketches![i].merge(sketch) }
@@ -166,6 +189,9 @@ extension ExperimentData {
             quality.conversationsOfSeveralUsers += q.conversationsOfSeveralUsers
             quality.qaRequestsExcluded += q.qaRequestsExcluded
             quality.qaFeedbackExcluded += q.qaFeedbackExcluded
+            quality.preExperimentRequests += q.preExperimentRequests
+            quality.preExperimentFeedback += q.preExperimentFeedback
+            covariateUsersSeen += piece.covariateFileUsersSeen
             for o in q.otherExperiments { others[o.name, default: 0] += o.count }
             for o in q.unusedFeedbackNames { unused[o.name, default: 0] += o.count }
             requests += piece.requestEvents
@@ -192,6 +218,8 @@ extension ExperimentData {
         }
         quality.otherExperiments = others.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         quality.unusedFeedbackNames = unused.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        merged.covariateFileUsersSeen = covariateUsersSeen
+        quality.covariateUsersNotInExperiment = merged.covariateFileUsers - covariateUsersSeen
         merged.variants = variants
         merged.metrics = metrics
         merged.dataQuality = quality
