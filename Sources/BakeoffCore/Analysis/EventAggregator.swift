@@ -106,7 +106,11 @@ public struct EventAggregator {
         self.experimentStart = experimentStart
         covariateTable = covariates
         if experimentStart != nil {
-            let reduced = metrics.filter { $0.kind != .quantile && $0.varianceReduction }
+            let reduced = metrics.filter { $0.kind != .quantile && $0.varianceReduction }.map { m in
+                var m = m
+                m.rankTest = nil
+                return m
+            }
             prePeriod = [EventAggregator(metrics: reduced, experiment: experiment)]
         }
         var conv: [String: Int] = [:], req: [String: Int] = [:]
@@ -125,11 +129,9 @@ public struct EventAggregator {
             case .errors:
                 streamed.append(i)
             case .field(let f):
-                if m.kind == .quantile {
-                    if !fields.contains(f) { fields.append(f) }
-                } else {
-                    streamed.append(i)
-                }
+                // Quantiles and rank tests need each value with its user.
+                if (m.kind == .quantile || m.rankTest != nil) && !fields.contains(f) { fields.append(f) }
+                if m.kind != .quantile { streamed.append(i) }
             case .turns, .repeatUsage:
                 break
             }
@@ -385,7 +387,11 @@ public struct EventAggregator {
         }
 
         // Per field, per variant (by each user's final first variant).
-        let fieldValues = fieldQuantiles.map { $0.perVariant(userFirstVariant, variantCount: variantNames.count) }
+        let fieldValues = quantileFields.indices.map { k in
+            metrics.contains { $0.kind == .quantile && $0.source == .field(quantileFields[k]) }
+                ? fieldQuantiles[k].perVariant(userFirstVariant, variantCount: variantNames.count) : ([], [])
+        }
+        var overLevelLimit: [String] = []
         // Pre-experiment period, for covariates.
         let pre = prePeriod.first
         let preSlots = pre?.resolvedFeedback().slots
@@ -408,7 +414,27 @@ public struct EventAggregator {
                                           quantileEstimates: clustered.indices.map { clustered[$0].estimate(level: level, users: usersPerVariant[$0]) }))
                 continue
             }
-            userTotals(index, conversationSlots, &m, &d, &q)
+            // Rank tests: units per distinct value, per variant.
+            var ordinal = metric.rankTest == nil ? nil : OrdinalCounter(variants: variantNames.count)
+            if ordinal == nil {
+                userTotals(index, conversationSlots, &m, &d, &q)
+            } else {
+                userTotals(index, conversationSlots, &m, &d, &q) { user, x in ordinal!.add(x, variant: Int(userFirstVariant[user])) }
+                switch metric.source {
+                case .errors:  // values 0 and 1: from the per-user sums
+                    for u in 0..<userCount where d[u] > 0 {
+                        let v = Int(userFirstVariant[u])
+                        if d[u] > m[u] { ordinal!.add(0, variant: v, count: Int(d[u] - m[u])) }
+                        if m[u] > 0 { ordinal!.add(1, variant: v, count: Int(m[u])) }
+                    }
+                case .field(let field):
+                    fieldQuantiles[quantileFields.firstIndex(of: field)!].forEach { x, user in
+                        ordinal!.add(x, variant: Int(userFirstVariant[user]))
+                    }
+                default:
+                    break
+                }
+            }
             var perVariant = Array(repeating: RatioMoments(), count: variantNames.count)
             var units = Array(repeating: SampleMoments(n: 0, sum: 0, sumOfSquares: 0), count: variantNames.count)
             for u in 0..<userCount where d[u] > 0 {
@@ -419,6 +445,10 @@ public struct EventAggregator {
                 units[v].sumOfSquares += q[u]
             }
             var data = MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil, sketches: nil)
+            if let ordinal {
+                data.ordinal = ordinal.counts
+                if ordinal.counts == nil { overLevelLimit.append(metric.name) }
+            }
 
             // Covariates: the file's values for the metrics it lists, else the pre-experiment period's.
             var covariate: ((Int) -> (Double, Double))?
@@ -464,6 +494,7 @@ public struct EventAggregator {
             otherExperiments: filter.otherExperiments,
             unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
                 .sorted { $0.count > $1.count })
+        quality.ordinalMetricsOverLevelLimit = overLevelLimit
         quality.preExperimentRequests = pre?.requestEvents ?? 0
         quality.preExperimentFeedback = pre?.feedbackEvents ?? 0
         let covariateUsersSeen = covariateRowOfUser.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
@@ -503,14 +534,18 @@ public struct EventAggregator {
 
     /// Per user (indexed like `users`), the sum of metric `index`'s unit values (m), its units (d) and the
     /// sum of squared unit values (q); `conversationSlots` from `resolvedFeedback()`.
+    /// `unit` is called with each unit's user and value (not for `.errors` and `.field`, whose values are
+    /// only summed per user as they stream).
     private func userTotals(_ index: Int, _ conversationSlots: FeedbackSlots,
-                            _ m: inout [Double], _ d: inout [Double], _ q: inout [Double]) {
+                            _ m: inout [Double], _ d: inout [Double], _ q: inout [Double],
+                            unit: ((Int, Double) -> Void)? = nil) {
         let userCount = users.count
         for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
         func add(_ user: Int, _ x: Double) {
             m[user] += x
             d[user] += 1
             q[user] += x * x
+            unit?(user, x)
         }
         let metric = metrics[index]
         switch metric.source {
@@ -590,6 +625,11 @@ struct FieldQuantiles {
         values.append(x)
     }
 
+    /// Calls `body` with each value and its user, in file order.
+    func forEach(_ body: (Double, Int) -> Void) {
+        for i in values.indices { body(values[i], Int(users[i])) }
+    }
+
     /// Per variant: the values for numpy-style quantiles, and with their users' steps for the clustered
     /// quantile test.
     func perVariant(_ firstVariants: [UInt8], variantCount: Int) -> (sketches: [QuantileSketch], clustered: [ClusteredQuantileSketch]) {
@@ -634,6 +674,52 @@ struct FieldQuantiles {
         }
         return (sketches, clustered)
     }
+}
+
+/// Units per distinct value and variant, for a rank test, up to `EventAggregator.ordinalLevelLimit` values.
+struct OrdinalCounter {
+    private var index: [Double: Int] = [:]
+    private var levels: [Double] = []
+    /// Per variant, per level (in the order first seen).
+    private var perVariant: [[Int]]
+    private var overflow = false
+
+    init(variants: Int) { perVariant = Array(repeating: [], count: variants) }
+
+    mutating func add(_ x: Double, variant: Int, count: Int = 1) {
+        if overflow { return }
+        let k: Int
+        if let known = index[x] {
+            k = known
+        } else {
+            guard levels.count < EventAggregator.ordinalLevelLimit else {
+                overflow = true
+                index = [:]
+                levels = []
+                perVariant = []
+                return
+            }
+            k = levels.count
+            index[x] = k
+            levels.append(x)
+            for v in perVariant.indices { perVariant[v].append(0) }
+        }
+        perVariant[variant][k] += count
+    }
+
+    /// The counts with levels ascending; nil past the limit.
+    var counts: OrdinalCounts? {
+        if overflow { return nil }
+        let order = levels.indices.sorted { levels[$0] < levels[$1] }
+        return OrdinalCounts(levels: order.map { levels[$0] }, counts: perVariant.map { c in order.map { c[$0] } })
+    }
+}
+
+extension EventAggregator {
+    /// The most distinct unit values a metric's rank-test counts (`MetricData.ordinal`) keep; a metric with
+    /// more gets no counts and is listed in `DataQuality.ordinalMetricsOverLevelLimit` (ordinal scores have
+    /// a handful of levels; a metric with thousands is not ordinal).
+    public static let ordinalLevelLimit = 1000
 }
 
 /// "Last feedback" slots, `width` per unit: the value with the latest timestamp, ties to the later line.

@@ -152,6 +152,8 @@ extension ExperimentData {
             guard metrics[k].metric.kind == .quantile else { return k }
             return metrics.firstIndex { $0.metric.kind == .quantile && $0.metric.source == metrics[k].metric.source } ?? k
         }
+        // Rank-test counts by level, per metric; nil once a piece has none (too many levels).
+        var levelCounts: [[Double: [Int]]?] = merged.metrics.map { $0.ordinal == nil ? nil : [:] }
         var quality = merged.dataQuality
         quality.usersInSeveralVariants = 0
         quality.feedbackWithMissingTarget = 0
@@ -177,11 +179,17 @@ extension ExperimentData {
                     metrics[k].unitMoments[i] += source.unitMoments[j]
                     if let c = source.covariates?[j] { metrics[k].covariates![i] += c }
                     if let c = source.usersWithCovariate?[j] { metrics[k].usersWithCovariate![i] += c }
+                    if levelCounts[k] != nil, let ordinal = source.ordinal {
+                        for (l, level) in ordinal.levels.enumerated() {
+                            levelCounts[k]![level, default: Array(repeating: 0, count: names.count)][i] += ordinal.counts[j][l]
+                        }
+                    }
                     guard owner[k] == k else { continue }
                     if let sketch = source.sketches?[j] { metrics[k].sketches![i].merge(sketch) }
                     if let sketch = source.clusteredSketches?[j] { metrics[k].clusteredSketches![i].merge(sketch) }
                 }
             }
+            for k in metrics.indices where piece.metrics[k].ordinal == nil { levelCounts[k] = nil }
             let q = piece.dataQuality
             quality.usersInSeveralVariants += q.usersInSeveralVariants
             quality.feedbackWithMissingTarget += q.feedbackWithMissingTarget
@@ -218,6 +226,17 @@ extension ExperimentData {
         }
         quality.otherExperiments = others.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         quality.unusedFeedbackNames = unused.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        var overLevelLimit = Set(pieces.flatMap(\.dataQuality.ordinalMetricsOverLevelLimit))
+        for k in metrics.indices {
+            guard let counts = levelCounts[k] else { continue }
+            if counts.count > EventAggregator.ordinalLevelLimit {
+                overLevelLimit.insert(metrics[k].metric.name)
+                continue
+            }
+            let levels = counts.keys.sorted()
+            metrics[k].ordinal = OrdinalCounts(levels: levels, counts: names.indices.map { i in levels.map { counts[$0]![i] } })
+        }
+        quality.ordinalMetricsOverLevelLimit = metrics.map(\.metric.name).filter { overLevelLimit.contains($0) }
         merged.covariateFileUsersSeen = covariateUsersSeen
         quality.covariateUsersNotInExperiment = merged.covariateFileUsers - covariateUsersSeen
         merged.variants = variants
