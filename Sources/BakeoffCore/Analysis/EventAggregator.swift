@@ -15,7 +15,10 @@ public struct EventRejection: Error, Sendable, Equatable {
 ///
 /// Why this shape: users are the randomization unit, so each metric is a ratio of per-user sums. The
 /// aggregator keeps per-user state (plus compact per-conversation and per-request slots for "last
-/// feedback" rules), never the events themselves, so a 10-million-line log streams through in one pass.
+/// feedback" rules, and for each request field with a quantile metric the request's value and user, 12
+/// bytes per request and field), never the events themselves, so a 10-million-line log streams through in
+/// one pass. With an experiment start, the events before it go to a second aggregator of the same kind
+/// (the pre-experiment period, for covariates).
 /// It does no I/O: the caller reads lines and hands over `EventView`s.
 public struct EventAggregator {
     public let metrics: [Metric]
