@@ -35,6 +35,9 @@ public enum StoreReader {
     /// `bakeoff export --include-qa` writes of it (the same parser and aggregator; QA events are counted
     /// and left out).
     ///
+    /// Every option of the log's analysis applies (`experimentStart` and `covariates` for variance
+    /// reduction included) but `partitions`: the store is read in one pass.
+    ///
     /// Without `options.experiment` the store must hold one experiment; otherwise the error lists them. A
     /// problem in an event names the store and the event's place among the experiment's events, which is its
     /// line number in that exported log.

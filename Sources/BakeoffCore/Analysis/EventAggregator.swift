@@ -15,7 +15,10 @@ public struct EventRejection: Error, Sendable, Equatable {
 ///
 /// Why this shape: users are the randomization unit, so each metric is a ratio of per-user sums. The
 /// aggregator keeps per-user state (plus compact per-conversation and per-request slots for "last
-/// feedback" rules), never the events themselves, so a 10-million-line log streams through in one pass.
+/// feedback" rules, and for each request field with a quantile metric the request's value and user, 12
+/// bytes per request and field), never the events themselves, so a 10-million-line log streams through in
+/// one pass. With an experiment start, the events before it go to a second aggregator of the same kind
+/// (the pre-experiment period, for covariates).
 /// It does no I/O: the caller reads lines and hands over `EventView`s.
 public struct EventAggregator {
     public let metrics: [Metric]
@@ -78,9 +81,41 @@ public struct EventAggregator {
     public private(set) var lastTimestamp: Int64 = .min
     private var sequence: UInt32 = 0
 
-    public init(metrics: [Metric] = Metric.builtIn, experiment: String? = nil) {
+    // Covariates (CUPED)
+    /// Requests before this time (microseconds since 1970) form the pre-experiment period.
+    public let experimentStart: Int64?
+    private let covariateTable: CovariateTable?
+    /// The events of the pre-experiment period, aggregated on their own (empty without `experimentStart`).
+    private var prePeriod: [EventAggregator] = []
+    /// With a pre-experiment period: per user, the same user's index there, or -1.
+    private var preUserOfUser: [Int32] = []
+    /// With a covariate table: per user, their row in it, or -1.
+    private var covariateRowOfUser: [Int32] = []
+
+    /// - Parameters:
+    ///   - experimentStart: when given, requests before it (microseconds since 1970) are the
+    ///     pre-experiment period: they are not part of the experiment (no assignment, no sample-ratio
+    ///     check, no metrics, no quantiles) and give each user's pre-experiment value of every metric with
+    ///     variance reduction, the metric's own definition applied to them; users are assigned by their
+    ///     first request at or after it. Feedback belongs to the period of the request or conversation it
+    ///     names when that has been read (otherwise to the period of its own time), so a task completion
+    ///     reported just after the start for a conversation held before it counts before it.
+    ///   - covariates: pre-experiment values from a file; for the metrics the file has rows for, they take
+    ///     the place of the pre-experiment period's.
+    public init(metrics: [Metric] = Metric.builtIn, experiment: String? = nil, experimentStart: Int64? = nil,
+                covariates: CovariateTable? = nil) {
         self.metrics = metrics
         filter = ExperimentFilter(experiment)
+        self.experimentStart = experimentStart
+        covariateTable = covariates
+        if experimentStart != nil {
+            let reduced = metrics.filter { $0.kind != .quantile && $0.varianceReduction }.map { m in
+                var m = m
+                m.rankTest = nil
+                return m
+            }
+            prePeriod = [EventAggregator(metrics: reduced, experiment: experiment)]
+        }
         var conv: [String: Int] = [:], req: [String: Int] = [:]
         var streamed: [Int] = []
         var fields: [RequestField] = []
@@ -97,11 +132,9 @@ public struct EventAggregator {
             case .errors:
                 streamed.append(i)
             case .field(let f):
-                if m.kind == .quantile {
-                    if !fields.contains(f) { fields.append(f) }
-                } else {
-                    streamed.append(i)
-                }
+                // Quantiles and rank tests need each value with its user.
+                if (m.kind == .quantile || m.rankTest != nil) && !fields.contains(f) { fields.append(f) }
+                if m.kind != .quantile { streamed.append(i) }
             case .turns, .repeatUsage:
                 break
             }
@@ -129,6 +162,22 @@ public struct EventAggregator {
         if e.qa {
             if e.kind == .request { qaRequests += 1 } else { qaFeedback += 1 }
             return
+        }
+        if let start = experimentStart {
+            var before = e.timestamp < start
+            if e.kind == .feedback {
+                // Feedback follows the period of its target when only one period has read it.
+                if before { before = prePeriod[0].knowsTarget(e) || !knowsTarget(e) }
+                else { before = !knowsTarget(e) && prePeriod[0].knowsTarget(e) }
+            }
+            if before {
+                let users = prePeriod[0].users.count
+                try prePeriod[0].add(e, sequence: sequence)
+                if prePeriod[0].users.count > users, let user = self.users.find(e.userID) {
+                    preUserOfUser[user] = Int32(users)
+                }
+                return
+            }
         }
         switch e.kind {
         case .request: try addRequest(e)
@@ -181,6 +230,8 @@ public struct EventAggregator {
             userFirstDay.append(day)
             userMultiDay.append(false)
             userSums.append(contentsOf: repeatElement(0, count: streamedMetrics.count * 3))
+            if !prePeriod.isEmpty { preUserOfUser.append(Int32(prePeriod[0].users.find(e.userID) ?? -1)) }
+            if let covariateTable { covariateRowOfUser.append(Int32(covariateTable.row(ofUser: e.userID) ?? -1)) }
         } else {
             if e.timestamp < userFirstTs[user] {
                 userFirstTs[user] = e.timestamp
@@ -222,8 +273,18 @@ public struct EventAggregator {
         }
         for (k, f) in quantileFields.enumerated() {
             let x = f == .latencyMs ? e.latencyMs : f == .ttftMs ? e.ttftMs : f == .inputTokens ? e.inputTokens : e.outputTokens
-            if !x.isNaN { fieldQuantiles[k].add(x, user: user, firstVariants: userFirstVariant, variantCount: variants.count) }
+            if x.isFinite { fieldQuantiles[k].add(x, user: user) }
         }
+    }
+
+    /// Whether the request or conversation a feedback event names has had a request read.
+    private func knowsTarget(_ e: EventView) -> Bool {
+        if e.requestID.count > 0 {
+            guard let r = requests.find(hashBytes(e.requestID)) else { return false }
+            return requestConversation[r] >= 0
+        }
+        guard e.conversationID.count > 0, let c = conversations.find(hashBytes(e.conversationID)) else { return false }
+        return conversationUser[c] >= 0
     }
 
     private mutating func appendConversation() {
@@ -319,19 +380,7 @@ public struct EventAggregator {
             if userVariantMask[u].nonzeroBitCount > 1 { mixedUsers += 1 }
         }
 
-        // Resolve conversation-level feedback that arrived before its request.
-        var conversationSlots = self.conversationSlots
-        var conversationFeedbackEvents = self.conversationFeedbackEvents
-        var requestFeedbackEvents = self.requestFeedbackEvents
-        for p in pending {
-            let conversation = requestConversation[Int(p.request)]
-            if conversation >= 0 {
-                requestFeedbackEvents[Int(p.request)] -= 1
-                conversationFeedbackEvents[Int(conversation)] += 1
-                conversationSlots.offer(Int(conversation), Int(p.slot), value: p.value, ts: p.ts, seq: p.seq)
-            }
-        }
-
+        let (conversationSlots, conversationFeedbackEvents, requestFeedbackEvents) = resolvedFeedback()
         var missingTargets = 0
         for c in 0..<conversationUser.count where conversationUser[c] < 0 {
             missingTargets += Int(conversationFeedbackEvents[c])
@@ -340,8 +389,17 @@ public struct EventAggregator {
             missingTargets += Int(requestFeedbackEvents[r])
         }
 
-        // Per field, per variant (by each user's final first variant while the values are held exactly).
-        let sketches: [[QuantileSketch]] = fieldQuantiles.map { $0.perVariant(userFirstVariant, variantCount: variantNames.count) }
+        // Per field, per variant (by each user's final first variant).
+        let fieldValues = quantileFields.indices.map { k in
+            metrics.contains { $0.kind == .quantile && $0.source == .field(quantileFields[k]) }
+                ? fieldQuantiles[k].perVariant(userFirstVariant, variantCount: variantNames.count) : ([], [])
+        }
+        var overLevelLimit: [String] = []
+        // Pre-experiment period, for covariates.
+        let pre = prePeriod.first
+        let preSlots = pre?.resolvedFeedback().slots
+        let preUsers = pre?.users.count ?? 0
+        var pm = [Double](repeating: 0, count: preUsers), pd = pm, pq = pm
         var results: [MetricData] = []
         var m = [Double](repeating: 0, count: userCount)
         var d = [Double](repeating: 0, count: userCount)
@@ -349,46 +407,35 @@ public struct EventAggregator {
         for (index, metric) in metrics.enumerated() {
             if metric.kind == .quantile {
                 guard case .field(let field) = metric.source, let k = quantileFields.firstIndex(of: field) else { continue }
+                let level = metric.quantile ?? 0.5
+                let (sketches, clustered) = fieldValues[k]
                 results.append(MetricData(metric: metric, perVariant: variantNames.map { _ in RatioMoments() },
                                           unitMoments: variantNames.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
-                                          quantiles: sketches[k].map { $0.quantile(metric.quantile ?? 0.5) },
-                                          quantileCounts: sketches[k].map { $0.count }, sketches: sketches[k]))
+                                          quantiles: sketches.map { $0.quantile(level) },
+                                          quantileCounts: sketches.map { $0.count }, sketches: sketches,
+                                          clusteredSketches: clustered,
+                                          quantileEstimates: clustered.indices.map { clustered[$0].estimate(level: level, users: usersPerVariant[$0]) }))
                 continue
             }
-            for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
-            func add(_ user: Int, _ x: Double) {
-                m[user] += x
-                d[user] += 1
-                q[user] += x * x
-            }
-            switch metric.source {
-            case .feedback(let name):
-                if metric.level == .request {
-                    let slot = requestFeedback[name]!
-                    for r in 0..<requestConversation.count where requestConversation[r] >= 0 {
-                        if let x = requestSlots.value(r, slot) {
-                            add(Int(conversationUser[Int(requestConversation[r])]), x)
-                        }
+            // Rank tests: units per distinct value, per variant.
+            var ordinal = metric.rankTest == nil ? nil : OrdinalCounter(variants: variantNames.count)
+            if ordinal == nil {
+                userTotals(index, conversationSlots, &m, &d, &q)
+            } else {
+                userTotals(index, conversationSlots, &m, &d, &q) { user, x in ordinal!.add(x, variant: Int(userFirstVariant[user])) }
+                switch metric.source {
+                case .errors:  // values 0 and 1: from the per-user sums
+                    for u in 0..<userCount where d[u] > 0 {
+                        let v = Int(userFirstVariant[u])
+                        if d[u] > m[u] { ordinal!.add(0, variant: v, count: Int(d[u] - m[u])) }
+                        if m[u] > 0 { ordinal!.add(1, variant: v, count: Int(m[u])) }
                     }
-                } else {
-                    let slot = conversationFeedback[name]!
-                    for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
-                        if let x = conversationSlots.value(c, slot) { add(Int(conversationUser[c]), x) }
+                case .field(let field):
+                    fieldQuantiles[quantileFields.firstIndex(of: field)!].forEach { x, user in
+                        ordinal!.add(x, variant: Int(userFirstVariant[user]))
                     }
-                }
-            case .turns:
-                for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
-                    add(Int(conversationUser[c]), Double(conversationTurns[c]))
-                }
-            case .repeatUsage:
-                for u in 0..<userCount { add(u, userMultiDay[u] ? 1 : 0) }
-            case .errors, .field:
-                let position = streamedMetrics.firstIndex(of: index)!
-                let stride = streamedMetrics.count * 3
-                for u in 0..<userCount {
-                    m[u] = userSums[u * stride + position * 3]
-                    d[u] = userSums[u * stride + position * 3 + 1]
-                    q[u] = userSums[u * stride + position * 3 + 2]
+                default:
+                    break
                 }
             }
             var perVariant = Array(repeating: RatioMoments(), count: variantNames.count)
@@ -400,7 +447,39 @@ public struct EventAggregator {
                 units[v].sum += m[u]
                 units[v].sumOfSquares += q[u]
             }
-            results.append(MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil, sketches: nil))
+            var data = MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil, sketches: nil)
+            if let ordinal {
+                data.ordinal = ordinal.counts
+                if ordinal.counts == nil { overLevelLimit.append(metric.name) }
+            }
+
+            // Covariates: the file's values for the metrics it lists, else the pre-experiment period's.
+            var covariate: ((Int) -> (Double, Double))?
+            if metric.varianceReduction, let table = covariateTable, let column = table.column(of: metric.name) {
+                covariate = { u in
+                    let row = Int(covariateRowOfUser[u])
+                    return row < 0 ? (0, 0) : table.cell(row: row, column: column) ?? (0, 0)
+                }
+            } else if metric.varianceReduction, let pre, let k = pre.metrics.firstIndex(where: { $0.name == metric.name }) {
+                pre.userTotals(k, preSlots!, &pm, &pd, &pq)
+                covariate = { [pm, pd] u in
+                    let p = Int(preUserOfUser[u])
+                    return p < 0 ? (0, 0) : (pm[p], pd[p])
+                }
+            }
+            if let covariate {
+                var moments = Array(repeating: RatioCUPEDMoments(), count: variantNames.count)
+                var withData = Array(repeating: 0, count: variantNames.count)
+                for u in 0..<userCount where d[u] > 0 {
+                    let v = Int(userFirstVariant[u])
+                    let (mp, dp) = covariate(u)
+                    moments[v].add(numerator: m[u], denominator: d[u], preNumerator: mp, preDenominator: dp)
+                    if dp > 0 { withData[v] += 1 }
+                }
+                data.covariates = moments
+                data.usersWithCovariate = withData
+            }
+            results.append(data)
         }
 
         var requestsPerVariant = Array(repeating: 0, count: variantNames.count)
@@ -408,7 +487,7 @@ public struct EventAggregator {
             requestsPerVariant[Int(userFirstVariant[Int(conversationUser[c])])] += Int(conversationTurns[c])
         }
 
-        let quality = DataQuality(
+        var quality = DataQuality(
             usersInSeveralVariants: mixedUsers,
             feedbackWithMissingTarget: missingTargets,
             duplicateRequestIDs: duplicateRequests,
@@ -418,7 +497,12 @@ public struct EventAggregator {
             otherExperiments: filter.otherExperiments,
             unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
                 .sorted { $0.count > $1.count })
-        return ExperimentData(
+        quality.ordinalMetricsOverLevelLimit = overLevelLimit
+        quality.preExperimentRequests = pre?.requestEvents ?? 0
+        quality.preExperimentFeedback = pre?.feedbackEvents ?? 0
+        let covariateUsersSeen = covariateRowOfUser.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
+        quality.covariateUsersNotInExperiment = (covariateTable?.userCount ?? 0) - covariateUsersSeen
+        var data = ExperimentData(
             experiment: experiment ?? "",
             variants: zip(variantNames.indices, variantNames).map {
                 VariantData(name: $1, users: usersPerVariant[$0], requests: requestsPerVariant[$0])
@@ -429,6 +513,74 @@ public struct EventAggregator {
             firstTimestamp: requestEvents > 0 ? firstTimestamp : nil,
             lastTimestamp: requestEvents > 0 ? lastTimestamp : nil,
             dataQuality: quality)
+        data.covariateFileUsers = covariateTable?.userCount ?? 0
+        data.covariateFileUsersSeen = covariateUsersSeen
+        return data
+    }
+
+    /// Conversation-level feedback slots with the feedback that arrived before its request resolved, and
+    /// the feedback events per conversation and per request after that.
+    private func resolvedFeedback() -> (slots: FeedbackSlots, conversationEvents: [UInt32], requestEvents: [UInt32]) {
+        var conversationSlots = self.conversationSlots
+        var conversationFeedbackEvents = self.conversationFeedbackEvents
+        var requestFeedbackEvents = self.requestFeedbackEvents
+        for p in pending {
+            let conversation = requestConversation[Int(p.request)]
+            if conversation >= 0 {
+                requestFeedbackEvents[Int(p.request)] -= 1
+                conversationFeedbackEvents[Int(conversation)] += 1
+                conversationSlots.offer(Int(conversation), Int(p.slot), value: p.value, ts: p.ts, seq: p.seq)
+            }
+        }
+        return (conversationSlots, conversationFeedbackEvents, requestFeedbackEvents)
+    }
+
+    /// Per user (indexed like `users`), the sum of metric `index`'s unit values (m), its units (d) and the
+    /// sum of squared unit values (q); `conversationSlots` from `resolvedFeedback()`.
+    /// `unit` is called with each unit's user and value (not for `.errors` and `.field`, whose values are
+    /// only summed per user as they stream).
+    private func userTotals(_ index: Int, _ conversationSlots: FeedbackSlots,
+                            _ m: inout [Double], _ d: inout [Double], _ q: inout [Double],
+                            unit: ((Int, Double) -> Void)? = nil) {
+        let userCount = users.count
+        for u in 0..<userCount { m[u] = 0; d[u] = 0; q[u] = 0 }
+        func add(_ user: Int, _ x: Double) {
+            m[user] += x
+            d[user] += 1
+            q[user] += x * x
+            unit?(user, x)
+        }
+        let metric = metrics[index]
+        switch metric.source {
+        case .feedback(let name):
+            if metric.level == .request {
+                let slot = requestFeedback[name]!
+                for r in 0..<requestConversation.count where requestConversation[r] >= 0 {
+                    if let x = requestSlots.value(r, slot) {
+                        add(Int(conversationUser[Int(requestConversation[r])]), x)
+                    }
+                }
+            } else {
+                let slot = conversationFeedback[name]!
+                for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
+                    if let x = conversationSlots.value(c, slot) { add(Int(conversationUser[c]), x) }
+                }
+            }
+        case .turns:
+            for c in 0..<conversationUser.count where conversationUser[c] >= 0 {
+                add(Int(conversationUser[c]), Double(conversationTurns[c]))
+            }
+        case .repeatUsage:
+            for u in 0..<userCount { add(u, userMultiDay[u] ? 1 : 0) }
+        case .errors, .field:
+            let position = streamedMetrics.firstIndex(of: index)!
+            let stride = streamedMetrics.count * 3
+            for u in 0..<userCount {
+                m[u] = userSums[u * stride + position * 3]
+                d[u] = userSums[u * stride + position * 3 + 1]
+                q[u] = userSums[u * stride + position * 3 + 2]
+            }
+        }
     }
 
 }
@@ -460,38 +612,117 @@ private struct PendingFeedback {
     var seq: UInt32
 }
 
-/// One request field's values for quantiles.
+/// One request field's values, each with its user, for the quantile metrics of the field.
 ///
-/// Up to `exactLimit` values are kept with their user, so each lands in its user's final variant (the
-/// first request by time may come late in the file). Beyond that they go straight into per-variant
-/// sketches under the user's first variant as known when the line is read, which is the same for logs in
-/// time order, and memory stops growing.
+/// Every value is kept (12 bytes per request and field: the value and a 32-bit user index) until the end,
+/// when each user's values land in the user's final variant (the first request by time may come late in
+/// the file) and each value gets its rank among its user's values, which the clustered quantile test
+/// needs. A log read in pieces holds one piece's values at a time.
 struct FieldQuantiles {
-    static let exactLimit = 1 << 21
     private var users: [UInt32] = []
     private var values: [Double] = []
-    private var sketches: [QuantileSketch]?
 
-    mutating func add(_ x: Double, user: Int, firstVariants: [UInt8], variantCount: Int) {
-        if sketches == nil {
-            users.append(UInt32(truncatingIfNeeded: user))
-            values.append(x)
-            if values.count <= Self.exactLimit { return }
-            sketches = perVariant(firstVariants, variantCount: 64)
-            users = []
-            values = []
-            return
+    @inline(__always)
+    mutating func add(_ x: Double, user: Int) {
+        users.append(UInt32(truncatingIfNeeded: user))
+        values.append(x)
+    }
+
+    /// Calls `body` with each value and its user, in file order.
+    func forEach(_ body: (Double, Int) -> Void) {
+        for i in values.indices { body(values[i], Int(users[i])) }
+    }
+
+    /// Per variant: the values for numpy-style quantiles, and with their users' steps for the clustered
+    /// quantile test.
+    func perVariant(_ firstVariants: [UInt8], variantCount: Int) -> (sketches: [QuantileSketch], clustered: [ClusteredQuantileSketch]) {
+        var perUser = [UInt32](repeating: 0, count: firstVariants.count)
+        for u in users { perUser[Int(u)] &+= 1 }
+        var sizes = [Int](repeating: 0, count: variantCount)
+        var squares = [Double](repeating: 0, count: variantCount)
+        for u in perUser.indices where perUser[u] > 0 {
+            let v = Int(firstVariants[u]), c = Double(perUser[u])
+            sizes[v] += Int(perUser[u])
+            squares[v] += c * c
         }
-        sketches![Int(firstVariants[user])].add(x)
+        // Entries carry their user in `squareStep` until ranked.
+        var entries: [[ClusteredQuantileSketch.Entry]] = sizes.map { size in
+            var a: [ClusteredQuantileSketch.Entry] = []
+            a.reserveCapacity(size)
+            return a
+        }
+        for i in values.indices {
+            let u = users[i]
+            entries[Int(firstVariants[Int(u)])].append(.init(value: values[i], squareStep: u, userCount: perUser[Int(u)]))
+        }
+        var rank = perUser
+        for u in rank.indices { rank[u] = 0 }
+        var sketches: [QuantileSketch] = []
+        var clustered: [ClusteredQuantileSketch] = []
+        for v in 0..<variantCount {
+            entries[v].sort { $0.value < $1.value }
+            var sketch = QuantileSketch()
+            entries[v].withUnsafeMutableBufferPointer { buffer in
+                for j in buffer.indices {
+                    let u = Int(buffer[j].squareStep)
+                    buffer[j].squareStep = 2 &* rank[u] &+ 1
+                    rank[u] &+= 1
+                    sketch.add(buffer[j].value)
+                }
+            }
+            sketch.prepare()
+            sketches.append(sketch)
+            clustered.append(ClusteredQuantileSketch(sorted: entries[v], countSumSquares: squares[v]))
+            entries[v] = []
+        }
+        return (sketches, clustered)
+    }
+}
+
+/// Units per distinct value and variant, for a rank test, up to `EventAggregator.ordinalLevelLimit` values.
+struct OrdinalCounter {
+    private var index: [Double: Int] = [:]
+    private var levels: [Double] = []
+    /// Per variant, per level (in the order first seen).
+    private var perVariant: [[Int]]
+    private var overflow = false
+
+    init(variants: Int) { perVariant = Array(repeating: [], count: variants) }
+
+    mutating func add(_ x: Double, variant: Int, count: Int = 1) {
+        if overflow { return }
+        let k: Int
+        if let known = index[x] {
+            k = known
+        } else {
+            guard levels.count < EventAggregator.ordinalLevelLimit else {
+                overflow = true
+                index = [:]
+                levels = []
+                perVariant = []
+                return
+            }
+            k = levels.count
+            index[x] = k
+            levels.append(x)
+            for v in perVariant.indices { perVariant[v].append(0) }
+        }
+        perVariant[variant][k] += count
     }
 
-    func perVariant(_ firstVariants: [UInt8], variantCount: Int) -> [QuantileSketch] {
-        if let sketches { return Array(sketches.prefix(variantCount)) }
-        var out = Array(repeating: QuantileSketch(), count: variantCount)
-        for i in 0..<values.count { out[Int(firstVariants[Int(users[i])])].add(values[i]) }
-        for v in out.indices { out[v].prepare() }
-        return out
+    /// The counts with levels ascending; nil past the limit.
+    var counts: OrdinalCounts? {
+        if overflow { return nil }
+        let order = levels.indices.sorted { levels[$0] < levels[$1] }
+        return OrdinalCounts(levels: order.map { levels[$0] }, counts: perVariant.map { c in order.map { c[$0] } })
     }
+}
+
+extension EventAggregator {
+    /// The most distinct unit values a metric's rank-test counts (`MetricData.ordinal`) keep; a metric with
+    /// more gets no counts and is listed in `DataQuality.ordinalMetricsOverLevelLimit` (ordinal scores have
+    /// a handful of levels; a metric with thousands is not ordinal).
+    public static let ordinalLevelLimit = 1000
 }
 
 /// "Last feedback" slots, `width` per unit: the value with the latest timestamp, ties to the later line.

@@ -31,12 +31,18 @@ public struct MetricData: Sendable {
     public var quantileCounts: [Int]?
     /// The values behind `quantiles`, kept so that data read in pieces can be merged.
     var sketches: [QuantileSketch]?
+    /// The values behind `quantileEstimates` with their users' steps, kept so that data read in pieces can
+    /// be merged (the estimates are computed once all pieces are in).
+    var clusteredSketches: [ClusteredQuantileSketch]?
     /// For quantile metrics: the order-statistic summary per variant (Deng et al., clustered by user),
     /// what the quantile test needs. Nil when not computed.
     public var quantileEstimates: [QuantileEstimate?]?
     /// For metrics with variance reduction: per variant, the post-exposure and pre-experiment per-user
     /// sums (CUPED). Nil when the metric has no covariate.
     public var covariates: [RatioCUPEDMoments]?
+    /// With `covariates`: per variant, the metric's users who have pre-experiment data (units before the
+    /// experiment start, or a row of the covariate file with units > 0); the others enter with 0 / 0.
+    public var usersWithCovariate: [Int]?
     /// For ordinal metrics tested with Mann-Whitney: the distinct unit values, ascending, and per variant
     /// how many units have each value. Nil unless the metric asks for Mann-Whitney.
     public var ordinal: OrdinalCounts?
@@ -85,6 +91,15 @@ public struct DataQuality: Sendable, Equatable {
     public var linesSkipped: Int = 0
     public var skippedExamples: [String] = []
     public var blankLines: Int = 0
+    /// Requests and feedback of the pre-experiment period (before `EventLog.Options.experimentStart`):
+    /// left out of the analysis, read only for the covariates.
+    public var preExperimentRequests: Int = 0
+    public var preExperimentFeedback: Int = 0
+    /// Users listed in the covariate file who are not among the experiment's users (their rows are unused).
+    public var covariateUsersNotInExperiment: Int = 0
+    /// Metrics asking for a rank test whose unit values have more distinct levels than the counts keep
+    /// (`EventAggregator.ordinalLevelLimit`): their `ordinal` is nil.
+    public var ordinalMetricsOverLevelLimit: [String] = []
 }
 
 /// Everything the statistics need from an experiment's events: per-variant sums, not the events.
@@ -99,6 +114,10 @@ public struct ExperimentData: Sendable {
     public var dataQuality: DataQuality
     /// False for data read from per-variant sums (`--summary`): there are no event counts to show.
     public var hasEvents = true
+    /// Users in the covariate file, and those of them among the experiment's users: kept so that pieces
+    /// of a log (disjoint users) add up to `dataQuality.covariateUsersNotInExperiment`.
+    var covariateFileUsers = 0
+    var covariateFileUsersSeen = 0
 
     /// Days between the first and last request (at least a fraction of a day when there is data).
     public var observedDays: Double? {
@@ -124,8 +143,19 @@ extension ExperimentData {
         var metrics = merged.metrics.map { m in
             MetricData(metric: m.metric, perVariant: names.map { _ in RatioMoments() },
                        unitMoments: names.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
-                       quantiles: nil, quantileCounts: nil, sketches: m.sketches == nil ? nil : names.map { _ in QuantileSketch() })
+                       quantiles: nil, quantileCounts: nil, sketches: m.sketches == nil ? nil : names.map { _ in QuantileSketch() },
+                       clusteredSketches: m.clusteredSketches == nil ? nil : names.map { _ in ClusteredQuantileSketch() },
+                       covariates: m.covariates == nil ? nil : names.map { _ in RatioCUPEDMoments() },
+                       usersWithCovariate: m.usersWithCovariate == nil ? nil : names.map { _ in 0 })
         }
+        // The quantile metrics of one request field share its values: they are merged once, under the
+        // field's first quantile metric, and shared by the others.
+        let owner: [Int] = metrics.indices.map { k in
+            guard metrics[k].metric.kind == .quantile else { return k }
+            return metrics.firstIndex { $0.metric.kind == .quantile && $0.metric.source == metrics[k].metric.source } ?? k
+        }
+        // Rank-test counts by level, per metric; nil once a piece has none (too many levels).
+        var levelCounts: [[Double: [Int]]?] = merged.metrics.map { $0.ordinal == nil ? nil : [:] }
         var quality = merged.dataQuality
         quality.usersInSeveralVariants = 0
         quality.feedbackWithMissingTarget = 0
@@ -133,6 +163,9 @@ extension ExperimentData {
         quality.conversationsOfSeveralUsers = 0
         quality.qaRequestsExcluded = 0
         quality.qaFeedbackExcluded = 0
+        quality.preExperimentRequests = 0
+        quality.preExperimentFeedback = 0
+        var covariateUsersSeen = 0
         var others: [String: Int] = [:], unused: [String: Int] = [:]
         var requests = 0, feedback = 0
         var first: Int64? = nil, last: Int64? = nil
@@ -146,9 +179,19 @@ extension ExperimentData {
                     let source = piece.metrics[k]
                     metrics[k].perVariant[i] += source.perVariant[j]
                     metrics[k].unitMoments[i] += source.unitMoments[j]
+                    if let c = source.covariates?[j] { metrics[k].covariates![i] += c }
+                    if let c = source.usersWithCovariate?[j] { metrics[k].usersWithCovariate![i] += c }
+                    if levelCounts[k] != nil, let ordinal = source.ordinal {
+                        for (l, level) in ordinal.levels.enumerated() {
+                            levelCounts[k]![level, default: Array(repeating: 0, count: names.count)][i] += ordinal.counts[j][l]
+                        }
+                    }
+                    guard owner[k] == k else { continue }
                     if let sketch = source.sketches?[j] { metrics[k].sketches![i].merge(sketch) }
+                    if let sketch = source.clusteredSketches?[j] { metrics[k].clusteredSketches![i].merge(sketch) }
                 }
             }
+            for k in metrics.indices where piece.metrics[k].ordinal == nil { levelCounts[k] = nil }
             let q = piece.dataQuality
             quality.usersInSeveralVariants += q.usersInSeveralVariants
             quality.feedbackWithMissingTarget += q.feedbackWithMissingTarget
@@ -156,6 +199,9 @@ extension ExperimentData {
             quality.conversationsOfSeveralUsers += q.conversationsOfSeveralUsers
             quality.qaRequestsExcluded += q.qaRequestsExcluded
             quality.qaFeedbackExcluded += q.qaFeedbackExcluded
+            quality.preExperimentRequests += q.preExperimentRequests
+            quality.preExperimentFeedback += q.preExperimentFeedback
+            covariateUsersSeen += piece.covariateFileUsersSeen
             for o in q.otherExperiments { others[o.name, default: 0] += o.count }
             for o in q.unusedFeedbackNames { unused[o.name, default: 0] += o.count }
             requests += piece.requestEvents
@@ -163,14 +209,38 @@ extension ExperimentData {
             if let a = piece.firstTimestamp { first = min(first ?? a, a) }
             if let b = piece.lastTimestamp { last = max(last ?? b, b) }
         }
-        for k in metrics.indices where computeQuantiles && metrics[k].sketches != nil {
+        for k in metrics.indices where owner[k] == k && metrics[k].sketches != nil && computeQuantiles {
             for i in names.indices { metrics[k].sketches![i].prepare() }
+        }
+        for k in metrics.indices where owner[k] != k {
+            metrics[k].sketches = metrics[owner[k]].sketches
+            metrics[k].clusteredSketches = metrics[owner[k]].clusteredSketches
+        }
+        for k in metrics.indices where computeQuantiles {
             let q = metrics[k].metric.quantile ?? 0.5
-            metrics[k].quantiles = metrics[k].sketches!.map { $0.quantile(q) }
-            metrics[k].quantileCounts = metrics[k].sketches!.map(\.count)
+            if let sketches = metrics[k].sketches {
+                metrics[k].quantiles = sketches.map { $0.quantile(q) }
+                metrics[k].quantileCounts = sketches.map(\.count)
+            }
+            if let clustered = metrics[k].clusteredSketches {
+                metrics[k].quantileEstimates = names.indices.map { clustered[$0].estimate(level: q, users: variants[$0].users) }
+            }
         }
         quality.otherExperiments = others.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         quality.unusedFeedbackNames = unused.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        var overLevelLimit = Set(pieces.flatMap(\.dataQuality.ordinalMetricsOverLevelLimit))
+        for k in metrics.indices {
+            guard let counts = levelCounts[k] else { continue }
+            if counts.count > EventAggregator.ordinalLevelLimit {
+                overLevelLimit.insert(metrics[k].metric.name)
+                continue
+            }
+            let levels = counts.keys.sorted()
+            metrics[k].ordinal = OrdinalCounts(levels: levels, counts: names.indices.map { i in levels.map { counts[$0]![i] } })
+        }
+        quality.ordinalMetricsOverLevelLimit = metrics.map(\.metric.name).filter { overLevelLimit.contains($0) }
+        merged.covariateFileUsersSeen = covariateUsersSeen
+        quality.covariateUsersNotInExperiment = merged.covariateFileUsers - covariateUsersSeen
         merged.variants = variants
         merged.metrics = metrics
         merged.dataQuality = quality

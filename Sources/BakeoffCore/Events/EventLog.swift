@@ -34,6 +34,13 @@ public enum EventLog {
         /// Pieces to read a large log in, to keep memory fixed; nil chooses by the file's size (in memory
         /// below 512 MB, then one piece per 128 MB); 1 reads it in memory.
         public var partitions: Int?
+        /// The experiment's start, microseconds since 1970: requests before it are the pre-experiment
+        /// period, read only for the covariates of variance reduction (see `EventAggregator.init`). Nil:
+        /// every event is part of the experiment.
+        public var experimentStart: Int64?
+        /// Pre-experiment values per user from a covariate file (`CovariateTable.load(path:metrics:)`),
+        /// for the metrics it lists.
+        public var covariates: CovariateTable?
         public init() {}
     }
 
@@ -45,6 +52,7 @@ public enum EventLog {
         if partitions > 1, path != "-", let data = try PartitionedLog.aggregate(path: path, options: options, partitions: partitions) {
             let events = data.requestEvents + data.feedbackEvents + data.dataQuality.linesSkipped
                 + data.dataQuality.qaRequestsExcluded + data.dataQuality.qaFeedbackExcluded
+                + data.dataQuality.preExperimentRequests + data.dataQuality.preExperimentFeedback
                 + data.dataQuality.otherExperiments.reduce(0) { $0 + $1.count }
             return try check(data, path: path, options: options, empty: events == 0)
         }
@@ -91,7 +99,8 @@ public enum EventLog {
             self.source = source
             self.options = options
             skipInvalid = options.skipInvalid
-            aggregator = EventAggregator(metrics: options.metrics, experiment: options.experiment)
+            aggregator = EventAggregator(metrics: options.metrics, experiment: options.experiment,
+                                         experimentStart: options.experimentStart, covariates: options.covariates)
         }
 
         /// Adds one line (without its newline); `number` is its 1-based place, used in errors.
@@ -131,6 +140,9 @@ public enum EventLog {
         let examples = data.dataQuality.skippedExamples
         if empty {
             throw EventLogError(path: path, message: "no events: the file is empty")
+        }
+        if let start = options.experimentStart, data.requestEvents == 0, data.dataQuality.preExperimentRequests > 0 {
+            throw EventLogError(path: path, message: "no requests at or after the experiment start \(formatTimestamp(start)): all \(data.dataQuality.preExperimentRequests) requests are before it")
         }
         if let wanted = options.experiment, data.requestEvents == 0 && data.feedbackEvents == 0 {
             let others = data.dataQuality.otherExperiments.map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ")
