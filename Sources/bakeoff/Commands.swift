@@ -61,6 +61,8 @@ OPTIONS:
   --max-runtime DAYS    Longest run: after it an undecided experiment stops as inconclusive
   --start TIME          Experiment start (RFC 3339); runtime counts from it (default: the first request)
   --runtime-days D      Days the experiment has run, for --summary input (it has no timestamps)
+  --covariates FILE     CUPED: each user's pre-experiment value of a metric, CSV user_id,metric,value[,units]
+                        (without it, events before --start or the config's "start" are the pre-period)
   --format table|markdown|json|html   Output format (default table; html is a page with charts)
   --skip-invalid        Count and report malformed lines instead of stopping
   --partitions N        Read the log in N pieces through temporary files, so memory stays fixed
@@ -163,6 +165,10 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     options.experiment = experiment
     options.metrics = config.metrics
     options.skipInvalid = args.flag("--skip-invalid")
+    options.experimentStart = plan.start
+    if let path = try args.option("--covariates") {
+        options.covariates = try CovariateTable.load(path: path, metrics: config.metrics)
+    }
     if let pieces = try args.int("--partitions") {
         guard pieces >= 1 && pieces <= 4096 else { throw UsageError("--partitions must be between 1 and 4096, got \(pieces)") }
         options.partitions = pieces
@@ -173,6 +179,7 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     if let summary {
         guard db == nil && paths.isEmpty else { throw UsageError("give one input: --summary, --db or an event log") }
         guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --summary") }
+        guard options.covariates == nil else { throw UsageError("--covariates applies to events; a summary carries CUPED as its pre_* columns") }
         guard plan.unit == .user else { throw UsageError("--unit event needs the events; a summary holds per-user sums only") }
         let data = try SummaryInput.read(path: summary, metrics: config.metrics, experiment: experiment,
                                          variants: plan.allocation?.names)

@@ -211,6 +211,15 @@ extension Report {
         if q.qaRequestsExcluded > 0 || q.qaFeedbackExcluded > 0 {
             lines.append("QA requests left out (forced into a variant): \(q.qaRequestsExcluded), with \(q.qaFeedbackExcluded) feedback events")
         }
+        if q.preExperimentRequests > 0 || q.preExperimentFeedback > 0 {
+            lines.append("pre-experiment events (before the start; used for CUPED only): \(q.preExperimentRequests) requests, \(q.preExperimentFeedback) feedback")
+        }
+        if q.covariateUsersNotInExperiment > 0 {
+            lines.append("users in the covariate file who are not in the experiment: \(q.covariateUsersNotInExperiment)")
+        }
+        if !q.ordinalMetricsOverLevelLimit.isEmpty {
+            lines.append("metrics with too many distinct values for the rank test: " + q.ordinalMetricsOverLevelLimit.joined(separator: ", "))
+        }
         lines.append("lines skipped as invalid: \(q.linesSkipped)")
         for example in q.skippedExamples.prefix(3) { lines.append("  e.g. \(example)") }
         if !q.otherExperiments.isEmpty {
@@ -349,6 +358,10 @@ extension Report {
                 w.value("conversations_of_several_users", q.conversationsOfSeveralUsers)
                 w.value("qa_requests_excluded", q.qaRequestsExcluded)
                 w.value("qa_feedback_excluded", q.qaFeedbackExcluded)
+                w.value("pre_experiment_requests", q.preExperimentRequests)
+                w.value("pre_experiment_feedback", q.preExperimentFeedback)
+                w.value("covariate_users_not_in_experiment", q.covariateUsersNotInExperiment)
+                w.array("ordinal_metrics_over_level_limit") { w in for m in q.ordinalMetricsOverLevelLimit { w.value(nil, m) } }
                 w.value("lines_skipped", q.linesSkipped)
                 w.array("skipped_examples") { w in for e in q.skippedExamples { w.value(nil, e) } }
                 w.object("other_experiments") { w in for o in q.otherExperiments { w.value(o.name, o.count) } }

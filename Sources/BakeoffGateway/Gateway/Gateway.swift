@@ -229,8 +229,9 @@ public final class Gateway: @unchecked Sendable {
                 var options = EventLog.Options()
                 options.experiment = experiment.name
                 options.metrics = experiment.analysis.metrics
-                let data = try StoreReader.aggregate(path: config.storePath, options: options)
                 var plan = experiment.livePlan
+                options.experimentStart = plan.start
+                let data = try StoreReader.aggregate(path: config.storePath, options: options)
                 plan.asOf = WallClock.microseconds()
                 var report = try Analysis.run(data, plan: plan)
                 report.planChanges = PlanSnapshot.changesAfterStart(try PlanLog.history(path: config.storePath, experiment: experiment.name),
