@@ -128,7 +128,8 @@ enum ReportFixture {
     static func method(_ name: String) -> TestMethod { TestMethod(rawValue: name)! }
     static func correction(_ name: String) -> Correction { Correction(configName: name)! }
 
-    /// The fixture's events, with the built-in metrics carrying the named margin set.
+    /// The fixture's events, with the built-in metrics carrying the named margin set (each metric with a
+    /// margin a guardrail).
     static func data(_ name: String, margins: String? = nil) throws -> (ExpectedAnalysis, ExperimentData) {
         let e = try AnalysisFixture.expected(name)
         var options = EventLog.Options()
@@ -138,7 +139,11 @@ enum ReportFixture {
             let set = try #require(e.margins?[margins], "margin set \(margins) is missing from \(name).expected.json")
             options.metrics = Metric.builtIn.map { metric in
                 var m = metric
-                if let g = set[m.name] { m.margin = GuardrailMargin(value: g.value, isRelative: g.relative) }
+                if let g = set[m.name] {
+                    // A margin makes the metric a guardrail (set C: latency quantiles).
+                    m.margin = GuardrailMargin(value: g.value, isRelative: g.relative)
+                    m.role = .guardrail
+                }
                 return m
             }
         }
@@ -300,18 +305,11 @@ struct ReportReferenceTests {
                     #expect(got.p == nil && got.adjusted == nil, "\(label): p \(describe(got.p)) adjusted \(describe(got.adjusted)) where the reference has no test")
                     continue
                 }
-                // The unadjusted p-value that entered the family. Known issue: `Analysis.correct` re-runs the
-                // comparison at the per-test level, and the sequential p-value depends on alpha through the
-                // tuning rho^2(alpha), so the report then shows a p-value computed at rho^2(intervalAlpha), not
-                // the one that was adjusted (and the interval can disagree with the adjusted p-value, see
-                // `sequentialIntervalAtAnotherRho` below).
-                if method == .sequential && got.level != e.alpha && p < 1 {
-                    withKnownIssue("sequential: the shown raw p-value is recomputed with rho tuned to the per-test level") {
-                        #expect(referenceClose(got.p, p), "\(label): p-value \(describe(got.p)) vs \(p)")
-                    }
-                } else {
-                    #expect(referenceClose(got.p, p), "\(label): p-value \(describe(got.p)) vs \(p)")
-                }
+                // The unadjusted p-value that entered the family. Under the sequential method rho stays tuned
+                // at the plan's alpha when the comparison is remade at the per-test level, so the p-value shown
+                // is the one that was adjusted, and the interval at the level is the sequence's at that level
+                // with the same rho.
+                #expect(referenceClose(got.p, p), "\(label): p-value \(describe(got.p)) vs \(p)")
                 #expect(referenceClose(got.adjusted, want.adjusted_p_value), "\(label): adjusted p \(describe(got.adjusted)) vs \(describe(want.adjusted_p_value))")
                 #expect(referenceClose(got.level, want.interval_alpha, relative: 1e-12), "\(label): interval alpha \(got.level) vs \(describe(want.interval_alpha))")
                 #expect(intervalClose(got.ci, want.absolute_ci), "\(label): CI \(describe(got.ci)) at \(got.level) vs \(String(describing: want.absolute_ci))")
@@ -345,9 +343,11 @@ struct ReportReferenceTests {
 
     /// A constructed borderline case on abn (alpha 0.1, primary family control vs a and b): a's sequential
     /// statistic z = 4.33 with N = 400 users gives p = 0.0529 at rho^2(0.1), so Holm's adjusted p is 0.106
-    /// (not significant) and a's per-test level is 0.05; the interval remade at 0.05 uses rho^2(0.05), with
-    /// which p = 0.0338 < 0.05, so it excludes 0. (gbstats' formulas; window of z for this N: 4.09-4.36.)
-    @Test("Sequential + Holm: the remade interval must agree with the adjusted p-value (borderline case)")
+    /// (not significant) and a's per-test level is 0.05. Had the interval at 0.05 been remade with
+    /// rho^2(0.05), p would be 0.0338 < 0.05 and it would exclude 0; with rho kept at rho^2(0.1) it is
+    /// [-0.00203, 0.46203] (the sequence's half-width at 0.05, reference values from
+    /// analysis_fixture.py's `sequential`), which contains 0 as the adjusted p-value says.
+    @Test("Sequential + Holm: the remade interval agrees with the adjusted p-value (borderline case)")
     func sequentialIntervalAtAnotherRho() throws {
         var (e, data) = try ReportFixture.data("abn")
         func binary(_ users: Double, _ ones: Double) -> (RatioMoments, SampleMoments) {
@@ -367,10 +367,11 @@ struct ReportReferenceTests {
         let ci = try #require(a.absoluteInterval)
         #expect(referenceClose(adjusted, 0.10573187045342584, relative: 1e-6), "the construction: adjusted p \(adjusted)")
         #expect(a.intervalAlpha == 0.05, "the construction: level \(a.intervalAlpha)")
-        withKnownIssue("Analysis.correct remakes sequential intervals with rho tuned to the per-test level") {
-            #expect((ci.lower > 0 || ci.upper < 0) == (adjusted < e.alpha),
-                    "interval [\(ci.lower), \(ci.upper)] vs adjusted p \(adjusted) at alpha \(e.alpha)")
-        }
+        #expect(referenceClose(a.pValue, 0.05286593522671292), "raw p-value \(describe(a.pValue)), tuned at the plan's alpha")
+        #expect(referenceClose(ci.lower, -0.0020292084147696676) && referenceClose(ci.upper, 0.46202920841476963),
+                "interval [\(ci.lower), \(ci.upper)] at 0.05 with rho tuned at 0.1")
+        #expect((ci.lower > 0 || ci.upper < 0) == (adjusted < e.alpha),
+                "interval [\(ci.lower), \(ci.upper)] vs adjusted p \(adjusted) at alpha \(e.alpha)")
     }
 
     @Test("Bayesian view: chance to win, posterior mean and SD, credible interval and risks (gbstats, flat prior)",
@@ -395,17 +396,29 @@ struct ReportReferenceTests {
         #expect(Set(shown) == Set(cases.map { "\($0.name)/\($0.variant)" }), "\(name): metrics with a Bayesian view")
     }
 
-    @Test("Guardrail margins: one-sided Welch p-value, bound and status", arguments: AnalysisFixture.names, ReportFixture.methods)
+    /// Fixed: the one-sided Welch (quantiles: normal) test against the margin. Sequential: the always-valid
+    /// check, the bound of the confidence sequence at level 2 alpha with rho tuned at alpha and the one-sided
+    /// p-value from the sequential p-value of estimate − boundary.
+    @Test("Guardrail margins: one-sided p-value, bound and status (fixed and always-valid sequential)",
+          arguments: AnalysisFixture.names, ReportFixture.methods)
     func guardrails(_ name: String, _ method: TestMethod) throws {
         let e0 = try AnalysisFixture.expected(name)
         for set in try #require(e0.margins).keys.sorted() {
-            let (e, data) = try ReportFixture.data(name, margins: set)
+            var (e, data) = try ReportFixture.data(name, margins: set)
+            let injected = try ReportFixture.withReferenceQuantileEstimates(&data, e)
             let report = try Analysis.run(data, plan: ReportFixture.plan(e, method: method))
             let cases = try #require(e.guardrail).filter { $0.margins == set && $0.method == method.rawValue }
+            #expect(!cases.isEmpty)
             for want in cases {
-                let label = "\(name) \(want.name) \(want.variant) [margins \(set), \(method)]"
-                let got = try #require(report.results.first { $0.metric.name == want.name && $0.treatment == want.variant }, "\(label): missing")
-                let g = try #require(got.guardrail, "\(label): no guardrail check")
+                let label = "\(name) \(want.name) \(want.variant) [margins \(set), \(method)\(injected ? ", reference quantile estimates" : "")]"
+                let check: GuardrailCheck?
+                if let r = report.results.first(where: { $0.metric.name == want.name && $0.treatment == want.variant }) {
+                    check = r.guardrail
+                } else {
+                    let q = try #require(report.quantiles.first { $0.metric.name == want.name && $0.treatment == want.variant }, "\(label): missing")
+                    check = q.guardrail
+                }
+                let g = try #require(check, "\(label): no guardrail check")
                 #expect(g.margin == GuardrailMargin(value: want.margin, isRelative: want.relative), "\(label): margin")
                 #expect(referenceClose(g.estimate, want.estimate), "\(label): estimate \(g.estimate) vs \(want.estimate)")
                 #expect(referenceClose(g.bound, want.bound), "\(label): bound \(g.bound) vs \(want.bound)")
@@ -413,6 +426,7 @@ struct ReportReferenceTests {
                 #expect(g.status.rawValue == want.status, "\(label): status \(g.status) vs \(want.status)")
             }
             let checked = report.results.filter { $0.guardrail != nil }.map { "\($0.metric.name)/\($0.treatment)" }
+                + report.quantiles.filter { $0.guardrail != nil }.map { "\($0.metric.name)/\($0.treatment)" }
             #expect(Set(checked) == Set(cases.map { "\($0.name)/\($0.variant)" }), "\(name) [margins \(set)]: metrics with a guardrail check")
         }
     }
@@ -422,7 +436,8 @@ struct ReportReferenceTests {
         let e0 = try AnalysisFixture.expected(name)
         for scenario in try #require(e0.decisions) {
             let label = "\(name) \(scenario.scenario)"
-            let (e, data) = try ReportFixture.data(name, margins: scenario.margins)
+            var (e, data) = try ReportFixture.data(name, margins: scenario.margins)
+            try ReportFixture.withReferenceQuantileEstimates(&data, e)
             var plan = try ReportFixture.plan(e, method: ReportFixture.method(scenario.method),
                                               correction: ReportFixture.correction(scenario.correction))
             plan.primaryMetric = scenario.primary

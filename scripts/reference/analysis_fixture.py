@@ -72,19 +72,21 @@ Expected-file structure (every float written with repr, so it round-trips exactl
         "variant", "kind": "metric" | "quantile", "family": "primary" | "secondary", "family_size",
         "p_value"                              raw p-value at the plan's alpha; null: no test, left out
         "adjusted_p_value", "interval_alpha",  statsmodels multipletests; the per-test level
-        "absolute_ci",                         at interval_alpha
+        "absolute_ci",                         at interval_alpha (sequential: rho tuned at the plan's alpha)
         "significant", "verdict",              adjusted p < alpha; better | worse | changed | none
-        "bayesian_ci"                          metrics: gbstats' credible interval at interval_alpha
+        "bayesian_ci"                          metrics: gbstats' credible interval at the plan's alpha (a
+                                               posterior needs no multiplicity correction)
       } ]
     "bayesian": [ {"name", "variant", "chance_to_win", "mean", "standard_deviation", "ci": [lo, hi],
                    "risk_control", "risk_treatment"} ]
                                                gbstats EffectBayesianABTest: relative, flat prior, inverse
                                                when the goal is down, at alpha; metrics with a test and a
                                                nonzero control mean; risks [control, treatment] as gbstats
-    "margins": {set: {metric: {"value", "relative"}}}      the guardrail margin sets used below
+    "margins": {set: {metric: {"value", "relative"}}}      the guardrail margin sets used below; a
+                                               metric with a margin is a guardrail (set C: two quantiles)
     "guardrail": [ {"margins", "method", "name", "variant", "margin", "relative", "estimate", "bound",
                     "p_value", "status"} ]    per margin set and method (no correction): every guardrail
-                                               with a margin and a test
+                                               with a margin and a test, quantile guardrails included
     "decisions": [ {"scenario", "method", "correction", "primary", "margins" (set or null),
         "start_us", "as_of_us"                 the plan's start and report time (microseconds since the
                                                epoch); null: the data's first and last request
@@ -98,7 +100,11 @@ Analysis rules of the issue-4 sections (from the brief, implemented here indepen
     n = users). A variance <= 1e-12 mean^2 counts as 0 (rounding noise of constant data). No test with
     fewer than 2 users on a side. Both variances 0: p = 1 and interval [0, 0] when the means are equal
     (such a test enters its family), no test otherwise. Fixed: Welch (scipy t, Welch-Satterthwaite df);
-    sequential: gbstats (as above).
+    sequential: gbstats (as above), rho^2 = (-2 log a + log(1 - 2 log a)) / N* always tuned at the
+    plan's alpha a, so the p-value (eq. 155: min(1, sqrt(N rho^2 + 1) exp(-rho^2 N d^2 / var / (2 (N rho^2
+    + 1))))) does not depend on the level; an interval at level l is d -/+ sqrt(2 (N rho^2 + 1)
+    log(sqrt(N rho^2 + 1) / l) / (N rho^2)) se (eq. 9; equal to gbstats' when l = a), and excludes 0
+    exactly when p < l. N = users of both arms.
   * Quantile metrics: per arm, every user of the variant is a cluster (users without values too); the
     quantile is x_(ceil(n p)), the outer-CI order statistics sit at ranks n p -/+ z sqrt(n p (1-p)) with
     z = norm.ppf(0.975), and the variance is gbstats' QuantileClusteredStatistic.variance_init / n (Deng et
@@ -112,15 +118,24 @@ Analysis rules of the issue-4 sections (from the brief, implemented here indepen
     multipletests "holm" / "fdr_bh". Per-test levels: holm: a rejected test (adjusted p < alpha) gets
     alpha / (m - r + 1), r its 1-based rank (ties take the first rank of their group); every other test
     the level of the first non-rejected one; bh: max(R, 1) alpha / m, R the rejections (Benjamini-
-    Yekutieli); none: alpha. Corrected members' intervals are remade at their level (sequential: gbstats
-    with alpha = the level, so rho is tuned to it). significant: adjusted p < alpha; guardrails: p < alpha.
+    Yekutieli); none: alpha. Corrected members' intervals are remade at their level (sequential: the
+    sequence at that level with rho still tuned at alpha, as above). significant: adjusted p < alpha;
+    guardrails: p < alpha.
   * Verdict: not significant -> none; goal none -> changed; else better / worse from the sign of the
     difference (the midpoint of the shown interval) and the goal.
   * Guardrail margins (goal down: higher is worse): d = treatment - control, or (treatment - control) /
-    control with the delta-method variance; df = Welch's of the absolute difference on both scales;
-    H0 "harm >= margin": p = t.cdf((d - m) / se) (higher is worse) or t.sf((d + m) / se), bound =
-    d +/- t.ppf(1 - alpha) se. Status within_margin when p < alpha; beyond_margin when the metric is
-    significantly worse (the method's two-sided test) and the harm exceeds the margin; else unclear.
+    control with the delta-method variance (quantiles: the quantile difference or relative change and
+    their standard errors, as the quantile tests); boundary b = +m (higher is worse) or -m.
+    Fixed: df = Welch's of the absolute difference on both scales; H0 "harm >= margin": p =
+    t.cdf((d - b) / se) (higher is worse) or t.sf((d - b) / se), bound = d +/- t.ppf(1 - alpha) se
+    (quantiles: the normal distribution instead of t).
+    Sequential (always valid): rho tuned at alpha, n = users of both arms (quantiles: every user of the
+    two variants); bound = d +/- h with h the sequence's half-width at level min(2 alpha, 0.999); p2 =
+    the two-sided sequential p-value of d - b (checked against gbstats with test_value = b); the
+    one-sided p = p2 / 2 when d lies on the harmless side of b, else 1 - p2 / 2 (p < alpha exactly when
+    the bound lies inside the margin, checked).
+    Status within_margin when p < alpha; beyond_margin when the metric is significantly worse (the
+    method's two-sided test) and the harm exceeds the margin; else unclear.
   * Decision: the rules are written above `decide` below.
 
 Definitions implemented here (from the brief, independently of the Swift sources):
@@ -885,10 +900,12 @@ ROLES = {
 }
 ROLES.update({q: ("secondary", "down") for q, _, _ in QUANTILES})
 
-# Guardrail margin sets: metric -> (value, relative)
+# Guardrail margin sets: metric -> (value, relative). A margin makes the metric a guardrail (set C turns
+# two latency quantiles into guardrails, so they leave the secondary family).
 MARGINS = {
     "A": {"escalation_rate": (0.02, False), "error_rate": (0.5, True)},
     "B": {"escalation_rate": (0.5, True), "error_rate": (0.05, False)},
+    "C": {"escalation_rate": (0.25, False), "latency_p50": (50.0, False), "latency_p95": (0.35, True)},
 }
 
 # Decision scenarios: (name, method, correction, primary, margin set, days from the first request to the
@@ -908,6 +925,10 @@ SCENARIOS = [
     ("fixed-holm-repeat-early", "fixed", "holm", "repeat_usage", None, 3.0, None, None),
     ("fixed-none-repeat", "fixed", "none", "repeat_usage", None, 28.0, None, None),
     ("sequential-holm-thumbs", "sequential", "holm", "thumbs_up_rate", None, 28.0, None, None),
+    ("sequential-holm-margins-C", "sequential", "holm", "task_completion", "C", 28.0, None, None),
+    ("fixed-bh-thumbs-margins-C", "fixed", "bh", "thumbs_up_rate", "C", 28.0, None, None),
+    ("fixed-holm-repeat-margins-C", "fixed", "holm", "repeat_usage", "C", 28.0, None, None),
+    ("sequential-holm-repeat-margins-C", "sequential", "holm", "repeat_usage", "C", 28.0, None, None),
 ]
 
 
@@ -944,19 +965,55 @@ def welch_parts(ec, et):
     return var, df
 
 
-def sequential(sa, sb, alpha, relative):
-    """gbstats SequentialTwoSidedTTest (N* 5000): point estimate, p-value, interval."""
-    cfg = SequentialConfig(alpha=alpha, difference_type="relative" if relative else "absolute",
+def rho_squared(alpha):
+    """rho^2 of the confidence sequence tuned for alpha at N* (eq. 161 of arXiv:2103.06476v7)."""
+    l = -2 * math.log(alpha)
+    return (l + math.log(l + 1)) / N_STAR
+
+
+def sequence_half_width(variance, n, level, tuning_alpha):
+    """Half-width of the asymptotic confidence sequence at `level` with rho tuned at `tuning_alpha`
+    (eq. 9): sqrt(2 (N rho^2 + 1) log(sqrt(N rho^2 + 1) / level) / (N rho^2)) * se."""
+    r2 = rho_squared(tuning_alpha)
+    a = n * r2 + 1
+    return math.sqrt(2 * a * math.log(math.sqrt(a) / level) / (n * r2)) * math.sqrt(variance)
+
+
+def sequence_p_value(difference, variance, n, tuning_alpha):
+    """The always-valid two-sided p-value min(1, 1 / e-value) of `difference` (eq. 155); it depends on the
+    level only through rho."""
+    r2 = rho_squared(tuning_alpha)
+    a = n * r2 + 1
+    return min(1.0, math.sqrt(a) * math.exp(-r2 * difference * difference * n / variance / (2 * a)))
+
+
+def sequential(sa, sb, level, relative, tuning_alpha):
+    """gbstats SequentialTwoSidedTTest (N* 5000) at the plan's alpha `tuning_alpha`: point estimate and
+    p-value (which does not depend on the level); the interval at `level` with rho tuned at
+    `tuning_alpha` (gbstats tunes rho at its own alpha, so the interval comes from the formula, checked to
+    equal gbstats' when level == tuning_alpha)."""
+    cfg = SequentialConfig(alpha=tuning_alpha, difference_type="relative" if relative else "absolute",
                            sequential_tuning_parameter=N_STAR)
     test = SequentialTwoSidedTTest(sa, sb, cfg)
     res = test.compute_result()
     assert res.error_message is None, res.error_message
-    return float(res.expected), float(res.p_value), [float(res.ci[0]), float(res.ci[1])]
+    d, p, var, n = float(res.expected), float(res.p_value), float(test.variance), float(sa.n + sb.n)
+    at_tuning = sequence_half_width(var, n, tuning_alpha, tuning_alpha)
+    assert close(d - at_tuning, float(res.ci[0]), rel=1e-12, abs_=1e-14) \
+        and close(d + at_tuning, float(res.ci[1]), rel=1e-12, abs_=1e-14), (d, at_tuning, res.ci)
+    assert close(sequence_p_value(d, var, n, tuning_alpha), p, rel=1e-11, abs_=1e-15), (p, d, var, n)
+    half = sequence_half_width(var, n, level, tuning_alpha)
+    ci = [float(res.ci[0]), float(res.ci[1])] if level == tuning_alpha else [d - half, d + half]
+    # the interval at the level excludes 0 exactly when p < level (up to rounding at the edge)
+    if abs(abs(d) - half) > 1e-9 * half:
+        assert (abs(d) > half) == (p < level), (d, half, p, level)
+    return d, p, ci
 
 
-def metric_test(sc, st, alpha, method):
+def metric_test(sc, st, alpha, method, plan_alpha):
     """One metric, user unit (the rules of the docstring): None when no test applies, else
-    {"diff", "p", "ci", "rel_ci", "df", "degenerate"}. sc / st are the RatioStatistics."""
+    {"diff", "p", "ci", "rel_ci", "df", "degenerate"}. sc / st are the RatioStatistics; intervals at
+    `alpha` (the per-test level), sequential rho tuned at `plan_alpha`."""
     if min(sc.n, st.n) < 2:
         return None
     ec, et = cleaned(sc), cleaned(st)
@@ -974,10 +1031,10 @@ def metric_test(sc, st, alpha, method):
         crit = stats.t.ppf(1 - alpha / 2, df)
         out.update(diff=d, p=float(2 * stats.t.sf(abs(d / se), df)), ci=[d - crit * se, d + crit * se], df=df)
     else:
-        d, p, ci = sequential(sc, st, alpha, relative=False)
+        d, p, ci = sequential(sc, st, alpha, False, plan_alpha)
         out.update(diff=d, p=p, ci=ci)
         if ec.mean != 0:
-            out["rel_ci"] = sequential(sc, st, alpha, relative=True)[2]
+            out["rel_ci"] = sequential(sc, st, alpha, True, plan_alpha)[2]
     return out
 
 
@@ -1018,11 +1075,11 @@ def quantile_degenerate(summary):
     return not (n > Z95 * Z95 * p / (1 - p)) or not (n > Z95 * Z95 * (1 - p) / p)
 
 
-def quantile_test(sum_c, sum_t, alpha, method):
+def quantile_test(sum_c, sum_t, alpha, method, plan_alpha):
     """The clustered order-statistic test: None when no test applies, else {"diff", "p", "ci", "rel_ci"}.
     Variances are gbstats' QuantileClusteredStatistic.variance_init / n (without gbstats' 1e-5 floor);
     fixed: normal reference; sequential: gbstats' sequence on per-user estimates (quantile, Var * users,
-    users)."""
+    users), rho tuned at `plan_alpha`, interval at `alpha`."""
     if sum_c is None or sum_t is None:
         return None
     if sum_c["n"] < 2 or sum_t["n"] < 2 or quantile_degenerate(sum_c) or quantile_degenerate(sum_t):
@@ -1036,7 +1093,11 @@ def quantile_test(sum_c, sum_t, alpha, method):
     ga = Est(qc.mean, vc * sum_c["users"], sum_c["users"])
     gb = Est(qt.mean, vt * sum_t["users"], sum_t["users"])
     d = qt.mean - qc.mean
-    out = {"diff": d, "rel_ci": None, "degenerate": False}
+    out = {"diff": d, "rel_ci": None, "degenerate": False, "ga": ga, "gb": gb,
+           "se": se, "rel": None, "rel_se": None}
+    if qc.mean > 0:
+        out["rel"] = (qt.mean - qc.mean) / qc.mean
+        out["rel_se"] = math.sqrt(vt / qc.mean**2 + vc * qt.mean**2 / qc.mean**4)
     if method == "fixed":
         z = float(stats.norm.ppf(1 - alpha / 2))
         out.update(p=float(2 * stats.norm.sf(abs(d / se))), ci=[d - z * se, d + z * se])
@@ -1045,11 +1106,11 @@ def quantile_test(sum_c, sum_t, alpha, method):
             rse = math.sqrt(vt / qc.mean**2 + vc * qt.mean**2 / qc.mean**4)
             out["rel_ci"] = [rel - z * rse, rel + z * rse]
     else:
-        d2, p, ci = sequential(ga, gb, alpha, relative=False)
+        d2, p, ci = sequential(ga, gb, alpha, False, plan_alpha)
         assert close(d2, d)
         out.update(p=p, ci=ci)
         if qc.mean > 0:
-            out["rel_ci"] = sequential(ga, gb, alpha, relative=True)[2]
+            out["rel_ci"] = sequential(ga, gb, alpha, True, plan_alpha)[2]
     return out
 
 
@@ -1063,17 +1124,58 @@ def bayesian(sc, st, alpha, goal):
             "ci": [f(res.ci[0]), f(res.ci[1])], "risk_control": f(res.risk[0]), "risk_treatment": f(res.risk[1])}
 
 
-def guardrail_check(ec, et, margin, relative, goal, alpha, significantly_worse):
-    """One-sided Welch non-inferiority test against the margin (scipy t, Welch df of the absolute
-    difference on both scales; relative via the delta method)."""
-    _, df = welch_parts(ec, et)
-    mc, mt = ec.mean, et.mean
+def guardrail_status(p, alpha, significantly_worse, harm, margin):
+    if p < alpha:
+        return "within_margin"
+    if significantly_worse and harm > margin:
+        return "beyond_margin"
+    return "unclear"
+
+
+def delta_estimate(mc, vc, nc, mt, vt, nt, relative):
+    """treatment - control, or (treatment - control) / control with the delta-method variance (per-user
+    variances v, users n); returns the estimate and its variance."""
     if relative:
-        d = (mt - mc) / mc
-        var = et.variance / (mc * mc * et.n) + ec.variance * mt * mt / (mc**4 * ec.n)
-    else:
-        d = mt - mc
-        var = et.variance / et.n + ec.variance / ec.n
+        return (mt - mc) / mc, vt / (mc * mc * nt) + vc * mt * mt / (mc**4 * nc)
+    return mt - mc, vt / nt + vc / nc
+
+
+def sequential_guardrail(d, var, n, margin, goal, alpha, significantly_worse, gb_groups, relative):
+    """The always-valid non-inferiority check (the rules of the docstring): the one-sided bound of the
+    confidence sequence at level min(2 alpha, 0.999) with rho tuned at alpha, and the one-sided p-value
+    from the two-sided sequential p-value p2 of d - boundary (same rho): p2 / 2 on the harmless side of
+    the boundary, else 1 - p2 / 2. p2 is checked against gbstats (test_value = boundary, alpha = alpha) on
+    `gb_groups`, and p < alpha against the bound lying inside the margin."""
+    higher_is_worse = goal == "down"
+    boundary = margin if higher_is_worse else -margin
+    half = sequence_half_width(var, n, min(2 * alpha, 0.999), alpha)
+    bound = d + half if higher_is_worse else d - half
+    p2 = sequence_p_value(d - boundary, var, n, alpha)
+    sa, sb = gb_groups
+    cfg = SequentialConfig(alpha=alpha, difference_type="relative" if relative else "absolute",
+                           sequential_tuning_parameter=N_STAR, test_value=boundary)
+    test = SequentialTwoSidedTTest(sa, sb, cfg)
+    assert close(float(test.point_estimate), d, rel=1e-12) and close(float(test.variance), var, rel=1e-12), \
+        (test.point_estimate, d, test.variance, var)
+    assert close(float(test.p_value), p2, rel=1e-10, abs_=1e-15), (test.p_value, p2)
+    harmless = d < boundary if higher_is_worse else d > boundary
+    p = p2 / 2 if harmless else 1 - p2 / 2
+    inside = bound < boundary if higher_is_worse else bound > boundary
+    if abs(abs(d - boundary) - half) > 1e-9 * half:
+        assert (p < alpha) == inside, (d, bound, boundary, p, alpha)
+    harm = d if higher_is_worse else -d
+    return {"estimate": f(d), "bound": f(bound), "p_value": f(p),
+            "status": guardrail_status(p, alpha, significantly_worse, harm, margin)}
+
+
+def guardrail_check(ec, et, margin, relative, goal, alpha, significantly_worse, method):
+    """Fixed: one-sided Welch non-inferiority test against the margin (scipy t, Welch df of the absolute
+    difference on both scales; relative via the delta method). Sequential: `sequential_guardrail` on the
+    same estimate and variance, n = users of both arms."""
+    d, var = delta_estimate(ec.mean, ec.variance, ec.n, et.mean, et.variance, et.n, relative)
+    if method == "sequential":
+        return sequential_guardrail(d, var, ec.n + et.n, margin, goal, alpha, significantly_worse, (ec, et), relative)
+    _, df = welch_parts(ec, et)
     se = math.sqrt(var)
     higher_is_worse = goal == "down"
     boundary = margin if higher_is_worse else -margin
@@ -1083,14 +1185,33 @@ def guardrail_check(ec, et, margin, relative, goal, alpha, significantly_worse):
         p, bound = stats.t.cdf(statistic, df), d + crit * se
     else:
         p, bound = stats.t.sf(statistic, df), d - crit * se
-    harm = d if goal == "down" else -d
-    if p < alpha:
-        status = "within_margin"
-    elif significantly_worse and harm > margin:
-        status = "beyond_margin"
+    harm = d if higher_is_worse else -d
+    return {"estimate": f(d), "bound": f(bound), "p_value": f(p),
+            "status": guardrail_status(p, alpha, significantly_worse, harm, margin)}
+
+
+def quantile_guardrail_check(t, margin, relative, goal, alpha, significantly_worse, method):
+    """A quantile guardrail: fixed, the one-sided normal test of H0 "harm >= margin" (bound d +/-
+    norm.ppf(1 - alpha) se); sequential, `sequential_guardrail` with n = users of both arms (every user
+    of the variant, as the quantile's clusters). d / se: the quantile difference, or the relative change
+    with the delta-method standard error."""
+    if relative and t["rel"] is None:
+        return None
+    d, se = (t["rel"], t["rel_se"]) if relative else (t["diff"], t["se"])
+    ga, gb = t["ga"], t["gb"]
+    higher_is_worse = goal == "down"
+    if method == "sequential":
+        return sequential_guardrail(d, se * se, ga.n + gb.n, margin, goal, alpha, significantly_worse, (ga, gb), relative)
+    boundary = margin if higher_is_worse else -margin
+    z = float(stats.norm.ppf(1 - alpha))
+    statistic = (d - boundary) / se
+    if higher_is_worse:
+        p, bound = float(stats.norm.cdf(statistic)), d + z * se
     else:
-        status = "unclear"
-    return {"estimate": f(d), "bound": f(bound), "p_value": f(p), "status": status, "df": df}
+        p, bound = float(stats.norm.sf(statistic)), d - z * se
+    harm = d if higher_is_worse else -d
+    return {"estimate": f(d), "bound": f(bound), "p_value": f(p),
+            "status": guardrail_status(p, alpha, significantly_worse, harm, margin)}
 
 
 def per_test_alphas(p, adjusted, correction, alpha):
@@ -1155,10 +1276,11 @@ class Context:
     def metric_names(self):
         return [m for m, _, _ in METRICS] + [q for q, _, _ in QUANTILES]
 
-    def test(self, name, v, alpha, method):
+    def test(self, name, v, level, method):
+        """The test at the per-test `level` (intervals); sequential rho is tuned at the plan's alpha."""
         if name in dict((q, 1) for q, _, _ in QUANTILES):
-            return quantile_test(self.summaries[(name, self.control)], self.summaries[(name, v)], alpha, method)
-        return metric_test(self.stats[(name, self.control)], self.stats[(name, v)], alpha, method)
+            return quantile_test(self.summaries[(name, self.control)], self.summaries[(name, v)], level, method, self.alpha)
+        return metric_test(self.stats[(name, self.control)], self.stats[(name, v)], level, method, self.alpha)
 
     def run(self, method, correction, primary="task_completion", margins=None):
         """Every (metric, treatment) of one plan: raw test at alpha, family, adjusted p, level,
@@ -1168,6 +1290,8 @@ class Context:
         for name in self.metric_names():
             for v in self.treatments:
                 role, goal = ROLES[name]
+                if margins and name in margins:
+                    role = "guardrail"  # a margin makes the metric a guardrail (set C: quantiles)
                 r = {"name": name, "variant": v, "role": role, "goal": goal,
                      "kind": "quantile" if name.endswith(("_p50", "_p95", "_p99")) else "metric"}
                 r["raw"] = self.test(name, v, alpha, method)
@@ -1203,9 +1327,14 @@ class Context:
             if margins and r["role"] == "guardrail" and r["name"] in margins and r["goal"] != "none" \
                     and r["raw"] is not None and not r["raw"]["degenerate"]:
                 value, relative = margins[r["name"]]
-                ec, et = r["raw"]["ec"], r["raw"]["et"]
-                if not (relative and ec.mean == 0):
-                    r["guardrail"] = guardrail_check(ec, et, value, relative, r["goal"], alpha, r["verdict"] == "worse")
+                worse = r["verdict"] == "worse"
+                if r["kind"] == "quantile":
+                    r["guardrail"] = quantile_guardrail_check(r["raw"], value, relative, r["goal"], alpha, worse, method)
+                else:
+                    ec, et = r["raw"]["ec"], r["raw"]["et"]
+                    if not (relative and ec.mean == 0):
+                        r["guardrail"] = guardrail_check(ec, et, value, relative, r["goal"], alpha, worse, method)
+                if r["guardrail"] is not None:
                     r["guardrail"].update(margin=value, relative=relative)
         return rows
 
@@ -1316,7 +1445,7 @@ def issue4(ctx, name):
     seq = []
     for metric, _, _ in METRICS:
         for v in ctx.treatments:
-            t = metric_test(ctx.stats[(metric, ctx.control)], ctx.stats[(metric, v)], alpha, "sequential")
+            t = metric_test(ctx.stats[(metric, ctx.control)], ctx.stats[(metric, v)], alpha, "sequential", alpha)
             if t is None or t["degenerate"]:
                 continue
             seq.append({"name": metric, "variant": v, "absolute_diff": f(t["diff"]), "p_value": f(t["p"]),
@@ -1351,7 +1480,7 @@ def issue4(ctx, name):
                      "significant": r["significant"], "verdict": r["verdict"], "bayesian_ci": None}
                 if r["kind"] == "metric" and r["p"] is not None and not r["raw"]["degenerate"]:
                     b = bayesian(ctx.stats[(r["name"], ctx.control)], ctx.stats[(r["name"], r["variant"])],
-                                 r["level"], r["goal"])
+                                 alpha, r["goal"])
                     e["bayesian_ci"] = None if b is None else b["ci"]
                 adjusted.append(e)
     out["adjusted"] = adjusted
@@ -1360,7 +1489,7 @@ def issue4(ctx, name):
     bay = []
     for metric, _, _ in METRICS:
         for v in ctx.treatments:
-            t = metric_test(ctx.stats[(metric, ctx.control)], ctx.stats[(metric, v)], alpha, "fixed")
+            t = metric_test(ctx.stats[(metric, ctx.control)], ctx.stats[(metric, v)], alpha, "fixed", alpha)
             if t is None or t["degenerate"] or t["ec"].mean == 0:
                 continue
             b = bayesian(ctx.stats[(metric, ctx.control)], ctx.stats[(metric, v)], alpha, ROLES[metric][1])
@@ -1379,7 +1508,7 @@ def issue4(ctx, name):
                 guard.append({"margins": margin_set, "method": method, "name": r["name"], "variant": r["variant"],
                               "margin": g["margin"], "relative": g["relative"], "estimate": g["estimate"],
                               "bound": g["bound"], "p_value": g["p_value"], "status": g["status"]})
-                if name == "oneunit" and not g["relative"]:
+                if name == "oneunit" and not g["relative"] and method == "fixed" and r["kind"] == "metric":
                     # one unit per user: the per-user Welch test is statsmodels' CompareMeans on the units
                     cm = CompareMeans(DescrStatsW(ctx.raw_units[(r["name"], r["variant"])]),
                                       DescrStatsW(ctx.raw_units[(r["name"], ctx.control)]))
