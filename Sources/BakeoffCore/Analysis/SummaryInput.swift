@@ -101,7 +101,7 @@ public enum SummaryInput {
         let rows = first == UInt8(ascii: "[") || first == UInt8(ascii: "{")
             ? try JSONRows.read(Array(bytes[start...]), source: source)
             : try CSVRows.read(bytes, from: start, source: source)
-        var builder = Builder(source: source, metrics: metrics, experiment: experiment, variants: variants)
+        let builder = Builder(source: source, metrics: metrics, experiment: experiment, variants: variants)
         return try builder.build(rows)
     }
 
@@ -607,7 +607,7 @@ private struct Builder {
 
     // MARK: all rows
 
-    mutating func build(_ raw: [SummaryRow]) throws(SummaryInputError) -> ExperimentData {
+    func build(_ raw: [SummaryRow]) throws(SummaryInputError) -> ExperimentData {
         // The experiment: the one asked for, or the only one named; rows of other experiments are not read.
         var experiments: [String?] = []
         var names: [String] = []
