@@ -86,10 +86,14 @@ fixtures: venv
 	$(PY) scripts/reference/mde_fixtures.py
 
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
-bench: build $(if $(filter gateway,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY)),,$(LITELLM))
+# BENCH_ONLY=stats: only bakeoff vs gbstats on 100 metrics' sufficient statistics (scripts/bench/stats.py);
+# BENCH_STATS=0 skips it; BENCH_STATS_RUNS sets its timed bakeoff runs (default 11).
+bench: build $(if $(filter gateway,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats,$(BENCH_ONLY)),,$(LITELLM))
 	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
-	BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh
+	$(if $(filter stats,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
+	$(if $(filter gateway,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+		$(PY) scripts/bench/stats.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_STATS_RUNS),--runs $(BENCH_STATS_RUNS)))
 
 $(LITELLM):
 	python3 -m venv $(LITELLM_VENV)

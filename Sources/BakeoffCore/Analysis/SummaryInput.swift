@@ -65,9 +65,11 @@ public enum SummaryColumn: String, CaseIterable, Sendable {
 /// Reads per-variant, per-metric sufficient statistics aggregated elsewhere (a warehouse) into the
 /// `ExperimentData` the analysis takes; the format is in the README, "Sufficient statistics from your warehouse".
 ///
-/// Only the user-level analysis is possible from sums: `unitMoments` (the naive event-level test) are zero,
-/// there are no timestamps (no days-left estimate), request and feedback counts, or data-quality counts.
-/// `requestEvents` is the total of `assigned_users`, so that an analysis sees the data as non-empty.
+/// Only the user-level analysis is possible from sums: `unitMoments` carry the unit counts and sums (the
+/// report's means) but not, in general, the sum of squared unit values, so the naive event-level test
+/// (`--unit event`) must not be offered; there are no timestamps (no days-left estimate), request and feedback
+/// counts, or data-quality counts. `requestEvents` is the total of `assigned_users`, so that an analysis sees
+/// the data as non-empty.
 public enum SummaryInput {
     /// Reads a summary file (or standard input for `-`) and parses it.
     public static func read(path: String, metrics: [Metric], experiment: String? = nil, variants: [String]? = nil) throws -> ExperimentData {
@@ -99,7 +101,7 @@ public enum SummaryInput {
         let rows = first == UInt8(ascii: "[") || first == UInt8(ascii: "{")
             ? try JSONRows.read(Array(bytes[start...]), source: source)
             : try CSVRows.read(bytes, from: start, source: source)
-        var builder = Builder(source: source, metrics: metrics, experiment: experiment, variants: variants)
+        let builder = Builder(source: source, metrics: metrics, experiment: experiment, variants: variants)
         return try builder.build(rows)
     }
 
@@ -594,9 +596,18 @@ private struct Builder {
             belowCountSumProduct: v[.belowCountProducts]!)
     }
 
+    /// Unit-level moments as far as sums give them: n = Σd and Σ of unit values = Σm (so the report's means
+    /// and unit counts are right); Σ of squared unit values is exact for proportions (0/1 values) and per-user
+    /// metrics (one unit per user), and unknown (0) for means over several units per user.
+    func unitMoments(_ row: ParsedRow, _ metric: Metric) -> SampleMoments {
+        let m = row.moments
+        let squares = metric.kind == .proportion ? m.numerator.sum : row.hasUnits ? 0 : m.numerator.sumOfSquares
+        return SampleMoments(n: m.denominator.sum, sum: m.numerator.sum, sumOfSquares: squares)
+    }
+
     // MARK: all rows
 
-    mutating func build(_ raw: [SummaryRow]) throws(SummaryInputError) -> ExperimentData {
+    func build(_ raw: [SummaryRow]) throws(SummaryInputError) -> ExperimentData {
         // The experiment: the one asked for, or the only one named; rows of other experiments are not read.
         var experiments: [String?] = []
         var names: [String] = []
@@ -684,7 +695,7 @@ private struct Builder {
                                        quantiles: estimates.map { $0?.quantile }, quantileCounts: estimates.map { Int($0?.n ?? 0) },
                                        quantileEstimates: estimates))
             } else {
-                data.append(MetricData(metric: metric, perVariant: present.map(\.moments), unitMoments: zero,
+                data.append(MetricData(metric: metric, perVariant: present.map(\.moments), unitMoments: present.map { unitMoments($0, metric) },
                                        covariates: reference.covariate == nil ? nil : present.map { $0.covariate! }))
             }
         }
