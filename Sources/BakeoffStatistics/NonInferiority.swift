@@ -108,7 +108,16 @@ public enum NonInferiority {
             variance = treatment.variance / (ma * ma * treatment.n)
                 + control.variance * (mb * mb) / (ma * ma * ma * ma * control.n)
         }
-        let standardError = variance.squareRoot()
+        return oneSided(difference: difference, standardError: variance.squareRoot(), degreesOfFreedom: df, margin: margin,
+                        scale: scale, direction: direction, alpha: alpha)
+    }
+
+    /// The one-sided test of an estimate already made (difference, standard error, t df) against the
+    /// margin: what `welch` does after forming the difference, for estimates made differently (CUPED).
+    public static func oneSided(
+        difference: Double, standardError: Double, degreesOfFreedom df: Double, margin: Double, scale: DifferenceScale,
+        direction: HarmfulDirection, alpha: Double
+    ) -> NonInferiorityTest {
         let boundary = direction == .higherIsWorse ? margin : -margin
         let statistic = (difference - boundary) / standardError
         // t_{1-alpha} as the negated lower quantile: no rounding of 1 - alpha.

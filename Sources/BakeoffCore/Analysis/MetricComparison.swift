@@ -142,9 +142,16 @@ enum MetricComparison {
         }
         if data.metric.role == .guardrail, let margin = data.metric.margin, data.metric.goal != .none,
            !(margin.isRelative && ec.mean == 0) {
-            let test = NonInferiority.welch(control: ec, treatment: et, margin: margin.value,
+            var test = NonInferiority.welch(control: ec, treatment: et, margin: margin.value,
                                             scale: margin.isRelative ? .relative : .absolute,
                                             direction: data.metric.goal == .down ? .higherIsWorse : .lowerIsWorse, alpha: alpha)
+            if let cuped, margin.isRelative {
+                // With CUPED the relative change is over the unadjusted control mean, as the reported lift.
+                let relative = CUPED.welch(cuped, alpha: alpha, scale: .relative)
+                test = NonInferiority.oneSided(difference: relative.difference, standardError: relative.standardError,
+                                               degreesOfFreedom: relative.degreesOfFreedom, margin: margin.value, scale: .relative,
+                                               direction: test.direction, alpha: alpha)
+            }
             if plan.method == .sequential {
                 result.guardrail = sequentialGuardrail(margin: margin, estimate: test.difference,
                                                        variance: test.standardError * test.standardError, n: ec.n + et.n,
