@@ -61,6 +61,7 @@ OPTIONS:
   --max-runtime DAYS    Longest run: after it an undecided experiment stops as inconclusive
   --start TIME          Experiment start (RFC 3339); runtime counts from it (default: the first request)
   --runtime-days D      Days the experiment has run, for --summary input (it has no timestamps)
+  --benchmark N         With --summary: also time N in-process runs (parse, statistics, output); median on stderr
   --covariates FILE     CUPED: each user's pre-experiment value of a metric, CSV user_id,metric,value[,units]
                         (without it, events before --start or the config's "start" are the pre-period)
   --format table|markdown|json|html   Output format (default table; html is a page with charts)
@@ -175,15 +176,31 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     }
     let db = try args.option("--db")
     let summary = try args.option("--summary")
+    let benchmarkRuns = try args.int("--benchmark", in: 1...100_000, rule: "a number of runs")
+    if benchmarkRuns != nil && summary == nil { throw UsageError("--benchmark times --summary input only") }
     let paths = try args.positionals()
     if let summary {
         guard db == nil && paths.isEmpty else { throw UsageError("give one input: --summary, --db or an event log") }
         guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --summary") }
         guard options.covariates == nil else { throw UsageError("--covariates applies to events; a summary carries CUPED as its pre_* columns") }
         guard plan.unit == .user else { throw UsageError("--unit event needs the events; a summary holds per-user sums only") }
-        let data = try SummaryInput.read(path: summary, metrics: config.metrics, experiment: experiment,
-                                         variants: plan.allocation?.names)
+        let metrics = config.metrics, variants = plan.allocation?.names
+        let data = try SummaryInput.read(path: summary, metrics: metrics, experiment: experiment, variants: variants)
         let report = try Analysis.run(data, plan: plan)
+        if let runs = benchmarkRuns {
+            // In-process timing for `make bench`: the file's bytes parsed, analysed and rendered `runs` times.
+            let bytes = Array(FileManager.default.contents(atPath: summary) ?? Data())
+            var times: [UInt64] = []
+            for _ in 0..<runs {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let d = try SummaryInput.parse(bytes, source: summary, metrics: metrics, experiment: experiment, variants: variants)
+                let text = try Analysis.run(d, plan: plan).render(format)
+                precondition(!text.isEmpty)
+                times.append(DispatchTime.now().uptimeNanoseconds - start)
+            }
+            times.sort()
+            printError("benchmark: parse + statistics + \(format.rawValue) of \(summary): median \(fixedString(Double(times[times.count / 2]) / 1e6, 3)) ms over \(runs) runs (min \(fixedString(Double(times[0]) / 1e6, 3)) ms)")
+        }
         let out = OutputBuffer()
         out.write(report.render(format))
         out.flush()

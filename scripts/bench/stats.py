@@ -224,6 +224,16 @@ def run_bakeoff(command, runs, report_path):
     return json.loads(probe.stdout), times, None
 
 
+def bakeoff_in_process(command, runs):
+    """`--benchmark N`: bakeoff parses, analyses and renders the summary N times in one process; median from stderr."""
+    proc = subprocess.run(command + ["--benchmark", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.decode(errors="replace")
+    match = re.search(r"median ([0-9.]+) ms over ([0-9]+) runs \(min ([0-9.]+) ms\)", err)
+    if proc.returncode != 0 or not match:
+        raise RuntimeError(f"{' '.join(command)} --benchmark {runs} failed ({proc.returncode}):\n{err}")
+    return {"median_s": float(match.group(1)) / 1000, "min_s": float(match.group(3)) / 1000, "runs": int(match.group(2))}
+
+
 def close(a, b):
     if a is None or b is None:
         return a is None and b is None
@@ -302,11 +312,16 @@ def markdown(res):
           f"{ms(res['gbstats']['median_s'])} | {', '.join(f'{t:.4f}' for t in res['gbstats']['runs_s'])} |",
           f"| gbstats, the same with sequential testing (information) | {ms(res['gbstats_sequential']['median_s'])} | "
           f"{', '.join(f'{t:.4f}' for t in res['gbstats_sequential']['runs_s'])} |",
+          f"| `bakeoff analyze --summary ... --format json`, in process (`--benchmark {res['bakeoff_in_process']['runs']}`: "
+          f"parse the CSV, the statistics, the JSON report) | {ms(res['bakeoff_in_process']['median_s'])} | "
+          f"min {res['bakeoff_in_process']['min_s']:.4f} |",
           f"| `bakeoff analyze --summary ... --format json`, whole process (start-up included) | "
           f"{ms(res['bakeoff']['median_s'])} | {', '.join(f'{t:.4f}' for t in res['bakeoff']['runs_s'])} |",
           "", "| Target (the issue's) | Goal | Measured | Met |", "| --- | --- | --- | --- |",
-          f"| gbstats time / bakeoff time, {res['inputs']['metrics']} metrics x 2 arms | ≥ {TARGET_RATIO:.0f}x | "
-          f"{res['ratio']:.1f}x | {'yes' if res['met'] else 'no'} |", ""]
+          f"| gbstats time / bakeoff time, {res['inputs']['metrics']} metrics x 2 arms, both in process | ≥ {TARGET_RATIO:.0f}x | "
+          f"{res['ratio']:.0f}x | {'yes' if res['ratio'] >= TARGET_RATIO else 'no'} |",
+          f"| the same with bakeoff's process start-up counted against it | ≥ {TARGET_RATIO:.0f}x | "
+          f"{res['ratio_whole_process']:.1f}x | {'yes' if res['ratio_whole_process'] >= TARGET_RATIO else 'no'} |", ""]
     text = (f"Same numbers from both: {a['agree']} of {res['inputs']['metrics']} metrics agree on the p-value, the "
             f"absolute difference and its 95% interval to {TOLERANCE:g} relative (worst {a['worst_relative']:.1e}; values "
             "below 1e-6 to 1e-12 absolute, since gbstats computes p as 2 (1 − cdf), which keeps few digits there)")
@@ -318,9 +333,12 @@ def markdown(res):
     md += [text + ".", "",
            "How measured: gbstats runs in the benchmark's Python process (one warm-up call, then "
            f"{len(res['gbstats']['runs_s'])} timed calls of `process_experiment_results` with all metrics in one "
-           "query result, as GrowthBook calls it); bakeoff runs as a subprocess (one warm-up run, then "
-           f"{len(res['bakeoff']['runs_s'])} timed runs; wall time around the whole process, so start-up and "
-           "writing the JSON report count against bakeoff). Medians. Raw numbers: `out/bench/stats.json`.", "",
+           "query result, as GrowthBook calls it); bakeoff in process with `--benchmark N` (N parses of the same "
+           "file's bytes, analyses and JSON reports, timed each), and as a subprocess (one warm-up run, then "
+           f"{len(res['bakeoff']['runs_s'])} timed runs; wall time around the whole process, so start-up — mostly "
+           "the dynamic loader binding libcurl's and libsqlite's dependencies — and writing the JSON report count "
+           "against bakeoff). Bakeoff runs without the multiple-comparison correction here, since gbstats reports "
+           "unadjusted tests. Medians. Raw numbers: `out/bench/stats.json`.", "",
            "Reproduce: `BENCH_ONLY=stats make bench` (only this), or `make bench` (this after the others); "
            "`BENCH_STATS=0` skips it; `BENCH_STATS_RUNS` sets the bakeoff runs.", ""]
     return "\n".join(md)
@@ -346,6 +364,7 @@ def main():
     p.add_argument("--users", type=int, default=10_000, help="users per arm")
     p.add_argument("--runs", type=int, default=11, help="timed bakeoff runs")
     p.add_argument("--gbstats-runs", type=int, default=5, help="timed gbstats calls")
+    p.add_argument("--in-process-runs", type=int, default=200, help="bakeoff's in-process timed runs (--benchmark)")
     p.add_argument("--cpu", type=int, default=0, help="pin to this CPU (-1: do not pin)")
     p.add_argument("--seed", type=int, default=20261124)
     args = p.parse_args()
@@ -363,7 +382,9 @@ def main():
     _, gb_seq_times = time_gbstats(gbstats_input(data, args.users, sequential=True), args.gbstats_runs)
     gb = gbstats_results(results)
 
-    command = [args.bin, "analyze", "--summary", csv_path, "--config", config_path, "--format", "json"]
+    # No multiple-comparison correction: gbstats reports each metric's own test, and so must bakeoff here.
+    command = [args.bin, "analyze", "--summary", csv_path, "--config", config_path, "--format", "json",
+               "--correction", "none"]
     log(f"{' '.join(command)}: 1 warm-up + {args.runs} timed runs")
     report, bk_times, lacking = run_bakeoff(command, args.runs, os.path.join(args.out, "stats.bakeoff.json"))
     if lacking is not None:
@@ -372,6 +393,7 @@ def main():
               "Wire `bakeoff analyze --summary` (SummaryInput.read) and run again.", file=sys.stderr)
         sys.exit(LACKS_SUMMARY)
 
+    in_process = bakeoff_in_process(command, args.in_process_runs)
     res = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()), "command": os.environ.get("BENCH_COMMAND", "make bench"),
         "cpu": args.cpu, "machine": started,
@@ -381,9 +403,12 @@ def main():
         "gbstats": {"runs_s": gb_times, "median_s": statistics.median(gb_times)},
         "gbstats_sequential": {"runs_s": gb_seq_times, "median_s": statistics.median(gb_seq_times)},
         "bakeoff": {"runs_s": bk_times, "median_s": statistics.median(bk_times), "command": command},
+        "bakeoff_in_process": in_process,
     }
-    res["ratio"] = res["gbstats"]["median_s"] / res["bakeoff"]["median_s"]
-    res["met"] = res["ratio"] >= TARGET_RATIO
+    # The target compares like with like: both in process. The whole-process ratio is shown beside it.
+    res["ratio"] = res["gbstats"]["median_s"] / in_process["median_s"]
+    res["ratio_whole_process"] = res["gbstats"]["median_s"] / res["bakeoff"]["median_s"]
+    res["met"] = res["ratio"] >= TARGET_RATIO and res["ratio_whole_process"] >= TARGET_RATIO
     res["agreement"] = agreement(data, report, gb)
     with open(os.path.join(args.out, "stats.json"), "w") as fh:
         json.dump(res, fh, indent=1)
@@ -393,8 +418,8 @@ def main():
         write_section(args.markdown, section)
         log(f"wrote the section into {args.markdown}")
     a = res["agreement"]
-    log(f"gbstats {res['gbstats']['median_s'] * 1000:.1f} ms, bakeoff {res['bakeoff']['median_s'] * 1000:.1f} ms: "
-        f"{res['ratio']:.1f}x (target {TARGET_RATIO:.0f}x: {'met' if res['met'] else 'NOT met'}); "
+    log(f"gbstats {res['gbstats']['median_s'] * 1000:.1f} ms, bakeoff {in_process['median_s'] * 1000:.2f} ms in process "
+        f"({res['bakeoff']['median_s'] * 1000:.1f} ms whole process): {res['ratio']:.0f}x / {res['ratio_whole_process']:.1f}x (target {TARGET_RATIO:.0f}x: {'met' if res['met'] else 'NOT met'}); "
         f"agreement {a['agree']}/{a['checked']}, CUPED not applied {len(a['cuped_not_applied'])}, "
         f"disagree {len(a['disagree'])}, missing {len(a['missing'])}")
     if a["disagree"] or a["missing"]:

@@ -182,9 +182,12 @@ enum CSVRows {
                         }
                         i += 1
                     }
-                    var end = i
-                    if end > begin, bytes[end - 1] == cr { end -= 1 }
-                    fields.append(try text(bytes[begin..<end], recordLine).trimmingCharacters(in: .whitespaces))
+                    var start = begin, end = i
+                    if end > start, bytes[end - 1] == cr { end -= 1 }
+                    // Spaces and tabs around an unquoted field are dropped.
+                    while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+                    while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+                    fields.append(try text(bytes[start..<end], recordLine))
                 }
                 if i < bytes.count, bytes[i] == cr { i += 1 }
                 if i >= bytes.count { break }

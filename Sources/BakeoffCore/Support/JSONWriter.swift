@@ -3,30 +3,35 @@
 /// Why not JSONEncoder: reports need a fixed key order and `null` (never NaN) for missing numbers, and the
 /// simulator writes millions of lines.
 public struct JSONWriter {
-    public private(set) var text = ""
+    /// The bytes written so far (UTF-8): appending to a byte buffer is several times faster than to a String.
+    public private(set) var bytes: [UInt8] = []
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
     private var needsComma: [Bool] = [false]
     private let indentUnit: String?
 
     public init(pretty: Bool = true) { indentUnit = pretty ? "  " : nil }
 
     private mutating func separator() {
-        if needsComma[needsComma.count - 1] { text += "," }
+        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
         needsComma[needsComma.count - 1] = true
         if let unit = indentUnit, needsComma.count > 1 {
-            text += "\n" + String(repeating: unit, count: needsComma.count - 1)
+            bytes.append(0x0A)
+            for _ in 1..<needsComma.count { bytes.append(contentsOf: unit.utf8) }
         }
     }
 
     private mutating func keyPrefix(_ key: String?) {
         separator()
         if let key {
-            text += JSONWriter.quote(key) + (indentUnit == nil ? ":" : ": ")
+            appendQuoted(key)
+            bytes.append(UInt8(ascii: ":"))
+            if indentUnit != nil { bytes.append(0x20) }
         }
     }
 
     public mutating func object(_ key: String? = nil, _ body: (inout JSONWriter) -> Void) {
         keyPrefix(key)
-        text += "{"
+        bytes.append(UInt8(ascii: "{"))
         needsComma.append(false)
         body(&self)
         close("}")
@@ -34,7 +39,7 @@ public struct JSONWriter {
 
     public mutating func array(_ key: String? = nil, _ body: (inout JSONWriter) -> Void) {
         keyPrefix(key)
-        text += "["
+        bytes.append(UInt8(ascii: "["))
         needsComma.append(false)
         body(&self)
         close("]")
@@ -43,29 +48,30 @@ public struct JSONWriter {
     private mutating func close(_ bracket: String) {
         let hadItems = needsComma.removeLast()
         if hadItems, let unit = indentUnit {
-            text += "\n" + String(repeating: unit, count: needsComma.count - 1)
+            bytes.append(0x0A)
+            for _ in 0..<(needsComma.count - 1) { bytes.append(contentsOf: unit.utf8) }
         }
-        text += bracket
+        bytes.append(contentsOf: bracket.utf8)
     }
 
     public mutating func value(_ key: String? = nil, _ v: String?) {
         keyPrefix(key)
-        text += v.map(JSONWriter.quote) ?? "null"
+        if let v { appendQuoted(v) } else { bytes.append(contentsOf: "null".utf8) }
     }
 
     public mutating func value(_ key: String? = nil, _ v: Double?) {
         keyPrefix(key)
-        text += JSONWriter.number(v)
+        bytes.append(contentsOf: JSONWriter.number(v).utf8)
     }
 
     public mutating func value(_ key: String? = nil, _ v: Int?) {
         keyPrefix(key)
-        text += v.map { String($0) } ?? "null"
+        bytes.append(contentsOf: (v.map { String($0) } ?? "null").utf8)
     }
 
     public mutating func value(_ key: String? = nil, _ v: Bool?) {
         keyPrefix(key)
-        text += v.map { $0 ? "true" : "false" } ?? "null"
+        bytes.append(contentsOf: (v.map { $0 ? "true" : "false" } ?? "null").utf8)
     }
 
     /// Shortest round-trip decimal; integers without ".0"; null for NaN and infinities.
@@ -75,7 +81,19 @@ public struct JSONWriter {
         return String(v)
     }
 
+    private mutating func appendQuoted(_ s: String) {
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            bytes.append(0x22)
+            bytes.append(contentsOf: s.utf8)
+            bytes.append(0x22)
+        } else {
+            bytes.append(contentsOf: JSONWriter.quote(s).utf8)
+        }
+    }
+
     public static func quote(_ s: String) -> String {
+        // Most keys and names need no escape: copy them whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return "\"" + s + "\"" }
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
