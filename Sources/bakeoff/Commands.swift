@@ -167,7 +167,7 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     options.metrics = config.metrics
     options.skipInvalid = args.flag("--skip-invalid")
     options.experimentStart = plan.start
-    if let path = try args.option("--covariates") {
+    if let path = try args.option("--covariates") ?? config.covariatesPath {
         options.covariates = try CovariateTable.load(path: path, metrics: config.metrics)
     }
     if let pieces = try args.int("--partitions") {

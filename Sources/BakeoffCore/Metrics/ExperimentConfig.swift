@@ -31,6 +31,8 @@ public struct ExperimentConfig: Sendable {
     public var maximumRuntimeDays: Double?
     /// The experiment's start (microseconds since the epoch): earlier events are the CUPED pre-period.
     public var start: Int64?
+    /// A CUPED covariate file (CSV user_id,metric,value[,units]), as given (relative to the working directory).
+    public var covariatesPath: String?
 
     public init() {}
 
@@ -107,6 +109,10 @@ public struct ExperimentConfig: Sendable {
                 throw root.fail("start", "\"\(text)\" is not an RFC 3339 time such as \"2026-11-01T00:00:00Z\"")
             }
             config.start = start
+        }
+        if let path = try root.string("covariates") {
+            guard !path.isEmpty else { throw root.fail("covariates", "give the path of a CSV file user_id,metric,value[,units]") }
+            config.covariatesPath = path
         }
         let builtIn = try root.bool("builtin_metrics") ?? true
         var metrics = builtIn ? Metric.builtIn : []

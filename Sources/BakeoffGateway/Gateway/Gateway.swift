@@ -231,6 +231,9 @@ public final class Gateway: @unchecked Sendable {
                 options.metrics = experiment.analysis.metrics
                 var plan = experiment.livePlan
                 options.experimentStart = plan.start
+                if let path = experiment.analysis.covariatesPath {
+                    options.covariates = try CovariateTable.load(path: path, metrics: experiment.analysis.metrics)
+                }
                 let data = try StoreReader.aggregate(path: config.storePath, options: options)
                 plan.asOf = WallClock.microseconds()
                 var report = try Analysis.run(data, plan: plan)
