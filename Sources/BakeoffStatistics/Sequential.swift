@@ -93,8 +93,7 @@ public enum SequentialTest {
         let standardError = variance.squareRoot()
         let rho2 = rhoSquared(alpha: tuningAlpha ?? alpha, tuningParameter: tuningParameter)
         let nRho2Plus1 = n * rho2 + 1
-        // Eq. 9 of arXiv:2103.06476v7: half-width = sqrt(var N) sqrt(2 (N rho^2 + 1) log(sqrt(N rho^2 + 1) / alpha) / (N rho)^2).
-        let critical = (2 * nRho2Plus1 * log(nRho2Plus1.squareRoot() / alpha) / (n * rho2)).squareRoot()
+        let critical = criticalValue(n: n, alpha: alpha, rhoSquared: rho2)
         let half = critical * standardError
         // Eq. 155: e-value exp(rho^2 S / (2 (N rho^2 + 1))) / sqrt(N rho^2 + 1) with S = N difference^2 / var.
         let s = difference * difference * n / variance
@@ -105,6 +104,39 @@ public enum SequentialTest {
             difference: difference, scale: scale, standardError: standardError, statistic: difference / standardError,
             pValue: pValue, interval: ConfidenceInterval(lower: difference - half, upper: difference + half),
             criticalValue: critical)
+    }
+
+    /// The half-width of the sequence in standard errors at `n` users in all: eq. 9 of arXiv:2103.06476v7,
+    /// half-width = sqrt(var N) sqrt(2 (N rho^2 + 1) log(sqrt(N rho^2 + 1) / alpha) / (N rho)^2).
+    public static func criticalValue(n: Double, alpha: Double, rhoSquared rho2: Double) -> Double {
+        let nRho2Plus1 = n * rho2 + 1
+        return (2 * nRho2Plus1 * log(nRho2Plus1.squareRoot() / alpha) / (n * rho2)).squareRoot()
+    }
+
+    /// The total users at which the sequential test has `power` for an absolute `effect`, when a user's
+    /// value has variance `variance` and the treatment gets `ratio` users per control user (normal
+    /// approximation: effect / se(N) = criticalValue(N) + z_power). Nil when not reached below 1e9 users.
+    public static func users(effect: Double, variance: Double, ratio: Double, alpha: Double, power: Double,
+                             tuningParameter: Double = defaultTuningParameter) -> Double? {
+        guard effect != 0, variance > 0, ratio > 0, alpha > 0, alpha < 1, power > 0, power < 1 else { return nil }
+        let rho2 = rhoSquared(alpha: alpha, tuningParameter: tuningParameter)
+        let zPower = Normal.quantile(power)
+        let shareControl = 1 / (1 + ratio), shareTreatment = ratio / (1 + ratio)
+        func enough(_ n: Double) -> Bool {
+            let se = (variance / (n * shareControl) + variance / (n * shareTreatment)).squareRoot()
+            return abs(effect) / se >= criticalValue(n: n, alpha: alpha, rhoSquared: rho2) + zPower
+        }
+        var high = 4.0
+        while !enough(high) {
+            high *= 2
+            if high > 1e9 { return nil }
+        }
+        var low = high / 2
+        while high - low > 1 {
+            let mid = ((low + high) / 2).rounded(.down)
+            if enough(mid) { high = mid } else { low = mid }
+        }
+        return high
     }
 
     /// rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / N* (eq. 161), tuning the sequence to be tightest at N*.

@@ -180,4 +180,23 @@ struct SequentialTests {
         let empty = GroupEstimate(mean: 0, variance: 0, n: 0)
         _ = SequentialTest.twoSided(control: empty, treatment: empty, alpha: 0.05, scale: .relative)
     }
+
+    @Test("the sample for sequential power is the smallest N where effect / se reaches the sequence's width plus z_power")
+    func usersForPower() throws {
+        for (effect, variance, ratio) in [(0.05, 0.19, 1.0), (0.02, 0.25, 0.25), (1.5, 40.0, 3.0)] {
+            let n = try #require(SequentialTest.users(effect: effect, variance: variance, ratio: ratio, alpha: 0.05, power: 0.8))
+            let rho2 = SequentialTest.rhoSquared(alpha: 0.05, tuningParameter: SequentialTest.defaultTuningParameter)
+            func margin(_ n: Double) -> Double {
+                let se = (variance / (n / (1 + ratio)) + variance / (n * ratio / (1 + ratio))).squareRoot()
+                return effect / se - SequentialTest.criticalValue(n: n, alpha: 0.05, rhoSquared: rho2) - Normal.quantile(0.8)
+            }
+            #expect(margin(n) >= 0 && margin(n - 1) < 0, "effect \(effect): N \(n)")
+            // Wider than the fixed-horizon test, so it needs more users than the t-test's plan.
+            let nobs1 = TTestIndependentPower.solveNobs1(effectSize: effect / variance.squareRoot(), alpha: 0.05, power: 0.8,
+                                                         ratio: ratio, alternative: .twoSided)
+            #expect(n > nobs1 * (1 + ratio), "effect \(effect): \(n) vs fixed \(nobs1 * (1 + ratio))")
+        }
+        #expect(SequentialTest.users(effect: 1e-9, variance: 1, ratio: 1, alpha: 0.05, power: 0.8) == nil)
+        #expect(SequentialTest.users(effect: 0, variance: 1, ratio: 1, alpha: 0.05, power: 0.8) == nil)
+    }
 }

@@ -35,7 +35,8 @@ V2=$(wait_port "$OUT/mock-v2.log" "mock upstream v2")
 # The plan, fixed before the start: sequential (the report is watched while traffic runs), guardrails
 # with margins (escalation may rise at most 1 point, P95 latency at most 15%), no minimum runtime since
 # the demo runs for seconds (a real plan keeps the default of a full week).
-ANALYSIS='{"method": "sequential", "min_runtime_days": 0, "primary_metric": "task_completion",
+# N* (sequential_tuning) is the sample the plan expects: about 1,000 users in the demo's 30 seconds.
+ANALYSIS='{"method": "sequential", "sequential_tuning": 1000, "min_runtime_days": 0, "primary_metric": "task_completion",
   "metrics": [{"name": "escalation_rate", "margin": 0.01},
               {"name": "latency_p95", "role": "guardrail", "margin_relative": 0.15}]}'
 echo "{\"split\": 0.5, ${ANALYSIS#\{}" > "$OUT/plan.json"

@@ -124,10 +124,18 @@ extension Analysis {
            let wc = a.arms.first(where: { $0.name == control })?.weight, wt > 0, wc > 0 {
             ratio = wt / wc
         }
-        let nobs1 = TTestIndependentPower.solveNobs1(effectSize: effect / pooled.squareRoot(), alpha: plan.alpha, power: plan.power,
-                                                     ratio: ratio, alternative: .twoSided)
-        guard nobs1.isFinite else { return nil }
-        let neededMetricUsers = nobs1.rounded(.up) + (nobs1 * ratio).rounded(.up)
+        let neededMetricUsers: Double
+        switch plan.method {
+        case .fixed:
+            let nobs1 = TTestIndependentPower.solveNobs1(effectSize: effect / pooled.squareRoot(), alpha: plan.alpha, power: plan.power,
+                                                         ratio: ratio, alternative: .twoSided)
+            guard nobs1.isFinite else { return nil }
+            neededMetricUsers = nobs1.rounded(.up) + (nobs1 * ratio).rounded(.up)
+        case .sequential:
+            // The confidence sequence is wider than the fixed-horizon interval: solve for its own sample.
+            neededMetricUsers = SequentialTest.users(effect: effect, variance: pooled, ratio: ratio, alpha: plan.alpha,
+                                                     power: plan.power, tuningParameter: plan.sequentialTuning) ?? 2e9
+        }
         guard neededMetricUsers < 1e9 else {
             return (nil, nil, "Detecting \(what) would need more than a billion users: it is not detectable at a practical size.")
         }
