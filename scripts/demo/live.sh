@@ -35,8 +35,8 @@ V2=$(wait_port "$OUT/mock-v2.log" "mock upstream v2")
 # The plan, fixed before the start: sequential (the report is watched while traffic runs), guardrails
 # with margins (escalation may rise at most 1 point, P95 latency at most 15%), no minimum runtime since
 # the demo runs for seconds (a real plan keeps the default of a full week).
-# N* (sequential_tuning) is the sample the plan expects: about 1,000 users in the demo's 30 seconds.
-ANALYSIS='{"method": "sequential", "sequential_tuning": 1000, "min_runtime_days": 0, "primary_metric": "task_completion",
+# N* (sequential_tuning) is the sample the plan expects: about 2,000 users in the demo's 30 seconds.
+ANALYSIS='{"method": "sequential", "sequential_tuning": 2000, "min_runtime_days": 0, "primary_metric": "task_completion",
   "metrics": [{"name": "escalation_rate", "margin": 0.01},
               {"name": "latency_p95", "role": "guardrail", "margin_relative": 0.15}]}'
 echo "{\"split\": 0.5, ${ANALYSIS#\{}" > "$OUT/plan.json"
@@ -65,7 +65,7 @@ PIDS+=($GATEWAY)
 PORT=$(wait_port "$OUT/gateway.log" "the gateway")
 echo "   mock upstreams on :$V1 (v1: ~120 ms, control) and :$V2 (v2: ~80 ms, treatment); gateway on :$PORT (50/50 split)"
 echo "   $SECONDS_OF_TRAFFIC s of simulated users chatting in conversations and leaving feedback..."
-"$BIN" traffic --gateway "http://127.0.0.1:$PORT" --model support-bot --users 800 --duration "$SECONDS_OF_TRAFFIC" --concurrency 32
+"$BIN" traffic --gateway "http://127.0.0.1:$PORT" --model support-bot --users 2400 --duration "$SECONDS_OF_TRAFFIC" --concurrency 32
 echo "   stopping the gateway (SIGTERM: finishes requests in flight, flushes the store)"
 kill -TERM "$GATEWAY"
 wait "$GATEWAY"

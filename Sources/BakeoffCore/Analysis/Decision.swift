@@ -152,7 +152,7 @@ extension Analysis {
             return (0, 0, "The sample already has \(Int(plan.power * 100))% power for \(what); the difference is likely small.")
         }
         var sentence = "About \(group(users)) more users (\(group(Int(neededMetricUsers))) with this metric in all) give \(Int(plan.power * 100))% power for \(what)"
-        if let days { sentence += ", about \(formatDays(days)) at the current rate" }
+        if let days { sentence += ", \(days < 1 ? "" : "about ")\(formatDays(days)) at the current rate" }
         return (users, days, sentence + ".")
     }
 }
