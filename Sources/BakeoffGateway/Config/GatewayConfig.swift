@@ -135,7 +135,17 @@ public struct GatewayConfig: Sendable {
             if let mde = e.analysis.minimumDetectableEffect {
                 plan.append(e.analysis.minimumDetectableEffectIsRelative ? "mde \(JSONWriter.number(mde * 100))% relative" : "mde \(JSONWriter.number(mde))")
             }
-            if !plan.isEmpty { lines.append("  analysis: " + plan.joined(separator: ", ")) }
+            let live = e.livePlan
+            plan.append(live.method == .sequential ? "sequential (N* \(JSONWriter.number(live.sequentialTuning)))" : "fixed horizon")
+            plan.append("correction \(live.correction.configName)")
+            plan.append("min runtime \(JSONWriter.number(live.effectiveMinimumRuntimeDays)) days")
+            if let maximum = live.maximumRuntimeDays { plan.append("max runtime \(JSONWriter.number(maximum)) days") }
+            lines.append("  analysis: " + plan.joined(separator: ", "))
+            let margins = e.analysis.metrics.compactMap { m -> String? in
+                guard let margin = m.margin else { return nil }
+                return "\(m.name) " + (margin.isRelative ? "+\(JSONWriter.number(margin.value * 100))%" : "\(JSONWriter.number(margin.value))")
+            }
+            if !margins.isEmpty { lines.append("  guardrail margins: " + margins.joined(separator: ", ")) }
             for v in e.variants {
                 let u = v.upstream
                 var line = "  \(v.name) \(formatShare(v.weight)) -> \(u.baseURL) model \(u.model)"
