@@ -102,6 +102,19 @@ public enum BayesianEffectTest {
             dataVariance = treatment.variance / treatment.n + control.variance / control.n
         }
 
+        return posterior(dataMean: dataMean, dataVariance: dataVariance, controlMean: mc, scale: scale, prior: prior,
+                         inverse: inverse, alpha: alpha)
+    }
+
+    /// The posterior from an effect estimate already made (its mean and variance on `scale`), for
+    /// estimates formed differently, such as a CUPED-adjusted difference over the unadjusted control
+    /// mean. `controlMean` converts a prior given on the other scale.
+    public static func posterior(
+        dataMean: Double, dataVariance: Double, controlMean mc: Double, scale: DifferenceScale,
+        prior: GaussianPrior? = nil, inverse: Bool = false, alpha: Double = 0.05
+    ) -> BayesianEffect {
+        let relative = scale == .relative
+        if !(dataVariance > 0) || !dataVariance.isFinite { return uninformative(scale, .nonPositiveVariance) }
         var mean = dataMean
         var precision = 1 / dataVariance
         if let prior {

@@ -167,8 +167,9 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     options.metrics = config.metrics
     options.skipInvalid = args.flag("--skip-invalid")
     options.experimentStart = plan.start
-    if let path = try args.option("--covariates") ?? config.covariatesPath {
-        options.covariates = try CovariateTable.load(path: path, metrics: config.metrics)
+    let covariatesFlag = try args.option("--covariates")
+    if let effective = plan.maximumRuntimeDays, effective < plan.effectiveMinimumRuntimeDays {
+        throw UsageError("the maximum runtime (\(formatDaysPlain(effective)) days) is shorter than the minimum runtime (\(formatDaysPlain(plan.effectiveMinimumRuntimeDays)) days\(plan.fullWeeks ? ", rounded up to full weeks" : ""))")
     }
     if let pieces = try args.int("--partitions") {
         guard pieces >= 1 && pieces <= 4096 else { throw UsageError("--partitions must be between 1 and 4096, got \(pieces)") }
@@ -182,7 +183,10 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     if let summary {
         guard db == nil && paths.isEmpty else { throw UsageError("give one input: --summary, --db or an event log") }
         guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --summary") }
-        guard options.covariates == nil else { throw UsageError("--covariates applies to events; a summary carries CUPED as its pre_* columns") }
+        guard covariatesFlag == nil else { throw UsageError("--covariates applies to events; a summary carries CUPED as its pre_* columns") }
+        guard plan.start == nil || plan.runtimeDays != nil else {
+            throw UsageError("a start (--start or the config's \"start\") needs timestamps, and a summary has none: give --runtime-days")
+        }
         guard plan.unit == .user else { throw UsageError("--unit event needs the events; a summary holds per-user sums only") }
         let metrics = config.metrics, variants = plan.allocation?.names
         let data = try SummaryInput.read(path: summary, metrics: metrics, experiment: experiment, variants: variants)
@@ -206,6 +210,9 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
         out.flush()
         return .ok
     }
+    if let path = covariatesFlag ?? config.covariatesPath {
+        options.covariates = try CovariateTable.load(path: path, metrics: config.metrics)
+    }
     if db != nil {
         guard paths.isEmpty else { throw UsageError("give either --db or an event log, not both") }
         guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --db") }
@@ -225,7 +232,7 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     var report = try Analysis.run(data, plan: plan)
     if let db {
         report.planChanges = PlanSnapshot.changesAfterStart(try PlanLog.history(path: db, experiment: data.experiment),
-                                                            start: plan.start ?? data.firstTimestamp)
+                                                            start: data.firstTimestamp ?? plan.start)
     }
     let out = OutputBuffer()
     out.write(report.render(format))
@@ -293,6 +300,9 @@ func runPlan(_ args: inout Arguments) throws -> ExitCode {
 }
 
 enum PlanFormat: String, CaseIterable { case table, json }
+
+/// 14 or 10.5: days without trailing zeros.
+func formatDaysPlain(_ d: Double) -> String { d == d.rounded() ? String(Int(d)) : String(d) }
 
 func fixedString(_ x: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", x) }
 

@@ -306,7 +306,8 @@ public struct PlanChange: Sendable, Equatable {
 ///
 /// Pure: it takes `ExperimentData` and a plan and returns values.
 public enum Analysis {
-    public static func run(_ data: ExperimentData, plan: AnalysisPlan) throws(AnalysisError) -> Report {
+    public static func run(_ input: ExperimentData, plan: AnalysisPlan) throws(AnalysisError) -> Report {
+        var data = input
         guard data.requestEvents > 0 else {
             throw AnalysisError("experiment \"\(data.experiment)\" has no request events, so no user is assigned to a variant")
         }
@@ -331,6 +332,12 @@ public enum Analysis {
         }
         if data.dataQuality.conversationsOfSeveralUsers > 0 {
             warnings.append("\(data.dataQuality.conversationsOfSeveralUsers) conversation ids are used by more than one user; conversation ids must be unique across users (each such conversation counts only for its first user).")
+        }
+        let treatedPrePeriod = data.dataQuality.preExperimentVariants.filter { $0.name != control && $0.count > 0 }
+        if !treatedPrePeriod.isEmpty && data.metrics.contains(where: { $0.covariates != nil }) {
+            // A covariate that carries the treatment effect would remove part of it: no CUPED from such data.
+            for i in data.metrics.indices { data.metrics[i].covariates = nil }
+            warnings.append("The pre-period (before the start) has users in treatment arms (\(treatedPrePeriod.map { "\($0.name) \(group($0.count))" }.joined(separator: ", "))): their pre-experiment values carry the treatment effect, so CUPED is off. Keep all traffic on control until the start, or give a covariate file.")
         }
         if data.dataQuality.usersInSeveralVariants > 0 {
             warnings.append("\(data.dataQuality.usersInSeveralVariants) users were seen in more than one variant; each is analysed in the variant of their first request.")
@@ -360,9 +367,15 @@ public enum Analysis {
         let elapsed = elapsedDays(data, plan)
         var decisions: [Decision] = []
         for t in treatments {
-            decisions.append(decide(treatment: names[t], control: control, results: results.filter { $0.treatment == names[t] },
-                                    quantiles: quantiles.filter { $0.treatment == names[t] },
-                                    primary: primaryName, data: data, plan: plan, elapsedDays: elapsed))
+            var decision = decide(treatment: names[t], control: control, results: results.filter { $0.treatment == names[t] },
+                                  quantiles: quantiles.filter { $0.treatment == names[t] },
+                                  primary: primaryName, data: data, plan: plan, elapsedDays: elapsed)
+            if srm.status == .mismatch && decision.action == .ship {
+                // Broken assignment or logging makes every number suspect: never ship on it.
+                decision = Decision(action: .keepRunning, treatment: names[t],
+                                    reason: decision.reason.dropLast() + ", but the sample ratio mismatch (\(formatPEquals(srm.pValue ?? 0))) must be explained before shipping.")
+            }
+            decisions.append(decision)
         }
 
         return Report(experiment: data.experiment, alpha: plan.alpha, unit: plan.unit, control: control,

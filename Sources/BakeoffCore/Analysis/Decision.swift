@@ -23,6 +23,9 @@ extension Analysis {
                 if g.status == .unclear { pending.append("\(r.metric.title) (\(guardrailText(g, r.metric)))") }
             } else if r.verdict == .worse {
                 harmed.append("\(r.metric.title) (\(formatSigned(r.absoluteDifference, r.metric)))")
+            } else if r.metric.margin != nil {
+                // A margin that could not be tested is not shown: it blocks shipping.
+                pending.append("\(r.metric.title) (not testable: \(r.note ?? "no estimate"))")
             }
         }
         for q in quantiles where q.metric.role == .guardrail {
@@ -31,6 +34,8 @@ extension Analysis {
                 if g.status == .unclear { pending.append("\(q.metric.title) (\(guardrailText(g, q.metric)))") }
             } else if q.verdict == .worse {
                 harmed.append("\(q.metric.title) (\(formatPercent(q.relativeChange)))")
+            } else if q.metric.margin != nil {
+                pending.append("\(q.metric.title) (not testable: \(q.note ?? "no estimate"))")
             }
         }
         let harmText = harmed.joined(separator: ", ")
@@ -46,8 +51,14 @@ extension Analysis {
         let minimumDays = plan.effectiveMinimumRuntimeDays
         let daysToMinimum = max(0, minimumDays - (elapsedDays ?? 0))
         let runtimeKnown = elapsedDays != nil || minimumDays == 0
+        let pastMaximum = plan.maximumRuntimeDays.map { maximum in (elapsedDays ?? 0) >= maximum } ?? false
         if let p, p.verdict == .better {
             let gain = "\(p.metric.title) is significantly better in \(treatment) (\(formatSigned(p.absoluteDifference, p.metric)), \(formatPEquals(p.decisionPValue ?? 0)))"
+            if pastMaximum && (!pending.isEmpty || daysToMinimum > 0) {
+                return Decision(action: .stopInconclusive, treatment: treatment,
+                                reason: "\(gain), but the planned maximum runtime of \(formatDays(plan.maximumRuntimeDays!)) is reached before "
+                                    + (pending.isEmpty ? "the minimum runtime" : "every guardrail was shown within its margin: \(pending.joined(separator: ", "))") + ".")
+            }
             if !pending.isEmpty {
                 return Decision(action: .keepRunning, treatment: treatment,
                                 reason: "\(gain), but \(pending.count > 1 ? "guardrails are" : "a guardrail is") not yet shown within \(pending.count > 1 ? "their margins" : "its margin"): \(pending.joined(separator: ", ")).")

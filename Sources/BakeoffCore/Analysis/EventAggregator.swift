@@ -500,6 +500,12 @@ public struct EventAggregator {
         quality.ordinalMetricsOverLevelLimit = overLevelLimit
         quality.preExperimentRequests = pre?.requestEvents ?? 0
         quality.preExperimentFeedback = pre?.feedbackEvents ?? 0
+        if let pre {
+            var counts = Array(repeating: 0, count: pre.variants.count)
+            for v in pre.userFirstVariant { counts[Int(v)] += 1 }
+            quality.preExperimentVariants = counts.indices.filter { counts[$0] > 0 }
+                .map { NamedCount(name: pre.variants.string($0), count: counts[$0]) }.sorted { $0.name < $1.name }
+        }
         let covariateUsersSeen = covariateRowOfUser.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
         quality.covariateUsersNotInExperiment = (covariateTable?.userCount ?? 0) - covariateUsersSeen
         var data = ExperimentData(

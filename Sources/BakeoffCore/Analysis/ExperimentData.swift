@@ -95,6 +95,8 @@ public struct DataQuality: Sendable, Equatable {
     /// left out of the analysis, read only for the covariates.
     public var preExperimentRequests: Int = 0
     public var preExperimentFeedback: Int = 0
+    /// Users of the pre-period by the variant of their first pre-period request: CUPED needs them untreated.
+    public var preExperimentVariants: [NamedCount] = []
     /// Users listed in the covariate file who are not among the experiment's users (their rows are unused).
     public var covariateUsersNotInExperiment: Int = 0
     /// Metrics asking for a rank test whose unit values have more distinct levels than the counts keep
@@ -166,7 +168,7 @@ extension ExperimentData {
         quality.preExperimentRequests = 0
         quality.preExperimentFeedback = 0
         var covariateUsersSeen = 0
-        var others: [String: Int] = [:], unused: [String: Int] = [:]
+        var others: [String: Int] = [:], unused: [String: Int] = [:], preVariants: [String: Int] = [:]
         var requests = 0, feedback = 0
         var first: Int64? = nil, last: Int64? = nil
         for piece in pieces {
@@ -201,6 +203,7 @@ extension ExperimentData {
             quality.qaFeedbackExcluded += q.qaFeedbackExcluded
             quality.preExperimentRequests += q.preExperimentRequests
             quality.preExperimentFeedback += q.preExperimentFeedback
+            for o in q.preExperimentVariants { preVariants[o.name, default: 0] += o.count }
             covariateUsersSeen += piece.covariateFileUsersSeen
             for o in q.otherExperiments { others[o.name, default: 0] += o.count }
             for o in q.unusedFeedbackNames { unused[o.name, default: 0] += o.count }
@@ -226,6 +229,7 @@ extension ExperimentData {
                 metrics[k].quantileEstimates = names.indices.map { clustered[$0].estimate(level: q, users: variants[$0].users) }
             }
         }
+        quality.preExperimentVariants = preVariants.map { NamedCount(name: $0.key, count: $0.value) }.sorted { $0.name < $1.name }
         quality.otherExperiments = others.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         quality.unusedFeedbackNames = unused.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         var overLevelLimit = Set(pieces.flatMap(\.dataQuality.ordinalMetricsOverLevelLimit))

@@ -106,13 +106,8 @@ enum MetricComparison {
                 } else {
                     varianceOfMean = { $0.variance / $0.n }
                 }
-                switch Fieller.ratioSet(treatmentMean: et.mean, varianceOfTreatmentMean: varianceOfMean(et),
-                                        controlMean: ec.mean, varianceOfControlMean: varianceOfMean(ec),
-                                        criticalValue: test.criticalValue) {
-                case .bounded(let ci): result.relativeInterval = .bounded(lower: ci.lower - 1, upper: ci.upper - 1)
-                case .exclusive(let lo, let hi): result.relativeInterval = .exclusive(below: lo - 1, above: hi - 1)
-                case .unbounded: result.relativeInterval = .unbounded
-                }
+                result.relativeInterval = fiellerLift(treatment: et, control: ec, criticalValue: test.criticalValue,
+                                                      varianceOfMean: varianceOfMean)
             }
         case .sequential:
             let test = SequentialTest.twoSided(control: ec, treatment: et, alpha: alpha, scale: .absolute,
@@ -127,18 +122,26 @@ enum MetricComparison {
                                                            scale: .relative, n: ec.n + et.n, alpha: alpha,
                                                            tuningParameter: plan.sequentialTuning, tuningAlpha: plan.alpha)
                 result.relativeInterval = .bounded(lower: relative.interval.lower, upper: relative.interval.upper)
-            } else if result.relativeLift != nil && ec.mean != 0 {
-                let relative = SequentialTest.twoSided(control: ec, treatment: et, alpha: alpha, scale: .relative,
-                                                       tuningParameter: plan.sequentialTuning, tuningAlpha: plan.alpha)
-                result.relativeInterval = .bounded(lower: relative.interval.lower, upper: relative.interval.upper)
+            } else if result.relativeLift != nil {
+                // Fieller's set with the sequence's multiplier: it excludes 0 exactly when the sequence does.
+                result.relativeInterval = fiellerLift(treatment: et, control: ec, criticalValue: test.criticalValue)
             }
         }
         result.significant = (result.pValue ?? 1) < alpha
         result.verdict = verdict(significant: result.significant, up: difference > 0, goal: data.metric.goal)
         if ec.mean != 0 {
             // A posterior needs no multiplicity correction: the credible interval is at the plan's alpha.
-            result.bayesian = BayesianEffectTest.compute(control: ec, treatment: et, scale: .relative, prior: plan.prior,
-                                                         inverse: data.metric.goal == .down, alpha: plan.alpha)
+            if let cuped {
+                // As the lift: the adjusted difference over the unadjusted control mean.
+                let relative = CUPED.welch(cuped, alpha: plan.alpha, scale: .relative)
+                result.bayesian = BayesianEffectTest.posterior(
+                    dataMean: relative.difference, dataVariance: relative.standardError * relative.standardError,
+                    controlMean: cuped.unadjustedControl.mean, scale: .relative, prior: plan.prior,
+                    inverse: data.metric.goal == .down, alpha: plan.alpha)
+            } else {
+                result.bayesian = BayesianEffectTest.compute(control: ec, treatment: et, scale: .relative, prior: plan.prior,
+                                                             inverse: data.metric.goal == .down, alpha: plan.alpha)
+            }
         }
         if data.metric.role == .guardrail, let margin = data.metric.margin, data.metric.goal != .none,
            !(margin.isRelative && ec.mean == 0) {
@@ -245,6 +248,17 @@ enum MetricComparison {
         let p = harmlessSide ? shifted.pValue / 2 : 1 - shifted.pValue / 2
         return guardrailCheck(margin: margin, estimate: estimate, bound: bound, pValue: p, nonInferior: p < plan.alpha,
                               significantlyWorse: significantlyWorse, goal: goal)
+    }
+
+    /// Fieller's confidence set for treatment / control - 1 at the given critical value.
+    static func fiellerLift(treatment et: GroupEstimate, control ec: GroupEstimate, criticalValue: Double,
+                            varianceOfMean: (GroupEstimate) -> Double = { $0.variance / $0.n }) -> RelativeInterval {
+        switch Fieller.ratioSet(treatmentMean: et.mean, varianceOfTreatmentMean: varianceOfMean(et),
+                                controlMean: ec.mean, varianceOfControlMean: varianceOfMean(ec), criticalValue: criticalValue) {
+        case .bounded(let ci): return .bounded(lower: ci.lower - 1, upper: ci.upper - 1)
+        case .exclusive(let lo, let hi): return .exclusive(below: lo - 1, above: hi - 1)
+        case .unbounded: return .unbounded
+        }
     }
 
     static func verdict(significant: Bool, up: Bool, goal: Goal) -> Verdict {

@@ -31,7 +31,7 @@ public struct ExperimentConfig: Sendable {
     public var maximumRuntimeDays: Double?
     /// The experiment's start (microseconds since the epoch): earlier events are the CUPED pre-period.
     public var start: Int64?
-    /// A CUPED covariate file (CSV user_id,metric,value[,units]), as given (relative to the working directory).
+    /// A CUPED covariate file (CSV user_id,metric,value[,units]); `load` resolves a relative path against the config's folder.
     public var covariatesPath: String?
 
     public init() {}
@@ -40,7 +40,12 @@ public struct ExperimentConfig: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FileError(path: path, message: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
-        return try parse(data, source: path)
+        var config = try parse(data, source: path)
+        // A covariate file named in the config is found next to it.
+        if let file = config.covariatesPath, !file.hasPrefix("/"), let slash = path.lastIndex(of: "/") {
+            config.covariatesPath = String(path[...slash]) + file
+        }
+        return config
     }
 
     public static func parse(_ data: Data, source: String) throws(ConfigError) -> ExperimentConfig {
@@ -101,8 +106,13 @@ public struct ExperimentConfig: Sendable {
         config.minimumRuntimeDays = try root.double("min_runtime_days", in: 0...3650)
         config.fullWeeks = try root.bool("full_weeks")
         config.maximumRuntimeDays = try root.double("max_runtime_days", in: 1e-9...3650)
-        if let maximum = config.maximumRuntimeDays, let minimum = config.minimumRuntimeDays, maximum < minimum {
-            throw root.fail("max_runtime_days", "\(JSONWriter.number(maximum)) is shorter than \"min_runtime_days\" (\(JSONWriter.number(minimum)))")
+        if let maximum = config.maximumRuntimeDays {
+            var bounds = AnalysisPlan()
+            if let minimum = config.minimumRuntimeDays { bounds.minimumRuntimeDays = minimum }
+            if let fullWeeks = config.fullWeeks { bounds.fullWeeks = fullWeeks }
+            if maximum < bounds.effectiveMinimumRuntimeDays {
+                throw root.fail("max_runtime_days", "\(JSONWriter.number(maximum)) is shorter than the minimum runtime (\(JSONWriter.number(bounds.effectiveMinimumRuntimeDays)) days\(bounds.fullWeeks ? ", \"min_runtime_days\" rounded up to full weeks" : ""))")
+            }
         }
         if let text = try root.string("start") {
             guard let start = parseTime(text) else {

@@ -49,6 +49,8 @@ func formatNumber(_ x: Double) -> String {
 
 func fixed(_ x: Double, _ decimals: Int) -> String {
     guard x.isFinite else { return x.isNaN ? "n/a" : (x > 0 ? "inf" : "-inf") }
+    // More than 15 decimals do not fit the integer arithmetic below: scientific notation instead.
+    guard decimals <= 15 else { return scientific(x) }
     var scale = 1.0
     for _ in 0..<decimals { scale *= 10 }
     let negative = x < 0
@@ -60,6 +62,18 @@ func fixed(_ x: Double, _ decimals: Int) -> String {
     while frac.count < decimals { frac = "0" + frac }
     let s = decimals > 0 ? "\(whole).\(frac)" : "\(whole)"
     return negative && r != 0 ? "-" + s : s
+}
+
+/// "1.2e-17": two significant digits in scientific notation, for values too small for `fixed`.
+func scientific(_ x: Double) -> String {
+    guard x != 0, x.isFinite else { return fixed(x, 1) }
+    var exponent = 0
+    var m = abs(x)
+    while m >= 10 { m /= 10; exponent += 1 }
+    while m < 1 { m *= 10; exponent -= 1 }
+    var digits = fixed(m, 1)
+    if digits == "10.0" { digits = "1.0"; exponent += 1 }
+    return (x < 0 ? "-" : "") + digits + "e" + (exponent < 0 ? "-" : "+") + (abs(exponent) < 10 ? "0" : "") + String(abs(exponent))
 }
 
 func significant(_ x: Double, _ digits: Int) -> String {

@@ -34,6 +34,9 @@ extension Report {
         """
         for w in warnings { html += "<div class=\"warn\">\(escape(w))</div>\n" }
         html += "<div class=\"banner \(tone)\"><strong>\(action)\(decision.treatment.isEmpty ? "" : " " + escape(decision.treatment))</strong> — \(escape(decision.reason))</div>\n"
+        if decisions.count > 1 {
+            html += "<ul>" + decisions.map { "<li><strong>\(escape($0.treatment))</strong>: \(escape(actionName($0.action))) — \(escape($0.reason))</li>" }.joined() + "</ul>\n"
+        }
 
         for treatment in variants.dropFirst().map(\.name) {
             html += "<h2>\(escape(treatment)) vs \(escape(control))</h2>\n"

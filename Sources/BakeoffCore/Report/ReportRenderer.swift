@@ -147,14 +147,14 @@ extension Report {
         }
 
         let decision = self.decision
-        let action: String
-        switch decision.action {
-        case .ship: action = "SHIP"
-        case .rollBack: action = "ROLL BACK"
-        case .keepRunning: action = "KEEP RUNNING"
-        case .stopInconclusive: action = "STOP: INCONCLUSIVE"
-        }
+        let action = actionName(decision.action)
         out += prose("\(bold)Decision: \(action)\(decision.treatment.isEmpty ? "" : " \(decision.treatment)")\(bold) — \(decision.reason)") + "\n\n"
+        if decisions.count > 1 {
+            for d in decisions {
+                out += (markdown ? "- " : "") + wrap("\(markdown ? "" : "  ")\(d.treatment): \(actionName(d.action)) — \(d.reason)", indent: "    ") + "\n"
+            }
+            out += "\n"
+        }
 
         for treatment in variants.dropFirst().map(\.name) {
             if variants.count > 2 { out += "\(markdown ? "### " : "")\(treatment) vs \(control)\n\n" }
@@ -296,8 +296,9 @@ extension Report {
                 w.value("days", firstTimestamp.flatMap { a in lastTimestamp.map { Double($0 - a) / 86_400_000_000 } })
             }
             w.object("events") { w in
-                w.value("requests", requestEvents)
-                w.value("feedback", feedbackEvents)
+                // Per-variant sums carry no event counts.
+                w.value("requests", hasEvents ? requestEvents : nil)
+                w.value("feedback", hasEvents ? feedbackEvents : nil)
             }
             w.array("variants") { w in
                 for v in variants {
@@ -380,7 +381,8 @@ extension Report {
             w.value("level", r.metric.level.rawValue)
             w.value("kind", r.metric.kind.rawValue)
             w.value("goal", r.metric.goal.rawValue)
-            w.value("role", r.metric.role.rawValue)
+            w.value("role", r.metric.name == primaryMetric ? MetricRole.primary.rawValue
+                        : r.metric.role == .primary ? MetricRole.secondary.rawValue : r.metric.role.rawValue)
             for (key, g) in [("control", r.control), ("treatment", r.treatmentGroup)] {
                 w.object(key) { w in
                     w.value("mean", g.mean)
@@ -475,6 +477,16 @@ extension Report {
         w.value("reason", d.reason)
         w.value("additional_users", d.additionalUsers)
         w.value("additional_days", d.additionalDays)
+    }
+}
+
+/// The decision's action as the report prints it.
+func actionName(_ action: DecisionAction) -> String {
+    switch action {
+    case .ship: return "SHIP"
+    case .rollBack: return "ROLL BACK"
+    case .keepRunning: return "KEEP RUNNING"
+    case .stopInconclusive: return "STOP: INCONCLUSIVE"
     }
 }
 

@@ -238,7 +238,7 @@ public final class Gateway: @unchecked Sendable {
                 plan.asOf = WallClock.microseconds()
                 var report = try Analysis.run(data, plan: plan)
                 report.planChanges = PlanSnapshot.changesAfterStart(try PlanLog.history(path: config.storePath, experiment: experiment.name),
-                                                                    start: plan.start ?? data.firstTimestamp)
+                                                                    start: data.firstTimestamp ?? plan.start)
                 let type: String
                 switch format {
                 case .json: type = "application/json"
