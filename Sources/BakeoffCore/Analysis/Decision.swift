@@ -75,7 +75,7 @@ extension Analysis {
         guard let p else {
             return Decision(action: .keepRunning, treatment: treatment, reason: "the primary metric \(primary) has no data yet.")
         }
-        let status = p.decisionPValue.map { "shows no significant difference\(p.familySize > 1 ? " after the \(plan.correction.configName) correction" : "") (\(formatPEquals($0)))" }
+        let status = p.decisionPValue.map { "shows no significant difference\(p.familySize > 1 ? " after the \(plan.correction == .holm ? "Holm" : "Benjamini-Hochberg") correction" : "") (\(formatPEquals($0)))" }
             ?? "cannot be tested yet" + (p.note.map { " (\($0))" } ?? "")
         if let maximum = plan.maximumRuntimeDays, let elapsed = elapsedDays, elapsed >= maximum {
             return Decision(action: .stopInconclusive, treatment: treatment,
@@ -162,7 +162,8 @@ extension Analysis {
         if users == 0 {
             return (0, 0, "The sample already has \(Int(plan.power * 100))% power for \(what); the difference is likely small.")
         }
-        var sentence = "About \(group(users)) more users (\(group(Int(neededMetricUsers))) with this metric in all) give \(Int(plan.power * 100))% power for \(what)"
+        let arms = data.variants.filter { $0.users > 0 }.count
+        var sentence = "About \(group(users)) more users\(arms > 2 ? " over all arms" : "") (\(group(Int(neededMetricUsers))) with this metric in \(control) and \(r.treatment) in all) give \(Int(plan.power * 100))% power for \(what)"
         if let days { sentence += ", \(days < 1 ? "" : "about ")\(formatDays(days)) at the current rate" }
         return (users, days, sentence + ".")
     }

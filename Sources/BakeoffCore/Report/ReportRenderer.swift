@@ -239,7 +239,10 @@ extension Report {
         case .fixed:
             text += "Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Fixed-horizon results are valid at one planned look: to watch results as they come in, use the sequential method."
         case .sequential:
-            text += "Intervals and p-values are always valid (confidence sequences): they stay correct however often the report is looked at."
+            text += "Intervals and p-values are always valid (confidence sequences): they stay correct however often the report is looked at. Lift intervals are Fieller's sets at the sequence's width, so they exclude 0 exactly when p < \(formatNumber(alpha))."
+        }
+        if results.contains(where: { $0.varianceReduction != nil }) || quantiles.contains(where: { $0.relativeInterval != nil }) {
+            text += " With CUPED, and for quantiles, the lift interval is the delta method's (as gbstats), which can differ from the p-value right at the boundary."
         }
         if results.contains(where: { $0.familySize > 1 }) || quantiles.contains(where: { $0.familySize > 1 }) {
             text += " P-values are adjusted (\(plan.correction == .holm ? "Holm" : "Benjamini-Hochberg")) and intervals are made at the matching level, so they agree; guardrails are not corrected."
