@@ -224,3 +224,116 @@ struct PlanHistoryTests {
         }
     }
 }
+
+/// Regressions from the review of the issue-4 analysis: each case once printed a wrong or unsafe result.
+@Suite("Decisions on hostile inputs")
+struct HostileDecisionTests {
+    static func summary(_ csv: String, plan: AnalysisPlan = AnalysisPlan(), metrics: [Metric] = Metric.builtIn) throws -> Report {
+        var p = plan
+        p.minimumRuntimeDays = 0
+        return try Analysis.run(try SummaryInput.parse(Array(csv.utf8), source: "s.csv", metrics: metrics), plan: p)
+    }
+
+    static let better = """
+        variant,metric,assigned_users,users,sum,sum_squares
+        control,task_completion,1000,1000,600,600
+        treatment,task_completion,1000,1000,700,700
+        """
+
+    @Test func neverShipsOnASampleRatioMismatch() throws {
+        var plan = AnalysisPlan()
+        plan.allocation = try Allocation(split: 0.2)
+        let r = try Self.summary(Self.better, plan: plan)
+        #expect(r.sampleRatio.status == .mismatch)
+        #expect(r.decision.action == .keepRunning)
+        #expect(r.decision.reason.contains("sample ratio mismatch"))
+        plan.allocation = try Allocation(split: 0.5)
+        #expect(try Self.summary(Self.better, plan: plan).decision.action == .ship)
+    }
+
+    @Test func aMarginThatCannotBeTestedBlocksShipping() throws {
+        let metrics = Metric.builtIn.map { m -> Metric in
+            var m = m
+            if m.name == "escalation_rate" { m.margin = GuardrailMargin(value: 0.01, isRelative: false) }
+            return m
+        }
+        let r = try Self.summary(Self.better + "\ncontrol,escalation_rate,1000,1000,300,300\ntreatment,escalation_rate,1000,1,1,1",
+                                 metrics: metrics)
+        #expect(r.decision.action == .keepRunning)
+        #expect(r.decision.reason.contains("not testable"), "\(r.decision.reason)")
+    }
+
+    @Test func theMaximumRuntimeEndsTheExperiment() throws {
+        var plan = AnalysisPlan()
+        plan.runtimeDays = 30
+        plan.maximumRuntimeDays = 28
+        let flat = """
+            variant,metric,assigned_users,users,sum,sum_squares
+            control,task_completion,1000,1000,600,600
+            treatment,task_completion,1000,1000,602,602
+            """
+        #expect(try Self.summary(flat, plan: plan).decision.action == .stopInconclusive)
+    }
+
+    @Test func tinyDifferencesAreFormattedNotTrapped() throws {
+        let csv = """
+            variant,metric,assigned_users,users,sum,sum_squares
+            control,task_completion,40,40,20,20
+            treatment,task_completion,40,40,20,20
+            control,csat,40,2,0.02,0.001
+            treatment,csat,40,29,0.29,0.01
+            control,avg_turns,40,40,1e-300,1e-300
+            treatment,avg_turns,40,40,2e-300,2e-300
+            """
+        let r = try Self.summary(csv)
+        for format in ReportFormat.allCases {
+            let text = r.render(format)
+            #expect(!text.lowercased().contains("nan"), "\(format)")
+        }
+    }
+
+    @Test func theBayesianViewOfACUPEDMetricAgreesWithItsLift() throws {
+        let url = Bundle.module.url(forResource: "cuped_csat", withExtension: "csv", subdirectory: "Fixtures/review")!
+        var plan = AnalysisPlan()
+        plan.primaryMetric = "csat"
+        let r = try Self.summary(String(decoding: try Data(contentsOf: url), as: UTF8.self), plan: plan)
+        let csat = try #require(r.results.first { $0.metric.name == "csat" })
+        #expect(csat.varianceReduction != nil)
+        let lift = try #require(csat.relativeLift)
+        let b = try #require(csat.bayesian)
+        #expect(abs(b.mean - lift) < 1e-9, "posterior mean \(b.mean) vs lift \(lift) (flat prior)")
+        #expect(csat.verdict == .better && b.chanceToWin > 0.99)
+    }
+
+    @Test func everyTreatmentsDecisionIsPrinted() throws {
+        let csv = """
+            variant,metric,assigned_users,users,sum,sum_squares
+            control,task_completion,1000,1000,600,600
+            a,task_completion,1000,1000,520,520
+            b,task_completion,1000,1000,610,610
+            """
+        let r = try Self.summary(csv)
+        #expect(r.decisions.map(\.action) == [.rollBack, .keepRunning])
+        for format in [ReportFormat.table, .markdown, .html] {
+            let text = r.render(format)
+            #expect(text.contains("ROLL BACK"), "\(format)")
+        }
+    }
+}
+
+extension HostileDecisionTests {
+    @Test func aTreatedPrePeriodTurnsCUPEDOff() throws {
+        // The simulator assigns from the first request, so a start in the middle leaves treated users before it.
+        var spec = DecisionTests.spec(DecisionTests.better, users: 1500)
+        spec.days = 14
+        var aggregator = EventAggregator(metrics: Metric.builtIn, experiment: nil, experimentStart: spec.start + 7 * 86_400_000_000)
+        try Simulator.run(spec) { e in try e.withView { try aggregator.add($0) } }
+        var plan = AnalysisPlan()
+        plan.allocation = spec.allocation
+        let data = aggregator.finish()
+        #expect(data.metrics.contains { $0.covariates != nil })
+        let r = try Analysis.run(data, plan: plan)
+        #expect(r.warnings.contains { $0.contains("pre-period") && $0.contains("CUPED is off") }, "\(r.warnings)")
+        #expect(r.results.allSatisfy { $0.varianceReduction == nil })
+    }
+}
