@@ -18,6 +18,10 @@ extension ExpectedAnalysis {
         var absolute_diff: Double
         var p_value: Double
         var absolute_ci: [Double]
+        /// Fieller's set for treatment / control − 1 at the sequence's multiplier: bounded | exclusive |
+        /// unbounded, nil when the control mean is 0 (the file also keeps gbstats' delta-method relative
+        /// sequence as `relative_cs_gbstats`, for documentation only).
+        var relative_ci_kind: String?
         var relative_ci: [Double]?
     }
 
@@ -217,10 +221,14 @@ struct ReportReferenceTests {
             #expect(referenceClose(got.pValue, want.p_value), "\(label): p-value \(describe(got.pValue)) vs \(want.p_value)")
             #expect(intervalClose(got.absoluteInterval, want.absolute_ci), "\(label): CI \(describe(got.absoluteInterval)) vs \(want.absolute_ci)")
             #expect(got.significant == (want.p_value < e.alpha), "\(label): significant")
-            switch (got.relativeInterval, want.relative_ci) {
-            case (.bounded(let lower, let upper)?, let r?):
+            // The lift interval: Fieller's set at the absolute sequence's critical value (not gbstats'
+            // delta-method relative sequence), so that it excludes 0 exactly when p < alpha.
+            switch (got.relativeInterval, want.relative_ci_kind, want.relative_ci) {
+            case (.bounded(let lower, let upper)?, "bounded", let r?):
                 #expect(referenceClose(lower, r[0]) && referenceClose(upper, r[1]), "\(label): relative CI [\(lower), \(upper)] vs \(r)")
-            case (nil, nil):
+            case (.exclusive(let below, let above)?, "exclusive", let r?):
+                #expect(referenceClose(below, r[0]) && referenceClose(above, r[1]), "\(label): relative set outside (\(below), \(above)) vs \(r)")
+            case (.unbounded?, "unbounded", nil), (nil, nil, nil):
                 break
             default:
                 Issue.record("\(label): relative interval \(String(describing: got.relativeInterval)) vs \(String(describing: want.relative_ci))")
@@ -339,6 +347,59 @@ struct ReportReferenceTests {
             for q in report.quantiles { check("\(q.metric.name) \(q.treatment)", q.adjustedPValue, q.absoluteInterval) }
             #expect(checked > 0)
         }
+    }
+
+    /// Checks every bounded lift interval of a sequential report, corrections none / holm / bh; returns the
+    /// numbers of intervals that exclude and that contain 0.
+    @discardableResult
+    static func checkSequentialLift(_ name: String, _ e: ExpectedAnalysis, _ data: ExperimentData) throws -> (excluding: Int, containing: Int) {
+        var counts = (excluding: 0, containing: 0)
+        for correction in [Correction.none, .holm, .benjaminiHochberg] {
+            let report = try Analysis.run(data, plan: ReportFixture.plan(e, method: .sequential, correction: correction))
+            var checked = 0
+            for r in report.results {
+                guard case .bounded(let lower, let upper)? = r.relativeInterval, let p = r.decisionPValue else { continue }
+                checked += 1
+                let excludesZero = lower > 0 || upper < 0
+                if excludesZero { counts.excluding += 1 } else { counts.containing += 1 }
+                #expect(excludesZero == (p < e.alpha),
+                        "\(name) \(r.metric.name) \(r.treatment) [sequential, \(correction.configName)]: lift interval [\(lower), \(upper)] at level \(r.intervalAlpha) vs p \(p) at alpha \(e.alpha)")
+            }
+            #expect(checked > 0, "\(name) [\(correction.configName)]: no bounded lift interval")
+        }
+        return counts
+    }
+
+    @Test("Sequential: a bounded lift interval (Fieller at the sequence's multiplier) excludes 0 exactly when the adjusted p-value is below alpha",
+          arguments: AnalysisFixture.names)
+    func sequentialLiftAgreesWithPValue(_ name: String) throws {
+        var (e, data) = try ReportFixture.data(name)
+        try ReportFixture.withReferenceQuantileEstimates(&data, e)
+        try Self.checkSequentialLift(name, e, data)
+    }
+
+    /// The fixtures have no significant sequential result, so abn's task_completion is replaced by binary
+    /// data (alpha 0.1, control 150/300; arguments: a's and b's successes out of 100 users). 85/100 is
+    /// significant under every correction, 50/100 under none; 73/100 is the borderline of
+    /// `sequentialIntervalAtAnotherRho` (raw p 0.053): significant uncorrected, and after a correction
+    /// depending on the other arm (with 50/100 Holm's adjusted p is 0.106, with 85/100 it stays 0.053).
+    @Test("Sequential: the lift interval agrees with the adjusted p-value on constructed significant and borderline cases",
+          arguments: [(85.0, 73.0), (73.0, 50.0), (85.0, 50.0)])
+    func sequentialLiftAgreesWithPValueConstructed(_ a: Double, _ b: Double) throws {
+        var (e, data) = try ReportFixture.data("abn")
+        func binary(_ users: Double, _ ones: Double) -> (RatioMoments, SampleMoments) {
+            (RatioMoments(n: users, numerator: SampleMoments(n: users, sum: ones, sumOfSquares: ones),
+                          denominator: SampleMoments(n: users, sum: users, sumOfSquares: users), sumOfProducts: ones),
+             SampleMoments(n: users, sum: ones, sumOfSquares: ones))
+        }
+        let k = try #require(data.metrics.firstIndex { $0.metric.name == "task_completion" })
+        for (variant, users, ones) in [("control", 300.0, 150.0), ("a", 100.0, a), ("b", 100.0, b)] {
+            let i = try #require(data.variants.firstIndex { $0.name == variant })
+            (data.metrics[k].perVariant[i], data.metrics[k].unitMoments[i]) = binary(users, ones)
+        }
+        try ReportFixture.withReferenceQuantileEstimates(&data, e)
+        let counts = try Self.checkSequentialLift("abn (task_completion a \(a)/100, b \(b)/100)", e, data)
+        #expect(counts.excluding > 0 && counts.containing > 0, "the construction: \(counts)")
     }
 
     /// A constructed borderline case on abn (alpha 0.1, primary family control vs a and b): a's sequential

@@ -59,7 +59,12 @@ Expected-file structure (every float written with repr, so it round-trips exactl
     "sequential": [ {                         plan method sequential, no correction; one per (metric,
         "name", "variant", "absolute_diff",    treatment) with a non-degenerate test: gbstats
         "p_value", "absolute_ci": [lo, hi],    SequentialTwoSidedTTest (N* 5000, the fixture's alpha) on the
-        "relative_ci": [lo, hi] | null } ]     RatioStatistics; relative_ci with difference_type "relative"
+        "relative_ci_kind",                    RatioStatistics. relative_ci(_kind): Fieller's set for
+        "relative_ci": [lo, hi] | null,        treatment / control - 1 (as the fixed "metrics" section) with
+                                               the sequence's multiplier c (below) and variances of the mean
+                                               var / n; null kind: control mean 0
+        "relative_cs_gbstats": [lo, hi] | null gbstats' delta-method relative sequence (difference_type
+      } ]                                      "relative"), for documentation only: not what the report shows
     "quantile_tests": [ {                     one per (quantile metric, treatment)
         "name", "variant",
         "control", "treatment":                the order-statistic summary of the arm (QuantileEstimate's
@@ -104,7 +109,9 @@ Analysis rules of the issue-4 sections (from the brief, implemented here indepen
     plan's alpha a, so the p-value (eq. 155: min(1, sqrt(N rho^2 + 1) exp(-rho^2 N d^2 / var / (2 (N rho^2
     + 1))))) does not depend on the level; an interval at level l is d -/+ sqrt(2 (N rho^2 + 1)
     log(sqrt(N rho^2 + 1) / l) / (N rho^2)) se (eq. 9; equal to gbstats' when l = a), and excludes 0
-    exactly when p < l. N = users of both arms.
+    exactly when p < l. N = users of both arms. The sequential lift interval is Fieller's set for
+    treatment / control - 1 with c = sqrt(2 (N rho^2 + 1) log(sqrt(N rho^2 + 1) / l) / (N rho^2)) and the
+    per-group variances of the mean var / n; it excludes 0 exactly when p < l (checked).
   * Quantile metrics: per arm, every user of the variant is a cluster (users without values too); the
     quantile is x_(ceil(n p)), the outer-CI order statistics sit at ranks n p -/+ z sqrt(n p (1-p)) with
     z = norm.ppf(0.975), and the variance is gbstats' QuantileClusteredStatistic.variance_init / n (Deng et
@@ -1034,7 +1041,19 @@ def metric_test(sc, st, alpha, method, plan_alpha):
         d, p, ci = sequential(sc, st, alpha, False, plan_alpha)
         out.update(diff=d, p=p, ci=ci)
         if ec.mean != 0:
-            out["rel_ci"] = sequential(sc, st, alpha, True, plan_alpha)[2]
+            # Fieller's set for treatment / control - 1 at the absolute sequence's multiplier, per-group
+            # variances of the mean var / n: it excludes 0 exactly when the sequence does (p < alpha).
+            n = ec.n + et.n
+            c = sequence_half_width(1.0, n, alpha, plan_alpha)
+            kind, lo, hi = fieller(et.mean, et.variance / et.n, ec.mean, ec.variance / ec.n, c)
+            out["rel_kind"] = kind
+            out["rel_ci"] = None if lo is None else [lo - 1, hi - 1]
+            edge = abs(abs(d) - c * math.sqrt(ec.variance / ec.n + et.variance / et.n))
+            if kind != "unbounded" and edge > 1e-9 * abs(d):
+                excludes = (lo > 1 or hi < 1) if kind == "bounded" else lo < 1 < hi
+                assert excludes == (p < alpha), (kind, lo, hi, p, alpha)
+            # gbstats' delta-method relative sequence, kept for documentation (no longer the report's)
+            out["rel_cs_gbstats"] = sequential(sc, st, alpha, True, plan_alpha)[2]
     return out
 
 
@@ -1449,7 +1468,8 @@ def issue4(ctx, name):
             if t is None or t["degenerate"]:
                 continue
             seq.append({"name": metric, "variant": v, "absolute_diff": f(t["diff"]), "p_value": f(t["p"]),
-                        "absolute_ci": pair(t["ci"]), "relative_ci": pair(t["rel_ci"])})
+                        "absolute_ci": pair(t["ci"]), "relative_ci_kind": t.get("rel_kind"),
+                        "relative_ci": pair(t["rel_ci"]), "relative_cs_gbstats": pair(t.get("rel_cs_gbstats"))})
     out["sequential"] = seq
 
     # quantile tests (fixed and sequential, uncorrected) and the summaries behind them
