@@ -146,6 +146,7 @@ public struct GatewayConfig: Sendable {
                 return "\(m.name) " + (margin.isRelative ? "+\(JSONWriter.number(margin.value * 100))%" : "\(JSONWriter.number(margin.value))")
             }
             if !margins.isEmpty { lines.append("  guardrail margins: " + margins.joined(separator: ", ")) }
+            if let path = e.analysis.covariatesPath { lines.append("  CUPED covariates from \(path)") }
             for v in e.variants {
                 let u = v.upstream
                 var line = "  \(v.name) \(formatShare(v.weight)) -> \(u.baseURL) model \(u.model)"

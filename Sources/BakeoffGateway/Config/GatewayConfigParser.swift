@@ -287,6 +287,14 @@ struct GatewayConfigParser {
                 return nil
             }
         }
+        // A covariate file named in the plan is found next to the gateway config.
+        if let file = analysis.covariatesPath, !file.hasPrefix("/"), let slash = source.lastIndex(of: "/") {
+            analysis.covariatesPath = String(source[...slash]) + file
+        }
+        if let path = analysis.covariatesPath, !FileManager.default.isReadableFile(atPath: path) {
+            problems.add(ConfigError(source: source, path: (analysisObject?.path ?? "") + ".covariates",
+                                     message: "\(path): no such readable file (CSV user_id,metric,value[,units])"))
+        }
         guard let name, let model else { return nil }
         analysis.experiment = name
         analysis.control = control
