@@ -14,7 +14,7 @@ extension Report {
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>Bakeoff report: \(escape(experiment))</title>
+        <title>Bakeoff report: \(escape(displayName))</title>
         <style>
         body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:980px;padding:0 1rem;color:#1b1f24}
         h1{font-size:1.5rem;margin:0 0 .25rem} h2{font-size:1.1rem;margin:2rem 0 .5rem}
@@ -27,7 +27,7 @@ extension Report {
         th{background:#f6f8fa} .better{color:#1a7f37;font-weight:600} .worse{color:#cf222e;font-weight:600}
         svg text{font:12px system-ui,sans-serif;fill:#1b1f24}
         </style></head><body>
-        <h1>Bakeoff report: \(escape(experiment))</h1>
+        <h1>Bakeoff report: \(escape(displayName))</h1>
         <div class="muted">\(escape(variants.map { "\($0.name): \(group($0.users)) users" }.joined(separator: " · "))) · \(group(requestEvents)) requests · \(group(feedbackEvents)) feedback events\(periodHTML)</div>
         <div class="muted">\(escape(methodText.prefix(1).uppercased() + String(methodText.dropFirst()))) · control: \(escape(control))\(runtimeText.map { " · " + escape($0) } ?? "")</div>
 

@@ -22,6 +22,9 @@ extension Report {
         return "\(formatTimestamp(a).prefix(10)) to \(formatTimestamp(b).prefix(10)) (\(format1(days)) days)"
     }
 
+    /// The experiment's name for titles ("unnamed experiment" for summaries without one).
+    var displayName: String { experiment.isEmpty ? "unnamed experiment" : experiment }
+
     var methodText: String {
         var text: String
         switch (unit, plan.method) {
@@ -133,8 +136,8 @@ extension Report {
         var out = ""
         let h1 = markdown ? "## " : ""
         let bold = markdown ? "**" : ""
-        out += "\(h1)Bakeoff report: \(experiment)\n"
-        if !markdown { out += String(repeating: "=", count: min(78, 17 + experiment.count)) + "\n" }
+        out += "\(h1)Bakeoff report: \(displayName)\n"
+        if !markdown { out += String(repeating: "=", count: min(78, 17 + displayName.count)) + "\n" }
         if markdown { out += "\n" }
         let prose: (String) -> String = { markdown ? $0 : wrap($0) }
         let variantText = variants.map { "\($0.name) \(group($0.users)) users" }.joined(separator: ", ")
