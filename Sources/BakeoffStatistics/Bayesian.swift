@@ -85,22 +85,13 @@ public enum BayesianEffectTest {
         control: GroupEstimate, treatment: GroupEstimate, scale: DifferenceScale = .relative,
         prior: GaussianPrior? = nil, inverse: Bool = false, alpha: Double = 0.05
     ) -> BayesianEffect {
-        let relative = scale == .relative
-        let mc = control.mean, mt = treatment.mean
+        let mc = control.mean
         // gbstats' checks, in its order.
-        if relative && mc == 0 { return uninformative(scale, .zeroControlMean) }
+        if scale == .relative && mc == 0 { return uninformative(scale, .zeroControlMean) }
         if control.n == 0 || treatment.n == 0 { return uninformative(scale, .emptyGroup) }
         if !(control.variance > 0) || !(treatment.variance > 0) { return uninformative(scale, .nonPositiveVariance) }
 
-        let dataMean: Double, dataVariance: Double
-        if relative {
-            dataMean = (mt - mc) / mc
-            dataVariance = treatment.variance / (mc * mc * treatment.n)
-                + control.variance * (mt * mt) / (pow(mc, 4) * control.n)
-        } else {
-            dataMean = mt - mc
-            dataVariance = treatment.variance / treatment.n + control.variance / control.n
-        }
+        let (dataMean, dataVariance) = scale.estimate(control: control, treatment: treatment)
 
         return posterior(dataMean: dataMean, dataVariance: dataVariance, controlMean: mc, scale: scale, prior: prior,
                          inverse: inverse, alpha: alpha)

@@ -147,17 +147,9 @@ public enum CUPED {
         let ma = adjustment.unadjustedControl.mean, mb = adjustment.unadjustedTreatment.mean
         // gbstats frequentist_diff / frequentist_variance, term for term.
         let difference = (t.mean - c.mean) / ma
-        let variance = t.variance / (ma * ma * t.n) + c.variance * (mb * mb) / (ma * ma * ma * ma * c.n)
-        let standardError = variance.squareRoot()
-        let df = absolute.degreesOfFreedom
-        let statistic = difference / standardError
-        let twoTails = 2 * StudentT.sf(abs(statistic), df: df)
-        let critical = -StudentT.quantile(0.5 * alpha, df: df)
-        let half = critical * standardError
-        return DifferenceTest(
-            difference: difference, standardError: standardError, degreesOfFreedom: df, statistic: statistic,
-            pValue: twoTails > 1 ? 1 : twoTails, interval: ConfidenceInterval(lower: difference - half, upper: difference + half),
-            criticalValue: critical)
+        let variance = DifferenceScale.relativeVariance(controlMean: ma, treatmentMean: mb, varianceOfControlMean: c.variance / c.n,
+                                                        varianceOfTreatmentMean: t.variance / t.n)
+        return TTest.make(difference: difference, standardError: variance.squareRoot(), df: absolute.degreesOfFreedom, alpha: alpha)
     }
 
     /// adjust then welch: the CUPED-adjusted test of treatment versus control.

@@ -95,6 +95,11 @@ public struct RatioMoments: Sendable, Equatable {
     }
 }
 
+extension RatioMoments {
+    /// The user-level estimate: the ratio of sums with its per-user delta-method variance.
+    public var estimate: GroupEstimate { GroupEstimate(mean: mean, variance: variance, n: n) }
+}
+
 /// One group's estimate: mean, per-user variance (so Var(mean) = variance / n), and n users.
 public struct GroupEstimate: Sendable, Equatable {
     public var mean: Double

@@ -96,18 +96,7 @@ public enum NonInferiority {
         let vt = treatment.variance / treatment.n
         let absoluteVariance = vc + vt
         let df = absoluteVariance * absoluteVariance / (vt * vt / (treatment.n - 1) + vc * vc / (control.n - 1))
-        let difference: Double
-        let variance: Double
-        switch scale {
-        case .absolute:
-            difference = treatment.mean - control.mean
-            variance = absoluteVariance
-        case .relative:
-            let ma = control.mean, mb = treatment.mean
-            difference = (mb - ma) / ma
-            variance = treatment.variance / (ma * ma * treatment.n)
-                + control.variance * (mb * mb) / (ma * ma * ma * ma * control.n)
-        }
+        let (difference, variance) = scale.estimate(control: control, treatment: treatment)
         return oneSided(difference: difference, standardError: variance.squareRoot(), degreesOfFreedom: df, margin: margin,
                         scale: scale, direction: direction, alpha: alpha)
     }

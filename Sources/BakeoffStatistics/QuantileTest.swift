@@ -146,8 +146,8 @@ public enum QuantileTest {
         let vc = clustered ? control.variance : control.naiveVariance
         let vt = clustered ? treatment.variance : treatment.naiveVariance
         let c = control.quantile, t = treatment.quantile
-        let c2 = c * c
-        let variance = vt / c2 + vc * (t * t) / (c2 * c2)
+        let variance = DifferenceScale.relativeVariance(controlMean: c, treatmentMean: t, varianceOfControlMean: vc,
+                                                        varianceOfTreatmentMean: vt)
         return make(difference: (t - c) / c, variance: variance, alpha: alpha)
     }
 

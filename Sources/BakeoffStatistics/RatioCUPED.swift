@@ -78,10 +78,7 @@ extension RatioCUPEDMoments {
     }
 
     /// The post ratio alone: mean Σm/Σd and its per-user delta-method variance.
-    public var unadjusted: GroupEstimate {
-        let ratio = post
-        return GroupEstimate(mean: ratio.mean, variance: ratio.variance, n: n)
-    }
+    public var unadjusted: GroupEstimate { post.estimate }
 
     /// The regression-adjusted estimate for a given θ: mean R − θ Rp, per-user variance
     /// var(u) + θ² var(v) − 2θ cov(u, v) (0 when n ≤ 1), as CUPEDMoments.adjusted for means.

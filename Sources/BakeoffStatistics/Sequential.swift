@@ -14,6 +14,29 @@ public enum DifferenceScale: String, Sendable, Equatable, CaseIterable {
     case relative
 }
 
+extension DifferenceScale {
+    /// The delta-method variance of (t − c) / c from the variances of the two means (not per user):
+    /// Var(t)/c² + Var(c)·t²/c⁴ (gbstats frequentist_variance). One formula for every relative test.
+    public static func relativeVariance(controlMean c: Double, treatmentMean t: Double,
+                                        varianceOfControlMean vc: Double, varianceOfTreatmentMean vt: Double) -> Double {
+        let c2 = c * c
+        return vt / c2 + vc * (t * t) / (c2 * c2)
+    }
+
+    /// The difference on this scale and the variance of that estimate, from the two groups.
+    public func estimate(control: GroupEstimate, treatment: GroupEstimate) -> (difference: Double, variance: Double) {
+        let vc = control.variance / control.n, vt = treatment.variance / treatment.n
+        switch self {
+        case .absolute:
+            return (treatment.mean - control.mean, vt + vc)
+        case .relative:
+            return ((treatment.mean - control.mean) / control.mean,
+                    DifferenceScale.relativeVariance(controlMean: control.mean, treatmentMean: treatment.mean,
+                                                     varianceOfControlMean: vc, varianceOfTreatmentMean: vt))
+        }
+    }
+}
+
 /// The result of a sequential (always-valid) two-sided test of treatment versus control.
 public struct SequentialDifferenceTest: Sendable, Equatable {
     /// The point estimate on the requested scale (absolute difference or relative lift).
@@ -66,19 +89,7 @@ public enum SequentialTest {
         control: GroupEstimate, treatment: GroupEstimate, alpha: Double, scale: DifferenceScale,
         tuningParameter: Double = defaultTuningParameter, tuningAlpha: Double? = nil
     ) -> SequentialDifferenceTest {
-        let difference: Double
-        let variance: Double
-        switch scale {
-        case .absolute:
-            difference = treatment.mean - control.mean
-            variance = treatment.variance / treatment.n + control.variance / control.n
-        case .relative:
-            // gbstats frequentist_diff / frequentist_variance, term for term.
-            let ma = control.mean, mb = treatment.mean
-            difference = (mb - ma) / ma
-            variance = treatment.variance / (pow(ma, 2) * treatment.n)
-                + control.variance * pow(mb, 2) / (pow(ma, 4) * control.n)
-        }
+        let (difference, variance) = scale.estimate(control: control, treatment: treatment)
         return fromEstimate(difference: difference, variance: variance, scale: scale, n: control.n + treatment.n,
                             alpha: alpha, tuningParameter: tuningParameter, tuningAlpha: tuningAlpha)
     }

@@ -70,7 +70,8 @@ public enum TTest {
         return make(difference: treatment.mean - control.mean, standardError: se, df: df, alpha: alpha)
     }
 
-    private static func make(difference: Double, standardError: Double, df: Double, alpha: Double) -> DifferenceTest {
+    /// The two-sided t test of an estimate with its standard error and df: p-value, interval, critical value.
+    static func make(difference: Double, standardError: Double, df: Double, alpha: Double) -> DifferenceTest {
         let statistic = difference / standardError
         let twoTails = 2 * StudentT.sf(abs(statistic), df: df)
         let pValue = twoTails > 1 ? 1 : twoTails  // NaN stays NaN

@@ -41,6 +41,11 @@ public enum PlanLog {
         }
     }
 
+    /// The plan changes made after the experiment's first request (or `start` when it has none), for the report.
+    public static func changesAfterStart(path: String, experiment: String, data: ExperimentData, plan: AnalysisPlan) throws(StoreError) -> [PlanChange] {
+        PlanSnapshot.changesAfterStart(try history(path: path, experiment: experiment), start: data.firstTimestamp ?? plan.start)
+    }
+
     /// The experiment's recorded plans, oldest first (empty for stores without plans).
     public static func history(path: String, experiment: String) throws(StoreError) -> [(timestamp: Int64, snapshot: PlanSnapshot)] {
         let connection = try Connection(path: path, readOnly: true)

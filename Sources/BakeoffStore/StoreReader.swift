@@ -47,7 +47,7 @@ public enum StoreReader {
             let listed = all.prefix(5).map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ")
             return listed + (all.count > 5 ? " and \(all.count - 5) more with \(all.dropFirst(5).reduce(0) { $0 + $1.count }) events" : "")
         }
-        guard !counts.isEmpty else { throw StoreError("\(path): no events: the event store is empty") }
+        guard !counts.isEmpty else { throw StoreError("\(path): no events: the event store is empty; point --db at the gateway's store path, or load a log with bakeoff import") }
         let experiment: String
         if let wanted = options.experiment {
             guard counts.contains(where: { $0.name == wanted }) else {

@@ -31,7 +31,7 @@ func runCalibrate(_ args: inout Arguments) throws -> ExitCode {
     if let v = try args.int("--days", in: 1...365, rule: "between 1 and 365") { settings.days = v }
     if let v = try args.int("--users-per-day", in: 4...1_000_000, rule: "between 4 and 1000000") { settings.usersPerDay = v }
     if let v = try args.double("--effect", in: -0.99...10, rule: "a relative change between -0.99 and 10") { settings.effect = v }
-    if let v = try args.double("--tuning", in: 1...1e12, rule: "1 or more") { settings.tuningParameter = v }
+    if let v = try args.double("--tuning", in: 1...1e12, rule: "between 1 and 1e12") { settings.tuningParameter = v }
     if let v = try args.double("--alpha", in: 1e-6...0.49, rule: "between 0.000001 and 0.49") { settings.alpha = v }
     if let list = try args.option("--methods") {
         var methods = Set<CalibrationMethod>()

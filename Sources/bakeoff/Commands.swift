@@ -147,7 +147,7 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     if let mde = try args.double("--mde-relative") { plan.minimumDetectableEffect = mde; plan.minimumDetectableEffectIsRelative = true }
     if let unit = try args.choice("--unit", AnalysisUnit.self) { plan.unit = unit }
     if let method = try args.choice("--method", TestMethod.self) { plan.method = method }
-    if let tuning = try args.double("--tuning", in: 1...1e12, rule: "a positive sample size") { plan.sequentialTuning = tuning }
+    if let tuning = try args.double("--tuning", in: 1...1e12, rule: "between 1 and 1e12") { plan.sequentialTuning = tuning }
     if let name = try args.option("--correction") {
         guard let correction = Correction(configName: name) else { throw UsageError("--correction must be holm, bh or none, got \"\(name)\"") }
         plan.correction = correction
@@ -192,22 +192,9 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
         let data = try SummaryInput.read(path: summary, metrics: metrics, experiment: experiment, variants: variants)
         let report = try Analysis.run(data, plan: plan)
         if let runs = benchmarkRuns {
-            // In-process timing for `make bench`: the file's bytes parsed, analysed and rendered `runs` times.
-            let bytes = Array(FileManager.default.contents(atPath: summary) ?? Data())
-            var times: [UInt64] = []
-            for _ in 0..<runs {
-                let start = DispatchTime.now().uptimeNanoseconds
-                let d = try SummaryInput.parse(bytes, source: summary, metrics: metrics, experiment: experiment, variants: variants)
-                let text = try Analysis.run(d, plan: plan).render(format)
-                precondition(!text.isEmpty)
-                times.append(DispatchTime.now().uptimeNanoseconds - start)
-            }
-            times.sort()
-            printError("benchmark: parse + statistics + \(format.rawValue) of \(summary): median \(fixedString(Double(times[times.count / 2]) / 1e6, 3)) ms over \(runs) runs (min \(fixedString(Double(times[0]) / 1e6, 3)) ms)")
+            try benchmarkSummary(summary, runs: runs, metrics: metrics, experiment: experiment, variants: variants, plan: plan, format: format)
         }
-        let out = OutputBuffer()
-        out.write(report.render(format))
-        out.flush()
+        printReport(report, format)
         return .ok
     }
     if let path = covariatesFlag ?? config.covariatesPath {
@@ -223,7 +210,7 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     options.progress = { bar.update(done: $0, total: $1) }
     let data: ExperimentData
     do {
-        data = try db.map { try aggregateStore($0, options: options) } ?? EventLog.aggregate(path: paths[0], options: options)
+        data = try db.map { try StoreReader.aggregate(path: $0, options: options) } ?? EventLog.aggregate(path: paths[0], options: options)
         bar.finish()
     } catch {
         bar.finish()
@@ -231,13 +218,33 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     }
     var report = try Analysis.run(data, plan: plan)
     if let db {
-        report.planChanges = PlanSnapshot.changesAfterStart(try PlanLog.history(path: db, experiment: data.experiment),
-                                                            start: data.firstTimestamp ?? plan.start)
+        report.planChanges = try PlanLog.changesAfterStart(path: db, experiment: data.experiment, data: data, plan: plan)
     }
+    printReport(report, format)
+    return .ok
+}
+
+func printReport(_ report: Report, _ format: ReportFormat) {
     let out = OutputBuffer()
     out.write(report.render(format))
     out.flush()
-    return .ok
+}
+
+/// `--benchmark N` for `make bench`: the summary's bytes parsed, analysed and rendered N times in process;
+/// the median and minimum go to stderr.
+func benchmarkSummary(_ path: String, runs: Int, metrics: [Metric], experiment: String?, variants: [String]?,
+                      plan: AnalysisPlan, format: ReportFormat) throws {
+    let bytes = Array(FileManager.default.contents(atPath: path) ?? Data())
+    var times: [UInt64] = []
+    for _ in 0..<runs {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let data = try SummaryInput.parse(bytes, source: path, metrics: metrics, experiment: experiment, variants: variants)
+        let text = try Analysis.run(data, plan: plan).render(format)
+        precondition(!text.isEmpty)
+        times.append(DispatchTime.now().uptimeNanoseconds - start)
+    }
+    times.sort()
+    printError("benchmark: parse + statistics + \(format.rawValue) of \(path): median \(fixedString(Double(times[times.count / 2]) / 1e6, 3)) ms over \(runs) runs (min \(fixedString(Double(times[0]) / 1e6, 3)) ms)")
 }
 
 func allocationOption(_ args: inout Arguments) throws -> Allocation? {

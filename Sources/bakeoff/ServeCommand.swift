@@ -51,19 +51,9 @@ func runServe(_ args: inout Arguments) throws -> ExitCode {
     printError("bakeoff serve listening on http://\(config.listenHost):\(gateway.port)/v1 (store \(config.storePath); models: \(config.experiments.map(\.model).joined(separator: ", ")))")
 
     // Stop on SIGTERM/SIGINT: stop accepting, let requests in flight finish, flush the store.
-    let stopped = DispatchSemaphore(value: 0)
-    var sources: [DispatchSourceSignal] = []
-    for sig in [SIGTERM, SIGINT] {
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler { stopped.signal() }
-        source.resume()
-        sources.append(source)
-    }
-    stopped.wait()
+    StopSignal().wait()
     printError("bakeoff serve: stopping (finishing requests in flight, flushing the store)")
     gateway.stop(graceSeconds: grace)
     printError("bakeoff serve: stopped")
-    _ = sources
     return .ok
 }

@@ -34,8 +34,8 @@ func runExport(_ args: inout Arguments) throws -> ExitCode {
     let output = try args.option("--output")
     let includeQA = args.flag("--include-qa")
     try args.finish()
-    if let experiment, try !StoreReader.experiments(path: db).contains(experiment) {
-        let held = try StoreReader.experimentCounts(path: db).prefix(5).map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ")
+    if let experiment, case let counts = try StoreReader.experimentCounts(path: db), !counts.contains(where: { $0.name == experiment }) {
+        let held = counts.prefix(5).map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ")
         throw StoreError("\(db): experiment \"\(experiment)\" not found" + (held.isEmpty ? "; the store is empty" : "; the store holds: \(held)"))
     }
     var fd: Int32 = 1
@@ -97,7 +97,3 @@ func runImport(_ args: inout Arguments) throws -> ExitCode {
     return .ok
 }
 
-/// `analyze --db PATH`: the experiment's data straight from the store.
-func aggregateStore(_ db: String, options: EventLog.Options) throws -> ExperimentData {
-    try StoreReader.aggregate(path: db, options: options)
-}

@@ -104,3 +104,26 @@ final class ProgressBar {
         FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!)
     }
 }
+
+/// SIGTERM or SIGINT, taken by dispatch sources rather than C handlers (see the notes on Swift 6 and C
+/// callbacks): create it before the work starts, `wait()` until a signal comes.
+final class StopSignal {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [semaphore] in semaphore.signal() }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// Blocks until SIGTERM or SIGINT, then stops listening for them.
+    func wait() {
+        semaphore.wait()
+        for source in sources { source.cancel() }
+    }
+}

@@ -80,23 +80,13 @@ func runMockUpstream(_ args: inout Arguments) throws -> ExitCode {
     if let prefix = try args.option("--reply-prefix") { options.replyPrefix = prefix }
     try args.finish()
 
-    // Signals are taken by dispatch sources, not C handlers (see the notes on Swift 6 and C callbacks).
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    let stopRequested = DispatchSemaphore(value: 0)
-    let sources = [SIGTERM, SIGINT].map { number in
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { stopRequested.signal() }
-        source.resume()
-        return source
-    }
+    let stop = StopSignal()
 
     let mock = MockUpstream(options: options)
     try mock.start()
     FileHandle.standardError.write("mock-upstream listening on \(mock.baseURL)\n".data(using: .utf8)!)
-    stopRequested.wait()
+    stop.wait()
     mock.stop(graceSeconds: 1)
-    for source in sources { source.cancel() }
     return .ok
 }
 

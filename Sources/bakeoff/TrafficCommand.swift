@@ -39,11 +39,8 @@ func runTraffic(_ args: inout Arguments) throws -> ExitCode {
     try args.finish()
 
     let bar = ProgressBar(label: "simulated users chatting", unit: "requests", scale: 1)
-    let duration = options.durationSeconds
-    let summary = TrafficSimulator(options: options).run { fraction, requests in
+    let summary = TrafficSimulator(options: options).run { _, requests in
         bar.update(done: Int64(requests), total: nil)
-        _ = fraction
-        _ = duration
     }
     bar.finish()
     let arms = summary.requestsByVariant.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
@@ -75,7 +72,7 @@ private func loadBehaviours(_ path: String) throws -> [String: TrafficSimulator.
         if let v = b.thumbs_rate { behaviour.thumbsRate = v }
         if let v = b.like_rate { behaviour.likeRate = v }
         guard (0...1).contains(behaviour.completion), (0...1).contains(behaviour.escalation), behaviour.turns >= 1 else {
-            throw UsageError("--behaviour \(path): \(name): rates must be between 0 and 1 and turns at least 1")
+            throw UsageError("--behaviour \(path): \(name): completion \(behaviour.completion) and escalation \(behaviour.escalation) must be between 0 and 1, turns \(behaviour.turns) at least 1")
         }
         out[name] = behaviour
     }

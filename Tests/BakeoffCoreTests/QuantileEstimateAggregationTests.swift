@@ -181,6 +181,13 @@ struct QuantileEstimateAggregationTests {
         merged.merge(ClusteredQuantileSketch(users: b))
         #expect(!merged.isExact)
         let users = a.count + b.count
+        // Two spilled sketches merged: the same as one spilled sketch of all their users.
+        var twice = all
+        twice.merge(all)
+        let direct = ClusteredQuantileSketch(users: a + b + a + b)
+        for level in [0.001, 0.5, 0.95, 0.99] {
+            #expect(twice.estimate(level: level, users: 2 * users) == direct.estimate(level: level, users: 2 * users))
+        }
         for level in [0.001, 0.5, 0.95, 0.99] {
             let exact = QuantileEstimate(users: a + b, level: level)
             let approx = all.estimate(level: level, users: users)!

@@ -40,6 +40,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from bench_md import write_section
 import urllib.request
 
 SECTION_TITLE = "## Gateway overhead and throughput"
@@ -279,7 +281,7 @@ def main():
     section = render(result)
     print(section)
     if args.markdown:
-        write_section(args.markdown, section)
+        write_section(args.markdown, section, SECTION_TITLE)
         log(f"wrote the section into {args.markdown}")
 
 
@@ -689,17 +691,6 @@ def render(res):
               "Settings: `BENCH_GATEWAY_ROUNDS`, `_DURATION`, `_WARMUP`, `_RATE`, `_LOW_RATE`, `_CONCURRENCY`, "
               "`BENCH_LITELLM_WORKERS`; `BENCH_GATEWAY=0` skips it.\n")
     return "\n".join(md)
-
-
-def write_section(path, section):
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as fh:
-        fh.write(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

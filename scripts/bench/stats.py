@@ -20,15 +20,14 @@ than gbstats' `process_experiment_results` on the same inputs.
    (SequentialTwoSidedTTest) is timed too, for information.
 3. Bakeoff: `BIN analyze --summary CSV --config CONFIG --format json` as a subprocess, one warm-up run, then
    --runs timed runs (wall time around the whole process, start-up included: conservative for bakeoff); the
-   median. A binary without `--summary` is reported as such ("bakeoff lacks --summary"), exit status 3.
+   median; and in process with `--benchmark N` (parse, statistics, JSON report, N times).
 4. Agreement: for every metric, bakeoff's p_value, absolute_diff and absolute_ci against gbstats' pValue,
    expected and ci (relative 1e-6). For CUPED metrics a report that matches gbstats' unadjusted test instead is
    reported as "CUPED not applied" (not as agreement).
 
 Everything runs pinned to one CPU (--cpu, default 0; -1 leaves it unpinned). Writes OUT/stats.json and, with
 --markdown, the section "## Statistics from sufficient statistics: bakeoff vs gbstats" of that file (replaced
-in place, or appended). Exit status: 0 when measured and agreeing, 1 on disagreement, 3 when the binary lacks
---summary.
+in place, or appended). Exit status: 0 when measured and agreeing, 1 on disagreement.
 """
 
 import argparse
@@ -40,6 +39,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from bench_md import write_section
 from importlib.metadata import version
 
 import numpy as np
@@ -53,7 +54,6 @@ from gbstats.models.statistics import SampleMeanStatistic
 SECTION_TITLE = "## Statistics from sufficient statistics: bakeoff vs gbstats"
 TARGET_RATIO = 50.0
 TOLERANCE = 1e-6
-LACKS_SUMMARY = 3
 
 
 def log(msg):
@@ -209,8 +209,6 @@ def run_bakeoff(command, runs, report_path):
     probe = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err = probe.stderr.decode(errors="replace")
     if probe.returncode != 0:
-        if "--summary" in err and ("unknown option" in err or "unknown" in err.lower()):
-            return None, None, err
         raise RuntimeError(f"{' '.join(command)} failed ({probe.returncode}):\n{err}")
     with open(report_path, "wb") as fh:
         fh.write(probe.stdout)
@@ -221,7 +219,7 @@ def run_bakeoff(command, runs, report_path):
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
-    return json.loads(probe.stdout), times, None
+    return json.loads(probe.stdout), times
 
 
 def bakeoff_in_process(command, runs):
@@ -344,17 +342,6 @@ def markdown(res):
     return "\n".join(md)
 
 
-def write_section(path, section):
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    pattern = re.compile(r"^" + re.escape(SECTION_TITLE) + r"\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as fh:
-        fh.write(text.rstrip("\n") + "\n")
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bin", default=".build/product/release/bakeoff", help="the bakeoff binary")
@@ -386,12 +373,7 @@ def main():
     command = [args.bin, "analyze", "--summary", csv_path, "--config", config_path, "--format", "json",
                "--correction", "none"]
     log(f"{' '.join(command)}: 1 warm-up + {args.runs} timed runs")
-    report, bk_times, lacking = run_bakeoff(command, args.runs, os.path.join(args.out, "stats.bakeoff.json"))
-    if lacking is not None:
-        print(f"stats.py: bakeoff lacks --summary ({args.bin} says: {lacking.strip().splitlines()[0]}); "
-              f"gbstats took {statistics.median(gb_times) * 1000:.1f} ms (median) on the same inputs. "
-              "Wire `bakeoff analyze --summary` (SummaryInput.read) and run again.", file=sys.stderr)
-        sys.exit(LACKS_SUMMARY)
+    report, bk_times = run_bakeoff(command, args.runs, os.path.join(args.out, "stats.bakeoff.json"))
 
     in_process = bakeoff_in_process(command, args.in_process_runs)
     res = {
@@ -415,7 +397,7 @@ def main():
     section = markdown(res)
     print(section)
     if args.markdown:
-        write_section(args.markdown, section)
+        write_section(args.markdown, section, SECTION_TITLE)
         log(f"wrote the section into {args.markdown}")
     a = res["agreement"]
     log(f"gbstats {res['gbstats']['median_s'] * 1000:.1f} ms, bakeoff {in_process['median_s'] * 1000:.2f} ms in process "

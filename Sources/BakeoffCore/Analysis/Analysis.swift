@@ -151,6 +151,20 @@ public struct MetricResult: Sendable {
     public var decisionPValue: Double? { adjustedPValue ?? pValue }
 }
 
+/// What the multiple-comparison correction sets on a result, metric or quantile alike.
+protocol CorrectedResult {
+    var metric: Metric { get }
+    var absoluteInterval: ConfidenceInterval? { get }
+    var adjustedPValue: Double? { get set }
+    var intervalAlpha: Double { get set }
+    var familySize: Int { get set }
+    var significant: Bool { get set }
+    var verdict: Verdict { get set }
+}
+
+extension MetricResult: CorrectedResult {}
+extension QuantileResult: CorrectedResult {}
+
 /// What CUPED bought for one metric.
 public struct VarianceReductionSummary: Sendable, Equatable {
     /// The pooled regression coefficient on the pre-experiment value.
@@ -420,33 +434,31 @@ public enum Analysis {
             let adjusted = MultipleComparisons.adjustedPValues(pValues, correction: plan.correction)
             let levels = MultipleComparisons.perTestAlphas(pValues, correction: plan.correction, alpha: plan.alpha)
             let size = pValues.compactMap { $0 }.count
+            /// The correction's outcome, the same for a metric and a quantile result.
+            func apply<R: CorrectedResult>(_ r: inout R, _ k: Int) {
+                r.adjustedPValue = adjusted[k]
+                r.intervalAlpha = levels[k] ?? plan.alpha
+                r.familySize = size
+                r.significant = (r.adjustedPValue ?? 1) < plan.alpha
+                r.verdict = MetricComparison.verdict(significant: r.significant, up: (r.absoluteInterval.map { $0.lower + $0.upper } ?? 0) > 0,
+                                                     goal: r.metric.goal)
+            }
             for (k, member) in family.enumerated() {
+                // Intervals are remade at the test's corrected level.
+                let level = levels[k].flatMap { $0 != plan.alpha ? $0 : nil }
                 switch member {
                 case .metric(let i):
-                    var r = results[i]
-                    if let level = levels[k], level != plan.alpha, let d = metricData[r.metric.name] {
-                        r = MetricComparison.compare(d, controlIndex, index(r.treatment), treatment: r.treatment, plan: plan, alpha: level)
-                        r.detectableEffect = results[i].detectableEffect
+                    if let level, let d = metricData[results[i].metric.name] {
+                        results[i] = MetricComparison.compare(d, controlIndex, index(results[i].treatment), treatment: results[i].treatment,
+                                                              plan: plan, alpha: level)
                     }
-                    r.adjustedPValue = adjusted[k]
-                    r.intervalAlpha = levels[k] ?? plan.alpha
-                    r.familySize = size
-                    r.significant = (r.adjustedPValue ?? 1) < plan.alpha
-                    r.verdict = MetricComparison.verdict(significant: r.significant, up: (r.absoluteInterval.map { $0.lower + $0.upper } ?? 0) > 0,
-                                                         goal: r.metric.goal)
-                    results[i] = r
+                    apply(&results[i], k)
                 case .quantile(let i):
-                    var q = quantiles[i]
-                    if let level = levels[k], level != plan.alpha, let d = metricData[q.metric.name] {
-                        q = MetricComparison.compareQuantile(d, controlIndex, index(q.treatment), treatment: q.treatment, plan: plan, alpha: level)
+                    if let level, let d = metricData[quantiles[i].metric.name] {
+                        quantiles[i] = MetricComparison.compareQuantile(d, controlIndex, index(quantiles[i].treatment),
+                                                                        treatment: quantiles[i].treatment, plan: plan, alpha: level)
                     }
-                    q.adjustedPValue = adjusted[k]
-                    q.intervalAlpha = levels[k] ?? plan.alpha
-                    q.familySize = size
-                    q.significant = (q.adjustedPValue ?? 1) < plan.alpha
-                    q.verdict = MetricComparison.verdict(significant: q.significant, up: (q.absoluteInterval.map { $0.lower + $0.upper } ?? 0) > 0,
-                                                         goal: q.metric.goal)
-                    quantiles[i] = q
+                    apply(&quantiles[i], k)
                 }
             }
         }

@@ -56,7 +56,7 @@ public struct CovariateTable: Sendable {
             var isDirectory: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
             throw CovariateError(path: path, message: isDirectory.boolValue ? "is a directory, not a covariate file"
-                                 : exists ? "cannot read the covariate file" : "no such covariate file")
+                                 : exists ? "cannot read the covariate file (check its permissions)" : "no such covariate file")
         }
         return try parse(bytes: [UInt8](data), source: path, metrics: metrics)
     }
@@ -256,7 +256,7 @@ public struct CovariateTable: Sendable {
             valid = exponent > 0
         }
         guard valid && i == u.endIndex, let x = Double(text) else {
-            throw FieldError(message: "\"\(excerpt(field))\" is not a number")
+            throw FieldError(message: "\"\(excerpt(field))\" is not a number; write a decimal number such as 3.5 or 1e-3")
         }
         guard x.isFinite else { throw FieldError(message: "\"\(excerpt(field))\" is out of range") }
         return x

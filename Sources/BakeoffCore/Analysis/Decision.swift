@@ -17,26 +17,23 @@ extension Analysis {
         let p = results.first { $0.metric.name == primary }
         var harmed: [String] = []
         var pending: [String] = []
-        for r in results where r.metric.role == .guardrail && r.metric.name != primary {
-            if let g = r.guardrail {
-                if g.status == .beyondMargin { harmed.append("\(r.metric.title) (\(guardrailText(g, r.metric)))") }
-                if g.status == .unclear { pending.append("\(r.metric.title) (\(guardrailText(g, r.metric)))") }
-            } else if r.verdict == .worse {
-                harmed.append("\(r.metric.title) (\(formatSigned(r.absoluteDifference, r.metric)))")
-            } else if r.metric.margin != nil {
+        /// Sorts one guardrail into harmed or pending; `change` is how its change reads without a margin.
+        func judge(_ metric: Metric, _ check: GuardrailCheck?, worse: Bool, note: String?, change: String) {
+            if let g = check {
+                if g.status == .beyondMargin { harmed.append("\(metric.title) (\(guardrailText(g, metric)))") }
+                if g.status == .unclear { pending.append("\(metric.title) (\(guardrailText(g, metric)))") }
+            } else if worse {
+                harmed.append("\(metric.title) (\(change))")
+            } else if metric.margin != nil {
                 // A margin that could not be tested is not shown: it blocks shipping.
-                pending.append("\(r.metric.title) (not testable: \(r.note ?? "no estimate"))")
+                pending.append("\(metric.title) (not testable: \(note ?? "no estimate"))")
             }
         }
+        for r in results where r.metric.role == .guardrail && r.metric.name != primary {
+            judge(r.metric, r.guardrail, worse: r.verdict == .worse, note: r.note, change: formatSigned(r.absoluteDifference, r.metric))
+        }
         for q in quantiles where q.metric.role == .guardrail {
-            if let g = q.guardrail {
-                if g.status == .beyondMargin { harmed.append("\(q.metric.title) (\(guardrailText(g, q.metric)))") }
-                if g.status == .unclear { pending.append("\(q.metric.title) (\(guardrailText(g, q.metric)))") }
-            } else if q.verdict == .worse {
-                harmed.append("\(q.metric.title) (\(formatPercent(q.relativeChange)))")
-            } else if q.metric.margin != nil {
-                pending.append("\(q.metric.title) (not testable: \(q.note ?? "no estimate"))")
-            }
+            judge(q.metric, q.guardrail, worse: q.verdict == .worse, note: q.note, change: formatPercent(q.relativeChange))
         }
         let harmText = harmed.joined(separator: ", ")
         if let p, p.verdict == .worse {

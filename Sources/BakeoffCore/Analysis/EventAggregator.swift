@@ -258,10 +258,7 @@ public struct EventAggregator {
             let x: Double
             switch metrics[m].source {
             case .errors: x = e.isOK ? 0 : 1
-            case .field(.latencyMs): x = e.latencyMs
-            case .field(.ttftMs): x = e.ttftMs
-            case .field(.inputTokens): x = e.inputTokens
-            case .field(.outputTokens): x = e.outputTokens
+            case .field(let f): x = e.value(of: f)
             default: x = .nan
             }
             if !x.isNaN {
@@ -272,7 +269,7 @@ public struct EventAggregator {
             base += 3
         }
         for (k, f) in quantileFields.enumerated() {
-            let x = f == .latencyMs ? e.latencyMs : f == .ttftMs ? e.ttftMs : f == .inputTokens ? e.inputTokens : e.outputTokens
+            let x = e.value(of: f)
             if x.isFinite { fieldQuantiles[k].add(x, user: user) }
         }
     }
@@ -449,8 +446,9 @@ public struct EventAggregator {
             }
             var data = MetricData(metric: metric, perVariant: perVariant, unitMoments: units, quantiles: nil, quantileCounts: nil, sketches: nil)
             if let ordinal {
-                data.ordinal = ordinal.counts
-                if ordinal.counts == nil { overLevelLimit.append(metric.name) }
+                let counts = ordinal.counts
+                data.ordinal = counts
+                if counts == nil { overLevelLimit.append(metric.name) }
             }
 
             // Covariates: the file's values for the metrics it lists, else the pre-experiment period's.

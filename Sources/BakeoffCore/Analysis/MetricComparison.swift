@@ -27,8 +27,8 @@ enum MetricComparison {
         let minimum: Double
         switch plan.unit {
         case .user:
-            ec = GroupEstimate(mean: rc.mean, variance: rc.variance, n: rc.n)
-            et = GroupEstimate(mean: rt.mean, variance: rt.variance, n: rt.n)
+            ec = rc.estimate
+            et = rt.estimate
             minimum = min(rc.n, rt.n)
         case .event:
             ec = GroupEstimate(mean: uc.mean, variance: uc.variance, n: uc.n)

@@ -77,10 +77,7 @@ public enum SummaryInput {
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
-            guard let contents = FileManager.default.contents(atPath: path) else {
-                throw FileError(path: path, message: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
-            }
-            data = contents
+            data = try FileError.contents(of: path)
         }
         return try parse(Array(data), source: path == "-" ? "standard input" : path, metrics: metrics,
                          experiment: experiment, variants: variants)
@@ -293,7 +290,7 @@ enum JSONRows {
             if cells[.experiment] == nil, let defaultExperiment { cells[.experiment] = .text(defaultExperiment) }
             rows.append(SummaryRow(line: line, label: label, cells: cells))
         }
-        if rows.isEmpty { throw SummaryInputError(source: source, message: "no rows") }
+        if rows.isEmpty { throw SummaryInputError(source: source, message: "no rows: give one object per variant and metric (README: \"Sufficient statistics from your warehouse\")") }
         return rows
     }
 

@@ -373,9 +373,6 @@ extension ConfidenceInterval {
 }
 
 extension RatioMoments {
-    /// The user-level estimate: ratio of sums with its delta-method variance.
-    fileprivate var estimate: GroupEstimate { GroupEstimate(mean: mean, variance: variance, n: n) }
-
     /// Every unit as an independent 0/1 value (valid when each unit's value is 0 or 1): the naive estimate.
     fileprivate var perUnit: GroupEstimate {
         let units = SampleMoments(n: denominator.sum, sum: numerator.sum, sumOfSquares: numerator.sum)

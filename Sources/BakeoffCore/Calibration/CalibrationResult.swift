@@ -326,13 +326,7 @@ extension CalibrationResult {
         }
         var out = markdown ? "## Calibration by simulation\n\n" : "Calibration by simulation\n=========================\n"
         out += headerLines.map { markdown ? $0 : wrap($0) }.joined(separator: markdown ? "\n\n" : "\n") + "\n\n"
-        if markdown {
-            out += "| " + header.joined(separator: " | ") + " |\n"
-            out += "|" + header.indices.map { [0, 1, 5].contains($0) ? "---|" : "---:|" }.joined() + "\n"
-            for row in rows { out += "| " + row.joined(separator: " | ") + " |\n" }
-        } else {
-            out += renderTable(header, rows, leftAligned: [0, 1, 5])
-        }
+        out += markdown ? markdownTable(header, rows, leftAligned: [0, 1, 5]) : renderTable(header, rows, leftAligned: [0, 1, 5])
         let notes = self.rows.compactMap { row in row.note.map { "\(row.id.methodTitle), \(row.id.metricTitle): \($0)" } }
         if !notes.isEmpty {
             out += "\n" + notes.map { markdown ? "- " + $0 : wrap("* " + $0, indent: "  ") }.joined(separator: "\n") + "\n"

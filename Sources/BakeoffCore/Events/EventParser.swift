@@ -41,6 +41,16 @@ public struct EventView {
     @inlinable public var isOK: Bool {
         status.count == 0 || (status.count == 2 && status[0] == 0x6F && status[1] == 0x6B)
     }
+
+    /// The request's value of a numeric field (NaN when absent).
+    @inlinable public func value(of field: RequestField) -> Double {
+        switch field {
+        case .latencyMs: return latencyMs
+        case .ttftMs: return ttftMs
+        case .inputTokens: return inputTokens
+        case .outputTokens: return outputTokens
+        }
+    }
 }
 
 /// A line the parser does not accept, with the 1-based column where the problem starts.

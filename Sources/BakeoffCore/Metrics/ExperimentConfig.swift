@@ -37,10 +37,7 @@ public struct ExperimentConfig: Sendable {
     public init() {}
 
     public static func load(path: String) throws -> ExperimentConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw FileError(path: path, message: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
-        }
-        var config = try parse(data, source: path)
+        var config = try parse(try FileError.contents(of: path), source: path)
         // A covariate file named in the config is found next to it.
         if let file = config.covariatesPath, !file.hasPrefix("/"), let slash = path.lastIndex(of: "/") {
             config.covariatesPath = String(path[...slash]) + file
@@ -243,5 +240,15 @@ public struct ExperimentConfig: Sendable {
         plan.maximumRuntimeDays = maximumRuntimeDays
         plan.start = start
         return plan
+    }
+}
+
+extension FileError {
+    /// A whole file's bytes, or the error naming why not ("no such file", "cannot be read").
+    static func contents(of path: String) throws(FileError) -> Data {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw FileError(path: path, message: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
+        }
+        return data
     }
 }

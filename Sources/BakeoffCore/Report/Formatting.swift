@@ -172,3 +172,11 @@ extension String {
         return s
     }
 }
+
+/// A Markdown table: the `leftAligned` columns left, the others right (numbers).
+func markdownTable(_ header: [String], _ rows: [[String]], leftAligned: Set<Int> = [0]) -> String {
+    var out = "| " + header.joined(separator: " | ") + " |\n"
+    out += "|" + header.indices.map { leftAligned.contains($0) ? "---|" : "---:|" }.joined() + "\n"
+    for r in rows { out += "| " + r.joined(separator: " | ") + " |\n" }
+    return out
+}

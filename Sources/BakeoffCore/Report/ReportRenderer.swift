@@ -254,13 +254,6 @@ extension Report {
         return text
     }
 
-    private func markdownTable(_ header: [String], _ rows: [[String]]) -> String {
-        var out = "| " + header.joined(separator: " | ") + " |\n"
-        out += "|" + header.enumerated().map { i, _ in i == 0 ? "---|" : "---:|" }.joined() + "\n"
-        for r in rows { out += "| " + r.joined(separator: " | ") + " |\n" }
-        return out
-    }
-
     private func renderJSON() -> String {
         var w = JSONWriter()
         w.object { w in

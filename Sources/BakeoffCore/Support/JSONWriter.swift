@@ -82,7 +82,7 @@ public struct JSONWriter {
     }
 
     private mutating func appendQuoted(_ s: String) {
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+        if !JSONWriter.needsEscaping(s) {
             bytes.append(0x22)
             bytes.append(contentsOf: s.utf8)
             bytes.append(0x22)
@@ -91,9 +91,14 @@ public struct JSONWriter {
         }
     }
 
+    /// Whether `s` has a control character, quote or backslash.
+    static func needsEscaping(_ s: String) -> Bool {
+        s.utf8.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }
+    }
+
     public static func quote(_ s: String) -> String {
         // Most keys and names need no escape: copy them whole.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return "\"" + s + "\"" }
+        if !needsEscaping(s) { return "\"" + s + "\"" }
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

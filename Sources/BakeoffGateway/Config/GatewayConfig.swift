@@ -28,9 +28,6 @@ public struct GatewayConfig: Sendable {
     public var storePath: String
     public var flushIntervalMs: Int
     public var queueCapacity: Int
-    /// `upstream_defaults`, already applied to every `UpstreamTarget`.
-    public var defaultTimeoutMs: Int
-    public var defaultConnectTimeoutMs: Int
     public var experiments: [GatewayExperiment]
     /// Where the config came from (the file path, or the `source` given to `parse`).
     public var source: String
@@ -50,7 +47,7 @@ public struct GatewayConfig: Sendable {
     }
 
     /// Sampling-parameter keys a variant may not override: the gateway takes them from the client's request.
-    public static let refusedParameters = ["model", "messages", "prompt", "stream", "stream_options", "user"]
+    public static let refusedParameters = ClientRequest.reservedParameterKeys.union(["user"])
 
     /// Reads and validates the config at `path`; API keys are resolved from `environment`.
     public static func load(

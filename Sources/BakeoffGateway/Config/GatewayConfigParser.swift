@@ -192,7 +192,6 @@ struct GatewayConfigParser {
             listenHost: listenHost, listenPort: listenPort, threads: threads, maxBodyBytes: maxBody,
             userHeader: userHeader, logContent: logContent, adminKeyEnv: adminKeyEnv, adminKey: adminKey,
             storePath: storePath, flushIntervalMs: flush, queueCapacity: queue,
-            defaultTimeoutMs: timeout, defaultConnectTimeoutMs: connectTimeout,
             experiments: experiments, source: source)
     }
 

@@ -53,12 +53,12 @@ extension Gateway {
         guard value.isFinite, abs(value) <= 1e12 else { return bad("feedback \"value\" must be a finite number of at most 1e12 in size", param: "value") }
         let target: RecentRequests.Entry?
         if let id = body.requestID, !id.isEmpty {
-            target = recent.request(id) ?? store.request(id: id).map(Self.entry)
+            target = recent.request(id) ?? store.request(id: id)
             guard target != nil else {
                 return fail(exchange, OpenAIError(status: 404, message: "no request with id \"\(id)\": use the x-bakeoff-request-id header of a response", type: "invalid_request_error", code: "request_not_found", param: "request_id"))
             }
         } else if let id = body.conversationID, !id.isEmpty {
-            target = recent.conversation(id) ?? store.latestRequest(conversation: id).map(Self.entry)
+            target = recent.conversation(id) ?? store.latestRequest(conversation: id)
             guard target != nil else {
                 return fail(exchange, OpenAIError(status: 404, message: "no conversation with id \"\(id)\": send X-Bakeoff-Conversation with its requests first", type: "invalid_request_error", code: "conversation_not_found", param: "conversation_id"))
             }
@@ -87,7 +87,7 @@ extension Gateway {
         let reply = "{\"status\":\"recorded\",\"experiment\":\(JSONWriter.quote(t.experiment)),\"variant\":\(JSONWriter.quote(t.variant)),\"conversation_id\":\(JSONWriter.quote(t.conversationID)),\"name\":\(JSONWriter.quote(name)),\"value\":\(JSONWriter.number(value))}"
         store.appendDurably(event) { [self] error in
             if let error {
-                fail(exchange, OpenAIError(status: 503, message: "feedback not recorded: \(error)", type: "server_error", code: "store_unavailable"))
+                fail(exchange, OpenAIError(status: 503, message: "feedback not recorded: \(error); retry the request", type: "server_error", code: "store_unavailable"))
             } else {
                 metrics.recordFeedback(experiment: t.experiment, name: label)
                 respondJSON(exchange, 200, reply)
@@ -98,10 +98,5 @@ extension Gateway {
     /// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
     static func isControlOrSeparator(_ u: Unicode.Scalar) -> Bool {
         u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.value == 0x2028 || u.value == 0x2029
-    }
-
-    static func entry(_ info: RequestInfo) -> RecentRequests.Entry {
-        RecentRequests.Entry(experiment: info.experiment, variant: info.variant, userID: info.userID,
-                             conversationID: info.conversationID, requestID: info.requestID, qa: info.qa)
     }
 }

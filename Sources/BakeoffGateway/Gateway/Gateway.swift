@@ -18,6 +18,8 @@ public final class Gateway: @unchecked Sendable {
     let startedAt = Date()
     /// User and conversation ids longer than this are refused: they are kept in memory and in every event.
     static let maxIDBytes = 512
+    /// The paths `handle` routes, for telling a wrong method (405) from an unknown path (404).
+    static let knownPaths: Set<String> = ["/v1/chat/completions", "/v1/completions", "/v1/feedback", "/v1/models", "/v1/assignments", "/healthz", "/metrics"]
 
     /// Opens the store and prepares the server; `start()` begins listening. The admin key is the one the
     /// config resolved from the environment when it was loaded.
@@ -71,11 +73,10 @@ public final class Gateway: @unchecked Sendable {
             let name = String(path.dropFirst("/v1/experiments/".count).dropLast("/report".count))
             report(exchange, experiment: name.removingPercentEncoding ?? name)
         default:
-            let known = ["/v1/chat/completions", "/v1/completions", "/v1/feedback", "/v1/models", "/v1/assignments", "/healthz", "/metrics"]
-            if known.contains(request.path) {
+            if Self.knownPaths.contains(request.path) {
                 fail(exchange, OpenAIError(status: 405, message: "\(request.method) is not allowed on \(request.path)", type: "invalid_request_error", code: "method_not_allowed"))
             } else {
-                fail(exchange, OpenAIError(status: 404, message: "no such endpoint: \(request.method) \(request.path)", type: "invalid_request_error", code: "not_found"))
+                fail(exchange, .notFound("no such endpoint: \(request.method) \(request.path)"))
             }
         }
     }
@@ -237,8 +238,7 @@ public final class Gateway: @unchecked Sendable {
                 let data = try StoreReader.aggregate(path: config.storePath, options: options)
                 plan.asOf = WallClock.microseconds()
                 var report = try Analysis.run(data, plan: plan)
-                report.planChanges = PlanSnapshot.changesAfterStart(try PlanLog.history(path: config.storePath, experiment: experiment.name),
-                                                                    start: data.firstTimestamp ?? plan.start)
+                report.planChanges = try PlanLog.changesAfterStart(path: config.storePath, experiment: experiment.name, data: data, plan: plan)
                 let type: String
                 switch format {
                 case .json: type = "application/json"
@@ -298,14 +298,8 @@ enum WallClock {
 
 /// The requests the gateway served recently, so feedback can find its request before the store has it.
 final class RecentRequests: Sendable {
-    struct Entry: Sendable {
-        var experiment: String
-        var variant: String
-        var userID: String
-        var conversationID: String
-        var requestID: String
-        var qa: Bool
-    }
+    /// The store's own description of a request, so that both lookups give the same type.
+    typealias Entry = RequestInfo
 
     struct State {
         var byRequest: [String: Entry] = [:]

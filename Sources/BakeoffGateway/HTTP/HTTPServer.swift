@@ -326,9 +326,6 @@ public final class HTTPExchange: @unchecked Sendable {
         }
     }
 
-    /// Whether the client is known to be gone.
-    public var isClosed: Bool { state.withLock { $0.closed } }
-
     private func resumeIfSuspended(_ s: inout State) {
         if s.suspended && !s.closed {
             s.suspended = false
@@ -453,14 +450,15 @@ private func httpAccessHandler(
                              body: shuttingDown.body)
             return exchange.queueOrSuspend()
         }
-        if let length = request.header("content-length").flatMap(Int.init), length > server.options.maxBodyBytes {
+        let declared = request.header("content-length").flatMap(Int.init) ?? 0
+        if declared > server.options.maxBodyBytes {
             // Refuse before reading; libmicrohttpd then closes the connection, which is what we want here.
             exchange.bodyTooLarge = true
             exchange.state.withLock { $0.phase = .handling }
-            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: OpenAIError.payloadTooLarge(limit: server.options.maxBodyBytes).body)
+            respondTooLarge(exchange, server)
             return exchange.queueOrSuspend()
         }
-        if length(of: request) > 0 { exchange.request.body.reserveCapacity(length(of: request)) }
+        if declared > 0 { exchange.request.body.reserveCapacity(min(declared, 64 << 20)) }
         return .YES
     }
     let exchange = Unmanaged<HTTPExchange>.fromOpaque(context.pointee!).takeUnretainedValue()
@@ -474,7 +472,7 @@ private func httpAccessHandler(
             guard !exchange.bodyTooLarge else { return .YES }
             exchange.bodyTooLarge = true
             exchange.state.withLock { $0.phase = .handling }
-            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: OpenAIError.payloadTooLarge(limit: server.options.maxBodyBytes).body)
+            respondTooLarge(exchange, server)
             return exchange.queueOrSuspend()
         } else if let uploadData {
             UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: n) {
@@ -491,7 +489,7 @@ private func httpAccessHandler(
     }
     if first {
         if exchange.bodyTooLarge {
-            exchange.respond(status: 413, headers: [("Content-Type", "application/json")], body: OpenAIError.payloadTooLarge(limit: server.options.maxBodyBytes).body)
+            respondTooLarge(exchange, server)
         } else {
             server.handler(exchange)
         }
@@ -499,8 +497,10 @@ private func httpAccessHandler(
     return exchange.queueOrSuspend()
 }
 
-private func length(of request: HTTPRequest) -> Int {
-    min(request.header("content-length").flatMap(Int.init) ?? 0, 64 << 20)
+/// 413 with the body limit in an OpenAI-shaped error.
+private func respondTooLarge(_ exchange: HTTPExchange, _ server: HTTPServer) {
+    exchange.respond(status: 413, headers: [("Content-Type", "application/json")],
+                     body: OpenAIError.payloadTooLarge(limit: server.options.maxBodyBytes).body)
 }
 
 private func httpRequestCompleted(

@@ -109,6 +109,7 @@ public struct TrafficSimulator: Sendable {
         var userRNG = RandomSource(seed: options.seed ^ (UInt64(userIndex) &* 0xD6E8_FEB8_6659_FD93))
         let propensity = userRNG.uniform()
         var variant: String?
+        var behaviour: Behaviour?
         var lastRequestID: String?
         var turns = 1
         var turn = 0
@@ -128,14 +129,14 @@ public struct TrafficSimulator: Sendable {
             if variant == nil {
                 variant = v
                 let b = options.behaviours[v] ?? options.behaviours["control"] ?? Behaviour.seedCaseStudy["control"]!
+                behaviour = b
                 turns = 1 + rng.poisson(max(0, b.turns - 1))
             }
             lastRequestID = answer.header("x-bakeoff-request-id")
             summary.withLock { $0.requests += 1; $0.requestsByVariant[v, default: 0] += 1 }
             turn += 1
         }
-        guard let variant else { return }
-        let b = options.behaviours[variant] ?? options.behaviours["control"] ?? Behaviour.seedCaseStudy["control"]!
+        guard let b = behaviour else { return }  // set with the variant by the first answer
         // The user's completion rate: Beta around the variant's rate, drawn by quantile from the user's
         // propensity so a user stays alike across conversations.
         let userRate = betaQuantileApprox(mean: b.completion, concentration: options.userConcentration, u: propensity)

@@ -336,9 +336,9 @@ public final class MockUpstream: @unchecked Sendable {
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) { exchange.finish(failed: true) }
     }
 
-    private func respondError(_ exchange: HTTPExchange, status: Int, message: String, type: String, param: String? = nil, code: String? = nil) {
-        let body = "{\"error\":{\"message\":\(JSONWriter.quote(message)),\"type\":\(JSONWriter.quote(type)),\"param\":\(param.map(JSONWriter.quote) ?? "null"),\"code\":\(code.map(JSONWriter.quote) ?? "null")}}"
-        exchange.respond(status: status, headers: jsonHeaders, body: Array(body.utf8))
+    private func respondError(_ exchange: HTTPExchange, status: Int, message: String, type: String, code: String? = nil) {
+        let error = OpenAIError(status: status, message: message, type: type, code: code)
+        exchange.respond(status: error.status, headers: jsonHeaders, body: error.body)
     }
 }
 

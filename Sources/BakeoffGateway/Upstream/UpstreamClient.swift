@@ -128,7 +128,7 @@ public final class UpstreamClient: @unchecked Sendable {
     /// Starts a call and sends its request right away; its callbacks follow on the client's threads, in order.
     public func start(_ call: UpstreamCall) {
         guard accepting.load(ordering: .acquiring) else {
-            call.onFinish?(.failed(.shutdown, message: "the gateway is shutting down"))
+            call.onFinish?(Self.shutdownOutcome)
             return
         }
         activeCalls.add(1, ordering: .relaxed)
@@ -141,8 +141,7 @@ public final class UpstreamClient: @unchecked Sendable {
         }
         guard running else {
             lock.unlock()
-            activeCalls.subtract(1, ordering: .relaxed)
-            call.onFinish?(.failed(.shutdown, message: "the gateway is shutting down"))
+            refuse(call)
             return
         }
         if dispatching {
@@ -189,6 +188,23 @@ public final class UpstreamClient: @unchecked Sendable {
         close(wake)
     }
 
+    /// What a call gets when the client is shutting down.
+    private static let shutdownOutcome = UpstreamOutcome.failed(.shutdown, message: "the gateway is shutting down")
+
+    /// Finishes a counted call that will never start: the client is shutting down.
+    private func refuse(_ call: UpstreamCall) {
+        activeCalls.subtract(1, ordering: .relaxed)
+        call.onFinish?(Self.shutdownOutcome)
+    }
+
+    /// The calls left in the inbox by starts that found the lock busy; the inbox is left empty.
+    private func takeInbox() -> [UpstreamCall] {
+        inbox.withLock { waiting in
+            defer { waiting.removeAll() }
+            return waiting
+        }
+    }
+
     private func signalWake() {
         var one: UInt64 = 1
         _ = Glibc.write(wake, &one, 8)
@@ -200,27 +216,18 @@ public final class UpstreamClient: @unchecked Sendable {
         dispatching = true
         body()
         collectFinished()
-        deferredStarts += inbox.withLock { waiting in
-            defer { waiting.removeAll() }
-            return waiting
-        }
+        deferredStarts += takeInbox()
         while !deferredStarts.isEmpty || !deferredCancels.isEmpty {
             let starts = deferredStarts, cancels = deferredCancels
             deferredStarts.removeAll()
             deferredCancels.removeAll()
             for call in cancels { finish(call, .cancelled) }
             for call in starts {
-                if running { add(call) } else {
-                    activeCalls.subtract(1, ordering: .relaxed)
-                    call.onFinish?(.failed(.shutdown, message: "the gateway is shutting down"))
-                }
+                if running { add(call) } else { refuse(call) }
             }
             if !starts.isEmpty { _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning) }
             collectFinished()
-            deferredStarts += inbox.withLock { waiting in
-                defer { waiting.removeAll() }
-                return waiting
-            }
+            deferredStarts += takeInbox()
         }
         dispatching = false
     }
@@ -230,16 +237,10 @@ public final class UpstreamClient: @unchecked Sendable {
             lock.lock()
             if !running {
                 dispatching = true
-                for call in Array(active.values) { finish(call, .failed(.shutdown, message: "the gateway is shutting down")) }
-                let stranded = deferredStarts + inbox.withLock { waiting in
-                    defer { waiting.removeAll() }
-                    return waiting
-                }
+                for call in Array(active.values) { finish(call, Self.shutdownOutcome) }
+                let stranded = deferredStarts + takeInbox()
                 deferredStarts.removeAll()
-                for call in stranded {
-                    activeCalls.subtract(1, ordering: .relaxed)
-                    call.onFinish?(.failed(.shutdown, message: "the gateway is shutting down"))
-                }
+                for call in stranded { refuse(call) }
                 dispatching = false
                 lock.unlock()
                 break
