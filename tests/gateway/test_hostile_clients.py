@@ -163,6 +163,9 @@ def test_client_keys_guard_the_proxy_and_feedback(procs, tmp_path):
     rid, token = reply.headers["x-bakeoff-request-id"], reply.headers["x-bakeoff-feedback-token"]
     assert post(gw, {"request_id": rid, "user": "k-user", "name": "csat", "value": 3})[0] == 401
     assert post(gw, {"request_id": rid, "user": "k-user", "name": "csat", "value": 3}, headers={"Authorization": f"Bearer {key}"})[0] == 200
+    for path in ("/v1/models", f"/v1/assignments?experiment={EXPERIMENT}&user=k-user"):
+        assert gw.get(path)[0] == 401
+        assert gw.get(path, headers={"Authorization": f"Bearer {key}"})[0] == 200
     # A browser holds the token, not a key.
     assert post(gw, {"request_id": rid, "feedback_token": token, "name": "thumbs_up", "value": 1})[0] == 200
 
