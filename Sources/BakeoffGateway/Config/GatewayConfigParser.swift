@@ -101,7 +101,7 @@ private func closestKey(_ key: String, _ known: [String]) -> String? {
 enum Keys {
     static let root = ["listen", "threads", "max_body_bytes", "user_header", "log_content", "admin_key_env",
                        "store", "upstream_defaults", "experiments"]
-    static let store = ["path", "flush_interval_ms", "queue_capacity"]
+    static let store = ["path", "flush_interval_ms", "queue_capacity", "retention_days"]
     static let upstreamDefaults = ["timeout_ms", "connect_timeout_ms"]
     static let experiment = ["name", "model", "control", "split", "per_request_assignment", "log_content",
                              "analysis", "variants"]
@@ -154,12 +154,14 @@ struct GatewayConfigParser {
 
         var storePath = GatewayConfig.Defaults.storePath
         var flush = GatewayConfig.Defaults.flushIntervalMs, queue = GatewayConfig.Defaults.queueCapacity
+        var retention: Int?
         if var store = root.object("store") {
             if let path = store.string("path") {
                 if path.isEmpty { store.fail("path", "must not be empty (the default is \"bakeoff.db\")") } else { storePath = path }
             }
             flush = store.int("flush_interval_ms", in: 1...10_000) ?? flush
             queue = store.int("queue_capacity", in: 1...Int.max) ?? queue
+            retention = store.int("retention_days", in: 1...36_500)
             store.finish(known: Keys.store)
         }
         var timeout = GatewayConfig.Defaults.timeoutMs, connectTimeout = GatewayConfig.Defaults.connectTimeoutMs
@@ -191,7 +193,7 @@ struct GatewayConfigParser {
         return GatewayConfig(
             listenHost: listenHost, listenPort: listenPort, threads: threads, maxBodyBytes: maxBody,
             userHeader: userHeader, logContent: logContent, adminKeyEnv: adminKeyEnv, adminKey: adminKey,
-            storePath: storePath, flushIntervalMs: flush, queueCapacity: queue,
+            storePath: storePath, flushIntervalMs: flush, queueCapacity: queue, retentionDays: retention,
             experiments: experiments, source: source)
     }
 
