@@ -159,7 +159,7 @@ public final class EventStore: @unchecked Sendable {
     public var writeRetries: Int { writer.counters.retries }
     /// Events deleted by retention.
     public var eventsDeleted: Int { writer.counters.deleted }
-    /// Retention transactions (each deletes at most `options.retentionBatch` events).
+    /// Retention transactions that deleted events (each deletes at most `options.retentionBatch`).
     public var retentionBatches: Int { writer.counters.retentionBatches }
     /// Whether the store can write now.
     public var health: StoreHealth { writer.counters.health }
@@ -699,7 +699,7 @@ private final class Writer: @unchecked Sendable {
         }
         condition.lock()
         stats.deleted += deleted
-        stats.retentionBatches += 1
+        if deleted > 0 { stats.retentionBatches += 1 }
         condition.unlock()
         if deleted == 0 { return endRound() }
         state.cursor = end

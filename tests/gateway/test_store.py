@@ -137,7 +137,6 @@ def test_a_version1_store_is_upgraded_and_exports_the_same_bytes(procs, tmp_path
     assert len(before.splitlines()) == count
     mock = start_mock(procs)
     gateway = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)])
-    assert gateway.get("/healthz")[0] == 200  # (serve handles SIGTERM only just after its ready line)
     assert gateway.stop() == 0
     db = sqlite3.connect(store)
     assert db.execute("PRAGMA user_version").fetchone()[0] == 2
@@ -251,3 +250,14 @@ def test_a_full_disk_is_reported_retried_and_recovered_from(procs, tmp_path, sma
     assert set(answered) <= requests, f"{len(set(answered) - requests)} of {len(answered)} answered requests are missing"
     rated = [e["request_id"] for e in events if e["event"] == "feedback"]
     assert sorted(rated) == sorted(feedback_ok)
+
+
+def test_sigterm_right_after_the_ready_line_flushes_and_exits_0(procs, tmp_path):
+    # The stop handler was installed only after the ready line (and a dispatch source registers late): a SIGTERM
+    # sent at once killed the gateway without flushing, or was ignored.
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    for attempt in range(12):
+        gateway = start_gateway(procs, tmp_path / f"run{attempt}", [split_experiment(EXPERIMENT, MODEL, url, url)])
+        code = gateway.stop()
+        assert code == 0, f"attempt {attempt}: exit status {code}\n{gateway.process.stderr}"
+        assert "stopped" in gateway.process.stderr
