@@ -261,3 +261,23 @@ def test_sigterm_right_after_the_ready_line_flushes_and_exits_0(procs, tmp_path)
         code = gateway.stop()
         assert code == 0, f"attempt {attempt}: exit status {code}\n{gateway.process.stderr}"
         assert "stopped" in gateway.process.stderr
+
+
+def test_retention_deletes_old_events_off_the_request_path(procs, tmp_path):
+    # A month-old experiment (the simulation starts 2026-11-01) in the store, then a gateway keeping 1 day.
+    log = tmp_path / "old.jsonl"
+    log.write_text(run_bakeoff("simulate", "--preset", "aa", "--users", "300").stdout)
+    old = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all(e["ts"] < datetime.now().strftime("%Y-%m-%d") for e in old)
+    store = tmp_path / "store.db"
+    run_bakeoff("import", "--db", str(store), str(log))
+    mock = start_mock(procs)
+    gateway = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)],
+                            store={"path": str(store), "retention_days": 1})
+    wait_until(lambda: metric_value(gateway.metrics(), "bakeoff_store_events_deleted_total") == len(old),
+               message="retention to delete the old events")
+    raw = gateway.client().chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES, user="u1")
+    assert gateway.stop() == 0
+    events = gateway.export(include_qa=True)
+    assert [e["request_id"] for e in events] == [raw.headers["x-bakeoff-request-id"]]
+    assert "events kept 1 day" in run_bakeoff("serve", "--config", str(gateway.config_path), "--check").stdout
