@@ -593,7 +593,7 @@ private final class Writer: @unchecked Sendable {
                     stats.health = .failing(since: Date(), reason: error.message)
                     backoff = Self.minBackoff
                     lastReport = now
-                    line = "\(error.message); the event store cannot write: keeping up to \(capacity) events queued and retrying (feedback is refused with 503 until a write succeeds)"
+                    line = "\(error.message); the event store cannot write: keeping up to \(capacity) events queued and retrying (durable appends, i.e. feedback, are refused until a write succeeds)"
                 }
                 retryAt = now &+ UInt64(backoff * 1e9)
             } else {
