@@ -305,3 +305,7 @@ def test_feedback_per_target_and_name_is_capped(procs, tmp_path):
     assert post(gw, {"request_id": rid, "user": "cap-user", "name": "csat", "value": 4})[0] == 200
     assert gw.stop() == 0
     assert len([e for e in gw.export() if e["event"] == "feedback"]) == 6
+    # The cap holds across a restart: the count comes from the store.
+    again = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)], feedback_limit=5)
+    assert post(again, {"request_id": rid, "user": "cap-user", "name": "thumbs_up", "value": 1})[0] == 429
+    assert post(again, {"request_id": rid, "user": "cap-user", "name": "csat", "value": 5})[0] == 200

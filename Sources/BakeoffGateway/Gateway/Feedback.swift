@@ -167,7 +167,8 @@ extension Gateway {
         // One target cannot take feedback without end.
         let ledgerKey = "\(target.experiment)\u{0}\(requestID != nil ? "r" : "c")\u{0}\(requestID ?? target.conversationID)\u{0}\(name)"
         let admitted = feedbackLedger.take(ledgerKey) {
-            0 // MERGE: store.feedbackCount (wt-store)
+            requestID != nil ? store.feedbackCount(requestID: target.requestID, name: name)
+                : store.feedbackCount(conversationID: target.conversationID, name: name)
         }
         guard admitted else {
             return fail(exchange, OpenAIError(status: 429, message: "\(what) already has \(config.access.feedbackLimit) \"\(name)\" feedback events, the most one target takes; the latest one counts in the analysis", type: "rate_limit_error", code: "feedback_limit_reached"))
