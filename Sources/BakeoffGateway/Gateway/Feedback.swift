@@ -143,6 +143,9 @@ extension Gateway {
             case .malformed, .badSignature:
                 return fail(exchange, OpenAIError(status: 403, message: "the feedback token was not signed by this gateway for this request (was it changed, or signed with another BAKEOFF feedback key?)", type: "permission_error", code: "invalid_feedback_token"))
             }
+        } else if requestID != nil && target.userID == target.requestID {
+            // An anonymous request (per-request assignment, no user): its id, a 96-bit secret only its caller
+            // got, is the proof.
         } else if !isAdmin(request) {
             let bodyUser = body.user.flatMap { $0.isEmpty ? nil : $0 }
             guard let user = bodyUser ?? request.header(config.userHeader).flatMap({ $0.isEmpty ? nil : $0 }) else {
