@@ -709,17 +709,24 @@ private final class Writer: @unchecked Sendable {
 
     /// A write that tells whether the store can write again when no events wait for a retry.
     private func writeProbe() -> StoreError? {
-        guard let probe, let begin, let commit, let connection else { return StoreError("\(path): the event store is closed") }
+        guard let probe else { return StoreError("\(path): the event store is closed") }
+        return transaction { () throws(StoreError) in
+            defer { probe.reset() }
+            _ = try probe.step()
+        }
+    }
+
+    /// Runs `body` in one write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back when it throws); nil on success.
+    private func transaction(_ body: () throws(StoreError) -> Void) -> StoreError? {
+        guard let connection, let begin, let commit else { return StoreError("\(path): the event store is closed") }
         do throws(StoreError) {
             _ = try begin.step()
             begin.reset()
             do throws(StoreError) {
-                _ = try probe.step()
-                probe.reset()
+                try body()
                 _ = try commit.step()
                 commit.reset()
             } catch {
-                probe.reset()
                 commit.reset()
                 try? connection.execute("ROLLBACK")
                 throw error
@@ -733,43 +740,29 @@ private final class Writer: @unchecked Sendable {
 
     /// Writes a batch in one transaction; nil on success.
     private func write(_ batch: [Pending]) -> StoreError? {
-        guard let insert, let connection, let begin, let commit else { return StoreError("\(path): the event store is closed") }
-        do throws(StoreError) {
-            _ = try begin.step()
-            begin.reset()
-            do throws(StoreError) {
-                for p in batch {
-                    let row: Row
-                    switch p.item {
-                    case .record(let e): row = Row(e)
-                    case .row(let r): row = r
-                    }
-                    insert.bind(1, row.ts)
-                    insert.bind(2, row.experiment)
-                    insert.bind(3, row.kind == .request ? "request" : "feedback")
-                    insert.bind(4, row.variant)
-                    insert.bind(5, row.userID)
-                    insert.bind(6, row.conversationID)
-                    insert.bind(7, row.requestID)
-                    insert.bind(8, row.status)
-                    insert.bind(9, row.qa ? 1 : 0)
-                    insert.bind(10, row.line)
-                    insert.bind(11, row.name)
-                    _ = try insert.step()
-                    insert.reset()
+        guard let insert else { return StoreError("\(path): the event store is closed") }
+        return transaction { () throws(StoreError) in
+            defer { insert.reset() }
+            for p in batch {
+                let row: Row
+                switch p.item {
+                case .record(let e): row = Row(e)
+                case .row(let r): row = r
                 }
-                _ = try commit.step()
-                commit.reset()
-            } catch {
+                insert.bind(1, row.ts)
+                insert.bind(2, row.experiment)
+                insert.bind(3, row.kind == .request ? "request" : "feedback")
+                insert.bind(4, row.variant)
+                insert.bind(5, row.userID)
+                insert.bind(6, row.conversationID)
+                insert.bind(7, row.requestID)
+                insert.bind(8, row.status)
+                insert.bind(9, row.qa ? 1 : 0)
+                insert.bind(10, row.line)
+                insert.bind(11, row.name)
+                _ = try insert.step()
                 insert.reset()
-                commit.reset()
-                try? connection.execute("ROLLBACK")
-                throw error
             }
-            return nil
-        } catch {
-            begin.reset()
-            return error
         }
     }
 }
