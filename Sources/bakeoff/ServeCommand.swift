@@ -48,6 +48,7 @@ func runServe(_ args: inout Arguments) throws -> ExitCode {
     }
     let gateway = try Gateway(config: config)
     try gateway.start()
+    for note in gateway.startNotes { printError("bakeoff serve: \(note)") }
     printError("bakeoff serve listening on http://\(config.listenHost):\(gateway.port)/v1 (store \(config.storePath); models: \(config.experiments.map(\.model).joined(separator: ", ")))")
 
     // Stop on SIGTERM/SIGINT: stop accepting, let requests in flight finish, flush the store.

@@ -31,6 +31,8 @@ final class ProxiedRequest: @unchecked Sendable {
     private var usage: TokenUsage?
     private var streamError: String?
     private var text = ""
+    /// The upstream's answer did not fit in the memory budget: the call was cancelled, the client gets 503.
+    private var overBudget = false
 
     init(gateway: Gateway, exchange: HTTPExchange, call: UpstreamCall, endpoint: Endpoint, stream: Bool, clientWantsUsage: Bool,
          started: UInt64, record: EventRecord, logContent: Bool, responseHeaders: [(String, String)]) {
@@ -76,6 +78,14 @@ final class ProxiedRequest: @unchecked Sendable {
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
         guard streaming else {
+            // The answer is held until it is complete: it counts against the memory budget until sent.
+            guard !overBudget else { return }
+            guard exchange.reserveBuffer(bytes.count) else {
+                overBudget = true
+                body = []
+                gateway.upstream.cancel(call)
+                return
+            }
             body.append(contentsOf: bytes)
             return
         }
@@ -181,6 +191,11 @@ final class ProxiedRequest: @unchecked Sendable {
             } else {
                 exchange.respond(status: error.status, headers: [("Content-Type", "application/json")] + responseHeaders, body: error.body)
             }
+        case .cancelled where overBudget && !clientGone:
+            let error = OpenAIError.overBudget(limit: exchange.budget.limit)
+            record.status = "gateway_overloaded"
+            gateway.metrics.recordRejected(status: error.status)
+            exchange.respond(status: error.status, headers: [("Content-Type", "application/json")] + OpenAIError.overBudgetHeaders + responseHeaders, body: error.body)
         case .cancelled:
             record.status = "client_cancelled"
             if streaming { exchange.finish(failed: true) } else {

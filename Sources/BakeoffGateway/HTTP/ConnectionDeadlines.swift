@@ -1,0 +1,110 @@
+import Foundation
+import Synchronization
+
+/// The server's open connections, each with the time by which it must reach its next step; a sweep closes
+/// those past it.
+///
+/// libmicrohttpd only has an idle timeout, which restarts at every byte: a client that sends one header byte
+/// every few seconds keeps its connection forever. Here a connection must send its whole headers within the
+/// header deadline of opening (or of its keep-alive wait ending), and its whole body within the body deadline
+/// of its headers; while its request is handled and answered there is no deadline (upstream timeouts and the
+/// idle timeout apply). A connection past its deadline gets `shutdown(2)`, which libmicrohttpd sees as the
+/// client leaving: it closes it and frees everything, on its own thread.
+final class ConnectionDeadlines: Sendable {
+    enum Phase: UInt8 {
+        /// Waiting for a request's headers: opened, or kept alive after an answer.
+        case headers
+        /// Headers in, the body arriving.
+        case body
+        /// The request is complete: handled and answered, no deadline.
+        case handling
+    }
+
+    /// One connection, kept in libmicrohttpd's socket context while it is open.
+    final class Entry: Sendable {
+        let fd: Int32
+        /// Monotonic nanoseconds; `UInt64.max` for none.
+        let deadline: Atomic<UInt64>
+        let phase: Atomic<UInt8>
+        /// Whether a request was answered on it before (its header deadline then includes the idle wait).
+        let keptAlive = Atomic<Bool>(false)
+
+        init(fd: Int32, deadline: UInt64) {
+            self.fd = fd
+            self.deadline = Atomic(deadline)
+            self.phase = Atomic(Phase.headers.rawValue)
+        }
+    }
+
+    let headerTimeoutNs: UInt64
+    let bodyTimeoutNs: UInt64
+    let idleTimeoutNs: UInt64
+    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+    private let openCount = Atomic<Int>(0)
+    private let headerCloses = Atomic<Int>(0)
+    private let bodyCloses = Atomic<Int>(0)
+
+    init(headerTimeoutMs: Int, bodyTimeoutMs: Int, idleTimeoutMs: Int) {
+        headerTimeoutNs = UInt64(max(1, headerTimeoutMs)) * 1_000_000
+        bodyTimeoutNs = UInt64(max(1, bodyTimeoutMs)) * 1_000_000
+        idleTimeoutNs = UInt64(max(1, idleTimeoutMs)) * 1_000_000
+    }
+
+    /// Connections open now.
+    var open: Int { openCount.load(ordering: .relaxed) }
+    /// Connections closed for not sending their headers in time.
+    var closedInHeaders: Int { headerCloses.load(ordering: .relaxed) }
+    /// Connections closed for not sending their body in time.
+    var closedInBody: Int { bodyCloses.load(ordering: .relaxed) }
+
+    /// A new connection: its headers are due within the header deadline.
+    func opened(fd: Int32) -> Entry {
+        let entry = Entry(fd: fd, deadline: MonotonicClock.now() + headerTimeoutNs)
+        entries.withLock { $0[ObjectIdentifier(entry)] = entry }
+        openCount.add(1, ordering: .relaxed)
+        return entry
+    }
+
+    /// The connection is gone. libmicrohttpd closes its socket only after this returns, and `sweep` shuts
+    /// sockets down under the same lock, so a sweep never touches a descriptor already reused.
+    func closed(_ entry: Entry) {
+        entries.withLock { $0[ObjectIdentifier(entry)] = nil }
+        openCount.subtract(1, ordering: .relaxed)
+    }
+
+    /// Headers are in: the body is due within the body deadline.
+    func headersReceived(_ entry: Entry) {
+        entry.phase.store(Phase.body.rawValue, ordering: .relaxed)
+        entry.deadline.store(MonotonicClock.now() + bodyTimeoutNs, ordering: .relaxed)
+    }
+
+    /// The request is complete: no deadline while it is handled and answered.
+    func requestReceived(_ entry: Entry) {
+        entry.phase.store(Phase.handling.rawValue, ordering: .relaxed)
+        entry.deadline.store(.max, ordering: .relaxed)
+    }
+
+    /// The answer is out and the connection kept alive: the next request's headers are due within the idle
+    /// timeout plus the header deadline (libmicrohttpd cannot tell when the first byte of the next one came).
+    func answered(_ entry: Entry) {
+        entry.keptAlive.store(true, ordering: .relaxed)
+        entry.phase.store(Phase.headers.rawValue, ordering: .relaxed)
+        entry.deadline.store(MonotonicClock.now() + idleTimeoutNs + headerTimeoutNs, ordering: .relaxed)
+    }
+
+    /// Shuts down every connection past its deadline; returns how many.
+    @discardableResult
+    func sweep(now: UInt64 = MonotonicClock.now()) -> Int {
+        var closedHeaders = 0, closedBody = 0
+        entries.withLock { entries in
+            for entry in entries.values where entry.deadline.load(ordering: .relaxed) <= now {
+                entry.deadline.store(.max, ordering: .relaxed)
+                shutdown(entry.fd, Int32(SHUT_RDWR))
+                if entry.phase.load(ordering: .relaxed) == Phase.body.rawValue { closedBody += 1 } else { closedHeaders += 1 }
+            }
+        }
+        if closedHeaders > 0 { headerCloses.add(closedHeaders, ordering: .relaxed) }
+        if closedBody > 0 { bodyCloses.add(closedBody, ordering: .relaxed) }
+        return closedHeaders + closedBody
+    }
+}
