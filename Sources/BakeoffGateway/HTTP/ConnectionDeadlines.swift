@@ -28,6 +28,8 @@ final class ConnectionDeadlines: Sendable {
         let phase: Atomic<UInt8>
         /// Whether a request was answered on it before (its header deadline then includes the idle wait).
         let keptAlive = Atomic<Bool>(false)
+        /// False once libmicrohttpd reported it closed: its descriptor may then be reused.
+        let open = Mutex(true)
 
         init(fd: Int32, deadline: UInt64) {
             self.fd = fd
@@ -65,9 +67,10 @@ final class ConnectionDeadlines: Sendable {
         return entry
     }
 
-    /// The connection is gone. libmicrohttpd closes its socket only after this returns, and `sweep` shuts
-    /// sockets down under the same lock, so a sweep never touches a descriptor already reused.
+    /// The connection is gone. libmicrohttpd closes its socket only after this returns, and `sweep` shuts a
+    /// socket down under the entry's lock only while it is open, so it never touches a descriptor reused.
     func closed(_ entry: Entry) {
+        entry.open.withLock { $0 = false }
         entries.withLock { $0[ObjectIdentifier(entry)] = nil }
         openCount.subtract(1, ordering: .relaxed)
     }
@@ -92,16 +95,54 @@ final class ConnectionDeadlines: Sendable {
         entry.deadline.store(MonotonicClock.now() + idleTimeoutNs + headerTimeoutNs, ordering: .relaxed)
     }
 
-    /// Shuts down every connection past its deadline; returns how many.
+    /// libmicrohttpd 0.9.75 in epoll mode can miss a client that closes after part of a request (the data
+    /// and the end arrive together, and no new edge follows): such a connection would wait for its deadline.
+    /// This looks at the sockets of connections receiving a request and shuts down those whose client has
+    /// hung up, which libmicrohttpd does see.
+    private func shutDownDeparted(_ receiving: [Entry]) {
+        guard !receiving.isEmpty else { return }
+        var fds = receiving.map { pollfd(fd: $0.fd, events: Self.readHangUp, revents: 0) }
+        guard poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
+        for (i, p) in fds.enumerated() where p.revents & (Self.readHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+            let entry = receiving[i]
+            entry.open.withLock { open in
+                if open { shutdown(entry.fd, Int32(SHUT_RDWR)) }
+            }
+        }
+    }
+
+    /// POLLRDHUP (Linux): the peer closed its end; Glibc exports it only under _GNU_SOURCE.
+    static let readHangUp: Int16 = 0x2000
+
+    /// Shuts down connections past their deadline, at most `limit` (the rest wait for the next sweep, so
+    /// that a wave of expiries does not stall the server's threads all at once), and those whose client hung
+    /// up while sending a body (or, with `watchHeaders`, headers); returns how many were past their deadline.
     @discardableResult
-    func sweep(now: UInt64 = MonotonicClock.now()) -> Int {
+    func sweep(now: UInt64 = MonotonicClock.now(), limit: Int = 512, watchHeaders: Bool = true) -> Int {
         var closedHeaders = 0, closedBody = 0
-        entries.withLock { entries in
-            for entry in entries.values where entry.deadline.load(ordering: .relaxed) <= now {
+        // Collected under the table's lock (which accepts and closes take too), shut down outside it.
+        let (expired, receiving) = entries.withLock { entries -> ([Entry], [Entry]) in
+            var expired: [Entry] = [], receiving: [Entry] = []
+            for entry in entries.values {
+                if entry.deadline.load(ordering: .relaxed) <= now {
+                    if expired.count < limit { expired.append(entry) }
+                } else {
+                    let phase = entry.phase.load(ordering: .relaxed)
+                    if phase == Phase.body.rawValue || (watchHeaders && phase == Phase.headers.rawValue) { receiving.append(entry) }
+                }
+            }
+            return (expired, receiving)
+        }
+        shutDownDeparted(receiving)
+        for entry in expired {
+            let inBody = entry.phase.load(ordering: .relaxed) == Phase.body.rawValue
+            let shut = entry.open.withLock { open -> Bool in
+                guard open, entry.deadline.load(ordering: .relaxed) <= now else { return false }
                 entry.deadline.store(.max, ordering: .relaxed)
                 shutdown(entry.fd, Int32(SHUT_RDWR))
-                if entry.phase.load(ordering: .relaxed) == Phase.body.rawValue { closedBody += 1 } else { closedHeaders += 1 }
+                return true
             }
+            if shut { if inBody { closedBody += 1 } else { closedHeaders += 1 } }
         }
         if closedHeaders > 0 { headerCloses.add(closedHeaders, ordering: .relaxed) }
         if closedBody > 0 { bodyCloses.add(closedBody, ordering: .relaxed) }

@@ -3,8 +3,9 @@ import Foundation
 import Synchronization
 
 /// libmicrohttpd's messages, on standard error without flooding it: under an attack it says "Server reached
-/// connection limit" for every connection it refuses. Those are counted (for /metrics) and summed up at
-/// most every 10 s; any other message is printed at most once a second, with a count of those left out.
+/// connection limit" for every connection it refuses, and a line for every client that leaves mid-request.
+/// Refusals are counted (for /metrics); each kind of message is printed at most every 10 s, with a count of
+/// those left out.
 final class HTTPLog: @unchecked Sendable {
     struct State {
         var refusedSinceNote = 0
@@ -29,7 +30,7 @@ final class HTTPLog: @unchecked Sendable {
                 defer { s.refusedSinceNote = 0; s.lastRefusalNote = now }
                 return "bakeoff http: refused \(s.refusedSinceNote) connection\(s.refusedSinceNote == 1 ? "" : "s") at the connection limits (\(limitsText))\(s.lastRefusalNote == 0 ? "" : " in the last \((now - s.lastRefusalNote) / 1_000_000_000) s")"
             }
-            guard s.lastOther == 0 || now - s.lastOther >= 1_000_000_000 else {
+            guard s.lastOther == 0 || now - s.lastOther >= 10_000_000_000 else {
                 s.otherSkipped += 1
                 return nil
             }

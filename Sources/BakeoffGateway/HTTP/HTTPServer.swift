@@ -112,7 +112,7 @@ public final class HTTPServer: @unchecked Sendable {
 
         // epoll by default: with thousands of idle or trickling connections, poll lists them all at every
         // wake-up (see README, "Limits that protect it", for the measurements). epoll in libmicrohttpd 0.9.75
-        // can miss a client that closes after part of a body; the body deadline closes such a connection.
+        // can miss a client that closes after part of a request; the sweep finds those (ConnectionDeadlines).
         let loop = options.eventLoop == .epoll ? MHD_USE_EPOLL.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue : MHD_USE_POLL_INTERNAL_THREAD.rawValue
         let flags = loop | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -138,9 +138,12 @@ public final class HTTPServer: @unchecked Sendable {
             throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
         }
         let watcher = Thread { [weak self] in
+            var tick = 0
             while let server = self, !server.stopped.load(ordering: .relaxed) {
-                server.deadlines.sweep()
+                // Connections waiting for headers can be thousands (idle or slowloris): looked at once a second.
+                server.deadlines.sweep(watchHeaders: tick % 10 == 0)
                 server.noticeDepartedClients()
+                tick += 1
                 usleep(100_000)
             }
         }
