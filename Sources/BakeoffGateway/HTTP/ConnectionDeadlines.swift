@@ -139,13 +139,13 @@ final class ConnectionDeadlines: Sendable {
             let shut = entry.open.withLock { open -> Bool in
                 guard open, entry.deadline.load(ordering: .relaxed) <= now else { return false }
                 entry.deadline.store(.max, ordering: .relaxed)
+                // Counted before the client can see the close.
+                if inBody { bodyCloses.add(1, ordering: .relaxed) } else { headerCloses.add(1, ordering: .relaxed) }
                 shutdown(entry.fd, Int32(SHUT_RDWR))
                 return true
             }
             if shut { if inBody { closedBody += 1 } else { closedHeaders += 1 } }
         }
-        if closedHeaders > 0 { headerCloses.add(closedHeaders, ordering: .relaxed) }
-        if closedBody > 0 { bodyCloses.add(closedBody, ordering: .relaxed) }
         return closedHeaders + closedBody
     }
 }

@@ -583,39 +583,35 @@ private func httpAccessHandler(
     let exchange = Unmanaged<HTTPExchange>.fromOpaque(context.pointee!).takeUnretainedValue()
     if uploadSize.pointee > 0 {
         let n = uploadSize.pointee
+        uploadSize.pointee = 0
         exchange.receivedBytes += n
-        if exchange.overBudget {
-            uploadSize.pointee = 0
-            return .YES
-        }
-        if exchange.receivedBytes > exchange.bodyCharged && exchange.receivedBytes <= server.options.maxBodyBytes {
-            // A body without a declared length (chunked) is charged as it arrives.
-            let more = exchange.receivedBytes - exchange.bodyCharged
-            guard exchange.reserveBuffer(more) else {
-                uploadSize.pointee = 0
-                exchange.request.body = []
-                exchange.overBudget = true
-                exchange.state.withLock { $0.phase = .handling }
-                respondOverBudget(exchange, server)
-                return exchange.queueOrSuspend()
-            }
-            exchange.bodyCharged += more
-        }
         if exchange.receivedBytes > server.options.maxBodyBytes {
             // Refuse now rather than read (and drop) a body without end; the connection is then closed.
-            uploadSize.pointee = 0
             exchange.request.body = []
             guard !exchange.bodyTooLarge else { return .YES }
             exchange.bodyTooLarge = true
             exchange.state.withLock { $0.phase = .handling }
             respondTooLarge(exchange, server)
             return exchange.queueOrSuspend()
-        } else if let uploadData {
+        }
+        if exchange.overBudget { return .YES }
+        if exchange.receivedBytes > exchange.bodyCharged {
+            // A body without a declared length (chunked) is charged as it arrives. Without room, the rest is
+            // read and dropped (libmicrohttpd cannot answer in the middle of a body), then answered 503.
+            let more = exchange.receivedBytes - exchange.bodyCharged
+            guard exchange.reserveBuffer(more) else {
+                exchange.overBudget = true
+                exchange.request.body = []
+                exchange.releaseBuffers()
+                return .YES
+            }
+            exchange.bodyCharged += more
+        }
+        if let uploadData {
             UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: n) {
                 exchange.request.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
             }
         }
-        uploadSize.pointee = 0
         return .YES
     }
     let first = exchange.state.withLock { s -> Bool in
@@ -627,6 +623,8 @@ private func httpAccessHandler(
         if let entry = exchange.entry { server.deadlines.requestReceived(entry) }
         if exchange.bodyTooLarge {
             respondTooLarge(exchange, server)
+        } else if exchange.overBudget {
+            respondOverBudget(exchange, server)
         } else {
             server.handler(exchange)
         }
