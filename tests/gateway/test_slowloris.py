@@ -118,7 +118,7 @@ def test_deadlines_and_the_per_address_limit_close_what_holds_connections(procs,
                message="connections over the per-address limit refused")
     wait_until(lambda: (metric_value(gateway.metrics(), "bakeoff_http_header_timeouts_total") or 0) >= 50,
                message="trickling connections closed at the header deadline")
-    assert metric_value(gateway.metrics(), "bakeoff_http_connections_open") <= 51
+    assert metric_value(gateway.metrics(), "bakeoff_http_connections_open") <= 60  # 50, and a few of our own
     reply = gateway.client(timeout=5).chat.completions.create(model="bot", user="u1", messages=MESSAGES)
     assert reply.choices[0].message.content
     loris.stop()
