@@ -310,11 +310,15 @@ public final class HTTPExchange: @unchecked Sendable {
     }
 
     /// Charges `bytes` this exchange buffers (e.g. an upstream's answer) to the server's memory budget until
-    /// the exchange completes; false, with nothing charged, when the budget has no room for them.
+    /// the exchange completes; false, with nothing charged, when the budget has no room for them or the
+    /// exchange is over.
     public func reserveBuffer(_ bytes: Int) -> Bool {
-        guard budget.tryReserve(bytes) else { return false }
-        charged.add(bytes, ordering: .relaxed)
-        return true
+        // Under the state lock: a charge made before `complete` is given back by `releaseBuffers` after it.
+        state.withLock { s in
+            guard !s.closed, budget.tryReserve(bytes) else { return false }
+            charged.add(bytes, ordering: .relaxed)
+            return true
+        }
     }
 
     /// Gives back what is still charged (the exchange is over).
