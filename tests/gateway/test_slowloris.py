@@ -171,3 +171,23 @@ def test_requests_beyond_the_memory_budget_get_503_with_retry_after(procs, tmp_p
     wait_until(lambda: metric_value(gateway.metrics(), "bakeoff_buffered_bytes") == 0, message="the budget released")
     reply = gateway.client().chat.completions.create(model="bot", user="u2", messages=big)
     assert reply.choices[0].message.content
+
+
+def test_an_upstream_answer_beyond_the_memory_budget_is_refused_not_buffered(procs, tmp_path):
+    # About 2 MB of answer against a budget of 1 MiB.
+    mock = start_mock(procs, latency_ms=0, jitter_ms=0, tokens_per_second=0, output_tokens=300_000)
+    gateway = start_gateway(procs, tmp_path / "gw", [split_experiment("e", "bot", mock.base_url, mock.base_url)],
+                            max_body_bytes=1 << 20, memory_budget_bytes=1 << 20)
+    with pytest.raises(openai.APIStatusError) as refused:
+        gateway.client().chat.completions.create(model="bot", user="u1", messages=MESSAGES)
+    assert refused.value.status_code == 503
+    assert refused.value.response.headers.get("retry-after") == "1"
+    assert refused.value.body["code"] == "over_capacity"
+    wait_until(lambda: metric_value(gateway.metrics(), "bakeoff_buffered_bytes") == 0, message="the budget released")
+    wait_until(lambda: metric_value(gateway.metrics(), "bakeoff_requests_total", experiment="e", variant="control",
+                                    status="gateway_overloaded") or metric_value(gateway.metrics(), "bakeoff_requests_total",
+                                    experiment="e", variant="treatment", status="gateway_overloaded"),
+               message="the request counted as gateway_overloaded")
+    # A shorter answer fits.
+    reply = gateway.client().chat.completions.create(model="bot", user="u1", messages=MESSAGES, max_tokens=20)
+    assert reply.choices[0].message.content

@@ -149,6 +149,12 @@ final class ProxiedRequest: @unchecked Sendable {
         }) else { return }
         var record = self.record
         switch outcome {
+        case _ where overBudget && !clientGone:
+            // Cancelled for the budget (or completed before the cancel took): the answer was dropped.
+            let error = OpenAIError.overBudget(limit: exchange.budget.limit)
+            record.status = "gateway_overloaded"
+            gateway.metrics.recordRejected(status: error.status)
+            exchange.respond(status: error.status, headers: [("Content-Type", "application/json")] + OpenAIError.overBudgetHeaders + responseHeaders, body: error.body)
         case .completed(let status):
             if streaming {
                 var out: [UInt8] = []
@@ -191,11 +197,6 @@ final class ProxiedRequest: @unchecked Sendable {
             } else {
                 exchange.respond(status: error.status, headers: [("Content-Type", "application/json")] + responseHeaders, body: error.body)
             }
-        case .cancelled where overBudget && !clientGone:
-            let error = OpenAIError.overBudget(limit: exchange.budget.limit)
-            record.status = "gateway_overloaded"
-            gateway.metrics.recordRejected(status: error.status)
-            exchange.respond(status: error.status, headers: [("Content-Type", "application/json")] + OpenAIError.overBudgetHeaders + responseHeaders, body: error.body)
         case .cancelled:
             record.status = "client_cancelled"
             if streaming { exchange.finish(failed: true) } else {
