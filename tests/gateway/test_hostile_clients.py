@@ -370,3 +370,28 @@ def test_conflicting_content_lengths_are_refused(gw):
             assert reply.startswith(b"HTTP/1.1 " + status), (lengths, reply)
             if len(lengths) > 1:
                 assert b"several Content-Length headers" in reply, reply
+
+
+def test_a_store_deleted_while_serving_is_reported_not_silently_written(procs, tmp_path):
+    """Review finding: removing the store's files while the gateway ran left /healthz at 200 and feedback
+    answered 200 that no file held afterwards."""
+    import os, time
+    mock = start_mock(procs)
+    gw = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)])
+    status, h, _ = chat(gw, user="del-user")
+    assert post(gw, {"request_id": h["x-bakeoff-request-id"], "user": "del-user", "name": "csat", "value": 4})[0] == 200
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(str(gw.store) + suffix)
+        except FileNotFoundError:
+            pass
+    status, h, _ = chat(gw, user="del-user")
+    assert status == 200
+    status, body = post(gw, {"request_id": h["x-bakeoff-request-id"], "user": "del-user", "name": "csat", "value": 5})
+    assert status == 503 and body["error"]["code"] == "store_unavailable", body
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and gw.get("/healthz")[0] != 503:
+        time.sleep(0.1)
+    status, _, body = gw.get("/healthz")
+    assert status == 503 and b"deleted" in body, body
+    assert "deleted, moved or replaced" in gw.process.stderr
