@@ -193,15 +193,18 @@ struct AggregationTests {
         #expect(report.render(.json).contains("\"unusable_feedback\""))
     }
 
-    @Test func implausibleTokenCountsAreLeftOutAndCounted() throws {
+    @Test func implausibleRequestValuesAreLeftOutAndCounted() throws {
         var absurd = Make.request("u1", "control", "r1", at: Make.t0)
         absurd.outputTokens = 9_000_000_000_000_000_000
         var negative = Make.request("u2", "control", "r2", at: Make.t0)
         negative.outputTokens = -5
-        let data = try Make.aggregate([absurd, negative, Make.request("u3", "control", "r3", at: Make.t0)])
-        #expect(data.dataQuality.implausibleTokenCounts == 2)
+        let slow = Make.request("u4", "control", "r4", at: Make.t0, latency: -5)
+        let data = try Make.aggregate([absurd, negative, Make.request("u3", "control", "r3", at: Make.t0), slow])
+        #expect(data.dataQuality.implausibleRequestValues == 3)
+        let p50 = try #require(data.metrics.first { $0.metric.name == "latency_p50" })
+        #expect(p50.quantileCounts == [3])
         let tokens = try #require(data.metrics.first { $0.metric.name == "output_tokens" })
-        #expect(tokens.unitMoments[0].sum == 10)
+        #expect(tokens.unitMoments[0].sum == 20)
     }
 
     @Test func otherExperimentsAreSkippedAndCounted() throws {

@@ -395,3 +395,23 @@ def test_a_store_deleted_while_serving_is_reported_not_silently_written(procs, t
     status, _, body = gw.get("/healthz")
     assert status == 503 and b"deleted" in body, body
     assert "deleted, moved or replaced" in gw.process.stderr
+
+
+def test_an_imported_negative_latency_does_not_stop_the_report(procs, tmp_path):
+    """Review finding: one imported request with "latency_ms": -5 made analyze --db exit 1 and the live
+    report answer 409 for the whole store."""
+    mock = start_mock(procs)
+    experiment = split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)
+    gw = start_gateway(procs, tmp_path, [experiment])
+    for i in range(4):
+        assert chat(gw, user=f"neg-{i}")[0] == 200
+    assert gw.stop() == 0
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"event": "request", "ts": "2026-12-01T00:00:00Z", "experiment": EXPERIMENT, "variant": "control",
+                               "user_id": "neg-x", "request_id": "r-neg", "latency_ms": -5, "ttft_ms": -1, "output_tokens": -3}) + "\n")
+    run_bakeoff("import", "--db", str(gw.store), str(odd))
+    r = run_bakeoff("analyze", "--db", str(gw.store), "--format", "json")
+    assert json.loads(r.stdout)["data_quality"]["implausible_request_values"] == 1
+    again = start_gateway(procs, tmp_path, [experiment])
+    status, text = report(again)
+    assert status == 200, text

@@ -78,8 +78,9 @@ public struct EventAggregator {
     public private(set) var feedbackEvents = 0
     public private(set) var duplicateRequests = 0
     public private(set) var sharedConversations = 0
-    /// Request events whose token counts were negative or beyond `maximumTokenCount` (those counts left out).
-    public private(set) var implausibleTokenCounts = 0
+    /// Request events with a negative latency or TTFT, or a token count negative or beyond `maximumTokenCount`
+    /// (those values left out).
+    public private(set) var implausibleRequestValues = 0
     /// The largest token count taken as real: no model reads or writes a billion tokens in one request.
     public static let maximumTokenCount: Double = 1e9
     /// QA events (`"qa": true`) of the experiment, left out of the analysis.
@@ -194,15 +195,17 @@ public struct EventAggregator {
     }
 
     private mutating func addRequest(_ e: EventView) throws(EventRejection) {
-        if !(e.latencyMs >= 0) { throw EventRejection(message: "\"latency_ms\" must be a non-negative number") }
-        if e.ttftMs < 0 { throw EventRejection(message: "\"ttft_ms\" must be non-negative") }
         var e = e
-        // A token count no model produces (negative, or beyond `maximumTokenCount`) is left out and counted.
-        if !(e.inputTokens.isNaN || (0...Self.maximumTokenCount).contains(e.inputTokens))
-            || !(e.outputTokens.isNaN || (0...Self.maximumTokenCount).contains(e.outputTokens)) {
-            implausibleTokenCounts += 1
-            if !(0...Self.maximumTokenCount).contains(e.inputTokens) { e.inputTokens = .nan }
-            if !(0...Self.maximumTokenCount).contains(e.outputTokens) { e.outputTokens = .nan }
+        // A value no request has (a negative time, a token count no model produces) is left out and counted:
+        // one such event, imported or written by an older gateway, must not stop the analysis.
+        func plausible(_ x: Double, _ range: ClosedRange<Double>) -> Bool { x.isNaN || range.contains(x) }
+        if !plausible(e.latencyMs, 0...Double.greatestFiniteMagnitude) || !plausible(e.ttftMs, 0...Double.greatestFiniteMagnitude)
+            || !plausible(e.inputTokens, 0...Self.maximumTokenCount) || !plausible(e.outputTokens, 0...Self.maximumTokenCount) {
+            implausibleRequestValues += 1
+            if !plausible(e.latencyMs, 0...Double.greatestFiniteMagnitude) { e.latencyMs = .nan }
+            if !plausible(e.ttftMs, 0...Double.greatestFiniteMagnitude) { e.ttftMs = .nan }
+            if !plausible(e.inputTokens, 0...Self.maximumTokenCount) { e.inputTokens = .nan }
+            if !plausible(e.outputTokens, 0...Self.maximumTokenCount) { e.outputTokens = .nan }
         }
         // Validate a new variant before anything is recorded, so a rejected line leaves no trace.
         var variantIndex = variants.find(e.variant) ?? -1
@@ -524,7 +527,7 @@ public struct EventAggregator {
                 .sorted { $0.count > $1.count })
         quality.ordinalMetricsOverLevelLimit = overLevelLimit
         quality.unusableFeedback = UnusableFeedback.combine(unusable + (pre?.unusable ?? []))
-        quality.implausibleTokenCounts = implausibleTokenCounts + (pre?.implausibleTokenCounts ?? 0)
+        quality.implausibleRequestValues = implausibleRequestValues + (pre?.implausibleRequestValues ?? 0)
         quality.preExperimentRequests = pre?.requestEvents ?? 0
         quality.preExperimentFeedback = pre?.feedbackEvents ?? 0
         if let pre {

@@ -116,8 +116,8 @@ public struct DataQuality: Sendable, Equatable {
     public var unusedFeedbackNames: [NamedCount]
     /// Feedback whose value or target the plan cannot use (left out, counted).
     public var unusableFeedback: [UnusableFeedback] = []
-    /// Request events whose token counts were negative or implausibly large (those counts left out).
-    public var implausibleTokenCounts: Int = 0
+    /// Request events with a negative time or an implausible token count (those values left out).
+    public var implausibleRequestValues: Int = 0
     public var linesSkipped: Int = 0
     public var skippedExamples: [String] = []
     public var blankLines: Int = 0
@@ -197,7 +197,7 @@ extension ExperimentData {
         quality.qaFeedbackExcluded = 0
         quality.preExperimentRequests = 0
         quality.preExperimentFeedback = 0
-        quality.implausibleTokenCounts = 0
+        quality.implausibleRequestValues = 0
         var covariateUsersSeen = 0
         var others: [String: Int] = [:], unused: [String: Int] = [:], preVariants: [String: Int] = [:]
         var requests = 0, feedback = 0
@@ -240,7 +240,7 @@ extension ExperimentData {
             for o in q.otherExperiments { others[o.name, default: 0] += o.count }
             for o in q.unusedFeedbackNames { unused[o.name, default: 0] += o.count }
             unusable += q.unusableFeedback
-            quality.implausibleTokenCounts += q.implausibleTokenCounts
+            quality.implausibleRequestValues += q.implausibleRequestValues
             requests += piece.requestEvents
             feedback += piece.feedbackEvents
             if let a = piece.firstTimestamp { first = min(first ?? a, a) }

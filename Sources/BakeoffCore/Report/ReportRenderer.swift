@@ -263,8 +263,8 @@ extension Report {
         for u in q.unusableFeedback.prefix(5) {
             lines.append("feedback left out, \(u.name) \(u.reason): \(u.count), e.g. \(u.example)")
         }
-        if q.implausibleTokenCounts > 0 {
-            lines.append("requests with negative or implausible token counts (counts left out): \(q.implausibleTokenCounts)")
+        if q.implausibleRequestValues > 0 {
+            lines.append("requests with a negative time or an implausible token count (those values left out): \(q.implausibleRequestValues)")
         }
         out += lines.map { markdown ? "- " + $0 : wrap("  " + $0, indent: "    ") }.joined(separator: "\n") + "\n"
         return out
@@ -411,7 +411,7 @@ extension Report {
                         }
                     }
                 }
-                w.value("implausible_token_counts", q.implausibleTokenCounts)
+                w.value("implausible_request_values", q.implausibleRequestValues)
             }
             w.array("warnings") { w in for x in warnings { w.value(nil, x) } }
         }
