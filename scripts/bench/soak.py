@@ -106,6 +106,7 @@ class Slowloris:
                 "opened": self.opened, "connect_failed": self.connect_failed,
                 "closed_by_server": self.closed_by_server, "closed_at_once": self.closed_at_once,
                 "answered": self.answered, "answers": self.answers, "lines_sent": self.lines_sent,
+                "cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 2),
                 "lifetime_p50_s": life[len(life) // 2] if life else None,
                 "lifetime_max_s": life[-1] if life else None}
 
@@ -339,6 +340,15 @@ def proc_status(pid):
     return out
 
 
+def proc_cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def count_fds(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -407,12 +417,35 @@ class Soak:
 
     # ------------------------------------------------------------------ gateway
     def config(self):
-        return {"listen": "127.0.0.1:8080", "threads": self.a.gateway_threads,
+        extra = {}
+        if self.a.per_address_limit is not None and self.per_address_supported:
+            extra["max_connections_per_address"] = self.a.per_address_limit
+        return {"listen": "127.0.0.1:8080", "threads": self.a.gateway_threads, **extra,
                 "store": {"path": self.store_path, "flush_interval_ms": self.a.flush_interval_ms,
                           "queue_capacity": self.a.queue_capacity},
                 "experiments": [{"name": EXPERIMENT, "model": MODEL, "split": 0.5, "variants": [
                     {"name": "control", "upstream": {"base_url": self.mock_url, "model": "mock-v1"}},
                     {"name": "treatment", "upstream": {"base_url": self.mock_url, "model": "mock-v2"}}]}]}
+
+    def check_config(self):
+        """Writes the config; drops max_connections_per_address when this binary does not know it (older
+        gateways); keeps `serve --check`'s summary of the limits for the report."""
+        self.per_address_supported = True
+        for _ in range(2):
+            with open(self.config_path, "w") as fh:
+                json.dump(self.config(), fh, indent=1)
+            r = subprocess.run([self.a.bin, "serve", "--check", "--config", self.config_path], capture_output=True,
+                               text=True, timeout=60, env={**os.environ, "BAKEOFF_ADMIN_KEY": "soak-admin-key-0123456789"})
+            if r.returncode == 0:
+                break
+            if "max_connections_per_address" in r.stderr + r.stdout and self.per_address_supported:
+                log("this gateway has no max_connections_per_address: left out of the config")
+                self.per_address_supported = False
+                continue
+            raise RuntimeError(f"bakeoff serve --check refused the soak's config:\n{r.stderr[-2000:]}{r.stdout[-2000:]}")
+        self.check_output = r.stdout + r.stderr
+        self.limits_line = next((line.strip() for line in self.check_output.splitlines()
+                                 if "per client address" in line), None)
 
     async def start_gateway(self, port=0):
         life = len(self.gateway_lives) + 1
@@ -437,6 +470,9 @@ class Soak:
         if st:
             life["hwm_kb"] = max(life["hwm_kb"], st.get("VmHWM", 0))
             life["rss_peak_kb"] = max(life["rss_peak_kb"], st.get("VmRSS", 0))
+        cpu = proc_cpu_seconds(life["pid"])
+        if cpu is not None:
+            life["cpu_s"] = cpu
         fds = count_fds(life["pid"])
         if fds:
             life["fds_peak"] = max(life["fds_peak"], fds)
@@ -666,8 +702,7 @@ class Soak:
         mock = self.procs.start("mock", [a.bin, "mock-upstream", "--port", "0", "--latency-ms", "0", "--jitter-ms", "0",
                                          "--tokens-per-second", "0", "--output-tokens", "20", "--threads", "2"])
         self.mock_url = (await self.procs.wait_for_line("mock", mock, r"listening on (http://\S+/v1)", 30)).group(1)
-        with open(self.config_path, "w") as fh:
-            json.dump(self.config(), fh, indent=1)
+        self.check_config()
         await self.start_gateway()
         self.dropped_at_fill = 0
         monitor = asyncio.create_task(self.monitor())
@@ -901,7 +936,8 @@ def render_markdown(res):
     md.append(f"Written by `{res['command']}` (`scripts/bench/soak.py`) on {res['date']}"
               + (" — **short run** (the `make test` configuration)" if st["short"] else "") + ".\n")
     md.append(f"- Machine: {m['nproc']} cores, `{m['cpu_model']}`, {m['kernel']}; load average "
-              f"{' '.join(m['loadavg_start'])} at start (shared machine).")
+              f"{' '.join(m['loadavg_start'])} at start, {' '.join(m.get('loadavg_end', []))} at the end (shared machine; the "
+              f"slowloris client used {r['slowloris'].get('cpu_s', '?')} s of CPU).")
     md.append(f"- Bakeoff commit {v['bakeoff_commit']}{' with uncommitted changes' if v['bakeoff_dirty'] else ''} "
               f"(binary sha256 {v['bakeoff_sha256']}…); Python {platform.python_version()} clients.")
     disk = (f"store on a {st['tmpfs_mb']} MiB tmpfs" if res["disk"] else
@@ -909,7 +945,11 @@ def render_markdown(res):
     md.append(f"- Run: {res['elapsed_s']:.0f} s; {st['rate']:g} chat requests/s (half streaming, {st['turns']} turns per "
               f"conversation) plus feedback; {st['connections']:,} slowloris connections from {st['addresses']} "
               f"addresses; {disk}; `flush_interval_ms` {st['flush_interval_ms']}, `queue_capacity` "
-              f"{st['queue_capacity']:,}, {st['gateway_threads']} HTTP threads, other settings default.\n")
+              f"{st['queue_capacity']:,}, {st['gateway_threads']} HTTP threads"
+              + (f", `max_connections_per_address` {st['per_address_limit']}" if res.get("per_address_limit_applied") else
+                 " (this gateway has no per-address limit)" if st["per_address_limit"] is not None else "")
+              + ", other settings default"
+              + (f"; `serve --check` says: {res['limits_line']}" if res.get("limits_line") else "") + ".\n")
     all_ok = r["ok"]
     md.append("| Figure | Value |\n| --- | --- |")
     md.append(f"| Chat requests sent / served (200) | {rq['sent']:,} / {rq['served']:,} |")
@@ -1062,6 +1102,8 @@ def main(argv):
     p.add_argument("--flush-interval-ms", type=int, default=50)
     p.add_argument("--queue-capacity", type=int, default=1000)
     p.add_argument("--gateway-threads", type=int, default=2)
+    p.add_argument("--per-address-limit", type=int, default=64,
+                   help="the gateway's max_connections_per_address (left out for gateways without it); -1: its default")
     p.add_argument("--request-timeout", type=float, default=10.0)
     a = p.parse_args(argv)
     full = not a.short
@@ -1071,6 +1113,8 @@ def main(argv):
         if getattr(a, key) is None:
             setattr(a, key, full_v if full else short_v)
     a.max_seconds = 900
+    if a.per_address_limit is not None and a.per_address_limit < 0:
+        a.per_address_limit = None
     a.bin = os.path.abspath(a.bin)
     if not os.access(a.bin, os.X_OK):
         print(f"soak.py: {a.bin} not found (make build)", file=sys.stderr)
@@ -1111,7 +1155,8 @@ def main(argv):
                                                  "addresses", "trickle", "ramp_rate", "baseline", "attack", "disk_hold",
                                                  "disk_wait_max", "disk_grace", "recovery", "after_kill", "kill_grace",
                                                  "kill_slack_ms", "kill", "tmpfs_mb", "flush_interval_ms",
-                                                 "queue_capacity", "gateway_threads", "request_timeout")}}
+                                                 "queue_capacity", "gateway_threads", "per_address_limit",
+                                                 "request_timeout")}}
     log(f"{'short' if a.short else 'full'} soak: {a.rate:g} req/s, {a.connections} slowloris connections from "
         f"{a.addresses} addresses, store {'on a ' + str(a.tmpfs_mb) + ' MiB tmpfs' if mounted else 'on disk'}")
     t_start = time.monotonic()
@@ -1122,6 +1167,9 @@ def main(argv):
             procs.stop_all()
         stored_requests, stored_feedback = soak.export()
         res["events"] = soak.events
+        res["machine"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+        res["per_address_limit_applied"] = soak.per_address_supported and a.per_address_limit is not None
+        res["limits_line"] = soak.limits_line
         res["elapsed_s"] = round(time.monotonic() - t_start, 1)
         res["results"] = analyse(soak, stored_requests, stored_feedback)
         res["stderr_tail"] = {name: procs.stderr_text(name)[-2000:] for name in

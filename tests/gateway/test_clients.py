@@ -35,6 +35,7 @@ MESSAGES = [{"role": "user", "content": "Where is my order?"}]
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
+pytestmark = pytest.mark.filterwarnings("ignore:.*ReadOnly.*:UserWarning")
 
 
 @pytest.fixture(scope="module")
