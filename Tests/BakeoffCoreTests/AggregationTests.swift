@@ -162,10 +162,46 @@ struct AggregationTests {
         #expect(report.warnings.contains { $0.contains("conversation ids are used by more than one user") })
     }
 
-    @Test func proportionFeedbackMustBeZeroOrOne() {
-        #expect(throws: EventRejection.self) {
-            _ = try Make.aggregate([Make.feedback("task_completed", 3, conversation: "c", at: Make.t0)])
-        }
+    /// Issue 9, finding 1: a stored value the plan cannot use is left out and counted with an example; it
+    /// never stops the analysis (it used to throw, which broke the live report for good).
+    @Test func feedbackThePlanCannotUseIsCountedNotFatal() throws {
+        let data = try Make.aggregate([
+            Make.request("u1", "control", "r1", conversation: "c", at: Make.t0),
+            Make.request("u2", "treatment", "r2", conversation: "d", at: Make.t0),
+            Make.feedback("task_completed", 3, conversation: "c", at: Make.t0 + 1),
+            Make.feedback("task_completed", 1, conversation: "d", at: Make.t0 + 1),
+            Make.feedback("thumbs_up", 1, conversation: "c", at: Make.t0 + 2),
+            Make.feedback("thumbs_up", 1, conversation: "d", at: Make.t0 + 2),
+            Make.feedback("csat", 1e12, conversation: "c", at: Make.t0 + 3),
+            Make.feedback("csat", 4.5, conversation: "d", at: Make.t0 + 3),
+            Make.feedback("csat", 4, conversation: "d", at: Make.t0 + 4),
+        ])
+        let unusable = data.dataQuality.unusableFeedback
+        #expect(unusable.count == 3)
+        #expect(unusable.contains { $0.name == "task_completed" && $0.count == 1 && $0.reason == "value not true, false, 0 or 1" && $0.example == "task_completed = 3 for conversation c" })
+        #expect(unusable.contains { $0.name == "thumbs_up" && $0.count == 2 && $0.reason.contains("per request") })
+        #expect(unusable.contains { $0.name == "csat" && $0.count == 2 && $0.reason == "value not a whole number from 1 to 5" })
+        let completion = try #require(data.metrics.first { $0.metric.name == "task_completion" })
+        #expect(completion.perVariant.map(\.n) == [0, 1])
+        let csat = try #require(data.metrics.first { $0.metric.name == "csat" })
+        #expect(csat.unitMoments.map(\.sum) == [0, 4])
+
+        // The report shows them in its data-quality section, in every format.
+        let report = try Analysis.run(data, plan: AnalysisPlan())
+        let table = report.render(.table)
+        #expect(table.contains("feedback left out, csat value not a whole number from 1 to 5: 2, e.g. csat ="))
+        #expect(report.render(.json).contains("\"unusable_feedback\""))
+    }
+
+    @Test func implausibleTokenCountsAreLeftOutAndCounted() throws {
+        var absurd = Make.request("u1", "control", "r1", at: Make.t0)
+        absurd.outputTokens = 9_000_000_000_000_000_000
+        var negative = Make.request("u2", "control", "r2", at: Make.t0)
+        negative.outputTokens = -5
+        let data = try Make.aggregate([absurd, negative, Make.request("u3", "control", "r3", at: Make.t0)])
+        #expect(data.dataQuality.implausibleTokenCounts == 2)
+        let tokens = try #require(data.metrics.first { $0.metric.name == "output_tokens" })
+        #expect(tokens.unitMoments[0].sum == 10)
     }
 
     @Test func otherExperimentsAreSkippedAndCounted() throws {

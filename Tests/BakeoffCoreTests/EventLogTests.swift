@@ -59,14 +59,14 @@ struct EventLogTests {
         let lines = Self.simulatedLog(users: 40).split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
         var bad = lines
         let badLine = 9
-        bad[badLine - 1] = #"{"event":"feedback","ts":"2026-11-02T10:00:00Z","experiment":"support-bot-v2","user_id":"u-3","conversation_id":"c-1","name":"task_completed","value":3}"#
+        bad[badLine - 1] = #"{"event":"request","ts":"2026-11-02T10:00:00Z","experiment":"support-bot-v2","variant":"control","user_id":"u-3","conversation_id":"c-1","request_id":"r-bad","latency_ms":-5}"#
         let path = try Self.write(Array((bad.joined(separator: "\n") + "\n").utf8))
         var options = EventLog.Options()
         options.partitions = 3
         #expect {
             _ = try EventLog.aggregate(path: path, options: options)
         } throws: { error in
-            (error as? EventLogError)?.description.contains(":\(badLine): feedback \"task_completed\" is a proportion") ?? false
+            (error as? EventLogError)?.description.contains(":\(badLine): \"latency_ms\" must be a non-negative number") ?? false
         }
         options.skipInvalid = true
         let skipped = try EventLog.aggregate(path: path, options: options)

@@ -66,7 +66,11 @@ public struct EventAggregator {
     private let streamedMetrics: [Int]            // indices into metrics
     private let conversationFeedback: [String: Int]  // feedback name -> conversation slot
     private let requestFeedback: [String: Int]       // feedback name -> request slot
-    private let proportionFeedback: Set<String>
+    /// Per feedback name, the values every metric reading it accepts.
+    private let feedbackBounds: [String: [ValueBounds]]
+    /// Feedback the plan cannot use (a value out of its metric's bounds, a per-request name without a
+    /// request): left out and counted, with an example, never fatal.
+    private var unusable: [UnusableFeedback] = []
     private var feedbackNameCache: [(bytes: [UInt8], target: FeedbackTarget)] = []
 
     // Counters
@@ -74,6 +78,10 @@ public struct EventAggregator {
     public private(set) var feedbackEvents = 0
     public private(set) var duplicateRequests = 0
     public private(set) var sharedConversations = 0
+    /// Request events whose token counts were negative or beyond `maximumTokenCount` (those counts left out).
+    public private(set) var implausibleTokenCounts = 0
+    /// The largest token count taken as real: no model reads or writes a billion tokens in one request.
+    public static let maximumTokenCount: Double = 1e9
     /// QA events (`"qa": true`) of the experiment, left out of the analysis.
     public private(set) var qaRequests = 0
     public private(set) var qaFeedback = 0
@@ -119,7 +127,7 @@ public struct EventAggregator {
         var conv: [String: Int] = [:], req: [String: Int] = [:]
         var streamed: [Int] = []
         var fields: [RequestField] = []
-        var proportions = Set<String>()
+        var bounds: [String: [ValueBounds]] = [:]
         for (i, m) in metrics.enumerated() {
             switch m.source {
             case .feedback(let name):
@@ -128,7 +136,7 @@ public struct EventAggregator {
                 } else if conv[name] == nil {
                     conv[name] = conv.count
                 }
-                if m.kind == .proportion { proportions.insert(name) }
+                if !(bounds[name] ?? []).contains(m.acceptedValues) { bounds[name, default: []].append(m.acceptedValues) }
             case .errors:
                 streamed.append(i)
             case .field(let f):
@@ -144,7 +152,7 @@ public struct EventAggregator {
         streamedMetrics = streamed
         quantileFields = fields
         fieldQuantiles = fields.map { _ in FieldQuantiles() }
-        proportionFeedback = proportions
+        feedbackBounds = bounds
         conversationSlots = FeedbackSlots(width: conv.count)
         requestSlots = FeedbackSlots(width: req.count)
     }
@@ -188,7 +196,14 @@ public struct EventAggregator {
     private mutating func addRequest(_ e: EventView) throws(EventRejection) {
         if !(e.latencyMs >= 0) { throw EventRejection(message: "\"latency_ms\" must be a non-negative number") }
         if e.ttftMs < 0 { throw EventRejection(message: "\"ttft_ms\" must be non-negative") }
-        if e.inputTokens < 0 || e.outputTokens < 0 { throw EventRejection(message: "token counts must be non-negative") }
+        var e = e
+        // A token count no model produces (negative, or beyond `maximumTokenCount`) is left out and counted.
+        if !(e.inputTokens.isNaN || (0...Self.maximumTokenCount).contains(e.inputTokens))
+            || !(e.outputTokens.isNaN || (0...Self.maximumTokenCount).contains(e.outputTokens)) {
+            implausibleTokenCounts += 1
+            if !(0...Self.maximumTokenCount).contains(e.inputTokens) { e.inputTokens = .nan }
+            if !(0...Self.maximumTokenCount).contains(e.outputTokens) { e.outputTokens = .nan }
+        }
         // Validate a new variant before anything is recorded, so a rejected line leaves no trace.
         var variantIndex = variants.find(e.variant) ?? -1
         if variantIndex < 0 {
@@ -295,11 +310,14 @@ public struct EventAggregator {
     private mutating func addFeedback(_ e: EventView) throws(EventRejection) {
         let target = feedbackTarget(e.name)
         guard case .unused = target else {
-            if proportionFeedback.contains(target.name), e.value != 0, e.value != 1 {
-                throw EventRejection(message: "feedback \"\(target.name)\" is a proportion: \"value\" must be 0, 1, true or false, got \(JSONWriter.number(e.value))")
+            feedbackEvents += 1
+            if let bounds = feedbackBounds[target.name]?.first(where: { !$0.contains(e.value) }) {
+                return noteUnusable(e, name: target.name, reason: "value not \(bounds.requirement)")
+            }
+            if case .request = target, e.requestID.count == 0 {
+                return noteUnusable(e, name: target.name, reason: "per request, but names no request_id")
             }
             try record(e, target)
-            feedbackEvents += 1
             return
         }
         feedbackEvents += 1
@@ -330,14 +348,23 @@ public struct EventAggregator {
                 conversationFeedbackEvents[conversation] += 1
                 conversationSlots.offer(conversation, slot, value: e.value, ts: e.timestamp, seq: sequence)
             }
-        case .request(let name, let slot):
-            guard e.requestID.count > 0 else {
-                throw EventRejection(message: "feedback \"\(name)\" is per request: it needs a \"request_id\"")
-            }
+        case .request(_, let slot):
             let request = requestIndex(e.requestID)
             requestFeedbackEvents[request] += 1
             requestSlots.offer(request, slot, value: e.value, ts: e.timestamp, seq: sequence)
         }
+    }
+
+    /// Counts a feedback event the plan cannot use, keeping the first example of each name and reason.
+    private mutating func noteUnusable(_ e: EventView, name: String, reason: String) {
+        if let i = unusable.firstIndex(where: { $0.name == name && $0.reason == reason }) {
+            unusable[i].count += 1
+            return
+        }
+        let target = e.requestID.count > 0 ? "request \(String(decoding: e.requestID, as: UTF8.self))"
+            : "conversation \(String(decoding: e.conversationID, as: UTF8.self))"
+        unusable.append(UnusableFeedback(name: name, reason: reason, count: 1,
+                                         example: "\(name) = \(JSONWriter.number(e.value)) for \(target)"))
     }
 
     private mutating func requestIndex(_ id: UnsafeRawBufferPointer) -> Int {
@@ -496,6 +523,8 @@ public struct EventAggregator {
             unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
                 .sorted { $0.count > $1.count })
         quality.ordinalMetricsOverLevelLimit = overLevelLimit
+        quality.unusableFeedback = UnusableFeedback.combine(unusable + (pre?.unusable ?? []))
+        quality.implausibleTokenCounts = implausibleTokenCounts + (pre?.implausibleTokenCounts ?? 0)
         quality.preExperimentRequests = pre?.requestEvents ?? 0
         quality.preExperimentFeedback = pre?.feedbackEvents ?? 0
         if let pre {

@@ -76,6 +76,32 @@ public struct OrdinalCounts: Sendable, Equatable {
     }
 }
 
+/// Feedback events the plan cannot use, of one name and for one reason: left out of the analysis.
+public struct UnusableFeedback: Sendable, Equatable {
+    public var name: String
+    /// Why, in words: "value not a whole number from 1 to 5", "per request, but names no request_id".
+    public var reason: String
+    public var count: Int
+    /// The first such event, e.g. `csat = 99 for conversation c-17`.
+    public var example: String
+
+    public init(name: String, reason: String, count: Int, example: String) {
+        self.name = name
+        self.reason = reason
+        self.count = count
+        self.example = example
+    }
+
+    /// Adds up entries of the same name and reason (the first example stays), most frequent first.
+    static func combine(_ entries: [UnusableFeedback]) -> [UnusableFeedback] {
+        var out: [UnusableFeedback] = []
+        for e in entries {
+            if let i = out.firstIndex(where: { $0.name == e.name && $0.reason == e.reason }) { out[i].count += e.count } else { out.append(e) }
+        }
+        return out.sorted { ($0.count, $1.name, $1.reason) > ($1.count, $0.name, $0.reason) }
+    }
+}
+
 /// What looked wrong in the data, for the report's data-quality section.
 public struct DataQuality: Sendable, Equatable {
     public var usersInSeveralVariants: Int
@@ -88,6 +114,10 @@ public struct DataQuality: Sendable, Equatable {
     public var qaFeedbackExcluded: Int = 0
     public var otherExperiments: [NamedCount]
     public var unusedFeedbackNames: [NamedCount]
+    /// Feedback whose value or target the plan cannot use (left out, counted).
+    public var unusableFeedback: [UnusableFeedback] = []
+    /// Request events whose token counts were negative or implausibly large (those counts left out).
+    public var implausibleTokenCounts: Int = 0
     public var linesSkipped: Int = 0
     public var skippedExamples: [String] = []
     public var blankLines: Int = 0
@@ -167,9 +197,11 @@ extension ExperimentData {
         quality.qaFeedbackExcluded = 0
         quality.preExperimentRequests = 0
         quality.preExperimentFeedback = 0
+        quality.implausibleTokenCounts = 0
         var covariateUsersSeen = 0
         var others: [String: Int] = [:], unused: [String: Int] = [:], preVariants: [String: Int] = [:]
         var requests = 0, feedback = 0
+        var unusable: [UnusableFeedback] = []
         var first: Int64? = nil, last: Int64? = nil
         for piece in pieces {
             let map = reorder(piece)
@@ -207,6 +239,8 @@ extension ExperimentData {
             covariateUsersSeen += piece.covariateFileUsersSeen
             for o in q.otherExperiments { others[o.name, default: 0] += o.count }
             for o in q.unusedFeedbackNames { unused[o.name, default: 0] += o.count }
+            unusable += q.unusableFeedback
+            quality.implausibleTokenCounts += q.implausibleTokenCounts
             requests += piece.requestEvents
             feedback += piece.feedbackEvents
             if let a = piece.firstTimestamp { first = min(first ?? a, a) }
@@ -231,6 +265,7 @@ extension ExperimentData {
         }
         quality.preExperimentVariants = preVariants.map { NamedCount(name: $0.key, count: $0.value) }.sorted { $0.name < $1.name }
         quality.otherExperiments = others.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        quality.unusableFeedback = UnusableFeedback.combine(unusable)
         quality.unusedFeedbackNames = unused.map { NamedCount(name: $0.key, count: $0.value) }.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         var overLevelLimit = Set(pieces.flatMap(\.dataQuality.ordinalMetricsOverLevelLimit))
         for k in metrics.indices {

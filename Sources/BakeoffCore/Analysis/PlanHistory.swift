@@ -45,6 +45,10 @@ public struct PlanSnapshot: Sendable, Equatable {
             }
             if let rank = m.rankTest { parts.append(rank.rawValue) }
             if !m.varianceReduction { parts.append("no CUPED") }
+            // Bounds decide which values count; the built-in ones (CSAT 1-5) are part of the metric's definition.
+            if let b = m.bounds, b != Metric.builtIn.first(where: { $0.name == m.name })?.bounds {
+                parts.append(b.integers ? "scale \(JSONWriter.number(b.lower))-\(JSONWriter.number(b.upper))" : "values \(JSONWriter.number(b.lower)) to \(JSONWriter.number(b.upper))")
+            }
             add("metric \(m.name)", parts.joined(separator: ", "))
         }
         settings = s

@@ -218,6 +218,27 @@ public struct ExperimentConfig: Sendable {
             metric.rankTest = test
         }
         if let cuped = try o.bool("cuped") { metric.varianceReduction = cuped }
+        metric.bounds = kind == .proportion ? nil : base?.bounds
+        let scale = try o.doubles("scale")
+        let lower = try o.double("min"), upper = try o.double("max")
+        if scale != nil || lower != nil || upper != nil {
+            let key = scale != nil ? "scale" : lower != nil ? "min" : "max"
+            guard case .feedback = source else { throw o.fail(key, "value bounds apply to feedback metrics") }
+            guard kind == .mean else { throw o.fail(key, "a \(kind == .proportion ? "yes/no metric takes 0 or 1" : "quantile metric has no feedback values"); bounds apply to \"kind\": \"mean\"") }
+        }
+        if let scale {
+            guard lower == nil && upper == nil else { throw o.fail("scale", "give either \"scale\" (a rating scale of whole numbers) or \"min\"/\"max\", not both") }
+            guard scale.count == 2, scale[0] < scale[1], scale.allSatisfy({ $0 == $0.rounded() && abs($0) <= 1e12 }) else {
+                throw o.fail("scale", "must be [lowest, highest], two whole numbers with lowest < highest (e.g. [1, 5] for CSAT)")
+            }
+            metric.bounds = ValueBounds(lower: scale[0], upper: scale[1], integers: true)
+        } else if lower != nil || upper != nil {
+            let l = lower ?? ValueBounds.defaultNumeric.lower, u = upper ?? ValueBounds.defaultNumeric.upper
+            guard l.isFinite, u.isFinite, l < u else {
+                throw o.fail(lower != nil ? "min" : "max", "\"min\" must be below \"max\" (got \(JSONWriter.number(l)) and \(JSONWriter.number(u)))")
+            }
+            metric.bounds = ValueBounds(lower: l, upper: u, integers: false)
+        }
         return metric
     }
 

@@ -59,6 +59,39 @@ public struct GuardrailMargin: Sendable, Equatable {
     }
 }
 
+/// The values a feedback metric takes. The gateway refuses any other value (400), and the analysis leaves a
+/// stored one out and counts it, so one bad value can neither skew nor stop a report.
+public struct ValueBounds: Sendable, Equatable {
+    public var lower: Double
+    public var upper: Double
+    /// Only whole numbers: a rating scale such as CSAT's 1-5.
+    public var integers: Bool
+
+    public init(lower: Double, upper: Double, integers: Bool) {
+        self.lower = lower
+        self.upper = upper
+        self.integers = integers
+    }
+
+    /// Yes/no metrics: 0 or 1 (true or false).
+    public static let yesNo = ValueBounds(lower: 0, upper: 1, integers: true)
+    /// Numeric metrics without bounds of their own: any finite value of at most 1e12 in size.
+    public static let defaultNumeric = ValueBounds(lower: -1e12, upper: 1e12, integers: false)
+    /// CSAT's scale: whole numbers from 1 to 5.
+    public static let csat = ValueBounds(lower: 1, upper: 5, integers: true)
+
+    public func contains(_ x: Double) -> Bool {
+        x.isFinite && x >= lower && x <= upper && (!integers || x == x.rounded())
+    }
+
+    /// What a value must be, in words ("true, false, 0 or 1", "a whole number from 1 to 5").
+    public var requirement: String {
+        if self == .yesNo { return "true, false, 0 or 1" }
+        let range = "from \(JSONWriter.number(lower)) to \(JSONWriter.number(upper))"
+        return integers ? "a whole number \(range)" : "a finite number \(range)"
+    }
+}
+
 /// Extra tests a metric asks for on top of the standard one.
 public enum RankTest: String, Sendable, Codable, CaseIterable {
     /// Mann-Whitney U on the per-unit values (ordinal scores such as CSAT).
@@ -85,9 +118,17 @@ public struct Metric: Sendable, Equatable {
     public var rankTest: RankTest?
     /// Whether variance reduction (CUPED) applies when pre-experiment data exist.
     public var varianceReduction = true
+    /// For numeric feedback metrics: the values accepted (default `ValueBounds.defaultNumeric`). Yes/no
+    /// metrics always take 0 or 1.
+    public var bounds: ValueBounds?
+
+    /// The values this metric's feedback may take.
+    public var acceptedValues: ValueBounds {
+        kind == .proportion ? .yesNo : bounds ?? .defaultNumeric
+    }
 
     public init(name: String, title: String? = nil, level: MetricLevel, kind: MetricKind, goal: Goal,
-                role: MetricRole = .secondary, source: MetricSource, quantile: Double? = nil) {
+                role: MetricRole = .secondary, source: MetricSource, quantile: Double? = nil, bounds: ValueBounds? = nil) {
         self.name = name
         self.title = title ?? Metric.defaultTitle(name)
         self.level = level
@@ -96,6 +137,7 @@ public struct Metric: Sendable, Equatable {
         self.role = role
         self.source = source
         self.quantile = quantile
+        self.bounds = bounds
     }
 
     static func defaultTitle(_ name: String) -> String {
@@ -109,7 +151,7 @@ public struct Metric: Sendable, Equatable {
                role: .primary, source: .feedback("task_completed")),
         Metric(name: "escalation_rate", title: "Escalation rate", level: .conversation, kind: .proportion, goal: .down,
                role: .guardrail, source: .feedback("escalated")),
-        Metric(name: "csat", title: "CSAT", level: .conversation, kind: .mean, goal: .up, source: .feedback("csat")),
+        Metric(name: "csat", title: "CSAT", level: .conversation, kind: .mean, goal: .up, source: .feedback("csat"), bounds: .csat),
         Metric(name: "avg_turns", title: "Avg turns", level: .conversation, kind: .mean, goal: .down, source: .turns),
         Metric(name: "thumbs_up_rate", title: "Thumbs up", level: .request, kind: .proportion, goal: .up,
                source: .feedback("thumbs_up")),

@@ -180,3 +180,47 @@ func markdownTable(_ header: [String], _ rows: [[String]], leftAligned: Set<Int>
     for r in rows { out += "| " + r.joined(separator: " | ") + " |\n" }
     return out
 }
+
+/// Text that came from events or clients (experiment, variant and feedback names, ids), made safe to print.
+///
+/// Why: a feedback name such as `[x](https://evil.example)` would otherwise become a link in a report pasted
+/// into a pull request, and control characters could rewrite a terminal.
+enum ClientText {
+    /// Control characters (C0, C1, DEL) and bidirectional overrides become U+FFFD.
+    static func terminal(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: isUnsafe) else { return s }
+        return String(String.UnicodeScalarView(s.unicodeScalars.map { isUnsafe($0) ? "\u{FFFD}" : $0 }))
+    }
+
+    /// A name for Markdown: as it is when it is plain words (letters, digits, spaces, `-`, `.`, `_`, the
+    /// underscores escaped), otherwise an inline code span, in which nothing is a link or markup.
+    static func markdownName(_ s: String) -> String {
+        let clean = terminal(s)
+        let plain = !clean.isEmpty && !clean.lowercased().contains("www.") && clean.unicodeScalars.allSatisfy {
+            $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == " " || $0 == "-" || $0 == "." || $0 == "_"
+        }
+        if plain { return clean.replacingOccurrences(of: "_", with: "\\_") }
+        // A code span holds any text but backticks; a run of backticks longer than any inside delimits it.
+        var longest = 0, run = 0
+        for c in clean.unicodeScalars { run = c == "`" ? run + 1 : 0; longest = max(longest, run) }
+        let fence = String(repeating: "`", count: longest + 1)
+        let body = clean.replacingOccurrences(of: "|", with: "\\|")
+        return fence + (body.hasPrefix("`") || body.hasSuffix("`") || body.isEmpty ? " \(body) " : body) + fence
+    }
+
+    /// A sentence of our own with names in it, for Markdown: markup characters are escaped, so none of it
+    /// becomes a link, an image, HTML or emphasis.
+    static func markdownProse(_ s: String) -> String {
+        var out = ""
+        for c in terminal(s).unicodeScalars {
+            if "\\`*_[]<>|#!~".unicodeScalars.contains(c) { out += "\\" }
+            out.unicodeScalars.append(c)
+        }
+        return out
+    }
+
+    static func isUnsafe(_ u: Unicode.Scalar) -> Bool {
+        u.value < 0x20 || (0x7F...0x9F).contains(u.value) || (0x202A...0x202E).contains(u.value)
+            || (0x2066...0x2069).contains(u.value) || u.value == 0x2028 || u.value == 0x2029
+    }
+}

@@ -9,11 +9,40 @@ public enum ReportFormat: String, Sendable, CaseIterable {
 extension Report {
     public func render(_ format: ReportFormat) -> String {
         switch format {
-        case .table: return renderText(markdown: false)
-        case .markdown: return renderText(markdown: true)
+        case .table: return safeForText(name: ClientText.terminal, prose: ClientText.terminal).renderText(markdown: false)
+        case .markdown: return safeForText(name: ClientText.markdownName, prose: ClientText.markdownProse).renderText(markdown: true)
         case .json: return renderJSON()
         case .html: return renderHTML()
         }
+    }
+
+    /// This report with every name and sentence that may hold client text passed through `name` or `prose`
+    /// (the same name always maps to the same text, so variants still match their results).
+    func safeForText(name: (String) -> String, prose: (String) -> String) -> Report {
+        var r = self
+        r.experiment = name(experiment)
+        r.control = name(control)
+        for i in r.variants.indices { r.variants[i].name = name(variants[i].name) }
+        for i in r.results.indices { r.results[i].treatment = name(results[i].treatment) }
+        for i in r.quantiles.indices { r.quantiles[i].treatment = name(quantiles[i].treatment) }
+        for i in r.decisions.indices {
+            r.decisions[i].treatment = name(decisions[i].treatment)
+            r.decisions[i].reason = prose(decisions[i].reason)
+        }
+        r.warnings = warnings.map(prose)
+        r.sampleRatio.observed = sampleRatio.observed.map { NamedCount(name: name($0.name), count: $0.count) }
+        r.sampleRatio.reason = sampleRatio.reason.map(prose)
+        for i in r.planChanges.indices { r.planChanges[i].changes = planChanges[i].changes.map(prose) }
+        var q = dataQuality
+        q.otherExperiments = q.otherExperiments.map { NamedCount(name: name($0.name), count: $0.count) }
+        q.unusedFeedbackNames = q.unusedFeedbackNames.map { NamedCount(name: name($0.name), count: $0.count) }
+        q.preExperimentVariants = q.preExperimentVariants.map { NamedCount(name: name($0.name), count: $0.count) }
+        q.skippedExamples = q.skippedExamples.map(prose)
+        q.unusableFeedback = q.unusableFeedback.map {
+            UnusableFeedback(name: name($0.name), reason: prose($0.reason), count: $0.count, example: prose($0.example))
+        }
+        r.dataQuality = q
+        return r
     }
 
     private var periodText: String {
@@ -231,6 +260,12 @@ extension Report {
         if !q.unusedFeedbackNames.isEmpty {
             lines.append("feedback names no metric uses: " + q.unusedFeedbackNames.prefix(5).map { "\($0.name) (\($0.count))" }.joined(separator: ", "))
         }
+        for u in q.unusableFeedback.prefix(5) {
+            lines.append("feedback left out, \(u.name) \(u.reason): \(u.count), e.g. \(u.example)")
+        }
+        if q.implausibleTokenCounts > 0 {
+            lines.append("requests with negative or implausible token counts (counts left out): \(q.implausibleTokenCounts)")
+        }
         out += lines.map { markdown ? "- " + $0 : wrap("  " + $0, indent: "    ") }.joined(separator: "\n") + "\n"
         return out
     }
@@ -366,6 +401,17 @@ extension Report {
                 w.array("skipped_examples") { w in for e in q.skippedExamples { w.value(nil, e) } }
                 w.object("other_experiments") { w in for o in q.otherExperiments { w.value(o.name, o.count) } }
                 w.object("unused_feedback_names") { w in for o in q.unusedFeedbackNames { w.value(o.name, o.count) } }
+                w.array("unusable_feedback") { w in
+                    for u in q.unusableFeedback {
+                        w.object { w in
+                            w.value("name", u.name)
+                            w.value("reason", u.reason)
+                            w.value("count", u.count)
+                            w.value("example", u.example)
+                        }
+                    }
+                }
+                w.value("implausible_token_counts", q.implausibleTokenCounts)
             }
             w.array("warnings") { w in for x in warnings { w.value(nil, x) } }
         }

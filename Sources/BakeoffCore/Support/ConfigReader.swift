@@ -109,6 +109,20 @@ package struct ConfigObject {
         return Int(v)
     }
 
+    /// An array of numbers.
+    package mutating func doubles(_ key: String) throws(ConfigError) -> [Double]? {
+        guard let v = take(key) else { return nil }
+        guard case .array(let a) = v else { throw fail(key, "must be an array of numbers, got \(v.described)") }
+        var out: [Double] = []
+        for (i, item) in a.enumerated() {
+            guard case .number(let n) = item else {
+                throw ConfigError(source: source, path: "\(childPath(key))[\(i)]", message: "must be a number, got \(item.described)")
+            }
+            out.append(n)
+        }
+        return out
+    }
+
     package mutating func string(_ key: String) throws(ConfigError) -> String? {
         guard let v = take(key) else { return nil }
         guard case .string(let s) = v else { throw fail(key, "must be a string, got \(v.described)") }

@@ -31,6 +31,17 @@ public struct GatewayConfig: Sendable {
     public var experiments: [GatewayExperiment]
     /// Where the config came from (the file path, or the `source` given to `parse`).
     public var source: String
+    /// Client keys, feedback tokens, what clients see of the assignment, the feedback cap.
+    public var access = GatewayAccess()
+
+    /// Admin keys, client keys and the feedback-token key must be at least this long (bytes): a short
+    /// secret can be guessed.
+    public static let minimumSecretBytes = 16
+
+    /// Whether clients may see `experiment`'s variant (response header, feedback reply, assignments).
+    public func exposesVariant(_ experiment: GatewayExperiment) -> Bool {
+        experiment.exposesVariantSetting ?? access.exposeVariant
+    }
 
     /// Defaults of every optional key.
     public enum Defaults {
@@ -120,10 +131,13 @@ public struct GatewayConfig: Sendable {
         lines.append("  users      \"user\" in the request body, else header \(userHeader)")
         lines.append("  store      \(storePath) (flush every \(flushIntervalMs) ms, queue of \(queueCapacity) events)")
         lines.append("  admin      bearer token from $\(adminKeyEnv) (\(adminKey == nil ? "not set" : "set"))")
+        lines.append("  clients    " + (access.clientKeysEnv.map { "need one of the \(access.clientKeys.count) key\(access.clientKeys.count == 1 ? "" : "s") in $\($0)" } ?? "any client (no client keys)"))
+        lines.append("  feedback   from the request's user, or a signed token (key from $\(access.feedbackKeyEnv): \(access.feedbackKey == nil ? "not set, a random key per start" : "set"); valid \(access.feedbackTokenLifetimeSeconds / 3600) h); at most \(access.feedbackLimit) per request or conversation and name")
         lines.append("  content    \(logContent ? "prompt and response text stored" : "not stored") by default")
         for e in experiments {
             lines.append("")
             lines.append("experiment \(e.name): clients send \"model\": \"\(e.model)\"")
+            if !exposesVariant(e) { lines.append("  variants hidden from clients (blind): no variant header, no variant in feedback replies, assignments admin-only") }
             lines.append("  control variant \(e.control); users without an ID: \(e.perRequestAssignment ? "assigned at random per request" : "rejected (400)"); content \(e.logContent ? "stored" : "not stored")")
             var plan: [String] = []
             if let primary = e.analysis.primaryMetric { plan.append("primary metric \(primary)") }
@@ -177,6 +191,8 @@ public struct GatewayExperiment: Sendable {
     /// In allocation order: `variants[assigner.armIndex(for: user)]` is the user's variant. With `"split"`
     /// that is treatment first, then control (as `Allocation(split:)`); otherwise the order of the file.
     public var variants: [GatewayVariant]
+    /// `expose_variant` of the experiment, when it sets one (else the gateway's).
+    public var exposesVariantSetting: Bool? = nil
 
     public func variant(named name: String) -> GatewayVariant? {
         variants.first { $0.name == name }
@@ -199,6 +215,27 @@ public struct GatewayExperiment: Sendable {
     public var planSnapshot: PlanSnapshot {
         PlanSnapshot(config: analysis, allocation: allocation, control: control, defaultMethod: .sequential)
     }
+}
+
+/// Who may call the gateway and what clients see.
+public struct GatewayAccess: Sendable {
+    /// The environment variable holding the client keys (comma-separated); nil lets any client in.
+    public var clientKeysEnv: String?
+    /// The keys one of which the proxy and feedback endpoints require (as a bearer token); empty: none needed.
+    public var clientKeys: [String] = []
+    /// The environment variable holding the key that signs feedback tokens.
+    public var feedbackKeyEnv = "BAKEOFF_FEEDBACK_KEY"
+    /// Its value; nil when unset (the gateway then signs with a random key made at start, so tokens do not
+    /// outlive a restart nor work across gateways).
+    public var feedbackKey: [UInt8]?
+    /// How long a feedback token is accepted (seconds): a week by default.
+    public var feedbackTokenLifetimeSeconds: Int64 = 7 * 86_400
+    /// Whether clients see their variant (header, feedback reply, `/v1/assignments` without the admin key).
+    public var exposeVariant = true
+    /// Feedback events accepted per request or conversation and name; beyond it 429.
+    public var feedbackLimit = 20
+
+    public init() {}
 }
 
 /// One arm of an experiment: where its requests go and how they are changed.

@@ -101,10 +101,12 @@ private func closestKey(_ key: String, _ known: [String]) -> String? {
 enum Keys {
     static let root = ["listen", "threads", "max_body_bytes", "user_header", "log_content", "admin_key_env",
                        "store", "upstream_defaults", "experiments"]
+    /// Who may call what: client keys, feedback tokens, what clients see of the assignment.
+    static let access = ["client_keys_env", "feedback_key_env", "feedback_token_ttl_seconds", "expose_variant", "feedback_limit"]
     static let store = ["path", "flush_interval_ms", "queue_capacity"]
     static let upstreamDefaults = ["timeout_ms", "connect_timeout_ms"]
     static let experiment = ["name", "model", "control", "split", "per_request_assignment", "log_content",
-                             "analysis", "variants"]
+                             "analysis", "variants", "expose_variant"]
     static let variant = ["name", "weight", "upstream", "system_prompt", "parameters"]
     static let upstream = ["base_url", "model", "api_key_env", "headers", "timeout_ms", "connect_timeout_ms"]
     /// Keys of an analysis config that the gateway experiment sets itself.
@@ -127,7 +129,7 @@ struct GatewayConfigParser {
     /// recorded even when a config is returned.
     func parseRoot(_ object: ConfigObject) -> GatewayConfig? {
         var root = FieldReader(object: object, problems: problems)
-        defer { root.finish(known: Keys.root) }
+        defer { root.finish(known: Keys.root + Keys.access) }
 
         var listenHost = "127.0.0.1", listenPort: UInt16 = 8080
         if let listen = root.string("listen") {
@@ -151,6 +153,10 @@ struct GatewayConfigParser {
             if isEnvironmentName(name) { adminKeyEnv = name } else { root.fail("admin_key_env", notEnvironmentName) }
         }
         let adminKey = environment[adminKeyEnv].flatMap { $0.isEmpty ? nil : $0 }
+        if let adminKey, adminKey.utf8.count < GatewayConfig.minimumSecretBytes {
+            root.fail("admin_key_env", "$\(adminKeyEnv) is \(adminKey.utf8.count) bytes long; an admin key needs at least \(GatewayConfig.minimumSecretBytes) (e.g. openssl rand -hex 16)")
+        }
+        let access = parseAccess(&root)
 
         var storePath = GatewayConfig.Defaults.storePath
         var flush = GatewayConfig.Defaults.flushIntervalMs, queue = GatewayConfig.Defaults.queueCapacity
@@ -188,11 +194,45 @@ struct GatewayConfigParser {
             root.fail("experiments", "missing: list at least one experiment, e.g. \"experiments\": [{\"name\": ..., \"model\": ..., \"variants\": [...]}]")
         }
         guard complete else { return nil }
-        return GatewayConfig(
+        var config = GatewayConfig(
             listenHost: listenHost, listenPort: listenPort, threads: threads, maxBodyBytes: maxBody,
             userHeader: userHeader, logContent: logContent, adminKeyEnv: adminKeyEnv, adminKey: adminKey,
             storePath: storePath, flushIntervalMs: flush, queueCapacity: queue,
             experiments: experiments, source: source)
+        config.access = access
+        return config
+    }
+
+    /// The access keys of the root object: client keys, the feedback-token key, variant exposure, feedback cap.
+    func parseAccess(_ root: inout FieldReader) -> GatewayAccess {
+        var access = GatewayAccess()
+        if let name = root.string("client_keys_env") {
+            if !isEnvironmentName(name) { root.fail("client_keys_env", notEnvironmentName) } else {
+                access.clientKeysEnv = name
+                let keys = (environment[name] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                if keys.isEmpty {
+                    root.fail("client_keys_env", "$\(name) is unset or empty; set it to the client keys, separated by commas (or remove \"client_keys_env\" to let any client in)")
+                } else if let short = keys.first(where: { $0.utf8.count < GatewayConfig.minimumSecretBytes }) {
+                    root.fail("client_keys_env", "a key in $\(name) is \(short.utf8.count) bytes long; client keys need at least \(GatewayConfig.minimumSecretBytes)")
+                } else {
+                    access.clientKeys = keys
+                }
+            }
+        }
+        if let name = root.string("feedback_key_env") {
+            if isEnvironmentName(name) { access.feedbackKeyEnv = name } else { root.fail("feedback_key_env", notEnvironmentName) }
+        }
+        if let key = environment[access.feedbackKeyEnv], !key.isEmpty {
+            if key.utf8.count < GatewayConfig.minimumSecretBytes {
+                root.fail("feedback_key_env", "$\(access.feedbackKeyEnv) is \(key.utf8.count) bytes long; the feedback-token key needs at least \(GatewayConfig.minimumSecretBytes)")
+            } else {
+                access.feedbackKey = Array(key.utf8)
+            }
+        }
+        access.feedbackTokenLifetimeSeconds = root.int("feedback_token_ttl_seconds", in: 60...31_622_400).map(Int64.init) ?? access.feedbackTokenLifetimeSeconds
+        access.exposeVariant = root.bool("expose_variant") ?? access.exposeVariant
+        access.feedbackLimit = root.int("feedback_limit", in: 1...1_000_000) ?? access.feedbackLimit
+        return access
     }
 
     struct ExperimentContext {
@@ -211,6 +251,7 @@ struct GatewayConfigParser {
         let splitGiven = e.has("split")
         let perRequest = e.bool("per_request_assignment") ?? false
         let logContent = e.bool("log_content") ?? context.logContent
+        let exposeVariant = e.bool("expose_variant")
         let analysisObject = e.object("analysis")
 
         // Variants, in file order.
@@ -302,7 +343,8 @@ struct GatewayConfigParser {
         return GatewayExperiment(
             name: name, model: model, control: control, allocation: allocation,
             assigner: Assigner(experiment: name, allocation: allocation),
-            perRequestAssignment: perRequest, logContent: logContent, analysis: analysis, variants: variants)
+            perRequestAssignment: perRequest, logContent: logContent, analysis: analysis, variants: variants,
+            exposesVariantSetting: exposeVariant)
     }
 
     func parseVariant(

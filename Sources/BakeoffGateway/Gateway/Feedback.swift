@@ -1,6 +1,7 @@
 import BakeoffCore
 import BakeoffStore
 import Foundation
+import Synchronization
 
 /// The body of `POST /v1/feedback`.
 struct FeedbackBody: Decodable {
@@ -8,9 +9,13 @@ struct FeedbackBody: Decodable {
     var conversationID: String?
     var name: String?
     var value: FeedbackValue?
+    /// The user the feedback comes from: it must be the request's or conversation's user.
+    var user: String?
+    /// Instead of the user: the `x-bakeoff-feedback-token` of the response it is about.
+    var feedbackToken: String?
 
     enum CodingKeys: String, CodingKey {
-        case requestID = "request_id", conversationID = "conversation_id", name, value
+        case requestID = "request_id", conversationID = "conversation_id", name, value, user, feedbackToken = "feedback_token"
     }
 }
 
@@ -24,79 +29,170 @@ struct FeedbackValue: Decodable {
     }
 }
 
+/// Feedback accepted per target (request or conversation) and name, so one valid id cannot add rows without
+/// end. A key's count starts from what the store holds the first time it is seen; accepted feedback counts
+/// at once (a failed commit gives its place back).
+final class FeedbackLedger: Sendable {
+    let limit: Int
+    /// Keys kept before the ledger starts afresh (counts are then read from the store again).
+    static let capacity = 1 << 20
+    private let counts = Mutex<[String: Int]>([:])
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Takes a place for one more feedback on `key`; false when the limit is reached. `stored` gives the
+    /// committed count when the key is new here.
+    func take(_ key: String, stored: () -> Int) -> Bool {
+        if let taken = counts.withLock({ c -> Bool? in
+            guard let n = c[key] else { return nil }
+            guard n < limit else { return false }
+            c[key] = n + 1
+            return true
+        }) { return taken }
+        let committed = stored()
+        return counts.withLock { c in
+            if c.count >= Self.capacity { c.removeAll(keepingCapacity: true) }
+            let n = max(c[key] ?? 0, committed)
+            guard n < limit else { c[key] = n; return false }
+            c[key] = n + 1
+            return true
+        }
+    }
+
+    func giveBack(_ key: String) {
+        counts.withLock { c in if let n = c[key], n > 0 { c[key] = n - 1 } }
+    }
+}
+
 extension Gateway {
+    /// Feedback names: letters, digits, `_`, `.` and `-`, at most this many bytes.
+    static let maxFeedbackNameBytes = 64
+
+    static func isFeedbackName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= maxFeedbackNameBytes && name.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D
+        }
+    }
+
     /// Records feedback for a request or conversation; answers 200 only once the event is committed.
+    ///
+    /// Feedback is checked against what its name means (the experiment's metrics), must come from the
+    /// request's user (the body's `user` or the user header, or the response's signed feedback token, or the
+    /// admin key), and is capped per target and name.
     func feedback(_ exchange: HTTPExchange) {
+        let request = exchange.request
         func bad(_ message: String, param: String? = nil) {
             fail(exchange, OpenAIError(status: 400, message: message, type: "invalid_request_error", code: "invalid_feedback", param: param))
         }
         let body: FeedbackBody
         do {
-            body = try JSONDecoder().decode(FeedbackBody.self, from: Data(exchange.request.body))
+            body = try JSONDecoder().decode(FeedbackBody.self, from: Data(request.body))
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
             return bad("feedback \"\(path)\" has the wrong type: \(path == "value" ? "a number or true/false" : "a string") is expected", param: path)
         } catch {
-            return bad(exchange.request.body.isEmpty
-                ? "the feedback body is empty: send {\"request_id\": ..., \"name\": ..., \"value\": ...}"
+            return bad(request.body.isEmpty
+                ? "the feedback body is empty: send {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...}"
                 : "the feedback body is not a JSON object: \(error)")
         }
+        let token = (body.feedbackToken ?? request.header("x-bakeoff-feedback-token")).flatMap { $0.isEmpty ? nil : $0 }
+        // A browser holds a feedback token, not a client key: the token stands in for the key.
+        guard token != nil || isClient(request) else { return fail(exchange, clientRefusal(request)) }
         guard let name = body.name, !name.isEmpty else {
             return bad("feedback needs a \"name\" (task_completed, escalated, csat, thumbs_up or your own)", param: "name")
         }
-        guard name.utf8.count <= 100, name.unicodeScalars.allSatisfy({ !Self.isControlOrSeparator($0) }) else {
-            return bad("feedback \"name\" must be at most 100 characters without control characters or line separators", param: "name")
+        guard Self.isFeedbackName(name) else {
+            return bad("feedback \"name\" must be 1 to \(Self.maxFeedbackNameBytes) letters, digits, \"_\", \".\" or \"-\"", param: "name")
         }
         guard let value = body.value?.number else {
             return bad("feedback needs a \"value\": a number (e.g. CSAT 4) or true/false", param: "value")
         }
-        guard value.isFinite, abs(value) <= 1e12 else { return bad("feedback \"value\" must be a finite number of at most 1e12 in size", param: "value") }
-        let target: RecentRequests.Entry?
-        if let id = body.requestID, !id.isEmpty {
-            target = recent.request(id) ?? store.request(id: id)
-            guard target != nil else {
+        let requestID = body.requestID.flatMap { $0.isEmpty ? nil : $0 }
+        let conversationID = body.conversationID.flatMap { $0.isEmpty ? nil : $0 }
+        let target: RecentRequests.Entry
+        if let id = requestID {
+            guard let t = recent.request(id) ?? store.request(id: id) else {
                 return fail(exchange, OpenAIError(status: 404, message: "no request with id \"\(id)\": use the x-bakeoff-request-id header of a response", type: "invalid_request_error", code: "request_not_found", param: "request_id"))
             }
-        } else if let id = body.conversationID, !id.isEmpty {
-            target = recent.conversation(id) ?? store.latestRequest(conversation: id)
-            guard target != nil else {
+            target = t
+        } else if let id = conversationID {
+            guard let t = recent.conversation(id) ?? store.latestRequest(conversation: id) else {
                 return fail(exchange, OpenAIError(status: 404, message: "no conversation with id \"\(id)\": send X-Bakeoff-Conversation with its requests first", type: "invalid_request_error", code: "conversation_not_found", param: "conversation_id"))
             }
+            target = t
         } else {
             return bad("feedback needs \"request_id\" (the x-bakeoff-request-id of a response) or \"conversation_id\"", param: "request_id")
         }
-        let t = target!
-        // A value the experiment's metrics cannot take would stop its analysis: refuse it here instead.
-        let experiment = config.experiment(named: t.experiment)
-        if let experiment {
-            for metric in experiment.analysis.metrics where metric.source == .feedback(name) && metric.kind == .proportion {
-                guard value == 0 || value == 1 else {
-                    return bad("feedback \"\(name)\" feeds the yes/no metric \(metric.name): \"value\" must be true, false, 0 or 1, got \(JSONWriter.number(value))", param: "value")
-                }
+        let what = requestID != nil ? "request \"\(target.requestID)\"" : "conversation \"\(target.conversationID)\""
+
+        // Feedback comes from the user it is about.
+        if let token {
+            guard let tokenRequest = FeedbackTokenSigner.requestID(of: token) else {
+                return fail(exchange, OpenAIError(status: 403, message: "the feedback token is malformed: send the x-bakeoff-feedback-token header of the response as it is", type: "permission_error", code: "invalid_feedback_token"))
+            }
+            // The token's request: the target itself, or a request of the target conversation.
+            let signed = tokenRequest == target.requestID ? target : recent.request(tokenRequest) ?? store.request(id: tokenRequest)
+            guard let signed, signed.experiment == target.experiment,
+                  requestID != nil ? signed.requestID == target.requestID : signed.conversationID == target.conversationID else {
+                return fail(exchange, OpenAIError(status: 403, message: "the feedback token is for another request: send it with feedback on its own request or conversation", type: "permission_error", code: "feedback_token_mismatch"))
+            }
+            switch feedbackTokens.verify(token, user: signed.userID, now: WallClock.microseconds() / 1_000_000) {
+            case .success: break
+            case .failure(.expired):
+                return fail(exchange, OpenAIError(status: 403, message: "the feedback token has expired (tokens last \(config.access.feedbackTokenLifetimeSeconds / 3600) h)", type: "permission_error", code: "feedback_token_expired"))
+            case .failure:
+                return fail(exchange, OpenAIError(status: 403, message: "the feedback token was not signed by this gateway for this request (was it changed, or signed with another BAKEOFF feedback key?)", type: "permission_error", code: "invalid_feedback_token"))
+            }
+        } else if !isAdmin(request) {
+            let bodyUser = body.user.flatMap { $0.isEmpty ? nil : $0 }
+            guard let user = bodyUser ?? request.header(config.userHeader).flatMap({ $0.isEmpty ? nil : $0 }) else {
+                return fail(exchange, OpenAIError(status: 403, message: "feedback must name its user: send \"user\" (the same as in the request) or the \(config.userHeader) header, or the response's x-bakeoff-feedback-token as \"feedback_token\"", type: "permission_error", code: "feedback_user_required", param: "user"))
+            }
+            guard constantTimeEqual(user, target.userID) else {
+                return fail(exchange, OpenAIError(status: 403, message: "feedback on \(what) must come from its user: \"\(user)\" is not the user of that \(requestID != nil ? "request" : "conversation")", type: "permission_error", code: "feedback_user_mismatch", param: "user"))
             }
         }
-        var event = EventRecord(kind: .feedback, timestamp: WallClock.microseconds(), experiment: t.experiment)
-        event.userID = t.userID
-        event.conversationID = t.conversationID
-        if body.requestID?.isEmpty == false { event.requestID = t.requestID }
+
+        // A value the experiment's metrics cannot take would skew or stop its analysis: refuse it here.
+        let experiment = config.experiment(named: target.experiment)
+        let readers = experiment?.analysis.metrics.filter { $0.source == .feedback(name) } ?? []
+        if requestID == nil, let perRequest = readers.first(where: { $0.level == .request }) {
+            return bad("feedback \"\(name)\" feeds the per-request metric \(perRequest.name): send the response's \"request_id\", not a conversation_id", param: "request_id")
+        }
+        for bounds in (readers.isEmpty ? [ValueBounds.defaultNumeric] : readers.map(\.acceptedValues)) where !bounds.contains(value) {
+            let metric = readers.first { $0.acceptedValues == bounds }
+            return bad("feedback \"\(name)\"\(metric.map { " feeds the \($0.kind == .proportion ? "yes/no " : "")metric \($0.name):" } ?? ":") \"value\" must be \(bounds.requirement), got \(JSONWriter.number(value))", param: "value")
+        }
+
+        // One target cannot take feedback without end.
+        let ledgerKey = "\(target.experiment)\u{0}\(requestID != nil ? "r" : "c")\u{0}\(requestID ?? target.conversationID)\u{0}\(name)"
+        let admitted = feedbackLedger.take(ledgerKey) {
+            0 // MERGE: store.feedbackCount (wt-store)
+        }
+        guard admitted else {
+            return fail(exchange, OpenAIError(status: 429, message: "\(what) already has \(config.access.feedbackLimit) \"\(name)\" feedback events, the most one target takes; the latest one counts in the analysis", type: "rate_limit_error", code: "feedback_limit_reached"))
+        }
+
+        var event = EventRecord(kind: .feedback, timestamp: WallClock.microseconds(), experiment: target.experiment)
+        event.userID = target.userID
+        event.conversationID = target.conversationID
+        if requestID != nil { event.requestID = target.requestID }
         event.name = name
         event.value = value
-        event.qa = t.qa
+        event.qa = target.qa
         // Metric labels stay bounded: names no metric uses are counted as "other".
         let label = (experiment.flatMap { feedbackNames[$0.name] } ?? []).contains(name) ? name : "other"
-        let reply = "{\"status\":\"recorded\",\"experiment\":\(JSONWriter.quote(t.experiment)),\"variant\":\(JSONWriter.quote(t.variant)),\"conversation_id\":\(JSONWriter.quote(t.conversationID)),\"name\":\(JSONWriter.quote(name)),\"value\":\(JSONWriter.number(value))}"
-        store.appendDurably(event) { [self] error in
+        var reply = "{\"status\":\"recorded\",\"experiment\":\(JSONWriter.quote(target.experiment)),"
+        if experiment.map(config.exposesVariant) ?? false { reply += "\"variant\":\(JSONWriter.quote(target.variant)),"}
+        reply += "\"conversation_id\":\(JSONWriter.quote(target.conversationID)),\"name\":\(JSONWriter.quote(name)),\"value\":\(JSONWriter.number(value))}"
+        store.appendDurably(event) { [self, reply] error in
             if let error {
-                fail(exchange, OpenAIError(status: 503, message: "feedback not recorded: \(error); retry the request", type: "server_error", code: "store_unavailable"))
+                feedbackLedger.giveBack(ledgerKey)
+                fail(exchange, OpenAIError(status: 503, message: "feedback not recorded: \(error); retry the request", type: "server_error", code: "store_unavailable"), headers: [("Retry-After", "1")])
             } else {
-                metrics.recordFeedback(experiment: t.experiment, name: label)
+                metrics.recordFeedback(experiment: target.experiment, name: label)
                 respondJSON(exchange, 200, reply)
             }
         }
-    }
-
-    /// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
-    static func isControlOrSeparator(_ u: Unicode.Scalar) -> Bool {
-        u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.value == 0x2028 || u.value == 0x2029
     }
 }

@@ -15,6 +15,10 @@ public final class Gateway: @unchecked Sendable {
     /// Per experiment, the feedback names its metrics read (the others are counted as "other" in /metrics).
     let feedbackNames: [String: Set<String>]
     private var server: HTTPServer!
+    /// Signs the feedback token of every proxied response, and checks it when feedback comes back.
+    let feedbackTokens: FeedbackTokenSigner
+    /// Feedback accepted per target and name, for the cap (`GatewayAccess.feedbackLimit`).
+    let feedbackLedger: FeedbackLedger
     let startedAt = Date()
     /// User and conversation ids longer than this are refused: they are kept in memory and in every event.
     static let maxIDBytes = 512
@@ -31,6 +35,13 @@ public final class Gateway: @unchecked Sendable {
                 return nil
             }))
         })
+        var key = config.access.feedbackKey ?? []
+        if key.isEmpty {
+            var g = SystemRandomNumberGenerator()
+            key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
+        }
+        feedbackTokens = FeedbackTokenSigner(key: key, lifetimeSeconds: config.access.feedbackTokenLifetimeSeconds)
+        feedbackLedger = FeedbackLedger(limit: config.access.feedbackLimit)
         store = try EventStore(path: config.storePath, options: StoreOptions(flushIntervalMs: config.flushIntervalMs, queueCapacity: config.queueCapacity))
         // Each start records the plan when it differs from the last one, so changes after the start show in the report.
         let now = WallClock.microseconds()
@@ -98,6 +109,21 @@ public final class Gateway: @unchecked Sendable {
         return false
     }
 
+    /// With client keys configured: whether the request carries one (or the admin key) as a bearer token.
+    func isClient(_ request: HTTPRequest) -> Bool {
+        let keys = config.access.clientKeys
+        if keys.isEmpty || isAdmin(request) { return true }
+        guard let auth = request.header("authorization"), auth.hasPrefix("Bearer ") else { return false }
+        let given = String(auth.dropFirst(7))
+        // Every key is compared, so the time taken does not tell which one nearly matched.
+        return keys.map { constantTimeEqual(given, $0) }.contains(true)
+    }
+
+    func clientRefusal(_ request: HTTPRequest) -> OpenAIError {
+        let sent = request.header("authorization") != nil
+        return OpenAIError(status: 401, message: sent ? "Incorrect API key provided: this gateway needs one of its client keys as \"Authorization: Bearer KEY\"" : "You didn't provide an API key: this gateway needs one of its client keys as \"Authorization: Bearer KEY\" (the OpenAI SDKs send their api_key so)", type: "invalid_request_error", code: "invalid_api_key")
+    }
+
     func adminRefusal() -> OpenAIError {
         config.adminKey == nil
             ? OpenAIError(status: 403, message: "admin features are off: start the gateway with \(config.adminKeyEnv) set to a secret, then send it as a bearer token", type: "permission_error", code: "admin_disabled")
@@ -110,6 +136,7 @@ public final class Gateway: @unchecked Sendable {
         let started = MonotonicClock.now()
         let wallClock = WallClock.microseconds()
         let request = exchange.request
+        guard isClient(request) else { return fail(exchange, clientRefusal(request)) }
         let client: ClientRequest
         do { client = try ClientRequest.parse(request.body, endpoint: endpoint) } catch { return fail(exchange, error) }
         guard let experiment = config.experiment(forModel: client.model) else {
@@ -117,11 +144,13 @@ public final class Gateway: @unchecked Sendable {
             return fail(exchange, OpenAIError(status: 404, message: "The model `\(client.model)` does not exist on this gateway (models: \(aliases))", type: "invalid_request_error", code: "model_not_found", param: "model"))
         }
         let requestID = RequestID.make()
+        // The body's "user" wins, then "safety_identifier" (what LiteLLM's SDK sends for user=), then the header.
         let bodyUser = client.user.flatMap { $0.isEmpty ? nil : $0 }
+        let safetyUser = client.safetyIdentifier.flatMap { $0.isEmpty ? nil : $0 }
         let headerUser = request.header(config.userHeader).flatMap { $0.isEmpty ? nil : $0 }
-        let user = bodyUser ?? headerUser
+        let user = bodyUser ?? safetyUser ?? headerUser
         if let user, user.utf8.count > Self.maxIDBytes {
-            return fail(exchange, OpenAIError(status: 400, message: "the user id is \(user.utf8.count) bytes; at most \(Self.maxIDBytes) are allowed", type: "invalid_request_error", code: "user_too_long", param: "user"))
+            return fail(exchange, OpenAIError(status: 400, message: "the user id is \(user.utf8.count) bytes; at most \(Self.maxIDBytes) are allowed", type: "invalid_request_error", code: "user_too_long", param: bodyUser != nil ? "user" : safetyUser != nil ? "safety_identifier" : nil))
         }
         var variantIndex: Int
         if let user {
@@ -129,7 +158,7 @@ public final class Gateway: @unchecked Sendable {
         } else if experiment.perRequestAssignment {
             variantIndex = experiment.allocation.armIndex(forNormalized: Double(UInt64.random(in: 0..<10_000)) / 10_000)
         } else {
-            return fail(exchange, OpenAIError(status: 400, message: "no user to assign: send the OpenAI \"user\" field or the \(config.userHeader) header (experiment \(experiment.name) assigns per user)", type: "invalid_request_error", code: "user_required", param: "user"))
+            return fail(exchange, OpenAIError(status: 400, message: "no user to assign: send the OpenAI \"user\" (or \"safety_identifier\") field or the \(config.userHeader) header (experiment \(experiment.name) assigns per user)", type: "invalid_request_error", code: "user_required", param: "user"))
         }
         var qa = false
         if let forced = request.header("x-bakeoff-force-variant") {
@@ -141,9 +170,16 @@ public final class Gateway: @unchecked Sendable {
             qa = true
         }
         let variant = experiment.variants[variantIndex]
-        let conversation = request.header("x-bakeoff-conversation").flatMap { $0.isEmpty ? nil : $0 } ?? requestID
+        let namedConversation = request.header("x-bakeoff-conversation").flatMap { $0.isEmpty ? nil : $0 }
+        let conversation = namedConversation ?? requestID
         guard conversation.utf8.count <= Self.maxIDBytes else {
             return fail(exchange, OpenAIError(status: 400, message: "X-Bakeoff-Conversation is \(conversation.utf8.count) bytes; at most \(Self.maxIDBytes) are allowed", type: "invalid_request_error", code: "conversation_too_long"))
+        }
+        // A conversation belongs to the user who first used it: another user's request naming it would mix
+        // two users' turns and feedback (and let one user's feedback land on another's conversation).
+        if namedConversation != nil, user != nil, recent.conversation(conversation) == nil,
+           let earlier = store.latestRequest(conversation: conversation), earlier.userID != user {
+            return fail(exchange, conversationConflict(conversation))
         }
         let body = client.upstreamBody(model: variant.upstream.model, systemPrompt: variant.systemPrompt, parameters: variant.parameters, forceUsage: client.stream)
         var headers = ["Content-Type: application/json"]
@@ -162,12 +198,23 @@ public final class Gateway: @unchecked Sendable {
         record.qa = qa
         let logContent = experiment.logContent
         if logContent { record.prompt = client.promptText() }
-        recent.insert(RecentRequests.Entry(experiment: experiment.name, variant: variant.name, userID: record.userID, conversationID: conversation, requestID: requestID, qa: qa))
+        let entry = RecentRequests.Entry(experiment: experiment.name, variant: variant.name, userID: record.userID, conversationID: conversation, requestID: requestID, qa: qa)
+        if !recent.insert(entry, claiming: namedConversation != nil && user != nil) {
+            return fail(exchange, conversationConflict(conversation))
+        }
 
+        var responseHeaders = [("x-bakeoff-experiment", experiment.name)]
+        if config.exposesVariant(experiment) { responseHeaders.append(("x-bakeoff-variant", variant.name)) }
+        responseHeaders.append(("x-bakeoff-request-id", requestID))
+        responseHeaders.append(("x-bakeoff-feedback-token", feedbackTokens.token(requestID: requestID, user: record.userID, now: wallClock / 1_000_000)))
         let proxied = ProxiedRequest(gateway: self, exchange: exchange, call: call, endpoint: endpoint, stream: client.stream,
                                      clientWantsUsage: client.clientWantsUsage, started: started, record: record, logContent: logContent,
-                                     responseHeaders: [("x-bakeoff-experiment", experiment.name), ("x-bakeoff-variant", variant.name), ("x-bakeoff-request-id", requestID)])
+                                     responseHeaders: responseHeaders)
         proxied.begin()
+    }
+
+    func conversationConflict(_ conversation: String) -> OpenAIError {
+        OpenAIError(status: 409, message: "conversation \"\(conversation)\" belongs to another user: each user needs conversation ids of their own (X-Bakeoff-Conversation)", type: "invalid_request_error", code: "conversation_of_another_user")
     }
 
     /// Writes the request's event and counts it; called once per proxied request.
@@ -192,6 +239,9 @@ public final class Gateway: @unchecked Sendable {
         }
         guard let experiment = config.experiment(named: name) ?? config.experiment(forModel: name) else {
             return fail(exchange, OpenAIError(status: 404, message: "no experiment \"\(name)\" (experiments: \(config.experiments.map(\.name).joined(separator: ", ")))", type: "invalid_request_error", code: "experiment_not_found", param: "experiment"))
+        }
+        if !config.exposesVariant(experiment) && !isAdmin(exchange.request) {
+            return fail(exchange, OpenAIError(status: 403, message: "experiment \(experiment.name) is blind (expose_variant is false): assignments are for the admin key only", type: "permission_error", code: "variant_hidden"))
         }
         guard let user = query["user"], !user.isEmpty else {
             return fail(exchange, OpenAIError(status: 400, message: "give the user: /v1/assignments?experiment=\(name)&user=ID", type: "invalid_request_error", code: "missing_parameter", param: "user"))
@@ -254,15 +304,6 @@ public final class Gateway: @unchecked Sendable {
     }
 }
 
-/// Compares secrets without an early exit on the first difference.
-func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    guard x.count == y.count else { return false }
-    var diff: UInt8 = 0
-    for i in 0..<x.count { diff |= x[i] ^ y[i] }
-    return diff == 0
-}
-
 /// Request ids: `req_` and 24 random hex digits.
 enum RequestID {
     static func make() -> String {
@@ -313,8 +354,12 @@ final class RecentRequests: Sendable {
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func insert(_ entry: Entry) {
+    /// Adds `entry`; with `claiming`, only when its conversation is new or already the same user's (false
+    /// otherwise, and nothing is added).
+    @discardableResult
+    func insert(_ entry: Entry, claiming: Bool = false) -> Bool {
         state.withLock { s in
+            if claiming, let owner = s.byConversation[entry.conversationID], owner.userID != entry.userID { return false }
             if s.order.count < capacity {
                 s.order.append(entry.requestID)
             } else {
@@ -327,6 +372,7 @@ final class RecentRequests: Sendable {
             }
             s.byRequest[entry.requestID] = entry
             s.byConversation[entry.conversationID] = entry
+            return true
         }
     }
 

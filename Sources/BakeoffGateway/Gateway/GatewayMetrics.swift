@@ -11,6 +11,7 @@ public final class GatewayMetrics: Sendable {
         var sum = 0.0
         var count = 0
         mutating func observe(_ seconds: Double) {
+            guard seconds.isFinite, seconds >= 0 else { return }
             var i = 0
             while i < GatewayMetrics.bucketBounds.count && seconds > GatewayMetrics.bucketBounds[i] { i += 1 }
             counts[i] += 1
@@ -31,6 +32,7 @@ public final class GatewayMetrics: Sendable {
         var inputTokens: [ArmKey: Int] = [:]
         var outputTokens: [ArmKey: Int] = [:]
         var feedback: [FeedbackKey: Int] = [:]
+        var implausibleUsage = 0
     }
 
     private let state = Mutex(State())
@@ -41,21 +43,26 @@ public final class GatewayMetrics: Sendable {
     func recordRequest(experiment: String, variant: String, status: String, latencySeconds: Double, ttftSeconds: Double?, inputTokens: Int?, outputTokens: Int?) {
         let arm = ArmKey(experiment: experiment, variant: variant)
         state.withLock { s in
-            s.requests[RequestKey(experiment: experiment, variant: variant, status: status), default: 0] += 1
+            s.requests[RequestKey(experiment: experiment, variant: variant, status: status), default: 0].addSaturating(1)
             s.latency[arm, default: Histogram()].observe(latencySeconds)
             if let ttftSeconds { s.ttft[arm, default: Histogram()].observe(ttftSeconds) }
-            if let inputTokens { s.inputTokens[arm, default: 0] += inputTokens }
-            if let outputTokens { s.outputTokens[arm, default: 0] += outputTokens }
+            if let inputTokens, inputTokens > 0 { s.inputTokens[arm, default: 0].addSaturating(inputTokens) }
+            if let outputTokens, outputTokens > 0 { s.outputTokens[arm, default: 0].addSaturating(outputTokens) }
         }
     }
 
     /// A request refused before routing (bad JSON, unknown model, no user, too large...), by HTTP status.
     func recordRejected(status: Int) {
-        state.withLock { $0.rejected[status, default: 0] += 1 }
+        state.withLock { $0.rejected[status, default: 0].addSaturating(1) }
+    }
+
+    /// An upstream answer whose token usage was impossible (negative or beyond `TokenUsage.maximum`).
+    func recordImplausibleUsage() {
+        state.withLock { $0.implausibleUsage.addSaturating(1) }
     }
 
     func recordFeedback(experiment: String, name: String) {
-        state.withLock { $0.feedback[FeedbackKey(experiment: experiment, name: name), default: 0] += 1 }
+        state.withLock { $0.feedback[FeedbackKey(experiment: experiment, name: name), default: 0].addSaturating(1) }
     }
 
     /// The Prometheus exposition text; `gauges` are sampled at the moment of the scrape.
@@ -94,6 +101,8 @@ public final class GatewayMetrics: Sendable {
                 out += "\(name){\(arm(k))} \(v)\n"
             }
         }
+        header("bakeoff_upstream_usage_ignored_total", "counter", "Upstream answers whose token usage was negative or implausibly large (left out of the event).")
+        out += "bakeoff_upstream_usage_ignored_total \(s.implausibleUsage)\n"
         header("bakeoff_feedback_total", "counter", "Feedback events committed, by experiment and name.")
         for (k, v) in s.feedback.sorted(by: { ($0.key.experiment, $0.key.name) < ($1.key.experiment, $1.key.name) }) {
             out += "bakeoff_feedback_total{experiment=\(label(k.experiment)),name=\(label(k.name))} \(v)\n"
@@ -104,5 +113,13 @@ public final class GatewayMetrics: Sendable {
             out += "\(g.name) \(g.value == g.value.rounded() && abs(g.value) < 1e15 ? String(Int64(g.value)) : String(g.value))\n"
         }
         return out
+    }
+}
+
+extension Int {
+    /// Adds without trapping: a counter that would overflow stays at `Int.max`.
+    mutating func addSaturating(_ n: Int) {
+        let (sum, overflow) = addingReportingOverflow(n)
+        self = overflow ? (n > 0 ? .max : .min) : sum
     }
 }

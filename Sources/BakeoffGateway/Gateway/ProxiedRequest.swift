@@ -190,6 +190,11 @@ final class ProxiedRequest: @unchecked Sendable {
         if clientGone { record.status = "client_cancelled" }
         record.latencyMs = latencyMs
         record.ttftMs = ttftMs
+        // A usage no model produces (negative, or billions of tokens) is left out, and counted.
+        if let u = usage, !u.isPlausible {
+            gateway.metrics.recordImplausibleUsage()
+            usage = nil
+        }
         record.inputTokens = usage?.input
         record.outputTokens = usage?.output
         if logContent { record.response = text }

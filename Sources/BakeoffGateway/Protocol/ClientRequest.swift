@@ -9,6 +9,9 @@ public struct ClientRequest: Sendable {
     public var model: String
     /// The `user` field, when it is a string.
     public var user: String?
+    /// The `safety_identifier` field (OpenAI's successor of `user`, which LiteLLM's SDK sends instead), when
+    /// it is a string.
+    public var safetyIdentifier: String?
     /// `"stream": true`.
     public var stream: Bool
     /// `stream_options.include_usage == true`.
@@ -27,7 +30,7 @@ public struct ClientRequest: Sendable {
     }
 
     enum Field: UInt8, Sendable {
-        case other, model, messages, prompt, stream, streamOptions, user
+        case other, model, messages, prompt, stream, streamOptions, user, safetyIdentifier
     }
 
     /// Keys that `upstreamBody`'s `parameters` may not set: the gateway itself controls them.
@@ -68,6 +71,7 @@ public struct ClientRequest: Sendable {
         // The last occurrence of each field decides; a problem with it is kept until the whole body is read.
         var model: String?, modelProblem: OpenAIError? = .badRequest("'model' is required", param: "model")
         var user: String?, userProblem: OpenAIError?
+        var safetyIdentifier: String?, safetyProblem: OpenAIError?
         var stream = false, streamProblem: OpenAIError?
         var wantsUsage = false, optionsProblem: OpenAIError?
         var messagesProblem: OpenAIError? = endpoint == .chatCompletions ? .badRequest("'messages' is required", param: "messages") : nil
@@ -102,6 +106,15 @@ public struct ClientRequest: Sendable {
                 } else {
                     try s.skipValue(depth: 1)
                     if c != 0x6E { userProblem = .badRequest("'user' must be a string, got \(JSONScanner.kind(c))", param: "user") }
+                }
+            case .safetyIdentifier:
+                safetyIdentifier = nil
+                safetyProblem = nil
+                if c == 0x22 {
+                    safetyIdentifier = s.decode(try s.scanString())
+                } else {
+                    try s.skipValue(depth: 1)
+                    if c != 0x6E { safetyProblem = .badRequest("'safety_identifier' must be a string, got \(JSONScanner.kind(c))", param: "safety_identifier") }
                 }
             case .stream:
                 try s.skipValue(depth: 1)
@@ -168,10 +181,10 @@ public struct ClientRequest: Sendable {
         s.skipSpace()
         if !s.atEnd { throw s.unexpected(at: s.pos) }
 
-        for problem in [modelProblem, messagesProblem, promptProblem, streamProblem, optionsProblem, userProblem] {
+        for problem in [modelProblem, messagesProblem, promptProblem, streamProblem, optionsProblem, userProblem, safetyProblem] {
             if let problem { return .failure(problem) }
         }
-        return .success(ClientRequest(endpoint: endpoint, model: model ?? "", user: user, stream: stream,
+        return .success(ClientRequest(endpoint: endpoint, model: model ?? "", user: user, safetyIdentifier: safetyIdentifier, stream: stream,
                                       clientWantsUsage: wantsUsage, body: body, members: members))
     }
 
@@ -183,6 +196,7 @@ public struct ClientRequest: Sendable {
         case 6 where s.equals(key, "prompt"): return .prompt
         case 8 where s.equals(key, "messages"): return .messages
         case 14 where s.equals(key, "stream_options"): return .streamOptions
+        case 17 where s.equals(key, "safety_identifier"): return .safetyIdentifier
         default:
             // A key written with escapes ("\u006dodel") is rare but must not slip past.
             guard key.escaped else { return .other }
@@ -193,6 +207,7 @@ public struct ClientRequest: Sendable {
             case "prompt": return .prompt
             case "messages": return .messages
             case "stream_options": return .streamOptions
+            case "safety_identifier": return .safetyIdentifier
             default: return .other
             }
         }
@@ -262,7 +277,7 @@ public struct ClientRequest: Sendable {
             for p in chosen.reversed() {
                 let value = Array(p.json.utf8)
                 var found = false
-                for m in members where m.field == .other || m.field == .user {
+                for m in members where m.field == .other || m.field == .user || m.field == .safetyIdentifier {
                     if s.equals(StringSpan(start: m.key.lowerBound, end: m.key.upperBound, escaped: m.keyEscaped), p.key) {
                         add(m.value.lowerBound, m.value.upperBound, value)
                         found = true

@@ -3,6 +3,13 @@ public struct TokenUsage: Sendable, Equatable {
     public var input: Int
     public var output: Int
 
+    /// Whether both counts could be real: not negative, and below a billion (no model reads or writes that
+    /// many tokens in one request). The gateway ignores (and counts) any other usage.
+    public var isPlausible: Bool {
+        (0...Self.maximum).contains(input) && (0...Self.maximum).contains(output)
+    }
+    public static let maximum = 1_000_000_000
+
     public init(input: Int, output: Int) {
         self.input = input
         self.output = output
