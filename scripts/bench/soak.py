@@ -445,7 +445,7 @@ class Soak:
                 continue
             raise RuntimeError(f"bakeoff serve --check refused the soak's config:\n{r.stderr[-2000:]}{r.stdout[-2000:]}")
         self.check_output = r.stdout + r.stderr
-        self.limits_line = next((line.strip() for line in self.check_output.splitlines()
+        self.limits_line = next((re.sub(r"^limits\s+", "", line.strip()) for line in self.check_output.splitlines()
                                  if "per client address" in line), None)
 
     async def start_gateway(self, port=0):
@@ -880,6 +880,8 @@ def analyse(s, stored_requests, stored_feedback):
                                             if s.store_failing_seen_at is not None and "disk_full" in ev else None),
         "slowloris": sl,
         "slowloris_peak_open": max((x.get("open", 0) for x in s.slowloris_samples), default=0),
+        "gateway_connections_open_peak": max((v["bakeoff_http_connections_open"] for _t, _l, v in s.metrics_samples
+                                              if "bakeoff_http_connections_open" in v), default=None),
         "windows": {"disk": disk_window, "kill": kill_window},
         "invariants": invariants,
         "ok": all(invariants.values()),
@@ -975,9 +977,12 @@ def render_markdown(res):
               f"{per_life} MiB) |")
     md.append(f"| Slowloris connections open at peak (client side) / gateway descriptors at peak (before / after "
               f"the kill) | {r['slowloris_peak_open']:,} / {fds} |")
-    md.append(f"| Slowloris connections opened / closed by the gateway (within 1 s) | {sl.get('opened', 0):,} / "
-              f"{sl.get('closed_by_server', 0):,} ({sl.get('closed_at_once', 0):,}); lifetime median "
-              f"{sl.get('lifetime_p50_s') or '—'} s; answers {sl.get('answers') or 'none'} |")
+    gauge = r.get("gateway_connections_open_peak")
+    md.append(f"| Slowloris connections opened / closed by the gateway | {sl.get('opened', 0):,} / "
+              f"{sl.get('closed_by_server', 0):,} ({sl.get('closed_at_once', 0):,} of them within 1 s of opening); "
+              f"median lifetime {sl.get('lifetime_p50_s') or '—'} s; the gateway answered "
+              f"{sl.get('answers') or 'none of them'} before closing"
+              + (f"; `bakeoff_http_connections_open` peaked at {gauge:,.0f}" if gauge is not None else "") + " |")
     if res["disk"]:
         span = r["healthz_503_span"]
         md.append(f"| Disk full | {ev['disk_freed'] - ev['disk_full']:.1f} s; store failure visible after "
@@ -1181,6 +1186,11 @@ def main(argv):
         res["limits_line"] = soak.limits_line
         res["elapsed_s"] = round(time.monotonic() - t_start, 1)
         res["results"] = analyse(soak, stored_requests, stored_feedback)
+        res["samples"] = {"slowloris": [[x["t"], x["open"], x["opened"], x["closed_by_server"]] for x in soak.slowloris_samples],
+                          "healthz": soak.healthz,
+                          "metrics": [[t, life, {k: v for k, v in vals.items() if k.startswith(("bakeoff_store", "bakeoff_events",
+                                                                                               "bakeoff_http"))}]
+                                      for t, life, vals in soak.metrics_samples]}
         res["stderr_tail"] = {name: procs.stderr_text(name)[-2000:] for name in
                               ["mock"] + [f"gateway-{i + 1}" for i in range(len(soak.gateway_lives))]}
     finally:
@@ -1193,6 +1203,11 @@ def main(argv):
                     shutil.copy2(os.path.join(store_dir, name), os.path.join(workdir, name))
             umount(store_dir)
     path = a.json or os.path.join(a.out, "soak-short.json" if a.short else "soak.json")
+    with open(os.path.splitext(path)[0] + "-requests.jsonl", "w") as fh:
+        for c in soak.chats:
+            fh.write(json.dumps({k: c.get(k) for k in ("i", "sched", "end", "status", "error", "ok", "stream", "rid")}) + "\n")
+        for f in soak.feedback:
+            fh.write(json.dumps({"feedback": list(f["key"]), **{k: f.get(k) for k in ("sched", "end", "status", "error", "code")}}) + "\n")
     with open(path, "w") as fh:
         json.dump(res, fh, indent=1, default=str)
     print(render_table(res))

@@ -6,10 +6,11 @@ start with the variant's name show where it went) and be stored under that user 
 
 What goes over the wire (pinned versions, see the Makefile's TEST_PY_PACKAGES; checked by
 test_what_litellm_sends):
-- LiteLLM 1.108.7 drops `user=` for model names outside OpenAI's own catalogue ("openai/support-bot"): the
-  request carries no user at all, so a per-user experiment can only answer 400. It does send
-  `safety_identifier=` (OpenAI's successor of `user`), `extra_headers` and, with
-  `allowed_openai_params=["user"]`, `user`.
+- LiteLLM 1.108.7 (and 1.110.2, the newest when this was written) drops `user=` for model names outside
+  OpenAI's own catalogue with the `openai/` provider ("openai/support-bot"): the request carries no user at
+  all, so a per-user experiment can only answer 400. It does send `safety_identifier=` (OpenAI's successor of
+  `user`), `extra_headers`, `user=` with `allowed_openai_params=["user"]`, and `user=` with the
+  `litellm_proxy/` provider (LiteLLM's own client for OpenAI-compatible proxies).
 - LangChain's ChatOpenAI sends `model_kwargs={"user": ...}` and `.bind(user=...)` as the body's `user`.
 """
 from __future__ import annotations
@@ -55,8 +56,9 @@ def two_users(tag: str) -> list[str]:
 def check_stored(gw, user: str, count: int):
     """The user's request events: `count` of them, all ok, all in the router's variant for the user."""
     def stored():
-        return [e for e in export_store(gw.store, experiment=EXPERIMENT)
-                if e.get("event") == "request" and e.get("user_id") == user]
+        # Not `--experiment`: that refuses a store with no events yet.
+        return [e for e in export_store(gw.store) if e.get("event") == "request" and e.get("user_id") == user
+                and e.get("experiment") == EXPERIMENT]
     # Request events are committed within the flush interval (50 ms here).
     mine = wait_until(lambda: len(stored()) >= count and stored(), timeout=10, message=f"{count} request events of {user}")
     assert len(mine) == count, f"{user}: {len(mine)} request events stored, expected {count}: {mine}"
@@ -71,8 +73,8 @@ def litellm_text(response, stream: bool) -> str:
     return response.choices[0].message.content
 
 
-def litellm_call(gw, stream: bool, **kw):
-    response = litellm.completion(model=f"openai/{MODEL}", api_base=gw.base_url, api_key=CLIENT_KEY, messages=MESSAGES,
+def litellm_call(gw, stream: bool, provider: str = "openai", **kw):
+    response = litellm.completion(model=f"{provider}/{MODEL}", api_base=gw.base_url, api_key=CLIENT_KEY, messages=MESSAGES,
                                   stream=stream, timeout=HTTP_TIMEOUT, max_retries=0, **kw)
     return litellm_text(response, stream)
 
@@ -89,12 +91,14 @@ def test_litellm_safety_identifier(setup, stream):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "streaming"])
-@pytest.mark.parametrize("how", ["allowed_openai_params", "header"])
+@pytest.mark.parametrize("how", ["litellm_proxy", "allowed_openai_params", "header"])
 def test_litellm_user_passed_through(setup, stream, how):
-    """The two ways LiteLLM users can send the user itself: let `user` through, or the user header."""
+    """The other ways LiteLLM users can send the user: `user=` with the `litellm_proxy/` provider, `user=` let
+    through with `allowed_openai_params`, or the user header."""
     gw, _, _ = setup
     for user in two_users(f"{how}-{stream}"):
-        kw = ({"user": user, "allowed_openai_params": ["user"]} if how == "allowed_openai_params"
+        kw = ({"user": user, "provider": "litellm_proxy"} if how == "litellm_proxy"
+              else {"user": user, "allowed_openai_params": ["user"]} if how == "allowed_openai_params"
               else {"extra_headers": {"X-Bakeoff-User": user}})
         text = litellm_call(gw, stream, **kw)
         assert text.startswith(f"{expected_variant(EXPERIMENT, user, SPLIT)}-reply"), (user, text)
@@ -113,26 +117,29 @@ def test_litellm_precedence(setup):
     text = litellm_call(gw, True, safety_identifier=c, extra_headers={"X-Bakeoff-User": d})
     assert text.startswith(f"{expected_variant(EXPERIMENT, c, SPLIT)}-reply"), text
     check_stored(gw, c, 1)
-    stored_users = {e.get("user_id") for e in export_store(gw.store, experiment=EXPERIMENT)}
+    stored_users = {e.get("user_id") for e in export_store(gw.store)}
     assert b not in stored_users and d not in stored_users
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "streaming"])
 def test_what_litellm_sends(setup, stream):
-    """The pinned LiteLLM's wire format, straight to a mock upstream: `user=` is dropped for a model name
-    outside OpenAI's catalogue (no `user`, no `safety_identifier`), `safety_identifier=` is sent as is.
+    """The pinned LiteLLM's wire format, straight to a mock upstream: with the `openai/` provider `user=` is
+    dropped for a model name outside OpenAI's catalogue (no `user`, no `safety_identifier`) and
+    `safety_identifier=` is sent as is; with `litellm_proxy/`, `user=` is sent.
 
     If a LiteLLM upgrade changes this, the gateway's handling and the README's advice need a look."""
     _, control, _ = setup
     control.clear()
-    for kw in ({"user": "wire-u1"}, {"safety_identifier": "wire-s1"}):
-        response = litellm.completion(model=f"openai/{MODEL}", api_base=control.base_url, api_key="x", messages=MESSAGES,
-                                      stream=stream, timeout=HTTP_TIMEOUT, max_retries=0, **kw)
+    for provider, kw in (("openai", {"user": "wire-u1"}), ("openai", {"safety_identifier": "wire-s1"}),
+                         ("litellm_proxy", {"user": "wire-u2"})):
+        response = litellm.completion(model=f"{provider}/{MODEL}", api_base=control.base_url, api_key="x",
+                                      messages=MESSAGES, stream=stream, timeout=HTTP_TIMEOUT, max_retries=0, **kw)
         litellm_text(response, stream)
     bodies = [json.loads(r["body"]) if isinstance(r["body"], str) else r["body"] for r in control.requests()]
-    assert len(bodies) == 2, bodies
+    assert len(bodies) == 3, bodies
     assert "user" not in bodies[0] and "safety_identifier" not in bodies[0], bodies[0]
     assert bodies[1].get("safety_identifier") == "wire-s1" and "user" not in bodies[1], bodies[1]
+    assert bodies[2].get("user") == "wire-u2", bodies[2]
 
 
 # --------------------------------------------------------------------------------------------- LangChain
