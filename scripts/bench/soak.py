@@ -789,8 +789,10 @@ def analyse(s, stored_requests, stored_feedback):
     dropped_by_life = [int(l["metrics"].get("bakeoff_events_dropped_total", 0)) for l in s.gateway_lives]
     dropped = sum(dropped_by_life)
     kill_span = (a.flush_interval_ms + a.kill_slack_ms) / 1000
-    at_kill = [c for c in served if "kill" in ev and ev["kill"] - kill_span <= c["end"] <= ev["kill"]]
-    lost_at_kill = [c for c in lost if "kill" in ev and ev["kill"] - kill_span <= c["end"] <= ev["kill"] + 0.5]
+    # A response the killed process sent may reach the client a little after the kill (until the restart).
+    kill_to = min(ev.get("restarted", 0), ev.get("kill", 0) + 0.5)
+    at_kill = [c for c in served if "kill" in ev and ev["kill"] - kill_span <= c["end"] <= kill_to]
+    lost_at_kill = [c for c in lost if "kill" in ev and ev["kill"] - kill_span <= c["end"] <= kill_to]
     lost_in_disk = [c for c in lost if c not in lost_at_kill and in_window(c, disk_window)]
     lost_other = [c for c in lost if c not in lost_at_kill and c not in lost_in_disk]
     allowed = len(at_kill) + dropped
