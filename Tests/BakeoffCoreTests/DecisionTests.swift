@@ -337,3 +337,38 @@ extension HostileDecisionTests {
         #expect(r.results.allSatisfy { $0.varianceReduction == nil })
     }
 }
+
+/// Metric value bounds in a plan (issue 9): a rating scale, numeric bounds, and the mistakes people make.
+@Suite("Metric value bounds in the plan")
+struct MetricBoundsConfigTests {
+    static func plan(_ metrics: String) throws -> ExperimentConfig {
+        try ExperimentConfig.parse(Data("{\"metrics\": [\(metrics)]}".utf8), source: "plan.json")
+    }
+
+    @Test func scalesAndBoundsAreRead() throws {
+        let c = try Self.plan(#"{"name": "nps", "feedback": "nps", "kind": "mean", "scale": [0, 10]}, {"name": "saved", "feedback": "saved", "kind": "mean", "min": 0}, {"name": "csat", "scale": [1, 7]}"#)
+        #expect(c.metrics.first { $0.name == "nps" }?.acceptedValues == ValueBounds(lower: 0, upper: 10, integers: true))
+        #expect(c.metrics.first { $0.name == "saved" }?.acceptedValues == ValueBounds(lower: 0, upper: 1e12, integers: false))
+        #expect(c.metrics.first { $0.name == "csat" }?.acceptedValues == ValueBounds(lower: 1, upper: 7, integers: true))
+        #expect(Metric.builtIn.first { $0.name == "csat" }?.acceptedValues == .csat)
+        #expect(Metric.builtIn.first { $0.name == "task_completion" }?.acceptedValues == .yesNo)
+    }
+
+    @Test(arguments: [
+        (#"{"name": "x", "feedback": "x", "kind": "mean", "scale": [5, 1]}"#, "metrics[0].scale: must be [lowest, highest]"),
+        (#"{"name": "x", "feedback": "x", "kind": "mean", "scale": [1.5, 5]}"#, "metrics[0].scale: must be [lowest, highest]"),
+        (#"{"name": "x", "feedback": "x", "kind": "mean", "scale": [1, "5"]}"#, "metrics[0].scale[1]: must be a number"),
+        (#"{"name": "x", "feedback": "x", "kind": "mean", "scale": [1, 5], "max": 3}"#, "give either \"scale\""),
+        (#"{"name": "x", "feedback": "x", "kind": "mean", "min": 3, "max": 1}"#, "\"min\" must be below \"max\""),
+        (#"{"name": "x", "feedback": "x", "kind": "proportion", "max": 3}"#, "yes/no metric takes 0 or 1"),
+        (#"{"name": "t", "field": "output_tokens", "max": 3}"#, "value bounds apply to feedback metrics"),
+    ])
+    func mistakesNameTheirPath(_ metrics: String, _ expected: String) {
+        do {
+            _ = try Self.plan(metrics)
+            Issue.record("no error for \(metrics)")
+        } catch {
+            #expect("\(error)".contains(expected), "\(error)")
+        }
+    }
+}

@@ -105,17 +105,17 @@ private func config(
             """,
         experiment: "\"log_content\": false, \"control\": \"treatment\",",
         upstream: "\"timeout_ms\": 7, \"api_key_env\": \"KEY_1\",")
-    let loaded = try parse(json, environment: ["ADMIN": "admin-secret", "KEY_1": "k1"])
+    let loaded = try parse(json, environment: ["ADMIN": "admin-secret-0123456789", "KEY_1": "k1"])
     #expect(loaded.listenHost == "127.0.0.1" && loaded.listenPort == 9090)
     #expect(loaded.threads == 8 && loaded.maxBodyBytes == 2048 && loaded.userHeader == "X-User" && loaded.logContent)
-    #expect(loaded.adminKey == "admin-secret")
+    #expect(loaded.adminKey == "admin-secret-0123456789")
     #expect(loaded.storePath == "/tmp/x.db" && loaded.flushIntervalMs == 10 && loaded.queueCapacity == 5)
     let e = loaded.experiments[0]
     #expect(!e.logContent && e.control == "treatment" && e.analysis.control == "treatment")
     #expect(e.variants[0].upstream.timeoutMs == 7 && e.variants[0].upstream.connectTimeoutMs == 100)
     #expect(e.variants[0].upstream.apiKey == "k1" && e.variants[0].upstream.apiKeyEnv == "KEY_1")
     #expect(e.variants[1].upstream.timeoutMs == 1000 && e.variants[1].upstream.apiKey == nil)
-    #expect(!loaded.summary().contains("admin-secret") && !loaded.summary().contains("k1)"))
+    #expect(!loaded.summary().contains("admin-secret-0123456789") && !loaded.summary().contains("k1)"))
 }
 
 @Test func controlDefaultsToTheFirstVariantWithoutOneNamedControl() throws {

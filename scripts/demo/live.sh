@@ -59,7 +59,7 @@ cat > "$OUT/gateway.json" <<JSON
 }
 JSON
 "$BIN" serve --config "$OUT/gateway.json" --check >/dev/null
-BAKEOFF_ADMIN_KEY=demo-admin "$BIN" serve --config "$OUT/gateway.json" 2>"$OUT/gateway.log" &
+BAKEOFF_ADMIN_KEY=demo-admin-key-not-secret "$BIN" serve --config "$OUT/gateway.json" 2>"$OUT/gateway.log" &
 GATEWAY=$!
 PIDS+=($GATEWAY)
 PORT=$(wait_port "$OUT/gateway.log" "the gateway")

@@ -40,7 +40,7 @@ def test_models_health_and_metrics(procs, tmp_path):
         client.chat.completions.create(model="gamma-bot", messages=MESSAGES, user="x")
     rid = raw.headers["x-bakeoff-request-id"]
     for _ in range(2):
-        status, _, body = gateway.post("/v1/feedback", {"request_id": rid, "name": "thumbs_up", "value": 1})
+        status, _, body = gateway.post("/v1/feedback", {"request_id": rid, "user": alpha_treatment[-1], "name": "thumbs_up", "value": 1})
         assert status == 200, body
 
     expected = {

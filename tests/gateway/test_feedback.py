@@ -28,7 +28,7 @@ def test_feedback_round_trip(gateway):
 
     raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES, user=u1)
     rid = raw.headers["x-bakeoff-request-id"]
-    status, body = post_feedback(gateway, {"request_id": rid, "name": "task_completed", "value": True})
+    status, body = post_feedback(gateway, {"request_id": rid, "user": u1, "name": "task_completed", "value": True})
     assert status == 200, body
     assert body["status"] == "recorded"
     assert body["experiment"] == EXPERIMENT and body["variant"] == "treatment"
@@ -40,14 +40,14 @@ def test_feedback_round_trip(gateway):
         raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES, user=u2,
                                                                extra_headers={"X-Bakeoff-Conversation": conversation})
         ids.append(raw.headers["x-bakeoff-request-id"])
-    status, body = post_feedback(gateway, {"conversation_id": conversation, "name": "csat", "value": 4})
+    status, body = post_feedback(gateway, {"conversation_id": conversation, "user": u2, "name": "csat", "value": 4})
     assert status == 200, body
     assert body["variant"] == "control" and body["conversation_id"] == conversation and body["value"] == 4
 
     # Errors.
-    status, body = post_feedback(gateway, {"request_id": "req_000000000000000000000000", "name": "task_completed", "value": True})
+    status, body = post_feedback(gateway, {"request_id": "req_000000000000000000000000", "user": u1, "name": "task_completed", "value": True})
     assert status == 404 and body["error"]["code"] == "request_not_found", body
-    status, body = post_feedback(gateway, {"conversation_id": "conv-never-seen", "name": "csat", "value": 3})
+    status, body = post_feedback(gateway, {"conversation_id": "conv-never-seen", "user": u1, "name": "csat", "value": 3})
     assert status == 404, body
     for bad in ({"request_id": rid, "name": "task_completed", "value": "yes"},
                 {"request_id": rid, "name": "task_completed"},
@@ -59,7 +59,7 @@ def test_feedback_round_trip(gateway):
                 {"request_id": rid, "name": "task_completed", "value": 7},
                 {"request_id": rid, "name": "csat", "value": 1e308},
                 {"request_id": rid, "name": "odd\u2028name", "value": 1}):
-        status, body = post_feedback(gateway, bad)
+        status, body = post_feedback(gateway, {"user": u1, **bad})
         assert status == 400, (bad, body)
         assert body["error"]["message"], body
     status, _, body = gateway.post("/v1/feedback", b"{not json")
@@ -91,9 +91,9 @@ def test_feedback_after_restart_finds_the_stored_request(procs, tmp_path):
     rid = raw.headers["x-bakeoff-request-id"]
     assert first.stop() == 0
     second = start_gateway(procs, tmp_path, experiments)
-    status, body = post_feedback(second, {"request_id": rid, "name": "thumbs_up", "value": 1})
+    status, body = post_feedback(second, {"request_id": rid, "user": "restart-user", "name": "thumbs_up", "value": 1})
     assert status == 200, body
-    status, body = post_feedback(second, {"conversation_id": "conv-restart", "name": "csat", "value": 5})
+    status, body = post_feedback(second, {"conversation_id": "conv-restart", "user": "restart-user", "name": "csat", "value": 5})
     assert status == 200, body
     assert second.stop() == 0
     feedback = [e for e in second.export() if e["event"] == "feedback"]

@@ -36,7 +36,7 @@ def test_force_variant(procs, tmp_path):
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).startswith("[treatment] ")
 
     # Feedback on a QA request is QA too.
-    status, _, body = gateway.post("/v1/feedback", {"request_id": forced_ids[0], "name": "task_completed", "value": 1})
+    status, _, body = gateway.post("/v1/feedback", {"request_id": forced_ids[0], "user": users[0], "name": "task_completed", "value": 1})
     assert status == 200, body
 
     # Without the key, or with a wrong one: 401, and nothing is forwarded.
@@ -90,7 +90,7 @@ def test_feedback_on_a_qa_request_after_restart_is_qa(procs, tmp_path):
     rid = raw.headers["x-bakeoff-request-id"]
     assert first.stop() == 0
     second = start_gateway(procs, tmp_path, experiments)
-    status, _, body = second.post("/v1/feedback", {"request_id": rid, "name": "task_completed", "value": 1})
+    status, _, body = second.post("/v1/feedback", {"request_id": rid, "user": "qa-restart", "name": "task_completed", "value": 1})
     assert status == 200, body
     assert second.stop() == 0
     (fb,) = [e for e in second.export(include_qa=True) if e["event"] == "feedback"]

@@ -24,10 +24,10 @@ def test_live_report_and_offline_analysis(procs, tmp_path):
                     model=MODEL, user=user, messages=[{"role": "user", "content": f"question {turn}"}],
                     extra_headers={"X-Bakeoff-Conversation": f"conv-{user}"})
                 assert raw.headers["x-bakeoff-variant"] == variant
-            status, _, body = gateway.post("/v1/feedback", {"request_id": raw.headers["x-bakeoff-request-id"],
+            status, _, body = gateway.post("/v1/feedback", {"request_id": raw.headers["x-bakeoff-request-id"], "user": user,
                                                             "name": "task_completed", "value": (i % 3 != 0)})
             assert status == 200, body
-            status, _, body = gateway.post("/v1/feedback", {"conversation_id": f"conv-{user}", "name": "csat", "value": 3 + i % 3})
+            status, _, body = gateway.post("/v1/feedback", {"conversation_id": f"conv-{user}", "user": user, "name": "csat", "value": 3 + i % 3})
             assert status == 200, body
     # One QA request, to see it excluded.
     client.chat.completions.create(model=MODEL, user="qa-user", messages=[{"role": "user", "content": "qa"}],

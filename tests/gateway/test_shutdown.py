@@ -61,7 +61,7 @@ class Load:
                 continue
             if self.feedback:
                 try:
-                    status, _, _ = self.gateway.post("/v1/feedback", {"request_id": rid, "name": "task_completed", "value": n % 2 == 0})
+                    status, _, _ = self.gateway.post("/v1/feedback", {"request_id": rid, "user": user, "name": "task_completed", "value": n % 2 == 0})
                 except OSError:
                     self.note_error("feedback connection")
                     failures_in_a_row += 1

@@ -185,16 +185,16 @@ func markdownTable(_ header: [String], _ rows: [[String]], leftAligned: Set<Int>
 ///
 /// Why: a feedback name such as `[x](https://evil.example)` would otherwise become a link in a report pasted
 /// into a pull request, and control characters could rewrite a terminal.
-enum ClientText {
+package enum ClientText {
     /// Control characters (C0, C1, DEL) and bidirectional overrides become U+FFFD.
-    static func terminal(_ s: String) -> String {
+    package static func terminal(_ s: String) -> String {
         guard s.unicodeScalars.contains(where: isUnsafe) else { return s }
         return String(String.UnicodeScalarView(s.unicodeScalars.map { isUnsafe($0) ? "\u{FFFD}" : $0 }))
     }
 
     /// A name for Markdown: as it is when it is plain words (letters, digits, spaces, `-`, `.`, `_`, the
     /// underscores escaped), otherwise an inline code span, in which nothing is a link or markup.
-    static func markdownName(_ s: String) -> String {
+    package static func markdownName(_ s: String) -> String {
         let clean = terminal(s)
         let plain = !clean.isEmpty && !clean.lowercased().contains("www.") && clean.unicodeScalars.allSatisfy {
             $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == " " || $0 == "-" || $0 == "." || $0 == "_"
@@ -210,7 +210,7 @@ enum ClientText {
 
     /// A sentence of our own with names in it, for Markdown: markup characters are escaped, so none of it
     /// becomes a link, an image, HTML or emphasis.
-    static func markdownProse(_ s: String) -> String {
+    package static func markdownProse(_ s: String) -> String {
         var out = ""
         for c in terminal(s).unicodeScalars {
             if "\\`*_[]<>|#!~".unicodeScalars.contains(c) { out += "\\" }

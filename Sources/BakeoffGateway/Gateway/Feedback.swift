@@ -32,17 +32,17 @@ struct FeedbackValue: Decodable {
 /// Feedback accepted per target (request or conversation) and name, so one valid id cannot add rows without
 /// end. A key's count starts from what the store holds the first time it is seen; accepted feedback counts
 /// at once (a failed commit gives its place back).
-final class FeedbackLedger: Sendable {
+package final class FeedbackLedger: Sendable {
     let limit: Int
     /// Keys kept before the ledger starts afresh (counts are then read from the store again).
     static let capacity = 1 << 20
     private let counts = Mutex<[String: Int]>([:])
 
-    init(limit: Int) { self.limit = limit }
+    package init(limit: Int) { self.limit = limit }
 
     /// Takes a place for one more feedback on `key`; false when the limit is reached. `stored` gives the
     /// committed count when the key is new here.
-    func take(_ key: String, stored: () -> Int) -> Bool {
+    package func take(_ key: String, stored: () -> Int) -> Bool {
         if let taken = counts.withLock({ c -> Bool? in
             guard let n = c[key] else { return nil }
             guard n < limit else { return false }
@@ -59,7 +59,7 @@ final class FeedbackLedger: Sendable {
         }
     }
 
-    func giveBack(_ key: String) {
+    package func giveBack(_ key: String) {
         counts.withLock { c in if let n = c[key], n > 0 { c[key] = n - 1 } }
     }
 }
@@ -68,7 +68,7 @@ extension Gateway {
     /// Feedback names: letters, digits, `_`, `.` and `-`, at most this many bytes.
     static let maxFeedbackNameBytes = 64
 
-    static func isFeedbackName(_ name: String) -> Bool {
+    package static func isFeedbackName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= maxFeedbackNameBytes && name.utf8.allSatisfy {
             ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D
         }
@@ -137,10 +137,10 @@ extension Gateway {
                 return fail(exchange, OpenAIError(status: 403, message: "the feedback token is for another request: send it with feedback on its own request or conversation", type: "permission_error", code: "feedback_token_mismatch"))
             }
             switch feedbackTokens.verify(token, user: signed.userID, now: WallClock.microseconds() / 1_000_000) {
-            case .success: break
-            case .failure(.expired):
+            case nil: break
+            case .expired:
                 return fail(exchange, OpenAIError(status: 403, message: "the feedback token has expired (tokens last \(config.access.feedbackTokenLifetimeSeconds / 3600) h)", type: "permission_error", code: "feedback_token_expired"))
-            case .failure:
+            case .malformed, .badSignature:
                 return fail(exchange, OpenAIError(status: 403, message: "the feedback token was not signed by this gateway for this request (was it changed, or signed with another BAKEOFF feedback key?)", type: "permission_error", code: "invalid_feedback_token"))
             }
         } else if !isAdmin(request) {

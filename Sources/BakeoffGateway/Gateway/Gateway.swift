@@ -76,8 +76,10 @@ public final class Gateway: @unchecked Sendable {
         case ("POST", "/v1/chat/completions"): proxy(exchange, endpoint: .chatCompletions)
         case ("POST", "/v1/completions"): proxy(exchange, endpoint: .completions)
         case ("POST", "/v1/feedback"): feedback(exchange)
-        case ("GET", "/v1/models"): models(exchange)
-        case ("GET", "/v1/assignments"): assignment(exchange)
+        case ("GET", "/v1/models"), ("GET", "/v1/assignments"):
+            // With client keys, what the OpenAI API guards with a key is guarded here too.
+            guard isClient(request) else { return fail(exchange, clientRefusal(request)) }
+            if request.path == "/v1/models" { models(exchange) } else { assignment(exchange) }
         case ("GET", "/healthz"): respondJSON(exchange, 200, "{\"status\":\"ok\"}")
         case ("GET", "/metrics"): metricsPage(exchange)
         case ("GET", let path) where path.hasPrefix("/v1/experiments/") && path.hasSuffix("/report"):

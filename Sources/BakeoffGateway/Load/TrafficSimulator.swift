@@ -155,7 +155,8 @@ public struct TrafficSimulator: Sendable {
             feedback.append(("request_id", lastRequestID, "{\"name\":\"thumbs_up\",\"value\":\(rng.bernoulli(b.likeRate))}"))
         }
         for (key, id, rest) in feedback {
-            let body = "{\"\(key)\":\(JSONWriter.quote(id)),\(rest.dropFirst())"
+            // Feedback names its user: the gateway takes feedback only from the user it is about.
+            let body = "{\"\(key)\":\(JSONWriter.quote(id)),\"user\":\(JSONWriter.quote(user)),\(rest.dropFirst())"
             let answer = post(client: client, url: options.gateway + "/v1/feedback", body: body, headers: ["Content-Type: application/json"])
             summary.withLock {
                 if answer.status == 200 { $0.feedback += 1 } else {

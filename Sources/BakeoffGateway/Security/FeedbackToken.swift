@@ -34,17 +34,17 @@ public struct FeedbackTokenSigner: Sendable {
     }
 
     /// Checks that `token` was signed here for its request and `user` (that request's user), and has not
-    /// expired at `now` (seconds since 1970).
-    public func verify(_ token: String, user: String, now: Int64) -> Result<Void, Failure> {
+    /// expired at `now` (seconds since 1970): nil when it holds, else why not.
+    public func verify(_ token: String, user: String, now: Int64) -> Failure? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] == "bk1", let expiry = Int64(parts[1]),
               let request = Self.decodeBase64URL(parts[2]).flatMap({ String(validating: $0, as: UTF8.self) }),
               let given = Self.decodeBase64URL(parts[3]) else {
-            return .failure(.malformed)
+            return .malformed
         }
-        guard constantTimeEqual(given, signature(requestID: request, user: user, expiry: expiry)) else { return .failure(.badSignature) }
-        guard expiry > now else { return .failure(.expired) }
-        return .success(())
+        guard constantTimeEqual(given, signature(requestID: request, user: user, expiry: expiry)) else { return .badSignature }
+        guard expiry > now else { return .expired }
+        return nil
     }
 
     private func signature(requestID: String, user: String, expiry: Int64) -> [UInt8] {
@@ -55,7 +55,7 @@ public struct FeedbackTokenSigner: Sendable {
 
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    static func base64URL(_ bytes: [UInt8]) -> String {
+    package static func base64URL(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         var i = 0
         while i < bytes.count {
@@ -69,7 +69,7 @@ public struct FeedbackTokenSigner: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func decodeBase64URL(_ text: Substring) -> [UInt8]? {
+    package static func decodeBase64URL(_ text: Substring) -> [UInt8]? {
         var values: [UInt8] = []
         for c in text.utf8 {
             guard let v = alphabet.firstIndex(of: c) else { return nil }
