@@ -6,8 +6,42 @@ import Glibc
 /// The C macro does not import: tells SQLite to copy bound bytes before `bind` returns.
 let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-/// The store's schema version, kept in `PRAGMA user_version`.
-let storeSchemaVersion: Int64 = 1
+/// The store's schema version, kept in `PRAGMA user_version`: the number of `storeMigrations` applied.
+let storeSchemaVersion = Int64(storeMigrations.count)
+
+/// The schema's steps, oldest first: step `i` brings a store from version `i` to `i + 1`.
+///
+/// A writer applies the missing steps in one transaction when it opens a store (as GRDB's migrator does), so an
+/// older store is upgraded in place; readers accept any version from 1 to `storeSchemaVersion`, because every
+/// step only adds. Never edit a step that has shipped: add one.
+let storeMigrations: [String] = [
+    // 1: the events table.
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        experiment TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        qa INTEGER NOT NULL,
+        line TEXT NOT NULL);
+    CREATE INDEX events_experiment ON events(experiment, id);
+    CREATE INDEX events_request ON events(request_id);
+    CREATE INDEX events_conversation ON events(conversation_id);
+    """,
+    // 2: the feedback name, and partial indexes (feedback rows only) for counting feedback per target and name.
+    """
+    ALTER TABLE events ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    UPDATE events SET name = coalesce(CASE WHEN json_valid(line) THEN CAST(json_extract(line, '$.name') AS TEXT) END, '')
+        WHERE kind = 'feedback';
+    CREATE INDEX events_feedback_request ON events(request_id, name) WHERE kind = 'feedback';
+    CREATE INDEX events_feedback_conversation ON events(conversation_id, name) WHERE kind = 'feedback' AND request_id = '';
+    """,
+]
 
 /// A problem with the event store; the message names the database path and the problem.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
@@ -16,13 +50,35 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// What to do about a damaged store file: the shell pipeline copies every readable row into a new store
+/// (`.dump` ends a damaged file's dump with ROLLBACK, which the sed turns into COMMIT).
+func damagedStoreAdvice(_ path: String, version: Int64?) -> String {
+    "restore it from a backup, or copy what is readable into a new store with the sqlite3 shell: " +
+        "sqlite3 \(path) .dump | sed '$s/^ROLLBACK.*/COMMIT;/' | sqlite3 NEW.db && " +
+        "sqlite3 NEW.db 'PRAGMA user_version=\(version ?? storeSchemaVersion)', then use NEW.db " +
+        "(or move the damaged file aside to start an empty store)"
+}
+
+/// How the open-time check of a store went.
+public enum IntegrityCheck: Sendable, Equatable {
+    /// `PRAGMA quick_check` found no problem.
+    case passed
+    /// The check ran out of its time (a large store) without finding a problem in what it read.
+    case stoppedAfter(seconds: Double)
+    /// Not checked (read-only connections).
+    case skipped
+}
+
 /// One SQLite connection, used by one thread at a time (callers serialize access).
 final class Connection {
     let path: String
     let db: OpaquePointer
+    private(set) var integrity = IntegrityCheck.skipped
 
-    /// Opens `path`; `readOnly` connections never create the file or its schema.
-    init(path: String, readOnly: Bool) throws(StoreError) {
+    /// Opens `path`; `readOnly` connections never create the file or its schema. A writer creates a new store
+    /// file readable by its owner only (0600; SQLite gives its -wal and -shm files the same mode) and, with
+    /// `checkSeconds`, runs `PRAGMA quick_check` (stopped after that many seconds) before touching the schema.
+    init(path: String, readOnly: Bool, checkSeconds: Double? = nil) throws(StoreError) {
         self.path = path
         guard !path.isEmpty else { throw StoreError("event store: no database path given") }
         var st = stat()
@@ -30,6 +86,8 @@ final class Connection {
             if (st.st_mode & S_IFMT) == S_IFDIR { throw StoreError("\(path): is a directory, not an event store") }
         } else if readOnly {
             throw StoreError("\(path): cannot open the event store: \(String(cString: strerror(errno)))")
+        } else {
+            try Self.createFile(path)
         }
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
@@ -41,50 +99,101 @@ final class Connection {
         }
         db = handle
         sqlite3_busy_timeout(db, 5000)
+        if let checkSeconds { integrity = try check(seconds: checkSeconds) }
         try checkSchema(create: !readOnly)
     }
 
     deinit { sqlite3_close_v2(db) }
 
-    /// Checks (and for a writer creates) the schema: a newer version or a file that is not an event store
-    /// is an error naming the path.
+    /// Creates an empty store file with mode 0600 (SQLite would create it 0644: it may hold prompts and answers).
+    private static func createFile(_ path: String) throws(StoreError) {
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd); return }
+        let code = errno
+        if code == EEXIST { return }  // created meanwhile by another process
+        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        if code == ENOENT || code == ENOTDIR {
+            throw StoreError("\(path): cannot create the event store: the folder \(folder.isEmpty ? "/" : folder) does not exist; create it or choose another path")
+        }
+        throw StoreError("\(path): cannot create the event store: \(String(cString: strerror(code)))")
+    }
+
+    /// The open-time check: `PRAGMA quick_check`, interrupted after `seconds`; a damaged store is an error
+    /// that says what to do.
+    private func check(seconds: Double) throws(StoreError) -> IntegrityCheck {
+        let started = storeMonotonicNanoseconds()
+        var deadline = started &+ UInt64(max(seconds, 0) * 1e9)
+        var problems: [String] = []
+        let rc = withUnsafeMutablePointer(to: &deadline) { pointer -> Int32 in
+            sqlite3_progress_handler(db, 1000, { context in
+                storeMonotonicNanoseconds() > context!.load(as: UInt64.self) ? 1 : 0
+            }, pointer)
+            defer { sqlite3_progress_handler(db, 0, nil, nil) }
+            var stmt: OpaquePointer?
+            var rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(5)", -1, &stmt, nil)
+            defer { sqlite3_finalize(stmt) }
+            guard rc == SQLITE_OK else { return rc }
+            while true {
+                rc = sqlite3_step(stmt)
+                guard rc == SQLITE_ROW else { break }
+                if let text = sqlite3_column_text(stmt, 0) { problems.append(String(cString: text)) }
+            }
+            return rc == SQLITE_DONE ? SQLITE_OK : rc
+        }
+        switch rc {
+        case SQLITE_OK where problems == ["ok"]:
+            return .passed
+        case SQLITE_OK:
+            let version = try? scalar("PRAGMA user_version")
+            let found = problems.flatMap { $0.split(separator: "\n") }.filter { !$0.hasPrefix("*** in database") }
+            throw StoreError("\(path): the event store is damaged (\(found.prefix(3).joined(separator: "; "))); it was not opened: \(damagedStoreAdvice(path, version: version))")
+        case SQLITE_INTERRUPT:
+            return .stoppedAfter(seconds: Double(storeMonotonicNanoseconds() &- started) / 1e9)
+        case SQLITE_NOTADB:
+            throw StoreError("\(path): not an event store (not an SQLite database, or its header is damaged); give another path, or restore the file from a backup")
+        case SQLITE_CORRUPT:
+            throw StoreError("\(path): the event store is damaged (\(String(cString: sqlite3_errmsg(db)))); it was not opened: \(damagedStoreAdvice(path, version: nil))")
+        default:
+            throw failure("cannot check the event store")
+        }
+    }
+
+    /// Checks (and for a writer creates or upgrades) the schema: a newer version or a file that is not an event
+    /// store is an error naming the path.
     private func checkSchema(create: Bool) throws(StoreError) {
         let version: Int64
         do { version = try scalar("PRAGMA user_version") } catch {
-            throw StoreError("\(path): not an event store (\(sqlite3_errcode(db) == SQLITE_NOTADB ? "not an SQLite database" : String(cString: sqlite3_errmsg(db)))")
+            throw StoreError("\(path): not an event store (\(sqlite3_errcode(db) == SQLITE_NOTADB ? "not an SQLite database, or its header is damaged" : String(cString: sqlite3_errmsg(db)))); give another path, or restore the file from a backup")
         }
         if version > storeSchemaVersion {
             throw StoreError("\(path): the event store has schema version \(version), newer than this bakeoff reads (\(storeSchemaVersion)); use a newer bakeoff")
         }
         if version == storeSchemaVersion { return }
-        if !create { throw StoreError("\(path): not an event store (an SQLite database without the events table)") }
+        if !create {
+            // Readers work on every version: the steps only add.
+            if version >= 1 { return }
+            throw StoreError("\(path): not an event store (an SQLite database without the events table)")
+        }
+        // A new store frees the pages of deleted events (retention) with `PRAGMA incremental_vacuum`; SQLite
+        // takes this only before the first table exists, so it does nothing on an existing store.
+        if version == 0 { try execute("PRAGMA auto_vacuum=INCREMENTAL") }
         try execute("PRAGMA journal_mode=WAL")
-        // Another process may create the schema at the same time: decide inside one write transaction.
+        // Another process may create or upgrade the schema at the same time: decide inside one write transaction.
         try execute("BEGIN IMMEDIATE")
         do throws(StoreError) {
-            if try scalar("PRAGMA user_version") == 0 {
-                if try scalar("SELECT count(*) FROM sqlite_master") > 0 {
-                    throw StoreError("\(path): an SQLite database that is not an event store (it has other tables); give a new path")
-                }
-                try execute("""
-                    CREATE TABLE events (
-                        id INTEGER PRIMARY KEY,
-                        ts INTEGER NOT NULL,
-                        experiment TEXT NOT NULL,
-                        kind TEXT NOT NULL,
-                        variant TEXT NOT NULL,
-                        user_id TEXT NOT NULL,
-                        conversation_id TEXT NOT NULL,
-                        request_id TEXT NOT NULL,
-                        status TEXT NOT NULL,
-                        qa INTEGER NOT NULL,
-                        line TEXT NOT NULL);
-                    CREATE INDEX events_experiment ON events(experiment, id);
-                    CREATE INDEX events_request ON events(request_id);
-                    CREATE INDEX events_conversation ON events(conversation_id);
-                    PRAGMA user_version = \(storeSchemaVersion);
-                    """)
+            let current = try scalar("PRAGMA user_version")
+            if current == 0, try scalar("SELECT count(*) FROM sqlite_master") > 0 {
+                throw StoreError("\(path): an SQLite database that is not an event store (it has other tables); give a new path")
             }
+            if current > storeSchemaVersion {
+                throw StoreError("\(path): the event store has schema version \(current), newer than this bakeoff reads (\(storeSchemaVersion)); use a newer bakeoff")
+            }
+            for step in Int(current)..<storeMigrations.count {
+                do throws(StoreError) { try execute(storeMigrations[step]) } catch {
+                    throw StoreError("\(error.message) (while upgrading the store's schema to version \(step + 1); nothing was changed)")
+                }
+            }
+            try execute("PRAGMA user_version = \(storeSchemaVersion)")
             try execute("COMMIT")
         } catch {
             try? execute("ROLLBACK")
@@ -118,8 +227,20 @@ final class Connection {
 
     /// An error with SQLite's message for the last call on this connection.
     func failure(_ what: String) -> StoreError {
-        StoreError("\(path): \(what): \(String(cString: sqlite3_errmsg(db)))")
+        let code = sqlite3_errcode(db)
+        let advice = code == SQLITE_CORRUPT || code == SQLITE_NOTADB ? "; the store is damaged: \(damagedStoreAdvice(path, version: nil))" : ""
+        return StoreError("\(path): \(what): \(String(cString: sqlite3_errmsg(db)))\(advice)")
     }
+
+    /// Rows changed by the last INSERT, UPDATE or DELETE.
+    var changes: Int { Int(sqlite3_changes(db)) }
+}
+
+/// Nanoseconds on the monotonic clock (for time limits that a change of the wall clock must not stretch).
+func storeMonotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// A prepared statement; finalized when released.

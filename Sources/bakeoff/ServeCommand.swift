@@ -47,14 +47,16 @@ func runServe(_ args: inout Arguments) throws -> ExitCode {
         return .ok
     }
     let gateway = try Gateway(config: config)
+    // Stop on SIGTERM/SIGINT: stop accepting, let requests in flight finish, flush the store. Installed before
+    // the ready line, so a SIGTERM sent as soon as it appears stops the gateway gracefully.
+    let stop = StopSignal()
     try gateway.start()
     printError("bakeoff serve listening on http://\(config.listenHost):\(gateway.port)/v1 (store \(config.storePath); models: \(config.experiments.map(\.model).joined(separator: ", ")))")
 
     if config.access.feedbackKey == nil {
         printError("bakeoff serve: $\(config.access.feedbackKeyEnv) is not set: feedback tokens are signed with a random key and stop working at the next start (set it, the same on every gateway)")
     }
-    // Stop on SIGTERM/SIGINT: stop accepting, let requests in flight finish, flush the store.
-    StopSignal().wait()
+    stop.wait()
     printError("bakeoff serve: stopping (finishing requests in flight, flushing the store)")
     gateway.stop(graceSeconds: grace)
     printError("bakeoff serve: stopped")

@@ -105,25 +105,32 @@ final class ProgressBar {
     }
 }
 
-/// SIGTERM or SIGINT, taken by dispatch sources rather than C handlers (see the notes on Swift 6 and C
-/// callbacks): create it before the work starts, `wait()` until a signal comes.
+/// SIGTERM or SIGINT: create it before the work starts (before a ready line), `wait()` until a signal comes.
+///
+/// A C handler that posts a semaphore (`sem_post` is async-signal-safe), installed before `init` returns: a
+/// dispatch signal source registers later, on its own thread, so a signal sent right after a ready line was
+/// ignored (or killed the process) in between. The handler is a global function in this file, not a closure in
+/// `main.swift` (see the notes on Swift 6 and C callbacks).
 final class StopSignal {
-    private let semaphore = DispatchSemaphore(value: 0)
-    private var sources: [DispatchSourceSignal] = []
-
     init() {
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [semaphore] in semaphore.signal() }
-            source.resume()
-            sources.append(source)
-        }
+        _ = stopSemaphore
+        for number in [SIGTERM, SIGINT] { signal(number, stopSignalHandler) }
     }
 
-    /// Blocks until SIGTERM or SIGINT, then stops listening for them.
+    /// Blocks until SIGTERM or SIGINT, then stops listening for them (a second one is ignored).
     func wait() {
-        semaphore.wait()
-        for source in sources { source.cancel() }
+        while sem_wait(stopSemaphore) != 0 {}  // EINTR
+        for number in [SIGTERM, SIGINT] { signal(number, SIG_IGN) }
     }
+}
+
+/// Posted by `stopSignalHandler`; set up by the first `StopSignal`, before any handler is installed.
+nonisolated(unsafe) private let stopSemaphore: UnsafeMutablePointer<sem_t> = {
+    let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    sem_init(semaphore, 0, 0)
+    return semaphore
+}()
+
+private func stopSignalHandler(_ signal: Int32) {
+    sem_post(stopSemaphore)
 }

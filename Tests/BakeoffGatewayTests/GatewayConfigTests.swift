@@ -118,6 +118,15 @@ private func config(
     #expect(!loaded.summary().contains("admin-secret-0123456789") && !loaded.summary().contains("k1)"))
 }
 
+@Test func storeRetentionIsReadAndShown() throws {
+    let kept = try parse(config(top: "\"store\": {\"retention_days\": 30},"))
+    #expect(kept.retentionDays == 30)
+    #expect(kept.summary().contains("events kept 30 days"))
+    let forever = try parse(config())
+    #expect(forever.retentionDays == nil)
+    #expect(forever.summary().contains("events kept forever"))
+}
+
 @Test func controlDefaultsToTheFirstVariantWithoutOneNamedControl() throws {
     let json = config(variants: """
         [{"name": "b", "weight": 0.25, "upstream": {"base_url": "https://api.example.com/v1", "model": "x"}},
@@ -229,7 +238,8 @@ private let errorCases: [ErrorCase] = [
     ErrorCase(config(top: "\"store\": {\"flush_interval_ms\": 0},"), "gateway.json: store.flush_interval_ms: must be a whole number of at least 1 and at most 10000, got 0"),
     ErrorCase(config(top: "\"store\": {\"flush_interval_ms\": 10001},"), "gateway.json: store.flush_interval_ms: must be a whole number of at least 1 and at most 10000, got 10001"),
     ErrorCase(config(top: "\"store\": {\"queue_capacity\": 0},"), "gateway.json: store.queue_capacity: must be a whole number of at least 1, got 0"),
-    ErrorCase(config(top: "\"store\": {\"file\": \"x\"},"), "gateway.json: store.file: unknown key (known keys here: path, flush_interval_ms, queue_capacity)"),
+    ErrorCase(config(top: "\"store\": {\"file\": \"x\"},"), "gateway.json: store.file: unknown key (known keys here: path, flush_interval_ms, queue_capacity, retention_days)"),
+    ErrorCase(config(top: "\"store\": {\"retention_days\": 0},"), "gateway.json: store.retention_days: must be a whole number of at least 1 and at most 36500, got 0"),
     ErrorCase(config(top: "\"upstream_defaults\": {\"timeout_ms\": 0},"), "gateway.json: upstream_defaults.timeout_ms: must be a whole number of at least 1, got 0"),
     ErrorCase(config(top: "\"thread\": 4,"), "gateway.json: thread: unknown key; did you mean \"threads\"?"),
     ErrorCase("{\"experiments\": []}", "gateway.json: experiments: must list at least one experiment"),

@@ -305,3 +305,16 @@ def test_feedback_per_target_and_name_is_capped(procs, tmp_path):
     assert post(gw, {"request_id": rid, "user": "cap-user", "name": "csat", "value": 4})[0] == 200
     assert gw.stop() == 0
     assert len([e for e in gw.export() if e["event"] == "feedback"]) == 6
+    # The cap holds across a restart: the count comes from the store.
+    again = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)], feedback_limit=5)
+    assert post(again, {"request_id": rid, "user": "cap-user", "name": "thumbs_up", "value": 1})[0] == 429
+    assert post(again, {"request_id": rid, "user": "cap-user", "name": "csat", "value": 5})[0] == 200
+
+
+def test_anonymous_requests_take_feedback_by_their_request_id(procs, tmp_path):
+    mock = start_mock(procs)
+    gw = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url, per_request_assignment=True)])
+    status, h, _ = chat(gw)
+    assert status == 200
+    assert post(gw, {"request_id": h["x-bakeoff-request-id"], "name": "thumbs_up", "value": 1})[0] == 200
+    assert post(gw, {"request_id": h["x-bakeoff-request-id"], "user": "someone", "name": "csat", "value": 4})[0] == 200

@@ -28,6 +28,8 @@ public struct GatewayConfig: Sendable {
     public var storePath: String
     public var flushIntervalMs: Int
     public var queueCapacity: Int
+    /// Events older than this many days are deleted from the store (`store.retention_days`); nil keeps them all.
+    public var retentionDays: Int? = nil
     public var experiments: [GatewayExperiment]
     /// Where the config came from (the file path, or the `source` given to `parse`).
     public var source: String
@@ -129,7 +131,7 @@ public struct GatewayConfig: Sendable {
         lines.append("Config \(source): OK, \(experiments.count) experiment\(experiments.count == 1 ? "" : "s")")
         lines.append("  listen     http://\(listenAddress) (\(threads) thread\(threads == 1 ? "" : "s"), request bodies up to \(formatBytes(maxBodyBytes)))")
         lines.append("  users      \"user\" in the request body, else header \(userHeader)")
-        lines.append("  store      \(storePath) (flush every \(flushIntervalMs) ms, queue of \(queueCapacity) events)")
+        lines.append("  store      \(storePath) (flush every \(flushIntervalMs) ms, queue of \(queueCapacity) events, \(retentionDays.map { "events kept \($0) day\($0 == 1 ? "" : "s")" } ?? "events kept forever"))")
         lines.append("  admin      bearer token from $\(adminKeyEnv) (\(adminKey == nil ? "not set" : "set"))")
         lines.append("  clients    " + (access.clientKeysEnv.map { "need one of the \(access.clientKeys.count) key\(access.clientKeys.count == 1 ? "" : "s") in $\($0)" } ?? "any client (no client keys)"))
         lines.append("  feedback   from the request's user, or a signed token (key from $\(access.feedbackKeyEnv): \(access.feedbackKey == nil ? "not set, a random key per start" : "set"); valid \(access.feedbackTokenLifetimeSeconds / 3600) h); at most \(access.feedbackLimit) per request or conversation and name")

@@ -103,7 +103,7 @@ enum Keys {
                        "store", "upstream_defaults", "experiments"]
     /// Who may call what: client keys, feedback tokens, what clients see of the assignment.
     static let access = ["client_keys_env", "feedback_key_env", "feedback_token_ttl_seconds", "expose_variant", "feedback_limit"]
-    static let store = ["path", "flush_interval_ms", "queue_capacity"]
+    static let store = ["path", "flush_interval_ms", "queue_capacity", "retention_days"]
     static let upstreamDefaults = ["timeout_ms", "connect_timeout_ms"]
     static let experiment = ["name", "model", "control", "split", "per_request_assignment", "log_content",
                              "analysis", "variants", "expose_variant"]
@@ -160,12 +160,14 @@ struct GatewayConfigParser {
 
         var storePath = GatewayConfig.Defaults.storePath
         var flush = GatewayConfig.Defaults.flushIntervalMs, queue = GatewayConfig.Defaults.queueCapacity
+        var retention: Int?
         if var store = root.object("store") {
             if let path = store.string("path") {
                 if path.isEmpty { store.fail("path", "must not be empty (the default is \"bakeoff.db\")") } else { storePath = path }
             }
             flush = store.int("flush_interval_ms", in: 1...10_000) ?? flush
             queue = store.int("queue_capacity", in: 1...Int.max) ?? queue
+            retention = store.int("retention_days", in: 1...36_500)
             store.finish(known: Keys.store)
         }
         var timeout = GatewayConfig.Defaults.timeoutMs, connectTimeout = GatewayConfig.Defaults.connectTimeoutMs
@@ -197,7 +199,7 @@ struct GatewayConfigParser {
         var config = GatewayConfig(
             listenHost: listenHost, listenPort: listenPort, threads: threads, maxBodyBytes: maxBody,
             userHeader: userHeader, logContent: logContent, adminKeyEnv: adminKeyEnv, adminKey: adminKey,
-            storePath: storePath, flushIntervalMs: flush, queueCapacity: queue,
+            storePath: storePath, flushIntervalMs: flush, queueCapacity: queue, retentionDays: retention,
             experiments: experiments, source: source)
         config.access = access
         return config

@@ -143,6 +143,9 @@ extension Gateway {
             case .malformed, .badSignature:
                 return fail(exchange, OpenAIError(status: 403, message: "the feedback token was not signed by this gateway for this request (was it changed, or signed with another BAKEOFF feedback key?)", type: "permission_error", code: "invalid_feedback_token"))
             }
+        } else if requestID != nil && target.userID == target.requestID {
+            // An anonymous request (per-request assignment, no user): its id, a 96-bit secret only its caller
+            // got, is the proof.
         } else if !isAdmin(request) {
             let bodyUser = body.user.flatMap { $0.isEmpty ? nil : $0 }
             guard let user = bodyUser ?? request.header(config.userHeader).flatMap({ $0.isEmpty ? nil : $0 }) else {
@@ -167,7 +170,8 @@ extension Gateway {
         // One target cannot take feedback without end.
         let ledgerKey = "\(target.experiment)\u{0}\(requestID != nil ? "r" : "c")\u{0}\(requestID ?? target.conversationID)\u{0}\(name)"
         let admitted = feedbackLedger.take(ledgerKey) {
-            0 // MERGE: store.feedbackCount (wt-store)
+            requestID != nil ? store.feedbackCount(requestID: target.requestID, name: name)
+                : store.feedbackCount(conversationID: target.conversationID, name: name)
         }
         guard admitted else {
             return fail(exchange, OpenAIError(status: 429, message: "\(what) already has \(config.access.feedbackLimit) \"\(name)\" feedback events, the most one target takes; the latest one counts in the analysis", type: "rate_limit_error", code: "feedback_limit_reached"))

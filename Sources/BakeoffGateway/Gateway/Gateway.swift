@@ -8,7 +8,8 @@ import Synchronization
 public final class Gateway: @unchecked Sendable {
     public let config: GatewayConfig
     let store: EventStore
-    let upstream = UpstreamClient()
+    /// Created last in `init`: its thread must not outlive a failed init (opening the store can fail).
+    let upstream: UpstreamClient
     let metrics = GatewayMetrics()
     /// The last 131,072 requests (tens of MB at most); feedback on older ones is found in the store.
     let recent = RecentRequests(capacity: 1 << 17)
@@ -42,12 +43,19 @@ public final class Gateway: @unchecked Sendable {
         }
         feedbackTokens = FeedbackTokenSigner(key: key, lifetimeSeconds: config.access.feedbackTokenLifetimeSeconds)
         feedbackLedger = FeedbackLedger(limit: config.access.feedbackLimit)
-        store = try EventStore(path: config.storePath, options: StoreOptions(flushIntervalMs: config.flushIntervalMs, queueCapacity: config.queueCapacity))
+        // Write failures of the store go to stderr (the store limits them to one line a minute while they last).
+        let storeOptions = StoreOptions(flushIntervalMs: config.flushIntervalMs, queueCapacity: config.queueCapacity,
+                                        retentionDays: config.retentionDays.map(Double.init), report: { Self.log($0) })
+        store = try EventStore(path: config.storePath, options: storeOptions)
+        if case .stoppedAfter(let seconds) = store.integrityCheck {
+            Self.log("\(config.storePath): the store is large: its check at start stopped after \(Int(seconds)) s without finding a problem; check it all offline with sqlite3 \(config.storePath) 'PRAGMA integrity_check'")
+        }
         // Each start records the plan when it differs from the last one, so changes after the start show in the report.
         let now = WallClock.microseconds()
         for experiment in config.experiments {
             try PlanLog.record(path: config.storePath, experiment: experiment.name, snapshot: experiment.planSnapshot, timestamp: now)
         }
+        upstream = UpstreamClient()
         var options = HTTPServer.Options()
         options.host = config.listenHost
         options.port = config.listenPort
@@ -57,6 +65,11 @@ public final class Gateway: @unchecked Sendable {
     }
 
     public func start() throws { try server.start() }
+
+    /// One line on standard error, as the CLI writes its messages.
+    static func log(_ line: String) {
+        FileHandle.standardError.write(Data(("bakeoff: " + line + "\n").utf8))
+    }
 
     /// The port the gateway listens on.
     public var port: UInt16 { server.port }
@@ -80,7 +93,12 @@ public final class Gateway: @unchecked Sendable {
             // With client keys, what the OpenAI API guards with a key is guarded here too.
             guard isClient(request) else { return fail(exchange, clientRefusal(request)) }
             if request.path == "/v1/models" { models(exchange) } else { assignment(exchange) }
-        case ("GET", "/healthz"): respondJSON(exchange, 200, "{\"status\":\"ok\"}")
+        case ("GET", "/healthz"):
+            if case .failing(_, let reason) = store.health {
+                respondJSON(exchange, 503, "{\"status\":\"unavailable\",\"reason\":\(JSONWriter.quote(reason))}")
+            } else {
+                respondJSON(exchange, 200, "{\"status\":\"ok\"}")
+            }
         case ("GET", "/metrics"): metricsPage(exchange)
         case ("GET", let path) where path.hasPrefix("/v1/experiments/") && path.hasSuffix("/report"):
             let name = String(path.dropFirst("/v1/experiments/".count).dropLast("/report".count))
@@ -257,7 +275,11 @@ public final class Gateway: @unchecked Sendable {
         let text = metrics.render(gauges: [
             ("bakeoff_store_queue_depth", "Events waiting for the store's writer.", Double(store.queueDepth)),
             ("bakeoff_events_written_total", "Events committed to the store.", Double(store.eventsWritten)),
-            ("bakeoff_events_dropped_total", "Events dropped because the store's queue was full.", Double(store.eventsDropped)),
+            ("bakeoff_events_dropped_total", "Events dropped: the store's queue was full, or feedback refused while the store could not write.", Double(store.eventsDropped)),
+            ("bakeoff_store_healthy", "1 while the store writes, 0 while its writes fail (and are retried).", store.health == .ok ? 1 : 0),
+            ("bakeoff_store_write_errors_total", "Failed store writes (each is retried while the queue holds).", Double(store.writeErrors)),
+            ("bakeoff_store_write_retries_total", "Store writes retried after a failure.", Double(store.writeRetries)),
+            ("bakeoff_store_events_deleted_total", "Events deleted by store.retention_days.", Double(store.eventsDeleted)),
             ("bakeoff_requests_in_flight", "Requests being served.", Double(server.requestsInFlight)),
             ("bakeoff_upstream_calls_active", "Upstream calls in progress.", Double(upstream.activeCalls.load(ordering: .relaxed))),
             ("bakeoff_uptime_seconds", "Seconds since the gateway started.", Date().timeIntervalSince(startedAt).rounded()),
