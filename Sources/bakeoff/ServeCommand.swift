@@ -51,6 +51,7 @@ func runServe(_ args: inout Arguments) throws -> ExitCode {
     // the ready line, so a SIGTERM sent as soon as it appears stops the gateway gracefully.
     let stop = StopSignal()
     try gateway.start()
+    for note in gateway.startNotes { printError("bakeoff serve: \(note)") }
     printError("bakeoff serve listening on http://\(config.listenHost):\(gateway.port)/v1 (store \(config.storePath); models: \(config.experiments.map(\.model).joined(separator: ", ")))")
 
     if config.access.feedbackKey == nil {

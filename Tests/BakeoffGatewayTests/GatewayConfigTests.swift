@@ -411,3 +411,27 @@ func validationErrors(_ c: ErrorCase) {
     #expect(parameters.map(\.json) == ["[1,2]", "1"])
 }
 
+
+@Test func connectionLimitsAndTheMemoryBudget() throws {
+    let defaults = try parse(config()).limits
+    #expect(defaults.maxConnections == nil && defaults.maxConnectionsPerAddress == nil)
+    #expect(defaults.headerTimeoutMs == 10_000 && defaults.bodyTimeoutMs == 30_000 && defaults.idleTimeoutMs == 75_000)
+    #expect(defaults.memoryBudgetBytes == 256 << 20)
+    let set = try parse(config(top: """
+        "max_connections": 2000, "max_connections_per_address": 0, "header_timeout_ms": 500, "body_timeout_ms": 600,
+        "idle_timeout_ms": 7000, "memory_budget_bytes": 20971520,
+        """))
+    #expect(set.limits.maxConnections == 2000 && set.limits.maxConnectionsPerAddress == 0)
+    #expect(set.limits.headerTimeoutMs == 500 && set.limits.bodyTimeoutMs == 600 && set.limits.idleTimeoutMs == 7000)
+    #expect(set.limits.memoryBudgetBytes == 20 << 20)
+    #expect(set.summary().contains("2000 connections, no limit per client address; headers within 500 ms, bodies within 600 ms, idle connections closed after 7 s; 20 MiB"))
+    // A larger body limit than the default budget raises the budget with it.
+    #expect(try parse(config(top: "\"max_body_bytes\": 536870912,")).limits.memoryBudgetBytes == 512 << 20)
+
+    #expect(problems(config(top: "\"max_connections\": 0,")) == ["gateway.json: max_connections: must be a whole number of at least 1 and at most 1000000, got 0"])
+    #expect(problems(config(top: "\"max_connections_per_address\": -1,")) == ["gateway.json: max_connections_per_address: must be a whole number of at least 0 and at most 1000000, got -1"])
+    #expect(problems(config(top: "\"header_timeout_ms\": 50,")) == ["gateway.json: header_timeout_ms: must be a whole number of at least 100 and at most 3600000, got 50"])
+    #expect(problems(config(top: "\"body_timeout_ms\": \"1s\",")).first?.hasPrefix("gateway.json: body_timeout_ms: must be a number") == true)
+    #expect(problems(config(top: "\"idle_timeout_ms\": 999,")) == ["gateway.json: idle_timeout_ms: must be a whole number of at least 1000 and at most 3600000, got 999"])
+    #expect(problems(config(top: "\"memory_budget_bytes\": 2097152, \"max_body_bytes\": 4194304,")) == ["gateway.json: memory_budget_bytes: must be at least max_body_bytes (4194304), or a body of the largest allowed size could never be taken"])
+}

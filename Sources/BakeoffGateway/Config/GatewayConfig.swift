@@ -44,6 +44,8 @@ public struct GatewayConfig: Sendable {
     public func exposesVariant(_ experiment: GatewayExperiment) -> Bool {
         experiment.exposesVariantSetting ?? access.exposeVariant
     }
+    /// Connection limits, deadlines and the memory budget of the HTTP server.
+    public var limits = GatewayLimits()
 
     /// Defaults of every optional key.
     public enum Defaults {
@@ -57,6 +59,11 @@ public struct GatewayConfig: Sendable {
         public static let queueCapacity = 100_000
         public static let timeoutMs = 300_000
         public static let connectTimeoutMs = 5_000
+        public static let maxConnections = 16_384
+        public static let headerTimeoutMs = 10_000
+        public static let bodyTimeoutMs = 30_000
+        public static let idleTimeoutMs = 75_000
+        public static let memoryBudgetBytes = 256 * 1024 * 1024
     }
 
     /// Sampling-parameter keys a variant may not override: the gateway takes them from the client's request.
@@ -131,6 +138,7 @@ public struct GatewayConfig: Sendable {
         lines.append("Config \(source): OK, \(experiments.count) experiment\(experiments.count == 1 ? "" : "s")")
         lines.append("  listen     http://\(listenAddress) (\(threads) thread\(threads == 1 ? "" : "s"), request bodies up to \(formatBytes(maxBodyBytes)))")
         lines.append("  users      \"user\" in the request body, else header \(userHeader)")
+        lines.append("  limits     \(limits.summary)")
         lines.append("  store      \(storePath) (flush every \(flushIntervalMs) ms, queue of \(queueCapacity) events, \(retentionDays.map { "events kept \($0) day\($0 == 1 ? "" : "s")" } ?? "events kept forever"))")
         lines.append("  admin      bearer token from $\(adminKeyEnv) (\(adminKey == nil ? "not set" : "set"))")
         lines.append("  clients    " + (access.clientKeysEnv.map { "need one of the \(access.clientKeys.count) key\(access.clientKeys.count == 1 ? "" : "s") in $\($0)" } ?? "any client (no client keys)"))
@@ -174,6 +182,38 @@ public struct GatewayConfig: Sendable {
         }
         return lines.joined(separator: "\n") + "\n"
     }
+}
+
+/// What bounds the gateway's connections and memory (see README, "Limits that protect it").
+public struct GatewayLimits: Sendable {
+    /// Connections open at once; nil for the default, lowered to fit the open-files limit (a number set in
+    /// the config is not lowered: the gateway refuses to start instead).
+    public var maxConnections: Int?
+    /// Per client address; 0 for no limit (behind a load balancer), nil for a quarter of the connections.
+    public var maxConnectionsPerAddress: Int?
+    public var headerTimeoutMs = GatewayConfig.Defaults.headerTimeoutMs
+    public var bodyTimeoutMs = GatewayConfig.Defaults.bodyTimeoutMs
+    public var idleTimeoutMs = GatewayConfig.Defaults.idleTimeoutMs
+    public var memoryBudgetBytes = GatewayConfig.Defaults.memoryBudgetBytes
+
+    public init() {}
+
+    /// One line for `serve --check`.
+    public var summary: String {
+        let connections = maxConnections.map { "\($0) connections" }
+            ?? "\(GatewayConfig.Defaults.maxConnections) connections (fewer if the open-files limit is lower)"
+        let perAddress: String
+        switch maxConnectionsPerAddress {
+        case nil: perAddress = "a quarter of them per client address"
+        case 0: perAddress = "no limit per client address"
+        case let n?: perAddress = "\(n) per client address"
+        }
+        return "\(connections), \(perAddress); headers within \(formatMs(headerTimeoutMs)), bodies within \(formatMs(bodyTimeoutMs)), idle connections closed after \(formatMs(idleTimeoutMs)); \(formatBytes(memoryBudgetBytes)) of buffered requests and answers at most"
+    }
+}
+
+private func formatMs(_ ms: Int) -> String {
+    ms % 1000 == 0 ? "\(ms / 1000) s" : "\(ms) ms"
 }
 
 /// One experiment the gateway routes.

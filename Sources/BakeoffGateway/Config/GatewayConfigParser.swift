@@ -100,7 +100,9 @@ private func closestKey(_ key: String, _ known: [String]) -> String? {
 
 enum Keys {
     static let root = ["listen", "threads", "max_body_bytes", "user_header", "log_content", "admin_key_env",
-                       "store", "upstream_defaults", "experiments"]
+                       "store", "upstream_defaults", "experiments",
+                       "max_connections", "max_connections_per_address", "header_timeout_ms", "body_timeout_ms",
+                       "idle_timeout_ms", "memory_budget_bytes"]
     /// Who may call what: client keys, feedback tokens, what clients see of the assignment.
     static let access = ["client_keys_env", "feedback_key_env", "feedback_token_ttl_seconds", "expose_variant", "feedback_limit"]
     static let store = ["path", "flush_interval_ms", "queue_capacity", "retention_days"]
@@ -141,6 +143,7 @@ struct GatewayConfigParser {
         }
         let threads = root.int("threads", in: 1...64) ?? GatewayConfig.Defaults.threads
         let maxBody = root.int("max_body_bytes", in: 1024...Int.max) ?? GatewayConfig.Defaults.maxBodyBytes
+        let limits = parseLimits(&root, maxBodyBytes: maxBody)
         var userHeader = GatewayConfig.Defaults.userHeader
         if let header = root.string("user_header") {
             if isToken(header) { userHeader = header } else {
@@ -200,7 +203,7 @@ struct GatewayConfigParser {
             listenHost: listenHost, listenPort: listenPort, threads: threads, maxBodyBytes: maxBody,
             userHeader: userHeader, logContent: logContent, adminKeyEnv: adminKeyEnv, adminKey: adminKey,
             storePath: storePath, flushIntervalMs: flush, queueCapacity: queue, retentionDays: retention,
-            experiments: experiments, source: source)
+            experiments: experiments, source: source, limits: limits)
         config.access = access
         return config
     }
@@ -235,6 +238,27 @@ struct GatewayConfigParser {
         access.exposeVariant = root.bool("expose_variant") ?? access.exposeVariant
         access.feedbackLimit = root.int("feedback_limit", in: 1...1_000_000) ?? access.feedbackLimit
         return access
+
+    }
+
+    /// The connection limits, deadlines and memory budget (top-level keys).
+    func parseLimits(_ root: inout FieldReader, maxBodyBytes: Int) -> GatewayLimits {
+        var limits = GatewayLimits()
+        limits.maxConnections = root.int("max_connections", in: 1...1_000_000)
+        limits.maxConnectionsPerAddress = root.int("max_connections_per_address", in: 0...1_000_000)
+        limits.headerTimeoutMs = root.int("header_timeout_ms", in: 100...3_600_000) ?? limits.headerTimeoutMs
+        limits.bodyTimeoutMs = root.int("body_timeout_ms", in: 100...3_600_000) ?? limits.bodyTimeoutMs
+        limits.idleTimeoutMs = root.int("idle_timeout_ms", in: 1000...3_600_000) ?? limits.idleTimeoutMs
+        if let budget = root.int("memory_budget_bytes", in: 1 << 20...Int.max) {
+            if budget < maxBodyBytes {
+                root.fail("memory_budget_bytes", "must be at least max_body_bytes (\(maxBodyBytes)), or a body of the largest allowed size could never be taken")
+            } else {
+                limits.memoryBudgetBytes = budget
+            }
+        } else if maxBodyBytes > limits.memoryBudgetBytes {
+            limits.memoryBudgetBytes = maxBodyBytes
+        }
+        return limits
     }
 
     struct ExperimentContext {

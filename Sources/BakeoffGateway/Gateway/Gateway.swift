@@ -61,6 +61,14 @@ public final class Gateway: @unchecked Sendable {
         options.port = config.listenPort
         options.threads = config.threads
         options.maxBodyBytes = config.maxBodyBytes
+        options.maxConnections = config.limits.maxConnections ?? GatewayConfig.Defaults.maxConnections
+        options.lowerConnectionsToFit = config.limits.maxConnections == nil
+        options.maxConnectionsPerAddress = config.limits.maxConnectionsPerAddress
+        options.headerTimeoutMs = config.limits.headerTimeoutMs
+        options.bodyTimeoutMs = config.limits.bodyTimeoutMs
+        options.idleTimeoutMs = config.limits.idleTimeoutMs
+        options.memoryBudgetBytes = config.limits.memoryBudgetBytes
+        options.onRefusal = { [metrics] status in metrics.recordRejected(status: status) }
         server = HTTPServer(options: options) { [unowned self] exchange in self.handle(exchange) }
     }
 
@@ -73,6 +81,9 @@ public final class Gateway: @unchecked Sendable {
 
     /// The port the gateway listens on.
     public var port: UInt16 { server.port }
+
+    /// What the start had to tell the operator (e.g. fewer connections than the default), one line each.
+    public var startNotes: [String] { server.notes }
 
     /// Stops accepting, lets requests in flight finish (up to `graceSeconds`), then flushes the store.
     public func stop(graceSeconds: Double = 30) {
@@ -283,6 +294,13 @@ public final class Gateway: @unchecked Sendable {
             ("bakeoff_requests_in_flight", "Requests being served.", Double(server.requestsInFlight)),
             ("bakeoff_upstream_calls_active", "Upstream calls in progress.", Double(upstream.activeCalls.load(ordering: .relaxed))),
             ("bakeoff_uptime_seconds", "Seconds since the gateway started.", Date().timeIntervalSince(startedAt).rounded()),
+            ("bakeoff_http_connections_open", "Client connections open.", Double(server.openConnections)),
+            ("bakeoff_http_max_connections", "Client connections accepted at once (after fitting the open-files limit).", Double(server.maxConnections)),
+            ("bakeoff_http_connections_refused_total", "Connections refused at max_connections or max_connections_per_address.", Double(server.refusedConnections)),
+            ("bakeoff_http_header_timeouts_total", "Connections closed for not sending their headers within header_timeout_ms.", Double(server.headerTimeouts)),
+            ("bakeoff_http_body_timeouts_total", "Connections closed for not sending their body within body_timeout_ms.", Double(server.bodyTimeouts)),
+            ("bakeoff_buffered_bytes", "Bytes of request bodies, stream buffers and upstream answers held now.", Double(server.budget.used)),
+            ("bakeoff_memory_budget_bytes", "The most bytes requests may buffer together (memory_budget_bytes).", Double(server.budget.limit)),
         ])
         exchange.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8))
     }

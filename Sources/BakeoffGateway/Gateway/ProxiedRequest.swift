@@ -31,6 +31,8 @@ final class ProxiedRequest: @unchecked Sendable {
     private var usage: TokenUsage?
     private var streamError: String?
     private var text = ""
+    /// The upstream's answer did not fit in the memory budget: the call was cancelled, the client gets 503.
+    private var overBudget = false
 
     init(gateway: Gateway, exchange: HTTPExchange, call: UpstreamCall, endpoint: Endpoint, stream: Bool, clientWantsUsage: Bool,
          started: UInt64, record: EventRecord, logContent: Bool, responseHeaders: [(String, String)]) {
@@ -76,6 +78,14 @@ final class ProxiedRequest: @unchecked Sendable {
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
         guard streaming else {
+            // The answer is held until it is complete: it counts against the memory budget until sent.
+            guard !overBudget else { return }
+            guard exchange.reserveBuffer(bytes.count) else {
+                overBudget = true
+                body = []
+                gateway.upstream.cancel(call)
+                return
+            }
             body.append(contentsOf: bytes)
             return
         }
@@ -139,6 +149,12 @@ final class ProxiedRequest: @unchecked Sendable {
         }) else { return }
         var record = self.record
         switch outcome {
+        case _ where overBudget && !clientGone:
+            // Cancelled for the budget (or completed before the cancel took): the answer was dropped.
+            let error = OpenAIError.overBudget(limit: exchange.budget.limit)
+            record.status = "gateway_overloaded"
+            gateway.metrics.recordRejected(status: error.status)
+            exchange.respond(status: error.status, headers: [("Content-Type", "application/json")] + OpenAIError.overBudgetHeaders + responseHeaders, body: error.body)
         case .completed(let status):
             if streaming {
                 var out: [UInt8] = []

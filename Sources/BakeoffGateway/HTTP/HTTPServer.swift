@@ -17,10 +17,35 @@ public final class HTTPServer: @unchecked Sendable {
         public var threads: Int = 2
         /// Bodies above this get 413 before they are read.
         public var maxBodyBytes: Int = 10 << 20
-        /// Idle keep-alive connections are closed after this many seconds.
-        public var idleTimeoutSeconds: Int = 120
-        public var connectionLimit: Int = 10_000
+        /// A connection's request headers must be in within this of its opening (see `ConnectionDeadlines`).
+        public var headerTimeoutMs: Int = 10_000
+        /// A request's whole body must be in within this of its headers.
+        public var bodyTimeoutMs: Int = 30_000
+        /// A connection with no traffic either way for this long is closed (kept-alive ones between requests).
+        public var idleTimeoutMs: Int = 75_000
+        /// Connections open at once; more wait in the listen backlog. Checked against the open-files limit.
+        public var maxConnections: Int = 16_384
+        /// When the open-files limit cannot take `maxConnections`: accept fewer and say so (true), or refuse
+        /// to start (false, for a limit the operator set).
+        public var lowerConnectionsToFit = true
+        /// Connections one client address may have open at once; 0 for no limit, nil for a quarter of the
+        /// connections.
+        public var maxConnectionsPerAddress: Int? = nil
+        /// Bytes all requests together may buffer (bodies, stream buffers, upstream answers); requests that
+        /// would need more get 503 with Retry-After.
+        public var memoryBudgetBytes: Int = 256 << 20
+        public var eventLoop: EventLoop = .epoll
+        /// Told the status of each request the server refuses itself (413, 503 over the budget).
+        public var onRefusal: (@Sendable (_ status: Int) -> Void)? = nil
         public init() {}
+    }
+
+    /// How libmicrohttpd's threads wait for their sockets.
+    public enum EventLoop: Sendable {
+        /// Work in proportion to the sockets that are ready.
+        case epoll
+        /// Every wait lists every open connection.
+        case poll
     }
 
     public typealias Handler = @Sendable (HTTPExchange) -> Void
@@ -36,29 +61,71 @@ public final class HTTPServer: @unchecked Sendable {
     let live = Mutex<[ObjectIdentifier: HTTPExchange]>([:])
     let stopped = Atomic<Bool>(false)
     private var watcher: Thread?
+    /// Buffered bytes of all requests together.
+    public let budget: ByteBudget
+    /// Open connections and their deadlines.
+    let deadlines: ConnectionDeadlines
+    /// libmicrohttpd's messages, with refused connections counted.
+    let log = HTTPLog()
+    /// Connections accepted at once, after fitting `options.maxConnections` to the open-files limit.
+    public private(set) var maxConnections = 0
+    /// Connections one address may have open (0: no limit).
+    public private(set) var maxConnectionsPerAddress = 0
+    /// What the start had to say to the operator (e.g. fewer connections than asked for); one line each.
+    public private(set) var notes: [String] = []
 
     public init(options: Options, handler: @escaping Handler) {
         self.options = options
         self.handler = handler
+        budget = ByteBudget(limit: options.memoryBudgetBytes)
+        deadlines = ConnectionDeadlines(headerTimeoutMs: options.headerTimeoutMs, bodyTimeoutMs: options.bodyTimeoutMs,
+                                        idleTimeoutMs: options.idleTimeoutMs)
     }
 
     deinit { stop(graceSeconds: 0) }
 
-    /// Binds and starts serving; throws with the address when it cannot.
+    /// Connections open now.
+    public var openConnections: Int { deadlines.open }
+    /// Connections closed so far for sending their headers too slowly.
+    public var headerTimeouts: Int { deadlines.closedInHeaders }
+    /// Connections closed so far for sending their body too slowly.
+    public var bodyTimeouts: Int { deadlines.closedInBody }
+    /// Connections refused so far at `maxConnections` or the per-address limit.
+    public var refusedConnections: Int { log.refusedConnections }
+
+    /// Raises the open-files limit, binds and starts serving; throws with the address when it cannot, or
+    /// when `maxConnections` does not fit the open-files limit and may not be lowered.
     public func start() throws(HTTPServerError) {
+        let files = OpenFiles.raiseToHard()
+        switch OpenFiles.fit(requested: options.maxConnections, lowerIfNeeded: options.lowerConnectionsToFit, openFiles: files) {
+        case .success(let fitted):
+            maxConnections = fitted.connections
+            if let note = fitted.note { notes.append(note) }
+        case .failure(let error):
+            throw error
+        }
+        maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? max(1, maxConnections / 4)
+        log.limitsText = "max_connections \(maxConnections), max_connections_per_address \(maxConnectionsPerAddress == 0 ? "off" : String(maxConnectionsPerAddress))"
+
         let fd = try Self.bind(host: options.host, port: options.port)
         port = Self.boundPort(fd)
 
-        // poll, not epoll: libmicrohttpd 0.9.75 in epoll mode misses a client that closes after part of a body,
-        // leaving the connection (and its request) open until the idle timeout; poll sees it at once.
-        let flags = MHD_USE_POLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
-            | MHD_USE_ERROR_LOG.rawValue
+        // epoll by default: with thousands of idle or trickling connections, poll lists them all at every
+        // wake-up (see README, "Limits that protect it", for the measurements). epoll in libmicrohttpd 0.9.75
+        // can miss a client that closes after part of a request; the sweep finds those (ConnectionDeadlines).
+        let loop = options.eventLoop == .epoll ? MHD_USE_EPOLL.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue : MHD_USE_POLL_INTERNAL_THREAD.rawValue
+        let flags = loop | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         let me = Unmanaged.passUnretained(self).toOpaque()
+        let logContext = Unmanaged.passUnretained(log).toOpaque()
         var args: [CVarArg] = [
+            // The logger first, so that no message goes to libmicrohttpd's own.
+            CInt(MHD_OPTION.EXTERNAL_LOGGER.rawValue), unsafeBitCast(httpLogMessage as MHD_LogCallback, to: OpaquePointer.self), OpaquePointer(logContext),
             CInt(MHD_OPTION.LISTEN_SOCKET.rawValue), fd,
             CInt(MHD_OPTION.NOTIFY_COMPLETED.rawValue), unsafeBitCast(httpRequestCompleted as MHD_RequestCompletedCallback, to: OpaquePointer.self), OpaquePointer(me),
-            CInt(MHD_OPTION.CONNECTION_TIMEOUT.rawValue), CUnsignedInt(options.idleTimeoutSeconds),
-            CInt(MHD_OPTION.CONNECTION_LIMIT.rawValue), CUnsignedInt(options.connectionLimit),
+            CInt(MHD_OPTION.NOTIFY_CONNECTION.rawValue), unsafeBitCast(httpConnectionChanged as MHD_NotifyConnectionCallback, to: OpaquePointer.self), OpaquePointer(me),
+            CInt(MHD_OPTION.CONNECTION_TIMEOUT.rawValue), CUnsignedInt(max(1, (options.idleTimeoutMs + 999) / 1000)),
+            CInt(MHD_OPTION.CONNECTION_LIMIT.rawValue), CUnsignedInt(maxConnections),
+            CInt(MHD_OPTION.PER_IP_CONNECTION_LIMIT.rawValue), CUnsignedInt(maxConnectionsPerAddress),
         ]
         // One thread is the daemon's own; a pool of one would only draw a warning.
         if options.threads > 1 { args += [CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(options.threads)] }
@@ -71,8 +138,12 @@ public final class HTTPServer: @unchecked Sendable {
             throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
         }
         let watcher = Thread { [weak self] in
+            var tick = 0
             while let server = self, !server.stopped.load(ordering: .relaxed) {
+                // Connections waiting for headers can be thousands (idle or slowloris): looked at once a second.
+                server.deadlines.sweep(watchHeaders: tick % 10 == 0)
                 server.noticeDepartedClients()
+                tick += 1
                 usleep(100_000)
             }
         }
@@ -155,7 +226,7 @@ public final class HTTPServer: @unchecked Sendable {
             close(fd)
             throw HTTPServerError(message: "cannot listen on \(host):\(port): \(reason)")
         }
-        if listen(fd, 1024) != 0 {
+        if listen(fd, 4096) != 0 {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw HTTPServerError(message: "cannot listen on \(host):\(port): \(reason)")
@@ -220,12 +291,39 @@ public final class HTTPExchange: @unchecked Sendable {
 
     let state = Mutex(State())
     let connection: OpaquePointer
+    /// The connection's deadlines (nil if libmicrohttpd gave none).
+    let entry: ConnectionDeadlines.Entry?
+    let budget: ByteBudget
+    /// Bytes charged to `budget` for this exchange, given back as they are freed or when it completes.
+    let charged = Atomic<Int>(0)
     var bodyTooLarge = false
+    var overBudget = false
     var receivedBytes = 0
+    /// Body bytes charged to the budget so far (the declared length, up front).
+    var bodyCharged = 0
 
-    init(connection: OpaquePointer, request: HTTPRequest) {
+    init(connection: OpaquePointer, request: HTTPRequest, entry: ConnectionDeadlines.Entry?, budget: ByteBudget) {
         self.connection = connection
         self.request = request
+        self.entry = entry
+        self.budget = budget
+    }
+
+    /// Charges `bytes` this exchange buffers (e.g. an upstream's answer) to the server's memory budget until
+    /// the exchange completes; false, with nothing charged, when the budget has no room for them or the
+    /// exchange is over.
+    public func reserveBuffer(_ bytes: Int) -> Bool {
+        // Under the state lock: a charge made before `complete` is given back by `releaseBuffers` after it.
+        state.withLock { s in
+            guard !s.closed, budget.tryReserve(bytes) else { return false }
+            charged.add(bytes, ordering: .relaxed)
+            return true
+        }
+    }
+
+    /// Gives back what is still charged (the exchange is over).
+    func releaseBuffers() {
+        budget.release(charged.exchange(0, ordering: .relaxed))
     }
 
     /// Answers with a complete response.
@@ -253,6 +351,9 @@ public final class HTTPExchange: @unchecked Sendable {
 
     /// Stream bytes a client may leave unread before its stream is aborted (memory stays bounded).
     public static let maxBufferedBytes = 8 << 20
+    /// Unread stream bytes that need no room in the memory budget: a stream whose client keeps up is never
+    /// cut off because others fill the budget; one that lags further needs room, or is aborted.
+    public static let unbudgetedStreamBytes = 64 << 10
 
     /// Appends bytes to a started stream; false when the client is gone, or reads so slowly that more than
     /// `maxBufferedBytes` would wait for it (the stream is then aborted).
@@ -260,12 +361,18 @@ public final class HTTPExchange: @unchecked Sendable {
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         state.withLock { s in
             guard s.phase == .streaming, !s.closed, !s.streamFinished else { return false }
-            if s.body.count - s.bodyOffset + bytes.count > Self.maxBufferedBytes {
+            let backlog = s.body.count - s.bodyOffset + bytes.count
+            var fits = backlog <= Self.maxBufferedBytes
+            if fits && !budget.tryReserve(bytes.count) {
+                if backlog <= Self.unbudgetedStreamBytes { budget.reserve(bytes.count) } else { fits = false }
+            }
+            guard fits else {
                 s.streamFinished = true
                 s.streamFailed = true
                 resumeIfSuspended(&s)
                 return false
             }
+            charged.add(bytes.count, ordering: .relaxed)
             if s.bodyOffset > 0 && s.bodyOffset == s.body.count {
                 s.body.removeAll(keepingCapacity: true)
                 s.bodyOffset = 0
@@ -315,6 +422,8 @@ public final class HTTPExchange: @unchecked Sendable {
                 // A server-sent-event stream ends with an error event clients understand (OpenAI's shape).
                 if s.headers.contains(where: { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("text/event-stream") }) {
                     s.body += shuttingDown.sseEvent
+                    budget.reserve(shuttingDown.sseEvent.count)
+                    charged.add(shuttingDown.sseEvent.count, ordering: .relaxed)
                 } else {
                     s.streamFailed = true
                 }
@@ -375,6 +484,8 @@ public final class HTTPExchange: @unchecked Sendable {
                     UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + s.bodyOffset, byteCount: n)
                 }
                 s.bodyOffset += n
+                charged.subtract(n, ordering: .relaxed)
+                budget.release(n)
                 return n
             }
             if s.streamFinished { return s.streamFailed ? -2 : -1 }
@@ -439,7 +550,9 @@ private func httpAccessHandler(
             path: url.map { String(cString: $0) } ?? "/",
             query: query, headers: headers, body: []
         )
-        let exchange = HTTPExchange(connection: connection, request: request)
+        let entry = connectionEntry(connection)
+        if let entry { server.deadlines.headersReceived(entry) }
+        let exchange = HTTPExchange(connection: connection, request: request, entry: entry, budget: server.budget)
         server.inFlight.add(1, ordering: .relaxed)
         server.live.withLock { $0[ObjectIdentifier(exchange)] = exchange }
         context.pointee = Unmanaged.passRetained(exchange).toOpaque()
@@ -458,28 +571,51 @@ private func httpAccessHandler(
             respondTooLarge(exchange, server)
             return exchange.queueOrSuspend()
         }
-        if declared > 0 { exchange.request.body.reserveCapacity(min(declared, 64 << 20)) }
+        if declared > 0 {
+            // The declared body is charged to the memory budget before a byte of it is read.
+            guard exchange.reserveBuffer(declared) else {
+                exchange.overBudget = true
+                exchange.state.withLock { $0.phase = .handling }
+                respondOverBudget(exchange, server)
+                return exchange.queueOrSuspend()
+            }
+            exchange.bodyCharged = declared
+            exchange.request.body.reserveCapacity(min(declared, 64 << 20))
+        }
         return .YES
     }
     let exchange = Unmanaged<HTTPExchange>.fromOpaque(context.pointee!).takeUnretainedValue()
     if uploadSize.pointee > 0 {
         let n = uploadSize.pointee
+        uploadSize.pointee = 0
         exchange.receivedBytes += n
         if exchange.receivedBytes > server.options.maxBodyBytes {
             // Refuse now rather than read (and drop) a body without end; the connection is then closed.
-            uploadSize.pointee = 0
             exchange.request.body = []
             guard !exchange.bodyTooLarge else { return .YES }
             exchange.bodyTooLarge = true
             exchange.state.withLock { $0.phase = .handling }
             respondTooLarge(exchange, server)
             return exchange.queueOrSuspend()
-        } else if let uploadData {
+        }
+        if exchange.overBudget { return .YES }
+        if exchange.receivedBytes > exchange.bodyCharged {
+            // A body without a declared length (chunked) is charged as it arrives. Without room, the rest is
+            // read and dropped (libmicrohttpd cannot answer in the middle of a body), then answered 503.
+            let more = exchange.receivedBytes - exchange.bodyCharged
+            guard exchange.reserveBuffer(more) else {
+                exchange.overBudget = true
+                exchange.request.body = []
+                exchange.releaseBuffers()
+                return .YES
+            }
+            exchange.bodyCharged += more
+        }
+        if let uploadData {
             UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: n) {
                 exchange.request.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
             }
         }
-        uploadSize.pointee = 0
         return .YES
     }
     let first = exchange.state.withLock { s -> Bool in
@@ -488,8 +624,11 @@ private func httpAccessHandler(
         return true
     }
     if first {
+        if let entry = exchange.entry { server.deadlines.requestReceived(entry) }
         if exchange.bodyTooLarge {
             respondTooLarge(exchange, server)
+        } else if exchange.overBudget {
+            respondOverBudget(exchange, server)
         } else {
             server.handler(exchange)
         }
@@ -499,8 +638,39 @@ private func httpAccessHandler(
 
 /// 413 with the body limit in an OpenAI-shaped error.
 private func respondTooLarge(_ exchange: HTTPExchange, _ server: HTTPServer) {
+    server.options.onRefusal?(413)
     exchange.respond(status: 413, headers: [("Content-Type", "application/json")],
                      body: OpenAIError.payloadTooLarge(limit: server.options.maxBodyBytes).body)
+}
+
+/// 503 with Retry-After: the memory budget has no room for this request's body.
+private func respondOverBudget(_ exchange: HTTPExchange, _ server: HTTPServer) {
+    server.options.onRefusal?(503)
+    let error = OpenAIError.overBudget(limit: server.budget.limit)
+    exchange.respond(status: error.status, headers: [("Content-Type", "application/json")] + OpenAIError.overBudgetHeaders, body: error.body)
+}
+
+/// The deadlines entry libmicrohttpd keeps for a connection.
+private func connectionEntry(_ connection: OpaquePointer) -> ConnectionDeadlines.Entry? {
+    guard let context = bakeoff_mhd_socket_context(UnsafeMutableRawPointer(connection)) else { return nil }
+    return Unmanaged<ConnectionDeadlines.Entry>.fromOpaque(context).takeUnretainedValue()
+}
+
+/// A connection opened or closed: its deadlines entry is made, or dropped.
+private func httpConnectionChanged(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    _ code: MHD_ConnectionNotificationCode
+) {
+    guard let cls, let connection, let socketContext else { return }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    if code == .CONNECTION_NOTIFY_STARTED {
+        let fd = bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(connection))
+        guard fd >= 0 else { return }
+        socketContext.pointee = Unmanaged.passRetained(server.deadlines.opened(fd: fd)).toOpaque()
+    } else if let pointer = socketContext.pointee {
+        socketContext.pointee = nil
+        server.deadlines.closed(Unmanaged<ConnectionDeadlines.Entry>.fromOpaque(pointer).takeRetainedValue())
+    }
 }
 
 private func httpRequestCompleted(
@@ -512,6 +682,8 @@ private func httpRequestCompleted(
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
     let exchange = Unmanaged<HTTPExchange>.fromOpaque(pointer).takeRetainedValue()
     let gone = exchange.complete(delivered: code == .REQUEST_TERMINATED_COMPLETED_OK)
+    exchange.releaseBuffers()
+    if let entry = exchange.entry { server.deadlines.answered(entry) }
     server.live.withLock { $0[ObjectIdentifier(exchange)] = nil }
     gone?()
     server.inFlight.subtract(1, ordering: .relaxed)

@@ -94,6 +94,8 @@ public final class MockUpstream: @unchecked Sendable {
         serverOptions.host = options.host
         serverOptions.port = options.port
         serverOptions.threads = max(1, options.threads)
+        // Its clients (the gateway under test, load tools) all come from one address: no per-address limit.
+        serverOptions.maxConnectionsPerAddress = 0
         let server = HTTPServer(options: serverOptions) { [unowned self] exchange in self.handle(exchange) }
         try server.start()
         self.server = server

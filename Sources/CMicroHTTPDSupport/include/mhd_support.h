@@ -5,4 +5,7 @@
 /// The socket of a connection (a `struct MHD_Connection *`), or -1.
 int bakeoff_mhd_connection_fd(void *connection);
 
+/// The connection's socket context (what MHD_OPTION_NOTIFY_CONNECTION stored for it), or NULL.
+void *bakeoff_mhd_socket_context(void *connection);
+
 #endif
