@@ -958,6 +958,7 @@ def render_markdown(res):
               + ", other settings default"
               + (f"; `serve --check` says: {res['limits_line']}" if res.get("limits_line") else "") + ".\n")
     all_ok = r["ok"]
+    fb_503 = fb["by_status"].get("503/store_unavailable", 0)
     md.append("| Figure | Value |\n| --- | --- |")
     md.append(f"| Chat requests sent / served (200) | {rq['sent']:,} / {rq['served']:,} |")
     md.append(f"| Request events stored, of those served | {rq['stored_of_served']:,} |")
@@ -965,7 +966,9 @@ def render_markdown(res):
               f"{rq['lost_in_disk_window']} while the disk was full, {rq['lost_other']} elsewhere) |")
     md.append(f"| Documented window | {rq['allowed_loss']:,}: {rq['served_in_flush_window_before_kill']} answered in the "
               f"{rq['kill_window_ms']:.0f} ms before the kill (flush interval + {st['kill_slack_ms']} ms) + "
-              f"{rq['dropped_by_gateway']:,} dropped and counted by the gateway (`bakeoff_events_dropped_total`) |")
+              f"{rq['dropped_by_gateway']:,} dropped and counted by the gateway (`bakeoff_events_dropped_total`)"
+              + (f"; {fb_503:,} of those are the feedback answered 503 while the disk was full, so at most "
+                 f"{max(0, rq['dropped_by_gateway'] - fb_503):,} request events" if fb_503 else "") + " |")
     missing = (" — missing: " + ", ".join(":".join(k) for k in fb["missing"][:5])) if fb["missing"] else ""
     md.append(f"| Feedback sent / acknowledged (200) / found in the store | {fb['sent']:,} / **{fb['acked']:,}** / "
               f"**{fb['found']:,}**{missing} |")
@@ -1081,6 +1084,7 @@ def umount(path):
 
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--render", metavar="JSON", help="only print the table (and write --markdown) of a saved run")
     p.add_argument("--bin", default=os.environ.get("BAKEOFF_BIN", ".build/product/release/bakeoff"))
     p.add_argument("--out", default=os.environ.get("BENCH_OUT", "out/bench"))
     p.add_argument("--markdown", help="write the section into this Markdown file")
@@ -1120,6 +1124,14 @@ def main(argv):
                         "default -1: the gateway's own default")
     p.add_argument("--request-timeout", type=float, default=10.0)
     a = p.parse_args(argv)
+    if a.render:
+        with open(a.render) as fh:
+            res = json.load(fh)
+        print(render_table(res))
+        if a.markdown:
+            from bench_md import write_section
+            write_section(a.markdown, render_markdown(res), SECTION_TITLE)
+        return 0 if res["results"]["ok"] else 1
     full = not a.short
     for key, full_v, short_v in (("rate", 50, 20), ("connections", 5000, 1000), ("addresses", 50, 10),
                                  ("baseline", 30, 5), ("attack", 60, 6), ("disk_hold", 10, 3),
