@@ -98,7 +98,7 @@ run_soak() {
     BENCH_COMMAND="${cmd}make bench" python3 "$ROOT/scripts/bench/soak.py" --bin "$BIN" --out "$OUT" --markdown "$md" \
         "${short[@]}" > "$OUT/soak.txt" || { cat "$OUT/soak.txt"; echo "bench: the soak's invariants do not hold (see $OUT/soak.json)" >&2; return 1; }
     cat "$OUT/soak.txt"
-    log "soak: wrote $OUT/soak.json and the section in $md"
+    log "soak: wrote $OUT/soak${short:+-short}.json and the section in $md"
 }
 if [[ "${BENCH_ONLY:-}" == gateway ]]; then
     [[ -x "$BIN" ]] || { echo "bench: $BIN not found or not executable (make build)" >&2; exit 1; }
