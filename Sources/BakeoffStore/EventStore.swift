@@ -719,6 +719,10 @@ private final class Writer: @unchecked Sendable {
     /// Runs `body` in one write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back when it throws); nil on success.
     private func transaction(_ body: () throws(StoreError) -> Void) -> StoreError? {
         guard let connection, let begin, let commit else { return StoreError("\(path): the event store is closed") }
+        // A store deleted or replaced under the gateway would take every write without a trace: fail loudly.
+        if connection.fileHasMoved {
+            return StoreError("\(path): the store file was deleted, moved or replaced while the gateway ran; nothing more can be written to it: restart the gateway (it creates or opens the store at its path again); events already written to the moved file stay in it, if it still exists")
+        }
         do throws(StoreError) {
             _ = try begin.step()
             begin.reset()

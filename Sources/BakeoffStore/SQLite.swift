@@ -201,6 +201,13 @@ final class Connection {
         }
     }
 
+    /// Whether the database file was deleted, renamed or replaced since it was opened: writes would then go to
+    /// a file nobody can find again.
+    var fileHasMoved: Bool {
+        var moved: Int32 = 0
+        return sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved != 0
+    }
+
     func execute(_ sql: String) throws(StoreError) {
         var message: UnsafeMutablePointer<CChar>?
         if sqlite3_exec(db, sql, nil, nil, &message) != SQLITE_OK {

@@ -318,3 +318,80 @@ def test_anonymous_requests_take_feedback_by_their_request_id(procs, tmp_path):
     assert status == 200
     assert post(gw, {"request_id": h["x-bakeoff-request-id"], "name": "thumbs_up", "value": 1})[0] == 200
     assert post(gw, {"request_id": h["x-bakeoff-request-id"], "user": "someone", "name": "csat", "value": 4})[0] == 200
+
+
+def test_an_anonymous_request_cannot_take_over_a_users_conversation(procs, tmp_path):
+    """Review finding: with per-request assignment, a request without a user naming alice's conversation took
+    it over (alice then got 409 on her own conversation, and 403 on its feedback)."""
+    mock = start_mock(procs)
+    gw = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url, per_request_assignment=True)])
+    assert chat(gw, user="alice", conversation="c-alice")[0] == 200
+    status, _, body = chat(gw, conversation="c-alice")
+    assert status == 409, body
+    assert chat(gw, user="alice", conversation="c-alice")[0] == 200
+    assert post(gw, {"conversation_id": "c-alice", "user": "alice", "name": "task_completed", "value": 1})[0] == 200
+    # Nor can a user join an anonymous conversation.
+    assert chat(gw, conversation="c-anon")[0] == 200
+    assert chat(gw, user="bob", conversation="c-anon")[0] == 409
+
+
+def test_declared_bodies_hold_no_budget(procs, tmp_path):
+    """Review finding: bodies were charged to the memory budget on their declared length, so a few idle
+    connections declaring large bodies got every other request 503."""
+    import socket, time
+    mock = start_mock(procs)
+    gw = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)],
+                       memory_budget_bytes=2 << 20, max_body_bytes=2 << 20)
+    port = int(gw.root.rsplit(":", 1)[1])
+    idle = []
+    try:
+        for declared in (1 << 20, (1 << 20) - 16):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{" % declared)
+            idle.append(s)
+        time.sleep(0.5)
+        for i in range(5):
+            status, _, body = chat(gw, user=f"budget-{i}")
+            assert status == 200, body
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_conflicting_content_lengths_are_refused(gw):
+    import socket
+    port = int(gw.root.rsplit(":", 1)[1])
+    # (libmicrohttpd answers -1 and 2^64 itself, before the gateway sees the request: 400 and 413.)
+    for lengths, status in (((b"5", b"6"), b"400"), ((b"-1",), b"400"), ((b"18446744073709551616",), b"413")):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            head = b"POST /v1/feedback HTTP/1.1\r\nHost: x\r\n" + b"".join(b"Content-Length: " + v + b"\r\n" for v in lengths) + b"\r\n{}"
+            s.sendall(head)
+            reply = s.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 " + status), (lengths, reply)
+            if len(lengths) > 1:
+                assert b"several Content-Length headers" in reply, reply
+
+
+def test_a_store_deleted_while_serving_is_reported_not_silently_written(procs, tmp_path):
+    """Review finding: removing the store's files while the gateway ran left /healthz at 200 and feedback
+    answered 200 that no file held afterwards."""
+    import os, time
+    mock = start_mock(procs)
+    gw = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)])
+    status, h, _ = chat(gw, user="del-user")
+    assert post(gw, {"request_id": h["x-bakeoff-request-id"], "user": "del-user", "name": "csat", "value": 4})[0] == 200
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(str(gw.store) + suffix)
+        except FileNotFoundError:
+            pass
+    status, h, _ = chat(gw, user="del-user")
+    assert status == 200
+    status, body = post(gw, {"request_id": h["x-bakeoff-request-id"], "user": "del-user", "name": "csat", "value": 5})
+    assert status == 503 and body["error"]["code"] == "store_unavailable", body
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and gw.get("/healthz")[0] != 503:
+        time.sleep(0.1)
+    status, _, body = gw.get("/healthz")
+    assert status == 503 and b"deleted" in body, body
+    assert "deleted, moved or replaced" in gw.process.stderr

@@ -208,8 +208,9 @@ public final class Gateway: @unchecked Sendable {
         }
         // A conversation belongs to the user who first used it: another user's request naming it would mix
         // two users' turns and feedback (and let one user's feedback land on another's conversation).
-        if namedConversation != nil, user != nil, recent.conversation(conversation) == nil,
-           let earlier = store.latestRequest(conversation: conversation), earlier.userID != user {
+        // Requests without a user count as one anonymous owner, who cannot join a named user's conversation.
+        if namedConversation != nil, recent.conversation(conversation) == nil,
+           let earlier = store.latestRequest(conversation: conversation), earlier.owner != (user ?? "") {
             return fail(exchange, conversationConflict(conversation))
         }
         let body = client.upstreamBody(model: variant.upstream.model, systemPrompt: variant.systemPrompt, parameters: variant.parameters, forceUsage: client.stream)
@@ -230,7 +231,7 @@ public final class Gateway: @unchecked Sendable {
         let logContent = experiment.logContent
         if logContent { record.prompt = client.promptText() }
         let entry = RecentRequests.Entry(experiment: experiment.name, variant: variant.name, userID: record.userID, conversationID: conversation, requestID: requestID, qa: qa)
-        if !recent.insert(entry, claiming: namedConversation != nil && user != nil) {
+        if !recent.insert(entry, claiming: namedConversation != nil) {
             return fail(exchange, conversationConflict(conversation))
         }
 
@@ -379,6 +380,12 @@ enum WallClock {
     }
 }
 
+extension RequestInfo {
+    /// Who a conversation of this request belongs to: its user, or "" for a request without one (its user id
+    /// is then its own request id).
+    var owner: String { userID == requestID ? "" : userID }
+}
+
 /// The requests the gateway served recently, so feedback can find its request before the store has it.
 final class RecentRequests: Sendable {
     /// The store's own description of a request, so that both lookups give the same type.
@@ -401,7 +408,7 @@ final class RecentRequests: Sendable {
     @discardableResult
     func insert(_ entry: Entry, claiming: Bool = false) -> Bool {
         state.withLock { s in
-            if claiming, let owner = s.byConversation[entry.conversationID], owner.userID != entry.userID { return false }
+            if claiming, let owner = s.byConversation[entry.conversationID], owner.owner != entry.owner { return false }
             if s.order.count < capacity {
                 s.order.append(entry.requestID)
             } else {

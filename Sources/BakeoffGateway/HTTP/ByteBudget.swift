@@ -36,6 +36,13 @@ public final class ByteBudget: Sendable {
         }
     }
 
+    /// Whether `bytes` would fit now (nothing is charged).
+    public func hasRoom(for bytes: Int) -> Bool {
+        let fits = charged.load(ordering: .relaxed) + bytes <= limit
+        if !fits { refusals.add(1, ordering: .relaxed) }
+        return fits
+    }
+
     /// Charges `bytes` even past the limit: for small amounts a request already admitted cannot do without.
     public func reserve(_ bytes: Int) {
         guard bytes > 0 else { return }

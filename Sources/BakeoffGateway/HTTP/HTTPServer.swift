@@ -299,7 +299,7 @@ public final class HTTPExchange: @unchecked Sendable {
     var bodyTooLarge = false
     var overBudget = false
     var receivedBytes = 0
-    /// Body bytes charged to the budget so far (the declared length, up front).
+    /// Body bytes charged to the budget so far (as they arrived).
     var bodyCharged = 0
 
     init(connection: OpaquePointer, request: HTTPRequest, entry: ConnectionDeadlines.Entry?, budget: ByteBudget) {
@@ -563,7 +563,18 @@ private func httpAccessHandler(
                              body: shuttingDown.body)
             return exchange.queueOrSuspend()
         }
-        let declared = request.header("content-length").flatMap(Int.init) ?? 0
+        // One Content-Length, a plain non-negative number: two that differ are how requests get smuggled past
+        // a proxy that reads the other one.
+        let lengths = Set(request.headers.filter { $0.name == "content-length" }.map(\.value))
+        if lengths.count > 1 || lengths.contains(where: { v in v.isEmpty || v.utf8.count > 18 || !v.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }) {
+            exchange.bodyTooLarge = true  // the body is not read: the connection is closed after the answer
+            exchange.state.withLock { $0.phase = .handling }
+            server.options.onRefusal?(400)
+            exchange.respond(status: 400, headers: [("Content-Type", "application/json"), ("Connection", "close")],
+                             body: OpenAIError.badRequest(lengths.count > 1 ? "the request has several Content-Length headers that differ" : "Content-Length must be a non-negative whole number").body)
+            return exchange.queueOrSuspend()
+        }
+        let declared = lengths.first.flatMap(Int.init) ?? 0
         if declared > server.options.maxBodyBytes {
             // Refuse before reading; libmicrohttpd then closes the connection, which is what we want here.
             exchange.bodyTooLarge = true
@@ -572,15 +583,15 @@ private func httpAccessHandler(
             return exchange.queueOrSuspend()
         }
         if declared > 0 {
-            // The declared body is charged to the memory budget before a byte of it is read.
-            guard exchange.reserveBuffer(declared) else {
+            // A body is charged to the memory budget as its bytes arrive, not on its declared length: a client
+            // that declares large bodies and sends nothing must not hold the budget every other client needs.
+            guard server.budget.hasRoom(for: min(declared, 64 << 10)) else {
                 exchange.overBudget = true
                 exchange.state.withLock { $0.phase = .handling }
                 respondOverBudget(exchange, server)
                 return exchange.queueOrSuspend()
             }
-            exchange.bodyCharged = declared
-            exchange.request.body.reserveCapacity(min(declared, 64 << 20))
+            exchange.request.body.reserveCapacity(min(declared, 64 << 10))
         }
         return .YES
     }
@@ -600,8 +611,8 @@ private func httpAccessHandler(
         }
         if exchange.overBudget { return .YES }
         if exchange.receivedBytes > exchange.bodyCharged {
-            // A body without a declared length (chunked) is charged as it arrives. Without room, the rest is
-            // read and dropped (libmicrohttpd cannot answer in the middle of a body), then answered 503.
+            // A body is charged as it arrives. Without room, the rest is read and dropped (libmicrohttpd
+            // cannot answer in the middle of a body), then answered 503.
             let more = exchange.receivedBytes - exchange.bodyCharged
             guard exchange.reserveBuffer(more) else {
                 exchange.overBudget = true
