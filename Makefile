@@ -13,7 +13,10 @@ OUT := out
 PY_PACKAGES := scipy statsmodels gbstats pandas numpy
 TEST_VENV := .venv-test
 TEST_PY := $(TEST_VENV)/bin/python
-TEST_PY_PACKAGES := openai pytest
+# LiteLLM's SDK and LangChain's ChatOpenAI are clients in tests/gateway/test_clients.py.
+TEST_PY_PACKAGES := openai pytest 'litellm==1.108.7' 'langchain-openai==1.8.1'
+# Records what is installed, so an older .venv-test gets new packages when the list changes.
+TEST_PY_STAMP := $(TEST_VENV)/.packages
 # The LiteLLM proxy, the gateway `make bench` compares against, in its own venv (its pins clash with .venv's).
 LITELLM_VENV := .venv-litellm
 LITELLM := $(LITELLM_VENV)/bin/litellm
@@ -55,7 +58,7 @@ demo: build
 	@echo "== Live: the gateway between simulated users and two mock model servers -> $(OUT)/live/"
 	@BAKEOFF_BIN=$(CURDIR)/$(BIN) bash scripts/demo/live.sh $(OUT)
 
-test: build $(TEST_PY)
+test: build $(TEST_PY_STAMP)
 	$(SWIFT) build -c release --build-tests
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release --skip-build --disable-xctest
 	@echo "== The gateway through the official openai client (tests/gateway)"
@@ -64,7 +67,10 @@ test: build $(TEST_PY)
 # The gateway's end-to-end tests use the official openai package as a real client.
 $(TEST_PY):
 	python3 -m venv $(TEST_VENV)
-	$(TEST_VENV)/bin/pip install --quiet --disable-pip-version-check $(TEST_PY_PACKAGES)
+$(TEST_PY_STAMP): $(TEST_PY) Makefile
+	@[ "$$(cat $@ 2>/dev/null)" = "$(TEST_PY_PACKAGES)" ] || \
+		$(TEST_VENV)/bin/pip install --quiet --disable-pip-version-check $(TEST_PY_PACKAGES)
+	@echo "$(TEST_PY_PACKAGES)" > $@
 
 venv: $(PY)
 $(PY):
@@ -86,13 +92,15 @@ fixtures: venv
 	$(PY) scripts/reference/mde_fixtures.py
 
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
+# BENCH_ONLY=soak: only the gateway soak (slowloris, full disk, kill -9; scripts/bench/soak.py, as root for its
+# tmpfs); BENCH_SOAK=0 skips it.
 # BENCH_ONLY=stats: only bakeoff vs gbstats on 100 metrics' sufficient statistics (scripts/bench/stats.py);
 # BENCH_STATS=0 skips it; BENCH_STATS_RUNS sets its timed bakeoff runs (default 11).
-bench: build $(if $(filter gateway,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats,$(BENCH_ONLY)),,$(LITELLM))
+bench: build $(if $(filter gateway soak,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak,$(BENCH_ONLY)),,$(LITELLM))
 	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
 	$(if $(filter stats,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
-	$(if $(filter gateway,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/stats.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_STATS_RUNS),--runs $(BENCH_STATS_RUNS)))
 
 $(LITELLM):

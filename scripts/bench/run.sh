@@ -7,7 +7,9 @@
 #   c. what bakeoff's peak RSS scales with: three logs, (users, events) = (U/4, E/4), (U, E) and (U/4, ~E);
 #   plus a correctness check that pandas and bakeoff computed the same numbers (small log and the big one);
 #   d. gateway overhead and throughput: direct to a mock upstream vs `bakeoff serve` vs the LiteLLM proxy
-#      (scripts/bench/gateway.py; section "Gateway overhead and throughput", results in $BENCH_OUT/gateway.json).
+#      (scripts/bench/gateway.py; section "Gateway overhead and throughput", results in $BENCH_OUT/gateway.json);
+#   e. gateway soak: chat and feedback traffic under 5,000 slowloris connections, a full disk and a kill -9
+#      (scripts/bench/soak.py; section "Gateway soak", results in $BENCH_OUT/soak.json; ~3 minutes).
 #
 # Data goes to out/bench/ (gitignored); simulated logs are reused when they exist with the same parameters
 # (and the same bakeoff binary), timings are always re-measured. The shared 2-core machine is noisy, so every
@@ -27,6 +29,8 @@
 #   BENCH_GATEWAY        1         0 skips part d
 #   BENCH_GATEWAY_QUICK  0         1: short gateway runs (2 rounds of 3 s), written to $BENCH_OUT/BENCHMARKS.quick.md
 #   LITELLM_BIN          .venv-litellm/bin/litellm; BENCH_GATEWAY_LITELLM=0 leaves LiteLLM out
+#   BENCH_ONLY           soak: run only part e (as root, for its tmpfs); BENCH_SOAK=0 skips it;
+#   BENCH_SOAK_SHORT     0         1: the short soak of `make test`, written to $BENCH_OUT/BENCHMARKS.quick.md
 #   (more gateway settings: scripts/bench/gateway.py --help)
 # Quick run: BENCH_EVENTS_USERS=40000 BENCH_IDS=200000 make bench
 # Quick gateway-only run: BENCH_ONLY=gateway BENCH_GATEWAY_QUICK=1 make bench
@@ -82,9 +86,28 @@ run_gateway() {
         --out "$OUT" --markdown "$md" > "$OUT/gateway.md"
     log "gateway: wrote $OUT/gateway.json and the section in $md"
 }
+# e. gateway soak (stdlib Python; manages and always stops its own processes, unmounts its tmpfs).
+run_soak() {
+    local md="$BENCH_MARKDOWN" cmd="" short=()
+    [[ "${BENCH_ONLY:-}" == soak ]] && md="$ROOT/BENCHMARKS.md"
+    if [[ "${BENCH_SOAK_SHORT:-0}" != 0 ]]; then md="$OUT/BENCHMARKS.quick.md"; short=(--short); fi
+    [[ -n "${BENCH_ONLY:-}" ]] && cmd+="BENCH_ONLY=$BENCH_ONLY "
+    [[ -n "${BENCH_SOAK_SHORT:-}" ]] && cmd+="BENCH_SOAK_SHORT=$BENCH_SOAK_SHORT "
+    log "soak: traffic under slowloris, a full disk and a kill -9 (scripts/bench/soak.py) -> $md"
+    mkdir -p "$OUT"
+    BENCH_COMMAND="${cmd}make bench" python3 "$ROOT/scripts/bench/soak.py" --bin "$BIN" --out "$OUT" --markdown "$md" \
+        "${short[@]}" > "$OUT/soak.txt" || { cat "$OUT/soak.txt"; echo "bench: the soak's invariants do not hold (see $OUT/soak.json)" >&2; return 1; }
+    cat "$OUT/soak.txt"
+    log "soak: wrote $OUT/soak${short:+-short}.json and the section in $md"
+}
 if [[ "${BENCH_ONLY:-}" == gateway ]]; then
     [[ -x "$BIN" ]] || { echo "bench: $BIN not found or not executable (make build)" >&2; exit 1; }
     run_gateway
+    exit 0
+fi
+if [[ "${BENCH_ONLY:-}" == soak ]]; then
+    [[ -x "$BIN" ]] || { echo "bench: $BIN not found or not executable (make build)" >&2; exit 1; }
+    run_soak
     exit 0
 fi
 
@@ -218,7 +241,10 @@ echo "{\"run_sh_seconds\": $((SECONDS - START_SECONDS)), \"runs\": $RUNS}" > "$R
 "$PY" scripts/bench/report.py "$RES" --markdown "$BENCH_MARKDOWN"
 log "wrote $BENCH_MARKDOWN"
 [[ "$RUN_GATEWAY" == 0 ]] || run_gateway
+SOAK_FAILED=0
+[[ "${BENCH_SOAK:-1}" == 0 ]] || run_soak || SOAK_FAILED=1
 if [[ "$AGREE_SMALL" != 0 || "$AGREE_BIG" != 0 ]]; then
     echo "bench: pandas and bakeoff DISAGREE (see $RES/agreement_*.json)" >&2
     exit 1
 fi
+[[ "$SOAK_FAILED" == 0 ]] || exit 1
