@@ -175,7 +175,7 @@ public final class Gateway: @unchecked Sendable {
             return fail(exchange, OpenAIError(status: 404, message: "The model `\(client.model)` does not exist on this gateway (models: \(aliases))", type: "invalid_request_error", code: "model_not_found", param: "model"))
         }
         let requestID = RequestID.make()
-        // The body's "user" wins, then "safety_identifier" (what LiteLLM's SDK sends for user=), then the header.
+        // The body's "user" wins, then "safety_identifier" (OpenAI's successor of "user"), then the header.
         let bodyUser = client.user.flatMap { $0.isEmpty ? nil : $0 }
         let safetyUser = client.safetyIdentifier.flatMap { $0.isEmpty ? nil : $0 }
         let headerUser = request.header(config.userHeader).flatMap { $0.isEmpty ? nil : $0 }
@@ -189,7 +189,7 @@ public final class Gateway: @unchecked Sendable {
         } else if experiment.perRequestAssignment {
             variantIndex = experiment.allocation.armIndex(forNormalized: Double(UInt64.random(in: 0..<10_000)) / 10_000)
         } else {
-            return fail(exchange, OpenAIError(status: 400, message: "no user to assign: send the OpenAI \"user\" (or \"safety_identifier\") field or the \(config.userHeader) header (experiment \(experiment.name) assigns per user)", type: "invalid_request_error", code: "user_required", param: "user"))
+            return fail(exchange, OpenAIError(status: 400, message: "no user to assign: send the OpenAI \"user\" (or \"safety_identifier\") field or the \(config.userHeader) header (experiment \(experiment.name) assigns per user). LiteLLM's SDK drops user= for model names outside OpenAI's catalogue: pass safety_identifier=, extra_headers={\"\(config.userHeader)\": ...} or allowed_openai_params=[\"user\"]", type: "invalid_request_error", code: "user_required", param: "user"))
         }
         var qa = false
         if let forced = request.header("x-bakeoff-force-variant") {
