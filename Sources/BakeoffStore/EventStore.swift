@@ -117,8 +117,8 @@ public final class EventStore: @unchecked Sendable {
         requestByID = try read.prepare("SELECT \(columns) FROM events WHERE request_id = ?1 AND kind = 'request' ORDER BY id LIMIT 1")
         requestByConversation = try read.prepare("SELECT \(columns) FROM events WHERE conversation_id = ?1 AND kind = 'request' ORDER BY id DESC LIMIT 1")
         // These match the partial indexes' conditions word for word, so SQLite uses them.
-        feedbackByRequest = try read.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = ?1 AND name = ?2")
-        feedbackByConversation = try read.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = '' AND conversation_id = ?1 AND name = ?2")
+        feedbackByRequest = try read.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = ?1 AND (?2 = '' OR name = ?2)")
+        feedbackByConversation = try read.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = '' AND conversation_id = ?1 AND (?2 = '' OR name = ?2)")
         reader = read
         writer = try Writer(connection: connection, insert: insert, options: options)
         writer.start()
@@ -211,14 +211,14 @@ public final class EventStore: @unchecked Sendable {
         return requestByConversation.flatMap { Self.info($0, conversation) }
     }
 
-    /// Committed feedback events named `name` given for the request `requestID` (an index look-up).
+    /// Committed feedback events named `name` (any name for "") given for the request `requestID` (an index look-up).
     public func feedbackCount(requestID: String, name: String) -> Int {
         readLock.lock()
         defer { readLock.unlock() }
         return feedbackByRequest.map { Self.count($0, requestID, name) } ?? 0
     }
 
-    /// Committed feedback events named `name` given for the conversation `conversationID` as a whole (by
+    /// Committed feedback events named `name` (any name for "") given for the conversation `conversationID` as a whole (by
     /// `conversation_id`; feedback on one of its requests counts for that request, not here).
     public func feedbackCount(conversationID: String, name: String) -> Int {
         readLock.lock()

@@ -46,6 +46,11 @@ struct SecurityTests {
         parts = token.split(separator: ".").map(String.init)
         parts[2] = FeedbackTokenSigner.base64URL(Array("req_2".utf8))
         #expect(signer.verify(parts.joined(separator: "."), user: "alice", now: 1_001) == .badSignature)
+        // The expiry has one spelling: no sign, no leading zero.
+        let expiry = token.split(separator: ".")[1]
+        for other in ["+\(expiry)", "0\(expiry)"] {
+            #expect(signer.verify(token.replacingOccurrences(of: ".\(expiry).", with: ".\(other)."), user: "alice", now: 1_001) == .malformed)
+        }
         for junk in ["", "bk1", "bk1.x.y.z", "bk1.5.!!.AAAA", "bk2." + token.dropFirst(4)] {
             #expect(signer.verify(junk, user: "alice", now: 1_001) == .malformed, "\(junk)")
         }

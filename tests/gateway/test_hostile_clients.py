@@ -166,6 +166,10 @@ def test_client_keys_guard_the_proxy_and_feedback(procs, tmp_path):
     for path in ("/v1/models", f"/v1/assignments?experiment={EXPERIMENT}&user=k-user"):
         assert gw.get(path)[0] == 401
         assert gw.get(path, headers={"Authorization": f"Bearer {key}"})[0] == 200
+    # A made-up token does not stand in for the key, and tells nothing about which targets exist.
+    for target in ({"request_id": rid}, {"request_id": "req_000000000000000000000000"}, {"conversation_id": "no-such"}):
+        status, body = post(gw, {**target, "feedback_token": "bk1.9999999999.cmVxXzE.AAAA", "name": "csat", "value": 3})
+        assert status == 401, (target, body)
     # A browser holds the token, not a key.
     assert post(gw, {"request_id": rid, "feedback_token": token, "name": "thumbs_up", "value": 1})[0] == 200
 
@@ -179,7 +183,7 @@ def test_csat_and_numeric_values_stay_within_their_bounds(procs, tmp_path):
         analysis={"metrics": [{"name": "nps", "feedback": "nps", "kind": "mean", "scale": [0, 10]},
                               {"name": "minutes_saved", "feedback": "minutes_saved", "kind": "mean", "min": 0, "max": 120}]})])
     status, h, _ = chat(gw, user="scale-user", conversation="conv-scale")
-    for value in (1e12, -1e12, 99, 0, 6, 4.5, "4"):
+    for value in (1e12, -1e12, 99, 0, 6, 4.5, "4", True):
         status, body = post(gw, {"conversation_id": "conv-scale", "user": "scale-user", "name": "csat", "value": value})
         assert status == 400, (value, body)
     for name, value in (("nps", 11), ("nps", 7.5), ("minutes_saved", -1), ("minutes_saved", 121), ("custom", 1e13)):
@@ -302,9 +306,12 @@ def test_feedback_per_target_and_name_is_capped(procs, tmp_path):
     rid = h["x-bakeoff-request-id"]
     answers = [post(gw, {"request_id": rid, "user": "cap-user", "name": "thumbs_up", "value": i % 2})[0] for i in range(8)]
     assert answers == [200] * 5 + [429] * 3, answers
+    # Names no metric reads share one allowance: new names do not add rows without end.
+    fresh = [post(gw, {"request_id": rid, "user": "cap-user", "name": f"n{i}", "value": 1})[0] for i in range(8)]
+    assert fresh == [200] * 5 + [429] * 3, fresh
     assert post(gw, {"request_id": rid, "user": "cap-user", "name": "csat", "value": 4})[0] == 200
     assert gw.stop() == 0
-    assert len([e for e in gw.export() if e["event"] == "feedback"]) == 6
+    assert len([e for e in gw.export() if e["event"] == "feedback"]) == 11
     # The cap holds across a restart: the count comes from the store.
     again = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)], feedback_limit=5)
     assert post(again, {"request_id": rid, "user": "cap-user", "name": "thumbs_up", "value": 1})[0] == 429
@@ -415,3 +422,12 @@ def test_an_imported_negative_latency_does_not_stop_the_report(procs, tmp_path):
     again = start_gateway(procs, tmp_path, [experiment])
     status, text = report(again)
     assert status == 200, text
+
+
+def test_metrics_reading_names_the_gateway_refuses_are_config_errors(tmp_path):
+    import subprocess
+    config = tmp_path / "g.json"
+    config.write_text(json.dumps({"experiments": [split_experiment("e", "m", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1",
+                                                                  analysis={"metrics": [{"name": "x", "feedback": "a b"}]})]}))
+    r = subprocess.run([BIN, "serve", "--check", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "experiments[0].analysis.metrics" in r.stderr and "a b" in r.stderr, r.stderr

@@ -361,6 +361,13 @@ struct GatewayConfigParser {
             problems.add(ConfigError(source: source, path: (analysisObject?.path ?? "") + ".covariates",
                                      message: "\(path): no such readable file (CSV user_id,metric,value[,units])"))
         }
+        // The gateway takes only feedback names that are identifiers: a metric reading another could never get data.
+        for (k, metric) in analysis.metrics.enumerated() {
+            if case .feedback(let feedback) = metric.source, !Gateway.isFeedbackName(feedback) {
+                problems.add(ConfigError(source: source, path: (analysisObject?.path ?? "") + ".metrics",
+                                         message: "metric \(JSONWriter.quote(metric.name)) (#\(k + 1)) reads feedback \(JSONWriter.quote(feedback)), which the gateway would refuse: feedback names are 1 to \(Gateway.maxFeedbackNameBytes) letters, digits, \"_\", \".\" or \"-\""))
+            }
+        }
         guard let name, let model else { return nil }
         analysis.experiment = name
         analysis.control = control

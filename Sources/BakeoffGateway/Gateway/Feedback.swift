@@ -22,9 +22,11 @@ struct FeedbackBody: Decodable {
 /// A feedback value: a number, or true/false (1/0).
 struct FeedbackValue: Decodable {
     var number: Double
+    /// Sent as true or false (which only yes/no metrics take).
+    var isBoolean = false
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if let b = try? c.decode(Bool.self) { number = b ? 1 : 0; return }
+        if let b = try? c.decode(Bool.self) { number = b ? 1 : 0; isBoolean = true; return }
         number = try c.decode(Double.self)
     }
 }
@@ -93,11 +95,17 @@ extension Gateway {
         } catch {
             return bad(request.body.isEmpty
                 ? "the feedback body is empty: send {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...}"
-                : "the feedback body is not a JSON object: \(error)")
+                : "the feedback body must be one JSON object such as {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...} (valid JSON, numbers within the range of a double)")
         }
         let token = (body.feedbackToken ?? request.header("x-bakeoff-feedback-token")).flatMap { $0.isEmpty ? nil : $0 }
-        // A browser holds a feedback token, not a client key: the token stands in for the key.
-        guard token != nil || isClient(request) else { return fail(exchange, clientRefusal(request)) }
+        // A browser holds a feedback token, not a client key: a valid token stands in for the key (checked
+        // before anything else is looked up, so a made-up token tells an outsider nothing).
+        if !isClient(request) {
+            guard let token, let id = FeedbackTokenSigner.requestID(of: token), let signed = recent.request(id) ?? store.request(id: id),
+                  feedbackTokens.verify(token, user: signed.userID, now: WallClock.microseconds() / 1_000_000) == nil else {
+                return fail(exchange, clientRefusal(request))
+            }
+        }
         guard let name = body.name, !name.isEmpty else {
             return bad("feedback needs a \"name\" (task_completed, escalated, csat, thumbs_up or your own)", param: "name")
         }
@@ -162,19 +170,30 @@ extension Gateway {
         if requestID == nil, let perRequest = readers.first(where: { $0.level == .request }) {
             return bad("feedback \"\(name)\" feeds the per-request metric \(perRequest.name): send the response's \"request_id\", not a conversation_id", param: "request_id")
         }
+        if body.value?.isBoolean == true, let numeric = readers.first(where: { $0.acceptedValues != .yesNo }) {
+            return bad("feedback \"\(name)\" feeds the metric \(numeric.name): \"value\" must be \(numeric.acceptedValues.requirement), not true or false", param: "value")
+        }
         for bounds in (readers.isEmpty ? [ValueBounds.defaultNumeric] : readers.map(\.acceptedValues)) where !bounds.contains(value) {
             let metric = readers.first { $0.acceptedValues == bounds }
             return bad("feedback \"\(name)\"\(metric.map { " feeds the \($0.kind == .proportion ? "yes/no " : "")metric \($0.name):" } ?? ":") \"value\" must be \(bounds.requirement), got \(JSONWriter.number(value))", param: "value")
         }
 
-        // One target cannot take feedback without end.
-        let ledgerKey = "\(target.experiment)\u{0}\(requestID != nil ? "r" : "c")\u{0}\(requestID ?? target.conversationID)\u{0}\(name)"
+        // One target cannot take feedback without end: each name a metric reads has its own allowance; the
+        // names no metric reads share one (so new names cannot add rows without end either).
+        let bucket = readers.isEmpty ? "" : name
+        let ledgerKey = "\(target.experiment)\u{0}\(requestID != nil ? "r" : "c")\u{0}\(requestID ?? target.conversationID)\u{0}\(bucket)"
         let admitted = feedbackLedger.take(ledgerKey) {
-            requestID != nil ? store.feedbackCount(requestID: target.requestID, name: name)
-                : store.feedbackCount(conversationID: target.conversationID, name: name)
+            func stored(_ name: String) -> Int {
+                requestID != nil ? store.feedbackCount(requestID: target.requestID, name: name)
+                    : store.feedbackCount(conversationID: target.conversationID, name: name)
+            }
+            guard bucket.isEmpty else { return stored(bucket) }
+            // All names, less those metrics read.
+            return stored("") - (experiment.flatMap { feedbackNames[$0.name] } ?? []).reduce(0) { $0 + stored($1) }
         }
         guard admitted else {
-            return fail(exchange, OpenAIError(status: 429, message: "\(what) already has \(config.access.feedbackLimit) \"\(name)\" feedback events, the most one target takes; the latest one counts in the analysis", type: "rate_limit_error", code: "feedback_limit_reached"))
+            let kind = readers.isEmpty ? "feedback events of names no metric reads" : "\"\(name)\" feedback events"
+            return fail(exchange, OpenAIError(status: 429, message: "\(what) already has \(config.access.feedbackLimit) \(kind), the most one target takes; the latest one of a name counts in the analysis", type: "rate_limit_error", code: "feedback_limit_reached"))
         }
 
         var event = EventRecord(kind: .feedback, timestamp: WallClock.microseconds(), experiment: target.experiment)

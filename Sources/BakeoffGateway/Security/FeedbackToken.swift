@@ -37,7 +37,9 @@ public struct FeedbackTokenSigner: Sendable {
     /// expired at `now` (seconds since 1970): nil when it holds, else why not.
     public func verify(_ token: String, user: String, now: Int64) -> Failure? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "bk1", let expiry = Int64(parts[1]),
+        // One spelling per token: the expiry in plain digits (no sign, no leading zero).
+        guard parts.count == 4, parts[0] == "bk1", parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), parts[1].first != "0",
+              let expiry = Int64(parts[1]),
               let request = Self.decodeBase64URL(parts[2]).flatMap({ String(validating: $0, as: UTF8.self) }),
               let given = Self.decodeBase64URL(parts[3]) else {
             return .malformed
