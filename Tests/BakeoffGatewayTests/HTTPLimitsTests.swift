@@ -239,7 +239,8 @@ struct HTTPLimitsTests {
         defer { server.stop(graceSeconds: 0) }
         #expect(OpenFiles.current().soft == OpenFiles.current().hard)
         #expect(server.maxConnections == 1000)
-        #expect(server.maxConnectionsPerAddress == 250)
+        #expect(server.maxConnectionsPerAddress == 0)  // a loopback listener: no per-address limit by default
+        #expect(HTTPServer.isLoopback("127.0.0.1") && HTTPServer.isLoopback("localhost") && !HTTPServer.isLoopback("0.0.0.0") && !HTTPServer.isLoopback("10.0.0.1"))
         #expect(server.notes.isEmpty)
 
         // The default is lowered to fit, with a note; a number the operator set is refused instead.

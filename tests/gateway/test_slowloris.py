@@ -191,3 +191,27 @@ def test_an_upstream_answer_beyond_the_memory_budget_is_refused_not_buffered(pro
     # A shorter answer fits.
     reply = gateway.client().chat.completions.create(model="bot", user="u1", messages=MESSAGES, max_tokens=20)
     assert reply.choices[0].message.content
+
+
+def test_slowloris_from_the_clients_own_address_does_not_lock_it_out(procs, tmp_path, loris_registry):
+    """A slowloris from 127.0.0.1, the address the normal client uses too: on the default loopback listener
+    there is no per-address limit (it would be one limit for every local client), so the deadlines and
+    max_connections carry it."""
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 12000:
+        pytest.skip("the hard open-files limit is below 12,000: not enough for 5,000 connections on both sides")
+    mock = start_mock(procs, latency_ms=0, jitter_ms=0, tokens_per_second=0)
+    gateway = start_gateway(procs, tmp_path / "gw", [split_experiment("e", "bot", mock.base_url, mock.base_url)])
+    client = gateway.client(timeout=5)
+    loris = Loris(port_of(gateway), 5000, "127.0.0.1")
+    loris_registry.append(loris)
+    wait_until(lambda: loris.last.get("open", 0) >= 4900, timeout=30, message="5,000 slowloris connections open")
+    started = time.monotonic()
+    served = 0
+    while time.monotonic() - started < 12:
+        reply = client.chat.completions.create(model="bot", user=f"own-{served}", messages=MESSAGES)
+        assert reply.choices[0].message.content
+        served += 1
+        assert raw_request(gateway.root + "/healthz", timeout=5)[0] == 200
+        time.sleep(0.1)
+    assert served >= 20
+    assert metric_value(gateway.metrics(), "bakeoff_http_header_timeouts_total") >= 1000

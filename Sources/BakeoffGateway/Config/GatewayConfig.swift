@@ -189,7 +189,8 @@ public struct GatewayLimits: Sendable {
     /// Connections open at once; nil for the default, lowered to fit the open-files limit (a number set in
     /// the config is not lowered: the gateway refuses to start instead).
     public var maxConnections: Int?
-    /// Per client address; 0 for no limit (behind a load balancer), nil for a quarter of the connections.
+    /// Per client address; 0 for no limit (behind a load balancer), nil for the default: none when listening
+    /// on loopback, else a quarter of the connections.
     public var maxConnectionsPerAddress: Int?
     public var headerTimeoutMs = GatewayConfig.Defaults.headerTimeoutMs
     public var bodyTimeoutMs = GatewayConfig.Defaults.bodyTimeoutMs
@@ -204,7 +205,7 @@ public struct GatewayLimits: Sendable {
             ?? "\(GatewayConfig.Defaults.maxConnections) connections (fewer if the open-files limit is lower)"
         let perAddress: String
         switch maxConnectionsPerAddress {
-        case nil: perAddress = "a quarter of them per client address"
+        case nil: perAddress = "a quarter of them per client address (none on a loopback listener)"
         case 0: perAddress = "no limit per client address"
         case let n?: perAddress = "\(n) per client address"
         }

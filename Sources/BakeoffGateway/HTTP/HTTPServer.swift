@@ -28,8 +28,8 @@ public final class HTTPServer: @unchecked Sendable {
         /// When the open-files limit cannot take `maxConnections`: accept fewer and say so (true), or refuse
         /// to start (false, for a limit the operator set).
         public var lowerConnectionsToFit = true
-        /// Connections one client address may have open at once; 0 for no limit, nil for a quarter of the
-        /// connections.
+        /// Connections one client address may have open at once; 0 for no limit, nil for the default: none on
+        /// a loopback listener (its clients all share loopback addresses), else a quarter of the connections.
         public var maxConnectionsPerAddress: Int? = nil
         /// Bytes all requests together may buffer (bodies, stream buffers, upstream answers); requests that
         /// would need more get 503 with Retry-After.
@@ -104,7 +104,7 @@ public final class HTTPServer: @unchecked Sendable {
         case .failure(let error):
             throw error
         }
-        maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? max(1, maxConnections / 4)
+        maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? (Self.isLoopback(options.host) ? 0 : max(1, maxConnections / 4))
         log.limitsText = "max_connections \(maxConnections), max_connections_per_address \(maxConnectionsPerAddress == 0 ? "off" : String(maxConnectionsPerAddress))"
 
         let fd = try Self.bind(host: options.host, port: options.port)
@@ -189,6 +189,12 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Requests accepted and not yet answered completely.
     public var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
+    /// Whether `host` is a loopback address, whose clients are all on this machine (a local proxy, sidecars,
+    /// tests): limiting them per address would limit them all together.
+    package static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host.hasPrefix("127.")
+    }
 
     /// A port that was free a moment ago (bound, then closed): for tests and tools that need one.
     public static func reserveClosedPort() throws(HTTPServerError) -> UInt16 {
