@@ -72,30 +72,11 @@ struct FieldReader {
     func finish(known: [String]) {
         for key in object.values.keys.sorted() where !known.contains(key) {
             var message = "unknown key"
-            if let guess = closestKey(key, known) { message += "; did you mean \"\(guess)\"?" }
+            if let guess = closestName(key, among: known) { message += "; did you mean \"\(guess)\"?" }
             message += " (known keys here: \(known.joined(separator: ", ")))"
             fail(key, message)
         }
     }
-}
-
-/// The known key nearest `key` in spelling, if close enough to be a likely typo.
-private func closestKey(_ key: String, _ known: [String]) -> String? {
-    func distance(_ a: [Character], _ b: [Character]) -> Int {
-        var previous = Array(0...b.count)
-        for (i, ca) in a.enumerated() {
-            var current = [i + 1]
-            for (j, cb) in b.enumerated() {
-                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
-            }
-            previous = current
-        }
-        return previous[b.count]
-    }
-    let lowered = Array(key.lowercased().replacingOccurrences(of: "-", with: "_"))
-    let scored = known.map { ($0, distance(lowered, Array($0))) }.min { $0.1 < $1.1 }
-    guard let (best, d) = scored, d <= max(1, min(3, best.count / 3)) else { return nil }
-    return best
 }
 
 enum Keys {
