@@ -1,5 +1,6 @@
 import BakeoffGateway
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("SHA-256, HMAC and feedback tokens")
@@ -81,5 +82,20 @@ struct SecurityTests {
         #expect(ledger.take("a", stored: stored))
         #expect(loads == 1)
         #expect(ledger.take("b", stored: { 0 }))
+    }
+}
+
+@Suite("Rate-limited log lines")
+struct RateLimitedLogTests {
+    @Test func oneLinePerTopicAndIntervalWithTheCountHeldBack() {
+        let lines = Mutex<[String]>([])
+        let log = RateLimitedLog(interval: 10) { line in lines.withLock { $0.append(line) } }
+        let s: UInt64 = 1_000_000_000
+        log.note("a", "a failed", now: 1 * s)
+        log.note("a", "a failed", now: 2 * s)
+        log.note("a", "a failed", now: 3 * s)
+        log.note("b", "b failed", now: 3 * s)
+        log.note("a", "a failed again", now: 12 * s)
+        #expect(lines.withLock { $0 } == ["a failed", "b failed", "a failed again (2 more like it in the last 10 s)"])
     }
 }

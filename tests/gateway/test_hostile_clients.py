@@ -431,3 +431,16 @@ def test_metrics_reading_names_the_gateway_refuses_are_config_errors(tmp_path):
                                                                   analysis={"metrics": [{"name": "x", "feedback": "a b"}]})]}))
     r = subprocess.run([BIN, "serve", "--check", "--config", str(config)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "experiments[0].analysis.metrics" in r.stderr and "a b" in r.stderr, r.stderr
+
+
+def test_upstream_failures_are_logged_once_per_upstream_and_interval(procs, tmp_path):
+    """An upstream that is down fails every request: the gateway says so on stderr (it used to say nothing),
+    one line per upstream every 10 s, with the count of those held back."""
+    from conftest import closed_port
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    gw = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, url, url)])
+    for i in range(5):
+        status, _, body = chat(gw, user=f"down-{i}")
+        assert status == 502, body
+    lines = [line for line in gw.process.lines if "upstream " in line and "failed: unreachable" in line]
+    assert len(lines) == 1 and url in lines[0] and EXPERIMENT in lines[0], gw.process.stderr

@@ -79,6 +79,9 @@ public final class Gateway: @unchecked Sendable {
         FileHandle.standardError.write(Data(("bakeoff: " + line + "\n").utf8))
     }
 
+    /// Upstream failures on stderr, one line per upstream every 10 s at most.
+    let upstreamLog = RateLimitedLog { Gateway.log($0) }
+
     /// The port the gateway listens on.
     public var port: UInt16 { server.port }
 

@@ -163,6 +163,9 @@ final class ProxiedRequest: @unchecked Sendable {
                 if !out.isEmpty { exchange.write(out) }
                 exchange.finish()
                 record.status = streamError == nil ? "ok" : "upstream_error"
+                if let streamError {
+                    gateway.upstreamLog.note(call.url, "upstream \(call.url) (\(record.experiment)/\(record.variant)) broke off a stream: \(streamError)")
+                }
             } else {
                 let body = self.body
                 if (200..<300).contains(status) {
@@ -172,10 +175,16 @@ final class ProxiedRequest: @unchecked Sendable {
                     record.status = "ok"
                 } else {
                     record.status = "upstream_error"
+                    if status >= 500 {
+                        gateway.upstreamLog.note(call.url, "upstream \(call.url) (\(record.experiment)/\(record.variant)) answered HTTP \(status)")
+                    }
                 }
                 exchange.respond(status: status, headers: [("Content-Type", contentType ?? "application/json")] + responseHeaders + passedHeaders, body: body)
             }
         case .failed(let failure, let message):
+            if failure != .shutdown {
+                gateway.upstreamLog.note(call.url, "upstream \(call.url) (\(record.experiment)/\(record.variant)) failed: \(failure.rawValue): \(message)")
+            }
             let error: OpenAIError
             switch failure {
             case .timeout:
