@@ -51,15 +51,15 @@ func runServe(_ args: inout Arguments) throws -> ExitCode {
     // the ready line, so a SIGTERM sent as soon as it appears stops the gateway gracefully.
     let stop = StopSignal()
     try gateway.start()
-    for note in gateway.startNotes { printError("bakeoff serve: \(note)") }
+    for note in gateway.startNotes { printError(note) }
     printError("bakeoff serve listening on http://\(config.listenHost):\(gateway.port)/v1 (store \(config.storePath); models: \(config.experiments.map(\.model).joined(separator: ", ")))")
 
     if config.access.feedbackKey == nil {
-        printError("bakeoff serve: $\(config.access.feedbackKeyEnv) is not set: feedback tokens are signed with a random key and stop working at the next start (set it, the same on every gateway)")
+        printError("$\(config.access.feedbackKeyEnv) is not set: feedback tokens are signed with a random key and stop working at the next start (set it, the same on every gateway)")
     }
     stop.wait()
-    printError("bakeoff serve: stopping (finishing requests in flight, flushing the store)")
+    printError("stopping (finishing requests in flight, flushing the store)")
     gateway.stop(graceSeconds: grace)
-    printError("bakeoff serve: stopped")
+    printError("stopped")
     return .ok
 }
