@@ -649,8 +649,8 @@ private final class Writer: @unchecked Sendable {
 
     /// One step of retention, between batches: deletes the old events among the next `retentionBatch` events in
     /// commit order, in one transaction, then frees the pages. A round starts every `retentionIntervalSeconds`
-    /// from the oldest events and ends at the first batch without an old event (events are committed in time
-    /// order, so the rest are newer).
+    /// from the oldest events and walks the whole table: events are not always committed in time order (an
+    /// imported log, a clock stepped back), so an old one may follow newer ones.
     private func retainOnce(_ state: inout RetentionState) {
         guard let days = options.retentionDays, let next = state.next, let connection, let chunkEnd, let delete,
               let begin, let commit else { return }
@@ -701,10 +701,9 @@ private final class Writer: @unchecked Sendable {
         stats.deleted += deleted
         if deleted > 0 { stats.retentionBatches += 1 }
         condition.unlock()
-        if deleted == 0 { return endRound() }
         state.cursor = end
         // Gives the freed pages back to the file system (a store without auto_vacuum keeps them for reuse).
-        try? connection.execute("PRAGMA incremental_vacuum")
+        if deleted > 0 { try? connection.execute("PRAGMA incremental_vacuum") }
     }
 
     /// A write that tells whether the store can write again when no events wait for a retry.

@@ -363,6 +363,22 @@ struct StoreGrowthTests {
         #expect(sizes[4] <= sizes[0] + 64 * 1024, "sizes: \(sizes)")
     }
 
+    /// Review finding: old events committed after newer ones (an imported log) were never deleted, because a
+    /// round stopped at the first batch without an old event.
+    @Test func retentionFindsOldEventsCommittedAfterNewerOnes() throws {
+        let path = try temporaryStorePath()
+        var options = StoreOptions(flushIntervalMs: 5, retentionDays: 1)
+        options.retentionIntervalSeconds = 0
+        options.retentionBatch = 100
+        let store = try EventStore(path: path, options: options)
+        defer { store.close() }
+        for i in 0..<500 { store.append(bulkyRequest(i, ts: nowMicros())) }
+        for i in 0..<50 { store.append(bulkyRequest(10_000 + i, ts: nowMicros() - 30 * 86_400_000_000)) }
+        store.flush()
+        #expect(eventually { store.eventsDeleted == 50 }, "deleted \(store.eventsDeleted) of 50")
+        #expect(try storedLines(path).count == 500)
+    }
+
     @Test func theWalIsCutBackAfterACheckpointEvenAfterALongReader() throws {
         let path = try temporaryStorePath()
         var options = StoreOptions(flushIntervalMs: 5)
