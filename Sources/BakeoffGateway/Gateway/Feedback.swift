@@ -98,13 +98,16 @@ extension Gateway {
                 : "the feedback body must be one JSON object such as {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...} (valid JSON, numbers within the range of a double)")
         }
         let token = (body.feedbackToken ?? request.header("x-bakeoff-feedback-token")).flatMap { $0.isEmpty ? nil : $0 }
+        // The token's request and its check, looked up once: nil request for a token that names none.
+        let signed = token.flatMap(FeedbackTokenSigner.requestID(of:)).flatMap { recent.request($0) ?? store.request(id: $0) }
+        let tokenFailure: FeedbackTokenSigner.Failure?? = token.map { t in
+            guard let signed else { return .malformed }
+            return feedbackTokens.verify(t, user: signed.userID, now: WallClock.microseconds() / 1_000_000)
+        }
         // A browser holds a feedback token, not a client key: a valid token stands in for the key (checked
         // before anything else is looked up, so a made-up token tells an outsider nothing).
         if !isClient(request) {
-            guard let token, let id = FeedbackTokenSigner.requestID(of: token), let signed = recent.request(id) ?? store.request(id: id),
-                  feedbackTokens.verify(token, user: signed.userID, now: WallClock.microseconds() / 1_000_000) == nil else {
-                return fail(exchange, clientRefusal(request))
-            }
+            guard token != nil, tokenFailure == .some(nil) else { return fail(exchange, clientRefusal(request)) }
         }
         guard let name = body.name, !name.isEmpty else {
             return bad("feedback needs a \"name\" (task_completed, escalated, csat, thumbs_up or your own)", param: "name")
@@ -134,17 +137,16 @@ extension Gateway {
         let what = requestID != nil ? "request \"\(target.requestID)\"" : "conversation \"\(target.conversationID)\""
 
         // Feedback comes from the user it is about.
-        if let token {
-            guard let tokenRequest = FeedbackTokenSigner.requestID(of: token) else {
+        if let token, let tokenFailure {
+            guard FeedbackTokenSigner.requestID(of: token) != nil else {
                 return fail(exchange, OpenAIError(status: 403, message: "the feedback token is malformed: send the x-bakeoff-feedback-token header of the response as it is", type: "permission_error", code: "invalid_feedback_token"))
             }
-            // The token's request: the target itself, or a request of the target conversation.
-            let signed = tokenRequest == target.requestID ? target : recent.request(tokenRequest) ?? store.request(id: tokenRequest)
+            // The token's request must be the target itself, or a request of the target conversation.
             guard let signed, signed.experiment == target.experiment,
                   requestID != nil ? signed.requestID == target.requestID : signed.conversationID == target.conversationID else {
                 return fail(exchange, OpenAIError(status: 403, message: "the feedback token is for another request: send it with feedback on its own request or conversation", type: "permission_error", code: "feedback_token_mismatch"))
             }
-            switch feedbackTokens.verify(token, user: signed.userID, now: WallClock.microseconds() / 1_000_000) {
+            switch tokenFailure {
             case nil: break
             case .expired:
                 return fail(exchange, OpenAIError(status: 403, message: "the feedback token has expired (tokens last \(config.access.feedbackTokenLifetimeSeconds / 3600) h)", type: "permission_error", code: "feedback_token_expired"))

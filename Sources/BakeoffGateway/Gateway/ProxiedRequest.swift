@@ -140,6 +140,11 @@ final class ProxiedRequest: @unchecked Sendable {
         return false
     }
 
+    /// One line on stderr about this call's upstream, rate-limited per upstream.
+    private func logUpstreamFailure(_ what: @autoclosure () -> String) {
+        gateway.upstreamLog.note(call.url, "upstream \(call.url) (\(record.experiment)/\(record.variant)) \(what())")
+    }
+
     private func finished(_ outcome: UpstreamOutcome) {
         let latencyMs = MonotonicClock.milliseconds(since: started)
         guard let clientGone = shared.withLock({ s -> Bool? in
@@ -164,7 +169,7 @@ final class ProxiedRequest: @unchecked Sendable {
                 exchange.finish()
                 record.status = streamError == nil ? "ok" : "upstream_error"
                 if let streamError {
-                    gateway.upstreamLog.note(call.url, "upstream \(call.url) (\(record.experiment)/\(record.variant)) broke off a stream: \(streamError)")
+                    logUpstreamFailure("broke off a stream: \(streamError)")
                 }
             } else {
                 let body = self.body
@@ -176,14 +181,14 @@ final class ProxiedRequest: @unchecked Sendable {
                 } else {
                     record.status = "upstream_error"
                     if status >= 500 {
-                        gateway.upstreamLog.note(call.url, "upstream \(call.url) (\(record.experiment)/\(record.variant)) answered HTTP \(status)")
+                        logUpstreamFailure("answered HTTP \(status)")
                     }
                 }
                 exchange.respond(status: status, headers: [("Content-Type", contentType ?? "application/json")] + responseHeaders + passedHeaders, body: body)
             }
         case .failed(let failure, let message):
             if failure != .shutdown {
-                gateway.upstreamLog.note(call.url, "upstream \(call.url) (\(record.experiment)/\(record.variant)) failed: \(failure.rawValue): \(message)")
+                logUpstreamFailure("failed: \(failure.rawValue): \(message)")
             }
             let error: OpenAIError
             switch failure {

@@ -10,10 +10,10 @@ final class HTTPLog: @unchecked Sendable {
     struct State {
         var refusedSinceNote = 0
         var lastRefusalNote: UInt64 = 0
-        var lastOther: UInt64 = 0
-        var otherSkipped = 0
     }
     private let state = Mutex(State())
+    /// Every other message, at most one line every 10 s.
+    private let others = RateLimitedLog(interval: 10) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     private let refused = Atomic<Int>(0)
     /// The limits, for the refusal note (set before the daemon starts).
     var limitsText = ""
@@ -22,21 +22,16 @@ final class HTTPLog: @unchecked Sendable {
 
     func message(_ text: String) {
         let now = MonotonicClock.now()
+        guard text.contains("connection limit") else {
+            return others.note("libmicrohttpd", "bakeoff http: \(text.trimmingCharacters(in: .whitespacesAndNewlines))", now: now)
+        }
+        // Refusals are counted for /metrics and summed up in one line every 10 s.
         let line: String? = state.withLock { s in
-            if text.contains("connection limit") {
-                refused.add(1, ordering: .relaxed)
-                s.refusedSinceNote += 1
-                guard s.lastRefusalNote == 0 || now - s.lastRefusalNote >= 10_000_000_000 else { return nil }
-                defer { s.refusedSinceNote = 0; s.lastRefusalNote = now }
-                return "bakeoff http: refused \(s.refusedSinceNote) connection\(s.refusedSinceNote == 1 ? "" : "s") at the connection limits (\(limitsText))\(s.lastRefusalNote == 0 ? "" : " in the last \((now - s.lastRefusalNote) / 1_000_000_000) s")"
-            }
-            guard s.lastOther == 0 || now - s.lastOther >= 10_000_000_000 else {
-                s.otherSkipped += 1
-                return nil
-            }
-            defer { s.otherSkipped = 0; s.lastOther = now }
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            return "bakeoff http: \(trimmed)\(s.otherSkipped > 0 ? " (\(s.otherSkipped) more messages left out)" : "")"
+            refused.add(1, ordering: .relaxed)
+            s.refusedSinceNote += 1
+            guard s.lastRefusalNote == 0 || now - s.lastRefusalNote >= 10_000_000_000 else { return nil }
+            defer { s.refusedSinceNote = 0; s.lastRefusalNote = now }
+            return "bakeoff http: refused \(s.refusedSinceNote) connection\(s.refusedSinceNote == 1 ? "" : "s") at the connection limits (\(limitsText))\(s.lastRefusalNote == 0 ? "" : " in the last \((now - s.lastRefusalNote) / 1_000_000_000) s")"
         }
         if let line { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }

@@ -1,3 +1,4 @@
+import BakeoffCore
 /// Token counts of one completion: `prompt_tokens` and `completion_tokens`.
 public struct TokenUsage: Sendable, Equatable {
     public var input: Int
@@ -8,7 +9,8 @@ public struct TokenUsage: Sendable, Equatable {
     public var isPlausible: Bool {
         (0...Self.maximum).contains(input) && (0...Self.maximum).contains(output)
     }
-    public static let maximum = 1_000_000_000
+    /// The same bound as the analysis (`EventAggregator.maximumTokenCount`), so the two agree on what is real.
+    public static let maximum = Int(EventAggregator.maximumTokenCount)
 
     public init(input: Int, output: Int) {
         self.input = input
