@@ -13,7 +13,7 @@ OUT := out
 PY_PACKAGES := scipy statsmodels gbstats pandas numpy
 TEST_VENV := .venv-test
 TEST_PY := $(TEST_VENV)/bin/python
-# LiteLLM's SDK and LangChain's ChatOpenAI are clients in tests/gateway/test_clients.py.
+# LiteLLM's SDK and LangChain's ChatOpenAI are clients in e2e/gateway/test_clients.py.
 TEST_PY_PACKAGES := openai pytest 'litellm==1.108.7' 'langchain-openai==1.8.1'
 # Records what is installed, so an older .venv-test gets new packages when the list changes.
 TEST_PY_STAMP := $(TEST_VENV)/.packages
@@ -44,10 +44,10 @@ build: deps
 
 demo: build
 	@mkdir -p $(OUT)
-	@echo "== Planning: users per group for task completion 0.75 -> 0.80 (the seed's example)"
+	@echo "== Planning: users per group for task completion 0.75 -> 0.80 (the article's example)"
 	@$(BIN) plan --baseline 0.75 --mde 0.05
 	@echo
-	@echo "== Simulating the seed's case study (80/20 split, 14 days) -> $(OUT)/case-study.jsonl"
+	@echo "== Simulating the case study (80/20 split, 14 days) -> $(OUT)/case-study.jsonl"
 	@$(BIN) simulate --preset seed-case-study --output $(OUT)/case-study.jsonl
 	@echo "   $$(wc -l < $(OUT)/case-study.jsonl) events"
 	@echo
@@ -61,8 +61,8 @@ demo: build
 test: build $(TEST_PY_STAMP)
 	$(SWIFT) build -c release --build-tests
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release --skip-build --disable-xctest
-	@echo "== The gateway through the official openai client (tests/gateway)"
-	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q tests/gateway
+	@echo "== The gateway through the official openai client (e2e/gateway)"
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/gateway
 
 # The gateway's end-to-end tests use the official openai package as a real client.
 $(TEST_PY):

@@ -1,22 +1,30 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// The targets and what each may import (README, "Architecture"). Events flow one way:
+// events -> store -> sufficient statistics -> tests -> report -> decision.
 let package = Package(
     name: "Bakeoff",
     products: [
         .executable(name: "bakeoff", targets: ["bakeoff"]),
-        .library(name: "BakeoffCore", targets: ["BakeoffCore"]),
         .library(name: "BakeoffStatistics", targets: ["BakeoffStatistics"]),
+        .library(name: "BakeoffCore", targets: ["BakeoffCore"]),
+        .library(name: "BakeoffReport", targets: ["BakeoffReport"]),
         .library(name: "BakeoffStore", targets: ["BakeoffStore"]),
+        .library(name: "BakeoffHTTP", targets: ["BakeoffHTTP"]),
         .library(name: "BakeoffGateway", targets: ["BakeoffGateway"]),
     ],
     targets: [
         // Pure numerics: distributions, tests, intervals, power. No I/O, no clocks.
         .target(name: "BakeoffStatistics"),
-        // Experiments, assignment, events, metrics, analysis, reports, simulation.
         // Four MD5 compressions in SSE2 registers, for batch assignment (see the file for why C).
         .target(name: "CMD5x4"),
+        // The domain: plans, metrics, events, assignment, aggregation, analysis, decisions. Bytes in, values out.
         .target(name: "BakeoffCore", dependencies: ["BakeoffStatistics", "CMD5x4"]),
+        // Renderers: a report as a table, Markdown, JSON or an HTML page with charts.
+        .target(name: "BakeoffReport", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
+        // Simulated experiments and the calibration that checks every method by simulation.
+        .target(name: "BakeoffSimulation", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
         // C libraries from Debian (the Makefile installs the -dev packages).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
@@ -24,15 +32,22 @@ let package = Package(
         .target(name: "CMicroHTTPDSupport", dependencies: ["CMicroHTTPD"]),
         // Typed wrappers for libcurl's variadic setopt/getinfo, which Swift cannot call.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
-        // The embedded event store (SQLite, WAL): one writer thread, group commits, export.
+        // Everything that touches disk: the event store (SQLite, WAL, one writer, group commits), its migrations.
         .target(name: "BakeoffStore", dependencies: ["BakeoffCore", "CSQLite"]),
-        // The live gateway: HTTP server, upstream client, routing, feedback, metrics, mock upstream, load tool.
-        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffStore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
+        // HTTP in and out, knowing nothing of OpenAI: the libmicrohttpd server and the libcurl client.
+        .target(name: "BakeoffHTTP", dependencies: ["BakeoffCore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
+        // The live gateway: OpenAI's protocol, routing, assignment, feedback, metrics.
+        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffStore", "BakeoffHTTP"]),
+        // Development tools, in no library product: the mock upstream (an OpenAI server of its own), the load generator, simulated traffic.
+        .target(name: "BakeoffDevTools", dependencies: ["BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffSimulation"]),
         // The thin command-line tool.
         .executableTarget(
             name: "bakeoff",
-            dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffStore", "BakeoffGateway"]
+            dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffSimulation", "BakeoffStore",
+                           "BakeoffHTTP", "BakeoffGateway", "BakeoffDevTools"]
         ),
+        // Builders of hand-made events and data for the tests (no test target holds another's helpers).
+        .target(name: "BakeoffTestSupport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffSimulation", "BakeoffHTTP"], path: "Tests/BakeoffTestSupport"),
         .testTarget(
             name: "BakeoffStatisticsTests",
             dependencies: ["BakeoffStatistics"],
@@ -40,11 +55,15 @@ let package = Package(
         ),
         .testTarget(
             name: "BakeoffCoreTests",
-            dependencies: ["BakeoffCore", "BakeoffStatistics"],
+            dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffSimulation", "BakeoffTestSupport"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore"]),
-        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffCore"]),
+        .testTarget(name: "BakeoffReportTests", dependencies: ["BakeoffReport", "BakeoffCore", "BakeoffSimulation", "BakeoffTestSupport"]),
+        .testTarget(name: "BakeoffSimulationTests", dependencies: ["BakeoffSimulation", "BakeoffCore", "BakeoffStatistics", "BakeoffTestSupport"]),
+        .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore", "BakeoffReport", "BakeoffSimulation"]),
+        .testTarget(name: "BakeoffHTTPTests", dependencies: ["BakeoffHTTP", "BakeoffCore", "BakeoffDevTools", "BakeoffTestSupport"]),
+        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffDevTools"]),
+        .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCore"]),
     ]
 )

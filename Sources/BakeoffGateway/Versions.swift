@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import CCurl
+import BakeoffHTTP
 
 /// Versions of the C libraries the gateway runs on, for `bakeoff --version` and bug reports.
 public enum LibraryVersions {

@@ -1,4 +1,8 @@
 import BakeoffCore
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 /// A command-line mistake: reported with the command's usage, exit status 2.
 struct UsageError: Error, CustomStringConvertible {
     var message: String

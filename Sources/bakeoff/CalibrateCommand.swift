@@ -2,6 +2,10 @@ import BakeoffCore
 import BakeoffStatistics
 import Foundation
 import Synchronization
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 
 let calibrateHelp = """
 USAGE: bakeoff calibrate [options]

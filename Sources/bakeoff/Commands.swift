@@ -7,6 +7,10 @@ import BakeoffCore
 import BakeoffStatistics
 import BakeoffStore
 import Foundation
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 
 let usageText = """
 bakeoff — A/B testing for fine-tuned LLMs

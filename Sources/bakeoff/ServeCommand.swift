@@ -5,6 +5,10 @@ import BakeoffCore
 import BakeoffGateway
 import Dispatch
 import Foundation
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 
 let serveHelp = """
 USAGE: bakeoff serve --config FILE [options]

@@ -5,6 +5,10 @@
 #endif
 import BakeoffCore
 import BakeoffStore
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 
 let exportHelp = """
 USAGE: bakeoff export --db PATH [--experiment NAME] [--output FILE|-] [--include-qa]

@@ -4,6 +4,10 @@
 @preconcurrency import Darwin
 #endif
 import Foundation
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 
 /// Writes to standard output in large blocks (the tool prints millions of lines for `assign` and `simulate`).
 final class OutputBuffer {

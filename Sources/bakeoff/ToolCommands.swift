@@ -7,6 +7,10 @@ import BakeoffCore
 import BakeoffGateway
 import Dispatch
 import Foundation
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 
 let mockUpstreamHelp = """
 USAGE: bakeoff mock-upstream --port P [options]

@@ -1,6 +1,10 @@
 import BakeoffCore
 import BakeoffGateway
 import Foundation
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 
 let trafficHelp = """
 USAGE: bakeoff traffic --gateway URL [options]

@@ -5,6 +5,10 @@
 #endif
 import BakeoffCore
 import Foundation
+import BakeoffReport
+import BakeoffSimulation
+import BakeoffHTTP
+import BakeoffDevTools
 
 signal(SIGPIPE, SIG_IGN)
 

@@ -2,6 +2,8 @@ import BakeoffCore
 import BakeoffStatistics
 import Foundation
 import Testing
+import BakeoffReport
+import BakeoffSimulation
 
 // End-to-end check of the metric definitions and statistics against an independent reference
 // (pandas + gbstats + scipy): scripts/reference/analysis_fixture.py generates the event logs in

@@ -1,6 +1,8 @@
 import BakeoffCore
 import Foundation
 import Testing
+import BakeoffReport
+import BakeoffSimulation
 
 // MARK: - Fixture
 

@@ -1,6 +1,8 @@
 import BakeoffCore
 import Foundation
 import Testing
+import BakeoffReport
+import BakeoffSimulation
 
 /// Names that came from clients or logs, printed in reports (issue 9, finding 9).
 @Suite("Client text in reports")

@@ -2,6 +2,9 @@ import BakeoffCore
 import BakeoffStatistics
 import Foundation
 import Testing
+import BakeoffTestSupport
+import BakeoffReport
+import BakeoffSimulation
 
 /// The metric definitions applied the plain way to a list of events, split at the experiment start, for
 /// checking the covariates (CUPED) the aggregator computes.

@@ -2,12 +2,15 @@ import BakeoffCore
 import BakeoffStatistics
 import Foundation
 import Testing
+import BakeoffTestSupport
+import BakeoffReport
+import BakeoffSimulation
 
 /// The plan-driven decision: runtime bounds, guardrail margins, correction and sequential method.
 @Suite("Plan-driven decisions")
 struct DecisionTests {
     static func spec(_ t: VariantBehaviour, users: Int = 3000, days: Int = 14, seed: UInt64 = 5) -> SimulationSpec {
-        var spec = ReportTests.spec(control: VariantBehaviour(), treatment: t, users: users, seed: seed)
+        var spec = Simulated.spec(control: VariantBehaviour(), treatment: t, users: users, seed: seed)
         spec.days = days
         return spec
     }
@@ -22,13 +25,13 @@ struct DecisionTests {
     @Test func shipWaitsForTheMinimumRuntimeInFullWeeks() throws {
         var plan = AnalysisPlan()
         plan.minimumRuntimeDays = 10  // rounded up to 14
-        let early = try ReportTests.report(Self.spec(Self.better, days: 9), plan: plan)
+        let early = try Simulated.report(Self.spec(Self.better, days: 9), plan: plan)
         #expect(early.decision.action == .keepRunning)
         #expect(early.decision.reason.contains("minimum runtime of 14 days"), "\(early.decision.reason)")
         let left = try #require(early.decision.additionalDays)
         #expect(left > 4 && left < 6, "\(left) days left")
         plan.fullWeeks = false
-        let partial = try ReportTests.report(Self.spec(Self.better, days: 12), plan: plan)
+        let partial = try Simulated.report(Self.spec(Self.better, days: 12), plan: plan)
         #expect(partial.decision.action == .ship, "\(partial.decision.reason)")
     }
 
@@ -38,7 +41,7 @@ struct DecisionTests {
         t.escalation = 0.4
         var plan = AnalysisPlan()
         plan.minimumRuntimeDays = 28
-        let r = try ReportTests.report(Self.spec(t, days: 3), plan: plan)
+        let r = try Simulated.report(Self.spec(t, days: 3), plan: plan)
         #expect(r.decision.action == .rollBack)
     }
 
@@ -46,21 +49,21 @@ struct DecisionTests {
         var plan = AnalysisPlan()
         plan.maximumRuntimeDays = 13  // the last event of a 14-day run is shortly before day 14
         plan.minimumRuntimeDays = 7
-        let r = try ReportTests.report(Self.spec(VariantBehaviour(), users: 1500, days: 14), plan: plan)
+        let r = try Simulated.report(Self.spec(VariantBehaviour(), users: 1500, days: 14), plan: plan)
         #expect(r.decision.action == .stopInconclusive, "\(r.decision.reason)")
         #expect(r.decision.reason.contains("maximum runtime"))
         plan.maximumRuntimeDays = 30
-        let running = try ReportTests.report(Self.spec(VariantBehaviour(), users: 1500, days: 14), plan: plan)
+        let running = try Simulated.report(Self.spec(VariantBehaviour(), users: 1500, days: 14), plan: plan)
         #expect(running.decision.action == .keepRunning)
     }
 
     @Test func stopsAsInconclusiveAtThePlannedSampleWithFixedHorizon() throws {
         var plan = AnalysisPlan()
         plan.minimumDetectableEffect = 0.1  // ten points: 3000 users are plenty
-        let r = try ReportTests.report(Self.spec(VariantBehaviour(), users: 3000), plan: plan)
+        let r = try Simulated.report(Self.spec(VariantBehaviour(), users: 3000), plan: plan)
         #expect(r.decision.action == .stopInconclusive, "\(r.decision.reason)")
         plan.method = .sequential  // a sequential test may keep going: no planned sample
-        let s = try ReportTests.report(Self.spec(VariantBehaviour(), users: 3000), plan: plan)
+        let s = try Simulated.report(Self.spec(VariantBehaviour(), users: 3000), plan: plan)
         #expect(s.decision.action == .keepRunning)
     }
 
@@ -118,7 +121,7 @@ struct DecisionTests {
                 var plan = AnalysisPlan()
                 plan.correction = correction
                 plan.method = method
-                let r = try ReportTests.report(Self.spec(Self.better, users: 2500), plan: plan)
+                let r = try Simulated.report(Self.spec(Self.better, users: 2500), plan: plan)
                 let secondary = r.results.filter { $0.metric.role == .secondary && $0.pValue != nil }
                 let raw = secondary.map(\.pValue)
                 // The family also holds quantile metrics that were tested.
@@ -142,9 +145,9 @@ struct DecisionTests {
     @Test func sequentialIntervalsAreWiderAndContainTheFixedOnes() throws {
         var plan = AnalysisPlan()
         plan.correction = .none
-        let fixed = try ReportTests.report(Self.spec(Self.better), plan: plan)
+        let fixed = try Simulated.report(Self.spec(Self.better), plan: plan)
         plan.method = .sequential
-        let sequential = try ReportTests.report(Self.spec(Self.better), plan: plan)
+        let sequential = try Simulated.report(Self.spec(Self.better), plan: plan)
         for f in fixed.results {
             guard let s = sequential.results.first(where: { $0.metric.name == f.metric.name }),
                   let a = f.absoluteInterval, let b = s.absoluteInterval else { continue }
@@ -154,7 +157,7 @@ struct DecisionTests {
     }
 
     @Test func bayesianViewAndPowerNowAreReportedForThePrimary() throws {
-        let r = try ReportTests.report(Self.spec(Self.better))
+        let r = try Simulated.report(Self.spec(Self.better))
         let p = try #require(r.results.first { $0.metric.name == r.primaryMetric })
         let b = try #require(p.bayesian)
         #expect(b.chanceToWin > 0.99)
@@ -195,7 +198,7 @@ struct PlanHistoryTests {
     }
 
     @Test func reportShowsPlanChanges() throws {
-        var r = try ReportTests.report(DecisionTests.spec(DecisionTests.better))
+        var r = try Simulated.report(DecisionTests.spec(DecisionTests.better))
         r.planChanges = [PlanChange(timestamp: 1_764_000_000_000_000, changes: ["alpha: 0.05 → 0.1"])]
         for format in [ReportFormat.table, .markdown, .html, .json] {
             #expect(r.render(format).contains("0.05 → 0.1"), "\(format)")

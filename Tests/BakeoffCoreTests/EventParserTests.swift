@@ -1,5 +1,7 @@
 import BakeoffCore
 import Testing
+import BakeoffReport
+import BakeoffSimulation
 
 /// Parses and returns selected fields as owned values.
 func parsedFields(_ text: String) throws -> [String: String] {

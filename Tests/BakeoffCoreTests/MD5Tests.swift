@@ -1,5 +1,7 @@
 import BakeoffCore
 import Testing
+import BakeoffReport
+import BakeoffSimulation
 
 /// `count` bytes of the pattern `(i * 31 + 7) mod 256`; expected digests came from Python's hashlib.
 private func patternBytes(_ count: Int) -> [UInt8] {

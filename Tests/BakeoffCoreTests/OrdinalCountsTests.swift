@@ -2,6 +2,9 @@ import BakeoffCore
 import BakeoffStatistics
 import Foundation
 import Testing
+import BakeoffTestSupport
+import BakeoffReport
+import BakeoffSimulation
 
 @Suite("Ordinal counts for rank tests")
 struct OrdinalCountsTests {

@@ -1,6 +1,9 @@
 import BakeoffCore
 import Foundation
 import Testing
+import BakeoffTestSupport
+import BakeoffReport
+import BakeoffSimulation
 
 /// Parses one line and returns the view's qa flag.
 private func parsedQA(_ text: String) throws -> Bool {

@@ -2,6 +2,9 @@ import BakeoffCore
 import BakeoffStatistics
 import Foundation
 import Testing
+import BakeoffTestSupport
+import BakeoffReport
+import BakeoffSimulation
 
 /// The clustered quantile summaries computed the plain way, from per-user value lists.
 enum QuantileBruteForce {

@@ -2,6 +2,8 @@ import BakeoffCore
 import BakeoffStatistics
 import Foundation
 import Testing
+import BakeoffReport
+import BakeoffSimulation
 
 // The report's issue-4 numbers against the independent reference of scripts/reference/analysis_fixture.py
 // (gbstats, scipy, statsmodels): sequential tests, multiple-comparison corrections with their intervals,

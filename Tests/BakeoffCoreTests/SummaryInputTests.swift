@@ -2,6 +2,9 @@ import BakeoffCore
 import BakeoffStatistics
 import Foundation
 import Testing
+import BakeoffTestSupport
+import BakeoffReport
+import BakeoffSimulation
 
 /// Writes summary rows as CSV (the columns used, in SummaryColumn order; fields quoted when needed).
 private func summaryCSV(_ rows: [[SummaryColumn: String]]) -> String {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import BakeoffGateway
+import BakeoffHTTP
 
 private func parse(_ s: String, _ endpoint: Endpoint = .chatCompletions) throws(OpenAIError) -> ClientRequest {
     try ClientRequest.parse(Array(s.utf8), endpoint: endpoint)

@@ -1,5 +1,6 @@
 import Testing
 import BakeoffGateway
+import BakeoffHTTP
 
 // MARK: SSE
 

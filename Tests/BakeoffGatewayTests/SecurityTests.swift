@@ -2,6 +2,8 @@ import BakeoffGateway
 import Foundation
 import Synchronization
 import Testing
+import BakeoffCore
+import BakeoffHTTP
 
 @Suite("SHA-256, HMAC and feedback tokens")
 struct SecurityTests {

@@ -1,5 +1,6 @@
 import Testing
 import BakeoffGateway
+import BakeoffHTTP
 
 @Test func librariesAreLinked() {
     #expect(!LibraryVersions.microhttpd.isEmpty)

@@ -3,6 +3,7 @@ import BakeoffStatistics
 import BakeoffStore
 import Foundation
 import Testing
+import BakeoffSimulation
 
 /// `analyze --db` (StoreReader) fills the same new fields as reading the log: quantile estimates.
 @Suite("Aggregating from the event store")

@@ -4,6 +4,8 @@ import CSQLite
 import Foundation
 import Synchronization
 import Testing
+import BakeoffReport
+import BakeoffSimulation
 
 /// Polls `condition` until it holds or `seconds` pass (waiting, not a timing assertion).
 func eventually(_ seconds: Double = 30, _ condition: () -> Bool) -> Bool {

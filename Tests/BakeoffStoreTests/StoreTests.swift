@@ -4,6 +4,8 @@ import CSQLite
 import Foundation
 import Synchronization
 import Testing
+import BakeoffReport
+import BakeoffSimulation
 
 @Test func sqliteIsLinked() { #expect(sqliteVersion.hasPrefix("3.")) }
 

@@ -2,7 +2,7 @@
 
 Starts a mock upstream and a gateway (ports picked free, loopback only), sends paced non-streaming chat
 completions through the official openai client, first with no other connections, then while a slowloris
-process (tests/gateway/slowloris.py) keeps --connections trickling connections open from several loopback
+process (e2e/gateway/slowloris.py) keeps --connections trickling connections open from several loopback
 source addresses. Prints one JSON object: median and p99 latency of each phase, the gateway's RSS and CPU,
 and its connection counters from /metrics.
 
@@ -162,7 +162,7 @@ def main() -> int:
         result["without"] = phase(client, root, gateway.pid, args.seconds, args.rate)
 
         loris_lines: list[str] = []
-        loris = subprocess.Popen([sys.executable, str(REPO / "tests/gateway/slowloris.py"), "--port", str(port),
+        loris = subprocess.Popen([sys.executable, str(REPO / "e2e/gateway/slowloris.py"), "--port", str(port),
                                   "--connections", str(args.connections), "--addresses", args.addresses,
                                   "--duration", str(args.seconds * 3 + 120)],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

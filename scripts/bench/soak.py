@@ -1031,7 +1031,7 @@ def render_markdown(res):
         f"{st['disk_grace']:g} s) and the kill window (kill to restart +{st['kill_grace']:g} s) must succeed. "
         "Raw figures: `out/bench/soak.json`.\n")
     md.append("Reproduce: `BENCH_ONLY=soak make bench` (as root for the tmpfs); `make bench` runs it after the "
-              "other benchmarks; `make test` runs the short version (`tests/gateway/test_soak.py`). Settings: "
+              "other benchmarks; `make test` runs the short version (`e2e/gateway/test_soak.py`). Settings: "
               "`scripts/bench/soak.py --help`.\n")
     return "\n".join(md)
 

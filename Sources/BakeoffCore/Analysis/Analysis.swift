@@ -4,7 +4,7 @@ import BakeoffStatistics
 public enum AnalysisUnit: String, Sendable, CaseIterable {
     /// Users (the randomization unit): ratio of per-user sums, delta method, Welch's t. The default.
     case user
-    /// Every conversation or request as an independent sample, Student's t: the seed's naive test, kept
+    /// Every conversation or request as an independent sample, Student's t: the article's naive test, kept
     /// for comparison; it overstates significance when users have several units.
     case event
 }
@@ -517,13 +517,13 @@ public enum Analysis {
     }
 }
 
-func formatDays(_ d: Double) -> String {
+package func formatDays(_ d: Double) -> String {
     if d < 1 { return "less than a day" }
     if d < 10 { return String(format1(d)) + " days" }
     return "\(Int(d.rounded())) days"
 }
 
-func format1(_ x: Double) -> String {
+package func format1(_ x: Double) -> String {
     let r = (x * 10).rounded() / 10
     return r == r.rounded() ? "\(Int(r)).0" : "\(r)"
 }

@@ -102,7 +102,7 @@ extension Analysis {
     }
 
     /// "+12.3% (bound +17.0% vs margin +15%)".
-    static func guardrailText(_ g: GuardrailCheck, _ metric: Metric) -> String {
+    package static func guardrailText(_ g: GuardrailCheck, _ metric: Metric) -> String {
         let value: (Double) -> String = { g.margin.isRelative ? formatPercent($0) : formatSigned($0, metric) }
         let sign = metric.goal == .down ? 1.0 : -1.0
         return "\(value(g.estimate)), bound \(value(g.bound)) vs margin \(value(sign * g.margin.value))"

@@ -513,7 +513,7 @@ public func parseTime(_ text: String) -> Int64? {
 }
 
 /// Microseconds since the epoch for an RFC 3339 time, or nil when the text is not one.
-func parseRFC3339(_ s: UnsafeRawBufferPointer) -> Int64? {
+package func parseRFC3339(_ s: UnsafeRawBufferPointer) -> Int64? {
     let n = s.count
     guard n >= 19 else { return nil }
     func digits(_ at: Int, _ count: Int) -> Int? {
@@ -570,7 +570,7 @@ private func daysIn(month: Int, year: Int) -> Int {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+package func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
     let y = month <= 2 ? year - 1 : year
     let era = (y >= 0 ? y : y - 399) / 400
     let yoe = y - era * 400

@@ -145,7 +145,7 @@ public struct Metric: Sendable, Equatable {
         return spaced.prefix(1).uppercased() + spaced.dropFirst()
     }
 
-    /// The metrics of the seed's list, with the definitions of the README.
+    /// The metrics of the article's list, with the definitions of the README.
     public static let builtIn: [Metric] = [
         Metric(name: "task_completion", title: "Task completion", level: .conversation, kind: .proportion, goal: .up,
                role: .primary, source: .feedback("task_completed")),

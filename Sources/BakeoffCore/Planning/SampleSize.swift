@@ -22,7 +22,7 @@ public struct SampleSizeQuestion: Sendable {
     }
 }
 
-/// Users needed per group, by the seed's method: Student t-test power with the noncentral t, solved exactly.
+/// Users needed per group, by the article's method: Student t-test power with the noncentral t, solved exactly.
 public struct SampleSize: Sendable, Equatable {
     public var controlN: Int
     public var treatmentN: Int

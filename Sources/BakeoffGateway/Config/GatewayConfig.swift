@@ -1,5 +1,6 @@
 import Foundation
 import BakeoffCore
+import BakeoffHTTP
 
 /// The configuration of `bakeoff serve`: where to listen, where to store events, and the experiments the
 /// gateway routes (each a model alias split between upstream OpenAI-compatible servers).

@@ -1,5 +1,6 @@
 import Foundation
 import BakeoffCore
+import BakeoffHTTP
 
 /// Problems found so far (shared by the readers of nested objects).
 final class ConfigProblems {

@@ -1,5 +1,6 @@
 import Foundation
 import BakeoffCore
+import BakeoffHTTP
 
 /// The order of keys in a JSON document, which `JSONDecoder` does not keep (it decodes objects into
 /// dictionaries). Used where order matters to the gateway: upstream headers and sampling parameters are

@@ -2,6 +2,7 @@ import BakeoffCore
 import BakeoffStore
 import Foundation
 import Synchronization
+import BakeoffHTTP
 
 /// The body of `POST /v1/feedback`.
 struct FeedbackBody: Decodable {

@@ -2,6 +2,8 @@ import BakeoffCore
 import BakeoffStore
 import Foundation
 import Synchronization
+import BakeoffHTTP
+import BakeoffReport
 
 /// `bakeoff serve`: an OpenAI-compatible gateway that assigns each user to a variant for good, forwards the
 /// request to that variant's upstream, measures it, logs it to the embedded store, and takes feedback.
@@ -69,6 +71,7 @@ public final class Gateway: @unchecked Sendable {
         options.idleTimeoutMs = config.limits.idleTimeoutMs
         options.memoryBudgetBytes = config.limits.memoryBudgetBytes
         options.onRefusal = { [metrics] status in metrics.recordRejected(status: status) }
+        options.refusalResponse = OpenAIError.refusal
         server = HTTPServer(options: options) { [unowned self] exchange in self.handle(exchange) }
     }
 
@@ -361,25 +364,6 @@ enum RequestID {
     static func hex(_ v: UInt64, _ digits: Int) -> String {
         let s = String(v, radix: 16)
         return String(repeating: "0", count: max(0, digits - s.count)) + s
-    }
-}
-
-enum MonotonicClock {
-    /// Nanoseconds on the monotonic clock.
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-
-    static func milliseconds(since start: UInt64) -> Double { Double(now() &- start) / 1e6 }
-}
-
-enum WallClock {
-    static func microseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import BakeoffHTTP
 
 /// The gateway's counters and histograms, rendered in the Prometheus text format for `GET /metrics`.
 public final class GatewayMetrics: Sendable {

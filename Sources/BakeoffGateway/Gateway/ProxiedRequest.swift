@@ -1,5 +1,6 @@
 import BakeoffCore
 import Synchronization
+import BakeoffHTTP
 
 /// One client request on its way through an upstream and back: forwards the answer (streamed chunks as
 /// they arrive), measures latency, time to first token and tokens, and writes the request's event once.

@@ -1,3 +1,4 @@
+import BakeoffHTTP
 /// What the gateway needs to know of a client's request body; `parse` validates that the body is one JSON
 /// object with the fields the endpoint requires.
 ///

@@ -1,3 +1,4 @@
+import BakeoffHTTP
 /// A syntax error: what went wrong and the 0-based byte offset where it did.
 struct JSONSyntaxError: Error {
     var offset: Int

@@ -1,4 +1,5 @@
 import BakeoffCore
+import BakeoffHTTP
 
 /// The two OpenAI-compatible endpoints the gateway proxies.
 public enum Endpoint: Sendable, Equatable, Hashable {
@@ -116,5 +117,34 @@ public struct OpenAIError: Error, Sendable, Equatable {
     /// 500: a bug or an unexpected state in the gateway.
     public static func internalError(_ message: String) -> OpenAIError {
         OpenAIError(status: 500, message: message, type: "server_error", code: "internal_error")
+    }
+}
+
+extension OpenAIError {
+    /// 503: the gateway's memory budget has no room for the request now; retry shortly.
+    public static func overBudget(limit: Int) -> OpenAIError {
+        OpenAIError(status: 503, message: "the gateway is busy: requests in progress fill its memory budget of \(limit) bytes; retry in a moment",
+                    type: "server_error", code: "over_capacity")
+    }
+
+    /// Sent with `overBudget`: when to retry (seconds); OpenAI's SDKs wait that long before their retry.
+    public static let overBudgetHeaders = [("Retry-After", "1")]
+
+    /// 503 while the gateway stops.
+    public static let shuttingDown = OpenAIError(status: 503, message: "the gateway is shutting down", type: "server_error", code: "shutting_down")
+
+    /// The HTTP server's own refusals in OpenAI's error shape; a stream cut off at shutdown ends with an error event.
+    @Sendable public static func refusal(_ refusal: HTTPRefusal) -> HTTPRefusalResponse {
+        let json = [("Content-Type", "application/json")]
+        switch refusal {
+        case .shuttingDown:
+            return HTTPRefusalResponse(headers: json, body: shuttingDown.body, streamEnding: shuttingDown.sseEvent)
+        case .badRequest(let message):
+            return HTTPRefusalResponse(headers: json, body: badRequest(message).body)
+        case .payloadTooLarge(let limit):
+            return HTTPRefusalResponse(headers: json, body: payloadTooLarge(limit: limit).body)
+        case .overBudget(let limit):
+            return HTTPRefusalResponse(headers: json + overBudgetHeaders, body: overBudget(limit: limit).body)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import BakeoffCore
+import BakeoffHTTP
 /// Token counts of one completion: `prompt_tokens` and `completion_tokens`.
 public struct TokenUsage: Sendable, Equatable {
     public var input: Int

@@ -1,3 +1,4 @@
+import BakeoffHTTP
 /// Splits an upstream's server-sent-events byte stream into events, whatever the chunk boundaries.
 ///
 /// An event ends with a blank line; lines end with `\n`, `\r\n` or `\r`. Complete events inside one fed chunk

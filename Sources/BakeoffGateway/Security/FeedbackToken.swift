@@ -1,3 +1,4 @@
+import BakeoffHTTP
 /// A signed feedback token: lets an app send feedback straight from a browser without holding a client key.
 ///
 /// Every proxied response carries one (`x-bakeoff-feedback-token`). It names the request, its user and an

@@ -1,3 +1,4 @@
+import BakeoffHTTP
 /// SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104), for signing feedback tokens.
 ///
 /// Why our own: the toolchain has no crypto module on Linux and no package can be fetched; both are short,

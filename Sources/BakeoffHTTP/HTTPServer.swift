@@ -1,0 +1,763 @@
+import CMicroHTTPD
+import CMicroHTTPDSupport
+import Foundation
+import Synchronization
+import BakeoffCore
+
+/// An HTTP/1.1 server on libmicrohttpd: a small pool of poll threads; a request waiting for its upstream is
+/// suspended, so a few threads carry hundreds of concurrent requests and streams.
+///
+/// The handler is called once per request, when its whole body has arrived, on a server thread. It answers
+/// through the `HTTPExchange`, right away or later from any thread (`respond`, or `startStream` then `write`
+/// and `finish`).
+public final class HTTPServer: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var host: String = "127.0.0.1"
+        /// 0 picks a free port (see `port` after start).
+        public var port: UInt16 = 0
+        public var threads: Int = 2
+        /// Bodies above this get 413 before they are read.
+        public var maxBodyBytes: Int = 10 << 20
+        /// A connection's request headers must be in within this of its opening (see `ConnectionDeadlines`).
+        public var headerTimeoutMs: Int = 10_000
+        /// A request's whole body must be in within this of its headers.
+        public var bodyTimeoutMs: Int = 30_000
+        /// A connection with no traffic either way for this long is closed (kept-alive ones between requests).
+        public var idleTimeoutMs: Int = 75_000
+        /// Connections open at once; more wait in the listen backlog. Checked against the open-files limit.
+        public var maxConnections: Int = 16_384
+        /// When the open-files limit cannot take `maxConnections`: accept fewer and say so (true), or refuse
+        /// to start (false, for a limit the operator set).
+        public var lowerConnectionsToFit = true
+        /// Connections one client address may have open at once; 0 for no limit, nil for the default: none on
+        /// a loopback listener (its clients all share loopback addresses), else a quarter of the connections.
+        public var maxConnectionsPerAddress: Int? = nil
+        /// Bytes all requests together may buffer (bodies, stream buffers, upstream answers); requests that
+        /// would need more get 503 with Retry-After.
+        public var memoryBudgetBytes: Int = 256 << 20
+        public var eventLoop: EventLoop = .epoll
+        /// Told the status of each request the server refuses itself (413, 503 over the budget).
+        public var onRefusal: (@Sendable (_ status: Int) -> Void)? = nil
+        /// How the server's own refusals read: the application's error shape (the gateway's is OpenAI's).
+        public var refusalResponse: @Sendable (HTTPRefusal) -> HTTPRefusalResponse = HTTPRefusalResponse.plainText
+        public init() {}
+    }
+
+    /// How libmicrohttpd's threads wait for their sockets.
+    public enum EventLoop: Sendable {
+        /// Work in proportion to the sockets that are ready.
+        case epoll
+        /// Every wait lists every open connection.
+        case poll
+    }
+
+    public typealias Handler = @Sendable (HTTPExchange) -> Void
+
+    public let options: Options
+    /// The bound port (useful when `options.port` was 0).
+    public private(set) var port: UInt16 = 0
+    let handler: Handler
+    private var daemon: OpaquePointer?
+    /// Requests accepted and not yet completed (for a graceful stop).
+    let inFlight = Atomic<Int>(0)
+    /// The exchanges in flight, so a stop can wake suspended ones (libmicrohttpd aborts if any remain).
+    let live = Mutex<[ObjectIdentifier: HTTPExchange]>([:])
+    let stopped = Atomic<Bool>(false)
+    private var watcher: Thread?
+    /// Buffered bytes of all requests together.
+    public let budget: ByteBudget
+    /// Open connections and their deadlines.
+    let deadlines: ConnectionDeadlines
+    /// libmicrohttpd's messages, with refused connections counted.
+    let log = HTTPLog()
+    /// Connections accepted at once, after fitting `options.maxConnections` to the open-files limit.
+    public private(set) var maxConnections = 0
+    /// Connections one address may have open (0: no limit).
+    public private(set) var maxConnectionsPerAddress = 0
+    /// What the start had to say to the operator (e.g. fewer connections than asked for); one line each.
+    public private(set) var notes: [String] = []
+
+    public init(options: Options, handler: @escaping Handler) {
+        self.options = options
+        self.handler = handler
+        budget = ByteBudget(limit: options.memoryBudgetBytes)
+        deadlines = ConnectionDeadlines(headerTimeoutMs: options.headerTimeoutMs, bodyTimeoutMs: options.bodyTimeoutMs,
+                                        idleTimeoutMs: options.idleTimeoutMs)
+    }
+
+    deinit { stop(graceSeconds: 0) }
+
+    /// Connections open now.
+    public var openConnections: Int { deadlines.open }
+    /// Connections closed so far for sending their headers too slowly.
+    public var headerTimeouts: Int { deadlines.closedInHeaders }
+    /// Connections closed so far for sending their body too slowly.
+    public var bodyTimeouts: Int { deadlines.closedInBody }
+    /// Connections refused so far at `maxConnections` or the per-address limit.
+    public var refusedConnections: Int { log.refusedConnections }
+
+    /// Raises the open-files limit, binds and starts serving; throws with the address when it cannot, or
+    /// when `maxConnections` does not fit the open-files limit and may not be lowered.
+    public func start() throws(HTTPServerError) {
+        let files = OpenFiles.raiseToHard()
+        switch OpenFiles.fit(requested: options.maxConnections, lowerIfNeeded: options.lowerConnectionsToFit, openFiles: files) {
+        case .success(let fitted):
+            maxConnections = fitted.connections
+            if let note = fitted.note { notes.append(note) }
+        case .failure(let error):
+            throw error
+        }
+        maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? (Self.isLoopback(options.host) ? 0 : max(1, maxConnections / 4))
+        log.limitsText = "max_connections \(maxConnections), max_connections_per_address \(maxConnectionsPerAddress == 0 ? "off" : String(maxConnectionsPerAddress))"
+
+        let fd = try Self.bind(host: options.host, port: options.port)
+        port = Self.boundPort(fd)
+
+        // epoll by default: with thousands of idle or trickling connections, poll lists them all at every
+        // wake-up (see README, "Limits that protect it", for the measurements). epoll in libmicrohttpd 0.9.75
+        // can miss a client that closes after part of a request; the sweep finds those (ConnectionDeadlines).
+        let loop = options.eventLoop == .epoll ? MHD_USE_EPOLL.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue : MHD_USE_POLL_INTERNAL_THREAD.rawValue
+        let flags = loop | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let logContext = Unmanaged.passUnretained(log).toOpaque()
+        var args: [CVarArg] = [
+            // The logger first, so that no message goes to libmicrohttpd's own.
+            CInt(MHD_OPTION.EXTERNAL_LOGGER.rawValue), unsafeBitCast(httpLogMessage as MHD_LogCallback, to: OpaquePointer.self), OpaquePointer(logContext),
+            CInt(MHD_OPTION.LISTEN_SOCKET.rawValue), fd,
+            CInt(MHD_OPTION.NOTIFY_COMPLETED.rawValue), unsafeBitCast(httpRequestCompleted as MHD_RequestCompletedCallback, to: OpaquePointer.self), OpaquePointer(me),
+            CInt(MHD_OPTION.NOTIFY_CONNECTION.rawValue), unsafeBitCast(httpConnectionChanged as MHD_NotifyConnectionCallback, to: OpaquePointer.self), OpaquePointer(me),
+            CInt(MHD_OPTION.CONNECTION_TIMEOUT.rawValue), CUnsignedInt(max(1, (options.idleTimeoutMs + 999) / 1000)),
+            CInt(MHD_OPTION.CONNECTION_LIMIT.rawValue), CUnsignedInt(maxConnections),
+            CInt(MHD_OPTION.PER_IP_CONNECTION_LIMIT.rawValue), CUnsignedInt(maxConnectionsPerAddress),
+        ]
+        // One thread is the daemon's own; a pool of one would only draw a warning.
+        if options.threads > 1 { args += [CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(options.threads)] }
+        args.append(CInt(MHD_OPTION.END.rawValue))
+        daemon = withVaList(args) { va in
+            MHD_start_daemon_va(flags, 0, nil, nil, httpAccessHandler, me, va)
+        }
+        if daemon == nil {
+            close(fd)
+            throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
+        }
+        let watcher = Thread { [weak self] in
+            var tick = 0
+            while let server = self, !server.stopped.load(ordering: .relaxed) {
+                // Connections waiting for headers can be thousands (idle or slowloris): looked at once a second.
+                server.deadlines.sweep(watchHeaders: tick % 10 == 0)
+                server.noticeDepartedClients()
+                tick += 1
+                usleep(100_000)
+            }
+        }
+        watcher.name = "bakeoff-http-watch"
+        watcher.start()
+        self.watcher = watcher
+    }
+
+    /// libmicrohttpd does not watch suspended connections, so a client that hangs up while its request waits
+    /// for an upstream would go unnoticed until the answer is written. This looks at their sockets (every
+    /// 100 ms) and reports a closed one through `onClientGone`, so the upstream call is cancelled at once.
+    func noticeDepartedClients() {
+        let waiting = live.withLock { $0.values.filter { $0.isSuspended } }
+        guard !waiting.isEmpty else { return }
+        var fds: [pollfd] = []
+        var owners: [HTTPExchange] = []
+        for exchange in waiting {
+            let fd = exchange.state.withLock { s in s.suspended && !s.closed ? bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(exchange.connection)) : -1 }
+            guard fd >= 0 else { continue }
+            fds.append(pollfd(fd: fd, events: pollReadHangUp, revents: 0))
+            owners.append(exchange)
+        }
+        guard !fds.isEmpty, poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
+        for (i, p) in fds.enumerated() where p.revents & (pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+            owners[i].clientDeparted()
+        }
+    }
+
+    /// Stops accepting, waits up to `graceSeconds` for requests in flight to finish, then stops.
+    public func stop(graceSeconds: Double) {
+        guard let daemon, !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let fd = MHD_quiesce_daemon(daemon)
+        if fd >= 0 { close(fd) }
+        let deadline = Date().addingTimeInterval(graceSeconds)
+        while inFlight.load(ordering: .acquiring) > 0 && Date() < deadline { usleep(5_000) }
+        // Whatever is still waiting ends now: 503 for an unanswered request, an aborted stream otherwise.
+        let shuttingDown = options.refusalResponse(.shuttingDown)
+        for exchange in live.withLock({ Array($0.values) }) { exchange.abandon(shuttingDown) }
+        let hardDeadline = Date().addingTimeInterval(2)
+        while !live.withLock({ $0.isEmpty }) && Date() < hardDeadline { usleep(2_000) }
+        MHD_stop_daemon(daemon)
+        self.daemon = nil
+    }
+
+    /// Requests accepted and not yet answered completely.
+    public var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
+    /// Whether `host` is a loopback address, whose clients are all on this machine (a local proxy, sidecars,
+    /// tests): limiting them per address would limit them all together.
+    package static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host.hasPrefix("127.")
+    }
+
+    /// A port that was free a moment ago (bound, then closed): for tests and tools that need one.
+    public static func reserveClosedPort() throws(HTTPServerError) -> UInt16 {
+        let fd = try bind(host: "127.0.0.1", port: 0)
+        defer { close(fd) }
+        return boundPort(fd)
+    }
+
+    static func boundPort(_ fd: Int32) -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    static func bind(host: String, port: UInt16) throws(HTTPServerError) -> Int32 {
+        let name = host == "localhost" ? "127.0.0.1" : host
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, name, &address.sin_addr) == 1 else {
+            throw HTTPServerError(message: "listen address \(host):\(port): not an IPv4 address")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw HTTPServerError(message: "cannot create a socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound != 0 {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw HTTPServerError(message: "cannot listen on \(host):\(port): \(reason)")
+        }
+        if listen(fd, 4096) != 0 {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw HTTPServerError(message: "cannot listen on \(host):\(port): \(reason)")
+        }
+        return fd
+    }
+}
+
+/// POLLRDHUP (Linux): the peer closed its end; Glibc exports it only under _GNU_SOURCE.
+private let pollReadHangUp: Int16 = 0x2000
+
+/// What a request still waiting at shutdown gets.
+/// A request the server answers itself, before or instead of the handler.
+public enum HTTPRefusal: Sendable, Equatable {
+    /// The server is stopping (503).
+    case shuttingDown
+    /// The request's framing is malformed (400), e.g. Content-Length headers that differ.
+    case badRequest(String)
+    /// The body is over the server's limit (413).
+    case payloadTooLarge(limit: Int)
+    /// The memory budget has no room for the body now (503, retry shortly).
+    case overBudget(limit: Int)
+
+    public var status: Int {
+        switch self {
+        case .shuttingDown, .overBudget: 503
+        case .badRequest: 400
+        case .payloadTooLarge: 413
+        }
+    }
+}
+
+/// What a refusal sends: its headers and body, and what ends a stream cut off by shutdown.
+public struct HTTPRefusalResponse: Sendable {
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+    /// Appended to an event stream that is cut off at shutdown, so the client reads why.
+    public var streamEnding: [UInt8]
+
+    public init(headers: [(String, String)], body: [UInt8], streamEnding: [UInt8] = []) {
+        self.headers = headers
+        self.body = body
+        self.streamEnding = streamEnding
+    }
+
+    /// A plain-text refusal, for servers that have no error shape of their own.
+    public static let plainText: @Sendable (HTTPRefusal) -> HTTPRefusalResponse = { refusal in
+        let text: String
+        switch refusal {
+        case .shuttingDown: text = "the server is shutting down"
+        case .badRequest(let message): text = message
+        case .payloadTooLarge(let limit): text = "the request body is over the limit of \(limit) bytes"
+        case .overBudget(let limit): text = "the server is busy: requests in progress fill its memory budget of \(limit) bytes; retry in a moment"
+        }
+        let retry: [(String, String)] = refusal.status == 503 ? [("Retry-After", "1")] : []
+        return HTTPRefusalResponse(headers: [("Content-Type", "text/plain; charset=utf-8")] + retry, body: Array((text + "\n").utf8))
+    }
+}
+
+public struct HTTPServerError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// A request as the handler sees it.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The path without the query string.
+    public var path: String
+    public var query: [String: String]
+    /// Header names lower-cased, in arrival order.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    /// The first header of that name (case-insensitive).
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name == lower }?.value
+    }
+}
+
+/// One request and its answer; safe to answer from any thread, once.
+public final class HTTPExchange: @unchecked Sendable {
+    public internal(set) var request: HTTPRequest
+    /// Called once if the client goes away before the answer is complete (from a server thread).
+    public var onClientGone: (@Sendable () -> Void)? {
+        get { state.withLock { $0.onClientGone } }
+        set { state.withLock { $0.onClientGone = newValue } }
+    }
+
+    enum Phase { case receiving, handling, answered, streaming, done }
+    struct State {
+        var phase: Phase = .receiving
+        /// The connection is suspended, waiting for an answer or for stream data.
+        var suspended = false
+        /// The connection is gone: never touch it again.
+        var closed = false
+        var status = 200
+        var headers: [(String, String)] = []
+        var body: [UInt8] = []
+        var bodyOffset = 0
+        var streamFinished = false
+        var streamFailed = false
+        var responseQueued = false
+        var onClientGone: (@Sendable () -> Void)?
+    }
+
+    let state = Mutex(State())
+    let connection: OpaquePointer
+    /// The connection's deadlines (nil if libmicrohttpd gave none).
+    let entry: ConnectionDeadlines.Entry?
+    package let budget: ByteBudget
+    /// Bytes charged to `budget` for this exchange, given back as they are freed or when it completes.
+    let charged = Atomic<Int>(0)
+    var bodyTooLarge = false
+    var overBudget = false
+    var receivedBytes = 0
+    /// Body bytes charged to the budget so far (as they arrived).
+    var bodyCharged = 0
+
+    init(connection: OpaquePointer, request: HTTPRequest, entry: ConnectionDeadlines.Entry?, budget: ByteBudget) {
+        self.connection = connection
+        self.request = request
+        self.entry = entry
+        self.budget = budget
+    }
+
+    /// Charges `bytes` this exchange buffers (e.g. an upstream's answer) to the server's memory budget until
+    /// the exchange completes; false, with nothing charged, when the budget has no room for them or the
+    /// exchange is over.
+    public func reserveBuffer(_ bytes: Int) -> Bool {
+        // Under the state lock: a charge made before `complete` is given back by `releaseBuffers` after it.
+        state.withLock { s in
+            guard !s.closed, budget.tryReserve(bytes) else { return false }
+            charged.add(bytes, ordering: .relaxed)
+            return true
+        }
+    }
+
+    /// Gives back what is still charged (the exchange is over).
+    func releaseBuffers() {
+        budget.release(charged.exchange(0, ordering: .relaxed))
+    }
+
+    /// Answers with a complete response.
+    public func respond(status: Int, headers: [(String, String)], body: [UInt8]) {
+        state.withLock { s in
+            guard s.phase == .handling || s.phase == .receiving else { return }
+            s.phase = .answered
+            s.status = status
+            s.headers = headers
+            s.body = body
+            resumeIfSuspended(&s)
+        }
+    }
+
+    /// Starts a streamed response (chunked, e.g. server-sent events); then `write` and `finish`.
+    public func startStream(status: Int, headers: [(String, String)]) {
+        state.withLock { s in
+            guard s.phase == .handling else { return }
+            s.phase = .streaming
+            s.status = status
+            s.headers = headers
+            resumeIfSuspended(&s)
+        }
+    }
+
+    /// Stream bytes a client may leave unread before its stream is aborted (memory stays bounded).
+    public static let maxBufferedBytes = 8 << 20
+    /// Unread stream bytes that need no room in the memory budget: a stream whose client keeps up is never
+    /// cut off because others fill the budget; one that lags further needs room, or is aborted.
+    public static let unbudgetedStreamBytes = 64 << 10
+
+    /// Appends bytes to a started stream; false when the client is gone, or reads so slowly that more than
+    /// `maxBufferedBytes` would wait for it (the stream is then aborted).
+    @discardableResult
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        state.withLock { s in
+            guard s.phase == .streaming, !s.closed, !s.streamFinished else { return false }
+            let backlog = s.body.count - s.bodyOffset + bytes.count
+            var fits = backlog <= Self.maxBufferedBytes
+            if fits && !budget.tryReserve(bytes.count) {
+                if backlog <= Self.unbudgetedStreamBytes { budget.reserve(bytes.count) } else { fits = false }
+            }
+            guard fits else {
+                s.streamFinished = true
+                s.streamFailed = true
+                resumeIfSuspended(&s)
+                return false
+            }
+            charged.add(bytes.count, ordering: .relaxed)
+            if s.bodyOffset > 0 && s.bodyOffset == s.body.count {
+                s.body.removeAll(keepingCapacity: true)
+                s.bodyOffset = 0
+            }
+            s.body.append(contentsOf: bytes)
+            resumeIfSuspended(&s)
+            return true
+        }
+    }
+
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { write($0) } }
+
+    /// Ends a started stream; `failed` aborts the connection instead of ending the chunked body cleanly.
+    public func finish(failed: Bool = false) {
+        state.withLock { s in
+            guard s.phase == .streaming, !s.streamFinished else { return }
+            s.streamFinished = true
+            s.streamFailed = failed
+            resumeIfSuspended(&s)
+        }
+    }
+
+    var isSuspended: Bool { state.withLock { $0.suspended } }
+
+    /// The client hung up while the connection was suspended: tell the handler once.
+    func clientDeparted() {
+        let gone = state.withLock { s -> (@Sendable () -> Void)? in
+            guard s.suspended, !s.closed else { return nil }
+            let callback = s.onClientGone
+            s.onClientGone = nil
+            return callback
+        }
+        gone?()
+    }
+
+    /// Ends the exchange at shutdown: 503 if unanswered, an aborted stream if streaming.
+    func abandon(_ shuttingDown: HTTPRefusalResponse) {
+        state.withLock { s in
+            switch s.phase {
+            case .receiving, .handling:
+                s.phase = .answered
+                s.status = 503
+                s.headers = shuttingDown.headers
+                s.body = shuttingDown.body
+            case .streaming:
+                // An event stream ends with what the application says clients understand.
+                if !shuttingDown.streamEnding.isEmpty,
+                   s.headers.contains(where: { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("text/event-stream") }) {
+                    s.body += shuttingDown.streamEnding
+                    budget.reserve(shuttingDown.streamEnding.count)
+                    charged.add(shuttingDown.streamEnding.count, ordering: .relaxed)
+                } else {
+                    s.streamFailed = true
+                }
+                s.streamFinished = true
+            case .answered, .done:
+                break
+            }
+            resumeIfSuspended(&s)
+        }
+    }
+
+    private func resumeIfSuspended(_ s: inout State) {
+        if s.suspended && !s.closed {
+            s.suspended = false
+            MHD_resume_connection(connection)
+        }
+    }
+
+    /// Queues the answer if there is one, else suspends. Called on the server thread in the access handler.
+    func queueOrSuspend() -> MHD_Result {
+        state.withLock { s in
+            switch s.phase {
+            case .answered:
+                guard !s.responseQueued else { return .YES }
+                s.responseQueued = true
+                let response = s.body.withUnsafeMutableBytes {
+                    MHD_create_response_from_buffer($0.count, $0.baseAddress, .RESPMEM_MUST_COPY)
+                }
+                addHeaders(response, s.headers)
+                let result = MHD_queue_response(connection, UInt32(s.status), response)
+                MHD_destroy_response(response)
+                s.body = []
+                return result
+            case .streaming:
+                guard !s.responseQueued else { return .YES }
+                s.responseQueued = true
+                let me = Unmanaged.passUnretained(self).toOpaque()
+                let response = MHD_create_response_from_callback(UInt64.max, 16 * 1024, httpStreamReader, me, nil)
+                addHeaders(response, s.headers)
+                let result = MHD_queue_response(connection, UInt32(s.status), response)
+                MHD_destroy_response(response)
+                return result
+            case .receiving, .handling, .done:
+                s.suspended = true
+                MHD_suspend_connection(connection)
+                return .YES
+            }
+        }
+    }
+
+    /// Copies queued stream bytes into libmicrohttpd's buffer, or suspends until there are some.
+    func readStream(into buffer: UnsafeMutablePointer<CChar>, max: Int) -> Int {
+        state.withLock { s in
+            let available = s.body.count - s.bodyOffset
+            if available > 0 {
+                let n = min(available, max)
+                s.body.withUnsafeBytes { raw in
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + s.bodyOffset, byteCount: n)
+                }
+                s.bodyOffset += n
+                charged.subtract(n, ordering: .relaxed)
+                budget.release(n)
+                return n
+            }
+            if s.streamFinished { return s.streamFailed ? -2 : -1 }
+            s.suspended = true
+            MHD_suspend_connection(connection)
+            return 0
+        }
+    }
+
+    /// The request is over (answered, failed or abandoned); returns `onClientGone` when the answer did not
+    /// reach the client, to run outside the lock.
+    func complete(delivered: Bool) -> (@Sendable () -> Void)? {
+        state.withLock { s in
+            s.closed = true
+            let finishedStream = s.phase == .streaming && s.streamFinished && s.bodyOffset == s.body.count
+            let answered = s.phase == .answered && s.responseQueued
+            let ok = delivered && (answered || finishedStream)
+            let gone = ok ? nil : s.onClientGone
+            s.onClientGone = nil
+            s.phase = .done
+            return gone
+        }
+    }
+}
+
+private func addHeaders(_ response: OpaquePointer?, _ headers: [(String, String)]) {
+    for (name, value) in headers { _ = MHD_add_response_header(response, name, value) }
+}
+
+// C callbacks live outside main.swift as global functions (see the notes on Swift 6 and C callbacks).
+
+private func collectHeader(_ cls: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
+    guard let cls, let key else { return .YES }
+    let list = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
+    list.pointee.append((String(cString: key).lowercased(), value.map { String(cString: $0) } ?? ""))
+    return .YES
+}
+
+private func collectArgument(_ cls: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
+    guard let cls, let key else { return .YES }
+    let map = cls.assumingMemoryBound(to: [String: String].self)
+    map.pointee[String(cString: key)] = value.map { String(cString: $0) } ?? ""
+    return .YES
+}
+
+private func httpAccessHandler(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ url: UnsafePointer<CChar>?,
+    _ method: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?, _ uploadData: UnsafePointer<CChar>?,
+    _ uploadSize: UnsafeMutablePointer<Int>?, _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let cls, let connection, let context, let uploadSize else { return .NO }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    if context.pointee == nil {
+        // First call: headers only. Set up the exchange; answering here would make libmicrohttpd close
+        // keep-alive connections, so the answer waits for a later call.
+        var headers: [(name: String, value: String)] = []
+        _ = withUnsafeMutablePointer(to: &headers) { MHD_get_connection_values(connection, .HEADER_KIND, collectHeader, $0) }
+        var query: [String: String] = [:]
+        _ = withUnsafeMutablePointer(to: &query) { MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, collectArgument, $0) }
+        let request = HTTPRequest(
+            method: method.map { String(cString: $0) } ?? "GET",
+            path: url.map { String(cString: $0) } ?? "/",
+            query: query, headers: headers, body: []
+        )
+        let entry = connectionEntry(connection)
+        if let entry { server.deadlines.headersReceived(entry) }
+        let exchange = HTTPExchange(connection: connection, request: request, entry: entry, budget: server.budget)
+        server.inFlight.add(1, ordering: .relaxed)
+        server.live.withLock { $0[ObjectIdentifier(exchange)] = exchange }
+        context.pointee = Unmanaged.passRetained(exchange).toOpaque()
+        if server.stopped.load(ordering: .relaxed) {
+            // Stopping: a new request on a kept-alive connection is refused and the connection closed.
+            exchange.state.withLock { $0.phase = .handling }
+            let refusal = server.options.refusalResponse(.shuttingDown)
+            exchange.respond(status: 503, headers: refusal.headers + [("Connection", "close")], body: refusal.body)
+            return exchange.queueOrSuspend()
+        }
+        // One Content-Length, a plain non-negative number: two that differ are how requests get smuggled past
+        // a proxy that reads the other one.
+        let lengths = Set(request.headers.filter { $0.name == "content-length" }.map(\.value))
+        if lengths.count > 1 || lengths.contains(where: { v in v.isEmpty || v.utf8.count > 18 || !v.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }) {
+            exchange.bodyTooLarge = true  // the body is not read: the connection is closed after the answer
+            exchange.state.withLock { $0.phase = .handling }
+            server.options.onRefusal?(400)
+            let refusal = server.options.refusalResponse(.badRequest(lengths.count > 1 ? "the request has several Content-Length headers that differ" : "Content-Length must be a non-negative whole number"))
+            exchange.respond(status: 400, headers: refusal.headers + [("Connection", "close")], body: refusal.body)
+            return exchange.queueOrSuspend()
+        }
+        let declared = lengths.first.flatMap(Int.init) ?? 0
+        if declared > server.options.maxBodyBytes {
+            // Refuse before reading; libmicrohttpd then closes the connection, which is what we want here.
+            exchange.bodyTooLarge = true
+            exchange.state.withLock { $0.phase = .handling }
+            respondTooLarge(exchange, server)
+            return exchange.queueOrSuspend()
+        }
+        if declared > 0 {
+            // A body is charged to the memory budget as its bytes arrive, not on its declared length: a client
+            // that declares large bodies and sends nothing must not hold the budget every other client needs.
+            guard server.budget.hasRoom(for: min(declared, 64 << 10)) else {
+                exchange.overBudget = true
+                exchange.state.withLock { $0.phase = .handling }
+                respondOverBudget(exchange, server)
+                return exchange.queueOrSuspend()
+            }
+            exchange.request.body.reserveCapacity(min(declared, 64 << 10))
+        }
+        return .YES
+    }
+    let exchange = Unmanaged<HTTPExchange>.fromOpaque(context.pointee!).takeUnretainedValue()
+    if uploadSize.pointee > 0 {
+        let n = uploadSize.pointee
+        uploadSize.pointee = 0
+        exchange.receivedBytes += n
+        if exchange.receivedBytes > server.options.maxBodyBytes {
+            // Refuse now rather than read (and drop) a body without end; the connection is then closed.
+            exchange.request.body = []
+            guard !exchange.bodyTooLarge else { return .YES }
+            exchange.bodyTooLarge = true
+            exchange.state.withLock { $0.phase = .handling }
+            respondTooLarge(exchange, server)
+            return exchange.queueOrSuspend()
+        }
+        if exchange.overBudget { return .YES }
+        if exchange.receivedBytes > exchange.bodyCharged {
+            // A body is charged as it arrives. Without room, the rest is read and dropped (libmicrohttpd
+            // cannot answer in the middle of a body), then answered 503.
+            let more = exchange.receivedBytes - exchange.bodyCharged
+            guard exchange.reserveBuffer(more) else {
+                exchange.overBudget = true
+                exchange.request.body = []
+                exchange.releaseBuffers()
+                return .YES
+            }
+            exchange.bodyCharged += more
+        }
+        if let uploadData {
+            UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: n) {
+                exchange.request.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
+            }
+        }
+        return .YES
+    }
+    let first = exchange.state.withLock { s -> Bool in
+        guard s.phase == .receiving else { return false }
+        s.phase = .handling
+        return true
+    }
+    if first {
+        if let entry = exchange.entry { server.deadlines.requestReceived(entry) }
+        if exchange.bodyTooLarge {
+            respondTooLarge(exchange, server)
+        } else if exchange.overBudget {
+            respondOverBudget(exchange, server)
+        } else {
+            server.handler(exchange)
+        }
+    }
+    return exchange.queueOrSuspend()
+}
+
+/// 413 with the body limit.
+private func respondTooLarge(_ exchange: HTTPExchange, _ server: HTTPServer) {
+    server.options.onRefusal?(413)
+    let refusal = server.options.refusalResponse(.payloadTooLarge(limit: server.options.maxBodyBytes))
+    exchange.respond(status: 413, headers: refusal.headers, body: refusal.body)
+}
+
+/// 503 with Retry-After: the memory budget has no room for this request's body.
+private func respondOverBudget(_ exchange: HTTPExchange, _ server: HTTPServer) {
+    server.options.onRefusal?(503)
+    let refusal = server.options.refusalResponse(.overBudget(limit: server.budget.limit))
+    exchange.respond(status: 503, headers: refusal.headers, body: refusal.body)
+}
+
+/// The deadlines entry libmicrohttpd keeps for a connection.
+private func connectionEntry(_ connection: OpaquePointer) -> ConnectionDeadlines.Entry? {
+    guard let context = bakeoff_mhd_socket_context(UnsafeMutableRawPointer(connection)) else { return nil }
+    return Unmanaged<ConnectionDeadlines.Entry>.fromOpaque(context).takeUnretainedValue()
+}
+
+/// A connection opened or closed: its deadlines entry is made, or dropped.
+private func httpConnectionChanged(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    _ code: MHD_ConnectionNotificationCode
+) {
+    guard let cls, let connection, let socketContext else { return }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    if code == .CONNECTION_NOTIFY_STARTED {
+        let fd = bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(connection))
+        guard fd >= 0 else { return }
+        socketContext.pointee = Unmanaged.passRetained(server.deadlines.opened(fd: fd)).toOpaque()
+    } else if let pointer = socketContext.pointee {
+        socketContext.pointee = nil
+        server.deadlines.closed(Unmanaged<ConnectionDeadlines.Entry>.fromOpaque(pointer).takeRetainedValue())
+    }
+}
+
+private func httpRequestCompleted(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?,
+    _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ code: MHD_RequestTerminationCode
+) {
+    guard let cls, let context, let pointer = context.pointee else { return }
+    context.pointee = nil
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    let exchange = Unmanaged<HTTPExchange>.fromOpaque(pointer).takeRetainedValue()
+    let gone = exchange.complete(delivered: code == .REQUEST_TERMINATED_COMPLETED_OK)
+    exchange.releaseBuffers()
+    if let entry = exchange.entry { server.deadlines.answered(entry) }
+    server.live.withLock { $0[ObjectIdentifier(exchange)] = nil }
+    gone?()
+    server.inFlight.subtract(1, ordering: .relaxed)
+}
+
+private func httpStreamReader(_ cls: UnsafeMutableRawPointer?, _ position: UInt64, _ buffer: UnsafeMutablePointer<CChar>?, _ max: Int) -> Int {
+    guard let cls, let buffer else { return -2 }
+    let exchange = Unmanaged<HTTPExchange>.fromOpaque(cls).takeUnretainedValue()
+    return exchange.readStream(into: buffer, max: max)
+}

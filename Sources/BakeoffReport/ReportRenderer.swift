@@ -1,0 +1,539 @@
+import Foundation
+import BakeoffStatistics
+import BakeoffCore
+
+/// Output formats of `bakeoff analyze`.
+public enum ReportFormat: String, Sendable, CaseIterable {
+    case table, markdown, json, html
+}
+
+extension Report {
+    public func render(_ format: ReportFormat) -> String {
+        switch format {
+        case .table: return safeForText(name: ClientText.terminal, prose: ClientText.terminal).renderText(markdown: false)
+        case .markdown: return safeForText(name: ClientText.markdownName, prose: ClientText.markdownProse).renderText(markdown: true)
+        case .json: return renderJSON()
+        case .html: return renderHTML()
+        }
+    }
+
+    /// This report with every name and sentence that may hold client text passed through `name` or `prose`
+    /// (the same name always maps to the same text, so variants still match their results).
+    func safeForText(name: (String) -> String, prose: (String) -> String) -> Report {
+        var r = self
+        r.experiment = name(experiment)
+        r.control = name(control)
+        for i in r.variants.indices { r.variants[i].name = name(variants[i].name) }
+        for i in r.results.indices { r.results[i].treatment = name(results[i].treatment) }
+        for i in r.quantiles.indices { r.quantiles[i].treatment = name(quantiles[i].treatment) }
+        for i in r.decisions.indices {
+            r.decisions[i].treatment = name(decisions[i].treatment)
+            r.decisions[i].reason = prose(decisions[i].reason)
+        }
+        r.warnings = warnings.map(prose)
+        r.sampleRatio.observed = sampleRatio.observed.map { NamedCount(name: name($0.name), count: $0.count) }
+        r.sampleRatio.reason = sampleRatio.reason.map(prose)
+        for i in r.planChanges.indices { r.planChanges[i].changes = planChanges[i].changes.map(prose) }
+        var q = dataQuality
+        q.otherExperiments = q.otherExperiments.map { NamedCount(name: name($0.name), count: $0.count) }
+        q.unusedFeedbackNames = q.unusedFeedbackNames.map { NamedCount(name: name($0.name), count: $0.count) }
+        q.preExperimentVariants = q.preExperimentVariants.map { NamedCount(name: name($0.name), count: $0.count) }
+        q.skippedExamples = q.skippedExamples.map(prose)
+        q.unusableFeedback = q.unusableFeedback.map {
+            UnusableFeedback(name: name($0.name), reason: prose($0.reason), count: $0.count, example: prose($0.example))
+        }
+        r.dataQuality = q
+        return r
+    }
+
+    private var periodText: String {
+        guard let a = firstTimestamp, let b = lastTimestamp else { return "" }
+        let days = Double(b - a) / 86_400_000_000
+        return "\(formatTimestamp(a).prefix(10)) to \(formatTimestamp(b).prefix(10)) (\(format1(days)) days)"
+    }
+
+    /// The experiment's name for titles ("unnamed experiment" for summaries without one).
+    var displayName: String { experiment.isEmpty ? "unnamed experiment" : experiment }
+
+    var methodText: String {
+        var text: String
+        switch (unit, plan.method) {
+        case (.user, .fixed): text = "fixed-horizon user-level Welch t-tests (delta method)"
+        case (.user, .sequential): text = "sequential user-level tests (asymptotic confidence sequences, N* \(formatNumber(plan.sequentialTuning)); valid at every look)"
+        case (.event, .fixed): text = "NAIVE event-level Student t-tests (units treated as independent)"
+        case (.event, .sequential): text = "NAIVE event-level sequential tests (units treated as independent)"
+        }
+        text += ", alpha \(formatNumber(alpha))"
+        if plan.correction != .none && (results.contains { $0.familySize > 1 } || quantiles.contains { $0.familySize > 1 }) {
+            text += "; \(plan.correction == .holm ? "Holm" : "Benjamini-Hochberg") correction of the secondary metrics across metrics and arms"
+        }
+        if results.contains(where: { $0.varianceReduction != nil }) { text += "; CUPED with pre-experiment data" }
+        return text
+    }
+
+    /// Runtime and plan bounds in one line: "9.0 of at least 14 days (at most 28)".
+    var runtimeText: String? {
+        let minimum = plan.effectiveMinimumRuntimeDays
+        guard elapsedDays != nil || minimum > 0 || plan.maximumRuntimeDays != nil else { return nil }
+        var text = "Runtime: " + (elapsedDays.map { format1($0) + " days" } ?? "unknown (no timestamps)")
+        var bounds: [String] = []
+        if minimum > 0 { bounds.append("at least \(formatDays(minimum))\(plan.fullWeeks && minimum != plan.minimumRuntimeDays ? " (full weeks)" : "")") }
+        if let maximum = plan.maximumRuntimeDays { bounds.append("at most \(formatDays(maximum))") }
+        if !bounds.isEmpty { text += "; plan: " + bounds.joined(separator: ", ") }
+        return text + "."
+    }
+
+    /// The lines under the tables: guardrail margins, rank tests, CUPED, power now, Bayesian view.
+    func analysisNotes(_ treatment: String) -> [String] {
+        var lines: [String] = []
+        for r in results where r.treatment == treatment {
+            if let g = r.guardrail { lines.append("Guardrail \(r.metric.title): \(Analysis.guardrailText(g, r.metric)): \(guardrailStatus(g)).") }
+        }
+        for q in quantiles where q.treatment == treatment {
+            if let g = q.guardrail { lines.append("Guardrail \(q.metric.title): \(Analysis.guardrailText(g, q.metric)): \(guardrailStatus(g)).") }
+        }
+        for r in results where r.treatment == treatment {
+            if let v = r.varianceReduction {
+                lines.append("CUPED \(r.metric.title): variance \(v.reduction >= 0 ? "reduced" : "changed") by \(fixed(abs(v.reduction) * 100, 1))% (theta \(significant(v.theta, 3))).")
+            }
+            if let m = r.rankTest {
+                lines.append("Mann-Whitney \(r.metric.title): P(\(treatment) > \(control)) = \(fixed(m.probabilityOfSuperiority, 3)), \(formatPEquals(m.pValue)).")
+            }
+        }
+        if let p = results.first(where: { $0.treatment == treatment && $0.metric.name == primaryMetric }) {
+            if let b = p.bayesian, b.issue == nil {
+                lines.append("Bayesian view of \(p.metric.title): chance \(treatment) is better \(fixed(b.chanceToWin * 100, 1))%, relative lift \(formatPercent(b.mean)) [\(formatPercentBare(b.interval.lower)), \(formatPercentBare(b.interval.upper))] credible, expected loss if shipped \(fixed(b.riskOfTreatment * 100, 2))% of control\(plan.prior == nil ? " (flat prior)" : "").")
+            }
+            if let mde = p.detectableEffect, let c = p.control.mean {
+                lines.append("Power now: the current sample detects a change of \(p.metric.title) of \(formatMagnitude(mde, p.metric))\(c != 0 ? " (\(formatPercentBare(mde / abs(c)).dropFirst())% of control)" : "") with \(Int(plan.power * 100))% power\(plan.method == .sequential ? " at one look (the sequential test needs somewhat more)" : "").")
+            }
+        }
+        return lines
+    }
+
+    private func guardrailStatus(_ g: GuardrailCheck) -> String {
+        switch g.status {
+        case .withinMargin: return "within the margin"
+        case .beyondMargin: return "BEYOND the margin"
+        case .unclear: return "not yet shown within the margin"
+        }
+    }
+
+    private func summaryRows(_ treatment: String, markdown: Bool) -> [[String]] {
+        var rows: [[String]] = []
+        for r in results where r.treatment == treatment {
+            let title = r.metric.name == primaryMetric ? r.metric.title + " *" : r.metric.title
+            let sig: String
+            if r.pValue == nil { sig = "—" } else if !r.significant { sig = "no" } else {
+                sig = r.verdict == .better ? "better" : r.verdict == .worse ? "WORSE" : "yes"
+            }
+            rows.append([title, formatValue(r.control.mean, r.metric), formatValue(r.treatmentGroup.mean, r.metric),
+                         formatLift(r), r.decisionPValue.map(formatP) ?? "—", sig])
+        }
+        for q in quantiles where q.treatment == treatment {
+            let sig: String
+            if q.pValue == nil { sig = "—" } else if !q.significant { sig = "no" } else {
+                sig = q.verdict == .better ? "better" : q.verdict == .worse ? "WORSE" : "yes"
+            }
+            var lift = formatPercent(q.relativeChange)
+            if let ci = q.relativeInterval { lift += " [\(formatPercentBare(ci.lower)), \(formatPercentBare(ci.upper))]" }
+            rows.append([q.metric.title, formatValue(q.control, q.metric), formatValue(q.treatmentValue, q.metric),
+                         lift, (q.adjustedPValue ?? q.pValue).map(formatP) ?? "—", sig])
+        }
+        if markdown { return rows.map { $0.map { $0.replacingOccurrences(of: "|", with: "\\|") } } }
+        return rows
+    }
+
+    /// The detail table; notes too long for a cell (in an 80-column table) become numbered footnotes.
+    private func detailRows(_ treatment: String, footnotes: inout [String], longNotes: Bool) -> [[String]] {
+        var rows: [[String]] = []
+        for r in results where r.treatment == treatment {
+            var ci = r.absoluteInterval.map { formatInterval($0, r.metric) } ?? (r.note ?? "")
+            if !longNotes, r.absoluteInterval == nil, let note = r.note, note.count > 24 {
+                footnotes.append("\(r.metric.title): \(note)")
+                ci = "see note \(footnotes.count)"
+            }
+            rows.append([r.metric.title,
+                         "\(group(r.control.users))/\(group(r.treatmentGroup.users))",
+                         "\(group(Int(r.control.units)))/\(group(Int(r.treatmentGroup.units)))",
+                         r.absoluteDifference.map { formatSigned($0, r.metric) } ?? "n/a",
+                         ci])
+        }
+        return rows
+    }
+
+    private func renderText(markdown: Bool) -> String {
+        var out = ""
+        let h1 = markdown ? "## " : ""
+        let bold = markdown ? "**" : ""
+        out += "\(h1)Bakeoff report: \(displayName)\n"
+        if !markdown { out += String(repeating: "=", count: min(78, 17 + displayName.count)) + "\n" }
+        if markdown { out += "\n" }
+        let prose: (String) -> String = { markdown ? $0 : wrap($0) }
+        let variantText = variants.map { "\($0.name) \(group($0.users)) users" }.joined(separator: ", ")
+        var summary = hasEvents ? "\(variantText); \(group(requestEvents)) requests, \(group(feedbackEvents)) feedback events"
+            : "\(variantText); from per-variant sums"
+        if !periodText.isEmpty { summary += "; \(periodText)" }
+        out += prose(summary + ".") + "\n" + (markdown ? "\n" : "") + prose("Method: \(methodText). Control: \(control).") + "\n\n"
+        for w in warnings {
+            out += markdown ? "> **Warning:** \(w)\n\n" : wrap("!! \(w)", indent: "   ") + "\n\n"
+        }
+
+        let decision = self.decision
+        let action = actionName(decision.action)
+        out += prose("\(bold)Decision: \(action)\(decision.treatment.isEmpty ? "" : " \(decision.treatment)")\(bold) — \(decision.reason)") + "\n\n"
+        if decisions.count > 1 {
+            for d in decisions {
+                out += (markdown ? "- " : "") + wrap("\(markdown ? "" : "  ")\(d.treatment): \(actionName(d.action)) — \(d.reason)", indent: "    ") + "\n"
+            }
+            out += "\n"
+        }
+
+        for treatment in variants.dropFirst().map(\.name) {
+            if variants.count > 2 { out += "\(markdown ? "### " : "")\(treatment) vs \(control)\n\n" }
+            let header = ["Metric", control, treatment, "lift [\(formatNumber((1 - alpha) * 100))% CI]", "p-value", "signif."]
+            let rows = summaryRows(treatment, markdown: markdown)
+            out += markdown ? markdownTable(header, rows) : renderTable(header, rows)
+            out += "\n"
+            let detailHeader = ["Metric", "users c/t", "units c/t", "difference", "\(formatNumber((1 - alpha) * 100))% CI"]
+            var footnotes: [String] = []
+            let details = detailRows(treatment, footnotes: &footnotes, longNotes: markdown)
+            if markdown {
+                out += "<details><summary>Users, units and absolute differences</summary>\n\n" + markdownTable(detailHeader, details) + "\n</details>\n\n"
+            } else {
+                out += renderTable(detailHeader, details) + "\n"
+                for (i, note) in footnotes.enumerated() { out += wrap("\(i + 1). \(note)", indent: "   ") + "\n" }
+                if !footnotes.isEmpty { out += "\n" }
+            }
+            let notes = analysisNotes(treatment)
+            if !notes.isEmpty {
+                out += notes.map { markdown ? "- " + $0 : wrap("  " + $0, indent: "    ") }.joined(separator: "\n") + "\n\n"
+            }
+        }
+        out += prose(footnoteText) + "\n\n"
+        if let runtime = runtimeText { out += prose(runtime) + "\n\n" }
+        if !planChanges.isEmpty {
+            out += "\(markdown ? "### " : "")Plan changes after the start\n" + (markdown ? "\n" : "")
+            for change in planChanges {
+                let line = "\(formatTimestamp(change.timestamp)): " + change.changes.joined(separator: "; ")
+                out += (markdown ? "- " + line : wrap("  " + line, indent: "    ")) + "\n"
+            }
+            out += "\n"
+        }
+
+        out += "\(markdown ? "### " : "")Sample ratio\n" + (markdown ? "\n" : "")
+        switch sampleRatio.status {
+        case .notRun:
+            out += prose("Not run: \(sampleRatio.reason ?? "").") + "\n"
+        case .ok, .mismatch:
+            let observed = sampleRatio.observed.map { "\($0.name) \(group($0.count))" }.joined(separator: ", ")
+            let planned = sampleRatio.expectedShares.map { significant($0 * 100, 3) + "%" }.joined(separator: "/")
+            out += prose("Users \(observed) against the planned \(planned): \(formatPEquals(sampleRatio.pValue ?? 0)), "
+                + (sampleRatio.status == .ok ? "consistent with the plan." : "MISMATCH (threshold p < 0.001)\(sampleRatio.reason.map { ": \($0)" } ?? "")).")) + "\n"
+        }
+        guard hasEvents else { return out }
+        out += "\n\(markdown ? "### " : "")Data quality\n" + (markdown ? "\n" : "")
+        let q = dataQuality
+        var lines: [String] = []
+        lines.append("users seen in more than one variant: \(q.usersInSeveralVariants)")
+        lines.append("feedback whose request or conversation is missing: \(q.feedbackWithMissingTarget)")
+        lines.append("duplicate request ids (later copies ignored): \(q.duplicateRequestIDs)")
+        if q.conversationsOfSeveralUsers > 0 {
+            lines.append("conversation ids used by several users: \(q.conversationsOfSeveralUsers)")
+        }
+        if q.qaRequestsExcluded > 0 || q.qaFeedbackExcluded > 0 {
+            lines.append("QA requests left out (forced into a variant): \(q.qaRequestsExcluded), with \(q.qaFeedbackExcluded) feedback events")
+        }
+        if q.preExperimentRequests > 0 || q.preExperimentFeedback > 0 {
+            lines.append("pre-experiment events (before the start; used for CUPED only): \(q.preExperimentRequests) requests, \(q.preExperimentFeedback) feedback")
+        }
+        if q.covariateUsersNotInExperiment > 0 {
+            lines.append("users in the covariate file who are not in the experiment: \(q.covariateUsersNotInExperiment)")
+        }
+        if !q.ordinalMetricsOverLevelLimit.isEmpty {
+            lines.append("metrics with too many distinct values for the rank test: " + q.ordinalMetricsOverLevelLimit.joined(separator: ", "))
+        }
+        lines.append("lines skipped as invalid: \(q.linesSkipped)")
+        for example in q.skippedExamples.prefix(3) { lines.append("  e.g. \(example)") }
+        if !q.otherExperiments.isEmpty {
+            lines.append("events of other experiments ignored: " + q.otherExperiments.prefix(5).map { "\($0.name) (\($0.count))" }.joined(separator: ", "))
+        }
+        if !q.unusedFeedbackNames.isEmpty {
+            lines.append("feedback names no metric uses: " + q.unusedFeedbackNames.prefix(5).map { "\($0.name) (\($0.count))" }.joined(separator: ", "))
+        }
+        for u in q.unusableFeedback.prefix(5) {
+            lines.append("feedback left out, \(u.name) \(u.reason): \(u.count), e.g. \(u.example)")
+        }
+        if q.implausibleRequestValues > 0 {
+            lines.append("requests with a negative time or an implausible token count (those values left out): \(q.implausibleRequestValues)")
+        }
+        out += lines.map { markdown ? "- " + $0 : wrap("  " + $0, indent: "    ") }.joined(separator: "\n") + "\n"
+        return out
+    }
+
+    /// What the table's lift, interval and p-value columns mean under this plan.
+    var footnoteText: String {
+        var text = "* primary metric. "
+        switch plan.method {
+        case .fixed:
+            text += "Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Fixed-horizon results are valid at one planned look: to watch results as they come in, use the sequential method."
+        case .sequential:
+            text += "Intervals and p-values are always valid (confidence sequences): they stay correct however often the report is looked at. Lift intervals are Fieller's sets at the sequence's width, so they exclude 0 exactly when p < \(formatNumber(alpha))."
+        }
+        if results.contains(where: { $0.varianceReduction != nil }) || quantiles.contains(where: { $0.relativeInterval != nil }) {
+            text += " With CUPED, and for quantiles, the lift interval is the delta method's (as gbstats), which can differ from the p-value right at the boundary."
+        }
+        if results.contains(where: { $0.familySize > 1 }) || quantiles.contains(where: { $0.familySize > 1 }) {
+            text += " P-values are adjusted (\(plan.correction == .holm ? "Holm" : "Benjamini-Hochberg")) and intervals are made at the matching level, so they agree; guardrails are not corrected."
+        }
+        if !quantiles.isEmpty { text += " Quantile intervals come from order statistics clustered by user." }
+        return text
+    }
+
+    private func renderJSON() -> String {
+        var w = JSONWriter()
+        w.object { w in
+            w.value("schema", "bakeoff.report/2")
+            w.value("experiment", experiment)
+            w.value("alpha", alpha)
+            w.value("unit", unit.rawValue)
+            w.object("plan") { w in
+                w.value("method", plan.method.rawValue)
+                w.value("sequential_tuning", plan.method == .sequential ? plan.sequentialTuning : nil)
+                w.value("correction", plan.correction.configName)
+                w.value("power", plan.power)
+                w.value("mde", plan.minimumDetectableEffect)
+                w.value("mde_is_relative", plan.minimumDetectableEffect == nil ? nil : plan.minimumDetectableEffectIsRelative)
+                w.value("min_runtime_days", plan.effectiveMinimumRuntimeDays)
+                w.value("max_runtime_days", plan.maximumRuntimeDays)
+                w.value("start", plan.start.map(formatTimestamp))
+                w.value("elapsed_days", elapsedDays)
+                if let prior = plan.prior {
+                    w.object("prior") { w in
+                        w.value("mean", prior.mean)
+                        w.value("variance", prior.variance)
+                    }
+                }
+                w.array("changes") { w in
+                    for c in planChanges {
+                        w.object { w in
+                            w.value("ts", formatTimestamp(c.timestamp))
+                            w.array("changes") { w in for x in c.changes { w.value(nil, x) } }
+                        }
+                    }
+                }
+            }
+            w.value("control", control)
+            w.value("primary_metric", primaryMetric)
+            w.object("period") { w in
+                w.value("first", firstTimestamp.map(formatTimestamp))
+                w.value("last", lastTimestamp.map(formatTimestamp))
+                w.value("days", firstTimestamp.flatMap { a in lastTimestamp.map { Double($0 - a) / 86_400_000_000 } })
+            }
+            w.object("events") { w in
+                // Per-variant sums carry no event counts.
+                w.value("requests", hasEvents ? requestEvents : nil)
+                w.value("feedback", hasEvents ? feedbackEvents : nil)
+            }
+            w.array("variants") { w in
+                for v in variants {
+                    w.object { w in
+                        w.value("name", v.name)
+                        w.value("users", v.users)
+                        w.value("requests", v.requests)
+                    }
+                }
+            }
+            w.object("srm") { w in
+                w.value("status", sampleRatio.status.rawValue)
+                w.value("p_value", sampleRatio.pValue)
+                w.value("statistic", sampleRatio.statistic)
+                w.object("observed") { w in for o in sampleRatio.observed { w.value(o.name, o.count) } }
+                w.array("expected_shares") { w in for s in sampleRatio.expectedShares { w.value(nil, s) } }
+                w.value("reason", sampleRatio.reason)
+            }
+            w.array("metrics") { w in
+                for r in results { writeMetric(&w, r) }
+            }
+            w.array("quantiles") { w in
+                for q in quantiles {
+                    w.object { w in
+                        w.value("name", q.metric.name)
+                        w.value("variant", q.treatment)
+                        w.value("quantile", q.metric.quantile)
+                        w.object("control") { w in
+                            w.value("value", q.control)
+                            w.value("count", q.controlCount)
+                        }
+                        w.object("treatment") { w in
+                            w.value("value", q.treatmentValue)
+                            w.value("count", q.treatmentCount)
+                        }
+                        w.value("relative_change", q.relativeChange)
+                        w.value("role", q.metric.role.rawValue)
+                        writeInterval(&w, "absolute_ci", q.absoluteInterval)
+                        writeInterval(&w, "relative_ci", q.relativeInterval)
+                        w.value("p_value", q.pValue)
+                        w.value("adjusted_p_value", q.adjustedPValue)
+                        w.value("interval_alpha", q.intervalAlpha)
+                        w.value("family_size", q.familySize)
+                        w.value("significant", q.significant)
+                        w.value("verdict", q.verdict.rawValue)
+                        if let g = q.guardrail { writeGuardrail(&w, g) }
+                        w.value("note", q.note)
+                    }
+                }
+            }
+            w.object("decision") { w in writeDecision(&w, decision) }
+            w.array("decisions") { w in for d in decisions { w.object { w in writeDecision(&w, d) } } }
+            w.object("data_quality") { w in
+                let q = dataQuality
+                w.value("users_in_several_variants", q.usersInSeveralVariants)
+                w.value("feedback_missing_target", q.feedbackWithMissingTarget)
+                w.value("duplicate_request_ids", q.duplicateRequestIDs)
+                w.value("conversations_of_several_users", q.conversationsOfSeveralUsers)
+                w.value("qa_requests_excluded", q.qaRequestsExcluded)
+                w.value("qa_feedback_excluded", q.qaFeedbackExcluded)
+                w.value("pre_experiment_requests", q.preExperimentRequests)
+                w.value("pre_experiment_feedback", q.preExperimentFeedback)
+                w.value("covariate_users_not_in_experiment", q.covariateUsersNotInExperiment)
+                w.array("ordinal_metrics_over_level_limit") { w in for m in q.ordinalMetricsOverLevelLimit { w.value(nil, m) } }
+                w.value("lines_skipped", q.linesSkipped)
+                w.array("skipped_examples") { w in for e in q.skippedExamples { w.value(nil, e) } }
+                w.object("other_experiments") { w in for o in q.otherExperiments { w.value(o.name, o.count) } }
+                w.object("unused_feedback_names") { w in for o in q.unusedFeedbackNames { w.value(o.name, o.count) } }
+                w.array("unusable_feedback") { w in
+                    for u in q.unusableFeedback {
+                        w.object { w in
+                            w.value("name", u.name)
+                            w.value("reason", u.reason)
+                            w.value("count", u.count)
+                            w.value("example", u.example)
+                        }
+                    }
+                }
+                w.value("implausible_request_values", q.implausibleRequestValues)
+            }
+            w.array("warnings") { w in for x in warnings { w.value(nil, x) } }
+        }
+        return w.text + "\n"
+    }
+
+    private func writeMetric(_ w: inout JSONWriter, _ r: MetricResult) {
+        w.object { w in
+            w.value("name", r.metric.name)
+            w.value("title", r.metric.title)
+            w.value("variant", r.treatment)
+            w.value("level", r.metric.level.rawValue)
+            w.value("kind", r.metric.kind.rawValue)
+            w.value("goal", r.metric.goal.rawValue)
+            w.value("role", r.metric.name == primaryMetric ? MetricRole.primary.rawValue
+                        : r.metric.role == .primary ? MetricRole.secondary.rawValue : r.metric.role.rawValue)
+            for (key, g) in [("control", r.control), ("treatment", r.treatmentGroup)] {
+                w.object(key) { w in
+                    w.value("mean", g.mean)
+                    w.value("users", g.users)
+                    w.value("units", g.units)
+                }
+            }
+            w.value("absolute_diff", r.absoluteDifference)
+            if let ci = r.absoluteInterval {
+                w.array("absolute_ci") { w in w.value(nil, ci.lower); w.value(nil, ci.upper) }
+            } else {
+                w.value("absolute_ci", nil as Double?)
+            }
+            w.value("relative_lift", r.relativeLift)
+            switch r.relativeInterval {
+            case .bounded(let lo, let hi)?:
+                w.array("relative_ci") { w in w.value(nil, lo); w.value(nil, hi) }
+                w.value("relative_ci_kind", "bounded")
+            case .exclusive(let lo, let hi)?:
+                w.value("relative_ci", nil as Double?)
+                w.value("relative_ci_kind", "exclusive")
+                w.array("relative_ci_excludes") { w in w.value(nil, lo); w.value(nil, hi) }
+            case .unbounded?:
+                w.value("relative_ci", nil as Double?)
+                w.value("relative_ci_kind", "unbounded")
+            case nil:
+                w.value("relative_ci", nil as Double?)
+                w.value("relative_ci_kind", nil as String?)
+            }
+            w.value("p_value", r.pValue)
+            w.value("significant", r.significant)
+            w.value("verdict", r.verdict.rawValue)
+            w.value("std_error", r.standardError)
+            w.value("df", r.degreesOfFreedom)
+            w.value("adjusted_p_value", r.adjustedPValue)
+            w.value("interval_alpha", r.intervalAlpha)
+            w.value("family_size", r.familySize)
+            w.value("detectable_effect", r.detectableEffect)
+            if let b = r.bayesian {
+                w.object("bayesian") { w in
+                    w.value("scale", b.scale.rawValue)
+                    w.value("chance_to_win", b.chanceToWin)
+                    w.value("mean", b.mean)
+                    w.value("std_dev", b.standardDeviation)
+                    writeInterval(&w, "credible_interval", b.interval)
+                    w.value("risk_control", b.riskOfControl)
+                    w.value("risk_treatment", b.riskOfTreatment)
+                    w.value("issue", b.issue.map { "\($0)" })
+                }
+            }
+            if let g = r.guardrail { writeGuardrail(&w, g) }
+            if let v = r.varianceReduction {
+                w.object("cuped") { w in
+                    w.value("theta", v.theta)
+                    w.value("variance_reduction", v.reduction)
+                }
+            }
+            if let m = r.rankTest {
+                w.object("mann_whitney") { w in
+                    w.value("u", m.u)
+                    w.value("z", m.z)
+                    w.value("p_value", m.pValue)
+                    w.value("probability_of_superiority", m.probabilityOfSuperiority)
+                }
+            }
+            w.value("note", r.note)
+        }
+    }
+
+    private func writeInterval(_ w: inout JSONWriter, _ key: String, _ ci: ConfidenceInterval?) {
+        if let ci {
+            w.array(key) { w in w.value(nil, ci.lower); w.value(nil, ci.upper) }
+        } else {
+            w.value(key, nil as Double?)
+        }
+    }
+
+    private func writeGuardrail(_ w: inout JSONWriter, _ g: GuardrailCheck) {
+        w.object("guardrail") { w in
+            w.value("margin", g.margin.value)
+            w.value("margin_is_relative", g.margin.isRelative)
+            w.value("estimate", g.estimate)
+            w.value("bound", g.bound)
+            w.value("p_value", g.pValue)
+            w.value("status", g.status.rawValue)
+        }
+    }
+
+    private func writeDecision(_ w: inout JSONWriter, _ d: Decision) {
+        w.value("action", d.action.rawValue)
+        w.value("treatment", d.treatment)
+        w.value("reason", d.reason)
+        w.value("additional_users", d.additionalUsers)
+        w.value("additional_days", d.additionalDays)
+    }
+}
+
+/// The decision's action as the report prints it.
+func actionName(_ action: DecisionAction) -> String {
+    switch action {
+    case .ship: return "SHIP"
+    case .rollBack: return "ROLL BACK"
+    case .keepRunning: return "KEEP RUNNING"
+    case .stopInconclusive: return "STOP: INCONCLUSIVE"
+    }
+}
+
+/// 12,345 with thousands separators.

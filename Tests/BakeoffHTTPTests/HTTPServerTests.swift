@@ -1,0 +1,130 @@
+
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+import BakeoffTestSupport
+import BakeoffCore
+import BakeoffHTTP
+import BakeoffDevTools
+
+@Suite("HTTP server and upstream client")
+struct HTTPServerTests {
+    static func echoServer() throws -> HTTPServer {
+        var options = HTTPServer.Options()
+        options.maxBodyBytes = 4096
+        let server = HTTPServer(options: options) { exchange in
+            let request = exchange.request
+            switch request.path {
+            case "/sync":
+                exchange.respond(status: 201, headers: [("Content-Type", "text/plain"), ("X-Echo", request.header("x-test") ?? "")],
+                                 body: Array("\(request.method) \(request.body.count) \(request.query["q"] ?? "")".utf8))
+            case "/async":
+                DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) {
+                    exchange.respond(status: 200, headers: [], body: request.body)
+                }
+            case "/stream":
+                // Paced writes without blocking a thread: each chunk schedules the next.
+                exchange.startStream(status: 200, headers: [("Content-Type", "text/event-stream")])
+                @Sendable func send(_ i: Int) {
+                    guard i < 5 else { exchange.finish(); return }
+                    exchange.write(Array("data: \(i)\n\n".utf8))
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 0.01) { send(i + 1) }
+                }
+                DispatchQueue.global().asyncAfter(deadline: .now() + 0.01) { send(0) }
+            default:
+                exchange.respond(status: 404, headers: [], body: [])
+            }
+        }
+        try server.start()
+        return server
+    }
+
+    @Test func answersNowLaterAndStreamed() throws {
+        let server = try Self.echoServer()
+        defer { server.stop(graceSeconds: 1) }
+        let client = UpstreamClient()
+        defer { client.shutdown() }
+        let base = "http://127.0.0.1:\(server.port)"
+
+        let sync = CallRecorder()
+        let c1 = UpstreamCall(url: base + "/sync?q=hello", headers: ["X-Test: yes"], body: Array("abc".utf8), timeoutMs: 5000, connectTimeoutMs: 1000)
+        sync.attach(c1)
+        client.start(c1)
+        let r1 = sync.wait()
+        #expect(r1.status == 201)
+        #expect(r1.body == "POST 3 hello")
+        #expect(r1.outcome == .completed(status: 201))
+
+        let async = CallRecorder()
+        let body = [UInt8](repeating: 65, count: 3000)
+        let c2 = UpstreamCall(url: base + "/async", headers: [], body: body, timeoutMs: 5000, connectTimeoutMs: 1000)
+        async.attach(c2)
+        client.start(c2)
+        let r2 = async.wait()
+        #expect(r2.status == 200)
+        #expect(r2.body.utf8.count == 3000)
+
+        let stream = CallRecorder()
+        let c3 = UpstreamCall(url: base + "/stream", headers: [], body: [], timeoutMs: 5000, connectTimeoutMs: 1000)
+        stream.attach(c3)
+        client.start(c3)
+        let r3 = stream.wait()
+        #expect(r3.type == "text/event-stream")
+        #expect(r3.body == (0..<5).map { "data: \($0)\n\n" }.joined())
+        #expect(r3.pieces >= 3, "stream pieces arrive as written, not buffered")
+    }
+
+    @Test func refusesOversizedBodies() throws {
+        let server = try Self.echoServer()
+        defer { server.stop(graceSeconds: 1) }
+        let client = UpstreamClient()
+        defer { client.shutdown() }
+        let recorder = CallRecorder()
+        let call = UpstreamCall(url: "http://127.0.0.1:\(server.port)/sync", headers: [], body: [UInt8](repeating: 1, count: 10_000), timeoutMs: 5000, connectTimeoutMs: 1000)
+        recorder.attach(call)
+        client.start(call)
+        let r = recorder.wait()
+        #expect(r.status == 413)
+        // The server knows no application's error shape: plain text unless the application gives its own.
+        #expect(r.body.contains("over the limit of 4096 bytes"))
+        #expect(r.type?.hasPrefix("text/plain") == true)
+    }
+
+    @Test func upstreamDownAndTimeout() throws {
+        let client = UpstreamClient()
+        defer { client.shutdown() }
+        // A port nobody listens on.
+        let closed = try HTTPServer.reserveClosedPort()
+        let down = CallRecorder()
+        let c1 = UpstreamCall(url: "http://127.0.0.1:\(closed)/x", headers: [], body: [], timeoutMs: 2000, connectTimeoutMs: 500)
+        down.attach(c1)
+        client.start(c1)
+        guard case .failed(.unreachable, _)? = down.wait().outcome else { Issue.record("expected unreachable"); return }
+
+        let server = HTTPServer(options: HTTPServer.Options()) { _ in }  // never answers
+        try server.start()
+        defer { server.stop(graceSeconds: 0) }
+        let slow = CallRecorder()
+        let c2 = UpstreamCall(url: "http://127.0.0.1:\(server.port)/x", headers: [], body: [], timeoutMs: 200, connectTimeoutMs: 500)
+        slow.attach(c2)
+        client.start(c2)
+        guard case .failed(.timeout, _)? = slow.wait().outcome else { Issue.record("expected timeout"); return }
+    }
+
+    @Test func manyConcurrentStreamsOnTwoThreads() throws {
+        let server = try Self.echoServer()
+        defer { server.stop(graceSeconds: 1) }
+        let client = UpstreamClient()
+        defer { client.shutdown() }
+        let recorders = (0..<200).map { _ in CallRecorder() }
+        for r in recorders {
+            let call = UpstreamCall(url: "http://127.0.0.1:\(server.port)/stream", headers: [], body: [], timeoutMs: 20_000, connectTimeoutMs: 2000)
+            r.attach(call)
+            client.start(call)
+        }
+        let expected = (0..<5).map { "data: \($0)\n\n" }.joined()
+        let complete = recorders.filter { $0.wait(seconds: 20).body == expected }.count
+        #expect(complete == 200)
+    }
+}
