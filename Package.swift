@@ -28,11 +28,10 @@ let package = Package(
         .target(name: "BakeoffStore", dependencies: ["BakeoffCore", "CSQLite"]),
         // The live gateway: HTTP server, upstream client, routing, feedback, metrics, mock upstream, load tool.
         .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffStore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
-        // The thin command-line tool.
-        .executableTarget(
-            name: "bakeoff",
-            dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffStore", "BakeoffGateway"]
-        ),
+        // Every command, its options, parsing and help: runnable in process (tests) with its own console.
+        .target(name: "BakeoffCLI", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffStore", "BakeoffGateway"]),
+        // The thin command-line tool: BakeoffCLI on the process's streams.
+        .executableTarget(name: "bakeoff", dependencies: ["BakeoffCLI"]),
         .testTarget(
             name: "BakeoffStatisticsTests",
             dependencies: ["BakeoffStatistics"],
@@ -45,6 +44,6 @@ let package = Package(
         ),
         .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore"]),
         .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffCore"]),
-        .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCore"]),
+        .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCLI", "BakeoffCore"]),
     ]
 )

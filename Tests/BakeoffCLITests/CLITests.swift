@@ -1,49 +1,6 @@
+import BakeoffCLI
 import Foundation
 import Testing
-
-/// Runs the built `bakeoff` binary (BAKEOFF_BIN, else .build/release/bakeoff).
-struct CLI {
-    static let binary: String = {
-        if let path = ProcessInfo.processInfo.environment["BAKEOFF_BIN"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/release/bakeoff").path
-    }()
-
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        let inputPath = try temporaryFile(stdin ?? "", name: "stdin.txt")
-        let errorPath = inputPath + ".stderr"
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle(forWritingAtPath: errorPath)!
-        process.standardInput = FileHandle(forReadingAtPath: inputPath)!
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let errData = FileManager.default.contents(atPath: errorPath) ?? Data()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
-    }
-
-    static func temporaryFile(_ contents: String, name: String = "events.jsonl") throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bakeoff-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent(name).path
-        try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-}
 
 let goodRequest = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5}"#
 
