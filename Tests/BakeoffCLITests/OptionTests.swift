@@ -215,6 +215,13 @@ struct OptionTests {
         #expect(r.status == 2)
         #expect(r.stderr.hasPrefix("bakeoff: --benchmark times --summary input only\n"), "\(r.stderr)")
         #expect(!Help.text(for: try #require(BakeoffCLI.command(named: "analyze")).spec).contains("--benchmark"))
+        let summary = try CLI.temporaryFile("variant,metric,assigned_users,users,sum,sum_squares\ncontrol,task_completion,100,100,70,70\ntreatment,task_completion,100,100,75,75\n", name: "summary.csv")
+        let timed = try CLI.run(["analyze", "--summary", summary, "--benchmark=2", "--format", "json"])
+        #expect(timed.status == 0, "\(timed.stderr)")
+        #expect(timed.stderr.hasPrefix("bakeoff: benchmark: parse + statistics + json of \(summary): median "))
+        // The same summary on standard input ("-").
+        let piped = try CLI.run(["analyze", "--summary", "-", "--format", "json"], stdin: try String(contentsOfFile: summary, encoding: .utf8))
+        #expect(piped.status == 0 && piped.stdout == timed.stdout, "\(piped.stderr)")
     }
 
     @Test func repeatedHeadersReachTheLoadCommand() throws {
@@ -243,5 +250,53 @@ struct OptionTests {
             let bad = try CLI.run([command, "--seed", "many"])
             #expect(bad.status == 2 && bad.stderr.hasPrefix("bakeoff: --seed needs a whole number, got \"many\"\n"), "\(command): \(bad.stderr)")
         }
+    }
+}
+
+@Suite("Commands read what they declare")
+struct DeclarationTests {
+    static let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Sources/BakeoffCLI")
+
+    /// Every option a command's file reads (`args.double("--alpha")`) is declared by a command of that file, and
+    /// every declared option is read: no option in the help that does nothing, none read that the parser rejects.
+    @Test func declarationsAndReadsAgree() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.sources.path).filter { $0.hasSuffix(".swift") }
+        var checked = 0
+        var readAnywhere = Set<String>(), declaredAnywhere = Set<String>()
+        for file in files {
+            let text = try String(contentsOf: Self.sources.appendingPathComponent(file), encoding: .utf8)
+            let specs = BakeoffCLI.commands.map(\.spec).filter { text.contains("CommandSpec(\n    \"\($0.name)\",") }
+            let read = Set(text.matches(of: #/args\.(?:string|strings|flag|double|int|choice|seed)\("(--[a-z0-9-]+)"/#).map { String($0.1) })
+            if specs.isEmpty {
+                #expect(read.isEmpty, "\(file) reads \(read.sorted()) but declares no command")
+                continue
+            }
+            let declared = Set(specs.flatMap(\.options).map(\.name)).subtracting(["--help"])
+            #expect(read.subtracting(declared).isEmpty, "\(file) reads undeclared \(read.subtracting(declared).sorted())")
+            readAnywhere.formUnion(read)
+            declaredAnywhere.formUnion(declared)
+            checked += specs.count
+        }
+        // (Shared helpers read some options for several commands: `allocationOption` reads --split for assign.)
+        #expect(declaredAnywhere.subtracting(readAnywhere).isEmpty, "declared, never read: \(declaredAnywhere.subtracting(readAnywhere).sorted())")
+        #expect(checked == BakeoffCLI.commands.count)
+    }
+
+    @Test func serveCheckRunsInProcess() throws {
+        let dir = URL(fileURLWithPath: try CLI.temporaryFile("", name: "placeholder")).deletingLastPathComponent()
+        let config = dir.appendingPathComponent("gateway.json").path
+        try """
+        {"store": {"path": "\(dir.path)/store.db"},
+         "experiments": [{"name": "check-exp", "model": "check-bot", "split": 0.5, "variants": [
+           {"name": "control", "upstream": {"base_url": "http://127.0.0.1:9001/v1", "model": "v1"}},
+           {"name": "treatment", "upstream": {"base_url": "http://127.0.0.1:9002/v1", "model": "v2"}}]}]}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["serve", "--check", "--config", config, "--listen", "127.0.0.1:0", "--store", dir.path + "/other.db", "--grace", "5"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("check-bot") && r.stdout.hasSuffix("\(config): valid\n"))
+        #expect(r.stdout.contains("other.db"))
+        let bad = try CLI.run(["serve", "--check", "--config", config, "--listen", "nowhere"])
+        #expect(bad.status == 2 && bad.stderr.hasPrefix("bakeoff: --listen must be HOST:PORT, got \"nowhere\"\n"))
     }
 }
