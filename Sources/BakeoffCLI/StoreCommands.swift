@@ -4,7 +4,7 @@ import BakeoffStore
 let exportSpec = CommandSpec(
     "export",
     summary: "Write an event store's events as a JSON Lines log",
-    usage: ["--db PATH [--experiment NAME] [--output FILE|-]", "--db PATH --include-qa [options]"],
+    usage: ["--db PATH [options]"],
     about: "Writes the events of an event store (the gateway's SQLite file) as a JSON Lines log, in the order they were committed, each line exactly as stored. Works while a gateway writes to the store.",
     options: [
         .single("--db", "PATH", "The event store"),
