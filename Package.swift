@@ -40,12 +40,11 @@ let package = Package(
         .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffStore", "BakeoffHTTP"]),
         // Development tools, in no library product: the mock upstream (an OpenAI server of its own), the load generator, simulated traffic.
         .target(name: "BakeoffDevTools", dependencies: ["BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffSimulation"]),
-        // The thin command-line tool.
-        .executableTarget(
-            name: "bakeoff",
-            dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffSimulation", "BakeoffStore",
-                           "BakeoffHTTP", "BakeoffGateway", "BakeoffDevTools"]
-        ),
+        // Every command, its options (declared once: parsing and help come from them), runnable in process.
+        .target(name: "BakeoffCLI", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffSimulation",
+                                                    "BakeoffStore", "BakeoffHTTP", "BakeoffGateway", "BakeoffDevTools"]),
+        // The executable: BakeoffCLI on the process's streams, a few lines.
+        .executableTarget(name: "bakeoff", dependencies: ["BakeoffCLI"]),
         // Builders of hand-made events and data for the tests (no test target holds another's helpers).
         .target(name: "BakeoffTestSupport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffSimulation", "BakeoffHTTP"], path: "Tests/BakeoffTestSupport"),
         .testTarget(
@@ -64,6 +63,6 @@ let package = Package(
         .testTarget(name: "BakeoffHTTPTests", dependencies: ["BakeoffHTTP", "BakeoffCore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffDevTools"]),
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
-        .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCore"]),
+        .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCLI", "BakeoffCore"]),
     ]
 )

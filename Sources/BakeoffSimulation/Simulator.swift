@@ -75,7 +75,7 @@ public struct SimulationSpec: Sendable {
             spec.experiment = "aa-test"
             return spec
         default:
-            throw ConfigError(source: "--preset", path: "", message: "unknown preset \"\(name)\" (known: seed-case-study, aa)")
+            throw ConfigError(source: "preset", path: "", message: "unknown preset \"\(name)\" (known: seed-case-study, aa)")
         }
     }
 

@@ -1,49 +1,6 @@
+import BakeoffCLI
 import Foundation
 import Testing
-
-/// Runs the built `bakeoff` binary (BAKEOFF_BIN, else .build/release/bakeoff).
-struct CLI {
-    static let binary: String = {
-        if let path = ProcessInfo.processInfo.environment["BAKEOFF_BIN"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/release/bakeoff").path
-    }()
-
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        let inputPath = try temporaryFile(stdin ?? "", name: "stdin.txt")
-        let errorPath = inputPath + ".stderr"
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle(forWritingAtPath: errorPath)!
-        process.standardInput = FileHandle(forReadingAtPath: inputPath)!
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let errData = FileManager.default.contents(atPath: errorPath) ?? Data()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
-    }
-
-    static func temporaryFile(_ contents: String, name: String = "events.jsonl") throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bakeoff-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent(name).path
-        try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-}
 
 let goodRequest = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5}"#
 
@@ -71,6 +28,17 @@ struct CLITests {
         let dir = try CLI.run(["analyze", FileManager.default.temporaryDirectory.path])
         #expect(dir.status == 1)
         #expect(dir.stderr.contains("directory"))
+    }
+
+    /// The library names the remedy, the command line its flag: the message says "choose one (--experiment NAME)".
+    @Test func libraryRemediesBecomeFlags() throws {
+        let two = try CLI.temporaryFile(goodRequest + "\n" + goodRequest.replacingOccurrences(of: "\"e\"", with: "\"f\"").replacingOccurrences(of: "r1", with: "r9") + "\n")
+        #expect(try CLI.run(["analyze", two]).stderr.contains("choose one (--experiment NAME)"))
+        let noControl = try CLI.temporaryFile(goodRequest.replacingOccurrences(of: "\"control\"", with: "\"a\"") + "\n"
+            + goodRequest.replacingOccurrences(of: "\"control\"", with: "\"b\"").replacingOccurrences(of: "u1", with: "u2").replacingOccurrences(of: "r1", with: "r2") + "\n")
+        let r = try CLI.run(["analyze", noControl])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("say which one is the control (variants: a, b) (--control NAME)"), "\(r.stderr)")
     }
 
     @Test func analyzeExplainsUnknownAndAmbiguousExperiments() throws {
@@ -118,7 +86,7 @@ struct CLITests {
         #expect(json["effect_size"] is Double)
         let invalid = try CLI.run(["plan", "--baseline", "1.5", "--mde", "0.05"])
         #expect(invalid.status == 2)
-        #expect(invalid.stderr.contains("--baseline must be a rate"))
+        #expect(invalid.stderr.contains("the baseline must be a rate between 0 and 1"))
     }
 
     @Test func assignAgreesWithVariantsAndKeepsOrder() throws {

@@ -424,7 +424,9 @@ struct AllocationTests {
         ("a=0.5,a=0.5", "--variants: arm 'a' appears more than once, names must be unique"),
     ])
     func parsingErrorsNameTheBadPiece(spec: String, message: String) {
-        #expect(throws: AssignmentError(message)) { try Allocation(parsing: spec) }
+        #expect(throws: AssignmentError(message)) { try Allocation(parsing: spec, context: "--variants") }
+        // Without a context the library names no flag.
+        #expect(throws: AssignmentError(message.replacingOccurrences(of: "--variants:", with: "variants:"))) { try Allocation(parsing: spec) }
     }
 
     @Test(arguments: [-0.1, 1.0000001, Double.nan, Double.infinity])

@@ -121,3 +121,18 @@ struct EventLogTests {
         #expect(data.dataQuality.blankLines == 2)
     }
 }
+
+/// Library errors name what to do in the domain's words and never a command-line flag.
+@Test func severalExperimentsErrorNamesTheRemedyNotAFlag() throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("two-\(UUID().uuidString).jsonl").path
+    let line = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5}"#
+    try (line + "\n" + line.replacingOccurrences(of: "\"e\"", with: "\"f\"") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    do {
+        _ = try EventLog.aggregate(path: path, options: EventLog.Options())
+        Issue.record("two experiments were accepted")
+    } catch let error as EventLogError {
+        #expect(error.remedy == .chooseExperiment)
+        #expect(!error.description.contains("--"))
+    }
+}

@@ -82,9 +82,13 @@ extension Correction {
 }
 
 /// A plan or data problem that makes an analysis impossible.
-public struct AnalysisError: Error, Sendable, CustomStringConvertible {
+public struct AnalysisError: RemedyCarrying, Sendable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public var remedy: Remedy?
+    public init(_ message: String, remedy: Remedy? = nil) {
+        self.message = message
+        self.remedy = remedy
+    }
     public var description: String { message }
 }
 
@@ -482,7 +486,7 @@ public enum Analysis {
         if let first = plan.allocation?.arms.first?.name { return first }
         guard let first = names.first else { throw AnalysisError("no variants in the data") }
         if names.count > 1 {
-            throw AnalysisError("no variant is named \"control\": say which one is the control with --control (variants: \(names.sorted().joined(separator: ", ")))")
+            throw AnalysisError("no variant is named \"control\": say which one is the control (variants: \(names.sorted().joined(separator: ", ")))", remedy: .nameControl)
         }
         return first
     }
@@ -494,7 +498,7 @@ public enum Analysis {
         let observed = (order ?? Array(data.variants.indices)).map { NamedCount(name: data.variants[$0].name, count: data.variants[$0].users) }
         guard let allocation else {
             return SampleRatioCheck(status: .notRun, observed: observed, expectedShares: [],
-                                    reason: "no planned split given (use --split, --variants or the config's \"variants\")")
+                                    reason: "no planned split given: the plan names no variants' shares")
         }
         let unexpected = data.variants.filter { !allocation.names.contains($0.name) }.map(\.name).sorted()
         if !unexpected.isEmpty {

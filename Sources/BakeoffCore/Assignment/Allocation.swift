@@ -43,11 +43,10 @@ public struct Allocation: Sendable, Equatable {
         try self.init(validating: arms, context: nil)
     }
 
-    /// Parses a `--variants` value such as `a=0.5,b=0.3,c=0.2` (spaces around names and weights are ignored).
+    /// Parses a split such as `a=0.5,b=0.3,c=0.2` (spaces around names and weights are ignored).
     ///
-    /// Error messages start with `--variants:` and quote the piece that is wrong.
-    public init(parsing spec: String) throws(AssignmentError) {
-        let context = "--variants"
+    /// Error messages start with `context` (where the value came from) and quote the piece that is wrong.
+    public init(parsing spec: String, context: String = "variants") throws(AssignmentError) {
         let example = "e.g. treatment=0.2,control=0.8"
         let trimmedSpec = allocationTrim(Substring(spec))
         guard !trimmedSpec.isEmpty else {

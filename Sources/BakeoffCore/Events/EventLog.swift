@@ -1,17 +1,19 @@
 import Foundation
 
 /// A problem in an event log, located by file and line.
-public struct EventLogError: Error, Sendable, CustomStringConvertible {
+public struct EventLogError: RemedyCarrying, Sendable, CustomStringConvertible {
     public var path: String
     public var line: Int?
     public var column: Int?
     public var message: String
+    public var remedy: Remedy?
 
-    public init(path: String, line: Int? = nil, column: Int? = nil, message: String) {
+    public init(path: String, line: Int? = nil, column: Int? = nil, message: String, remedy: Remedy? = nil) {
         self.path = path
         self.line = line
         self.column = column
         self.message = message
+        self.remedy = remedy
     }
 
     public var description: String {
@@ -153,7 +155,7 @@ public enum EventLog {
                 .sorted { $0.count > $1.count }
             let listed = all.prefix(5).map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ")
             let rest = all.count > 5 ? " and \(all.count - 5) more with \(all.dropFirst(5).reduce(0) { $0 + $1.count }) events" : ""
-            throw EventLogError(path: path, message: "the log holds several experiments: \(listed)\(rest); choose one with --experiment")
+            throw EventLogError(path: path, message: "the log holds several experiments: \(listed)\(rest); choose one", remedy: .chooseExperiment)
         }
         if skipped > 0 && data.requestEvents == 0 {
             throw EventLogError(path: path, message: "no valid request events (\(skipped) lines skipped as invalid; first: \(examples.first ?? ""))")

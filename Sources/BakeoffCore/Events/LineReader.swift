@@ -5,12 +5,14 @@ import Darwin
 #endif
 
 /// A file that could not be opened or read.
-public struct FileError: Error, Sendable, CustomStringConvertible {
+public struct FileError: RemedyCarrying, Sendable, CustomStringConvertible {
     public var path: String
     public var message: String
-    public init(path: String, message: String) {
+    public var remedy: Remedy?
+    public init(path: String, message: String, remedy: Remedy? = nil) {
         self.path = path
         self.message = message
+        self.remedy = remedy
     }
     public var description: String { "\(path): \(message)" }
 }

@@ -176,7 +176,7 @@ struct RecordWriter {
         buffer.deallocate()
         if Glibc.close(fd) != 0 && failure == 0 { failure = errno }
         if failure != 0 {
-            throw FileError(path: path, message: "cannot write a temporary file for reading in pieces: \(String(cString: strerror(failure))) (set TMPDIR to a disk with room, or use --partitions 1)")
+            throw FileError(path: path, message: "cannot write a temporary file for reading in pieces: \(String(cString: strerror(failure))) (set TMPDIR to a disk with room, or read the log in one piece)", remedy: .readInOnePiece)
         }
     }
 }
