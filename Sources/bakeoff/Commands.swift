@@ -4,6 +4,7 @@
 @preconcurrency import Darwin
 #endif
 import BakeoffCore
+import BakeoffGateway
 import BakeoffStatistics
 import BakeoffStore
 import Foundation
@@ -210,7 +211,7 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     options.progress = { bar.update(done: $0, total: $1) }
     let data: ExperimentData
     do {
-        data = try db.map { try StoreReader.aggregate(path: $0, options: options) } ?? EventLog.aggregate(path: paths[0], options: options)
+        data = try db.map { try StoreAnalysis.aggregate(path: $0, options: options) } ?? EventLog.aggregate(path: paths[0], options: options)
         bar.finish()
     } catch {
         bar.finish()
@@ -218,7 +219,7 @@ func runAnalyze(_ args: inout Arguments) throws -> ExitCode {
     }
     var report = try Analysis.run(data, plan: plan)
     if let db {
-        report.planChanges = try PlanLog.changesAfterStart(path: db, experiment: data.experiment, data: data, plan: plan)
+        report.planChanges = try StoreAnalysis.planChangesAfterStart(path: db, experiment: data.experiment, data: data, plan: plan)
     }
     printReport(report, format)
     return .ok
