@@ -8,9 +8,9 @@ let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
 /// The event store's schema, its version kept in `PRAGMA user_version` (the number of migrations applied).
 ///
-/// Every table is made by a migration, applied in order by `Migrator` when a writer
-/// opens the store, so an older store is upgraded in place. Readers accept any version from 1 to the latest,
-/// because every migration only adds (a reader of an older store finds no `plans` table, and no plans).
+/// Every table is made by a migration, applied in order by `Migrator` when a writer opens the store, so an
+/// older store is upgraded in place. Readers accept any version from 1 to the latest, because every migration
+/// only adds (a reader of an older store may find no `plans` table, and then no plans).
 public enum StoreSchema {
     public static let migrations: [Migration] = [
         // 1: the events table.
@@ -76,7 +76,7 @@ public enum IntegrityCheck: Sendable, Equatable {
 }
 
 /// One SQLite connection (opened with SQLITE_OPEN_NOMUTEX), used by one thread at a time: it is not `Sendable`,
-/// so the compiler keeps it where it was made, in a `Mutex`, or with the writer thread it was given to.
+/// so the compiler keeps it on the thread that made it, or in a `Mutex` (the store's read connection).
 final class Connection {
     let path: String
     let db: OpaquePointer
