@@ -4,6 +4,7 @@
 @preconcurrency import Darwin
 #endif
 import BakeoffCore
+import BakeoffGateway
 import BakeoffReport
 import BakeoffSimulation
 import BakeoffHTTP
@@ -139,7 +140,7 @@ let analyzeSpec = CommandSpec(
     options.progress = { bar.update(done: $0, total: $1) }
     let data: ExperimentData
     do {
-        data = try db.map { try StoreReader.aggregate(path: $0, options: options) } ?? EventLog.aggregate(path: console.inputPath(paths[0]), options: options)
+        data = try db.map { try StoreAnalysis.aggregate(path: $0, options: options) } ?? EventLog.aggregate(path: console.inputPath(paths[0]), options: options)
         bar.finish()
     } catch {
         bar.finish()
@@ -147,7 +148,7 @@ let analyzeSpec = CommandSpec(
     }
     var report = try Analysis.run(data, plan: plan)
     if let db {
-        report.planChanges = try PlanLog.changesAfterStart(path: db, experiment: data.experiment, data: data, plan: plan)
+        report.planChanges = try StoreAnalysis.planChangesAfterStart(path: db, experiment: data.experiment, data: data, plan: plan)
     }
     try printReport(report, format, console)
     return .ok

@@ -94,7 +94,7 @@ public enum BakeoffCLI {
         case .chooseExperiment: return "--experiment NAME"
         case .nameControl: return "--control NAME"
         case .readInOnePiece: return "--partitions 1"
-        case .pointAtTheGatewayStore: return "--db with the gateway's store path, or load a log with bakeoff import"
+        case .pointAtTheGatewayStore: return "point --db at the gateway's store, or load a log with bakeoff import"
         }
     }
 

@@ -36,10 +36,7 @@ let importSpec = CommandSpec(
     let experiment = args.string("--experiment")
     let output = args.string("--output")
     let includeQA = args.flag("--include-qa")
-    if let experiment, case let counts = try StoreReader.experimentCounts(path: db), !counts.contains(where: { $0.name == experiment }) {
-        let held = counts.prefix(5).map { "\($0.name) (\($0.count) events)" }.joined(separator: ", ")
-        throw StoreError("\(db): experiment \"\(experiment)\" not found" + (held.isEmpty ? "; the store is empty" : "; the store holds: \(held)"))
-    }
+    if let experiment { _ = try StoreReader.selectExperiment(path: db, named: experiment) }
     let file = try output.flatMap { $0 == "-" ? nil : try OutputFile(creating: $0) }
     defer { file?.close() }
     let out = file ?? console.output

@@ -80,48 +80,34 @@ public struct RequestInfo: Sendable, Equatable {
 /// reason until a write succeeds, `options.report` gets a line, and the counters show it. While failing,
 /// durable appends fail at once (the gateway answers 503 and the client retries) rather than wait: a
 /// durable event is never committed after its caller was told it failed.
-public final class EventStore: @unchecked Sendable {
+public final class EventStore: Sendable {
     public let path: String
     public let options: StoreOptions
     /// How the check at open went (`PRAGMA quick_check`, bounded in time).
     public let integrityCheck: IntegrityCheck
     private let writer: Writer
-    private let readLock = NSLock()
-    private var reader: Connection?
-    private var requestByID: Statement?
-    private var requestByConversation: Statement?
-    private var feedbackByRequest: Statement?
-    private var feedbackByConversation: Statement?
+    /// The read connection and its prepared look-ups, used by one caller at a time; nil once closed.
+    private let reads: Mutex<Reads?>
 
     /// Opens or creates the store (SQLite, WAL, synchronous=NORMAL which survives kill -9 of the process); a
     /// damaged store is refused, an older schema upgraded.
     public init(path: String, options: StoreOptions = StoreOptions()) throws(StoreError) {
         guard options.flushIntervalMs >= 0, options.queueCapacity >= 1, options.retentionBatch >= 1, options.walLimitBytes >= 0,
               options.retentionDays.map({ $0 > 0 }) ?? true else {
-            throw StoreError("\(path): invalid store options (flushIntervalMs \(options.flushIntervalMs), queueCapacity \(options.queueCapacity), retentionDays \(options.retentionDays.map { "\($0)" } ?? "none"))")
+            throw StoreError(.invalidOptions, path: path, "\(path): invalid store options (flushIntervalMs \(options.flushIntervalMs), queueCapacity \(options.queueCapacity), retentionDays \(options.retentionDays.map { "\($0)" } ?? "none"))")
         }
         self.path = path
         self.options = options
-        let connection = try Connection(path: path, readOnly: false, checkSeconds: options.integrityCheckSeconds)
-        integrityCheck = connection.integrity
-        try connection.execute("PRAGMA synchronous=NORMAL")
-        let pageSize = max(try connection.scalar("PRAGMA page_size"), 512)
-        try connection.execute("PRAGMA journal_size_limit=\(options.walLimitBytes)")
-        try connection.execute("PRAGMA wal_autocheckpoint=\(max(Int64(options.walLimitBytes) / pageSize, 1))")
-        let insert = try connection.prepare("""
-            INSERT INTO events (ts, experiment, kind, variant, user_id, conversation_id, request_id, status, qa, line, name)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-            """)
-        let read = try Connection(path: path, readOnly: true)
-        let columns = "experiment, variant, user_id, conversation_id, request_id, qa"
-        requestByID = try read.prepare("SELECT \(columns) FROM events WHERE request_id = ?1 AND kind = 'request' ORDER BY id LIMIT 1")
-        requestByConversation = try read.prepare("SELECT \(columns) FROM events WHERE conversation_id = ?1 AND kind = 'request' ORDER BY id DESC LIMIT 1")
-        // These match the partial indexes' conditions word for word, so SQLite uses them.
-        feedbackByRequest = try read.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = ?1 AND (?2 = '' OR name = ?2)")
-        feedbackByConversation = try read.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = '' AND conversation_id = ?1 AND (?2 = '' OR name = ?2)")
-        reader = read
-        writer = try Writer(connection: connection, insert: insert, options: options)
-        writer.start()
+        let writer = Writer(path: path, options: options)
+        self.writer = writer
+        // The writer thread opens (checks, creates or upgrades) the store first: readers need the schema.
+        integrityCheck = try writer.start()
+        do throws(StoreError) {
+            reads = Mutex(try Reads(path: path))
+        } catch {
+            writer.stop()
+            throw error
+        }
     }
 
     deinit { close() }
@@ -143,26 +129,26 @@ public final class EventStore: @unchecked Sendable {
     }
 
     /// Events waiting for the writer (held for a retry included).
-    public var queueDepth: Int { writer.counters.queued }
+    public var queueDepth: Int { writer.queueDepth }
     /// Events committed.
-    public var eventsWritten: Int { writer.counters.written }
+    public var eventsWritten: Int { writer.written.load(ordering: .relaxed) }
     /// Events refused (queue full, closed, durable while failing) or given up (a durable event whose write
     /// failed; plain events still held when the store closes).
-    public var eventsDropped: Int { writer.counters.dropped }
+    public var eventsDropped: Int { writer.dropped.load(ordering: .relaxed) }
     /// Transactions committed (group commits: far fewer than events).
-    public var commits: Int { writer.counters.commits }
+    public var commits: Int { writer.commits.load(ordering: .relaxed) }
     /// The last write error, if any write failed.
-    public var lastError: StoreError? { writer.counters.lastError }
+    public var lastError: StoreError? { writer.lastError }
     /// Failed write attempts (each is retried while its events fit in the queue).
-    public var writeErrors: Int { writer.counters.writeErrors }
+    public var writeErrors: Int { writer.writeErrors.load(ordering: .relaxed) }
     /// Write attempts made while the store was failing.
-    public var writeRetries: Int { writer.counters.retries }
+    public var writeRetries: Int { writer.retries.load(ordering: .relaxed) }
     /// Events deleted by retention.
-    public var eventsDeleted: Int { writer.counters.deleted }
+    public var eventsDeleted: Int { writer.deleted.load(ordering: .relaxed) }
     /// Retention transactions that deleted events (each deletes at most `options.retentionBatch`).
-    public var retentionBatches: Int { writer.counters.retentionBatches }
+    public var retentionBatches: Int { writer.retentionBatches.load(ordering: .relaxed) }
     /// Whether the store can write now.
-    public var health: StoreHealth { writer.counters.health }
+    public var health: StoreHealth { writer.health }
 
     /// Runs `sql` on the writer's own connection, between batches (for tests: e.g. `PRAGMA max_page_count`
     /// makes writes fail with SQLITE_FULL as a full disk would).
@@ -173,7 +159,7 @@ public final class EventStore: @unchecked Sendable {
             do throws(StoreError) { try connection.execute(sql) } catch { result.withLock { $0 = error } }
             done.signal()
         }
-        guard submitted else { throw StoreError("\(path): the event store is closed") }
+        guard submitted else { throw StoreError(.closed, path: path, "\(path): the event store is closed") }
         done.wait()
         if let error = result.withLock({ $0 }) { throw error }
     }
@@ -187,43 +173,29 @@ public final class EventStore: @unchecked Sendable {
     public func close() {
         // The read connection goes first, so that the writer's connection is the last one and SQLite
         // checkpoints the WAL into the database when it closes.
-        readLock.lock()
-        requestByID = nil
-        requestByConversation = nil
-        feedbackByRequest = nil
-        feedbackByConversation = nil
-        reader = nil
-        readLock.unlock()
+        reads.withLock { $0 = nil }
         writer.stop()
     }
 
     /// A committed request event by request id (a separate read connection; safe from any thread).
     public func request(id: String) -> RequestInfo? {
-        readLock.lock()
-        defer { readLock.unlock() }
-        return requestByID.flatMap { Self.info($0, id) }
+        reads.withLock { reads in reads.flatMap { Self.info($0.requestByID, id) } }
     }
 
     /// The most recent committed request event of a conversation.
     public func latestRequest(conversation: String) -> RequestInfo? {
-        readLock.lock()
-        defer { readLock.unlock() }
-        return requestByConversation.flatMap { Self.info($0, conversation) }
+        reads.withLock { reads in reads.flatMap { Self.info($0.requestByConversation, conversation) } }
     }
 
     /// Committed feedback events named `name` (any name for "") given for the request `requestID` (an index look-up).
     public func feedbackCount(requestID: String, name: String) -> Int {
-        readLock.lock()
-        defer { readLock.unlock() }
-        return feedbackByRequest.map { Self.count($0, requestID, name) } ?? 0
+        reads.withLock { reads in reads.map { Self.count($0.feedbackByRequest, requestID, name) } ?? 0 }
     }
 
     /// Committed feedback events named `name` (any name for "") given for the conversation `conversationID` as a whole (by
     /// `conversation_id`; feedback on one of its requests counts for that request, not here).
     public func feedbackCount(conversationID: String, name: String) -> Int {
-        readLock.lock()
-        defer { readLock.unlock() }
-        return feedbackByConversation.map { Self.count($0, conversationID, name) } ?? 0
+        reads.withLock { reads in reads.map { Self.count($0.feedbackByConversation, conversationID, name) } ?? 0 }
     }
 
     private static func count(_ s: Statement, _ key: String, _ name: String) -> Int {
@@ -267,7 +239,9 @@ public final class EventStore: @unchecked Sendable {
         // A passing problem is retried a few times (about 1.5 s) before the import gives up.
         writer.flush(throughFailures: 5)
         if case .failing(_, let reason) = health {
-            throw StoreError("\(reason) (the import stopped; the events committed before stay in the store)")
+            var error = lastError ?? StoreError(.other, path: path, reason)
+            error.message = "\(reason) (the import stopped; the events committed before stay in the store)"
+            throw error
         }
     }
 
@@ -291,6 +265,26 @@ public final class EventStore: @unchecked Sendable {
             case .body(let e): throw e
             }
         }
+    }
+}
+
+/// The store's read connection and its prepared look-ups. Not `Sendable`: it lives in `EventStore.reads`, whose
+/// lock serializes its use.
+private struct Reads {
+    let connection: Connection
+    let requestByID: Statement
+    let requestByConversation: Statement
+    let feedbackByRequest: Statement
+    let feedbackByConversation: Statement
+
+    init(path: String) throws(StoreError) {
+        connection = try Connection(path: path, readOnly: true)
+        let columns = "experiment, variant, user_id, conversation_id, request_id, qa"
+        requestByID = try connection.prepare("SELECT \(columns) FROM events WHERE request_id = ?1 AND kind = 'request' ORDER BY id LIMIT 1")
+        requestByConversation = try connection.prepare("SELECT \(columns) FROM events WHERE conversation_id = ?1 AND kind = 'request' ORDER BY id DESC LIMIT 1")
+        // These match the partial indexes' conditions word for word, so SQLite uses them.
+        feedbackByRequest = try connection.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = ?1 AND (?2 = '' OR name = ?2)")
+        feedbackByConversation = try connection.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = '' AND conversation_id = ?1 AND (?2 = '' OR name = ?2)")
     }
 }
 
@@ -341,180 +335,265 @@ struct Row: Sendable {
 
 /// The writer thread, its queue and counters. Separate from `EventStore` so the thread does not keep the
 /// store alive: the store's deinit closes it.
-private final class Writer: @unchecked Sendable {
-    enum Item {
+///
+/// The queue and everything that goes with it are in one `Mutex`; threads that wait (the writer for work,
+/// `flush`, `close` and bulk loads for the writer) sleep on semaphores, which the side that changes the state
+/// signals after unlocking. The counters are atomics. The SQLite connection never leaves the writer thread:
+/// the thread opens it, owns it and closes it (`WriterConnection` is not `Sendable`).
+private final class Writer: Sendable {
+    enum Item: Sendable {
         case record(EventRecord)
         case row(Row)
     }
-    struct Pending {
+    struct Pending: Sendable {
         var item: Item
         var completion: (@Sendable (StoreError?) -> Void)?
     }
-    struct Counters {
-        var queued = 0, written = 0, dropped = 0, commits = 0
-        var writeErrors = 0, retries = 0, deleted = 0, retentionBatches = 0
-        var lastError: StoreError?
+
+    struct State: Sendable {
+        var queue: [Pending] = []
+        var refused: [@Sendable (StoreError?) -> Void] = []
+        var urgent = false
+        var closed = false
+        /// The writer takes no more tasks (it is closing its connection).
+        var tasksClosed = false
+        var exited = false
+        var accepted = 0   // items ever queued
+        var processed = 0  // items written or given up
+        var held = 0       // plain items the writer keeps for a retry (they count toward the capacity)
+        var failedAttempts = 0
+        var tasks: [@Sendable (Connection) -> Void] = []
         var health = StoreHealth.ok
+        var lastError: StoreError?
+        /// Threads waiting for the writer to make progress (`flush`, `stop`, a bulk load at a full queue).
+        var waiters: [DispatchSemaphore] = []
+        var writerThread: pthread_t?
+
+        /// Whether the writer has something to do before its flush interval ends (or, while `retrying`, its backoff).
+        func writerHasWork(retrying: Bool) -> Bool {
+            closed || !refused.isEmpty || !tasks.isEmpty || (urgent && !retrying)
+        }
+
+        /// Asks the writer to write now; true when it must be woken (it was not asked already).
+        mutating func makeUrgent() -> Bool {
+            defer { urgent = true }
+            return !urgent
+        }
+
+        var onWriterThread: Bool {
+            writerThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+        }
     }
 
     /// The first retry waits this long; each further one twice as long, up to `maxBackoff`.
     static let minBackoff = 0.05, maxBackoff = 5.0
 
-    private let condition = NSCondition()
-    // Guarded by `condition`:
-    private var queue: [Pending] = []
-    private var refused: [@Sendable (StoreError?) -> Void] = []
-    private var urgent = false
-    private var closed = false
-    private var exited = false
-    private var accepted = 0   // items ever queued
-    private var processed = 0  // items written or given up
-    private var held = 0       // plain items the writer keeps for a retry (they count toward the capacity)
-    private var failedAttempts = 0
-    private var tasks: [(Connection) -> Void] = []
-    private var stats = Counters()
-    private var thread: pthread_t?
-
-    // Used only by the writer thread:
-    private var connection: Connection?
-    private var insert: Statement?
-    private var begin: Statement?
-    private var commit: Statement?
-    private var probe: Statement?
-    private var chunkEnd: Statement?
-    private var delete: Statement?
+    private let state = Mutex(State())
+    /// Wakes the writer thread from its wait for work.
+    private let wake = DispatchSemaphore(value: 0)
+    let written = Atomic<Int>(0)
+    let dropped = Atomic<Int>(0)
+    let commits = Atomic<Int>(0)
+    let writeErrors = Atomic<Int>(0)
+    let retries = Atomic<Int>(0)
+    let deleted = Atomic<Int>(0)
+    let retentionBatches = Atomic<Int>(0)
     private let capacity: Int
-    private let interval: TimeInterval
+    private let intervalNanoseconds: UInt64
     private let path: String
     private let options: StoreOptions
 
-    init(connection: Connection, insert: Statement, options: StoreOptions) throws(StoreError) {
-        self.connection = connection
-        self.insert = insert
-        begin = try connection.prepare("BEGIN IMMEDIATE")
-        commit = try connection.prepare("COMMIT")
-        // A write that changes nothing but the header: tells whether the store can write when no events wait.
-        probe = try connection.prepare("PRAGMA user_version = \(storeSchemaVersion)")
-        chunkEnd = try connection.prepare("SELECT max(id) FROM (SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2)")
-        delete = try connection.prepare("DELETE FROM events WHERE id > ?1 AND id <= ?2 AND ts < ?3")
+    init(path: String, options: StoreOptions) {
         self.options = options
+        self.path = path
         capacity = options.queueCapacity
-        interval = Double(max(options.flushIntervalMs, 1)) / 1000
-        path = connection.path
-        queue.reserveCapacity(min(capacity, 4096))
+        intervalNanoseconds = UInt64(max(options.flushIntervalMs, 1)) * 1_000_000
+        state.withLock { $0.queue.reserveCapacity(min(options.queueCapacity, 4096)) }
     }
 
-    func start() {
-        let t = Thread { [self] in run() }
+    /// Starts the writer thread, which opens the store (checking, creating or upgrading it) and keeps the
+    /// connection to itself; returns how the check went, or throws why the store could not be opened (the
+    /// thread has then ended).
+    func start() throws(StoreError) -> IntegrityCheck {
+        let opened = Mutex<Result<IntegrityCheck, StoreError>?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let t = Thread { [self] in
+            state.withLock { $0.writerThread = pthread_self() }
+            do {
+                let db: WriterConnection
+                do throws(StoreError) { db = try WriterConnection(path: path, options: options) } catch {
+                    opened.withLock { $0 = .failure(error) }
+                    ready.signal()
+                    return finish()
+                }
+                opened.withLock { $0 = .success(db.connection.integrity) }
+                ready.signal()
+                run(db)
+            }
+            // The connection is closed now (the last one of this process, so SQLite has checkpointed the WAL).
+            finish()
+        }
         t.name = "bakeoff-store-writer"
         t.start()
+        ready.wait()
+        switch opened.withLock({ $0 })! {
+        case .success(let check): return check
+        case .failure(let error): throw error
+        }
     }
 
-    var counters: Counters {
-        condition.lock()
-        defer { condition.unlock() }
-        var c = stats
-        c.queued = queue.count + held
-        return c
-    }
+    var queueDepth: Int { state.withLock { $0.queue.count + $0.held } }
+    var lastError: StoreError? { state.withLock { $0.lastError } }
+    var health: StoreHealth { state.withLock { $0.health } }
 
     @discardableResult
     func enqueue(_ item: Item, completion: (@Sendable (StoreError?) -> Void)?) -> Bool {
-        condition.lock()
-        if closed {
-            stats.dropped += 1
-            condition.unlock()
-            completion?(StoreError("\(path): the event store is closed"))
-            return false
+        enum Outcome {
+            case queued(wakeWriter: Bool)
+            case closed
+            case failing(since: Date, reason: String)
+            case full(wakeWriter: Bool)
         }
-        if let completion, case .failing(let since, let reason) = stats.health {
-            stats.dropped += 1
-            condition.unlock()
-            completion(StoreError("\(reason) (the event store cannot write since \(Self.timestamp(since)); retrying)"))
-            return false
-        }
-        if queue.count + held >= capacity {
-            stats.dropped += 1
-            if let completion {
-                refused.append(completion)
-                condition.signal()
+        let outcome = state.withLock { s -> Outcome in
+            if s.closed { return .closed }
+            if completion != nil, case .failing(let since, let reason) = s.health { return .failing(since: since, reason: reason) }
+            if s.queue.count + s.held >= capacity {
+                guard let completion else { return .full(wakeWriter: false) }
+                // The writer calls the completion (not the request thread, which holds its own locks).
+                s.refused.append(completion)
+                return .full(wakeWriter: s.refused.count == 1)
             }
-            condition.unlock()
+            s.queue.append(Pending(item: item, completion: completion))
+            s.accepted += 1
+            return .queued(wakeWriter: (completion != nil || s.queue.count == capacity / 2) && s.makeUrgent())
+        }
+        switch outcome {
+        case .queued(let wakeWriter):
+            if wakeWriter { wake.signal() }
+            return true
+        case .closed:
+            dropped.add(1, ordering: .relaxed)
+            completion?(StoreError(.closed, path: path, "\(path): the event store is closed"))
+            return false
+        case .failing(let since, let reason):
+            dropped.add(1, ordering: .relaxed)
+            completion?(StoreError(.failing, path: path, "\(reason) (the event store cannot write since \(Self.timestamp(since)); retrying)"))
+            return false
+        case .full(let wakeWriter):
+            dropped.add(1, ordering: .relaxed)
+            if wakeWriter { wake.signal() }
             return false
         }
-        queue.append(Pending(item: item, completion: completion))
-        accepted += 1
-        if completion != nil || queue.count == capacity / 2 {
-            urgent = true
-            condition.signal()
-        }
-        condition.unlock()
-        return true
     }
 
     /// Runs `task` on the writer thread with its connection, before the next batch (after the store closed: not at all).
-    func submit(_ task: @escaping (Connection) -> Void) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        guard !exited else { return false }
-        tasks.append(task)
-        condition.signal()
-        return true
+    func submit(_ task: @escaping @Sendable (Connection) -> Void) -> Bool {
+        let submitted = state.withLock { s -> Bool in
+            guard !s.tasksClosed else { return false }
+            s.tasks.append(task)
+            return true
+        }
+        if submitted { wake.signal() }
+        return submitted
     }
 
     /// Enqueues, waiting while the queue is full (for bulk loads, never for the request path); an error when
     /// the store is closed or cannot write.
     func enqueueWaiting(_ row: Row) throws(StoreError) {
-        condition.lock()
-        defer { condition.unlock() }
-        while queue.count + held >= capacity && !closed {
-            if case .failing(_, let reason) = stats.health { throw StoreError(reason) }
-            urgent = true
-            condition.signal()
-            condition.wait()
+        enum Outcome {
+            case queued
+            case closed
+            case failing(String)
+            case wait(DispatchSemaphore, wakeWriter: Bool)
         }
-        if closed { throw StoreError("\(path): the event store is closed") }
-        queue.append(Pending(item: .row(row), completion: nil))
-        accepted += 1
-    }
-
-    private var onWriterThread: Bool {
-        guard let thread else { return false }
-        return pthread_equal(thread, pthread_self()) != 0
+        while true {
+            let outcome = state.withLock { s -> Outcome in
+                if s.closed { return .closed }
+                if s.queue.count + s.held < capacity {
+                    s.queue.append(Pending(item: .row(row), completion: nil))
+                    s.accepted += 1
+                    return .queued
+                }
+                if case .failing(_, let reason) = s.health { return .failing(reason) }
+                let waiter = DispatchSemaphore(value: 0)
+                s.waiters.append(waiter)
+                return .wait(waiter, wakeWriter: s.makeUrgent())
+            }
+            switch outcome {
+            case .queued: return
+            case .closed: throw StoreError(.closed, path: path, "\(path): the event store is closed")
+            case .failing(let reason): throw lastError ?? StoreError(.other, path: path, reason)
+            case .wait(let waiter, let wakeWriter):
+                if wakeWriter { wake.signal() }
+                waiter.wait()
+            }
+        }
     }
 
     /// Waits until what is queued now is written, or `failures + 1` write attempts have failed meanwhile.
     func flush(throughFailures failures: Int = 0) {
-        condition.lock()
-        defer { condition.unlock() }
-        if onWriterThread { return }  // from a completion: waiting would deadlock
-        let target = accepted
-        let failuresBefore = failedAttempts
-        while processed < target && !exited && failedAttempts - failuresBefore <= failures {
-            urgent = true
-            condition.signal()
-            condition.wait()
+        var target: Int?
+        var failuresBefore = 0
+        while true {
+            let waiter: DispatchSemaphore? = state.withLock { s in
+                if target == nil {
+                    if s.onWriterThread { return nil }  // from a completion: waiting would deadlock
+                    target = s.accepted
+                    failuresBefore = s.failedAttempts
+                }
+                guard s.processed < target!, !s.exited, s.failedAttempts - failuresBefore <= failures else { return nil }
+                let waiter = DispatchSemaphore(value: 0)
+                s.waiters.append(waiter)
+                if s.makeUrgent() { wake.signal() }
+                return waiter
+            }
+            guard let waiter else { return }
+            waiter.wait()
         }
     }
 
+    /// Closes the queue and waits until the writer has written what it holds, closed its connection and ended
+    /// (from the writer thread itself, e.g. a completion: does not wait).
     func stop() {
-        condition.lock()
-        defer { condition.unlock() }
-        closed = true
-        urgent = true
-        condition.broadcast()
+        let onWriterThread = state.withLock { s in
+            s.closed = true
+            s.urgent = true
+            return s.onWriterThread
+        }
+        wake.signal()
         if onWriterThread { return }
-        while !exited { condition.wait() }
+        // Woken after each batch, and when the thread ends.
+        while let waiter = state.withLock({ s -> DispatchSemaphore? in
+            if s.exited { return nil }
+            let waiter = DispatchSemaphore(value: 0)
+            s.waiters.append(waiter)
+            return waiter
+        }) {
+            waiter.wait()
+        }
+    }
+
+    /// Wakes the threads waiting for the writer's progress (taken from the state under the lock).
+    private static func signal(_ waiters: [DispatchSemaphore]) {
+        for waiter in waiters { waiter.signal() }
     }
 
     private static func timestamp(_ date: Date) -> String {
         date.formatted(.iso8601)
     }
 
-    private func run() {
-        condition.lock()
-        thread = pthread_self()
-        condition.broadcast()
+    /// Sleeps until the writer has work (see `State.writerHasWork`) or `deadline` (monotonic ns) passes.
+    private func sleep(until deadline: UInt64, retrying: Bool) {
+        while !state.withLock({ $0.writerHasWork(retrying: retrying) }) {
+            let now = storeMonotonicNanoseconds()
+            guard now < deadline else { return }
+            _ = wake.wait(timeout: .now() + .nanoseconds(Int(min(deadline - now, UInt64(Int.max)))))
+        }
+    }
+
+    /// The writer thread's loop: waits for events (at most a flush interval), writes them in one transaction,
+    /// retries after failures, runs retention between batches; returns once the store is closed and drained.
+    private func run(_ db: WriterConnection) {
         var spare: [Pending] = []
         spare.reserveCapacity(min(capacity, 4096))
         var kept: [Pending] = []          // plain events of failed attempts, oldest first (`held` counts them)
@@ -524,94 +603,97 @@ private final class Writer: @unchecked Sendable {
         var retention = RetentionState(next: options.retentionDays == nil ? nil : 0)
         while true {
             if let retryAt {
-                while !closed && refused.isEmpty && tasks.isEmpty && storeMonotonicNanoseconds() < retryAt {
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: Double(retryAt &- storeMonotonicNanoseconds()) / 1e9))
-                }
+                sleep(until: retryAt, retrying: true)
             } else if !retention.running {
-                let deadline = Date(timeIntervalSinceNow: interval)
-                while !urgent && !closed && refused.isEmpty && tasks.isEmpty {
-                    if !condition.wait(until: deadline) { break }
-                }
+                sleep(until: storeMonotonicNanoseconds() &+ intervalNanoseconds, retrying: false)
             }
-            let stopping = closed
-            let chores = tasks
-            tasks = []
-            let due = stopping || retryAt.map { storeMonotonicNanoseconds() >= $0 } ?? true
-            var batch = spare
-            if due {
-                urgent = false
-                swap(&batch, &queue)
-                if !kept.isEmpty {
-                    batch = kept + batch
-                    kept = []
+            let retryDue = retryAt.map { storeMonotonicNanoseconds() >= $0 } ?? true
+            var stopping = false, due = false
+            var chores: [@Sendable (Connection) -> Void] = []
+            var rejected: [@Sendable (StoreError?) -> Void] = []
+            let roomMade = state.withLock { s -> [DispatchSemaphore] in
+                stopping = s.closed
+                swap(&chores, &s.tasks)
+                due = stopping || retryDue
+                if due {
+                    s.urgent = false
+                    // The queue gets the emptied buffer of the last batch (no allocation on the request path).
+                    swap(&spare, &s.queue)
                 }
+                swap(&rejected, &s.refused)
+                // Room in the queue for waiting bulk loads.
+                defer { s.waiters = [] }
+                return s.waiters
             }
-            let rejected = refused
-            refused = []
-            condition.broadcast()  // room in the queue for waiting bulk loads
-            condition.unlock()
+            Self.signal(roomMade)
+            var batch: [Pending] = []
+            if due { swap(&batch, &spare) }
+            if due && !kept.isEmpty {
+                batch = kept + batch
+                kept = []
+            }
 
-            let queueFull = StoreError("\(path): the event store's queue is full (\(capacity) events)")
+            let queueFull = StoreError(.queueFull(capacity: capacity), path: path, "\(path): the event store's queue is full (\(capacity) events)")
             for completion in rejected { completion(queueFull) }
-            if let connection { for task in chores { task(connection) } }
-            if !due {
-                condition.lock()
-                continue
-            }
+            for task in chores { task(db.connection) }
+            if !due { continue }
             var error: StoreError?
             if !batch.isEmpty {
-                error = write(batch)
+                error = db.write(batch)
             } else if retryAt != nil {
-                error = writeProbe()
+                error = db.writeProbe()
             }
             let now = storeMonotonicNanoseconds()
             var line: String?
             var failed: [@Sendable (StoreError?) -> Void] = []
-
-            condition.lock()
-            if retryAt != nil { stats.retries += 1 }
-            if let error {
-                failedAttempts += 1
-                stats.writeErrors += 1
-                stats.lastError = error
+            if retryAt != nil { retries.add(1, ordering: .relaxed) }
+            if error != nil {
                 for p in batch {
                     if let completion = p.completion { failed.append(completion) } else if !stopping { kept.append(p) }
                 }
-                // Durable events are given up (their callers hear of it now); plain ones wait for the retry.
-                let givenUp = batch.count - kept.count
-                processed += givenUp
-                stats.dropped += givenUp
-                held = kept.count
-                if case .failing(let since, _) = stats.health {
-                    stats.health = .failing(since: since, reason: error.message)
-                    backoff = min(backoff * 2, Self.maxBackoff)
-                    if Double(now &- lastReport) / 1e9 >= options.reportIntervalSeconds {
-                        lastReport = now
-                        line = "\(error.message); still failing since \(Self.timestamp(since)) (\(stats.writeErrors) failed writes), \(held) events held for the next retry, \(stats.dropped) dropped so far"
-                    }
-                } else {
-                    stats.health = .failing(since: Date(), reason: error.message)
-                    backoff = Self.minBackoff
-                    lastReport = now
-                    line = "\(error.message); the event store cannot write: keeping up to \(capacity) events queued and retrying (durable appends, i.e. feedback, are refused until a write succeeds)"
-                }
-                retryAt = now &+ UInt64(backoff * 1e9)
-            } else {
-                if case .failing(let since, _) = stats.health {
-                    line = "\(path): the event store writes again after \(Int(Date().timeIntervalSince(since).rounded())) s of failures; \(batch.count) held events written, \(stats.dropped) dropped in all"
-                    stats.health = .ok
-                }
-                retryAt = nil
-                backoff = Self.minBackoff
-                processed += batch.count
-                held = 0
-                if !batch.isEmpty {
-                    stats.written += batch.count
-                    stats.commits += 1
-                }
             }
-            condition.broadcast()
-            condition.unlock()
+            let progressed = state.withLock { s -> [DispatchSemaphore] in
+                if let error {
+                    s.failedAttempts += 1
+                    let failures = writeErrors.add(1, ordering: .relaxed).newValue
+                    s.lastError = error
+                    // Durable events are given up (their callers hear of it now); plain ones wait for the retry.
+                    let givenUp = batch.count - kept.count
+                    s.processed += givenUp
+                    let droppedSoFar = dropped.add(givenUp, ordering: .relaxed).newValue
+                    s.held = kept.count
+                    if case .failing(let since, _) = s.health {
+                        s.health = .failing(since: since, reason: error.message)
+                        backoff = min(backoff * 2, Self.maxBackoff)
+                        if Double(now &- lastReport) / 1e9 >= options.reportIntervalSeconds {
+                            lastReport = now
+                            line = "\(error.message); still failing since \(Self.timestamp(since)) (\(failures) failed writes), \(s.held) events held for the next retry, \(droppedSoFar) dropped so far"
+                        }
+                    } else {
+                        s.health = .failing(since: Date(), reason: error.message)
+                        backoff = Self.minBackoff
+                        lastReport = now
+                        line = "\(error.message); the event store cannot write: keeping up to \(capacity) events queued and retrying (durable appends, i.e. feedback, are refused until a write succeeds)"
+                    }
+                    retryAt = now &+ UInt64(backoff * 1e9)
+                } else {
+                    if case .failing(let since, _) = s.health {
+                        line = "\(path): the event store writes again after \(Int(Date().timeIntervalSince(since).rounded())) s of failures; \(batch.count) held events written, \(dropped.load(ordering: .relaxed)) dropped in all"
+                        s.health = .ok
+                    }
+                    retryAt = nil
+                    backoff = Self.minBackoff
+                    s.processed += batch.count
+                    s.held = 0
+                    if !batch.isEmpty {
+                        written.add(batch.count, ordering: .relaxed)
+                        commits.add(1, ordering: .relaxed)
+                    }
+                }
+                defer { s.waiters = [] }
+                return s.waiters
+            }
+            Self.signal(progressed)
             if let line { options.report?(line) }
             if error == nil {
                 for p in batch { p.completion?(nil) }
@@ -620,49 +702,93 @@ private final class Writer: @unchecked Sendable {
             }
             batch.removeAll(keepingCapacity: true)
             spare = batch
-            if error == nil && !stopping { retainOnce(&retention) }
-
-            condition.lock()
-            if stopping && queue.isEmpty && refused.isEmpty { break }
+            if error == nil && !stopping, let deleted = db.retainOnce(&retention, options: options) {
+                self.deleted.add(deleted, ordering: .relaxed)
+                if deleted > 0 { retentionBatches.add(1, ordering: .relaxed) }
+            }
+            if stopping && state.withLock({ $0.queue.isEmpty && $0.refused.isEmpty }) { break }
         }
-        if let connection { for task in tasks { task(connection) } }
-        tasks = []
-        insert = nil
-        begin = nil
-        commit = nil
-        probe = nil
-        chunkEnd = nil
-        delete = nil
-        connection = nil
-        exited = true
-        condition.broadcast()
-        condition.unlock()
+        // Tasks submitted until now still run; later ones are refused.
+        while true {
+            let chores = state.withLock { s -> [@Sendable (Connection) -> Void] in
+                defer { s.tasks = [] }
+                if s.tasks.isEmpty { s.tasksClosed = true }
+                return s.tasks
+            }
+            if chores.isEmpty { break }
+            for task in chores { task(db.connection) }
+        }
     }
 
-    /// Where retention is: `next` is when the next round starts (monotonic ns; nil without retention),
-    /// `cursor` the last id a running round has looked at.
-    struct RetentionState {
-        var next: UInt64?
-        var cursor: Int64?
-        var running: Bool { cursor != nil }
+    /// The thread's last act, after its connection is closed: wakes everyone waiting for it.
+    private func finish() {
+        let waiters = state.withLock { s -> [DispatchSemaphore] in
+            s.exited = true
+            s.tasksClosed = true
+            s.writerThread = nil
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        Self.signal(waiters)
+    }
+}
+
+/// Where retention is: `next` is when the next round starts (monotonic ns; nil without retention),
+/// `cursor` the last id a running round has looked at.
+private struct RetentionState {
+    var next: UInt64?
+    var cursor: Int64?
+    var running: Bool { cursor != nil }
+}
+
+/// The writer thread's connection and statements. Not `Sendable`: the writer thread makes it, uses it and
+/// closes it (when it goes out of scope at the end of the thread), so no other thread can reach it.
+private final class WriterConnection {
+    let connection: Connection
+    let insert: Statement
+    let begin: Statement
+    let commit: Statement
+    let probe: Statement
+    let chunkEnd: Statement
+    let delete: Statement
+    let path: String
+
+    init(path: String, options: StoreOptions) throws(StoreError) {
+        self.path = path
+        connection = try Connection(path: path, readOnly: false, checkSeconds: options.integrityCheckSeconds)
+        try connection.execute("PRAGMA synchronous=NORMAL")
+        let pageSize = max(try connection.scalar("PRAGMA page_size"), 512)
+        try connection.execute("PRAGMA journal_size_limit=\(options.walLimitBytes)")
+        try connection.execute("PRAGMA wal_autocheckpoint=\(max(Int64(options.walLimitBytes) / pageSize, 1))")
+        insert = try connection.prepare("""
+            INSERT INTO events (ts, experiment, kind, variant, user_id, conversation_id, request_id, status, qa, line, name)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            """)
+        begin = try connection.prepare("BEGIN IMMEDIATE")
+        commit = try connection.prepare("COMMIT")
+        // A write that changes nothing but the header: tells whether the store can write when no events wait.
+        probe = try connection.prepare("PRAGMA user_version = \(StoreSchema.version)")
+        chunkEnd = try connection.prepare("SELECT max(id) FROM (SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2)")
+        delete = try connection.prepare("DELETE FROM events WHERE id > ?1 AND id <= ?2 AND ts < ?3")
     }
 
     /// One step of retention, between batches: deletes the old events among the next `retentionBatch` events in
-    /// commit order, in one transaction, then frees the pages. A round starts every `retentionIntervalSeconds`
-    /// from the oldest events and walks the whole table: events are not always committed in time order (an
-    /// imported log, a clock stepped back), so an old one may follow newer ones.
-    private func retainOnce(_ state: inout RetentionState) {
-        guard let days = options.retentionDays, let next = state.next, let connection, let chunkEnd, let delete,
-              let begin, let commit else { return }
+    /// commit order, in one transaction, then frees the pages; returns how many were deleted (nil when no step
+    /// was due). A round starts every `retentionIntervalSeconds` from the oldest events and walks the whole
+    /// table: events are not always committed in time order (an imported log, a clock stepped back), so an old
+    /// one may follow newer ones.
+    func retainOnce(_ state: inout RetentionState, options: StoreOptions) -> Int? {
+        guard let days = options.retentionDays, let next = state.next else { return nil }
         let now = storeMonotonicNanoseconds()
         if state.cursor == nil {
-            guard now >= next else { return }
+            guard now >= next else { return nil }
             state.cursor = 0
         }
         let cursor = state.cursor!
-        func endRound() {
+        func endRound() -> Int? {
             state.cursor = nil
             state.next = now &+ UInt64(max(options.retentionIntervalSeconds, 0) * 1e9)
+            return nil
         }
         chunkEnd.bind(1, cursor)
         chunkEnd.bind(2, Int64(options.retentionBatch))
@@ -697,19 +823,15 @@ private final class Writer: @unchecked Sendable {
             begin.reset()
             return endRound()
         }
-        condition.lock()
-        stats.deleted += deleted
-        if deleted > 0 { stats.retentionBatches += 1 }
-        condition.unlock()
         state.cursor = end
         // Gives the freed pages back to the file system (a store without auto_vacuum keeps them for reuse).
         if deleted > 0 { try? connection.execute("PRAGMA incremental_vacuum") }
+        return deleted
     }
 
     /// A write that tells whether the store can write again when no events wait for a retry.
-    private func writeProbe() -> StoreError? {
-        guard let probe else { return StoreError("\(path): the event store is closed") }
-        return transaction { () throws(StoreError) in
+    func writeProbe() -> StoreError? {
+        transaction { () throws(StoreError) in
             defer { probe.reset() }
             _ = try probe.step()
         }
@@ -717,10 +839,9 @@ private final class Writer: @unchecked Sendable {
 
     /// Runs `body` in one write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back when it throws); nil on success.
     private func transaction(_ body: () throws(StoreError) -> Void) -> StoreError? {
-        guard let connection, let begin, let commit else { return StoreError("\(path): the event store is closed") }
         // A store deleted or replaced under the gateway would take every write without a trace: fail loudly.
         if connection.fileHasMoved {
-            return StoreError("\(path): the store file was deleted, moved or replaced while the gateway ran; nothing more can be written to it: restart the gateway (it creates or opens the store at its path again); events already written to the moved file stay in it, if it still exists")
+            return StoreError(.fileMoved, path: path, "\(path): the store file was deleted, moved or replaced while the gateway ran; nothing more can be written to it: restart the gateway (it creates or opens the store at its path again); events already written to the moved file stay in it, if it still exists")
         }
         do throws(StoreError) {
             _ = try begin.step()
@@ -742,9 +863,8 @@ private final class Writer: @unchecked Sendable {
     }
 
     /// Writes a batch in one transaction; nil on success.
-    private func write(_ batch: [Pending]) -> StoreError? {
-        guard let insert else { return StoreError("\(path): the event store is closed") }
-        return transaction { () throws(StoreError) in
+    func write(_ batch: [Writer.Pending]) -> StoreError? {
+        transaction { () throws(StoreError) in
             defer { insert.reset() }
             for p in batch {
                 let row: Row

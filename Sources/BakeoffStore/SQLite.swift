@@ -6,56 +6,62 @@ import Glibc
 /// The C macro does not import: tells SQLite to copy bound bytes before `bind` returns.
 let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-/// The store's schema version, kept in `PRAGMA user_version`: the number of `storeMigrations` applied.
-let storeSchemaVersion = Int64(storeMigrations.count)
-
-/// The schema's steps, oldest first: step `i` brings a store from version `i` to `i + 1`.
+/// The event store's schema, its version kept in `PRAGMA user_version` (the number of migrations applied).
 ///
-/// A writer applies the missing steps in one transaction when it opens a store (as GRDB's migrator does), so an
-/// older store is upgraded in place; readers accept any version from 1 to `storeSchemaVersion`, because every
-/// step only adds. Never edit a step that has shipped: add one.
-let storeMigrations: [String] = [
-    // 1: the events table.
-    """
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        ts INTEGER NOT NULL,
-        experiment TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        variant TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        conversation_id TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        qa INTEGER NOT NULL,
-        line TEXT NOT NULL);
-    CREATE INDEX events_experiment ON events(experiment, id);
-    CREATE INDEX events_request ON events(request_id);
-    CREATE INDEX events_conversation ON events(conversation_id);
-    """,
-    // 2: the feedback name, and partial indexes (feedback rows only) for counting feedback per target and name.
-    """
-    ALTER TABLE events ADD COLUMN name TEXT NOT NULL DEFAULT '';
-    UPDATE events SET name = coalesce(CASE WHEN json_valid(line) THEN CAST(json_extract(line, '$.name') AS TEXT) END, '')
-        WHERE kind = 'feedback';
-    CREATE INDEX events_feedback_request ON events(request_id, name) WHERE kind = 'feedback';
-    CREATE INDEX events_feedback_conversation ON events(conversation_id, name) WHERE kind = 'feedback' AND request_id = '';
-    """,
-]
+/// Every table is made by a migration, applied in order by `Migrator` when a writer opens the store, so an
+/// older store is upgraded in place. Readers accept any version from 1 to the latest, because every migration
+/// only adds (a reader of an older store may find no `plans` table, and then no plans).
+public enum StoreSchema {
+    public static let migrations: [Migration] = [
+        // 1: the events table.
+        Migration("events", sql: """
+            CREATE TABLE events (
+                id INTEGER PRIMARY KEY,
+                ts INTEGER NOT NULL,
+                experiment TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                variant TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                conversation_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                qa INTEGER NOT NULL,
+                line TEXT NOT NULL);
+            CREATE INDEX events_experiment ON events(experiment, id);
+            CREATE INDEX events_request ON events(request_id);
+            CREATE INDEX events_conversation ON events(conversation_id);
+            """),
+        // 2: the feedback name, and partial indexes (feedback rows only) for counting feedback per target and name.
+        Migration("feedback-names", sql: """
+            ALTER TABLE events ADD COLUMN name TEXT NOT NULL DEFAULT '';
+            UPDATE events SET name = coalesce(CASE WHEN json_valid(line) THEN CAST(json_extract(line, '$.name') AS TEXT) END, '')
+                WHERE kind = 'feedback';
+            CREATE INDEX events_feedback_request ON events(request_id, name) WHERE kind = 'feedback';
+            CREATE INDEX events_feedback_conversation ON events(conversation_id, name) WHERE kind = 'feedback' AND request_id = '';
+            """),
+        // 3: the plans an experiment ran under (see `PlanLog`). A store of version 2 may have the table already:
+        // it was created outside the schema version, with this definition, when the first plan was recorded.
+        Migration("plans", sql: """
+            CREATE TABLE IF NOT EXISTS plans (
+                id INTEGER PRIMARY KEY,
+                ts INTEGER NOT NULL,
+                experiment TEXT NOT NULL,
+                plan TEXT NOT NULL);
+            """),
+    ]
 
-/// A problem with the event store; the message names the database path and the problem.
-public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public static let migrator = Migrator(migrations)
+
+    /// The version of a store with every migration applied.
+    public static var version: Int { migrator.latestVersion }
 }
 
 /// What to do about a damaged store file: the shell pipeline copies every readable row into a new store
 /// (`.dump` ends a damaged file's dump with ROLLBACK, which the sed turns into COMMIT).
-func damagedStoreAdvice(_ path: String, version: Int64?) -> String {
+func damagedStoreAdvice(_ path: String, version: Int?) -> String {
     "restore it from a backup, or copy what is readable into a new store with the sqlite3 shell: " +
         "sqlite3 \(path) .dump | sed '$s/^ROLLBACK.*/COMMIT;/' | sqlite3 NEW.db && " +
-        "sqlite3 NEW.db 'PRAGMA user_version=\(version ?? storeSchemaVersion)', then use NEW.db " +
+        "sqlite3 NEW.db 'PRAGMA user_version=\(version ?? StoreSchema.version)', then use NEW.db " +
         "(or move the damaged file aside to start an empty store)"
 }
 
@@ -69,7 +75,8 @@ public enum IntegrityCheck: Sendable, Equatable {
     case skipped
 }
 
-/// One SQLite connection, used by one thread at a time (callers serialize access).
+/// One SQLite connection (opened with SQLITE_OPEN_NOMUTEX), used by one thread at a time: it is not `Sendable`,
+/// so the compiler keeps it on the thread that made it, or in a `Mutex` (the store's read connection).
 final class Connection {
     let path: String
     let db: OpaquePointer
@@ -80,12 +87,12 @@ final class Connection {
     /// `checkSeconds`, runs `PRAGMA quick_check` (stopped after that many seconds) before touching the schema.
     init(path: String, readOnly: Bool, checkSeconds: Double? = nil) throws(StoreError) {
         self.path = path
-        guard !path.isEmpty else { throw StoreError("event store: no database path given") }
+        guard !path.isEmpty else { throw StoreError(.noPath, path: path, "event store: no database path given") }
         var st = stat()
         if stat(path, &st) == 0 {
-            if (st.st_mode & S_IFMT) == S_IFDIR { throw StoreError("\(path): is a directory, not an event store") }
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw StoreError(.isDirectory, path: path, "\(path): is a directory, not an event store") }
         } else if readOnly {
-            throw StoreError("\(path): cannot open the event store: \(String(cString: strerror(errno)))")
+            throw StoreError(.cannotOpen, path: path, "\(path): cannot open the event store: \(String(cString: strerror(errno)))")
         } else {
             try Self.createFile(path)
         }
@@ -95,7 +102,7 @@ final class Connection {
         guard rc == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
             if let handle { sqlite3_close_v2(handle) }
-            throw StoreError("\(path): cannot open the event store: \(message)")
+            throw StoreError(.cannotOpen, path: path, "\(path): cannot open the event store: \(message)")
         }
         db = handle
         sqlite3_busy_timeout(db, 5000)
@@ -113,9 +120,9 @@ final class Connection {
         if code == EEXIST { return }  // created meanwhile by another process
         let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         if code == ENOENT || code == ENOTDIR {
-            throw StoreError("\(path): cannot create the event store: the folder \(folder.isEmpty ? "/" : folder) does not exist; create it or choose another path")
+            throw StoreError(.cannotCreate, path: path, "\(path): cannot create the event store: the folder \(folder.isEmpty ? "/" : folder) does not exist; create it or choose another path")
         }
-        throw StoreError("\(path): cannot create the event store: \(String(cString: strerror(code)))")
+        throw StoreError(.cannotCreate, path: path, "\(path): cannot create the event store: \(String(cString: strerror(code)))")
     }
 
     /// The open-time check: `PRAGMA quick_check`, interrupted after `seconds`; a damaged store is an error
@@ -144,15 +151,15 @@ final class Connection {
         case SQLITE_OK where problems == ["ok"]:
             return .passed
         case SQLITE_OK:
-            let version = try? scalar("PRAGMA user_version")
+            let version = try? schemaVersion()
             let found = problems.flatMap { $0.split(separator: "\n") }.filter { !$0.hasPrefix("*** in database") }
-            throw StoreError("\(path): the event store is damaged (\(found.prefix(3).joined(separator: "; "))); it was not opened: \(damagedStoreAdvice(path, version: version))")
+            throw StoreError(.damaged, path: path, "\(path): the event store is damaged (\(found.prefix(3).joined(separator: "; "))); it was not opened: \(damagedStoreAdvice(path, version: version))")
         case SQLITE_INTERRUPT:
             return .stoppedAfter(seconds: Double(storeMonotonicNanoseconds() &- started) / 1e9)
         case SQLITE_NOTADB:
-            throw StoreError("\(path): not an event store (not an SQLite database, or its header is damaged); give another path, or restore the file from a backup")
+            throw StoreError(.notAStore, path: path, "\(path): not an event store (not an SQLite database, or its header is damaged); give another path, or restore the file from a backup")
         case SQLITE_CORRUPT:
-            throw StoreError("\(path): the event store is damaged (\(String(cString: sqlite3_errmsg(db)))); it was not opened: \(damagedStoreAdvice(path, version: nil))")
+            throw StoreError(.damaged, path: path, "\(path): the event store is damaged (\(String(cString: sqlite3_errmsg(db)))); it was not opened: \(damagedStoreAdvice(path, version: nil))")
         default:
             throw failure("cannot check the event store")
         }
@@ -161,44 +168,23 @@ final class Connection {
     /// Checks (and for a writer creates or upgrades) the schema: a newer version or a file that is not an event
     /// store is an error naming the path.
     private func checkSchema(create: Bool) throws(StoreError) {
-        let version: Int64
-        do { version = try scalar("PRAGMA user_version") } catch {
-            throw StoreError("\(path): not an event store (\(sqlite3_errcode(db) == SQLITE_NOTADB ? "not an SQLite database, or its header is damaged" : String(cString: sqlite3_errmsg(db)))); give another path, or restore the file from a backup")
+        let version: Int
+        do { version = try schemaVersion() } catch {
+            throw StoreError(.notAStore, path: path, "\(path): not an event store (\(sqlite3_errcode(db) == SQLITE_NOTADB ? "not an SQLite database, or its header is damaged" : String(cString: sqlite3_errmsg(db)))); give another path, or restore the file from a backup")
         }
-        if version > storeSchemaVersion {
-            throw StoreError("\(path): the event store has schema version \(version), newer than this bakeoff reads (\(storeSchemaVersion)); use a newer bakeoff")
-        }
-        if version == storeSchemaVersion { return }
+        let migrator = StoreSchema.migrator
+        try migrator.checkReadable(version, self)
+        if version == migrator.latestVersion { return }
         if !create {
-            // Readers work on every version: the steps only add.
+            // Readers work on every version: migrations only add.
             if version >= 1 { return }
-            throw StoreError("\(path): not an event store (an SQLite database without the events table)")
+            throw StoreError(.notAStore, path: path, "\(path): not an event store (an SQLite database without the events table)")
         }
         // A new store frees the pages of deleted events (retention) with `PRAGMA incremental_vacuum`; SQLite
         // takes this only before the first table exists, so it does nothing on an existing store.
         if version == 0 { try execute("PRAGMA auto_vacuum=INCREMENTAL") }
         try execute("PRAGMA journal_mode=WAL")
-        // Another process may create or upgrade the schema at the same time: decide inside one write transaction.
-        try execute("BEGIN IMMEDIATE")
-        do throws(StoreError) {
-            let current = try scalar("PRAGMA user_version")
-            if current == 0, try scalar("SELECT count(*) FROM sqlite_master") > 0 {
-                throw StoreError("\(path): an SQLite database that is not an event store (it has other tables); give a new path")
-            }
-            if current > storeSchemaVersion {
-                throw StoreError("\(path): the event store has schema version \(current), newer than this bakeoff reads (\(storeSchemaVersion)); use a newer bakeoff")
-            }
-            for step in Int(current)..<storeMigrations.count {
-                do throws(StoreError) { try execute(storeMigrations[step]) } catch {
-                    throw StoreError("\(error.message) (while upgrading the store's schema to version \(step + 1); nothing was changed)")
-                }
-            }
-            try execute("PRAGMA user_version = \(storeSchemaVersion)")
-            try execute("COMMIT")
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
-        }
+        try migrator.migrate(self)
     }
 
     /// Whether the database file was deleted, renamed or replaced since it was opened: writes would then go to
@@ -213,7 +199,7 @@ final class Connection {
         if sqlite3_exec(db, sql, nil, nil, &message) != SQLITE_OK {
             let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
             sqlite3_free(message)
-            throw StoreError("\(path): \(text)")
+            throw StoreError(errorKind(), path: path, "\(path): \(text)")
         }
     }
 
@@ -234,13 +220,40 @@ final class Connection {
 
     /// An error with SQLite's message for the last call on this connection.
     func failure(_ what: String) -> StoreError {
+        let kind = errorKind()
+        let advice = kind == .damaged ? "; the store is damaged: \(damagedStoreAdvice(path, version: nil))" : ""
+        return StoreError(kind, path: path, "\(path): \(what): \(String(cString: sqlite3_errmsg(db)))\(advice)")
+    }
+
+    /// The kind of error of the last call on this connection: damaged, or SQLite's extended result code.
+    private func errorKind() -> StoreError.Kind {
         let code = sqlite3_errcode(db)
-        let advice = code == SQLITE_CORRUPT || code == SQLITE_NOTADB ? "; the store is damaged: \(damagedStoreAdvice(path, version: nil))" : ""
-        return StoreError("\(path): \(what): \(String(cString: sqlite3_errmsg(db)))\(advice)")
+        return code == SQLITE_CORRUPT || code == SQLITE_NOTADB ? .damaged : .sqlite(code: sqlite3_extended_errcode(db))
     }
 
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     var changes: Int { Int(sqlite3_changes(db)) }
+}
+
+extension Connection: MigrationDatabase {
+    var name: String { path }
+
+    func inWriteTransaction(_ body: () throws(StoreError) -> Void) throws(StoreError) {
+        try execute("BEGIN IMMEDIATE")
+        do throws(StoreError) {
+            try body()
+            try execute("COMMIT")
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    func schemaVersion() throws(StoreError) -> Int { Int(try scalar("PRAGMA user_version")) }
+
+    func setSchemaVersion(_ version: Int) throws(StoreError) { try execute("PRAGMA user_version = \(version)") }
+
+    func hasTables() throws(StoreError) -> Bool { try scalar("SELECT count(*) FROM sqlite_master") > 0 }
 }
 
 /// Nanoseconds on the monotonic clock (for time limits that a change of the wall clock must not stretch).

@@ -9,6 +9,25 @@ struct StoreCLITests {
         return dir
     }
 
+    /// The store names the problem; the command line adds which option fixes it.
+    @Test func storeErrorsGainTheirCommandLineRemedy() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("empty.db").path
+        let line = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e","variant":"control","user_id":"u1","request_id":"r1","latency_ms":5}"#
+        let log = dir.appendingPathComponent("two.jsonl").path
+        try (line + "\n" + line.replacingOccurrences(of: "\"e\"", with: "\"f\"").replacingOccurrences(of: "r1", with: "r2") + "\n")
+            .write(toFile: log, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["import", "--db", dir.appendingPathComponent("two.db").path, log]).status == 0)
+        let several = try CLI.run(["analyze", "--db", dir.appendingPathComponent("two.db").path])
+        #expect(several.status == 1)
+        #expect(several.stderr.contains("several experiments") && several.stderr.contains("(--experiment NAME)"), "\(several.stderr)")
+        #expect(try CLI.run(["import", "--db", db, "/dev/null"]).status != 2)
+        let empty = try CLI.run(["analyze", "--db", db])
+        #expect(empty.status == 1)
+        #expect(empty.stderr.contains("point --db at the gateway's store"), "\(empty.stderr)")
+    }
+
     @Test func theStoreTheExportAndTheLogGiveIdenticalReports() throws {
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(at: dir) }

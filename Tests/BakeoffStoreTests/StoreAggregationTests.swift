@@ -34,7 +34,7 @@ struct StoreAggregationTests {
             if let x = e.latencyMs { latency[e.userID, default: []].append(x) }
             if let x = e.ttftMs { ttft[e.userID, default: []].append(x) }
         }
-        let data = try StoreReader.aggregate(path: path, options: EventLog.Options())
+        let data = try aggregateStore(path: path, options: EventLog.Options())
         let fromLog = try EventLog.aggregate(path: log, options: EventLog.Options())
         for m in data.metrics where m.metric.kind == .quantile {
             let values = m.metric.source == .field(.latencyMs) ? latency : ttft
@@ -52,7 +52,7 @@ struct StoreAggregationTests {
         var options = EventLog.Options()
         options.experimentStart = 1_793_491_200_000_000 + 6 * 86_400_000_000  // 2026-11-07
         options.covariates = try CovariateTable.parse("user_id,metric,value,units\nu-1,csat,9,2\nu-2,csat,4,1\nnobody,csat,1,1\n", source: "pre.csv")
-        let data = try StoreReader.aggregate(path: path, options: options)
+        let data = try aggregateStore(path: path, options: options)
         let fromLog = try EventLog.aggregate(path: log, options: options)
         #expect(data.dataQuality.preExperimentRequests > 0)
         #expect(data.dataQuality.preExperimentRequests == fromLog.dataQuality.preExperimentRequests)

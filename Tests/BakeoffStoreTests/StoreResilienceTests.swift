@@ -281,12 +281,13 @@ struct StoreMigrationTests {
         // This bakeoff reads a version 1 store as it is.
         let before = try Self.exported(path)
         #expect(before == Array(events.map { $0.jsonLine() + "\n" }.joined().utf8))
-        let analysisBefore = try Analysis.run(StoreReader.aggregate(path: path, options: EventLog.Options()), plan: AnalysisPlan()).render(.json)
+        let analysisBefore = try Analysis.run(aggregateStore(path: path, options: EventLog.Options()), plan: AnalysisPlan()).render(.json)
         #expect(try sqliteScalar(path, "PRAGMA user_version") == 1)
 
         // A writer upgrades it in place.
         let store = try EventStore(path: path)
-        #expect(try sqliteScalar(path, "PRAGMA user_version") == 2)
+        #expect(try sqliteScalar(path, "PRAGMA user_version") == Int64(StoreSchema.version))
+        #expect(try sqliteScalar(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'plans'") == 1)
         let first = try #require(feedbackEvents.first { !$0.requestID.isEmpty })
         let sameTarget = feedbackEvents.filter { $0.requestID == first.requestID && $0.name == first.name }.count
         #expect(store.feedbackCount(requestID: first.requestID, name: first.name) == sameTarget)
@@ -298,10 +299,10 @@ struct StoreMigrationTests {
         #expect(try sqliteScalar(path, "SELECT count(*) FROM events WHERE kind = 'request' AND name != ''") == 0)
         var options = EventLog.Options()
         options.experiment = spec.experiment
-        #expect(try Analysis.run(StoreReader.aggregate(path: path, options: options), plan: AnalysisPlan()).render(.json) == analysisBefore)
+        #expect(try Analysis.run(aggregateStore(path: path, options: options), plan: AnalysisPlan()).render(.json) == analysisBefore)
         // Opening again changes nothing.
         try EventStore(path: path).close()
-        #expect(try sqliteScalar(path, "PRAGMA user_version") == 2)
+        #expect(try sqliteScalar(path, "PRAGMA user_version") == Int64(StoreSchema.version))
     }
 
     @Test func feedbackIsCountedPerTargetAndNameThroughAnIndex() throws {

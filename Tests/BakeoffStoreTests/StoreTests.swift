@@ -32,6 +32,20 @@ func storedLines(_ path: String, experiment: String? = nil, includeQA: Bool = fa
     return lines
 }
 
+/// What the CLI and the gateway do to analyse a store (`StoreAnalysis.aggregate`, outside this module): the
+/// experiment chosen by the store, its lines (QA included) fed to the log's aggregator.
+func aggregateStore(path: String, options: EventLog.Options) throws -> ExperimentData {
+    var selected = options
+    selected.experiment = try StoreReader.selectExperiment(path: path, named: options.experiment)
+    var lines = EventLog.LineAggregator(source: path, options: selected)
+    var number = 0
+    try StoreReader.forEachLine(path: path, experiment: selected.experiment, includeQA: true) { line in
+        number += 1
+        try lines.add(line, number: number)
+    }
+    return try lines.finish()
+}
+
 /// Counts completions from any thread.
 final class Completions: Sendable {
     let state = Mutex<(ok: Int, failed: [String])>((0, []))
@@ -186,7 +200,7 @@ struct StoreTests {
         store.close()
         #expect(try storedLines(path) == [request(1).jsonLine()])
         #expect(try storedLines(path, includeQA: true) == [request(1).jsonLine(), qa.jsonLine()])
-        let data = try StoreReader.aggregate(path: path, options: EventLog.Options())
+        let data = try aggregateStore(path: path, options: EventLog.Options())
         #expect(data.requestEvents == 1)
         #expect(data.dataQuality.qaRequestsExcluded == 1)
     }
@@ -217,11 +231,13 @@ struct StoreTests {
         do { _ = try EventStore(path: path); Issue.record("no error") } catch {
             #expect(error.message.contains(path))
             #expect(error.message.contains("schema version 7"))
+            #expect(error.kind == .newerSchema(version: 7, supported: StoreSchema.version))
         }
         let foreign = try temporaryStorePath()
         try sqliteShell(foreign, "CREATE TABLE t(x);")
         do { _ = try EventStore(path: foreign); Issue.record("no error") } catch {
-            #expect(error.message.contains("\(foreign): an SQLite database that is not an event store"))
+            #expect(error.message.contains("\(foreign): a database that is not an event store (it has other tables"))
+            #expect(error.kind == .notAStore)
         }
     }
 
@@ -264,7 +280,7 @@ struct StoreTests {
         #expect(count == expected.count)
         #expect(try storedLines(path) == expected)
         let fromLog = try EventLog.aggregate(path: log, options: EventLog.Options())
-        let fromStore = try StoreReader.aggregate(path: path, options: EventLog.Options())
+        let fromStore = try aggregateStore(path: path, options: EventLog.Options())
         #expect(try Analysis.run(fromLog, plan: AnalysisPlan()).render(.json) == Analysis.run(fromStore, plan: AnalysisPlan()).render(.json))
     }
 
@@ -285,17 +301,48 @@ struct StoreTests {
         store.append(request(1))
         store.append(request(2, experiment: "f"))
         store.close()
-        #expect { try StoreReader.aggregate(path: path, options: EventLog.Options()) } throws: {
+        #expect { try aggregateStore(path: path, options: EventLog.Options()) } throws: {
             "\($0)".contains("several experiments: e (1 events), f (1 events)") && "\($0)".contains(path)
         }
         var options = EventLog.Options()
         options.experiment = "g"
-        #expect { try StoreReader.aggregate(path: path, options: options) } throws: { "\($0)".contains("experiment \"g\" not found") }
+        #expect { try aggregateStore(path: path, options: options) } throws: { "\($0)".contains("experiment \"g\" not found") }
         options.experiment = "f"
-        #expect(try StoreReader.aggregate(path: path, options: options).requestEvents == 1)
+        #expect(try aggregateStore(path: path, options: options).requestEvents == 1)
         let empty = try temporaryStorePath()
         try EventStore(path: empty).close()
-        #expect { try StoreReader.aggregate(path: empty, options: EventLog.Options()) } throws: { "\($0)".contains("empty") }
+        #expect { try aggregateStore(path: empty, options: EventLog.Options()) } throws: { "\($0)".contains("empty") }
+    }
+
+    @Test func choosingAnExperimentGivesErrorsCallersCanMatchAndNoOptionNames() throws {
+        let path = try temporaryStorePath()
+        let empty = try temporaryStorePath()
+        try EventStore(path: empty).close()
+        func error(_ path: String, _ name: String?) -> StoreError? {
+            do { _ = try StoreReader.selectExperiment(path: path, named: name); return nil } catch { return error }
+        }
+        let isEmpty = try #require(error(empty, nil))
+        #expect(isEmpty.kind == .empty)
+        #expect(isEmpty.path == empty)
+        #expect(isEmpty == StoreError.empty(path: empty))
+        #expect(error(empty, "e")?.kind == .empty)
+
+        let store = try EventStore(path: path)
+        store.append(request(1))
+        store.append(request(2))
+        store.append(request(3, experiment: "f"))
+        store.close()
+        let counts = [ExperimentCount(name: "e", count: 2), ExperimentCount(name: "f", count: 1)]
+        #expect(try StoreReader.experimentCounts(path: path) == counts)
+        let several = try #require(error(path, nil))
+        #expect(several.kind == .severalExperiments(counts))
+        #expect(several.message == "\(path): the store holds several experiments: e (2 events), f (1 events)")
+        let missing = try #require(error(path, "g"))
+        #expect(missing.kind == .experimentNotFound(name: "g", available: counts))
+        #expect(missing.message == "\(path): experiment \"g\" not found; the store holds: e (2 events), f (1 events)")
+        #expect(try StoreReader.selectExperiment(path: path, named: "f") == "f")
+        // The library names no command-line option: the tool adds its own hints.
+        for e in [isEmpty, several, missing] { #expect(!e.message.contains("--"), "\(e.message)") }
     }
 }
 

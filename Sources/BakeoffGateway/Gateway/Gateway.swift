@@ -55,7 +55,7 @@ public final class Gateway: @unchecked Sendable {
         // Each start records the plan when it differs from the last one, so changes after the start show in the report.
         let now = WallClock.microseconds()
         for experiment in config.experiments {
-            try PlanLog.record(path: config.storePath, experiment: experiment.name, snapshot: experiment.planSnapshot, timestamp: now)
+            try PlanLog.record(path: config.storePath, experiment: experiment.name, plan: experiment.planSnapshot.text, timestamp: now)
         }
         upstream = UpstreamClient()
         var options = HTTPServer.Options()
@@ -334,10 +334,10 @@ public final class Gateway: @unchecked Sendable {
                 if let path = experiment.analysis.covariatesPath {
                     options.covariates = try CovariateTable.load(path: path, metrics: experiment.analysis.metrics)
                 }
-                let data = try StoreReader.aggregate(path: config.storePath, options: options)
+                let data = try StoreAnalysis.aggregate(path: config.storePath, options: options)
                 plan.asOf = WallClock.microseconds()
                 var report = try Analysis.run(data, plan: plan)
-                report.planChanges = try PlanLog.changesAfterStart(path: config.storePath, experiment: experiment.name, data: data, plan: plan)
+                report.planChanges = try StoreAnalysis.planChangesAfterStart(path: config.storePath, experiment: experiment.name, data: data, plan: plan)
                 let type: String
                 switch format {
                 case .json: type = "application/json"
