@@ -194,13 +194,17 @@ package struct JSONCursor {
         pos += 1
         let start = pos
         while true {
-            // Eight bytes at a time while none is a quote, a backslash, a control character or non-ASCII.
+            // Eight bytes at a time while none is a quote, a backslash, a control character or non-ASCII; then
+            // straight to the first such byte (the lowest flag is exact: borrows only run upwards from a hit).
             while pos + 8 <= end {
-                let w = base.loadUnaligned(fromByteOffset: pos, as: UInt64.self)
+                let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: pos, as: UInt64.self))
                 let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
                 let quote = w ^ (ones &* 0x22), backslash = w ^ (ones &* 0x5C)
-                let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | (w &- ones &* 0x20) | w
-                if special & highs != 0 { break }
+                let special = (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | (w &- ones &* 0x20) | w) & highs
+                if special != 0 {
+                    pos += special.trailingZeroBitCount >> 3
+                    break
+                }
                 pos += 8
             }
             guard pos < end else { throw JSONError(.unterminatedString, offset: open) }
@@ -589,7 +593,8 @@ package struct JSONCursor {
 nonisolated(unsafe) private let emptyInput = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
 
 /// 10⁰ … 10²², all exact doubles.
-package let powersOfTen: [Double] = (0...22).map { pow(10.0, Double($0)) }
+package let powersOfTen: [Double] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+                                     1e17, 1e18, 1e19, 1e20, 1e21, 1e22]
 
 @inlinable @inline(__always) package func hexValue(_ c: UInt8) -> UInt8? {
     switch c {
