@@ -382,3 +382,45 @@ struct JSONScannerTests {
         #expect(found == expected)
     }
 }
+
+/// The event parser reads with the same cursor and words its errors for event logs.
+extension JSONScannerTests {
+    static let head = #"{"event":"feedback","ts":"2026-11-01T10:00:00Z","experiment":"e","request_id":"r","name":"csat","value":1"#
+
+    @Test("the event parser's words for scanner errors", arguments: [
+        (head + #","variant":"a","variant":"b"}"#, #""variant" appears twice; give each field once"#, 121),
+        (head + #","status":"ok","status":"error"}"#, #""status" appears twice; give each field once"#, 121),
+        (head + #","extra":"# + String(repeating: "[", count: 65) + "}", "values nested more than 64 deep", 179),
+        (head + #","extra":1e999}"#, #""value": number out of range"#, 115),
+        (head + #","extra":"a\ud800"}"#, #"lone high surrogate \ud800 without its low half"#, 123),
+        (head + #","extra":{"a" 1}}"#, "expected ':', found '1'", 120),
+        (head + #","extra":[1,]}"#, #""value" must be a number, found ']'"#, 118),
+        (head + ",\"extra\":\"a\u{1}\"}", "control character inside a string (escape it as \\u0001)", 117),
+    ])
+    func eventParserMessages(line: String, message: String, column: Int) {
+        let error = eventParseError(Array(line.utf8))
+        #expect(error?.message == message)
+        #expect(error?.column == column)
+    }
+
+    @Test func eventParserRefusesInvalidUTF8() {
+        let bytes = Array(#"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"e"#.utf8) + [0xC3, 0x28]
+            + Array(#"","variant":"a","user_id":"u","request_id":"r","latency_ms":1}"#.utf8)
+        let error = eventParseError(bytes)
+        #expect(error?.message == "invalid UTF-8 inside a string" && error?.column == 63)
+        let good = Array(#"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"é中😀","variant":"a","user_id":"u","request_id":"r","latency_ms":1}"#.utf8)
+        #expect(eventParseError(good) == nil)
+    }
+
+    private func eventParseError(_ bytes: [UInt8]) -> EventParseError? {
+        var parser = EventParser()
+        return bytes.withUnsafeBytes { raw -> EventParseError? in
+            do throws(EventParseError) {
+                _ = try parser.parse(raw)
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+}

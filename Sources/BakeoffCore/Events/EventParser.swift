@@ -61,9 +61,9 @@ public struct EventParseError: Error, Sendable, Equatable {
 
 /// Parses one flat JSON object per line into an `EventView`, without building any Swift objects.
 ///
-/// It accepts standard JSON (escapes, `\u` surrogate pairs, exponents, nested values under keys it does not
-/// know, which are skipped) and rejects with a precise message anything that is not an event: a missing or
-/// mistyped field, a bad timestamp, trailing data.
+/// It reads JSON with the shared scanner (`JSONCursor`: escapes, `\u` surrogate pairs, exponents, UTF-8
+/// checked, nested values under keys it does not know skipped up to 64 deep) and rejects with a precise message
+/// anything that is not an event: a missing, mistyped or repeated field, a bad timestamp, trailing data.
 public struct EventParser: ~Copyable {
     /// Holds strings that had escapes, decoded; never reallocated while a line is being parsed.
     private var scratch: UnsafeMutablePointer<UInt8>
@@ -102,6 +102,12 @@ private struct Seen: OptionSet {
     static let name = Seen(rawValue: 1 << 7)
     static let value = Seen(rawValue: 1 << 8)
     static let conversation = Seen(rawValue: 1 << 9)
+    // Keys that need not be there (for `Seen` as the set of keys read).
+    static let status = Seen(rawValue: 1 << 10)
+    static let ttft = Seen(rawValue: 1 << 11)
+    static let inputTokens = Seen(rawValue: 1 << 12)
+    static let outputTokens = Seen(rawValue: 1 << 13)
+    static let qa = Seen(rawValue: 1 << 14)
 }
 
 /// One line's event, read with the shared `JSONCursor`; JSON errors are worded for event logs here.
@@ -151,6 +157,7 @@ private struct LineParser {
     mutating func parseEvent() throws(EventParseError) -> EventView {
         var event = EventView()
         var seen: Seen = []
+        var keys: Seen = []
         skipSpace()
         guard pos < end, byte(pos) == 0x7B else {
             throw fail("expected a JSON object starting with '{', found \(describeHere())")
@@ -167,7 +174,7 @@ private struct LineParser {
                 let key = try parseString()
                 try expect(0x3A, "':' after key \"\(preview(key))\"")
                 skipSpace()
-                try parseField(key, keyColumn: keyStart, into: &event, seen: &seen)
+                try parseField(key, keyColumn: keyStart, into: &event, seen: &seen, keys: &keys)
                 skipSpace()
                 guard pos < end else { throw fail("the object is not closed: expected ',' or '}'") }
                 let c = byte(pos)
@@ -204,12 +211,23 @@ private struct LineParser {
         }
     }
 
-    mutating func parseField(_ key: UnsafeRawBufferPointer, keyColumn: Int, into e: inout EventView, seen: inout Seen) throws(EventParseError) {
+    /// Every field the parser reads may appear once: a repeated one could be read differently elsewhere (SQL
+    /// over the stored line, another JSON library).
+    @inline(__always)
+    func once(_ field: Seen, _ keys: inout Seen, _ key: UnsafeRawBufferPointer, _ keyColumn: Int) throws(EventParseError) {
+        if keys.contains(field) { throw fail("\"\(preview(key))\" appears twice; give each field once", at: keyColumn) }
+        keys.insert(field)
+    }
+
+    mutating func parseField(_ key: UnsafeRawBufferPointer, keyColumn: Int, into e: inout EventView, seen: inout Seen,
+                             keys: inout Seen) throws(EventParseError) {
         switch key.count {
         case 2 where matches(key, "ts"):
+            try once(.ts, &keys, key, keyColumn)
             e.timestamp = try parseTimestamp()
             seen.insert(.ts)
         case 2 where matches(key, "qa"):
+            try once(.qa, &keys, key, keyColumn)
             let start = pos
             guard let qa = try? parseBool("qa") else {
                 pos = start
@@ -217,15 +235,18 @@ private struct LineParser {
             }
             e.qa = qa
         case 4 where matches(key, "name"):
+            try once(.name, &keys, key, keyColumn)
             e.name = try parseRequiredString("name")
             seen.insert(.name)
         case 5 where matches(key, "event"):
+            try once(.event, &keys, key, keyColumn)
             let s = try parseRequiredString("event")
             if matches(s, "request") { e.kind = .request } else if matches(s, "feedback") { e.kind = .feedback } else {
                 throw fail("\"event\" must be \"request\" or \"feedback\", got \"\(preview(s))\"", at: keyColumn)
             }
             seen.insert(.event)
         case 5 where matches(key, "value"):
+            try once(.value, &keys, key, keyColumn)
             let valueColumn = pos
             if pos < end, byte(pos) == 0x74 || byte(pos) == 0x66 {
                 e.value = try parseBool("value") ? 1 : 0
@@ -237,31 +258,41 @@ private struct LineParser {
             if !e.value.isFinite { throw fail("\"value\" must be a finite number", at: valueColumn) }
             seen.insert(.value)
         case 6 where matches(key, "status"):
+            try once(.status, &keys, key, keyColumn)
             e.status = try parseRequiredString("status")
         case 7 where matches(key, "variant"):
+            try once(.variant, &keys, key, keyColumn)
             e.variant = try parseRequiredString("variant")
             seen.insert(.variant)
         case 7 where matches(key, "user_id"):
+            try once(.user, &keys, key, keyColumn)
             e.userID = try parseRequiredString("user_id")
             seen.insert(.user)
         case 7 where matches(key, "ttft_ms"):
+            try once(.ttft, &keys, key, keyColumn)
             e.ttftMs = try parseOptionalNumber("ttft_ms")
         case 10 where matches(key, "experiment"):
+            try once(.experiment, &keys, key, keyColumn)
             e.experiment = try parseRequiredString("experiment")
             seen.insert(.experiment)
         case 10 where matches(key, "request_id"):
+            try once(.request, &keys, key, keyColumn)
             if json.consume("null") { e.requestID = UnsafeRawBufferPointer(start: nil, count: 0) } else {
                 e.requestID = try parseRequiredString("request_id")
                 seen.insert(.request)
             }
         case 10 where matches(key, "latency_ms"):
+            try once(.latency, &keys, key, keyColumn)
             e.latencyMs = try parseNumber("latency_ms")
             seen.insert(.latency)
         case 12 where matches(key, "input_tokens"):
+            try once(.inputTokens, &keys, key, keyColumn)
             e.inputTokens = try parseOptionalNumber("input_tokens")
         case 13 where matches(key, "output_tokens"):
+            try once(.outputTokens, &keys, key, keyColumn)
             e.outputTokens = try parseOptionalNumber("output_tokens")
         case 15 where matches(key, "conversation_id"):
+            try once(.conversation, &keys, key, keyColumn)
             if json.consume("null") { e.conversationID = UnsafeRawBufferPointer(start: nil, count: 0) } else {
                 e.conversationID = try parseRequiredString("conversation_id")
                 seen.insert(.conversation)

@@ -4,18 +4,28 @@ import Foundation
 import Synchronization
 
 /// The body of `POST /v1/feedback`.
-struct FeedbackBody {
-    var requestID: String?
-    var conversationID: String?
-    var name: String?
-    var value: FeedbackValue?
+package struct FeedbackBody: Sendable, Equatable {
+    package var requestID: String?
+    package var conversationID: String?
+    package var name: String?
+    package var value: FeedbackValue?
     /// The user the feedback comes from: it must be the request's or conversation's user.
-    var user: String?
+    package var user: String?
     /// Instead of the user: the `x-bakeoff-feedback-token` of the response it is about.
-    var feedbackToken: String?
+    package var feedbackToken: String?
+
+    package init(requestID: String? = nil, conversationID: String? = nil, name: String? = nil, value: FeedbackValue? = nil,
+                 user: String? = nil, feedbackToken: String? = nil) {
+        self.requestID = requestID
+        self.conversationID = conversationID
+        self.name = name
+        self.value = value
+        self.user = user
+        self.feedbackToken = feedbackToken
+    }
 
     /// Why a body cannot be read.
-    enum Problem: Error {
+    package enum Problem: Error, Equatable {
         /// Not one JSON object (or JSON with a number beyond a double).
         case notAnObject
         /// A known key with a value of the wrong type (null is absent).
@@ -26,7 +36,7 @@ struct FeedbackBody {
 
     /// Reads a body: one JSON object; unknown keys are ignored. A wrong type is reported for the first key in
     /// the order request_id, conversation_id, name, value, user, feedback_token.
-    static func parse(_ bytes: [UInt8]) throws(Problem) -> FeedbackBody {
+    package static func parse(_ bytes: [UInt8]) throws(Problem) -> FeedbackBody {
         guard let document = try? JSONValue.parse(bytes), let object = document.root.object else { throw .notAnObject }
         if let repeated = object.repeatedMembers.first { throw .repeatedKey(repeated.key) }
         func string(_ key: String) throws(Problem) -> String? {
@@ -54,10 +64,15 @@ struct FeedbackBody {
 }
 
 /// A feedback value: a number, or true/false (1/0).
-struct FeedbackValue {
-    var number: Double
+package struct FeedbackValue: Sendable, Equatable {
+    package var number: Double
     /// Sent as true or false (which only yes/no metrics take).
-    var isBoolean = false
+    package var isBoolean = false
+
+    package init(number: Double, isBoolean: Bool = false) {
+        self.number = number
+        self.isBoolean = isBoolean
+    }
 }
 
 /// Feedback accepted per target (request or conversation) and name, so one valid id cannot add rows without
