@@ -96,10 +96,6 @@ package struct JSONObject: Sendable {
 
     package init() {}
 
-    package init(_ pairs: [(String, JSONValue)]) {
-        for (key, value) in pairs { append(JSONMember(key: key, keyOffset: 0, value: value)) }
-    }
-
     /// Adds a member; false when the key was there already.
     @discardableResult
     package mutating func append(_ member: JSONMember) -> Bool {
