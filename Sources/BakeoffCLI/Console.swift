@@ -253,6 +253,8 @@ final class StopSignal {
 }
 
 /// Posted by `stopSignalHandler`; set up by the first `StopSignal`, before any handler is installed.
+/// `nonisolated(unsafe)`: the pointer is written once (lazy global initialisation is thread-safe) and the
+/// semaphore it points to is made for concurrent use (`sem_post` from a signal handler, `sem_wait` elsewhere).
 nonisolated(unsafe) private let stopSemaphore: UnsafeMutablePointer<sem_t> = {
     let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     sem_init(semaphore, 0, 0)

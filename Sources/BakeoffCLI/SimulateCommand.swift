@@ -9,6 +9,7 @@ import BakeoffSimulation
 import BakeoffHTTP
 import BakeoffDevTools
 import Foundation
+import Synchronization
 
 let simulateSpec = CommandSpec(
     "simulate",
@@ -66,11 +67,10 @@ let simulateSpec = CommandSpec(
 }
 
 /// A file a command writes (`--output FILE`), created or emptied.
-final class OutputFile: TextOutput, @unchecked Sendable {  // `closed` is behind `lock`
+final class OutputFile: TextOutput, Sendable {
     let path: String
     private let descriptor: FileDescriptorOutput
-    private let lock = NSLock()
-    private var closed = false
+    private let closed = Atomic<Bool>(false)
 
     init(creating path: String) throws(FileError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -94,11 +94,8 @@ final class OutputFile: TextOutput, @unchecked Sendable {  // `closed` is behind
         if markClosed() { _ = Glibc.close(descriptor.fd) }
     }
 
+    /// True for the one caller that closes it.
     private func markClosed() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if closed { return false }
-        closed = true
-        return true
+        !closed.exchange(true, ordering: .acquiringAndReleasing)
     }
 }

@@ -55,32 +55,26 @@ let trafficSpec = CommandSpec(
     return summary.requests > 0 && summary.failedRequests * 10 <= summary.requests ? .ok : .failure
 }
 
-private struct BehaviourFile: Decodable {
-    var completion: Double
-    var escalation: Double
-    var csat: Double
-    var turns: Double
-    var csat_response_rate: Double?
-    var thumbs_rate: Double?
-    var like_rate: Double?
-}
-
+/// The `--behaviour` file: `{"VARIANT": {"completion", "escalation", "csat", "turns", ...}, ...}`, read by the
+/// one config reader, so a mistake is named with its JSON path (and an unknown key is one).
 private func loadBehaviours(_ path: String) throws -> [String: TrafficSimulator.Behaviour] {
     guard let data = FileManager.default.contents(atPath: path) else { throw UsageError("--behaviour: cannot read \(path)") }
-    let decoded: [String: BehaviourFile]
-    do { decoded = try JSONDecoder().decode([String: BehaviourFile].self, from: data) } catch {
-        throw UsageError("--behaviour \(path): expected {\"VARIANT\": {\"completion\", \"escalation\", \"csat\", \"turns\"}, ...}: \(error)")
-    }
+    var root = try ConfigObject.parse(data, source: path)
     var out: [String: TrafficSimulator.Behaviour] = [:]
-    for (name, b) in decoded {
-        var behaviour = TrafficSimulator.Behaviour(completion: b.completion, escalation: b.escalation, csat: b.csat, turns: b.turns)
-        if let v = b.csat_response_rate { behaviour.csatResponseRate = v }
-        if let v = b.thumbs_rate { behaviour.thumbsRate = v }
-        if let v = b.like_rate { behaviour.likeRate = v }
-        guard (0...1).contains(behaviour.completion), (0...1).contains(behaviour.escalation), behaviour.turns >= 1 else {
-            throw UsageError("--behaviour \(path): \(name): completion \(behaviour.completion) and escalation \(behaviour.escalation) must be between 0 and 1, turns \(behaviour.turns) at least 1")
+    for name in root.members.keys {
+        guard var b = try root.object(name) else { continue }
+        func required(_ key: String, _ range: ClosedRange<Double>) throws(ConfigError) -> Double {
+            guard let v = try b.double(key, in: range) else { throw b.fail(key, "is required") }
+            return v
         }
+        var behaviour = TrafficSimulator.Behaviour(completion: try required("completion", 0...1), escalation: try required("escalation", 0...1),
+                                                   csat: try required("csat", 1...5), turns: try required("turns", 1...1_000))
+        if let v = try b.double("csat_response_rate", in: 0...1) { behaviour.csatResponseRate = v }
+        if let v = try b.double("thumbs_rate", in: 0...1) { behaviour.thumbsRate = v }
+        if let v = try b.double("like_rate", in: 0...1) { behaviour.likeRate = v }
+        try b.finish()
         out[name] = behaviour
     }
+    try root.finish()
     return out
 }

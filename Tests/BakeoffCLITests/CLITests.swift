@@ -41,6 +41,20 @@ struct CLITests {
         #expect(r.stderr.contains("say which one is the control (variants: a, b) (--control NAME)"), "\(r.stderr)")
     }
 
+    /// `traffic --behaviour` is read by the one config reader: a mistake is named with its JSON path.
+    @Test(arguments: [
+        (#"{"treatment": {"completion": 1.5, "escalation": 0.1, "csat": 4, "turns": 3}}"#, "treatment.completion: must be between 0 and 1, got 1.5"),
+        (#"{"treatment": {"completion": 0.8, "escalation": 0.1, "csat": 4}}"#, "treatment.turns: is required"),
+        (#"{"treatment": {"completion": 0.8, "escalation": 0.1, "csat": 4, "turns": 3, "turn": 2}}"#, "treatment.turn"),
+        (#"{"treatment": {"completion": 0.8, "completion": 0.7, "escalation": 0.1, "csat": 4, "turns": 3}}"#, "treatment.completion"),
+    ])
+    func trafficBehaviourErrorsNameTheirJSONPath(json: String, expected: String) throws {
+        let path = try CLI.temporaryFile(json, name: "behaviour.json")
+        let r = try CLI.run(["traffic", "--gateway", "http://127.0.0.1:1", "--behaviour", path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+    }
+
     @Test func analyzeExplainsUnknownAndAmbiguousExperiments() throws {
         let path = try CLI.temporaryFile(goodRequest + "\n" + goodRequest.replacingOccurrences(of: "\"e\"", with: "\"f\"").replacingOccurrences(of: "r1", with: "r9") + "\n")
         let ambiguous = try CLI.run(["analyze", path])

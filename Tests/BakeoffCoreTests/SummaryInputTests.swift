@@ -303,7 +303,13 @@ struct SummaryInputTests {
         expectFailure(replacing("100,90,150,330,200,500,380", "0,0,0,0,0,0,0", in: replacing("110,95,170,380,210,520,420", "0,0,0,0,0,0,0")),
                       ["summary.csv: column \"assigned_users\": no users assigned to any variant"])
         let two = "experiment,variant,metric,assigned_users,users,sum,sum_squares\na,x,csat,3,3,9,27\nb,x,csat,3,3,9,27\n"
-        expectFailure(two, ["summary.csv: column \"experiment\": the file has several experiments (\"a\", \"b\"); choose one with --experiment"])
+        expectFailure(two, ["summary.csv: column \"experiment\": the file has several experiments (\"a\", \"b\"); choose one experiment"])
+        // A typed problem, so that a command-line tool can say how it chooses one (the library names no flag).
+        #expect(throws: SummaryInputError(source: "summary.csv", column: "experiment",
+                                          message: "the file has several experiments (\"a\", \"b\"); choose one experiment",
+                                          problem: .severalExperiments(["a", "b"]))) {
+            try parse(two)
+        }
         expectFailure(two, ["no rows of experiment \"c\"; the file has \"a\", \"b\""], experiment: "c")
         expectFailure(two + ",x,csat,3,3,9,27\n", ["summary.csv:4:", "column \"experiment\"", "missing, while other rows name their experiment"])
     }

@@ -29,9 +29,10 @@ public struct CovariateError: Error, Sendable, Equatable, CustomStringConvertibl
 /// `value` is the user's pre-experiment numerator (the sum of the metric's unit values: 3 of 4
 /// conversations completed) and `units` its denominator (the units: 4 conversations), 1 when the column
 /// or the field is empty (a per-user metric). A user the file does not list for a metric enters CUPED with
-/// 0 / 0. Fields follow RFC 4180: a field may be quoted (`"a,b"`, with `""` for a quote), for user ids
-/// holding commas; user ids are compared byte for byte and kept as written (no trimming), while spaces
-/// around metric names and numbers are ignored.
+/// 0 / 0. The file is CSV in Bakeoff's one dialect (`CSVReader`, the README's "CSV files"): RFC 4180 quoting
+/// (`"a,b"`, `""` for a quote, line breaks allowed inside quotes), LF or CRLF, blank lines and `#` comment
+/// lines skipped. User ids are compared byte for byte and kept as written (no trimming), while spaces around
+/// metric names and numbers are ignored.
 ///
 /// Every problem stops the load with the file, the line and what is wrong: a missing or different header,
 /// a wrong number of fields, an empty user id, an unknown metric (or a quantile metric, which has no
@@ -94,47 +95,41 @@ public struct CovariateTable: Sendable {
 
     static func parse(bytes input: [UInt8], source: String, metrics: [Metric]) throws(CovariateError) -> CovariateTable {
         func fail(_ line: Int?, _ message: String) -> CovariateError { CovariateError(path: source, line: line, message: message) }
-        var bytes = input[...]
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }  // a UTF-8 byte order mark
-        var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
-            line.last == 0x0D ? line.dropLast() : line
+        var reader = CSVReader(input)
+        func next() throws(CovariateError) -> CSVRecord? {
+            do throws(CSVError) { return try reader.next() } catch {
+                let message: String
+                switch error.kind {
+                case .unclosedQuote: message = "a quoted field is not closed (add the closing \")"
+                case .textAfterClosingQuote(let found): message = "a comma must follow a closing quote, found \"\(excerpt(Array(found.utf8)[...]))\""
+                case .quoteInUnquotedField: message = "a quote inside an unquoted field: quote the whole field and double the quote"
+                case .invalidUTF8: throw fail(error.line, "not valid UTF-8")
+                }
+                throw fail(error.line, reader.header == nil
+                    ? "the header must be user_id,metric,value or user_id,metric,value,units (\(message))" : message)
+            }
         }
-        if lines.last?.isEmpty == true { lines.removeLast() }  // the final newline
 
         // Header.
-        var number = 0
-        var columns = 0
-        while number < lines.count {
-            let line = lines[number]
-            number += 1
-            if isBlank(line) { continue }
-            guard String(validating: line, as: UTF8.self) != nil else { throw fail(number, "not valid UTF-8") }
-            let fields: [String]
-            do throws(FieldError) { fields = try splitFields(line).map { trimmed(String(decoding: $0, as: UTF8.self)) } } catch {
-                throw fail(number, "the header must be user_id,metric,value or user_id,metric,value,units (\(error.message))")
-            }
-            guard fields == header || fields == header + ["units"] else {
-                throw fail(number, "the header must be user_id,metric,value or user_id,metric,value,units; got \"\(excerpt(line))\"")
-            }
-            columns = fields.count
-            break
+        guard let headerRecord = try next() else {
+            throw fail(nil, "the file is empty: expected the header user_id,metric,value[,units] and rows")
         }
-        guard columns > 0 else { throw fail(nil, "the file is empty: expected the header user_id,metric,value[,units] and rows") }
+        let headerNames = headerRecord.fields.map(\.trimmed)
+        guard headerNames == header || headerNames == header + ["units"] else {
+            throw fail(headerRecord.line, "the header must be user_id,metric,value or user_id,metric,value,units; got \"\(excerpt(headerRecord.raw))\"")
+        }
+        let columns = headerNames.count
 
         // Metrics that can have a covariate, by name.
         var known: [String: Metric] = [:]
         for m in metrics { known[m.name] = m }
-        var names: [String] = []          // in the order first seen, reordered below
+        var metricNames: [String] = []          // in the order first seen, reordered below
         var userRows: [[UInt8]: Int32] = [:]
         var rows: [(user: Int32, metric: Int, value: Double, units: Double, line: Int)] = []
 
-        while number < lines.count {
-            let line = lines[number]
-            number += 1
-            if isBlank(line) { continue }
-            guard String(validating: line, as: UTF8.self) != nil else { throw fail(number, "not valid UTF-8") }
-            let fields: [ArraySlice<UInt8>]
-            do throws(FieldError) { fields = try splitFields(line) } catch { throw fail(number, error.message) }
+        while let record = try next() {
+            let number = record.line
+            let fields = record.fields.map(\.bytes)
             guard fields.count == columns else {
                 throw fail(number, "expected \(columns) fields (\((header + ["units"]).prefix(columns).joined(separator: ","))), got \(fields.count)")
             }
@@ -163,12 +158,13 @@ public struct CovariateTable: Sendable {
                 throw fail(number, "metric \"\(name)\" is a proportion: value must be between 0 and units (\(JSONWriter.number(units))), got \(JSONWriter.number(value))")
             }
             let column: Int
-            if let c = names.firstIndex(of: name) { column = c } else { column = names.count; names.append(name) }
+            if let c = metricNames.firstIndex(of: name) { column = c } else { column = metricNames.count; metricNames.append(name) }
             let row: Int32
             if let r = userRows[user] { row = r } else { row = Int32(userRows.count); userRows[user] = row }
             rows.append((row, column, value, units, number))
         }
         guard !rows.isEmpty else { throw fail(nil, "no rows after the header") }
+        let names = metricNames
 
         // Columns in the order of the metric list.
         let ordered = metrics.map(\.name).filter { names.contains($0) }
@@ -197,43 +193,6 @@ public struct CovariateTable: Sendable {
 
     private struct FieldError: Error { var message: String }
 
-    /// The fields of one CSV line (RFC 4180 quoting; a line break inside quotes is not supported).
-    private static func splitFields(_ line: ArraySlice<UInt8>) throws(FieldError) -> [ArraySlice<UInt8>] {
-        var fields: [ArraySlice<UInt8>] = []
-        var i = line.startIndex
-        while true {
-            if i < line.endIndex && line[i] == 0x22 {  // a quoted field
-                var field: [UInt8] = []
-                i += 1
-                var closed = false
-                while i < line.endIndex {
-                    if line[i] == 0x22 {
-                        if i + 1 < line.endIndex && line[i + 1] == 0x22 { field.append(0x22); i += 2; continue }
-                        closed = true
-                        i += 1
-                        break
-                    }
-                    field.append(line[i])
-                    i += 1
-                }
-                guard closed else { throw FieldError(message: "a quoted field is not closed (a line break inside quotes is not supported)") }
-                fields.append(field[...])
-                if i == line.endIndex { return fields }
-                guard line[i] == 0x2C else { throw FieldError(message: "a comma must follow a closing quote, found \"\(excerpt(line[i...]))\"") }
-                i += 1
-            } else {
-                let start = i
-                while i < line.endIndex && line[i] != 0x2C {
-                    if line[i] == 0x22 { throw FieldError(message: "a quote inside an unquoted field: quote the whole field and double the quote") }
-                    i += 1
-                }
-                fields.append(line[start..<i])
-                if i == line.endIndex { return fields }
-                i += 1
-            }
-        }
-    }
-
     /// A finite decimal number (`-12`, `3.5`, `.5`, `1e-3`), spaces around allowed; not `nan`, `inf`, hex.
     private static func parseNumber(_ field: ArraySlice<UInt8>) throws(FieldError) -> Double {
         let text = trimmed(String(decoding: field, as: UTF8.self))
@@ -261,8 +220,6 @@ public struct CovariateTable: Sendable {
         guard x.isFinite else { throw FieldError(message: "\"\(excerpt(field))\" is out of range") }
         return x
     }
-
-    private static func isBlank(_ line: ArraySlice<UInt8>) -> Bool { line.allSatisfy { $0 == 0x20 || $0 == 0x09 } }
 
     private static func trimmed(_ s: String) -> String {
         var t = Substring(s)

@@ -11,13 +11,23 @@ public struct SummaryInputError: Error, Sendable, Equatable, CustomStringConvert
     public var row: String?
     public var column: String?
     public var message: String
+    /// What went wrong, for the problems a caller may answer itself (nil for the others).
+    public var problem: Problem?
 
-    public init(source: String, line: Int? = nil, row: String? = nil, column: String? = nil, message: String) {
+    /// Problems a caller can act on.
+    public enum Problem: Sendable, Equatable {
+        /// Rows name several experiments (these, in order of appearance) and none was chosen: a command-line
+        /// tool can say how to choose one.
+        case severalExperiments([String])
+    }
+
+    public init(source: String, line: Int? = nil, row: String? = nil, column: String? = nil, message: String, problem: Problem? = nil) {
         self.source = source
         self.line = line
         self.row = row
         self.column = column
         self.message = message
+        self.problem = problem
     }
 
     public var description: String {
@@ -86,7 +96,8 @@ public enum SummaryInput {
     /// Parses CSV or JSON (JSON when the first byte that is not white space is `[` or `{`) into ExperimentData.
     ///
     /// `metrics` are the metrics rows may name (Metric.builtIn or a config's). `experiment` picks one
-    /// experiment when rows name several; `variants`, when given, are the only variant names allowed.
+    /// experiment when rows name several (without it such a file fails with `Problem.severalExperiments`);
+    /// `variants`, when given, are the only variant names allowed.
     public static func parse(_ bytes: [UInt8], source: String, metrics: [Metric], experiment: String? = nil,
                              variants: [String]? = nil) throws(SummaryInputError) -> ExperimentData {
         var start = 0
@@ -97,7 +108,7 @@ public enum SummaryInput {
         }
         let rows = first == UInt8(ascii: "[") || first == UInt8(ascii: "{")
             ? try JSONRows.read(Array(bytes[start...]), source: source)
-            : try CSVRows.read(bytes, from: start, source: source)
+            : try CSVRows.read(bytes, source: source)
         let builder = Builder(source: source, metrics: metrics, experiment: experiment, variants: variants)
         return try builder.build(rows)
     }
@@ -120,81 +131,18 @@ struct SummaryRow {
     var cells: [SummaryColumn: SummaryCell]
 }
 
-/// RFC 4180 CSV: comma-separated, `"` quotes fields (doubled inside), CRLF or LF; a header row first;
-/// blank lines and lines starting with `#` are skipped.
+/// CSV in Bakeoff's dialect (`CSVReader`: RFC 4180, CRLF or LF, `#` comment lines and blank lines skipped); a
+/// header row first; spaces and tabs around unquoted fields are dropped.
 enum CSVRows {
-    static func read(_ bytes: [UInt8], from start: Int, source: String) throws(SummaryInputError) -> [SummaryRow] {
+    static func read(_ bytes: [UInt8], source: String) throws(SummaryInputError) -> [SummaryRow] {
+        var reader = CSVReader(bytes)
         var records: [(line: Int, fields: [String])] = []
-        var i = start, line = 1
-        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), lf: UInt8 = 0x0A, cr: UInt8 = 0x0D
-        func text(_ slice: ArraySlice<UInt8>, _ line: Int) throws(SummaryInputError) -> String {
-            guard let s = String(validating: slice, as: UTF8.self) else {
-                throw SummaryInputError(source: source, line: line, message: "not valid UTF-8 text")
+        do throws(CSVError) {
+            while let record = try reader.next() {
+                records.append((record.line, record.fields.map { $0.quoted ? $0.text : $0.trimmed }))
             }
-            return s
-        }
-        while i < bytes.count {
-            // A blank or comment line.
-            var j = i
-            while j < bytes.count, bytes[j] == 0x20 || bytes[j] == 0x09 || bytes[j] == cr { j += 1 }
-            if j == bytes.count { break }
-            if bytes[j] == lf { i = j + 1; line += 1; continue }
-            if bytes[i] == UInt8(ascii: "#") {
-                while i < bytes.count, bytes[i] != lf { i += 1 }
-                i += 1
-                line += 1
-                continue
-            }
-            let recordLine = line
-            var fields: [String] = []
-            while true {
-                if i < bytes.count, bytes[i] == quote {
-                    let opened = line
-                    var value: [UInt8] = []
-                    i += 1
-                    while true {
-                        guard i < bytes.count else {
-                            throw SummaryInputError(source: source, line: opened, message: "a quoted field is not closed (add the closing \")")
-                        }
-                        let b = bytes[i]
-                        if b == quote {
-                            if i + 1 < bytes.count, bytes[i + 1] == quote { value.append(quote); i += 2; continue }
-                            i += 1
-                            break
-                        }
-                        if b == lf { line += 1 }
-                        value.append(b)
-                        i += 1
-                    }
-                    while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 }
-                    if i < bytes.count, bytes[i] != comma, bytes[i] != lf, bytes[i] != cr {
-                        throw SummaryInputError(source: source, line: line, message: "text after the closing quote of field \(fields.count + 1); quote the whole field")
-                    }
-                    fields.append(try text(value[...], recordLine))
-                } else {
-                    let begin = i
-                    while i < bytes.count, bytes[i] != comma, bytes[i] != lf {
-                        if bytes[i] == quote {
-                            throw SummaryInputError(source: source, line: line, message: "a quote inside unquoted field \(fields.count + 1); quote the whole field and double the quote (\"\")")
-                        }
-                        i += 1
-                    }
-                    var start = begin, end = i
-                    if end > start, bytes[end - 1] == cr { end -= 1 }
-                    // Spaces and tabs around an unquoted field are dropped.
-                    while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
-                    while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
-                    fields.append(try text(bytes[start..<end], recordLine))
-                }
-                if i < bytes.count, bytes[i] == cr { i += 1 }
-                if i >= bytes.count { break }
-                if bytes[i] == comma { i += 1; continue }
-                // End of line.
-                i += 1
-                line += 1
-                break
-            }
-            records.append((recordLine, fields))
+        } catch {
+            throw SummaryInputError(source: source, line: error.line, message: error.message)
         }
         guard let header = records.first else {
             throw SummaryInputError(source: source, message: "no header row (only blank or # comment lines); the first row names the columns")
@@ -230,35 +178,34 @@ enum CSVRows {
 }
 
 /// JSON: an array of row objects, or `{"experiment": NAME, "rows": [...]}`; keys are the CSV column names,
-/// values strings or numbers (null or absent = empty).
+/// values strings or numbers (null or absent = empty). A key may appear once per object.
 enum JSONRows {
     static func read(_ bytes: [UInt8], source: String) throws(SummaryInputError) -> [SummaryRow] {
-        let value: JSONValue
-        do { value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
-            var detail = "check for a missing comma, quote or bracket, invalid UTF-8, or a number out of range"
-            if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError {
-                let text = "\(underlying)"
-                if text.count < 200 { detail = text }
-            }
-            throw SummaryInputError(source: source, message: "not valid JSON: \(detail)")
+        let document: JSONDocument
+        do { document = try JSONValue.parse(bytes) } catch {
+            throw SummaryInputError(source: source, message: "not valid JSON: \(error)")
         }
+        let value = document.root
         var defaultExperiment: String?
         let items: [JSONValue]
         let prefix: String
-        switch value {
+        switch value.content {
         case .array(let a):
             items = a
             prefix = ""
         case .object(let o):
+            if let repeated = o.repeatedMembers.first {
+                throw SummaryInputError(source: source, line: repeated.value.line, message: "\"\(repeated.key)\" appears twice at the top level; keep one")
+            }
             for key in o.keys.sorted() where key != "experiment" && key != "rows" {
                 throw SummaryInputError(source: source, message: "unknown key \"\(key)\" at the top level; expected \"experiment\" and \"rows\" (or an array of rows)")
             }
-            switch o["experiment"] {
+            switch o["experiment"]?.content {
             case nil, .null?: break
             case .string(let s)?: defaultExperiment = s
-            case let other?: throw SummaryInputError(source: source, column: "experiment", message: "must be a string, got \(other.described)")
+            case _?: throw SummaryInputError(source: source, column: "experiment", message: "must be a string, got \(o["experiment"]!.described)")
             }
-            guard case .array(let a)? = o["rows"] else {
+            guard let a = o["rows"]?.array else {
                 throw SummaryInputError(source: source, message: "expected \"rows\": an array of row objects")
             }
             items = a
@@ -266,25 +213,29 @@ enum JSONRows {
         default:
             throw SummaryInputError(source: source, message: "expected an array of row objects or {\"rows\": [...]}, got \(value.described)")
         }
-        let lines = rowLines(bytes, nested: !prefix.isEmpty)
         var rows: [SummaryRow] = []
         for (k, item) in items.enumerated() {
-            let line = lines.count == items.count ? lines[k] : nil
             let label = "\(prefix)[\(k)]"
-            guard case .object(let object) = item else {
-                throw SummaryInputError(source: source, line: line, row: label, message: "a row must be an object, got \(item.described)")
+            guard let object = item.object else {
+                throw SummaryInputError(source: source, row: label, message: "a row must be an object, got \(item.described)")
+            }
+            // A row is named by the line its object starts on.
+            let line = item.line
+            if let repeated = object.repeatedMembers.first {
+                throw SummaryInputError(source: source, line: line, row: label, column: repeated.key, message: "appears twice in the row; keep one")
             }
             var cells: [SummaryColumn: SummaryCell] = [:]
             for key in object.keys.sorted() {
                 guard let column = SummaryColumn(rawValue: key) else {
                     throw SummaryInputError(source: source, line: line, row: label, column: key, message: CSVRows.unknownColumn(key, place: "a key of the row"))
                 }
-                switch object[key]! {
+                let cell = object[key]!
+                switch cell.content {
                 case .null: break
                 case .string(let s): if !s.isEmpty { cells[column] = .text(s) }
                 case .number(let n): cells[column] = .number(n)
-                case let other:
-                    throw SummaryInputError(source: source, line: line, row: label, column: key, message: "must be a string or a number, got \(other.described)")
+                default:
+                    throw SummaryInputError(source: source, line: line, row: label, column: key, message: "must be a string or a number, got \(cell.described)")
                 }
             }
             if cells[.experiment] == nil, let defaultExperiment { cells[.experiment] = .text(defaultExperiment) }
@@ -292,43 +243,6 @@ enum JSONRows {
         }
         if rows.isEmpty { throw SummaryInputError(source: source, message: "no rows: give one object per variant and metric (README: \"Sufficient statistics from your warehouse\")") }
         return rows
-    }
-
-    /// The line of each row object's `{`, for messages: the objects directly in the top-level array, or
-    /// (`nested`) in the array under the top-level object's "rows" key. Call only on valid JSON.
-    static func rowLines(_ bytes: [UInt8], nested: Bool) -> [Int] {
-        var lines: [Int] = []
-        var line = 1
-        var stack: [UInt8] = []
-        var inString = false, escaped = false
-        var key: [UInt8] = [], lastString: [UInt8] = [], rowsArrayDepth = -1
-        for b in bytes {
-            if b == 0x0A { line += 1 }
-            if inString {
-                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false } else if stack.count == 1 { lastString.append(b) }
-                continue
-            }
-            switch b {
-            case UInt8(ascii: "\""):
-                inString = true
-                lastString = []
-            case UInt8(ascii: ":"):
-                if stack.count == 1 { key = lastString }
-            case UInt8(ascii: "{"):
-                if !nested && stack == [UInt8(ascii: "[")] { lines.append(line) }
-                if nested && stack.count == 2 && rowsArrayDepth == 2 { lines.append(line) }
-                stack.append(b)
-            case UInt8(ascii: "["):
-                stack.append(b)
-                if nested && stack.count == 2 && key == Array("rows".utf8) { rowsArrayDepth = 2 }
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                if nested && stack.count == 2 && b == UInt8(ascii: "]") { rowsArrayDepth = -1 }
-                stack.removeLast()
-            default:
-                break
-            }
-        }
-        return lines
     }
 }
 
@@ -630,7 +544,9 @@ private struct Builder {
             }
             chosen = experiment
         } else if names.count > 1 {
-            throw SummaryInputError(source: source, column: "experiment", message: "the file has several experiments (" + names.map { "\"\($0)\"" }.joined(separator: ", ") + "); choose one with --experiment")
+            throw SummaryInputError(source: source, column: "experiment",
+                                    message: "the file has several experiments (" + names.map { "\"\($0)\"" }.joined(separator: ", ") + "); choose one experiment",
+                                    problem: .severalExperiments(names))
         } else {
             chosen = names.first ?? ""
         }
@@ -708,5 +624,13 @@ private struct Builder {
                                      otherExperiments: [], unusedFeedbackNames: []))
         result.hasEvents = false
         return result
+    }
+}
+
+extension SummaryInputError: RemedyCarrying {
+    /// Several experiments in one file: choose one.
+    public var remedy: Remedy? {
+        if case .severalExperiments = problem { return .chooseExperiment }
+        return nil
     }
 }

@@ -61,9 +61,9 @@ public struct EventParseError: Error, Sendable, Equatable {
 
 /// Parses one flat JSON object per line into an `EventView`, without building any Swift objects.
 ///
-/// It accepts standard JSON (escapes, `\u` surrogate pairs, exponents, nested values under keys it does not
-/// know, which are skipped) and rejects with a precise message anything that is not an event: a missing or
-/// mistyped field, a bad timestamp, trailing data.
+/// It reads JSON with the shared scanner (`JSONCursor`: escapes, `\u` surrogate pairs, exponents, UTF-8
+/// checked, nested values under keys it does not know skipped up to 64 deep) and rejects with a precise message
+/// anything that is not an event: a missing, mistyped or repeated field, a bad timestamp, trailing data.
 public struct EventParser: ~Copyable {
     /// Holds strings that had escapes, decoded; never reallocated while a line is being parsed.
     private var scratch: UnsafeMutablePointer<UInt8>
@@ -85,12 +85,10 @@ public struct EventParser: ~Copyable {
         guard let base = line.baseAddress, line.count > 0 else {
             throw EventParseError(column: 1, message: "expected a JSON object starting with '{', found an empty line")
         }
-        var cursor = Cursor(base: base, end: line.count, scratch: scratch)
-        return try cursor.parseEvent()
+        var parser = LineParser(json: JSONCursor(base: base, count: line.count, maxDepth: LineParser.maxDepth), scratch: scratch)
+        return try parser.parseEvent()
     }
 }
-
-private let powersOfTen: [Double] = (0...22).map { pow(10.0, Double($0)) }
 
 private struct Seen: OptionSet {
     let rawValue: UInt16
@@ -104,40 +102,51 @@ private struct Seen: OptionSet {
     static let name = Seen(rawValue: 1 << 7)
     static let value = Seen(rawValue: 1 << 8)
     static let conversation = Seen(rawValue: 1 << 9)
+    // Keys that need not be there (for `Seen` as the set of keys read).
+    static let status = Seen(rawValue: 1 << 10)
+    static let ttft = Seen(rawValue: 1 << 11)
+    static let inputTokens = Seen(rawValue: 1 << 12)
+    static let outputTokens = Seen(rawValue: 1 << 13)
+    static let qa = Seen(rawValue: 1 << 14)
 }
 
-private struct Cursor {
-    let base: UnsafeRawPointer
-    let end: Int
-    var pos = 0
+/// One line's event, read with the shared `JSONCursor`; JSON errors are worded for event logs here.
+private struct LineParser {
+    /// Nesting accepted in values under keys the parser does not know (which it skips).
+    static let maxDepth = 64
+
+    var json: JSONCursor
+    /// Where strings with escapes are decoded; they never take more room than the line.
     let scratch: UnsafeMutablePointer<UInt8>
     var scratchUsed = 0
 
-    init(base: UnsafeRawPointer, end: Int, scratch: UnsafeMutablePointer<UInt8>) {
-        self.base = base
-        self.end = end
+    init(json: JSONCursor, scratch: UnsafeMutablePointer<UInt8>) {
+        self.json = json
         self.scratch = scratch
     }
 
-    @inline(__always) func byte(_ i: Int) -> UInt8 { base.load(fromByteOffset: i, as: UInt8.self) }
+    var pos: Int {
+        @inline(__always) get { json.pos }
+        @inline(__always) set { json.pos = newValue }
+    }
+    var end: Int { json.end }
+
+    @inline(__always) func byte(_ i: Int) -> UInt8 { json.byte(i) }
 
     func fail(_ message: String, at column: Int? = nil) -> EventParseError {
         EventParseError(column: (column ?? pos) + 1, message: message)
     }
 
-    @inline(__always) mutating func skipSpace() {
-        while pos < end {
-            let c = byte(pos)
-            if c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0A { pos += 1 } else { return }
-        }
-    }
+    @inline(__always) mutating func skipSpace() { json.skipSpace() }
 
-    func describeHere() -> String {
-        if pos >= end { return "the end of the line" }
-        let c = byte(pos)
+    func describe(_ at: Int) -> String {
+        if at >= end { return "the end of the line" }
+        let c = byte(at)
         if c >= 0x20 && c < 0x7F { return "'\(Character(Unicode.Scalar(c)))'" }
         return "byte 0x\(String(c, radix: 16))"
     }
+
+    func describeHere() -> String { describe(pos) }
 
     mutating func expect(_ c: UInt8, _ what: @autoclosure () -> String) throws(EventParseError) {
         skipSpace()
@@ -148,6 +157,7 @@ private struct Cursor {
     mutating func parseEvent() throws(EventParseError) -> EventView {
         var event = EventView()
         var seen: Seen = []
+        var keys: Seen = []
         skipSpace()
         guard pos < end, byte(pos) == 0x7B else {
             throw fail("expected a JSON object starting with '{', found \(describeHere())")
@@ -164,7 +174,7 @@ private struct Cursor {
                 let key = try parseString()
                 try expect(0x3A, "':' after key \"\(preview(key))\"")
                 skipSpace()
-                try parseField(key, keyColumn: keyStart, into: &event, seen: &seen)
+                try parseField(key, keyColumn: keyStart, into: &event, seen: &seen, keys: &keys)
                 skipSpace()
                 guard pos < end else { throw fail("the object is not closed: expected ',' or '}'") }
                 let c = byte(pos)
@@ -180,7 +190,6 @@ private struct Cursor {
         try validate(&event, seen)
         return event
     }
-
 
     func validate(_ event: inout EventView, _ seen: Seen) throws(EventParseError) {
         guard seen.contains(.event) else { throw fail("missing \"event\" (\"request\" or \"feedback\")", at: 0) }
@@ -202,12 +211,23 @@ private struct Cursor {
         }
     }
 
-    mutating func parseField(_ key: UnsafeRawBufferPointer, keyColumn: Int, into e: inout EventView, seen: inout Seen) throws(EventParseError) {
+    /// Every field the parser reads may appear once: a repeated one could be read differently elsewhere (SQL
+    /// over the stored line, another JSON library).
+    @inline(__always)
+    func once(_ field: Seen, _ keys: inout Seen, _ key: UnsafeRawBufferPointer, _ keyColumn: Int) throws(EventParseError) {
+        if keys.contains(field) { throw fail("\"\(preview(key))\" appears twice; give each field once", at: keyColumn) }
+        keys.insert(field)
+    }
+
+    mutating func parseField(_ key: UnsafeRawBufferPointer, keyColumn: Int, into e: inout EventView, seen: inout Seen,
+                             keys: inout Seen) throws(EventParseError) {
         switch key.count {
         case 2 where matches(key, "ts"):
+            try once(.ts, &keys, key, keyColumn)
             e.timestamp = try parseTimestamp()
             seen.insert(.ts)
         case 2 where matches(key, "qa"):
+            try once(.qa, &keys, key, keyColumn)
             let start = pos
             guard let qa = try? parseBool("qa") else {
                 pos = start
@@ -215,15 +235,18 @@ private struct Cursor {
             }
             e.qa = qa
         case 4 where matches(key, "name"):
+            try once(.name, &keys, key, keyColumn)
             e.name = try parseRequiredString("name")
             seen.insert(.name)
         case 5 where matches(key, "event"):
+            try once(.event, &keys, key, keyColumn)
             let s = try parseRequiredString("event")
             if matches(s, "request") { e.kind = .request } else if matches(s, "feedback") { e.kind = .feedback } else {
                 throw fail("\"event\" must be \"request\" or \"feedback\", got \"\(preview(s))\"", at: keyColumn)
             }
             seen.insert(.event)
         case 5 where matches(key, "value"):
+            try once(.value, &keys, key, keyColumn)
             let valueColumn = pos
             if pos < end, byte(pos) == 0x74 || byte(pos) == 0x66 {
                 e.value = try parseBool("value") ? 1 : 0
@@ -235,51 +258,53 @@ private struct Cursor {
             if !e.value.isFinite { throw fail("\"value\" must be a finite number", at: valueColumn) }
             seen.insert(.value)
         case 6 where matches(key, "status"):
+            try once(.status, &keys, key, keyColumn)
             e.status = try parseRequiredString("status")
         case 7 where matches(key, "variant"):
+            try once(.variant, &keys, key, keyColumn)
             e.variant = try parseRequiredString("variant")
             seen.insert(.variant)
         case 7 where matches(key, "user_id"):
+            try once(.user, &keys, key, keyColumn)
             e.userID = try parseRequiredString("user_id")
             seen.insert(.user)
         case 7 where matches(key, "ttft_ms"):
+            try once(.ttft, &keys, key, keyColumn)
             e.ttftMs = try parseOptionalNumber("ttft_ms")
         case 10 where matches(key, "experiment"):
+            try once(.experiment, &keys, key, keyColumn)
             e.experiment = try parseRequiredString("experiment")
             seen.insert(.experiment)
         case 10 where matches(key, "request_id"):
-            if isNull() { e.requestID = UnsafeRawBufferPointer(start: nil, count: 0) } else {
+            try once(.request, &keys, key, keyColumn)
+            if json.consume("null") { e.requestID = UnsafeRawBufferPointer(start: nil, count: 0) } else {
                 e.requestID = try parseRequiredString("request_id")
                 seen.insert(.request)
             }
         case 10 where matches(key, "latency_ms"):
+            try once(.latency, &keys, key, keyColumn)
             e.latencyMs = try parseNumber("latency_ms")
             seen.insert(.latency)
         case 12 where matches(key, "input_tokens"):
+            try once(.inputTokens, &keys, key, keyColumn)
             e.inputTokens = try parseOptionalNumber("input_tokens")
         case 13 where matches(key, "output_tokens"):
+            try once(.outputTokens, &keys, key, keyColumn)
             e.outputTokens = try parseOptionalNumber("output_tokens")
         case 15 where matches(key, "conversation_id"):
-            if isNull() { e.conversationID = UnsafeRawBufferPointer(start: nil, count: 0) } else {
+            try once(.conversation, &keys, key, keyColumn)
+            if json.consume("null") { e.conversationID = UnsafeRawBufferPointer(start: nil, count: 0) } else {
                 e.conversationID = try parseRequiredString("conversation_id")
                 seen.insert(.conversation)
             }
         default:
-            try skipValue(depth: 0)
+            do throws(JSONError) { try json.skipValue(depth: 0) } catch { throw skipError(error) }
         }
     }
 
     @inline(__always) func matches(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
         bytes.count == literal.utf8CodeUnitCount
             && (bytes.count == 0 || memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0)
-    }
-
-    mutating func isNull() -> Bool {
-        if pos + 4 <= end, byte(pos) == 0x6E, byte(pos + 1) == 0x75, byte(pos + 2) == 0x6C, byte(pos + 3) == 0x6C {
-            pos += 4
-            return true
-        }
-        return false
     }
 
     mutating func parseRequiredString(_ key: String) throws(EventParseError) -> UnsafeRawBufferPointer {
@@ -290,165 +315,34 @@ private struct Cursor {
     }
 
     mutating func parseOptionalNumber(_ key: String) throws(EventParseError) -> Double {
-        if isNull() { return .nan }
+        if json.consume("null") { return .nan }
         return try parseNumber(key)
     }
 
     mutating func parseBool(_ key: String) throws(EventParseError) -> Bool {
-        if pos + 4 <= end, byte(pos) == 0x74, byte(pos + 1) == 0x72, byte(pos + 2) == 0x75, byte(pos + 3) == 0x65 {
-            pos += 4
-            return true
-        }
-        if pos + 5 <= end, byte(pos) == 0x66, byte(pos + 1) == 0x61, byte(pos + 2) == 0x6C, byte(pos + 3) == 0x73, byte(pos + 4) == 0x65 {
-            pos += 5
-            return false
-        }
+        if json.consume("true") { return true }
+        if json.consume("false") { return false }
         throw fail("\"\(key)\" must be a number or true/false, found \(describeHere())")
     }
 
     /// A JSON string at `pos` (which holds the opening quote); escapes are decoded into the scratch buffer.
+    @inline(__always)
     mutating func parseString() throws(EventParseError) -> UnsafeRawBufferPointer {
-        let open = pos
-        pos += 1
-        let start = pos
-        // Skip 8 bytes at a time while none is a quote, a backslash or a control character.
-        while pos + 8 <= end {
-            let w = base.loadUnaligned(fromByteOffset: pos, as: UInt64.self)
-            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-            let quote = w ^ (ones &* 0x22), backslash = w ^ (ones &* 0x5C)
-            let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((w &- ones &* 0x20) & ~w)
-            if special & highs != 0 { break }
-            pos += 8
+        do throws(JSONError) {
+            let out = scratch + scratchUsed
+            let (span, written) = try json.scanString(decodingInto: out)
+            if !span.escaped { return json.bytes(span.start, span.end) }
+            scratchUsed += written
+            return UnsafeRawBufferPointer(start: out, count: written)
+        } catch {
+            throw stringError(error)
         }
-        while pos < end {
-            let c = byte(pos)
-            if c == 0x22 {
-                pos += 1
-                return UnsafeRawBufferPointer(start: base + start, count: pos - 1 - start)
-            }
-            if c == 0x5C { return try parseEscapedString(from: start) }
-            if c < 0x20 { throw fail("control character inside a string (escape it as \\u00\(c < 16 ? "0" : "")\(String(c, radix: 16)))") }
-            pos += 1
-        }
-        throw fail("string not closed: missing '\"'", at: open)
     }
 
-    mutating func parseEscapedString(from start: Int) throws(EventParseError) -> UnsafeRawBufferPointer {
-        let out = scratch + scratchUsed
-        var n = 0
-        for i in start..<pos { out[n] = byte(i); n += 1 }
-        while pos < end {
-            let c = byte(pos)
-            if c == 0x22 {
-                pos += 1
-                scratchUsed += n
-                return UnsafeRawBufferPointer(start: out, count: n)
-            }
-            if c < 0x20 { throw fail("control character inside a string") }
-            if c != 0x5C { out[n] = c; n += 1; pos += 1; continue }
-            guard pos + 1 < end else { break }
-            let e = byte(pos + 1)
-            pos += 2
-            switch e {
-            case 0x22, 0x5C, 0x2F: out[n] = e; n += 1
-            case 0x62: out[n] = 0x08; n += 1
-            case 0x66: out[n] = 0x0C; n += 1
-            case 0x6E: out[n] = 0x0A; n += 1
-            case 0x72: out[n] = 0x0D; n += 1
-            case 0x74: out[n] = 0x09; n += 1
-            case 0x75:
-                var scalar = try parseHex4()
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    guard pos + 1 < end, byte(pos) == 0x5C, byte(pos + 1) == 0x75 else {
-                        throw fail("lone high surrogate \\u\(String(scalar, radix: 16)) without its low half")
-                    }
-                    pos += 2
-                    let low = try parseHex4()
-                    guard low >= 0xDC00 && low < 0xE000 else { throw fail("invalid surrogate pair") }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                    throw fail("lone low surrogate \\u\(String(scalar, radix: 16))")
-                }
-                // UTF-8 of a scalar is never longer than the 6+ bytes of its escape, so `out` cannot overrun.
-                for b in UTF8.encode(Unicode.Scalar(scalar)!)! { out[n] = b; n += 1 }
-            default:
-                pos -= 1
-                throw fail("invalid escape '\\\(describeHere())' in a string")
-            }
-        }
-        throw fail("string not closed: missing '\"'", at: start - 1)
-    }
-
-    mutating func parseHex4() throws(EventParseError) -> UInt32 {
-        guard pos + 4 <= end else { throw fail("\\u needs four hex digits") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = byte(pos)
-            let d: UInt32
-            switch c {
-            case 0x30...0x39: d = UInt32(c - 0x30)
-            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
-            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
-            default: throw fail("\\u needs four hex digits, found \(describeHere())")
-            }
-            v = v << 4 | d
-            pos += 1
-        }
-        return v
-    }
-
-    /// A JSON number. Plain decimals of up to 15 significant digits take an exact fast path.
+    /// A JSON number at `pos`.
+    @inline(__always)
     mutating func parseNumber(_ key: String) throws(EventParseError) -> Double {
-        let start = pos
-        var negative = false
-        if pos < end && byte(pos) == 0x2D { negative = true; pos += 1 }
-        var mantissa: UInt64 = 0
-        var digits = 0
-        var fractionDigits = 0
-        let intStart = pos
-        while pos < end, case let c = byte(pos), c >= 0x30 && c <= 0x39 {
-            mantissa = mantissa &* 10 &+ UInt64(c - 0x30)
-            digits += 1
-            pos += 1
-        }
-        if pos == intStart {
-            pos = start
-            if pos < end && byte(pos) == 0x22 {
-                throw fail("\"\(key)\" must be a number, got a string")
-            }
-            throw fail("\"\(key)\" must be a number, found \(describeHere())")
-        }
-        if pos - intStart > 1 && byte(intStart) == 0x30 { throw fail("\"\(key)\": leading zeros are not valid JSON", at: start) }
-        var slow = false
-        if pos < end && byte(pos) == 0x2E {
-            pos += 1
-            let fracStart = pos
-            while pos < end, case let c = byte(pos), c >= 0x30 && c <= 0x39 {
-                mantissa = mantissa &* 10 &+ UInt64(c - 0x30)
-                digits += 1
-                fractionDigits += 1
-                pos += 1
-            }
-            if pos == fracStart { throw fail("\"\(key)\": a digit must follow the decimal point") }
-        }
-        if pos < end && (byte(pos) == 0x65 || byte(pos) == 0x45) {
-            slow = true
-            pos += 1
-            if pos < end && (byte(pos) == 0x2B || byte(pos) == 0x2D) { pos += 1 }
-            let expStart = pos
-            while pos < end, case let c = byte(pos), c >= 0x30 && c <= 0x39 { pos += 1 }
-            if pos == expStart { throw fail("\"\(key)\": the exponent has no digits") }
-        }
-        if !slow && digits <= 15 && fractionDigits <= 22 {
-            let v = Double(mantissa) / powersOfTen[fractionDigits]
-            return negative ? -v : v
-        }
-        // Correctly rounded conversion of anything else.
-        var buffer = [CChar](repeating: 0, count: pos - start + 1)
-        for i in start..<pos { buffer[i - start] = CChar(bitPattern: byte(i)) }
-        let v = strtod(buffer, nil)
-        if !v.isFinite { throw fail("\"\(key)\": number out of range", at: start) }
-        return v
+        do throws(JSONError) { return try json.readNumber() } catch { throw numberError(error, key) }
     }
 
     /// An RFC 3339 time (`2026-11-01T10:00:00.123Z`, offset or `Z`) or a number of seconds since 1970.
@@ -470,39 +364,69 @@ private struct Cursor {
         return t
     }
 
-    mutating func skipValue(depth: Int) throws(EventParseError) {
-        guard depth < 64 else { throw fail("values nested more than 64 deep") }
-        skipSpace()
-        guard pos < end else { throw fail("expected a value, found the end of the line") }
-        let c = byte(pos)
-        switch c {
-        case 0x22: _ = try parseString()
-        case 0x7B, 0x5B:
-            let close: UInt8 = c == 0x7B ? 0x7D : 0x5D
-            pos += 1
-            skipSpace()
-            if pos < end && byte(pos) == close { pos += 1; return }
-            while true {
-                if c == 0x7B {
-                    skipSpace()
-                    guard pos < end, byte(pos) == 0x22 else { throw fail("expected a key in double quotes, found \(describeHere())") }
-                    _ = try parseString()
-                    try expect(0x3A, "':'")
-                }
-                try skipValue(depth: depth + 1)
-                skipSpace()
-                guard pos < end else { throw fail("unclosed \(c == 0x7B ? "object" : "array")") }
-                let d = byte(pos)
-                pos += 1
-                if d == 0x2C { continue }
-                if d == close { return }
-                pos -= 1
-                throw fail("expected ',' or '\(Character(Unicode.Scalar(close)))', found \(describeHere())")
-            }
-        case 0x74, 0x66: _ = try parseBool("value")
-        case 0x6E:
-            if !isNull() { throw fail("unexpected \(describeHere())") }
-        default: _ = try parseNumber("value")
+    // MARK: JSON errors in event-log words
+
+    func stringError(_ e: JSONError) -> EventParseError {
+        switch e.kind {
+        case .unterminatedString:
+            return fail("string not closed: missing '\"'", at: e.start)
+        case .controlCharacter(let c, let afterEscape):
+            if afterEscape { return fail("control character inside a string", at: e.offset) }
+            return fail("control character inside a string (escape it as \\u00\(c < 16 ? "0" : "")\(String(c, radix: 16)))", at: e.offset)
+        case .invalidEscape:
+            return fail("invalid escape '\\\(describe(e.offset + 1))' in a string", at: e.offset + 1)
+        case .invalidHexEscape(_, let truncated):
+            return truncated ? fail("\\u needs four hex digits", at: e.offset)
+                : fail("\\u needs four hex digits, found \(describe(e.offset))", at: e.offset)
+        case .loneSurrogate(let unit, _):
+            return unit < 0xDC00 ? fail("lone high surrogate \\u\(String(unit, radix: 16)) without its low half", at: e.offset)
+                : fail("lone low surrogate \\u\(String(unit, radix: 16))", at: e.offset)
+        case .invalidSurrogatePair:
+            return fail("invalid surrogate pair", at: e.offset)
+        case .invalidUTF8:
+            return fail("invalid UTF-8 inside a string", at: e.offset)
+        default:
+            return fail("invalid string", at: e.offset)
+        }
+    }
+
+    func numberError(_ e: JSONError, _ key: String) -> EventParseError {
+        switch e.kind {
+        case .invalidNumber(.integer):
+            if byte(e.start) == 0x22 { return fail("\"\(key)\" must be a number, got a string", at: e.start) }
+            return fail("\"\(key)\" must be a number, found \(describe(e.start))", at: e.start)
+        case .invalidNumber(.fraction): return fail("\"\(key)\": a digit must follow the decimal point", at: e.offset)
+        case .invalidNumber(.exponent): return fail("\"\(key)\": the exponent has no digits", at: e.offset)
+        case .leadingZero: return fail("\"\(key)\": leading zeros are not valid JSON", at: e.start)
+        case .numberOutOfRange: return fail("\"\(key)\": number out of range", at: e.start)
+        default: return fail("\"\(key)\" must be a number, found \(describe(e.start))", at: e.start)
+        }
+    }
+
+    /// A problem inside a value skipped under a key the parser does not know.
+    func skipError(_ e: JSONError) -> EventParseError {
+        switch e.kind {
+        case .expectedValue:
+            if e.offset >= end { return fail("expected a value, found the end of the line", at: e.offset) }
+            return fail("\"value\" must be a number, found \(describe(e.offset))", at: e.offset)
+        case .expectedKey:
+            return fail("expected a key in double quotes, found \(describe(e.offset))", at: e.offset)
+        case .expectedColon:
+            return fail("expected ':', found \(describe(e.offset))", at: e.offset)
+        case .expectedCommaOrClose(let object):
+            if e.offset >= end { return fail("unclosed \(object ? "object" : "array")", at: e.offset) }
+            return fail("expected ',' or '\(object ? "}" : "]")', found \(describe(e.offset))", at: e.offset)
+        case .invalidLiteral:
+            if byte(e.start) == 0x6E { return fail("unexpected \(describe(e.start))", at: e.start) }
+            return fail("\"value\" must be a number or true/false, found \(describe(e.start))", at: e.start)
+        case .invalidNumber, .leadingZero, .numberOutOfRange:
+            return numberError(e, "value")
+        case .tooDeep:
+            return fail("values nested more than \(LineParser.maxDepth) deep", at: e.offset)
+        case .trailingData:
+            return fail("unexpected data: \(describe(e.offset))", at: e.offset)
+        default:
+            return stringError(e)
         }
     }
 }

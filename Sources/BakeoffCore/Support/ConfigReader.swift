@@ -14,68 +14,48 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// A parsed JSON value. Decoded with JSONDecoder, which reads numbers exactly (JSONSerialization on Linux
-/// rounds some of them).
-package indirect enum JSONValue: Decodable, Sendable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    package init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null; return }
-        if let b = try? c.decode(Bool.self) { self = .bool(b); return }
-        if let n = try? c.decode(Double.self) { self = .number(n); return }
-        if let s = try? c.decode(String.self) { self = .string(s); return }
-        if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
-        self = .object(try c.decode([String: JSONValue].self))
-    }
-
-    package var described: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return JSONWriter.number(n)
-        case .string(let s): return "\"\(s)\""
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-}
-
 /// Reads a JSON object field by field, naming the JSON path in every error and rejecting unknown keys.
 package struct ConfigObject {
     package let source: String
     package let path: String
-    package let values: [String: JSONValue]
+    /// The object's members (keys in document order).
+    package let members: JSONObject
     package private(set) var used: Set<String> = []
 
-    package init(source: String, path: String, values: [String: JSONValue]) {
+    package init(source: String, path: String, members: JSONObject) {
         self.source = source
         self.path = path
-        self.values = values
+        self.members = members
     }
 
-    /// Parses `data` as a JSON object.
+    /// Parses `data` as a JSON object; a key repeated within an object is an error.
     package static func parse(_ data: Data, source: String) throws(ConfigError) -> ConfigObject {
-        if data.isEmpty { throw ConfigError(source: source, path: "", message: "the file is empty; expected a JSON object") }
-        let value: JSONValue
-        do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            var detail = "check for a missing comma, quote or bracket, invalid UTF-8, or a number out of range"
-            if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError {
-                let text = "\(underlying)"
-                if text.count < 200 { detail = text }
-            }
-            throw ConfigError(source: source, path: "", message: "not valid JSON: \(detail)")
+        let (root, duplicates) = try parseDocument(data, source: source)
+        if let first = duplicates.first {
+            throw ConfigError(source: source, path: first.path, message: ConfigObject.duplicateKeyMessage)
         }
-        guard case .object(let dict) = value else {
-            throw ConfigError(source: source, path: "", message: "expected a JSON object at the top level, got \(value.described)")
-        }
-        return ConfigObject(source: source, path: "", values: dict)
+        return root
     }
+
+    /// Parses `data` as a JSON object and returns it with the keys repeated within an object (where a reader
+    /// lists every problem rather than stopping at the first).
+    package static func parseDocument(_ data: Data, source: String) throws(ConfigError) -> (root: ConfigObject, duplicates: [JSONDuplicateKey]) {
+        if data.isEmpty { throw ConfigError(source: source, path: "", message: "the file is empty; expected a JSON object") }
+        let document: JSONDocument
+        do { document = try JSONValue.parse([UInt8](data)) } catch {
+            throw ConfigError(source: source, path: "", message: "not valid JSON: \(error)")
+        }
+        guard let object = document.root.object else {
+            throw ConfigError(source: source, path: "", message: "expected a JSON object at the top level, got \(document.root.described)")
+        }
+        return (ConfigObject(source: source, path: "", members: object), document.duplicateKeys)
+    }
+
+    /// What a repeated key is told.
+    package static let duplicateKeyMessage = "this key appears twice in the same object; keep one"
+
+    /// The value of `key` as written (null included), nil when absent; not marked as read.
+    package subscript(key: String) -> JSONValue? { members[key] }
 
     package func fail(_ key: String?, _ message: String) -> ConfigError {
         ConfigError(source: source, path: key.map(childPath) ?? path, message: message)
@@ -86,14 +66,13 @@ package struct ConfigObject {
     /// Marks `key` as read and returns its value (nil when absent or null).
     package mutating func take(_ key: String) -> JSONValue? {
         used.insert(key)
-        guard let v = values[key] else { return nil }
-        if case .null = v { return nil }
+        guard let v = members[key], !v.isNull else { return nil }
         return v
     }
 
     package mutating func double(_ key: String) throws(ConfigError) -> Double? {
         guard let v = take(key) else { return nil }
-        guard case .number(let n) = v else { throw fail(key, "must be a number, got \(v.described)") }
+        guard let n = v.number else { throw fail(key, "must be a number, got \(v.described)") }
         return n
     }
 
@@ -112,10 +91,10 @@ package struct ConfigObject {
     /// An array of numbers.
     package mutating func doubles(_ key: String) throws(ConfigError) -> [Double]? {
         guard let v = take(key) else { return nil }
-        guard case .array(let a) = v else { throw fail(key, "must be an array of numbers, got \(v.described)") }
+        guard let a = v.array else { throw fail(key, "must be an array of numbers, got \(v.described)") }
         var out: [Double] = []
         for (i, item) in a.enumerated() {
-            guard case .number(let n) = item else {
+            guard let n = item.number else {
                 throw ConfigError(source: source, path: "\(childPath(key))[\(i)]", message: "must be a number, got \(item.described)")
             }
             out.append(n)
@@ -125,13 +104,13 @@ package struct ConfigObject {
 
     package mutating func string(_ key: String) throws(ConfigError) -> String? {
         guard let v = take(key) else { return nil }
-        guard case .string(let s) = v else { throw fail(key, "must be a string, got \(v.described)") }
+        guard let s = v.string else { throw fail(key, "must be a string, got \(v.described)") }
         return s
     }
 
     package mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
         guard let v = take(key) else { return nil }
-        guard case .bool(let b) = v else { throw fail(key, "must be true or false, got \(v.described)") }
+        guard let b = v.bool else { throw fail(key, "must be true or false, got \(v.described)") }
         return b
     }
 
@@ -145,26 +124,26 @@ package struct ConfigObject {
 
     package mutating func object(_ key: String) throws(ConfigError) -> ConfigObject? {
         guard let v = take(key) else { return nil }
-        guard case .object(let d) = v else { throw fail(key, "must be an object, got \(v.described)") }
-        return ConfigObject(source: source, path: childPath(key), values: d)
+        guard let d = v.object else { throw fail(key, "must be an object, got \(v.described)") }
+        return ConfigObject(source: source, path: childPath(key), members: d)
     }
 
     package mutating func objects(_ key: String) throws(ConfigError) -> [ConfigObject]? {
         guard let v = take(key) else { return nil }
-        guard case .array(let a) = v else { throw fail(key, "must be an array of objects, got \(v.described)") }
+        guard let a = v.array else { throw fail(key, "must be an array of objects, got \(v.described)") }
         var out: [ConfigObject] = []
         for (i, item) in a.enumerated() {
-            guard case .object(let d) = item else {
+            guard let d = item.object else {
                 throw ConfigError(source: source, path: "\(childPath(key))[\(i)]", message: "must be an object, got \(item.described)")
             }
-            out.append(ConfigObject(source: source, path: "\(childPath(key))[\(i)]", values: d))
+            out.append(ConfigObject(source: source, path: "\(childPath(key))[\(i)]", members: d))
         }
         return out
     }
 
     /// Fails on any key that was not read.
     package func finish() throws(ConfigError) {
-        let unknown = Set(values.keys).subtracting(used).sorted()
+        let unknown = Set(members.keys).subtracting(used).sorted()
         if let first = unknown.first {
             throw fail(first, "unknown key (known keys here: \(used.sorted().joined(separator: ", ")))")
         }

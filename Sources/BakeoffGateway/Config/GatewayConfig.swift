@@ -101,18 +101,13 @@ public struct GatewayConfig: Sendable {
 
     /// Like `parse`, but returns every problem found separately.
     public static func validate(_ data: Data, source: String, environment: [String: String]) -> Result<GatewayConfig, GatewayConfigErrors> {
-        let root: ConfigObject
-        do { root = try ConfigObject.parse(data, source: source) } catch {
-            var error = error
-            if error.message.hasPrefix("not valid JSON"), let location = JSONKeyOrder.syntaxError(data) {
-                error.message = "not valid JSON: \(location)"
-            }
+        let root: ConfigObject, duplicates: [JSONDuplicateKey]
+        do { (root, duplicates) = try ConfigObject.parseDocument(data, source: source) } catch {
             return .failure(GatewayConfigErrors([error]))
         }
-        let scan = JSONKeyOrder.scan(data)
-        let parser = GatewayConfigParser(source: source, environment: environment, order: scan?.order)
-        for path in scan?.duplicates ?? [] {
-            parser.problems.add(ConfigError(source: source, path: path, message: "this key appears twice in the same object; keep one"))
+        let parser = GatewayConfigParser(source: source, environment: environment)
+        for duplicate in duplicates {
+            parser.problems.add(ConfigError(source: source, path: duplicate.path, message: ConfigObject.duplicateKeyMessage))
         }
         let config = parser.parseRoot(root)
         if let config, parser.problems.list.isEmpty { return .success(config) }

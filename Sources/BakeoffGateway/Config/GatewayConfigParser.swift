@@ -17,8 +17,8 @@ struct FieldReader {
     var source: String { object.source }
 
     func has(_ key: String) -> Bool {
-        if let v = object.values[key], case .null = v { return false }
-        return object.values[key] != nil
+        guard let v = object[key] else { return false }
+        return !v.isNull
     }
 
     func fail(_ key: String?, _ message: String) { problems.add(object.fail(key, message)) }
@@ -71,7 +71,7 @@ struct FieldReader {
 
     /// Reports every key not in `known`.
     func finish(known: [String]) {
-        for key in object.values.keys.sorted() where !known.contains(key) {
+        for key in object.members.keys.sorted() where !known.contains(key) {
             var message = "unknown key"
             if let guess = closestName(key, among: known) { message += "; did you mean \"\(guess)\"?" }
             message += " (known keys here: \(known.joined(separator: ", ")))"
@@ -100,13 +100,11 @@ enum Keys {
 struct GatewayConfigParser {
     let source: String
     let environment: [String: String]
-    let order: JSONKeyOrder?
     let problems = ConfigProblems()
 
-    init(source: String, environment: [String: String], order: JSONKeyOrder?) {
+    init(source: String, environment: [String: String]) {
         self.source = source
         self.environment = environment
-        self.order = order
     }
 
     /// The config, or nil when a part of it could not be built (the problems say why). Problems may be
@@ -169,10 +167,10 @@ struct GatewayConfigParser {
             var names: [String: Int] = [:], aliases: [String: Int] = [:]
             for (i, var entry) in entries.enumerated() {
                 let context = ExperimentContext(index: i, logContent: logContent, timeoutMs: timeout, connectTimeoutMs: connectTimeout)
-                if let name = entry.object.values["name"], case .string(let s) = name, !s.isEmpty {
+                if let s = entry.object["name"]?.string, !s.isEmpty {
                     if let first = names[s] { entry.fail("name", "\(JSONWriter.quote(s)) is already the name of experiments[\(first)]; names must be unique") } else { names[s] = i }
                 }
-                if let model = entry.object.values["model"], case .string(let s) = model, !s.isEmpty {
+                if let s = entry.object["model"]?.string, !s.isEmpty {
                     if let first = aliases[s] { entry.fail("model", "\(JSONWriter.quote(s)) is already the model alias of experiments[\(first)]; each alias routes to one experiment") } else { aliases[s] = i }
                 }
                 if let experiment = parseExperiment(&entry, context) { experiments.append(experiment) } else { complete = false }
@@ -265,18 +263,17 @@ struct GatewayConfigParser {
         // Variants, in file order.
         var parsed: [(variant: GatewayVariant?, weight: Double?, path: String)] = []
         var variantsOK = true
-        let variantOrder = order?.child("experiments")?.element(context.index)?.child("variants")
         if let entries = e.objects("variants") {
             if entries.isEmpty { e.fail("variants", "must list at least one variant") ; variantsOK = false }
             var seen: [String: Int] = [:]
             for (j, var entry) in entries.enumerated() {
-                if let n = entry.object.values["name"], case .string(let s) = n, !s.isEmpty {
+                if let s = entry.object["name"]?.string, !s.isEmpty {
                     if let first = seen[s] {
                         entry.fail("name", "\(JSONWriter.quote(s)) is already the name of variants[\(first)]; names must be unique")
                         variantsOK = false
                     } else { seen[s] = j }
                 }
-                let result = parseVariant(&entry, context, order: variantOrder?.element(j), splitGiven: splitGiven)
+                let result = parseVariant(&entry, context, splitGiven: splitGiven)
                 if result.variant == nil { variantsOK = false }
                 parsed.append((result.variant, result.weight, entry.path))
             }
@@ -324,12 +321,12 @@ struct GatewayConfigParser {
         // The analysis plan.
         var analysis = ExperimentConfig()
         if let analysisObject {
-            var values = analysisObject.object.values
-            for (key, replacement) in Keys.analysisFromExperiment.sorted(by: { $0.key < $1.key }) where values[key] != nil {
+            var members = analysisObject.object.members
+            for (key, replacement) in Keys.analysisFromExperiment.sorted(by: { $0.key < $1.key }) where members.contains(key) {
                 analysisObject.fail(key, "set by the experiment itself (\"\(replacement)\" of experiments[\(context.index)]); remove it from \"analysis\"")
-                values[key] = nil
+                members = members.removing(key)
             }
-            var object = ConfigObject(source: analysisObject.source, path: analysisObject.path, values: values)
+            var object = ConfigObject(source: analysisObject.source, path: analysisObject.path, members: members)
             do { analysis = try ExperimentConfig.parse(&object, readsPlan: false) } catch {
                 problems.add(error)
                 return nil
@@ -363,7 +360,7 @@ struct GatewayConfigParser {
     }
 
     func parseVariant(
-        _ v: inout FieldReader, _ context: ExperimentContext, order: JSONKeyOrder?, splitGiven: Bool
+        _ v: inout FieldReader, _ context: ExperimentContext, splitGiven: Bool
     ) -> (variant: GatewayVariant?, weight: Double?) {
         defer { v.finish(known: Keys.variant) }
         let name = v.nonEmptyString("name", missing: "each variant needs a \"name\"")
@@ -381,7 +378,7 @@ struct GatewayConfigParser {
         }
         var upstream: UpstreamTarget?
         if var u = v.object("upstream") {
-            upstream = parseUpstream(&u, context, order: order?.child("upstream"))
+            upstream = parseUpstream(&u, context)
         } else if !v.has("upstream") {
             v.fail("upstream", "each variant needs an \"upstream\": {\"base_url\": \"http://host:port/v1\", \"model\": \"...\"}")
         }
@@ -394,16 +391,15 @@ struct GatewayConfigParser {
         var parameters: [(key: String, json: String)] = []
         var parametersOK = true
         if let raw = v.raw("parameters") {
-            if case .object(let dict) = raw {
-                let keyOrder = order?.child("parameters")
-                for key in orderedKeys(dict, keyOrder) {
+            if let dict = raw.object {
+                for key in dict.keys {
                     if GatewayConfig.refusedParameters.contains(key) {
                         problems.add(ConfigError(source: v.source, path: v.childPath("parameters") + "." + key,
                                                  message: refusedParameterMessage(key)))
                         parametersOK = false
                         continue
                     }
-                    parameters.append((key, dict[key]!.jsonText(order: keyOrder?.child(key))))
+                    parameters.append((key, dict[key]!.jsonText))
                 }
             } else {
                 v.fail("parameters", "must be an object of sampling parameters, e.g. {\"temperature\": 0.2, \"max_tokens\": 512}, got \(raw.described)")
@@ -420,7 +416,7 @@ struct GatewayConfigParser {
         return !problems.list.contains { $0.path == prefix || $0.path.hasPrefix(prefix + ".") || $0.path.hasPrefix(prefix + "[") }
     }
 
-    func parseUpstream(_ u: inout FieldReader, _ context: ExperimentContext, order: JSONKeyOrder?) -> UpstreamTarget? {
+    func parseUpstream(_ u: inout FieldReader, _ context: ExperimentContext) -> UpstreamTarget? {
         defer { u.finish(known: Keys.upstream) }
         var ok = true
         var baseURL: String?
@@ -446,9 +442,9 @@ struct GatewayConfigParser {
         }
         var headers: [(name: String, value: String)] = []
         if let raw = u.raw("headers") {
-            if case .object(let dict) = raw {
+            if let dict = raw.object {
                 var seen: [String: String] = [:]
-                for key in orderedKeys(dict, order?.child("headers")) {
+                for key in dict.keys {
                     let path = u.childPath("headers") + "." + key
                     func fail(_ message: String) { problems.add(ConfigError(source: u.source, path: path, message: message)); ok = false }
                     guard isToken(key) else { fail("\(JSONWriter.quote(key)) is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"); continue }
@@ -463,7 +459,7 @@ struct GatewayConfigParser {
                     }
                     if let first = seen[lower] { fail("the same header as \(JSONWriter.quote(first)) (header names are case-insensitive)"); continue }
                     seen[lower] = key
-                    guard case .string(let value) = dict[key]! else { fail("header values must be strings, got \(dict[key]!.described)"); continue }
+                    guard let value = dict[key]!.string else { fail("header values must be strings, got \(dict[key]!.described)"); continue }
                     guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
                         fail("header values must not contain line breaks (CR, LF) or NUL")
                         continue

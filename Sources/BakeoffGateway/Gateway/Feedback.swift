@@ -5,30 +5,74 @@ import Synchronization
 import BakeoffHTTP
 
 /// The body of `POST /v1/feedback`.
-struct FeedbackBody: Decodable {
-    var requestID: String?
-    var conversationID: String?
-    var name: String?
-    var value: FeedbackValue?
+package struct FeedbackBody: Sendable, Equatable {
+    package var requestID: String?
+    package var conversationID: String?
+    package var name: String?
+    package var value: FeedbackValue?
     /// The user the feedback comes from: it must be the request's or conversation's user.
-    var user: String?
+    package var user: String?
     /// Instead of the user: the `x-bakeoff-feedback-token` of the response it is about.
-    var feedbackToken: String?
+    package var feedbackToken: String?
 
-    enum CodingKeys: String, CodingKey {
-        case requestID = "request_id", conversationID = "conversation_id", name, value, user, feedbackToken = "feedback_token"
+    package init(requestID: String? = nil, conversationID: String? = nil, name: String? = nil, value: FeedbackValue? = nil,
+                 user: String? = nil, feedbackToken: String? = nil) {
+        self.requestID = requestID
+        self.conversationID = conversationID
+        self.name = name
+        self.value = value
+        self.user = user
+        self.feedbackToken = feedbackToken
+    }
+
+    /// Why a body cannot be read.
+    package enum Problem: Error, Equatable {
+        /// Not one JSON object (or JSON with a number beyond a double).
+        case notAnObject
+        /// A known key with a value of the wrong type (null is absent).
+        case wrongType(key: String)
+        /// A key given twice: which one counts would depend on the parser, so neither does.
+        case repeatedKey(String)
+    }
+
+    /// Reads a body: one JSON object; unknown keys are ignored. A wrong type is reported for the first key in
+    /// the order request_id, conversation_id, name, value, user, feedback_token.
+    package static func parse(_ bytes: [UInt8]) throws(Problem) -> FeedbackBody {
+        guard let document = try? JSONValue.parse(bytes), let object = document.root.object else { throw .notAnObject }
+        if let repeated = object.repeatedMembers.first { throw .repeatedKey(repeated.key) }
+        func string(_ key: String) throws(Problem) -> String? {
+            guard let v = object[key], !v.isNull else { return nil }
+            guard let s = v.string else { throw .wrongType(key: key) }
+            return s
+        }
+        var body = FeedbackBody()
+        body.requestID = try string("request_id")
+        body.conversationID = try string("conversation_id")
+        body.name = try string("name")
+        if let v = object["value"], !v.isNull {
+            if let b = v.bool {
+                body.value = FeedbackValue(number: b ? 1 : 0, isBoolean: true)
+            } else if let n = v.number {
+                body.value = FeedbackValue(number: n)
+            } else {
+                throw .wrongType(key: "value")
+            }
+        }
+        body.user = try string("user")
+        body.feedbackToken = try string("feedback_token")
+        return body
     }
 }
 
 /// A feedback value: a number, or true/false (1/0).
-struct FeedbackValue: Decodable {
-    var number: Double
+package struct FeedbackValue: Sendable, Equatable {
+    package var number: Double
     /// Sent as true or false (which only yes/no metrics take).
-    var isBoolean = false
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if let b = try? c.decode(Bool.self) { number = b ? 1 : 0; isBoolean = true; return }
-        number = try c.decode(Double.self)
+    package var isBoolean = false
+
+    package init(number: Double, isBoolean: Bool = false) {
+        self.number = number
+        self.isBoolean = isBoolean
     }
 }
 
@@ -88,15 +132,19 @@ extension Gateway {
             fail(exchange, OpenAIError(status: 400, message: message, type: "invalid_request_error", code: "invalid_feedback", param: param))
         }
         let body: FeedbackBody
-        do {
-            body = try JSONDecoder().decode(FeedbackBody.self, from: Data(request.body))
-        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return bad("feedback \"\(path)\" has the wrong type: \(path == "value" ? "a number or true/false" : "a string") is expected", param: path)
+        do throws(FeedbackBody.Problem) {
+            body = try FeedbackBody.parse(request.body)
         } catch {
-            return bad(request.body.isEmpty
-                ? "the feedback body is empty: send {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...}"
-                : "the feedback body must be one JSON object such as {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...} (valid JSON, numbers within the range of a double)")
+            switch error {
+            case .wrongType(let key):
+                return bad("feedback \"\(key)\" has the wrong type: \(key == "value" ? "a number or true/false" : "a string") is expected", param: key)
+            case .repeatedKey(let key):
+                return bad("feedback \"\(key)\" appears twice in the body; send each key once", param: key)
+            case .notAnObject:
+                return bad(request.body.isEmpty
+                    ? "the feedback body is empty: send {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...}"
+                    : "the feedback body must be one JSON object such as {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...} (valid JSON, numbers within the range of a double)")
+            }
         }
         let token = (body.feedbackToken ?? request.header("x-bakeoff-feedback-token")).flatMap { $0.isEmpty ? nil : $0 }
         // The token's request and its check, looked up once: nil request for a token that names none.

@@ -1,4 +1,6 @@
+import BakeoffCore
 import BakeoffHTTP
+
 /// What the gateway needs to know of a client's request body; `parse` validates that the body is one JSON
 /// object with the fields the endpoint requires.
 ///
@@ -45,26 +47,26 @@ public struct ClientRequest: Sendable {
     /// for the optional `user`, `stream`, `stream_options` and `prompt` and means absent.
     public static func parse(_ body: [UInt8], endpoint: Endpoint) throws(OpenAIError) -> ClientRequest {
         let parsed: Result<ClientRequest, OpenAIError> = body.withUnsafeBytes { raw in
-            guard var s = JSONScanner(raw) else { return .failure(.badRequest("request body is empty")) }
-            do throws(JSONSyntaxError) {
+            guard var s = JSONCursor.openAI(raw) else { return .failure(.badRequest("request body is empty")) }
+            do throws(JSONError) {
                 return try parse(&s, body: body, endpoint: endpoint)
             } catch {
-                return .failure(.badRequest("request body is not valid JSON: \(error.message)"))
+                return .failure(.badRequest("request body is not valid JSON: \(error.protocolMessage(s))"))
             }
         }
         return try parsed.get()
     }
 
     /// Syntax errors are thrown; problems with fields are returned as the failure (syntax comes first).
-    private static func parse(_ s: inout JSONScanner, body: [UInt8], endpoint: Endpoint) throws(JSONSyntaxError) -> Result<ClientRequest, OpenAIError> {
+    private static func parse(_ s: inout JSONCursor, body: [UInt8], endpoint: Endpoint) throws(JSONError) -> Result<ClientRequest, OpenAIError> {
         s.skipSpace()
         if s.atEnd { return .failure(.badRequest("request body is empty")) }
         let first = s.byte(s.pos)
         guard first == 0x7B else {
             try s.skipValue(depth: 0)
             s.skipSpace()
-            if !s.atEnd { throw s.unexpected(at: s.pos) }
-            return .failure(.badRequest("request body must be a JSON object, got \(JSONScanner.kind(first))"))
+            if !s.atEnd { throw JSONError(.trailingData, offset: s.pos) }
+            return .failure(.badRequest("request body must be a JSON object, got \(JSONCursor.kind(first))"))
         }
         s.pos += 1
         var members: [Member] = []
@@ -97,7 +99,7 @@ public struct ClientRequest: Sendable {
                     }
                 } else {
                     try s.skipValue(depth: 1)
-                    modelProblem = .badRequest("'model' must be a string, got \(JSONScanner.kind(c))", param: "model")
+                    modelProblem = .badRequest("'model' must be a string, got \(JSONCursor.kind(c))", param: "model")
                 }
             case .user:
                 user = nil
@@ -106,7 +108,7 @@ public struct ClientRequest: Sendable {
                     user = s.decode(try s.scanString())
                 } else {
                     try s.skipValue(depth: 1)
-                    if c != 0x6E { userProblem = .badRequest("'user' must be a string, got \(JSONScanner.kind(c))", param: "user") }
+                    if c != 0x6E { userProblem = .badRequest("'user' must be a string, got \(JSONCursor.kind(c))", param: "user") }
                 }
             case .safetyIdentifier:
                 safetyIdentifier = nil
@@ -115,13 +117,13 @@ public struct ClientRequest: Sendable {
                     safetyIdentifier = s.decode(try s.scanString())
                 } else {
                     try s.skipValue(depth: 1)
-                    if c != 0x6E { safetyProblem = .badRequest("'safety_identifier' must be a string, got \(JSONScanner.kind(c))", param: "safety_identifier") }
+                    if c != 0x6E { safetyProblem = .badRequest("'safety_identifier' must be a string, got \(JSONCursor.kind(c))", param: "safety_identifier") }
                 }
             case .stream:
                 try s.skipValue(depth: 1)
                 stream = c == 0x74
                 streamProblem = c == 0x74 || c == 0x66 || c == 0x6E
-                    ? nil : .badRequest("'stream' must be a boolean, got \(JSONScanner.kind(c))", param: "stream")
+                    ? nil : .badRequest("'stream' must be a boolean, got \(JSONCursor.kind(c))", param: "stream")
             case .streamOptions:
                 wantsUsage = false
                 optionsProblem = nil
@@ -135,7 +137,7 @@ public struct ClientRequest: Sendable {
                         if s.equals(optionKey, "include_usage") {
                             wantsUsage = v == 0x74
                             if v != 0x74 && v != 0x66 && v != 0x6E {
-                                optionsProblem = .badRequest("'stream_options.include_usage' must be a boolean, got \(JSONScanner.kind(v))",
+                                optionsProblem = .badRequest("'stream_options.include_usage' must be a boolean, got \(JSONCursor.kind(v))",
                                                              param: "stream_options.include_usage")
                             } else {
                                 optionsProblem = nil
@@ -145,7 +147,7 @@ public struct ClientRequest: Sendable {
                 } else {
                     try s.skipValue(depth: 1)
                     if c != 0x6E {
-                        optionsProblem = .badRequest("'stream_options' must be an object, got \(JSONScanner.kind(c))", param: "stream_options")
+                        optionsProblem = .badRequest("'stream_options' must be an object, got \(JSONCursor.kind(c))", param: "stream_options")
                     }
                 }
             case .messages:
@@ -159,20 +161,20 @@ public struct ClientRequest: Sendable {
                         let e = s.current
                         try s.skipValue(depth: 2)
                         if e != 0x7B && messagesProblem == nil {
-                            messagesProblem = .badRequest("'messages[\(count)]' must be an object, got \(JSONScanner.kind(e))", param: "messages")
+                            messagesProblem = .badRequest("'messages[\(count)]' must be an object, got \(JSONCursor.kind(e))", param: "messages")
                         }
                         count += 1
                     }
                     if count == 0 { messagesProblem = .badRequest("'messages' must not be empty", param: "messages") }
                 } else {
                     try s.skipValue(depth: 1)
-                    messagesProblem = .badRequest("'messages' must be an array, got \(JSONScanner.kind(c))", param: "messages")
+                    messagesProblem = .badRequest("'messages' must be an array, got \(JSONCursor.kind(c))", param: "messages")
                 }
             case .prompt:
                 try s.skipValue(depth: 1)
                 if endpoint == .completions {
                     promptProblem = c == 0x22 || c == 0x5B || c == 0x6E
-                        ? nil : .badRequest("'prompt' must be a string or an array, got \(JSONScanner.kind(c))", param: "prompt")
+                        ? nil : .badRequest("'prompt' must be a string or an array, got \(JSONCursor.kind(c))", param: "prompt")
                 }
             case .other:
                 try s.skipValue(depth: 1)
@@ -180,7 +182,7 @@ public struct ClientRequest: Sendable {
             members.append(Member(key: (key.start)..<(key.end), keyEscaped: key.escaped, value: valueStart..<s.pos, field: field))
         }
         s.skipSpace()
-        if !s.atEnd { throw s.unexpected(at: s.pos) }
+        if !s.atEnd { throw JSONError(.trailingData, offset: s.pos) }
 
         for problem in [modelProblem, messagesProblem, promptProblem, streamProblem, optionsProblem, userProblem, safetyProblem] {
             if let problem { return .failure(problem) }
@@ -189,7 +191,7 @@ public struct ClientRequest: Sendable {
                                       clientWantsUsage: wantsUsage, body: body, members: members))
     }
 
-    private static func classify(_ key: StringSpan, _ s: JSONScanner) -> Field {
+    private static func classify(_ key: JSONStringSpan, _ s: JSONCursor) -> Field {
         switch key.end - key.start {
         case 4 where s.equals(key, "user"): return .user
         case 5 where s.equals(key, "model"): return .model
@@ -240,7 +242,7 @@ public struct ClientRequest: Sendable {
     public func upstreamBody(model: String, systemPrompt: String?, parameters: [(key: String, json: String)], forceUsage: Bool) -> [UInt8] {
         var edits: [Edit] = []
         body.withUnsafeBytes { raw in
-            guard let s = JSONScanner(raw), let last = members.last else { return }
+            guard let s = JSONCursor.openAI(raw), let last = members.last else { return }
             func add(_ start: Int, _ end: Int, _ bytes: [UInt8]) {
                 edits.append(Edit(start: start, end: end, bytes: bytes, order: edits.count))
             }
@@ -279,7 +281,7 @@ public struct ClientRequest: Sendable {
                 let value = Array(p.json.utf8)
                 var found = false
                 for m in members where m.field == .other || m.field == .user || m.field == .safetyIdentifier {
-                    if s.equals(StringSpan(start: m.key.lowerBound, end: m.key.upperBound, escaped: m.keyEscaped), p.key) {
+                    if s.equals(JSONStringSpan(start: m.key.lowerBound, end: m.key.upperBound, escaped: m.keyEscaped), p.key) {
                         add(m.value.lowerBound, m.value.upperBound, value)
                         found = true
                     }
@@ -337,7 +339,7 @@ public struct ClientRequest: Sendable {
     }
 
     /// The edit that puts the system message first in the `messages` array at `at`.
-    private func systemPromptEdit(_ s: JSONScanner, _ at: Int, _ message: [UInt8]) -> (start: Int, end: Int, bytes: [UInt8])? {
+    private func systemPromptEdit(_ s: JSONCursor, _ at: Int, _ message: [UInt8]) -> (start: Int, end: Int, bytes: [UInt8])? {
         var t = s
         t.pos = at
         guard t.current == 0x5B else { return nil }
@@ -345,7 +347,7 @@ public struct ClientRequest: Sendable {
         t.skipSpace()
         let start = t.pos
         if t.current == 0x5D { return (start, start, message) }
-        var role: StringSpan?
+        var role: JSONStringSpan?
         if t.current == 0x7B {
             t.pos += 1
             var first = true
@@ -369,7 +371,7 @@ public struct ClientRequest: Sendable {
     }
 
     /// Offsets just after the opening quote of the prompt string at `at`, or of each string of the prompt array.
-    private func promptStringStarts(_ s: JSONScanner, _ at: Int) -> [Int] {
+    private func promptStringStarts(_ s: JSONCursor, _ at: Int) -> [Int] {
         var t = s
         t.pos = at
         if t.current == 0x22 { return [at + 1] }
@@ -390,9 +392,9 @@ public struct ClientRequest: Sendable {
     /// an integer.
     public func integer(_ name: String) -> Int? {
         body.withUnsafeBytes { raw -> Int? in
-            guard let s = JSONScanner(raw) else { return nil }
+            guard let s = JSONCursor.openAI(raw) else { return nil }
             for member in members.reversed() {
-                let key = StringSpan(start: member.key.lowerBound, end: member.key.upperBound, escaped: member.keyEscaped)
+                let key = JSONStringSpan(start: member.key.lowerBound, end: member.key.upperBound, escaped: member.keyEscaped)
                 guard s.decode(key) == name else { continue }
                 let text = String(decoding: body[member.value], as: UTF8.self)
                 if let n = Int(text) { return n }
@@ -408,10 +410,10 @@ public struct ClientRequest: Sendable {
     /// prompt joined with "\n"; token ids give "").
     public func promptText() -> String {
         body.withUnsafeBytes { raw -> String in
-            guard let s = JSONScanner(raw) else { return "" }
+            guard let s = JSONCursor.openAI(raw) else { return "" }
             var out = ""
             var any = false
-            func add(_ t: JSONScanner, _ span: StringSpan) {
+            func add(_ t: JSONCursor, _ span: JSONStringSpan) {
                 if any { out += "\n" }
                 any = true
                 t.decode(span, appendingTo: &out)
@@ -428,8 +430,8 @@ public struct ClientRequest: Sendable {
                     guard t.current == 0x7B else { if (try? t.skipValue(depth: 2)) == nil { break }; continue }
                     t.pos += 1
                     var firstKey = true
-                    var content: StringSpan?
-                    var parts: [StringSpan] = []
+                    var content: JSONStringSpan?
+                    var parts: [JSONStringSpan] = []
                     while (try? t.nextItem(&firstKey, close: 0x7D)) == true {
                         guard let key = try? t.scanKey() else { return out }
                         if t.equals(key, "content") {
@@ -464,15 +466,15 @@ public struct ClientRequest: Sendable {
     }
 
     /// The "text" strings of the content parts array at `t.pos`; leaves `t` after the array.
-    private func textParts(_ t: inout JSONScanner) -> [StringSpan] {
-        var parts: [StringSpan] = []
+    private func textParts(_ t: inout JSONCursor) -> [JSONStringSpan] {
+        var parts: [JSONStringSpan] = []
         t.pos += 1
         var first = true
         while (try? t.nextItem(&first, close: 0x5D)) == true {
             guard t.current == 0x7B else { if (try? t.skipValue(depth: 4)) == nil { break }; continue }
             t.pos += 1
             var firstKey = true
-            var text: StringSpan?
+            var text: JSONStringSpan?
             while (try? t.nextItem(&firstKey, close: 0x7D)) == true {
                 guard let key = try? t.scanKey() else { return parts }
                 if t.equals(key, "text") && t.current == 0x22 {

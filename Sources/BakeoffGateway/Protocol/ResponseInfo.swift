@@ -51,14 +51,14 @@ public struct ChunkInfo: Sendable, Equatable {
     /// Never throws: an unparsable payload gives all false/nil. With `includeText: false` no string is built.
     public static func inspect(_ payload: UnsafeRawBufferPointer, endpoint: Endpoint, includeText: Bool = true) -> ChunkInfo {
         var info = ChunkInfo()
-        guard var s = JSONScanner(payload) else { return info }
+        guard var s = JSONCursor.openAI(payload) else { return info }
         s.skipSpace()
         if s.current == 0x5B {
             // [DONE]
             var e = s.end
             while e > s.pos, case let c = s.byte(e - 1), c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { e -= 1 }
             let done: StaticString = "[DONE]"
-            if e - s.pos == 6 && s.equals(StringSpan(start: s.pos, end: e, escaped: false), done) { info.isDone = true }
+            if e - s.pos == 6 && s.equals(JSONStringSpan(start: s.pos, end: e, escaped: false), done) { info.isDone = true }
             return info
         }
         do {
@@ -69,8 +69,8 @@ public struct ChunkInfo: Sendable, Equatable {
         }
     }
 
-    private mutating func read(_ s: inout JSONScanner, endpoint: Endpoint, includeText: Bool) throws(JSONSyntaxError) {
-        guard s.current == 0x7B else { throw s.unexpected(at: s.pos) }
+    private mutating func read(_ s: inout JSONCursor, endpoint: Endpoint, includeText: Bool) throws(JSONError) {
+        guard s.current == 0x7B else { throw JSONError(.expectedValue, offset: s.pos) }
         s.pos += 1
         var first = true
         var choicesEmpty = false
@@ -108,14 +108,14 @@ public struct ChunkInfo: Sendable, Equatable {
             }
         }
         s.skipSpace()
-        if !s.atEnd { throw s.unexpected(at: s.pos) }
+        if !s.atEnd { throw JSONError(.trailingData, offset: s.pos) }
         if errorObject && error == nil { error = topMessage ?? "" }
         isUsageOnly = choicesEmpty && usage != nil
         if hasText { text = content }
     }
 
-    private mutating func readChoice(_ s: inout JSONScanner, endpoint: Endpoint, includeText: Bool,
-                                     content: inout String, hasText: inout Bool) throws(JSONSyntaxError) {
+    private mutating func readChoice(_ s: inout JSONCursor, endpoint: Endpoint, includeText: Bool,
+                                     content: inout String, hasText: inout Bool) throws(JSONError) {
         guard s.current == 0x7B else { try s.skipValue(depth: 2); return }
         s.pos += 1
         var first = true
@@ -179,7 +179,7 @@ public struct CompletionInfo: Sendable, Equatable {
 
     /// Never throws: an unparsable body gives all nil.
     public static func inspect(_ body: UnsafeRawBufferPointer, endpoint: Endpoint) -> CompletionInfo {
-        guard var s = JSONScanner(body) else { return CompletionInfo() }
+        guard var s = JSONCursor.openAI(body) else { return CompletionInfo() }
         var info = CompletionInfo()
         do {
             s.skipSpace()
@@ -219,7 +219,7 @@ public struct CompletionInfo: Sendable, Equatable {
         }
     }
 
-    private static func readText(_ s: inout JSONScanner, endpoint: Endpoint) throws(JSONSyntaxError) -> String? {
+    private static func readText(_ s: inout JSONCursor, endpoint: Endpoint) throws(JSONError) -> String? {
         guard s.current == 0x7B else { try s.skipValue(depth: 2); return nil }
         s.pos += 1
         var text: String?
@@ -248,7 +248,7 @@ public struct CompletionInfo: Sendable, Equatable {
 }
 
 /// A `usage` value: nil for null or anything without token counts; a missing count is 0.
-private func readUsage(_ s: inout JSONScanner) throws(JSONSyntaxError) -> TokenUsage? {
+private func readUsage(_ s: inout JSONCursor) throws(JSONError) -> TokenUsage? {
     guard s.current == 0x7B else { try s.skipValue(depth: 1); return nil }
     s.pos += 1
     var first = true
@@ -268,7 +268,7 @@ private func readUsage(_ s: inout JSONScanner) throws(JSONSyntaxError) -> TokenU
 }
 
 /// An `error` value: the message of an object (its "message", or "" when it has none), or a string itself.
-private func readError(_ s: inout JSONScanner) throws(JSONSyntaxError) -> String? {
+private func readError(_ s: inout JSONCursor) throws(JSONError) -> String? {
     switch s.current {
     case 0x22:
         return s.decode(try s.scanString())
