@@ -47,7 +47,7 @@ let package = Package(
                            "BakeoffHTTP", "BakeoffGateway", "BakeoffDevTools"]
         ),
         // Builders of hand-made events and data for the tests (no test target holds another's helpers).
-        .target(name: "BakeoffTestSupport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffSimulation", "BakeoffHTTP"], path: "Tests/BakeoffTestSupport"),
+        .target(name: "BakeoffTestSupport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffSimulation", "BakeoffStore", "BakeoffHTTP", "BakeoffGateway"], path: "Tests/BakeoffTestSupport"),
         .testTarget(
             name: "BakeoffStatisticsTests",
             dependencies: ["BakeoffStatistics"],
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "BakeoffSimulationTests", dependencies: ["BakeoffSimulation", "BakeoffCore", "BakeoffStatistics", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore", "BakeoffReport", "BakeoffSimulation"]),
         .testTarget(name: "BakeoffHTTPTests", dependencies: ["BakeoffHTTP", "BakeoffCore", "BakeoffDevTools", "BakeoffTestSupport"]),
-        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffDevTools"]),
+        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCore"]),
     ]

@@ -3,18 +3,18 @@ import BakeoffHTTP
 import BakeoffStore
 
 /// What feedback is about: one request, or a conversation as a whole.
-enum FeedbackTarget: Equatable, Sendable {
+package enum FeedbackTarget: Equatable, Sendable {
     case request(String)
     case conversation(String)
 }
 
 /// The config's rules for feedback, fixed at start.
-struct FeedbackRules: Sendable {
-    let config: GatewayConfig
+package struct FeedbackRules: Sendable {
+    package let config: GatewayConfig
     /// Per experiment, the feedback names its metrics read (the others are counted as "other" in /metrics).
-    let namesRead: [String: Set<String>]
+    package let namesRead: [String: Set<String>]
 
-    init(config: GatewayConfig) {
+    package init(config: GatewayConfig) {
         self.config = config
         namesRead = Dictionary(uniqueKeysWithValues: config.experiments.map { experiment in
             (experiment.name, Set(experiment.analysis.metrics.compactMap { metric -> String? in
@@ -27,34 +27,40 @@ struct FeedbackRules: Sendable {
 
 /// How many feedback events the store holds for a ledger key: the count for `name`, or (for the names no
 /// metric reads, which share one allowance) the count of all names less those of `namesRead`.
-struct StoredFeedbackCount: Equatable, Sendable {
-    var target: FeedbackTarget
-    var name: String?
-    var namesRead: [String]
+package struct StoredFeedbackCount: Equatable, Sendable {
+    package var target: FeedbackTarget
+    package var name: String?
+    package var namesRead: [String]
+
+    package init(target: FeedbackTarget, name: String?, namesRead: [String]) {
+        self.target = target
+        self.name = name
+        self.namesRead = namesRead
+    }
 
     /// The count, with `count(target, name)` giving the store's count for one name ("" for all).
-    func evaluate(_ count: (FeedbackTarget, String) -> Int) -> Int {
+    package func evaluate(_ count: (FeedbackTarget, String) -> Int) -> Int {
         if let name { return count(target, name) }
         return count(target, "") - namesRead.reduce(0) { $0 + count(target, $1) }
     }
 }
 
 /// Feedback that passed every check: what to write, what to answer, and its place under the cap.
-struct FeedbackAdmission: Sendable {
+package struct FeedbackAdmission: Sendable {
     /// The cap's key (`FeedbackLedger`): the target and the name (or "" for names no metric reads).
-    var ledgerKey: String
+    package var ledgerKey: String
     /// What the store holds for that key, for a key the ledger has not seen.
-    var stored: StoredFeedbackCount
+    package var stored: StoredFeedbackCount
     /// 429, when the cap is reached.
-    var limitRefusal: OpenAIError
-    var event: EventRecord
+    package var limitRefusal: OpenAIError
+    package var event: EventRecord
     /// The 200 answer, once the event is committed.
-    var reply: String
+    package var reply: String
     /// The name /metrics counts it under ("other" for names no metric reads).
-    var metricName: String
+    package var metricName: String
 
     /// 503 with Retry-After: the store did not commit the event.
-    static func storeFailure(_ error: any Error) -> (error: OpenAIError, headers: [(String, String)]) {
+    package static func storeFailure(_ error: any Error) -> (error: OpenAIError, headers: [(String, String)]) {
         (OpenAIError(status: 503, message: "feedback not recorded: \(error); retry the request", type: "server_error", code: "store_unavailable"), [("Retry-After", "1")])
     }
 }
@@ -70,20 +76,29 @@ struct FeedbackAdmission: Sendable {
 ///
 /// Feedback must come from the request's user (the body's `user` or the user header, or the response's
 /// signed feedback token, or the admin key), and is capped per target and name.
-struct FeedbackDecision {
-    let rules: FeedbackRules
+package struct FeedbackDecision {
+    package let rules: FeedbackRules
     let body: FeedbackBody
     /// The response's feedback token (body `feedback_token` or the x-bakeoff-feedback-token header).
-    let token: String?
+    package let token: String?
     /// Nil when the request carries a client key (or none is needed), else the 401 to answer without a valid token.
-    let clientRefusal: OpenAIError?
-    let isAdmin: Bool
-    let headerUser: String?
+    package let clientRefusal: OpenAIError?
+    package let isAdmin: Bool
+    package let headerUser: String?
     /// After step 2: the token's request, and what its check found (nil: valid; nil outside: no token).
     private(set) var signed: RequestInfo?
     private(set) var tokenFailure: FeedbackTokenSigner.Failure??
     private(set) var name = ""
     private(set) var value = 0.0
+
+    /// The body read (the 400 to answer when it cannot be), and what the request says of its sender.
+    package static func read(_ request: HTTPRequest, rules: FeedbackRules, access: AccessCheck) -> Result<FeedbackDecision, OpenAIError> {
+        do {
+            return .success(FeedbackDecision(body: try FeedbackBody.decode(request.body), request: request, rules: rules, access: access))
+        } catch {
+            return .failure(error)
+        }
+    }
 
     init(body: FeedbackBody, request: HTTPRequest, rules: FeedbackRules, access: AccessCheck) {
         self.rules = rules
@@ -95,16 +110,16 @@ struct FeedbackDecision {
     }
 
     /// 400 `invalid_feedback`.
-    static func bad(_ message: String, param: String? = nil) -> OpenAIError {
+    package static func bad(_ message: String, param: String? = nil) -> OpenAIError {
         OpenAIError(status: 400, message: message, type: "invalid_request_error", code: "invalid_feedback", param: param)
     }
 
     /// Step 1: the request the token names (nil without a token, or for one that names none).
-    var tokenRequestID: String? { token.flatMap(FeedbackTokenSigner.requestID(of:)) }
+    package var tokenRequestID: String? { token.flatMap(FeedbackTokenSigner.requestID(of:)) }
 
     /// Step 2: with the token's request looked up (`signed`) and the time (seconds since 1970): the target
     /// to look up, or why not.
-    mutating func target(signed: RequestInfo?, signer: FeedbackTokenSigner, now: Int64) -> Result<FeedbackTarget, OpenAIError> {
+    package mutating func target(signed: RequestInfo?, signer: FeedbackTokenSigner, now: Int64) -> Result<FeedbackTarget, OpenAIError> {
         self.signed = signed
         tokenFailure = token.map { t in
             guard let signed else { return .malformed }
@@ -131,12 +146,12 @@ struct FeedbackDecision {
         return .failure(Self.bad("feedback needs \"request_id\" (the x-bakeoff-request-id of a response) or \"conversation_id\"", param: "request_id"))
     }
 
-    var requestID: String? { body.requestID.flatMap { $0.isEmpty ? nil : $0 } }
-    var conversationID: String? { body.conversationID.flatMap { $0.isEmpty ? nil : $0 } }
+    package var requestID: String? { body.requestID.flatMap { $0.isEmpty ? nil : $0 } }
+    package var conversationID: String? { body.conversationID.flatMap { $0.isEmpty ? nil : $0 } }
 
     /// Step 3: with the target looked up (nil: not found) and the time (microseconds since 1970): the
     /// feedback to write, or why not.
-    func admit(_ found: RequestInfo?, now: Int64) -> Result<FeedbackAdmission, OpenAIError> {
+    package func admit(_ found: RequestInfo?, now: Int64) -> Result<FeedbackAdmission, OpenAIError> {
         let config = rules.config
         let onRequest = requestID != nil
         guard let target = found else {

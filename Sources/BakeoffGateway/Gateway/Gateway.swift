@@ -189,10 +189,11 @@ public final class Gateway: Sendable {
 
     /// Records feedback for a request or conversation; answers 200 only once the event is committed.
     func feedback(_ exchange: any HTTPExchanging) {
-        let request = exchange.request
-        let body: FeedbackBody
-        do { body = try FeedbackBody.decode(request.body) } catch { return fail(exchange, error) }
-        var decision = FeedbackDecision(body: body, request: request, rules: feedbackRules, access: access)
+        var decision: FeedbackDecision
+        switch FeedbackDecision.read(exchange.request, rules: feedbackRules, access: access) {
+        case .success(let d): decision = d
+        case .failure(let error): return fail(exchange, error)
+        }
         let signed = decision.tokenRequestID.flatMap(lookUpRequest)
         let target: FeedbackTarget
         switch decision.target(signed: signed, signer: feedbackTokens, now: clock.wallMicroseconds() / 1_000_000) {

@@ -3,47 +3,47 @@ import BakeoffHTTP
 import BakeoffStore
 
 /// Who a model request is for and which variant serves it: the first step of `ProxyDecision`.
-struct ProxyAssignment: Sendable {
-    var client: ClientRequest
-    var experiment: GatewayExperiment
-    var variantIndex: Int
+package struct ProxyAssignment: Sendable {
+    package var client: ClientRequest
+    package var experiment: GatewayExperiment
+    package var variantIndex: Int
     /// The user the request names (body `user`, `safety_identifier`, then the user header), if any.
-    var user: String?
+    package var user: String?
     /// Forced into its variant by the admin key (X-Bakeoff-Force-Variant).
-    var qa: Bool
+    package var qa: Bool
     /// The conversation the client named (X-Bakeoff-Conversation), if any.
-    var namedConversation: String?
+    package var namedConversation: String?
     /// The named conversation, or the request's own id.
-    var conversation: String
+    package var conversation: String
 
-    var variant: GatewayVariant { experiment.variants[variantIndex] }
+    package var variant: GatewayVariant { experiment.variants[variantIndex] }
     /// The owner a conversation of this request has: its user, or "" without one.
-    var owner: String { user ?? "" }
+    package var owner: String { user ?? "" }
 }
 
 /// What the gateway does with a model request: send it upstream, with the event it will write and the
 /// headers the client gets.
-struct ProxyPlan: Sendable {
-    var upstream: UpstreamRequest
+package struct ProxyPlan: Sendable {
+    package var upstream: UpstreamRequest
     /// The request's event so far (the answer fills in status, latency, tokens).
-    var record: EventRecord
+    package var record: EventRecord
     /// What feedback finds of the request before the store has it.
-    var entry: RecentRequests.Entry
+    package var entry: RequestInfo
     /// Whether the request names its conversation (and so claims it for its user).
-    var claimsConversation: Bool
+    package var claimsConversation: Bool
     /// How the answer is relayed.
-    var reply: UpstreamReply.Context
+    package var reply: UpstreamReply.Context
 }
 
 /// The decisions on a model request, as pure functions: the request, the config and what was looked up in,
 /// a refusal or a plan out.
-enum ProxyDecision {
+package enum ProxyDecision {
     /// User and conversation ids longer than this are refused: they are kept in memory and in every event.
-    static let maxIDBytes = 512
+    package static let maxIDBytes = 512
 
     /// Step 1: the client key, the body, the experiment, the user and the variant, the conversation.
     /// `draw` gives a uniform number in [0, 1) for per-request assignment (called only then).
-    static func assign(_ request: HTTPRequest, endpoint: Endpoint, config: GatewayConfig, access: AccessCheck,
+    package static func assign(_ request: HTTPRequest, endpoint: Endpoint, config: GatewayConfig, access: AccessCheck,
                        requestID: String, draw: () -> Double) -> Result<ProxyAssignment, OpenAIError> {
         guard access.isClient(request) else { return .failure(access.clientRefusal(request)) }
         let client: ClientRequest
@@ -92,18 +92,18 @@ enum ProxyDecision {
     /// A conversation belongs to the user who first used it: another user's request naming it would mix
     /// two users' turns and feedback (and let one user's feedback land on another's conversation).
     /// Requests without a user count as one anonymous owner, who cannot join a named user's conversation.
-    static func join(_ assignment: ProxyAssignment, storedOwner: String?) -> OpenAIError? {
+    package static func join(_ assignment: ProxyAssignment, storedOwner: String?) -> OpenAIError? {
         guard assignment.namedConversation != nil, let storedOwner, storedOwner != assignment.owner else { return nil }
         return conversationConflict(assignment.conversation)
     }
 
     /// 409: the conversation is another user's.
-    static func conversationConflict(_ conversation: String) -> OpenAIError {
+    package static func conversationConflict(_ conversation: String) -> OpenAIError {
         OpenAIError(status: 409, message: "conversation \"\(conversation)\" belongs to another user: each user needs conversation ids of their own (X-Bakeoff-Conversation)", type: "invalid_request_error", code: "conversation_of_another_user")
     }
 
     /// Step 3: the upstream request (the body rewritten for the variant), the event, the client's headers.
-    static func plan(_ a: ProxyAssignment, endpoint: Endpoint, config: GatewayConfig, requestID: String,
+    package static func plan(_ a: ProxyAssignment, endpoint: Endpoint, config: GatewayConfig, requestID: String,
                      wallClock: Int64, started: UInt64, tokens: FeedbackTokenSigner) -> ProxyPlan {
         let variant = a.variant
         let client = a.client
@@ -124,7 +124,7 @@ enum ProxyDecision {
         record.qa = a.qa
         let logContent = a.experiment.logContent
         if logContent { record.prompt = client.promptText() }
-        let entry = RecentRequests.Entry(experiment: a.experiment.name, variant: variant.name, userID: record.userID,
+        let entry = RequestInfo(experiment: a.experiment.name, variant: variant.name, userID: record.userID,
                                          conversationID: a.conversation, requestID: requestID, qa: a.qa)
         var responseHeaders = [("x-bakeoff-experiment", a.experiment.name)]
         if config.exposesVariant(a.experiment) { responseHeaders.append(("x-bakeoff-variant", variant.name)) }

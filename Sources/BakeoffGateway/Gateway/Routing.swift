@@ -4,7 +4,7 @@ import BakeoffStore
 import Foundation
 
 /// What a request asks for, by method and path.
-enum GatewayRoute: Equatable, Sendable {
+package enum GatewayRoute: Equatable, Sendable {
     case proxy(Endpoint)
     case feedback
     case models
@@ -15,10 +15,10 @@ enum GatewayRoute: Equatable, Sendable {
     case report(experiment: String)
 
     /// The paths `route` knows, for telling a wrong method (405) from an unknown path (404).
-    static let knownPaths: Set<String> = ["/v1/chat/completions", "/v1/completions", "/v1/feedback", "/v1/models", "/v1/assignments", "/healthz", "/metrics"]
+    package static let knownPaths: Set<String> = ["/v1/chat/completions", "/v1/completions", "/v1/feedback", "/v1/models", "/v1/assignments", "/healthz", "/metrics"]
 
     /// The route of a request, or the error to answer: 405 for a known path with another method, 404 else.
-    static func route(method: String, path: String) -> Result<GatewayRoute, OpenAIError> {
+    package static func route(method: String, path: String) -> Result<GatewayRoute, OpenAIError> {
         switch (method, path) {
         case ("POST", "/v1/chat/completions"): return .success(.proxy(.chatCompletions))
         case ("POST", "/v1/completions"): return .success(.proxy(.completions))
@@ -40,15 +40,15 @@ enum GatewayRoute: Equatable, Sendable {
 }
 
 /// The answers of the small endpoints, as values: no I/O.
-enum GatewayPages {
+package enum GatewayPages {
     /// `GET /v1/models`: the model aliases, as OpenAI lists models.
-    static func models(_ config: GatewayConfig, created: Int) -> String {
+    package static func models(_ config: GatewayConfig, created: Int) -> String {
         let items = config.experiments.map { "{\"id\":\(JSONWriter.quote($0.model)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"bakeoff\"}" }
         return "{\"object\":\"list\",\"data\":[\(items.joined(separator: ","))]}"
     }
 
     /// `GET /v1/assignments?experiment=NAME&user=ID`: a user's variant and bucket, or why not.
-    static func assignment(query: [String: String], config: GatewayConfig, isAdmin: Bool) -> Result<String, OpenAIError> {
+    package static func assignment(query: [String: String], config: GatewayConfig, isAdmin: Bool) -> Result<String, OpenAIError> {
         guard let name = query["experiment"], !name.isEmpty else {
             return .failure(OpenAIError(status: 400, message: "give the experiment: /v1/assignments?experiment=NAME&user=ID", type: "invalid_request_error", code: "missing_parameter", param: "experiment"))
         }
@@ -67,7 +67,7 @@ enum GatewayPages {
     }
 
     /// `GET /healthz`: 200 while the store writes, 503 with the reason while its writes fail.
-    static func health(_ health: StoreHealth) -> (status: Int, body: String) {
+    package static func health(_ health: StoreHealth) -> (status: Int, body: String) {
         if case .failing(_, let reason) = health {
             return (503, "{\"status\":\"unavailable\",\"reason\":\(JSONWriter.quote(reason))}")
         }
@@ -75,7 +75,7 @@ enum GatewayPages {
     }
 
     /// What a report request asks for: the experiment and the format, or why not (admin only).
-    static func report(experiment name: String, query: [String: String], config: GatewayConfig, isAdmin: Bool, access: AccessCheck) -> Result<(GatewayExperiment, ReportFormat), OpenAIError> {
+    package static func report(experiment name: String, query: [String: String], config: GatewayConfig, isAdmin: Bool, access: AccessCheck) -> Result<(GatewayExperiment, ReportFormat), OpenAIError> {
         guard isAdmin else { return .failure(access.adminRefusal()) }
         guard let experiment = config.experiment(named: name) else {
             return .failure(OpenAIError(status: 404, message: "no experiment \"\(name)\" (experiments: \(config.experiments.map(\.name).joined(separator: ", ")))", type: "invalid_request_error", code: "experiment_not_found"))
@@ -88,7 +88,7 @@ enum GatewayPages {
     }
 
     /// The Content-Type of a report format.
-    static func contentType(_ format: ReportFormat) -> String {
+    package static func contentType(_ format: ReportFormat) -> String {
         switch format {
         case .json: "application/json"
         case .markdown: "text/markdown; charset=utf-8"

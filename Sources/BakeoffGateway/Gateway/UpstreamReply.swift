@@ -5,28 +5,40 @@ import BakeoffHTTP
 /// upstream call reports, returning what to send (no I/O; `ProxiedRequest` carries it out). It measures
 /// latency, time to first token and tokens, and forwards a stream's events as they arrive (less the usage
 /// chunk the gateway asked for on the client's behalf).
-struct UpstreamReply {
+package struct UpstreamReply {
     /// What the plan fixed before the call.
-    struct Context: Sendable {
-        var endpoint: Endpoint
+    package struct Context: Sendable {
+        package var endpoint: Endpoint
         /// The client asked for a stream.
-        var stream: Bool
+        package var stream: Bool
         /// The client asked for the usage chunk itself (else it is taken out).
-        var clientWantsUsage: Bool
+        package var clientWantsUsage: Bool
         /// Prompt and response text go into the event.
-        var logContent: Bool
+        package var logContent: Bool
         /// The gateway's headers on every answer (experiment, variant, request id, feedback token).
-        var responseHeaders: [(String, String)]
+        package var responseHeaders: [(String, String)]
         /// Monotonic nanoseconds when the request arrived.
-        var started: UInt64
+        package var started: UInt64
         /// The memory budget, for the message of a refusal over it.
-        var budgetLimit: Int
+        package var budgetLimit: Int
         /// The request's event so far.
-        var record: EventRecord
+        package var record: EventRecord
+
+        package init(endpoint: Endpoint, stream: Bool, clientWantsUsage: Bool, logContent: Bool, responseHeaders: [(String, String)],
+                     started: UInt64, budgetLimit: Int, record: EventRecord) {
+            self.endpoint = endpoint
+            self.stream = stream
+            self.clientWantsUsage = clientWantsUsage
+            self.logContent = logContent
+            self.responseHeaders = responseHeaders
+            self.started = started
+            self.budgetLimit = budgetLimit
+            self.record = record
+        }
     }
 
     /// What happens to a piece of the answer.
-    enum Mode: Equatable {
+    package enum Mode: Equatable {
         /// No answer yet, or a whole one being held until it is complete.
         case buffering
         /// Forwarded as it arrives.
@@ -36,7 +48,7 @@ struct UpstreamReply {
     }
 
     /// The answer the client gets at the end.
-    enum ClientReply {
+    package enum ClientReply {
         /// A complete response.
         case respond(status: Int, headers: [(String, String)], body: [UInt8])
         /// The end of a started stream: `tail` written (if any), then the stream finished (`failed` aborts it).
@@ -44,22 +56,22 @@ struct UpstreamReply {
     }
 
     /// What to do once the call is over.
-    struct Completion {
-        var reply: ClientReply
+    package struct Completion {
+        package var reply: ClientReply
         /// The request's event, complete.
-        var event: EventRecord
-        var latencySeconds: Double
-        var ttftSeconds: Double?
+        package var event: EventRecord
+        package var latencySeconds: Double
+        package var ttftSeconds: Double?
         /// What to say about the upstream on stderr (rate-limited), if anything went wrong there.
-        var upstreamFailure: String?
+        package var upstreamFailure: String?
         /// A status to count as the gateway's own refusal (the answer was over the memory budget).
-        var refusedStatus: Int?
+        package var refusedStatus: Int?
         /// The usage the upstream reported was impossible (left out of the event).
-        var implausibleUsage: Bool
+        package var implausibleUsage: Bool
     }
 
-    let context: Context
-    private(set) var mode = Mode.buffering
+    package let context: Context
+    package private(set) var mode = Mode.buffering
     private var contentType: String?
     /// The upstream's rate-limit headers, which the client sees.
     private var passedHeaders: [(String, String)] = []
@@ -70,10 +82,10 @@ struct UpstreamReply {
     private var streamError: String?
     private var text = ""
 
-    init(_ context: Context) { self.context = context }
+    package init(_ context: Context) { self.context = context }
 
     /// The upstream's status and headers: the head of the client's stream to start, when the answer streams.
-    mutating func responded(_ head: UpstreamResponseHead) -> [(String, String)]? {
+    package mutating func responded(_ head: UpstreamResponseHead) -> [(String, String)]? {
         contentType = head.contentType
         passedHeaders = head.headers.filter { $0.name == "retry-after" || $0.name.hasPrefix("x-ratelimit-") }.map { ($0.name, $0.value) }
         guard context.stream && head.status == 200 && (head.contentType?.contains("text/event-stream") ?? false) else { return nil }
@@ -83,7 +95,7 @@ struct UpstreamReply {
 
     /// A piece of a whole answer, `reserved` in the memory budget or not: false when it did not fit (the
     /// call is then to be cancelled; the client gets 503).
-    mutating func buffer(_ bytes: UnsafeRawBufferPointer, reserved: Bool) -> Bool {
+    package mutating func buffer(_ bytes: UnsafeRawBufferPointer, reserved: Bool) -> Bool {
         guard mode == .buffering else { return true }
         guard reserved else {
             mode = .dropping
@@ -96,7 +108,7 @@ struct UpstreamReply {
 
     /// A piece of a streamed answer: the bytes to forward now. `now` is read only while the first token is
     /// awaited.
-    mutating func stream(_ bytes: UnsafeRawBufferPointer, now: () -> UInt64) -> [UInt8] {
+    package mutating func stream(_ bytes: UnsafeRawBufferPointer, now: () -> UInt64) -> [UInt8] {
         var out: [UInt8] = []
         var parser = sse.parser
         sse.parser = SSEParser()
@@ -123,7 +135,7 @@ struct UpstreamReply {
 
     /// Whether a chunk's payload has `"usage":` followed by an object, or an `"error"` key, or is not a plain
     /// JSON object (e.g. `[DONE]`): a quick byte scan that can only err towards a full inspection.
-    static func mayCarryUsageOrError(_ data: UnsafeRawBufferPointer) -> Bool {
+    package static func mayCarryUsageOrError(_ data: UnsafeRawBufferPointer) -> Bool {
         let n = data.count
         guard n > 0, data[0] == UInt8(ascii: "{") else { return true }
         var i = 0
@@ -148,7 +160,7 @@ struct UpstreamReply {
     }
 
     /// The call is over: the client's answer and the request's event. `clientGone`: the client left first.
-    mutating func finish(_ outcome: UpstreamOutcome, clientGone: Bool, now: UInt64) -> Completion {
+    package mutating func finish(_ outcome: UpstreamOutcome, clientGone: Bool, now: UInt64) -> Completion {
         let latencyMs = Double(now &- context.started) / 1e6
         let json = [("Content-Type", "application/json")]
         var record = context.record
@@ -230,6 +242,6 @@ struct UpstreamReply {
 ///
 /// `@unchecked Sendable`: `SSEParser` holds only a byte buffer and three flags, a plain value, but is not
 /// declared Sendable in its file (Gateway/Protocol, kept apart); once it is, this wrapper can go.
-struct SendableSSEParser: @unchecked Sendable {
-    var parser = SSEParser()
+package struct SendableSSEParser: @unchecked Sendable {
+    package var parser = SSEParser()
 }
