@@ -29,7 +29,7 @@ struct GatewayProxyTests {
         expected.latencyMs = 250
         expected.inputTokens = 12
         expected.outputTokens = 4
-        #expect(h.events.events == [expected])
+        #expect(h.events.wait(for: 1) == [expected])
         // What went upstream: the variant's URL, key and model.
         let call = try #require(h.upstream.calls.first)
         #expect(h.upstream.calls.count == 1)
@@ -47,7 +47,7 @@ struct GatewayProxyTests {
         // One write per upstream event, in order; the usage chunk the gateway asked for is not the client's.
         let usageChunk = events[events.count - 2]
         #expect(answer.chunks.map { String(decoding: $0, as: UTF8.self) } == events.filter { $0 != usageChunk })
-        let event = try #require(h.events.requestEvents.first)
+        let event = try #require(h.events.wait(for: 1).first)
         #expect(h.events.events.count == 1)
         #expect(event.status == "ok" && event.variant == "treatment")
         // The role chunk came at 100 ms, the first word 10 ms later; the last event 60 ms after the first.
@@ -71,7 +71,7 @@ struct GatewayProxyTests {
         #expect(answer.status == status, "\(what)")
         if let code { #expect(answer.errorCode == code, "\(what)") } else { #expect(answer.text.contains("boom"), "\(what)") }
         #expect(answer.header("x-bakeoff-request-id") != nil, "\(what)")
-        #expect(h.events.events.map(\.status) == [eventStatus], "\(what)")
+        #expect(h.events.wait(for: 1).map(\.status) == [eventStatus], "\(what)")
     }
 
     @Test func aStreamBrokenMidwayEndsWithAnErrorEventAndIsCountedFailed() throws {
@@ -82,7 +82,7 @@ struct GatewayProxyTests {
         #expect(answer.chunks.prefix(2).map { String(decoding: $0, as: UTF8.self) } == Array(events.prefix(2)))
         #expect(String(decoding: answer.chunks[2], as: UTF8.self).contains("upstream_broken_response"))
         #expect(answer.complete && !answer.failed)
-        #expect(h.events.events.map(\.status) == ["upstream_error"])
+        #expect(h.events.wait(for: 1).map(\.status) == ["upstream_error"])
     }
 
     @Test func aClientThatLeavesCancelsItsUpstreamCall() throws {
@@ -92,7 +92,7 @@ struct GatewayProxyTests {
         exchange.departClient()
         #expect(exchange.wait()?.status == 499)
         #expect(h.upstream.calls.map(\.cancelled) == [true])
-        #expect(h.events.events.map(\.status) == ["client_cancelled"])
+        #expect(h.events.wait(for: 1).map(\.status) == ["client_cancelled"])
     }
 
     @Test(arguments: [false, true])
@@ -101,7 +101,7 @@ struct GatewayProxyTests {
         let exchange = h.exchange("POST", "/v1/chat/completions", json: GatewayHarness.chat(user: Self.alice), budget: 10)
         let answer = try #require(exchange.wait())
         #expect(answer.status == 503 && answer.errorCode == "over_capacity" && answer.header("retry-after") == "1")
-        #expect(h.events.events.map(\.status) == ["gateway_overloaded"])
+        #expect(h.events.wait(for: 1).map(\.status) == ["gateway_overloaded"])
     }
 
     @Test func refusalsCallNoUpstreamAndWriteNoEvent() throws {
@@ -233,6 +233,7 @@ struct GatewayEndpointTests {
         #expect(assigned.json?["variant"] as? String == "treatment")
         #expect(h.send("GET", "/v1/assignments", query: ["experiment": "nope", "user": user]).errorCode == "experiment_not_found")
         _ = h.send("POST", "/v1/chat/completions", json: GatewayHarness.chat(user: user))
+        _ = h.events.wait(for: 1)  // counted just before its event is written
         h.clock.advance(seconds: 42)
         let metrics = h.send("GET", "/metrics").text
         #expect(metrics.contains(#"bakeoff_requests_total{experiment="exp",variant="treatment",status="ok"} 1"#))

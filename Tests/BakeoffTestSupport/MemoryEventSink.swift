@@ -1,6 +1,7 @@
 import BakeoffCore
 import BakeoffGateway
 import BakeoffStore
+import Dispatch
 import Foundation
 import Synchronization
 
@@ -34,6 +35,8 @@ public final class MemoryEventSink: GatewayEventSink {
         var closed = false
     }
     private let state = Mutex(State())
+    /// Signalled at every event kept, for `wait`.
+    private let added = DispatchSemaphore(value: 0)
 
     public init(events: [EventRecord] = []) {
         state.withLock { $0.events = events }
@@ -41,6 +44,17 @@ public final class MemoryEventSink: GatewayEventSink {
 
     /// The events written (enqueued or committed), in order.
     public var events: [EventRecord] { state.withLock { $0.events } }
+
+    /// The events once there are at least `count` (a request's event follows its answer), or those there
+    /// are after `seconds`.
+    public func wait(for count: Int, seconds: Double = 10) -> [EventRecord] {
+        let deadline = DispatchTime.now() + seconds
+        while true {
+            let now = events
+            if now.count >= count { return now }
+            if added.wait(timeout: deadline) == .timedOut { return events }
+        }
+    }
     public var requestEvents: [EventRecord] { events.filter { $0.kind == .request } }
     public var feedbackEvents: [EventRecord] { events.filter { $0.kind == .feedback } }
 
@@ -62,6 +76,7 @@ public final class MemoryEventSink: GatewayEventSink {
         state.withLock { s in
             if s.closed { s.dropped += 1 } else { s.events.append(event) }
         }
+        added.signal()
     }
 
     public func write(_ event: EventRecord, committed: @escaping @Sendable ((any Error)?) -> Void) {
@@ -69,6 +84,7 @@ public final class MemoryEventSink: GatewayEventSink {
             switch s.mode {
             case .commit:
                 s.events.append(event)
+                added.signal()
                 return .some(nil)
             case .fail(let message):
                 s.dropped += 1
@@ -88,6 +104,7 @@ public final class MemoryEventSink: GatewayEventSink {
             s.events += s.held.map(\.event)
             return s.held
         }
+        for _ in held { added.signal() }
         for h in held { h.committed(nil) }
     }
 
