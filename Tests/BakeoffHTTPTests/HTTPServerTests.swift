@@ -113,4 +113,53 @@ struct HTTPServerTests {
         let complete = recorders.filter { $0.wait(seconds: 20).body == expected }.count
         #expect(complete == 200)
     }
+
+    /// A server whose /slow answers after 300 ms and whose other paths never answer.
+    static func lingeringServer() throws -> HTTPServer {
+        let server = HTTPServer(options: HTTPServer.Options()) { exchange in
+            if exchange.request.path == "/slow" {
+                DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) {
+                    exchange.respond(status: 200, headers: [], body: Array("late".utf8))
+                }
+            }
+        }
+        try server.start()
+        return server
+    }
+
+    static func inFlight(_ server: HTTPServer, _ count: Int) -> Bool {
+        for _ in 0..<200 where server.requestsInFlight < count { usleep(10_000) }
+        return server.requestsInFlight >= count
+    }
+
+    @Test func stopReturnsAsSoonAsTheRequestsInFlightAreDone() throws {
+        let server = try Self.lingeringServer()
+        let client = UpstreamClient()
+        defer { client.shutdown() }
+        let slow = CallRecorder()
+        client.start(UpstreamRequest(url: "http://127.0.0.1:\(server.port)/slow", headers: [], body: [], timeoutMs: 10_000, connectTimeoutMs: 1000), handlers: slow.handlers)
+        #expect(Self.inFlight(server, 1))
+        let start = Date()
+        server.stop(graceSeconds: 20)
+        let took = Date().timeIntervalSince(start)
+        let answer = slow.wait()
+        #expect(answer.status == 200 && answer.body == "late")
+        #expect(took < 5, "stop waited \(took) s for a request answered after 0.3 s")
+        #expect(server.requestsInFlight == 0)
+    }
+
+    @Test func stopEndsWhatIsStillWaitingAfterTheGrace() throws {
+        let server = try Self.lingeringServer()
+        let client = UpstreamClient()
+        defer { client.shutdown() }
+        let never = CallRecorder()
+        client.start(UpstreamRequest(url: "http://127.0.0.1:\(server.port)/never", headers: [], body: [], timeoutMs: 10_000, connectTimeoutMs: 1000), handlers: never.handlers)
+        #expect(Self.inFlight(server, 1))
+        let start = Date()
+        server.stop(graceSeconds: 0.3)
+        let took = Date().timeIntervalSince(start)
+        #expect(never.wait().status == 503)
+        #expect(took >= 0.3 && took < 5)
+        server.stop(graceSeconds: 1)  // a second stop does nothing
+    }
 }
