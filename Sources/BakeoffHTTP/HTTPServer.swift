@@ -228,9 +228,10 @@ public final class HTTPServer: Sendable {
         started.withLock { $0.daemon = nil }
     }
 
-    /// A request is over: it leaves the live exchanges and the count in flight; a stop waiting for either to
-    /// reach zero is woken.
-    func completed(_ exchange: HTTPExchange, runningFirst gone: (@Sendable () -> Void)?) {
+    /// A request is over: it leaves the live exchanges, `gone` (its client-gone callback, when the answer did
+    /// not reach the client) runs, and it leaves the count in flight; a stop waiting for either to reach zero
+    /// is woken.
+    func completed(_ exchange: HTTPExchange, telling gone: (@Sendable () -> Void)?) {
         let noneLive = live.withLock { l -> Bool in
             l[ObjectIdentifier(exchange)] = nil
             return l.isEmpty
@@ -847,7 +848,7 @@ private func httpRequestCompleted(
     let gone = exchange.complete(delivered: code == .REQUEST_TERMINATED_COMPLETED_OK)
     exchange.releaseBuffers()
     if let entry = exchange.entry { server.deadlines.answered(entry) }
-    server.completed(exchange, runningFirst: gone)
+    server.completed(exchange, telling: gone)
 }
 
 private func httpStreamReader(_ cls: UnsafeMutableRawPointer?, _ position: UInt64, _ buffer: UnsafeMutablePointer<CChar>?, _ max: Int) -> Int {
