@@ -121,8 +121,8 @@ public final class Gateway: Sendable {
         case .failure(let error): return fail(exchange, error)
         }
         switch route {
-        case .proxy(let endpoint): proxy(exchange, endpoint: endpoint)
-        case .feedback: feedback(exchange)
+        case .proxy(let endpoint): proxy(exchange, request, endpoint: endpoint)
+        case .feedback: feedback(exchange, request)
         case .models, .assignments:
             // With client keys, what the OpenAI API guards with a key is guarded here too.
             guard access.isClient(request) else { return fail(exchange, access.clientRefusal(request)) }
@@ -138,7 +138,7 @@ public final class Gateway: Sendable {
             let (status, json) = GatewayPages.health(events.health)
             respondJSON(exchange, status, json)
         case .metrics: metricsPage(exchange)
-        case .report(let name): report(exchange, experiment: name)
+        case .report(let name): report(exchange, request, experiment: name)
         }
     }
 
@@ -153,10 +153,9 @@ public final class Gateway: Sendable {
 
     // MARK: Proxy
 
-    func proxy(_ exchange: any HTTPExchanging, endpoint: Endpoint) {
+    func proxy(_ exchange: any HTTPExchanging, _ request: HTTPRequest, endpoint: Endpoint) {
         let started = clock.monotonicNanoseconds()
         let wallClock = clock.wallMicroseconds()
-        let request = exchange.request
         let requestID = RequestID.make()
         let assignment: ProxyAssignment
         switch ProxyDecision.assign(request, endpoint: endpoint, config: config, access: access, requestID: requestID,
@@ -188,9 +187,9 @@ public final class Gateway: Sendable {
     // MARK: Feedback
 
     /// Records feedback for a request or conversation; answers 200 only once the event is committed.
-    func feedback(_ exchange: any HTTPExchanging) {
+    func feedback(_ exchange: any HTTPExchanging, _ request: HTTPRequest) {
         var decision: FeedbackDecision
-        switch FeedbackDecision.read(exchange.request, rules: feedbackRules, access: access) {
+        switch FeedbackDecision.read(request, rules: feedbackRules, access: access) {
         case .success(let d): decision = d
         case .failure(let error): return fail(exchange, error)
         }
@@ -267,8 +266,7 @@ public final class Gateway: Sendable {
         exchange.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8))
     }
 
-    func report(_ exchange: any HTTPExchanging, experiment name: String) {
-        let request = exchange.request
+    func report(_ exchange: any HTTPExchanging, _ request: HTTPRequest, experiment name: String) {
         let experiment: GatewayExperiment, format: ReportFormat
         switch GatewayPages.report(experiment: name, query: request.query, config: config, isAdmin: access.isAdmin(request), access: access) {
         case .success(let chosen): (experiment, format) = chosen
