@@ -113,7 +113,7 @@ public final class Gateway: Sendable {
     // MARK: Routing
 
     /// Answers one request (on a server thread; the answer may follow later from another).
-    package func handle(_ exchange: any HTTPExchanging) {
+    public func handle(_ exchange: any HTTPExchanging) {
         let request = exchange.request
         let route: GatewayRoute
         switch GatewayRoute.route(method: request.method, path: request.path) {
