@@ -71,7 +71,7 @@ package struct FeedbackAdmission: Sendable {
 /// 1. `tokenRequestID`: the request a feedback token names, to look up.
 /// 2. `target(signed:...)`: the token and the client key checked, the name and value present: the target to
 ///    look up.
-/// 3. `admit(target:...)`: the target found, the sender its user (token, user or admin key), the value one
+/// 3. `admit(_:now:)`: the target found (or not), the sender its user (token, user or admin key), the value one
 ///    the experiment's metrics take: the event, the reply and the cap's key.
 ///
 /// Feedback must come from the request's user (the body's `user` or the user header, or the response's
