@@ -46,7 +46,7 @@ let package = Package(
         // The executable: BakeoffCLI on the process's streams, a few lines.
         .executableTarget(name: "bakeoff", dependencies: ["BakeoffCLI"]),
         // Builders of hand-made events and data for the tests (no test target holds another's helpers).
-        .target(name: "BakeoffTestSupport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffSimulation", "BakeoffHTTP"], path: "Tests/BakeoffTestSupport"),
+        .target(name: "BakeoffTestSupport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffSimulation", "BakeoffStore", "BakeoffHTTP", "BakeoffGateway"], path: "Tests/BakeoffTestSupport"),
         .testTarget(
             name: "BakeoffStatisticsTests",
             dependencies: ["BakeoffStatistics"],
@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "BakeoffSimulationTests", dependencies: ["BakeoffSimulation", "BakeoffCore", "BakeoffStatistics", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore", "BakeoffReport", "BakeoffSimulation"]),
         .testTarget(name: "BakeoffHTTPTests", dependencies: ["BakeoffHTTP", "BakeoffCore", "BakeoffDevTools", "BakeoffTestSupport"]),
-        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffDevTools"]),
+        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCLI", "BakeoffCore"]),
     ]

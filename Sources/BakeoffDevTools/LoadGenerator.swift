@@ -163,18 +163,19 @@ private func sleep(untilNs deadline: UInt64) {
     while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
 }
 
-/// One request's timings; touched by the sender before start, then only on the client thread.
-private final class RequestTiming: @unchecked Sendable {
+/// One request's timings.
+private final class RequestTiming: Sendable {
     let sentNs: UInt64
     let measured: Bool
-    var firstDataNs: UInt64 = 0
+    /// When its first data arrived (0: not yet).
+    let firstDataNs = Atomic<UInt64>(0)
     init(sentNs: UInt64, measured: Bool) {
         self.sentNs = sentNs
         self.measured = measured
     }
 }
 
-private final class LoadRun: @unchecked Sendable {
+private final class LoadRun: Sendable {
     struct Results {
         var requests = 0
         var skipped = 0
@@ -188,16 +189,26 @@ private final class LoadRun: @unchecked Sendable {
     typealias Options = LoadGenerator.Options
     let client = UpstreamClient()
     let results = Mutex(Results())
+    /// Requests sent and not finished. Changed and read sequentially consistently with `draining`, so the
+    /// wait at the end and the finish that reaches zero never both miss each other.
     let outstanding = Atomic<Int>(0)
+    /// Set when the sends are over: the finish that then leaves none outstanding signals `drained`.
+    let draining = Atomic<Bool>(false)
+    let drained = DispatchSemaphore(value: 0)
     let sequence = Atomic<Int>(0)
     let headers: [String]
     let bodyHead: [UInt8]
     let bodyTail: [UInt8]
-    var warmEndNs: UInt64 = 0
-    var endNs: UInt64 = 0
+    let startNs: UInt64
+    let warmEndNs: UInt64
+    let endNs: UInt64
 
+    /// The run starts when it is made (its client is up by then).
     init(options: Options) {
         self.options = options
+        startNs = monotonicNs()
+        warmEndNs = startNs + UInt64(max(0, options.warmupSeconds) * 1e9)
+        endNs = warmEndNs + UInt64(max(0, options.durationSeconds) * 1e9)
         headers = ["Content-Type: application/json"] + options.headers
         bodyHead = Array("{\"model\":\(JSONWriter.quote(options.model)),\"messages\":[{\"role\":\"user\",\"content\":\"Hello, I need help with my order. Where is it?\"}],\"user\":\"user-".utf8)
         var tail = "\""
@@ -207,9 +218,6 @@ private final class LoadRun: @unchecked Sendable {
     }
 
     func execute() -> LoadReport {
-        let startNs = monotonicNs()
-        warmEndNs = startNs + UInt64(max(0, options.warmupSeconds) * 1e9)
-        endNs = warmEndNs + UInt64(max(0, options.durationSeconds) * 1e9)
         let concurrency = max(1, options.concurrency)
         if options.rate > 0 {
             let period = 1e9 / options.rate
@@ -231,8 +239,12 @@ private final class LoadRun: @unchecked Sendable {
             sleep(untilNs: endNs)
         }
         // Follow every request of the window to its end (the client's timeout bounds this).
-        let deadline = monotonicNs() + UInt64(options.timeoutMs + options.connectTimeoutMs + 2_000) * 1_000_000
-        while outstanding.load(ordering: .acquiring) > 0 && monotonicNs() < deadline { usleep(2_000) }
+        draining.store(true, ordering: .sequentiallyConsistent)
+        let deadline = DispatchTime.now() + .milliseconds(options.timeoutMs + options.connectTimeoutMs + 2_000)
+        while outstanding.load(ordering: .sequentiallyConsistent) > 0 {
+            // A signal left from an earlier zero only makes the loop look again.
+            if drained.wait(timeout: deadline) == .timedOut { break }
+        }
         client.shutdown()
         return report()
     }
@@ -242,16 +254,17 @@ private final class LoadRun: @unchecked Sendable {
         var body = bodyHead
         body.append(contentsOf: String(k).utf8)
         body.append(contentsOf: bodyTail)
-        let call = UpstreamCall(url: options.url, headers: headers, body: body,
-                                timeoutMs: options.timeoutMs, connectTimeoutMs: options.connectTimeoutMs)
+        let request = UpstreamRequest(url: options.url, headers: headers, body: body,
+                                      timeoutMs: options.timeoutMs, connectTimeoutMs: options.connectTimeoutMs)
         let timing = RequestTiming(sentNs: monotonicNs(), measured: measured)
         if measured { results.withLock { $0.requests += 1 } }
-        call.onData = { _ in
-            if timing.firstDataNs == 0 { timing.firstDataNs = monotonicNs() }
-        }
-        call.onFinish = { [self] outcome in finished(timing, outcome) }
-        outstanding.add(1, ordering: .relaxed)
-        client.start(call)
+        outstanding.add(1, ordering: .sequentiallyConsistent)
+        client.start(request, handlers: UpstreamHandlers(
+            onData: { _ in
+                if timing.firstDataNs.load(ordering: .relaxed) == 0 { timing.firstDataNs.store(monotonicNs(), ordering: .relaxed) }
+            },
+            onFinish: { [self] outcome in finished(timing, outcome) }
+        ))
     }
 
     func finished(_ timing: RequestTiming, _ outcome: UpstreamOutcome) {
@@ -262,8 +275,9 @@ private final class LoadRun: @unchecked Sendable {
                 case .completed(let status) where (200..<300).contains(status):
                     r.completed += 1
                     r.latencies.append(Double(now - timing.sentNs) / 1e6)
-                    if options.stream && timing.firstDataNs > 0 {
-                        r.ttfts.append(Double(timing.firstDataNs - timing.sentNs) / 1e6)
+                    let firstDataNs = timing.firstDataNs.load(ordering: .relaxed)
+                    if options.stream && firstDataNs > 0 {
+                        r.ttfts.append(Double(firstDataNs - timing.sentNs) / 1e6)
                     }
                 case .completed(let status):
                     r.errors[String(status), default: 0] += 1
@@ -279,7 +293,9 @@ private final class LoadRun: @unchecked Sendable {
         if options.rate <= 0 && now < endNs {
             send(measured: now >= warmEndNs)
         }
-        outstanding.subtract(1, ordering: .releasing)
+        if outstanding.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 && draining.load(ordering: .sequentiallyConsistent) {
+            drained.signal()
+        }
     }
 
     func report() -> LoadReport {

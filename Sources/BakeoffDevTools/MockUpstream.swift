@@ -12,7 +12,7 @@ import BakeoffSimulation
 ///
 /// It records the last requests it got (`recentRequests`, and `GET /mock/requests` as JSON lines) so tests can
 /// check what a gateway forwarded.
-public final class MockUpstream: @unchecked Sendable {
+public final class MockUpstream: Sendable {
     public struct Options: Sendable {
         public var host: String = "127.0.0.1"
         /// 0 picks a free port (see `port` after start).
@@ -55,7 +55,8 @@ public final class MockUpstream: @unchecked Sendable {
     }
 
     public let options: Options
-    private var server: HTTPServer?
+    /// Set by `start`.
+    private let server = Mutex<HTTPServer?>(nil)
     private let requestCounter = Atomic<UInt64>(0)
     private let errorCounter = Atomic<Int>(0)
     private let records: Mutex<(items: [RecordedRequest], next: Int)>
@@ -86,7 +87,7 @@ public final class MockUpstream: @unchecked Sendable {
     deinit { stop() }
 
     /// The port it listens on (after `start`).
-    public var port: UInt16 { server?.port ?? 0 }
+    public var port: UInt16 { server.withLock { $0 }?.port ?? 0 }
 
     /// The OpenAI base URL, e.g. `http://127.0.0.1:8000/v1`.
     public var baseURL: String { "http://\(options.host):\(port)/v1" }
@@ -102,12 +103,12 @@ public final class MockUpstream: @unchecked Sendable {
         serverOptions.maxConnectionsPerAddress = 0
         let server = HTTPServer(options: serverOptions) { [unowned self] exchange in self.handle(exchange) }
         try server.start()
-        self.server = server
+        self.server.withLock { $0 = server }
     }
 
     /// Stops serving; requests still waiting get 503, streams in progress are aborted after `graceSeconds`.
     public func stop(graceSeconds: Double = 0) {
-        server?.stop(graceSeconds: graceSeconds)
+        server.withLock { $0 }?.stop(graceSeconds: graceSeconds)
     }
 
     /// The last requests (up to `recordLimit`), oldest first; `/mock/...` requests are not recorded.

@@ -193,22 +193,25 @@ public struct TrafficSimulator: Sendable {
 
     /// A blocking POST through the shared curl client.
     static func post(client: UpstreamClient, url: String, body: String, headers: [String]) -> Answer {
-        final class Box: @unchecked Sendable {
-            var answer = Answer(status: 0, headers: [], body: [])
+        final class Box: Sendable {
+            let answer = Mutex(Answer(status: 0, headers: [], body: []))
             let done = DispatchSemaphore(value: 0)
         }
         let box = Box()
-        let call = UpstreamCall(url: url, headers: headers, body: Array(body.utf8), timeoutMs: 60_000, connectTimeoutMs: 5_000)
-        call.capturesHeaders = true
-        call.onResponse = { status, _ in box.answer.status = status; box.answer.headers = call.responseHeaders }
-        call.onData = { bytes in box.answer.body.append(contentsOf: bytes) }
-        call.onFinish = { outcome in
-            if case .failed(_, let message) = outcome { box.answer.failure = message; box.answer.status = 0 }
-            if case .cancelled = outcome { box.answer.failure = "cancelled" }
-            box.done.signal()
-        }
-        client.start(call)
+        let request = UpstreamRequest(url: url, headers: headers, body: Array(body.utf8), timeoutMs: 60_000, connectTimeoutMs: 5_000,
+                                      capturesHeaders: true)
+        client.start(request, handlers: UpstreamHandlers(
+            onResponse: { head in box.answer.withLock { $0.status = head.status; $0.headers = head.headers } },
+            onData: { bytes in box.answer.withLock { $0.body.append(contentsOf: bytes) } },
+            onFinish: { outcome in
+                box.answer.withLock { a in
+                    if case .failed(_, let message) = outcome { a.failure = message; a.status = 0 }
+                    if case .cancelled = outcome { a.failure = "cancelled" }
+                }
+                box.done.signal()
+            }
+        ))
         box.done.wait()
-        return box.answer
+        return box.answer.withLock { $0 }
     }
 }

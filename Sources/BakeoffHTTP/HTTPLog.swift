@@ -7,17 +7,21 @@ import BakeoffCore
 /// connection limit" for every connection it refuses, and a line for every client that leaves mid-request.
 /// Refusals are counted (for /metrics); each kind of message is printed at most every 10 s, with a count of
 /// those left out.
-final class HTTPLog: @unchecked Sendable {
+final class HTTPLog: Sendable {
     struct State {
         var refusedSinceNote = 0
         var lastRefusalNote: UInt64 = 0
+        var limitsText = ""
     }
     private let state = Mutex(State())
     /// Every other message, at most one line every 10 s.
     private let others = RateLimitedLog(interval: 10) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     private let refused = Atomic<Int>(0)
     /// The limits, for the refusal note (set before the daemon starts).
-    var limitsText = ""
+    var limitsText: String {
+        get { state.withLock { $0.limitsText } }
+        set { state.withLock { $0.limitsText = newValue } }
+    }
 
     var refusedConnections: Int { refused.load(ordering: .relaxed) }
 
@@ -32,7 +36,7 @@ final class HTTPLog: @unchecked Sendable {
             s.refusedSinceNote += 1
             guard s.lastRefusalNote == 0 || now - s.lastRefusalNote >= 10_000_000_000 else { return nil }
             defer { s.refusedSinceNote = 0; s.lastRefusalNote = now }
-            return "bakeoff http: refused \(s.refusedSinceNote) connection\(s.refusedSinceNote == 1 ? "" : "s") at the connection limits (\(limitsText))\(s.lastRefusalNote == 0 ? "" : " in the last \((now - s.lastRefusalNote) / 1_000_000_000) s")"
+            return "bakeoff http: refused \(s.refusedSinceNote) connection\(s.refusedSinceNote == 1 ? "" : "s") at the connection limits (\(s.limitsText))\(s.lastRefusalNote == 0 ? "" : " in the last \((now - s.lastRefusalNote) / 1_000_000_000) s")"
         }
         if let line { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }

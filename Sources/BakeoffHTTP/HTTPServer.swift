@@ -10,7 +10,7 @@ import BakeoffCore
 /// The handler is called once per request, when its whole body has arrived, on a server thread. It answers
 /// through the `HTTPExchange`, right away or later from any thread (`respond`, or `startStream` then `write`
 /// and `finish`).
-public final class HTTPServer: @unchecked Sendable {
+public final class HTTPServer: Sendable {
     public struct Options: Sendable {
         public var host: String = "127.0.0.1"
         /// 0 picks a free port (see `port` after start).
@@ -54,28 +54,42 @@ public final class HTTPServer: @unchecked Sendable {
     public typealias Handler = @Sendable (HTTPExchange) -> Void
 
     public let options: Options
-    /// The bound port (useful when `options.port` was 0).
-    public private(set) var port: UInt16 = 0
     let handler: Handler
-    private var daemon: OpaquePointer?
-    /// Requests accepted and not yet completed (for a graceful stop).
+    /// What `start` set up.
+    struct Started {
+        var port: UInt16 = 0
+        var daemon: MHDDaemon?
+        var maxConnections = 0
+        var maxConnectionsPerAddress = 0
+        var notes: [String] = []
+    }
+    private let started = Mutex(Started())
+    /// Requests accepted and not yet completed (for a graceful stop). Changed and read sequentially
+    /// consistently with `stopped`, so a stop waiting for zero and the completion that reaches it never
+    /// both miss each other.
     let inFlight = Atomic<Int>(0)
     /// The exchanges in flight, so a stop can wake suspended ones (libmicrohttpd aborts if any remain).
     let live = Mutex<[ObjectIdentifier: HTTPExchange]>([:])
     let stopped = Atomic<Bool>(false)
-    private var watcher: Thread?
+    /// Signalled by a completion that leaves no request in flight, or no live exchange, once stopping.
+    let quiet = DispatchSemaphore(value: 0)
+    /// Signalled at stop, so the watcher ends without finishing its wait.
+    private let watcherWake = DispatchSemaphore(value: 0)
     /// Buffered bytes of all requests together.
     public let budget: ByteBudget
     /// Open connections and their deadlines.
     let deadlines: ConnectionDeadlines
     /// libmicrohttpd's messages, with refused connections counted.
     let log = HTTPLog()
+
+    /// The bound port (useful when `options.port` was 0).
+    public var port: UInt16 { started.withLock { $0.port } }
     /// Connections accepted at once, after fitting `options.maxConnections` to the open-files limit.
-    public private(set) var maxConnections = 0
+    public var maxConnections: Int { started.withLock { $0.maxConnections } }
     /// Connections one address may have open (0: no limit).
-    public private(set) var maxConnectionsPerAddress = 0
+    public var maxConnectionsPerAddress: Int { started.withLock { $0.maxConnectionsPerAddress } }
     /// What the start had to say to the operator (e.g. fewer connections than asked for); one line each.
-    public private(set) var notes: [String] = []
+    public var notes: [String] { started.withLock { $0.notes } }
 
     public init(options: Options, handler: @escaping Handler) {
         self.options = options
@@ -100,6 +114,8 @@ public final class HTTPServer: @unchecked Sendable {
     /// when `maxConnections` does not fit the open-files limit and may not be lowered.
     public func start() throws(HTTPServerError) {
         let files = OpenFiles.raiseToHard()
+        let maxConnections: Int
+        var notes: [String] = []
         switch OpenFiles.fit(requested: options.maxConnections, lowerIfNeeded: options.lowerConnectionsToFit, openFiles: files) {
         case .success(let fitted):
             maxConnections = fitted.connections
@@ -107,11 +123,17 @@ public final class HTTPServer: @unchecked Sendable {
         case .failure(let error):
             throw error
         }
-        maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? (Self.isLoopback(options.host) ? 0 : max(1, maxConnections / 4))
+        let maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? (Self.isLoopback(options.host) ? 0 : max(1, maxConnections / 4))
         log.limitsText = "max_connections \(maxConnections), max_connections_per_address \(maxConnectionsPerAddress == 0 ? "off" : String(maxConnectionsPerAddress))"
+        started.withLock { s in
+            s.maxConnections = maxConnections
+            s.maxConnectionsPerAddress = maxConnectionsPerAddress
+            s.notes = notes
+        }
 
         let fd = try Self.bind(host: options.host, port: options.port)
-        port = Self.boundPort(fd)
+        let port = Self.boundPort(fd)
+        started.withLock { $0.port = port }
 
         // epoll by default: with thousands of idle or trickling connections, poll lists them all at every
         // wake-up (see README, "Limits that protect it", for the measurements). epoll in libmicrohttpd 0.9.75
@@ -133,26 +155,34 @@ public final class HTTPServer: @unchecked Sendable {
         // One thread is the daemon's own; a pool of one would only draw a warning.
         if options.threads > 1 { args += [CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(options.threads)] }
         args.append(CInt(MHD_OPTION.END.rawValue))
-        daemon = withVaList(args) { va in
+        let daemon = withVaList(args) { va in
             MHD_start_daemon_va(flags, 0, nil, nil, httpAccessHandler, me, va)
         }
-        if daemon == nil {
+        guard let daemon else {
             close(fd)
             throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
         }
+        started.withLock { $0.daemon = MHDDaemon(pointer: daemon) }
+        let wake = watcherWake
         let watcher = Thread { [weak self] in
             var tick = 0
-            while let server = self, !server.stopped.load(ordering: .relaxed) {
-                // Connections waiting for headers can be thousands (idle or slowloris): looked at once a second.
-                server.deadlines.sweep(watchHeaders: tick % 10 == 0)
-                server.noticeDepartedClients()
+            // Every 100 ms until the stop wakes it (or the server is gone).
+            while Self.watch(self, tick: tick) {
+                _ = wake.wait(timeout: .now() + .milliseconds(100))
                 tick += 1
-                usleep(100_000)
             }
         }
         watcher.name = "bakeoff-http-watch"
         watcher.start()
-        self.watcher = watcher
+    }
+
+    /// One round of the watcher; false once the server is stopped or gone.
+    private static func watch(_ server: HTTPServer?, tick: Int) -> Bool {
+        guard let server, !server.stopped.load(ordering: .relaxed) else { return false }
+        // Connections waiting for headers can be thousands (idle or slowloris): looked at once a second.
+        server.deadlines.sweep(watchHeaders: tick % 10 == 0)
+        server.noticeDepartedClients()
+        return true
     }
 
     /// libmicrohttpd does not watch suspended connections, so a client that hangs up while its request waits
@@ -164,7 +194,7 @@ public final class HTTPServer: @unchecked Sendable {
         var fds: [pollfd] = []
         var owners: [HTTPExchange] = []
         for exchange in waiting {
-            let fd = exchange.state.withLock { s in s.suspended && !s.closed ? bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(exchange.connection)) : -1 }
+            let fd = exchange.state.withLock { s in s.suspended && !s.closed ? bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(exchange.connection.pointer)) : -1 }
             guard fd >= 0 else { continue }
             fds.append(pollfd(fd: fd, events: pollReadHangUp, revents: 0))
             owners.append(exchange)
@@ -177,18 +207,38 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Stops accepting, waits up to `graceSeconds` for requests in flight to finish, then stops.
     public func stop(graceSeconds: Double) {
-        guard let daemon, !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let fd = MHD_quiesce_daemon(daemon)
+        guard let daemon = started.withLock({ $0.daemon }), !stopped.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        watcherWake.signal()
+        let fd = MHD_quiesce_daemon(daemon.pointer)
         if fd >= 0 { close(fd) }
-        let deadline = Date().addingTimeInterval(graceSeconds)
-        while inFlight.load(ordering: .acquiring) > 0 && Date() < deadline { usleep(5_000) }
+        // Each completion that leaves none in flight signals `quiet`; a signal left from an earlier zero only
+        // makes the loop look again.
+        let deadline = DispatchTime.now() + max(0, graceSeconds)
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 {
+            if quiet.wait(timeout: deadline) == .timedOut { break }
+        }
         // Whatever is still waiting ends now: 503 for an unanswered request, an aborted stream otherwise.
         let shuttingDown = options.refusalResponse(.shuttingDown)
         for exchange in live.withLock({ Array($0.values) }) { exchange.abandon(shuttingDown) }
-        let hardDeadline = Date().addingTimeInterval(2)
-        while !live.withLock({ $0.isEmpty }) && Date() < hardDeadline { usleep(2_000) }
-        MHD_stop_daemon(daemon)
-        self.daemon = nil
+        let hardDeadline = DispatchTime.now() + 2
+        while !live.withLock({ $0.isEmpty }) {
+            if quiet.wait(timeout: hardDeadline) == .timedOut { break }
+        }
+        MHD_stop_daemon(daemon.pointer)
+        started.withLock { $0.daemon = nil }
+    }
+
+    /// A request is over: it leaves the live exchanges, `gone` (its client-gone callback, when the answer did
+    /// not reach the client) runs, and it leaves the count in flight; a stop waiting for either to reach zero
+    /// is woken.
+    func completed(_ exchange: HTTPExchange, telling gone: (@Sendable () -> Void)?) {
+        let noneLive = live.withLock { l -> Bool in
+            l[ObjectIdentifier(exchange)] = nil
+            return l.isEmpty
+        }
+        gone?()
+        let noneInFlight = inFlight.subtract(1, ordering: .sequentiallyConsistent).newValue == 0
+        if (noneInFlight || noneLive) && stopped.load(ordering: .sequentiallyConsistent) { quiet.signal() }
     }
 
     /// Requests accepted and not yet answered completely.
@@ -311,6 +361,14 @@ public struct HTTPRequest: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
+    public init(method: String, path: String, query: [String: String] = [:], headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
     /// The first header of that name (case-insensitive).
     public func header(_ name: String) -> String? {
         let lower = name.lowercased()
@@ -318,9 +376,23 @@ public struct HTTPRequest: Sendable {
     }
 }
 
+/// libmicrohttpd's daemon. `@unchecked Sendable`: libmicrohttpd's daemon calls may come from any thread;
+/// the server makes them only in `start` and, once, in `stop` (guarded by `stopped`).
+struct MHDDaemon: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+/// libmicrohttpd's connection of one exchange. `@unchecked Sendable`: it is used only under the exchange's
+/// state lock while `closed` is false (suspend on the connection's own thread, resume from any thread, as
+/// libmicrohttpd allows with MHD_ALLOW_SUSPEND_RESUME), and in the access handler on the connection's thread.
+struct MHDConnection: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
 /// One request and its answer; safe to answer from any thread, once.
-public final class HTTPExchange: @unchecked Sendable {
-    public internal(set) var request: HTTPRequest
+public final class HTTPExchange: HTTPExchanging {
+    /// The request; its body is complete by the time the handler gets the exchange.
+    public var request: HTTPRequest { state.withLock { $0.request } }
     /// Called once if the client goes away before the answer is complete (from a server thread).
     public var onClientGone: (@Sendable () -> Void)? {
         get { state.withLock { $0.onClientGone } }
@@ -328,7 +400,19 @@ public final class HTTPExchange: @unchecked Sendable {
     }
 
     enum Phase { case receiving, handling, answered, streaming, done }
+    /// How the request's body is being read (on the connection's thread, before the handler).
+    struct Upload {
+        /// Refused for its size (or its framing): the rest is not read and the connection closes after the answer.
+        var bodyTooLarge = false
+        /// The memory budget had no room: the rest is read and dropped, then answered 503.
+        var overBudget = false
+        var receivedBytes = 0
+        /// Body bytes charged to the budget so far (as they arrived).
+        var bodyCharged = 0
+    }
     struct State {
+        var request: HTTPRequest
+        var upload = Upload()
         var phase: Phase = .receiving
         /// The connection is suspended, waiting for an answer or for stream data.
         var suspended = false
@@ -344,22 +428,17 @@ public final class HTTPExchange: @unchecked Sendable {
         var onClientGone: (@Sendable () -> Void)?
     }
 
-    let state = Mutex(State())
-    let connection: OpaquePointer
+    let state: Mutex<State>
+    let connection: MHDConnection
     /// The connection's deadlines (nil if libmicrohttpd gave none).
     let entry: ConnectionDeadlines.Entry?
     package let budget: ByteBudget
     /// Bytes charged to `budget` for this exchange, given back as they are freed or when it completes.
     let charged = Atomic<Int>(0)
-    var bodyTooLarge = false
-    var overBudget = false
-    var receivedBytes = 0
-    /// Body bytes charged to the budget so far (as they arrived).
-    var bodyCharged = 0
 
     init(connection: OpaquePointer, request: HTTPRequest, entry: ConnectionDeadlines.Entry?, budget: ByteBudget) {
-        self.connection = connection
-        self.request = request
+        self.connection = MHDConnection(pointer: connection)
+        self.state = Mutex(State(request: request))
         self.entry = entry
         self.budget = budget
     }
@@ -369,10 +448,51 @@ public final class HTTPExchange: @unchecked Sendable {
     /// exchange is over.
     public func reserveBuffer(_ bytes: Int) -> Bool {
         // Under the state lock: a charge made before `complete` is given back by `releaseBuffers` after it.
+        state.withLock { s in reserve(bytes, &s) }
+    }
+
+    private func reserve(_ bytes: Int, _ s: inout State) -> Bool {
+        guard !s.closed, budget.tryReserve(bytes) else { return false }
+        charged.add(bytes, ordering: .relaxed)
+        return true
+    }
+
+    /// What to do with a piece of the request's body (on the connection's thread).
+    enum UploadStep {
+        /// Kept (or dropped, for a request already refused).
+        case taken
+        /// Over `maxBodyBytes`: answer 413 now.
+        case tooLarge
+    }
+
+    /// Takes a piece of the body: counted against `maxBodyBytes`, charged to the budget as it arrives
+    /// (without room, the rest is read and dropped, then answered 503), appended to the request.
+    func receive(_ piece: UnsafeRawBufferPointer?, count: Int, maxBodyBytes: Int) -> UploadStep {
         state.withLock { s in
-            guard !s.closed, budget.tryReserve(bytes) else { return false }
-            charged.add(bytes, ordering: .relaxed)
-            return true
+            s.upload.receivedBytes += count
+            if s.upload.receivedBytes > maxBodyBytes {
+                // Refuse now rather than read (and drop) a body without end; the connection is then closed.
+                s.request.body = []
+                guard !s.upload.bodyTooLarge else { return .taken }
+                s.upload.bodyTooLarge = true
+                s.phase = .handling
+                return .tooLarge
+            }
+            if s.upload.overBudget { return .taken }
+            if s.upload.receivedBytes > s.upload.bodyCharged {
+                // libmicrohttpd cannot answer in the middle of a body.
+                let more = s.upload.receivedBytes - s.upload.bodyCharged
+                guard reserve(more, &s) else {
+                    s.upload.overBudget = true
+                    s.request.body = []
+                    // Given back at once: the request is refused, nothing of it is kept.
+                    budget.release(charged.exchange(0, ordering: .relaxed))
+                    return .taken
+                }
+                s.upload.bodyCharged += more
+            }
+            if let piece { s.request.body.append(contentsOf: piece) }
+            return .taken
         }
     }
 
@@ -494,7 +614,7 @@ public final class HTTPExchange: @unchecked Sendable {
     private func resumeIfSuspended(_ s: inout State) {
         if s.suspended && !s.closed {
             s.suspended = false
-            MHD_resume_connection(connection)
+            MHD_resume_connection(connection.pointer)
         }
     }
 
@@ -509,7 +629,7 @@ public final class HTTPExchange: @unchecked Sendable {
                     MHD_create_response_from_buffer($0.count, $0.baseAddress, .RESPMEM_MUST_COPY)
                 }
                 addHeaders(response, s.headers)
-                let result = MHD_queue_response(connection, UInt32(s.status), response)
+                let result = MHD_queue_response(connection.pointer, UInt32(s.status), response)
                 MHD_destroy_response(response)
                 s.body = []
                 return result
@@ -519,12 +639,12 @@ public final class HTTPExchange: @unchecked Sendable {
                 let me = Unmanaged.passUnretained(self).toOpaque()
                 let response = MHD_create_response_from_callback(UInt64.max, 16 * 1024, httpStreamReader, me, nil)
                 addHeaders(response, s.headers)
-                let result = MHD_queue_response(connection, UInt32(s.status), response)
+                let result = MHD_queue_response(connection.pointer, UInt32(s.status), response)
                 MHD_destroy_response(response)
                 return result
             case .receiving, .handling, .done:
                 s.suspended = true
-                MHD_suspend_connection(connection)
+                MHD_suspend_connection(connection.pointer)
                 return .YES
             }
         }
@@ -546,7 +666,7 @@ public final class HTTPExchange: @unchecked Sendable {
             }
             if s.streamFinished { return s.streamFailed ? -2 : -1 }
             s.suspended = true
-            MHD_suspend_connection(connection)
+            MHD_suspend_connection(connection.pointer)
             return 0
         }
     }
@@ -623,8 +743,8 @@ private func httpAccessHandler(
         // a proxy that reads the other one.
         let lengths = Set(request.headers.filter { $0.name == "content-length" }.map(\.value))
         if lengths.count > 1 || lengths.contains(where: { v in v.isEmpty || v.utf8.count > 18 || !v.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }) {
-            exchange.bodyTooLarge = true  // the body is not read: the connection is closed after the answer
-            exchange.state.withLock { $0.phase = .handling }
+            // The body is not read: the connection is closed after the answer.
+            exchange.state.withLock { $0.upload.bodyTooLarge = true; $0.phase = .handling }
             server.options.onRefusal?(400)
             let refusal = server.options.refusalResponse(.badRequest(lengths.count > 1 ? "the request has several Content-Length headers that differ" : "Content-Length must be a non-negative whole number"))
             exchange.respond(status: 400, headers: refusal.headers + [("Connection", "close")], body: refusal.body)
@@ -633,8 +753,7 @@ private func httpAccessHandler(
         let declared = lengths.first.flatMap(Int.init) ?? 0
         if declared > server.options.maxBodyBytes {
             // Refuse before reading; libmicrohttpd then closes the connection, which is what we want here.
-            exchange.bodyTooLarge = true
-            exchange.state.withLock { $0.phase = .handling }
+            exchange.state.withLock { $0.upload.bodyTooLarge = true; $0.phase = .handling }
             respondTooLarge(exchange, server)
             return exchange.queueOrSuspend()
         }
@@ -642,12 +761,11 @@ private func httpAccessHandler(
             // A body is charged to the memory budget as its bytes arrive, not on its declared length: a client
             // that declares large bodies and sends nothing must not hold the budget every other client needs.
             guard server.budget.hasRoom(for: min(declared, 64 << 10)) else {
-                exchange.overBudget = true
-                exchange.state.withLock { $0.phase = .handling }
+                exchange.state.withLock { $0.upload.overBudget = true; $0.phase = .handling }
                 respondOverBudget(exchange, server)
                 return exchange.queueOrSuspend()
             }
-            exchange.request.body.reserveCapacity(min(declared, 64 << 10))
+            exchange.state.withLock { $0.request.body.reserveCapacity(min(declared, 64 << 10)) }
         }
         return .YES
     }
@@ -655,46 +773,25 @@ private func httpAccessHandler(
     if uploadSize.pointee > 0 {
         let n = uploadSize.pointee
         uploadSize.pointee = 0
-        exchange.receivedBytes += n
-        if exchange.receivedBytes > server.options.maxBodyBytes {
-            // Refuse now rather than read (and drop) a body without end; the connection is then closed.
-            exchange.request.body = []
-            guard !exchange.bodyTooLarge else { return .YES }
-            exchange.bodyTooLarge = true
-            exchange.state.withLock { $0.phase = .handling }
+        let piece = uploadData.map { UnsafeRawBufferPointer(start: $0, count: n) }
+        switch exchange.receive(piece, count: n, maxBodyBytes: server.options.maxBodyBytes) {
+        case .taken:
+            return .YES
+        case .tooLarge:
             respondTooLarge(exchange, server)
             return exchange.queueOrSuspend()
         }
-        if exchange.overBudget { return .YES }
-        if exchange.receivedBytes > exchange.bodyCharged {
-            // A body is charged as it arrives. Without room, the rest is read and dropped (libmicrohttpd
-            // cannot answer in the middle of a body), then answered 503.
-            let more = exchange.receivedBytes - exchange.bodyCharged
-            guard exchange.reserveBuffer(more) else {
-                exchange.overBudget = true
-                exchange.request.body = []
-                exchange.releaseBuffers()
-                return .YES
-            }
-            exchange.bodyCharged += more
-        }
-        if let uploadData {
-            UnsafeRawPointer(uploadData).withMemoryRebound(to: UInt8.self, capacity: n) {
-                exchange.request.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
-            }
-        }
-        return .YES
     }
-    let first = exchange.state.withLock { s -> Bool in
-        guard s.phase == .receiving else { return false }
+    let first = exchange.state.withLock { s -> HTTPExchange.Upload? in
+        guard s.phase == .receiving else { return nil }
         s.phase = .handling
-        return true
+        return s.upload
     }
-    if first {
+    if let upload = first {
         if let entry = exchange.entry { server.deadlines.requestReceived(entry) }
-        if exchange.bodyTooLarge {
+        if upload.bodyTooLarge {
             respondTooLarge(exchange, server)
-        } else if exchange.overBudget {
+        } else if upload.overBudget {
             respondOverBudget(exchange, server)
         } else {
             server.handler(exchange)
@@ -751,9 +848,7 @@ private func httpRequestCompleted(
     let gone = exchange.complete(delivered: code == .REQUEST_TERMINATED_COMPLETED_OK)
     exchange.releaseBuffers()
     if let entry = exchange.entry { server.deadlines.answered(entry) }
-    server.live.withLock { $0[ObjectIdentifier(exchange)] = nil }
-    gone?()
-    server.inFlight.subtract(1, ordering: .relaxed)
+    server.completed(exchange, telling: gone)
 }
 
 private func httpStreamReader(_ cls: UnsafeMutableRawPointer?, _ position: UInt64, _ buffer: UnsafeMutablePointer<CChar>?, _ max: Int) -> Int {

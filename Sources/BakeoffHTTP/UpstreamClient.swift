@@ -21,46 +21,59 @@ public enum UpstreamFailure: String, Sendable {
     case shutdown
 }
 
-/// One HTTP POST to an upstream model server; its callbacks run on the client's thread, in order:
-/// `onResponse` once (status, content type) before any data, `onData` per piece as it arrives, `onFinish` once.
-public final class UpstreamCall: @unchecked Sendable {
-    public let url: String
-    public let headers: [String]
-    public let body: [UInt8]
-    public let timeoutMs: Int
-    public let connectTimeoutMs: Int
-    public var onResponse: (@Sendable (_ status: Int, _ contentType: String?) -> Void)?
-    public var onData: (@Sendable (UnsafeRawBufferPointer) -> Void)?
-    public var onFinish: (@Sendable (UpstreamOutcome) -> Void)?
-    /// Collect the response's headers into `responseHeaders` (names lower-cased) before `onResponse`.
-    public var capturesHeaders = false
-    /// The response's headers, when `capturesHeaders` is set; read them in `onResponse` or later.
-    public internal(set) var responseHeaders: [(name: String, value: String)] = []
+/// One call: what to send, and whom to tell. Its handlers are taken once, when it finishes, so nothing the
+/// handlers hold outlives the call.
+final class UpstreamCall: Sendable {
+    let request: UpstreamRequest
+    private let handlers: Mutex<UpstreamHandlers?>
 
-    var handle: UnsafeMutableRawPointer?
+    init(_ request: UpstreamRequest, handlers: UpstreamHandlers) {
+        self.request = request
+        self.handlers = Mutex(handlers)
+    }
+
+    /// The handlers while the call has not finished.
+    var current: UpstreamHandlers? { handlers.withLock { $0 } }
+
+    /// Ends the call: its `onFinish` runs, unless it had already ended.
+    func finish(_ outcome: UpstreamOutcome) {
+        let taken = handlers.withLock { h -> UpstreamHandlers? in
+            defer { h = nil }
+            return h
+        }
+        taken?.onFinish(outcome)
+    }
+}
+
+/// A call inside libcurl: its easy handle and what its callbacks collect. Not Sendable: created, used and
+/// dropped by the `UpstreamClient` under its lock (libcurl runs the callbacks that reach it inside
+/// `curl_multi_socket_action`, which is called only under that lock).
+final class CurlTransfer {
+    let call: UpstreamCall
+    let handle: UnsafeMutableRawPointer
+    /// The call's handlers, taken when it was added, so a piece of data needs no lock of the call's.
+    let handlers: UpstreamHandlers
     var headerList: UnsafeMutablePointer<curl_slist>?
     var responded = false
-    var finished = false
     var dataBytes = 0
+    /// The response's headers (names lower-cased), when the request captures them.
+    var headers: [(name: String, value: String)] = []
 
-    /// `headers` as "Name: value" lines.
-    public init(url: String, headers: [String], body: [UInt8], timeoutMs: Int, connectTimeoutMs: Int) {
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.timeoutMs = timeoutMs
-        self.connectTimeoutMs = connectTimeoutMs
+    init(call: UpstreamCall, handle: UnsafeMutableRawPointer, handlers: UpstreamHandlers) {
+        self.call = call
+        self.handle = handle
+        self.handlers = handlers
     }
 
     func deliverResponseIfNeeded() {
-        guard !responded, let handle else { return }
+        guard !responded else { return }
         responded = true
         var status = 0
         _ = bakeoff_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status)
         var type: UnsafeMutableRawPointer?
         _ = bakeoff_curl_get_pointer(handle, CURLINFO_CONTENT_TYPE, &type)
         let contentType = type.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
-        onResponse?(status, contentType)
+        handlers.onResponse(UpstreamResponseHead(status: status, contentType: contentType, headers: headers))
     }
 }
 
@@ -70,17 +83,20 @@ public final class UpstreamCall: @unchecked Sendable {
 /// A call is sent from the thread that starts it (no hand-off to another thread before the request goes
 /// out, which saves a thread wake-up per request); one event thread then waits on every socket (epoll) and
 /// drives the answers. All libcurl calls happen under one lock, as the multi handle requires.
-public final class UpstreamClient: @unchecked Sendable {
+///
+/// `@unchecked Sendable`: every `var` below and every libcurl call are under `lock`, a recursive lock
+/// because libcurl's callbacks (run inside `curl_multi_socket_action`, under it) and the calls' handlers
+/// they run may start and cancel calls; `multi`, `epoll` and `wake` are set in `init` and never change.
+public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let lock = NSRecursiveLock()
     private let epoll: Int32
     private let wake: Int32
-    private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
 
     // Guarded by `lock`.
     private var idleHandles: [UnsafeMutableRawPointer] = []
-    private var active: [ObjectIdentifier: UpstreamCall] = [:]
+    private var active: [ObjectIdentifier: CurlTransfer] = [:]
     private var watched: Set<Int32> = []
     /// Inside libcurl (socket_action and the callbacks it runs): starts and cancels wait in the lists below.
     private var dispatching = false
@@ -91,7 +107,6 @@ public final class UpstreamClient: @unchecked Sendable {
     private var timerDeadline: UInt64?
     /// Until when the event thread sleeps, so a start that needs an earlier timer can wake it.
     private var sleepingUntil: UInt64 = 0
-    private var events = [epoll_event](repeating: epoll_event(), count: 256)
     /// Where libcurl writes its count of running transfers (unused, but it must point somewhere).
     private var stillRunning: Int32 = 0
 
@@ -101,7 +116,7 @@ public final class UpstreamClient: @unchecked Sendable {
     private let accepting = Atomic<Bool>(true)
 
     /// Calls started and not finished.
-    public let activeCalls = Atomic<Int>(0)
+    private let activeCalls = Atomic<Int>(0)
 
     /// libcurl's global set-up is not thread-safe: done once, before the first client.
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -122,14 +137,30 @@ public final class UpstreamClient: @unchecked Sendable {
         let thread = Thread { [unowned self] in self.run() }
         thread.name = "bakeoff-upstream"
         thread.stackSize = 1 << 20
-        self.thread = thread
         thread.start()
     }
 
-    /// Starts a call and sends its request right away; its callbacks follow on the client's threads, in order.
-    public func start(_ call: UpstreamCall) {
+    /// A call of this client, to cancel.
+    struct Handle: UpstreamCallHandle {
+        let client: UpstreamClient
+        let call: UpstreamCall
+        func cancel() { client.cancel(call) }
+    }
+
+    /// Starts a call and sends its request right away; its handlers follow on the client's threads, in order.
+    @discardableResult
+    public func start(_ request: UpstreamRequest, handlers: UpstreamHandlers) -> any UpstreamCallHandle {
+        let call = UpstreamCall(request, handlers: handlers)
+        start(call)
+        return Handle(client: self, call: call)
+    }
+
+    /// Calls started and not finished.
+    public var callsInProgress: Int { activeCalls.load(ordering: .relaxed) }
+
+    func start(_ call: UpstreamCall) {
         guard accepting.load(ordering: .acquiring) else {
-            call.onFinish?(Self.shutdownOutcome)
+            call.finish(Self.shutdownOutcome)
             return
         }
         activeCalls.add(1, ordering: .relaxed)
@@ -159,7 +190,7 @@ public final class UpstreamClient: @unchecked Sendable {
     }
 
     /// Cancels a call if it is still running; `onFinish(.cancelled)` follows.
-    public func cancel(_ call: UpstreamCall) {
+    func cancel(_ call: UpstreamCall) {
         lock.lock()
         defer { lock.unlock() }
         if dispatching {
@@ -195,7 +226,7 @@ public final class UpstreamClient: @unchecked Sendable {
     /// Finishes a counted call that will never start: the client is shutting down.
     private func refuse(_ call: UpstreamCall) {
         activeCalls.subtract(1, ordering: .relaxed)
-        call.onFinish?(Self.shutdownOutcome)
+        call.finish(Self.shutdownOutcome)
     }
 
     /// The calls left in the inbox by starts that found the lock busy; the inbox is left empty.
@@ -234,11 +265,13 @@ public final class UpstreamClient: @unchecked Sendable {
     }
 
     private func run() {
+        // Touched only on this thread.
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
         while true {
             lock.lock()
             if !running {
                 dispatching = true
-                for call in Array(active.values) { finish(call, Self.shutdownOutcome) }
+                for transfer in Array(active.values) { finish(transfer.call, Self.shutdownOutcome) }
                 let stranded = deferredStarts + takeInbox()
                 deferredStarts.removeAll()
                 for call in stranded { refuse(call) }
@@ -314,68 +347,72 @@ public final class UpstreamClient: @unchecked Sendable {
             var privatePointer: UnsafeMutableRawPointer?
             _ = bakeoff_curl_get_pointer(easy, CURLINFO_PRIVATE, &privatePointer)
             guard let privatePointer else { continue }
-            let call = Unmanaged<UpstreamCall>.fromOpaque(privatePointer).takeUnretainedValue()
+            let transfer = Unmanaged<CurlTransfer>.fromOpaque(privatePointer).takeUnretainedValue()
             let code = message.pointee.data.result
-            finish(call, outcome(code: code, call: call))
+            finish(transfer.call, outcome(code: code, transfer: transfer))
         }
     }
 
     private func add(_ call: UpstreamCall) {
-        let handle = idleHandles.popLast() ?? curl_easy_init()!
-        let h = handle
-        call.handle = handle
-        _ = bakeoff_curl_set_string(h, CURLOPT_URL, call.url)
+        // A call cancelled before it was added has finished already (and been counted out).
+        guard let handlers = call.current else { return }
+        let request = call.request
+        let h = idleHandles.popLast() ?? curl_easy_init()!
+        let transfer = CurlTransfer(call: call, handle: h, handlers: handlers)
+        _ = bakeoff_curl_set_string(h, CURLOPT_URL, request.url)
         _ = bakeoff_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
         _ = bakeoff_curl_set_long(h, CURLOPT_TCP_NODELAY, 1)
-        _ = bakeoff_curl_set_long(h, CURLOPT_TIMEOUT_MS, max(0, call.timeoutMs))
-        _ = bakeoff_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, call.connectTimeoutMs))
+        _ = bakeoff_curl_set_long(h, CURLOPT_TIMEOUT_MS, max(0, request.timeoutMs))
+        _ = bakeoff_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, request.connectTimeoutMs))
         _ = bakeoff_curl_set_long(h, CURLOPT_POST, 1)
-        _ = bakeoff_curl_set_long(h, CURLOPT_POSTFIELDSIZE, call.body.count)
-        call.body.withUnsafeBytes { raw in
+        _ = bakeoff_curl_set_long(h, CURLOPT_POSTFIELDSIZE, request.body.count)
+        request.body.withUnsafeBytes { raw in
             // COPYPOSTFIELDS copies, so the body need not outlive this call.
             _ = bakeoff_curl_set_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
         }
         var list: UnsafeMutablePointer<curl_slist>? = nil
-        for line in call.headers { list = curl_slist_append(list, line) }
+        for line in request.headers { list = curl_slist_append(list, line) }
         // No "Expect: 100-continue" round trip for large bodies.
         list = curl_slist_append(list, "Expect:")
-        call.headerList = list
+        transfer.headerList = list
         _ = bakeoff_curl_set_slist(h, CURLOPT_HTTPHEADER, list)
         _ = bakeoff_curl_set_data_callback(h, CURLOPT_WRITEFUNCTION, upstreamWrite)
-        let me = Unmanaged.passRetained(call).toOpaque()
-        if call.capturesHeaders {
+        // libcurl holds the transfer until `finish` takes it back.
+        let me = Unmanaged.passRetained(transfer).toOpaque()
+        if request.capturesHeaders {
             _ = bakeoff_curl_set_data_callback(h, CURLOPT_HEADERFUNCTION, upstreamHeader)
             _ = bakeoff_curl_set_pointer(h, CURLOPT_HEADERDATA, me)
         }
         _ = bakeoff_curl_set_pointer(h, CURLOPT_WRITEDATA, me)
         _ = bakeoff_curl_set_pointer(h, CURLOPT_PRIVATE, me)
-        active[ObjectIdentifier(call)] = call
+        active[ObjectIdentifier(call)] = transfer
         let added = curl_multi_add_handle(multi, h)
         if added != CURLM_OK {
             finish(call, .failed(.unreachable, message: "cannot start the upstream request: \(String(cString: curl_multi_strerror(added)))"))
         }
     }
 
-    private func outcome(code: CURLcode, call: UpstreamCall) -> UpstreamOutcome {
+    private func outcome(code: CURLcode, transfer: CurlTransfer) -> UpstreamOutcome {
+        let request = transfer.call.request
         if code == CURLE_OK {
             var status = 0
-            if let handle = call.handle { _ = bakeoff_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status) }
+            _ = bakeoff_curl_get_long(transfer.handle, CURLINFO_RESPONSE_CODE, &status)
             return .completed(status: status)
         }
         let text = String(cString: curl_easy_strerror(code))
         switch code {
         case CURLE_OPERATION_TIMEDOUT:
             var connected = 0.0
-            if let handle = call.handle { _ = bakeoff_curl_get_double(handle, CURLINFO_CONNECT_TIME, &connected) }
-            if connected == 0 && !call.responded {
-                return .failed(.unreachable, message: "cannot connect to the upstream within \(call.connectTimeoutMs) ms")
+            _ = bakeoff_curl_get_double(transfer.handle, CURLINFO_CONNECT_TIME, &connected)
+            if connected == 0 && !transfer.responded {
+                return .failed(.unreachable, message: "cannot connect to the upstream within \(request.connectTimeoutMs) ms")
             }
-            return .failed(.timeout, message: "the upstream did not answer within \(call.timeoutMs) ms")
+            return .failed(.timeout, message: "the upstream did not answer within \(request.timeoutMs) ms")
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR:
             // The upstream's address stays out of the message: clients see it.
             return .failed(.unreachable, message: "cannot reach the upstream: \(text)")
         default:
-            if !call.responded && call.dataBytes == 0 && (code == CURLE_GOT_NOTHING || code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR) {
+            if !transfer.responded && transfer.dataBytes == 0 && (code == CURLE_GOT_NOTHING || code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR) {
                 return .failed(.unreachable, message: "the upstream closed the connection without answering: \(text)")
             }
             return .failed(.brokenResponse, message: "the upstream's response broke off: \(text)")
@@ -384,24 +421,17 @@ public final class UpstreamClient: @unchecked Sendable {
 
     /// Ends a call (lock held): its handle goes back to the pool, its connection stays in the cache.
     private func finish(_ call: UpstreamCall, _ outcome: UpstreamOutcome) {
-        guard !call.finished else { return }
-        call.finished = true
-        if case .completed = outcome { call.deliverResponseIfNeeded() }
-        if let handle = call.handle {
-            curl_multi_remove_handle(multi, handle)
-            curl_easy_reset(handle)
-            idleHandles.append(handle)
-            call.handle = nil
-            Unmanaged.passUnretained(call).release()
+        guard call.current != nil else { return }
+        if let transfer = active.removeValue(forKey: ObjectIdentifier(call)) {
+            if case .completed = outcome { transfer.deliverResponseIfNeeded() }
+            curl_multi_remove_handle(multi, transfer.handle)
+            curl_easy_reset(transfer.handle)
+            idleHandles.append(transfer.handle)
+            if let list = transfer.headerList { curl_slist_free_all(list); transfer.headerList = nil }
+            Unmanaged.passUnretained(transfer).release()
         }
-        if let list = call.headerList { curl_slist_free_all(list); call.headerList = nil }
-        active[ObjectIdentifier(call)] = nil
         activeCalls.subtract(1, ordering: .relaxed)
-        let onFinish = call.onFinish
-        call.onResponse = nil
-        call.onData = nil
-        call.onFinish = nil
-        onFinish?(outcome)
+        call.finish(outcome)
     }
 }
 
@@ -420,25 +450,25 @@ private func upstreamTimer(_ multi: UnsafeMutableRawPointer?, _ milliseconds: In
 
 private func upstreamWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
     guard let context else { return 0 }
-    let call = Unmanaged<UpstreamCall>.fromOpaque(context).takeUnretainedValue()
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
     let n = size * count
-    call.deliverResponseIfNeeded()
-    call.dataBytes += n
-    if let data, n > 0 { call.onData?(UnsafeRawBufferPointer(start: data, count: n)) }
+    transfer.deliverResponseIfNeeded()
+    transfer.dataBytes += n
+    if let data, n > 0 { transfer.handlers.onData(UnsafeRawBufferPointer(start: data, count: n)) }
     return n
 }
 
 private func upstreamHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
     let n = size * count
     guard let context, let data, n > 0 else { return n }
-    let call = Unmanaged<UpstreamCall>.fromOpaque(context).takeUnretainedValue()
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
     if line.hasPrefix("HTTP/") {
-        call.responseHeaders.removeAll()  // a new response (after 100 Continue or a redirect)
+        transfer.headers.removeAll()  // a new response (after 100 Continue or a redirect)
     } else if let colon = line.firstIndex(of: ":") {
         let name = line[..<colon].lowercased()
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-        call.responseHeaders.append((name, value))
+        transfer.headers.append((name, value))
     }
     return n
 }

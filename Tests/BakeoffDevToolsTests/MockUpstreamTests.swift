@@ -27,9 +27,7 @@ struct MockUpstreamTests {
         let client = UpstreamClient()
         defer { client.shutdown() }
         let recorder = CallRecorder()
-        let call = UpstreamCall(url: "http://127.0.0.1:\(mock.port)\(path)", headers: headers, body: Array(body.utf8), timeoutMs: 10_000, connectTimeoutMs: 2000)
-        recorder.attach(call)
-        client.start(call)
+        client.start(UpstreamRequest(url: "http://127.0.0.1:\(mock.port)\(path)", headers: headers, body: Array(body.utf8), timeoutMs: 10_000, connectTimeoutMs: 2000), handlers: recorder.handlers)
         return recorder.wait()
     }
 
@@ -245,7 +243,7 @@ struct MockUpstreamTests {
         #expect(mock.recentRequests.isEmpty)
     }
 
-    /// A GET with a plain socket (UpstreamCall always POSTs).
+    /// A GET with a plain socket (upstream calls always POST).
     static func get(_ url: String) throws -> String {
         let components = try #require(URLComponents(string: url))
         let port = try #require(components.port)

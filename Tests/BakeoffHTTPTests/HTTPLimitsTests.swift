@@ -89,7 +89,7 @@ final class TestSocket {
 @Suite("HTTP limits: deadlines, connection limits, memory budget, open files")
 struct HTTPLimitsTests {
     /// A server that answers /hold only when `release` is called, and everything else at once.
-    final class Holder: @unchecked Sendable {
+    final class Holder: Sendable {
         let held = Mutex<[HTTPExchange]>([])
         func release() {
             for exchange in held.withLock({ h in defer { h.removeAll() }; return h }) {
