@@ -27,7 +27,7 @@ public struct TrafficSimulator: Sendable {
             self.turns = turns
         }
 
-        /// The seed's case study: control 71.3% completion, CSAT 3.8, 3.2 turns; treatment 78.9%, 4.1, 2.9.
+        /// The article's case study: control 71.3% completion, CSAT 3.8, 3.2 turns; treatment 78.9%, 4.1, 2.9.
         public static let seedCaseStudy: [String: Behaviour] = [
             "control": Behaviour(completion: 0.713, escalation: 0.287, csat: 3.8, turns: 3.2),
             "treatment": Behaviour(completion: 0.789, escalation: 0.211, csat: 4.1, turns: 2.9),

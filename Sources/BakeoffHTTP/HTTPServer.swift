@@ -251,7 +251,7 @@ public final class HTTPServer: Sendable {
     }
 
     /// A port that was free a moment ago (bound, then closed): for tests and tools that need one.
-    public static func reserveClosedPort() throws(HTTPServerError) -> UInt16 {
+    package static func reserveClosedPort() throws(HTTPServerError) -> UInt16 {
         let fd = try bind(host: "127.0.0.1", port: 0)
         defer { close(fd) }
         return boundPort(fd)
@@ -691,7 +691,8 @@ private func addHeaders(_ response: OpaquePointer?, _ headers: [(String, String)
     for (name, value) in headers { _ = MHD_add_response_header(response, name, value) }
 }
 
-// C callbacks live outside main.swift as global functions (see the notes on Swift 6 and C callbacks).
+// C callbacks are global functions, not closures: a C function pointer cannot capture context (the server or
+// exchange travels in the callback's `cls` pointer), and Swift 6 would check a closure's isolation.
 
 private func collectHeader(_ cls: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?) -> MHD_Result {
     guard let cls, let key else { return .YES }

@@ -76,7 +76,7 @@ package struct UpstreamReply {
     /// The upstream's rate-limit headers, which the client sees.
     private var passedHeaders: [(String, String)] = []
     private var body: [UInt8] = []
-    private var sse = SendableSSEParser()
+    private var sse = SSEParser()
     private var ttftMs: Double?
     private var usage: TokenUsage?
     private var streamError: String?
@@ -110,10 +110,10 @@ package struct UpstreamReply {
     /// awaited.
     package mutating func stream(_ bytes: UnsafeRawBufferPointer, now: () -> UInt64) -> [UInt8] {
         var out: [UInt8] = []
-        var parser = sse.parser
-        sse.parser = SSEParser()
+        var parser = sse
+        sse = SSEParser()  // `forward` mutates self: the parser is taken out for the call
         parser.feed(bytes) { raw, data in forward(raw, data, into: &out, now: now) }
-        sse.parser = parser
+        sse = parser
         return out
     }
 
@@ -177,8 +177,8 @@ package struct UpstreamReply {
         case .completed(let status):
             if mode == .streaming {
                 var out: [UInt8] = []
-                var parser = sse.parser
-                sse.parser = SSEParser()
+                var parser = sse
+                sse = SSEParser()
                 let unfinished = parser.finish { raw, data in forward(raw, data, into: &out, now: { now }) }
                 out += unfinished
                 reply = .endStream(tail: out, failed: false)
@@ -236,12 +236,4 @@ package struct UpstreamReply {
         return Completion(reply: reply, event: record, latencySeconds: latencyMs / 1000, ttftSeconds: ttftMs.map { $0 / 1000 },
                           upstreamFailure: upstreamFailure, refusedStatus: refusedStatus, implausibleUsage: implausible)
     }
-}
-
-/// An `SSEParser` in a state that crosses threads (under `ProxiedRequest`'s lock).
-///
-/// `@unchecked Sendable`: `SSEParser` holds only a byte buffer and three flags, a plain value, but is not
-/// declared Sendable in its file (Gateway/Protocol, kept apart); once it is, this wrapper can go.
-package struct SendableSSEParser: @unchecked Sendable {
-    package var parser = SSEParser()
 }

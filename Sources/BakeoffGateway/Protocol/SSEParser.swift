@@ -6,7 +6,7 @@ import BakeoffHTTP
 ///
 /// A blank line ending in `\r` at the very end of a chunk could be the first half of `\r\n`, so that event is
 /// handed over when the next byte arrives (or by `finish`).
-public struct SSEParser {
+public struct SSEParser: Sendable {
     private var buffer: [UInt8] = []
     /// The previous byte ended a line (or nothing came yet): the next line terminator ends the event.
     private var atLineStart = true
