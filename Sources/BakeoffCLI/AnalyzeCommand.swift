@@ -155,6 +155,11 @@ let analyzeSpec = CommandSpec(
 }
 
 func printReport(_ report: Report, _ format: ReportFormat, _ console: Console) throws(OutputError) {
+    var report = report
+    // The analysis says no split was planned; on the command line, say which options plan one.
+    if report.sampleRatio.status == .notRun, report.sampleRatio.expectedShares.isEmpty, let reason = report.sampleRatio.reason {
+        report.sampleRatio.reason = reason + " (give --split, --variants or the config's \"variants\")"
+    }
     try console.output.write(report.render(format))
 }
 

@@ -95,6 +95,16 @@ public enum BakeoffCLI {
         case .nameControl: return "--control NAME"
         case .readInOnePiece: return "--partitions 1"
         case .pointAtTheGatewayStore: return "point --db at the gateway's store, or load a log with bakeoff import"
+        case .correctPlanInput(let input):
+            switch input {
+            case .alpha: return "--alpha"
+            case .power: return "--power"
+            case .treatmentShare: return "--split"
+            case .standardDeviation: return "--std"
+            case .baseline: return "--baseline; for a mean metric also --std"
+            case .minimumDetectableEffect: return "--mde or --mde-relative"
+            case .dailyUsers: return "--daily-users"
+            }
         }
     }
 
@@ -102,7 +112,7 @@ public enum BakeoffCLI {
     static func runTopLevel(_ name: String, _ rest: [String], _ console: Console) throws -> ExitCode {
         switch name {
         case "help", "--help", "-h":
-            guard let topic = rest.first, topic != "help" else {
+            guard let topic = rest.first, !["help", "--help", "-h"].contains(topic) else {
                 try console.print(help)
                 return .ok
             }

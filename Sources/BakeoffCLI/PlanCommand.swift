@@ -40,7 +40,7 @@ enum PlanFormat: String, CaseIterable { case table, json }
     q.dailyUsers = try args.double("--daily-users")
     let format = args.choice("--format", PlanFormat.self) ?? .table
     let result: SampleSize
-    do { result = try SampleSize.solve(q) } catch { throw UsageError(error.message) }
+    do { result = try SampleSize.solve(q) } catch { throw UsageError(error.message + (BakeoffCLI.remedyHint(error).map { " (\($0))" } ?? "")) }
     switch format {
     case .json:
         var w = JSONWriter()

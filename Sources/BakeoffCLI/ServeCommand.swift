@@ -4,6 +4,8 @@ import BakeoffSimulation
 import BakeoffHTTP
 import BakeoffDevTools
 import BakeoffGateway
+import BakeoffStore
+import Foundation
 
 let serveSpec = CommandSpec(
     "serve",
@@ -26,7 +28,7 @@ let serveSpec = CommandSpec(
     let check = args.flag("--check")
     let listen = args.string("--listen")
     let storePath = args.string("--store")
-    let grace = try args.double("--grace") ?? 30
+    let grace = try args.double("--grace", in: 0...86_400, rule: "between 0 and 86400 seconds") ?? 30
     var config = try GatewayConfig.load(path: path)
     if let listen {
         guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
@@ -37,6 +39,15 @@ let serveSpec = CommandSpec(
     }
     if let storePath { config.storePath = storePath }
     if check {
+        // What serving would fail on at once, short of opening the store: its folder must exist and be writable.
+        let folder = URL(fileURLWithPath: config.storePath).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw StoreError(.cannotCreate, path: config.storePath, "\(config.storePath): cannot create the event store: the folder \(folder) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: folder) else {
+            throw StoreError(.cannotCreate, path: config.storePath, "\(config.storePath): cannot create the event store: the folder \(folder) is not writable")
+        }
         try console.print(config.summary())
         try console.print("\(path): valid")
         return .ok

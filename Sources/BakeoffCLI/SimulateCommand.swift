@@ -32,7 +32,8 @@ let simulateSpec = CommandSpec(
     let specPath = args.string("--spec")
     var spec: SimulationSpec
     switch (preset, specPath) {
-    case (let p?, nil): spec = try SimulationSpec.preset(p)
+    case (let p?, nil):
+        do { spec = try SimulationSpec.preset(p) } catch { throw UsageError("--preset: unknown preset \"\(p)\" (known: seed-case-study, aa)") }
     case (nil, let path?):
         guard let data = FileManager.default.contents(atPath: path) else { throw FileError(path: path, message: "cannot be read") }
         spec = try SimulationSpec.parse(data, source: path)

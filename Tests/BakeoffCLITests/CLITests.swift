@@ -101,6 +101,7 @@ struct CLITests {
         let invalid = try CLI.run(["plan", "--baseline", "1.5", "--mde", "0.05"])
         #expect(invalid.status == 2)
         #expect(invalid.stderr.contains("the baseline must be a rate between 0 and 1"))
+        #expect(invalid.stderr.contains("(--baseline; for a mean metric also --std)"), "\(invalid.stderr)")
     }
 
     @Test func assignAgreesWithVariantsAndKeepsOrder() throws {

@@ -19,10 +19,25 @@ struct FeedbackBodyTests {
         // The first wrong key in the order request_id, conversation_id, name, value, user, feedback_token.
         (#"{"user": 1, "name": 2}"#, .wrongType(key: "name")),
         (#"{"user": "a", "name": "csat", "user": "b"}"#, .repeatedKey("user")),
-        ("", .notAnObject), ("[]", .notAnObject), ("null", .notAnObject), ("{not json", .notAnObject),
-        (#"{"value": 1e400}"#, .notAnObject), (#"{"name": "\ud800"}"#, .notAnObject),
+        ("[]", .notAnObject), ("null", .notAnObject),
     ])
     func refusals(text: String, problem: FeedbackBody.Problem) {
         #expect(throws: problem) { try FeedbackBody.parse(Array(text.utf8)) }
+    }
+
+    /// Invalid JSON says where and why (the chat endpoints do too), so a client can find its mistake.
+    @Test(arguments: [
+        ("", 0), ("{not json", 1), (#"{"value": 1e400}"#, 10), (#"{"name": "\ud800"}"#, 10),
+        (String(repeating: "[", count: 600), 512),
+    ])
+    func invalidJSONSaysWhere(text: String, offset: Int) {
+        do {
+            _ = try FeedbackBody.parse(Array(text.utf8))
+            Issue.record("accepted \(text.prefix(20))")
+        } catch {
+            guard case .invalidJSON(let at, let message) = error else { Issue.record("\(error)"); return }
+            #expect(at == offset, "\(message)")
+            #expect(!message.isEmpty)
+        }
     }
 }

@@ -92,3 +92,20 @@ def test_serve_refuses_a_bad_config(tmp_path):
                     env=gateway_env(), timeout=60)
     assert r.returncode != 0
     assert "experiments" in r.stderr, r.stderr
+
+
+def test_check_refuses_a_store_folder_that_does_not_exist(tmp_path):
+    """`--check` says what serving would fail on at once: a store in a missing folder (it said "valid")."""
+    config = good_config(tmp_path)
+    config["store"]["path"] = str(tmp_path / "missing" / "store.db")
+    r = check(write(tmp_path, config))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the folder" in r.stderr and "does not exist" in r.stderr, r.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_check_refuses_a_negative_grace(tmp_path):
+    r = run_bakeoff("serve", "--check", "--config", str(write(tmp_path, good_config(tmp_path))), "--grace", "-1",
+                    check=False, env=gateway_env())
+    assert r.returncode == 2, r.stderr
+    assert "--grace" in r.stderr, r.stderr

@@ -99,3 +99,18 @@ def test_feedback_after_restart_finds_the_stored_request(procs, tmp_path):
     feedback = [e for e in second.export() if e["event"] == "feedback"]
     assert {(e["name"], e["user_id"], e["conversation_id"]) for e in feedback} == {
         ("thumbs_up", "restart-user", "conv-restart"), ("csat", "restart-user", "conv-restart")}
+
+
+@pytest.mark.parametrize("body, where", [
+    (b'{"name": "csat", "value": 4,', "at byte"),
+    (b'{"name": "csat", "value": 1e400}', "at byte"),
+    (b'{"name": "\xff"}', "at byte"),
+    (b"[" * 100_000, "at byte"),
+])
+def test_invalid_feedback_json_says_where(gateway, body, where):
+    """Invalid JSON in feedback names the cause and the byte, as the chat endpoints do (it was one generic line)."""
+    status, reply = post_feedback(gateway, body)
+    assert status == 400, reply
+    assert reply["error"]["code"] == "invalid_feedback", reply
+    assert "not valid JSON" in reply["error"]["message"] and where in reply["error"]["message"], reply
+    assert gateway.get("/healthz")[0] == 200

@@ -11,6 +11,13 @@ public enum Remedy: Sendable, Equatable {
     case readInOnePiece
     /// The event store is empty: point at the gateway's store, or import a log into it.
     case pointAtTheGatewayStore
+    /// An input of a sample-size question is out of range: correct it.
+    case correctPlanInput(PlanInput)
+}
+
+/// The inputs of a sample-size question, named as the planner knows them.
+public enum PlanInput: String, Sendable, Equatable {
+    case alpha, power, treatmentShare, standardDeviation, baseline, minimumDetectableEffect, dailyUsers
 }
 
 /// An error that knows what the user can do about it.

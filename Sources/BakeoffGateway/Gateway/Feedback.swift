@@ -27,8 +27,10 @@ package struct FeedbackBody: Sendable, Equatable {
 
     /// Why a body cannot be read.
     package enum Problem: Error, Equatable {
-        /// Not one JSON object (or JSON with a number beyond a double).
+        /// Not one JSON object (but valid JSON).
         case notAnObject
+        /// Not valid JSON: where and why (a number beyond a double, invalid UTF-8, nesting too deep...).
+        case invalidJSON(offset: Int, message: String)
         /// A known key with a value of the wrong type (null is absent).
         case wrongType(key: String)
         /// A key given twice: which one counts would depend on the parser, so neither does.
@@ -38,7 +40,11 @@ package struct FeedbackBody: Sendable, Equatable {
     /// Reads a body: one JSON object; unknown keys are ignored. A wrong type is reported for the first key in
     /// the order request_id, conversation_id, name, value, user, feedback_token.
     package static func parse(_ bytes: [UInt8]) throws(Problem) -> FeedbackBody {
-        guard let document = try? JSONValue.parse(bytes), let object = document.root.object else { throw .notAnObject }
+        let document: JSONDocument
+        do throws(JSONSyntaxError) { document = try JSONValue.parse(bytes) } catch {
+            throw .invalidJSON(offset: error.offset, message: error.message)
+        }
+        guard let object = document.root.object else { throw .notAnObject }
         if let repeated = object.repeatedMembers.first { throw .repeatedKey(repeated.key) }
         func string(_ key: String) throws(Problem) -> String? {
             guard let v = object[key], !v.isNull else { return nil }
@@ -90,7 +96,9 @@ extension FeedbackBody {
                 throw bad("feedback \"\(key)\" has the wrong type: \(key == "value" ? "a number or true/false" : "a string") is expected", param: key)
             case .repeatedKey(let key):
                 throw bad("feedback \"\(key)\" appears twice in the body; send each key once", param: key)
-            case .notAnObject:
+            case .invalidJSON(let offset, let message) where !bytes.isEmpty:
+                throw bad("the feedback body is not valid JSON: \(message) at byte \(offset)")
+            case .notAnObject, .invalidJSON:
                 throw bad(bytes.isEmpty
                     ? "the feedback body is empty: send {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...}"
                     : "the feedback body must be one JSON object such as {\"request_id\": ..., \"user\": ..., \"name\": ..., \"value\": ...} (valid JSON, numbers within the range of a double)")
