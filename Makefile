@@ -93,6 +93,7 @@ fixtures: venv
 	$(PY) scripts/reference/quantile_fixtures.py
 	$(PY) scripts/reference/non_inferiority_fixtures.py
 	$(PY) scripts/reference/mde_fixtures.py
+	$(PY) scripts/reference/paired_fixtures.py
 
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
 # BENCH_ONLY=soak: only the gateway soak (slowloris, full disk, kill -9; scripts/bench/soak.py, as root for its
