@@ -39,15 +39,8 @@ let serveSpec = CommandSpec(
     }
     if let storePath { config.storePath = storePath }
     if check {
-        // What serving would fail on at once, short of opening the store: its folder must exist and be writable.
-        let folder = URL(fileURLWithPath: config.storePath).deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw StoreError(.cannotCreate, path: config.storePath, "\(config.storePath): cannot create the event store: the folder \(folder) does not exist")
-        }
-        guard FileManager.default.isWritableFile(atPath: folder) else {
-            throw StoreError(.cannotCreate, path: config.storePath, "\(config.storePath): cannot create the event store: the folder \(folder) is not writable")
-        }
+        // What serving would fail on at once, short of opening the store.
+        try EventStore.checkLocation(config.storePath)
         try console.print(config.summary())
         try console.print("\(path): valid")
         return .ok

@@ -46,7 +46,6 @@ public enum McNemarTest {
     public static func exactPValue(onlyFirst b: Int, onlySecond c: Int) -> Double {
         let n = b + c
         guard n > 0 else { return 1 }
-        let tail = (0...min(b, c)).reduce(0.0) { $0 + BinomialTest.pmf($1, n, 0.5) }
-        return min(1, 2 * tail)
+        return min(1, 2 * BinomialTest.pValue(successes: min(b, c), trials: n, alternative: .less))
     }
 }

@@ -81,6 +81,17 @@ public struct RequestInfo: Sendable, Equatable {
 /// durable appends fail at once (the gateway answers 503 and the client retries) rather than wait: a
 /// durable event is never committed after its caller was told it failed.
 public final class EventStore: Sendable {
+    /// Whether a store could be opened for writing at `path`, without creating or opening it: an existing file
+    /// must be writable, a new one's folder must exist and be writable (what `serve --check` checks).
+    public static func checkLocation(_ path: String) throws(StoreError) {
+        if access(path, F_OK) == 0 {
+            if access(path, W_OK) != 0 { throw Connection.cannotCreate(path, errno: errno) }
+            return
+        }
+        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        if access(folder.isEmpty ? "/" : folder, W_OK) != 0 { throw Connection.cannotCreate(path, errno: errno) }
+    }
+
     public let path: String
     public let options: StoreOptions
     /// How the check at open went (`PRAGMA quick_check`, bounded in time).
@@ -585,7 +596,7 @@ private final class Writer: Sendable {
     /// Sleeps until the writer has work (see `State.writerHasWork`) or `deadline` (monotonic ns) passes.
     private func sleep(until deadline: UInt64, retrying: Bool) {
         while !state.withLock({ $0.writerHasWork(retrying: retrying) }) {
-            let now = storeMonotonicNanoseconds()
+            let now = MonotonicClock.now()
             guard now < deadline else { return }
             _ = wake.wait(timeout: .now() + .nanoseconds(Int(min(deadline - now, UInt64(Int.max)))))
         }
@@ -605,9 +616,9 @@ private final class Writer: Sendable {
             if let retryAt {
                 sleep(until: retryAt, retrying: true)
             } else if !retention.running {
-                sleep(until: storeMonotonicNanoseconds() &+ intervalNanoseconds, retrying: false)
+                sleep(until: MonotonicClock.now() &+ intervalNanoseconds, retrying: false)
             }
-            let retryDue = retryAt.map { storeMonotonicNanoseconds() >= $0 } ?? true
+            let retryDue = retryAt.map { MonotonicClock.now() >= $0 } ?? true
             var stopping = false, due = false
             var chores: [@Sendable (Connection) -> Void] = []
             var rejected: [@Sendable (StoreError?) -> Void] = []
@@ -643,7 +654,7 @@ private final class Writer: Sendable {
             } else if retryAt != nil {
                 error = db.writeProbe()
             }
-            let now = storeMonotonicNanoseconds()
+            let now = MonotonicClock.now()
             var line: String?
             var failed: [@Sendable (StoreError?) -> Void] = []
             if retryAt != nil { retries.add(1, ordering: .relaxed) }
@@ -779,7 +790,7 @@ private final class WriterConnection {
     /// one may follow newer ones.
     func retainOnce(_ state: inout RetentionState, options: StoreOptions) -> Int? {
         guard let days = options.retentionDays, let next = state.next else { return nil }
-        let now = storeMonotonicNanoseconds()
+        let now = MonotonicClock.now()
         if state.cursor == nil {
             guard now >= next else { return nil }
             state.cursor = 0

@@ -1,3 +1,4 @@
+import BakeoffCore
 import CSQLite
 #if canImport(Glibc)
 import Glibc
@@ -118,22 +119,27 @@ final class Connection {
         if fd >= 0 { close(fd); return }
         let code = errno
         if code == EEXIST { return }  // created meanwhile by another process
+        throw cannotCreate(path, errno: code)
+    }
+
+    /// Why a store cannot be created at `path`, said the same way by `createFile` and `EventStore.checkLocation`.
+    static func cannotCreate(_ path: String, errno code: Int32) -> StoreError {
         let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         if code == ENOENT || code == ENOTDIR {
-            throw StoreError(.cannotCreate, path: path, "\(path): cannot create the event store: the folder \(folder.isEmpty ? "/" : folder) does not exist; create it or choose another path")
+            return StoreError(.cannotCreate, path: path, "\(path): cannot create the event store: the folder \(folder.isEmpty ? "/" : folder) does not exist; create it or choose another path")
         }
-        throw StoreError(.cannotCreate, path: path, "\(path): cannot create the event store: \(String(cString: strerror(code)))")
+        return StoreError(.cannotCreate, path: path, "\(path): cannot create the event store: \(String(cString: strerror(code)))")
     }
 
     /// The open-time check: `PRAGMA quick_check`, interrupted after `seconds`; a damaged store is an error
     /// that says what to do.
     private func check(seconds: Double) throws(StoreError) -> IntegrityCheck {
-        let started = storeMonotonicNanoseconds()
+        let started = MonotonicClock.now()
         var deadline = started &+ UInt64(max(seconds, 0) * 1e9)
         var problems: [String] = []
         let rc = withUnsafeMutablePointer(to: &deadline) { pointer -> Int32 in
             sqlite3_progress_handler(db, 1000, { context in
-                storeMonotonicNanoseconds() > context!.load(as: UInt64.self) ? 1 : 0
+                MonotonicClock.now() > context!.load(as: UInt64.self) ? 1 : 0
             }, pointer)
             defer { sqlite3_progress_handler(db, 0, nil, nil) }
             var stmt: OpaquePointer?
@@ -155,7 +161,7 @@ final class Connection {
             let found = problems.flatMap { $0.split(separator: "\n") }.filter { !$0.hasPrefix("*** in database") }
             throw StoreError(.damaged, path: path, "\(path): the event store is damaged (\(found.prefix(3).joined(separator: "; "))); it was not opened: \(damagedStoreAdvice(path, version: version))")
         case SQLITE_INTERRUPT:
-            return .stoppedAfter(seconds: Double(storeMonotonicNanoseconds() &- started) / 1e9)
+            return .stoppedAfter(seconds: Double(MonotonicClock.now() &- started) / 1e9)
         case SQLITE_NOTADB:
             throw StoreError(.notAStore, path: path, "\(path): not an event store (not an SQLite database, or its header is damaged); give another path, or restore the file from a backup")
         case SQLITE_CORRUPT:
@@ -254,13 +260,6 @@ extension Connection: MigrationDatabase {
     func setSchemaVersion(_ version: Int) throws(StoreError) { try execute("PRAGMA user_version = \(version)") }
 
     func hasTables() throws(StoreError) -> Bool { try scalar("SELECT count(*) FROM sqlite_master") > 0 }
-}
-
-/// Nanoseconds on the monotonic clock (for time limits that a change of the wall clock must not stretch).
-func storeMonotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// A prepared statement; finalized when released.
