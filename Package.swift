@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "BakeoffStore", targets: ["BakeoffStore"]),
         .library(name: "BakeoffHTTP", targets: ["BakeoffHTTP"]),
         .library(name: "BakeoffGateway", targets: ["BakeoffGateway"]),
+        .library(name: "BakeoffEval", targets: ["BakeoffEval"]),
     ],
     targets: [
         // Pure numerics: distributions, tests, intervals, power. No I/O, no clocks.
@@ -22,7 +23,7 @@ let package = Package(
         // The domain: plans, metrics, events, assignment, aggregation, analysis, decisions. Bytes in, values out.
         .target(name: "BakeoffCore", dependencies: ["BakeoffStatistics", "CMD5x4"]),
         // Renderers: a report as a table, Markdown, JSON or an HTML page with charts.
-        .target(name: "BakeoffReport", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
+        .target(name: "BakeoffReport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffEval"]),
         // Simulated experiments and the calibration that checks every method by simulation.
         .target(name: "BakeoffSimulation", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
         // C libraries from Debian (the Makefile installs the -dev packages).
@@ -38,11 +39,16 @@ let package = Package(
         .target(name: "BakeoffHTTP", dependencies: ["BakeoffCore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
         // The live gateway: OpenAI's protocol, routing, assignment, feedback, metrics.
         .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffStore", "BakeoffHTTP"]),
+        // Offline evals, as pure logic: request datasets and samples, scorers, judge verdicts, paired analysis, decisions.
+        .target(name: "BakeoffEval", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
+        // Runs an offline eval: every request to every variant through the gateway's upstream path, judges, the results cache.
+        .target(name: "BakeoffEvalRunner", dependencies: ["BakeoffEval", "BakeoffCore", "BakeoffStatistics", "BakeoffStore", "BakeoffHTTP", "BakeoffGateway"]),
         // Development tools, in no library product: the mock upstream (an OpenAI server of its own), the load generator, simulated traffic.
         .target(name: "BakeoffDevTools", dependencies: ["BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffSimulation"]),
         // Every command, its options (declared once: parsing and help come from them), runnable in process.
         .target(name: "BakeoffCLI", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffSimulation",
-                                                    "BakeoffStore", "BakeoffHTTP", "BakeoffGateway", "BakeoffDevTools"]),
+                                                    "BakeoffStore", "BakeoffHTTP", "BakeoffGateway", "BakeoffDevTools",
+                                                    "BakeoffEval", "BakeoffEvalRunner"]),
         // The executable: BakeoffCLI on the process's streams, a few lines.
         .executableTarget(name: "bakeoff", dependencies: ["BakeoffCLI"]),
         // Builders of hand-made events and data for the tests (no test target holds another's helpers).
@@ -63,6 +69,8 @@ let package = Package(
         .testTarget(name: "BakeoffHTTPTests", dependencies: ["BakeoffHTTP", "BakeoffCore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
+        .testTarget(name: "BakeoffEvalTests", dependencies: ["BakeoffEval", "BakeoffCore", "BakeoffStatistics"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BakeoffEvalRunnerTests", dependencies: ["BakeoffEvalRunner", "BakeoffEval", "BakeoffCore", "BakeoffHTTP", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCLI", "BakeoffCore"]),
     ]
 )

@@ -1,3 +1,4 @@
+import BakeoffCore
 import Foundation
 
 /// One request of an offline evaluation: what every variant is sent, and what a good answer looks like.

@@ -1,4 +1,4 @@
-import BakeoffCore
+import BakeoffEval
 import Foundation
 import Testing
 
