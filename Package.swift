@@ -38,7 +38,7 @@ let package = Package(
         // HTTP in and out, knowing nothing of OpenAI: the libmicrohttpd server and the libcurl client.
         .target(name: "BakeoffHTTP", dependencies: ["BakeoffCore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
         // The live gateway: OpenAI's protocol, routing, assignment, feedback, metrics.
-        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffStore", "BakeoffHTTP"]),
+        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffStore", "BakeoffHTTP", "BakeoffEval"]),
         // Offline evals, as pure logic: request datasets and samples, scorers, judge verdicts, paired analysis, decisions.
         .target(name: "BakeoffEval", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
         // Runs an offline eval: every request to every variant through the gateway's upstream path, judges, the results cache.

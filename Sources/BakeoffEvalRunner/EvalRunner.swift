@@ -1,1 +1,465 @@
+import BakeoffCore
 import BakeoffEval
+import BakeoffGateway
+import BakeoffHTTP
+import BakeoffStore
+import Dispatch
+import Foundation
+import Synchronization
+
+/// How far a run is: calls done (answered, failed for good, or found in the cache) of those known so far.
+public struct EvalProgress: Sendable, Equatable {
+    public var done: Int
+    /// Calls known so far: every answer, and the judge calls of answers already in (an estimate until then).
+    public var total: Int
+    public var cached: Int
+    public var retries: Int
+    public var failed: Int
+}
+
+/// What a run did besides its observations.
+public struct EvalRunStats: Sendable, Equatable {
+    /// Calls made to variants and the judge (retries included).
+    public var calls = 0
+    public var retries = 0
+    /// Answers and verdicts taken from the cache instead of calling.
+    public var cachedAnswers = 0
+    public var cachedJudgments = 0
+    /// Calls that failed for good (after their retries).
+    public var failedAnswers = 0
+    public var failedJudgments = 0
+    /// Judge answers without a verdict.
+    public var unparseableJudgments = 0
+    /// Stopped before the end (an interrupt): what is missing is called next time.
+    public var stopped = false
+    public var seconds = 0.0
+}
+
+/// Runs an offline eval: every request of the dataset to every variant of the experiment (each `repetitions`
+/// times), then the judge on the answers, through the gateway's own upstream path (`ProxyDecision.upstreamRequest`
+/// rewrites the request for the variant, `UpstreamReply` measures and reads the answer), so what is tested
+/// offline is what goes live.
+///
+/// Calls run concurrently, at most `plan.concurrency` per upstream; one that fails with 429, 5xx, a timeout
+/// or no connection is tried again up to `plan.retries` times, after what `retry-after` asks or an
+/// exponential backoff. With a cache, what it holds is not called again and what succeeds is kept.
+public final class EvalRunner: Sendable {
+    public let experiment: GatewayExperiment
+    public let eval: GatewayEval
+    public let items: [EvalItem]
+    let transport: any UpstreamTransport
+    let cache: EvalCache?
+    let clock: any GatewayClock
+    let progress: @Sendable (EvalProgress) -> Void
+    private let state: Mutex<State>
+    private let finishedSignal = DispatchSemaphore(value: 0)
+    /// The largest answer kept (a runaway upstream must not take the memory).
+    static let maxAnswerBytes = 16 << 20
+
+    public init(experiment: GatewayExperiment, eval: GatewayEval, items: [EvalItem], transport: any UpstreamTransport,
+                cache: EvalCache?, clock: any GatewayClock = SystemClock(), seed: UInt64 = 1,
+                progress: @escaping @Sendable (EvalProgress) -> Void = { _ in }) {
+        self.experiment = experiment
+        self.eval = eval
+        self.items = items
+        self.transport = transport
+        self.cache = cache
+        self.clock = clock
+        self.progress = progress
+        state = Mutex(State(queue: CallQueue(limit: eval.plan.concurrency), random: seed))
+    }
+
+    // MARK: - The work
+
+    /// One call to make (with its retries).
+    enum Work: Sendable {
+        case answer(item: Int, variant: Int, repetition: Int)
+        case pairwise(scorer: Int, item: Int, repetition: Int, first: Int, second: Int)
+        case pointwise(scorer: Int, item: Int, repetition: Int, variant: Int)
+    }
+
+    struct Job: Sendable {
+        var work: Work
+        var key: String
+        var upstream: String
+        var request: UpstreamRequest?
+        /// Why no request could be made (the gateway would refuse it the same way).
+        var refusal: String?
+        var endpoint: Endpoint
+        var stream: Bool
+        var attempts = 0
+    }
+
+    struct State {
+        var queue: CallQueue
+        var random: UInt64
+        var jobs: [Job] = []
+        var answers: [EvalAnswer?] = []
+        var judgments: [EvalJudgment] = []
+        var stats = EvalRunStats()
+        var done = 0
+        var total = 0
+        var outstanding = 0
+        var stopping = false
+        var cacheError: StoreError?
+
+        mutating func unit() -> Double {
+            random = random &+ 0x9E37_79B9_7F4A_7C15
+            var z = random
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
+        }
+    }
+
+    var variants: [GatewayVariant] { experiment.variants }
+    var controlIndex: Int { experiment.variants.firstIndex { $0.name == experiment.control } ?? 0 }
+    var repetitions: Int { eval.plan.repetitions }
+
+    /// The variant pairs a pairwise judge compares: each variant with the control (and, with three or more,
+    /// every pair, for Bradley-Terry).
+    var judgedPairs: [(Int, Int)] {
+        let n = variants.count
+        var pairs: [(Int, Int)] = []
+        for a in 0..<n { for b in (a + 1)..<n { pairs.append((a, b)) } }
+        return pairs
+    }
+
+    /// Runs everything; blocks until done or `stop()`. Errors only when the cache cannot be written.
+    public func run() throws(StoreError) -> (observations: EvalObservations, stats: EvalRunStats) {
+        let started = clock.monotonicNanoseconds()
+        var starts: [Int] = []
+        state.withLock { s in
+            s.answers = Array(repeating: nil, count: items.count * variants.count * repetitions)
+            s.total = s.answers.count + estimatedJudgeCalls()
+        }
+        // Answers first, request by request, so judging can start early.
+        for i in items.indices {
+            for r in 0..<repetitions {
+                for v in variants.indices {
+                    starts += submit(makeAnswerJob(item: i, variant: v, repetition: r))
+                }
+            }
+        }
+        let idle = state.withLock { s -> Bool in s.outstanding == 0 }
+        launch(starts)
+        if !idle || state.withLock({ $0.outstanding > 0 }) {
+            while true {
+                if finishedSignal.wait(timeout: .now() + 0.25) == .success { break }
+                try? cache?.commit()
+                if state.withLock({ $0.outstanding == 0 }) { break }
+            }
+        }
+        try cache?.commit()
+        let result = state.withLock { s -> (EvalObservations, EvalRunStats, StoreError?) in
+            s.stats.seconds = Double(clock.monotonicNanoseconds() &- started) / 1e9
+            let answers = s.answers.compactMap { $0 }
+            let observations = EvalObservations(items: items, variants: variants.map(\.name), control: controlIndex,
+                                                repetitions: repetitions, answers: answers, judgments: s.judgments)
+            return (observations, s.stats, s.cacheError)
+        }
+        if let error = result.2 { throw error }
+        return (result.0, result.1)
+    }
+
+    /// Stops starting calls; those in flight finish. `run` then returns what it has.
+    public func stop() {
+        let dropped = state.withLock { s -> Int in
+            s.stopping = true
+            s.stats.stopped = true
+            let ids = s.queue.drain()
+            s.outstanding -= ids.count
+            return s.outstanding
+        }
+        if dropped == 0 { finishedSignal.signal() }
+    }
+
+    private func estimatedJudgeCalls() -> Int {
+        var n = 0
+        for scorer in eval.plan.scorers {
+            guard case .judge(let j) = scorer else { continue }
+            n += j.isPairwise ? items.count * repetitions * judgedPairs.count * 2 : items.count * repetitions * variants.count
+        }
+        return n
+    }
+
+    // MARK: - Making requests
+
+    /// The request every variant gets for an item: as a client would send it to the gateway.
+    func clientBody(_ item: EvalItem) -> (body: [UInt8], endpoint: Endpoint) {
+        let stream = eval.plan.stream
+        let model = JSONWriter.quote(experiment.model)
+        if let messages = item.messagesJSON {
+            return (Array("{\"model\":\(model),\"messages\":\(messages),\"stream\":\(stream)}".utf8), .chatCompletions)
+        }
+        return (Array("{\"model\":\(model),\"prompt\":\(JSONWriter.quote(item.prompt ?? "")),\"stream\":\(stream)}".utf8), .completions)
+    }
+
+    /// What makes a variant's answer what it is (not its name: renaming a variant keeps its answers).
+    static func definition(_ v: GatewayVariant) -> String {
+        var s = "url=\(v.upstream.baseURL)\nmodel=\(v.upstream.model)\nsystem=\(v.systemPrompt.map { JSONWriter.quote($0) } ?? "-")\n"
+        s += "parameters=" + v.parameters.map { "\($0.key)=\($0.json)" }.joined(separator: ",") + "\n"
+        s += "headers=" + v.upstream.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "\n"
+        return s
+    }
+
+    static func key(_ parts: String...) -> String {
+        var h = SHA256()
+        for p in parts { h.update(Array(p.utf8)); h.update([0]) }
+        return h.finalize().map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+
+    func makeAnswerJob(item i: Int, variant v: Int, repetition r: Int) -> Job {
+        let (body, endpoint) = clientBody(items[i])
+        let variant = variants[v]
+        let key = Self.key("answer/1", Self.definition(variant), endpoint == .chatCompletions ? "chat" : "completions",
+                           eval.plan.stream ? "stream" : "whole", String(decoding: body, as: UTF8.self), String(r))
+        return makeJob(.answer(item: i, variant: v, repetition: r), key: key, body: body, endpoint: endpoint, variant: variant)
+    }
+
+    func makeJob(_ work: Work, key: String, body: [UInt8], endpoint: Endpoint, variant: GatewayVariant) -> Job {
+        var job = Job(work: work, key: key, upstream: variant.upstream.baseURL, endpoint: endpoint, stream: false)
+        do {
+            let client = try ClientRequest.parse(body, endpoint: endpoint)
+            job.request = ProxyDecision.upstreamRequest(client, variant: variant, endpoint: endpoint)
+            job.stream = client.stream
+        } catch {
+            job.refusal = "the gateway would refuse this request: \(error.message)"
+        }
+        return job
+    }
+
+    func makeJudgeJob(_ work: Work, prompt: JudgePrompt) -> Job {
+        let judge = eval.judge!
+        let body = "{\"model\":\"judge\",\"messages\":[{\"role\":\"system\",\"content\":\(JSONWriter.quote(prompt.system))},{\"role\":\"user\",\"content\":\(JSONWriter.quote(prompt.user))}],\"stream\":false}"
+        let key = Self.key("judge/1", Self.definition(judge), body)
+        return makeJob(work, key: key, body: Array(body.utf8), endpoint: .chatCompletions, variant: judge)
+    }
+
+    // MARK: - Scheduling
+
+    /// Registers a job: answered from the cache at once, or queued. Returns the job ids that may start.
+    private func submit(_ job: Job) -> [Int] {
+        var cached: EvalCache.Entry?
+        if let cache, job.request != nil {
+            do { cached = try cache.entry(job.key) } catch { state.withLock { if $0.cacheError == nil { $0.cacheError = error } } }
+        }
+        if let cached {
+            return complete(job, .cached(cached))
+        }
+        if let refusal = job.refusal {
+            return complete(job, .failed(status: "invalid_request", httpStatus: 400, message: refusal, attempts: 0))
+        }
+        return state.withLock { s -> [Int] in
+            guard !s.stopping else { return [] }
+            let id = s.jobs.count
+            s.jobs.append(job)
+            s.outstanding += 1
+            return s.queue.submit(id, upstream: job.upstream)
+        }
+    }
+
+    private func launch(_ ids: [Int]) {
+        for id in ids { attempt(id) }
+    }
+
+    /// How one attempt ended.
+    enum Outcome {
+        case cached(EvalCache.Entry)
+        case answered(text: String, latencyMs: Double, ttftMs: Double?, inputTokens: Int?, outputTokens: Int?, attempts: Int)
+        case failed(status: String, httpStatus: Int?, message: String, attempts: Int)
+    }
+
+    private func attempt(_ id: Int) {
+        let job = state.withLock { s -> Job in
+            s.jobs[id].attempts += 1
+            s.stats.calls += 1
+            return s.jobs[id]
+        }
+        guard let request = job.request else { return }
+        let started = clock.monotonicNanoseconds()
+        var record = EventRecord(kind: .request, timestamp: clock.wallMicroseconds(), experiment: experiment.name)
+        record.requestID = job.key
+        let context = UpstreamReply.Context(endpoint: job.endpoint, stream: job.stream, clientWantsUsage: false, logContent: true,
+                                            responseHeaders: [], started: started, budgetLimit: Self.maxAnswerBytes, record: record)
+        let reply = Mutex((reply: UpstreamReply(context), bytes: 0))
+        let clock = self.clock
+        transport.start(request, handlers: UpstreamHandlers(
+            onResponse: { head in reply.withLock { _ = $0.reply.responded(head) } },
+            onData: { bytes in
+                reply.withLock { r in
+                    switch r.reply.mode {
+                    case .dropping: return
+                    case .buffering:
+                        r.bytes += bytes.count
+                        _ = r.reply.buffer(bytes, reserved: r.bytes <= Self.maxAnswerBytes)
+                    case .streaming:
+                        _ = r.reply.stream(bytes) { clock.monotonicNanoseconds() }
+                    }
+                }
+            },
+            onFinish: { [self] outcome in
+                let done = reply.withLock { $0.reply.finish(outcome, clientGone: false, now: clock.monotonicNanoseconds()) }
+                finished(id, done)
+            }))
+    }
+
+    private func finished(_ id: Int, _ done: UpstreamReply.Completion) {
+        let event = done.event
+        var httpStatus: Int?
+        var retryAfter: String?
+        var bodyText = ""
+        switch done.reply {
+        case .respond(let status, let headers, let body):
+            httpStatus = status
+            retryAfter = headers.first { $0.0.lowercased() == "retry-after" }?.1
+            if status >= 300 { bodyText = String(decoding: body.prefix(300), as: UTF8.self) }
+        case .endStream(let tail, _):
+            if event.status != "ok" { bodyText = String(decoding: tail.prefix(300), as: UTF8.self) }
+        }
+        let (job, retry) = state.withLock { s -> (Job, Bool) in
+            let job = s.jobs[id]
+            let retry = event.status != "ok" && !s.stopping && job.attempts <= eval.plan.retries
+                && CallQueue.isRetryable(httpStatus: httpStatus, status: event.status)
+            if retry { s.stats.retries += 1 }
+            return (job, retry)
+        }
+        if retry {
+            let delay = state.withLock { s in CallQueue.retryDelay(attempt: job.attempts, retryAfter: retryAfter, unit: s.unit()) }
+            let status = httpStatus
+            DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
+                let stopping = state.withLock { $0.stopping }
+                if stopping {
+                    finishedCall(id, upstream: job.upstream, .failed(status: event.status, httpStatus: status, message: "stopped before its retry", attempts: job.attempts))
+                } else {
+                    attempt(id)
+                }
+            }
+            return
+        }
+        let outcome: Outcome
+        if event.status == "ok", let text = event.response, httpStatus.map({ (200..<300).contains($0) }) ?? true {
+            outcome = .answered(text: text, latencyMs: event.latencyMs ?? 0, ttftMs: event.ttftMs, inputTokens: event.inputTokens,
+                                outputTokens: event.outputTokens, attempts: job.attempts)
+        } else {
+            var message = httpStatus.map { "HTTP \($0)" } ?? event.status
+            if !bodyText.isEmpty { message += ": " + bodyText.trimmingCharacters(in: .whitespacesAndNewlines) }
+            outcome = .failed(status: event.status == "ok" ? "upstream_error" : event.status, httpStatus: httpStatus, message: message, attempts: job.attempts)
+        }
+        finishedCall(id, upstream: job.upstream, outcome)
+    }
+
+    /// A queued job is over (for good): frees its slot, records it, starts what may start.
+    private func finishedCall(_ id: Int, upstream: String, _ outcome: Outcome) {
+        var starts = state.withLock { s in s.queue.finished(upstream: upstream) }
+        let job = state.withLock { $0.jobs[id] }
+        if case .answered(let text, let latency, let ttft, let input, let output, _) = outcome, let cache {
+            do {
+                try cache.save(job.key, EvalCache.Entry(text: text, latencyMs: latency, ttftMs: ttft, inputTokens: input, outputTokens: output),
+                               createdAt: clock.wallMicroseconds())
+            } catch { state.withLock { if $0.cacheError == nil { $0.cacheError = error } } }
+        }
+        starts += complete(job, outcome)
+        let over = state.withLock { s -> Bool in
+            s.outstanding -= 1
+            return s.outstanding == 0
+        }
+        launch(starts)
+        if over { finishedSignal.signal() }
+    }
+
+    /// Records what a job found; an answer may make judge jobs. Returns the job ids that may start.
+    private func complete(_ job: Job, _ outcome: Outcome) -> [Int] {
+        var starts: [Int] = []
+        switch job.work {
+        case .answer(let i, let v, let r):
+            var answer = EvalAnswer(item: i, variant: v, repetition: r, status: "ok")
+            switch outcome {
+            case .cached(let e):
+                answer.text = e.text; answer.latencyMs = e.latencyMs; answer.ttftMs = e.ttftMs
+                answer.inputTokens = e.inputTokens; answer.outputTokens = e.outputTokens; answer.attempts = 0
+            case .answered(let text, let latency, let ttft, let input, let output, let attempts):
+                answer.text = text; answer.latencyMs = latency; answer.ttftMs = ttft
+                answer.inputTokens = input; answer.outputTokens = output; answer.attempts = attempts
+            case .failed(let status, _, let message, let attempts):
+                answer.status = status; answer.error = message; answer.attempts = attempts
+            }
+            let ready = state.withLock { s -> [Int] in
+                s.answers[(i * repetitions + r) * variants.count + v] = answer
+                s.done += 1
+                if answer.cached { s.stats.cachedAnswers += 1 }
+                if !answer.ok { s.stats.failedAnswers += 1 }
+                // The variants of this request and repetition that have answered.
+                return variants.indices.filter { w in s.answers[(i * repetitions + r) * variants.count + w]?.ok == true }
+            }
+            reportProgress()
+            guard answer.ok, eval.judge != nil else { return [] }
+            for (k, scorer) in eval.plan.scorers.enumerated() {
+                guard case .judge(let judge) = scorer else { continue }
+                if judge.isPairwise {
+                    for (a, b) in judgedPairs where (a == v || b == v) && ready.contains(a) && ready.contains(b) {
+                        starts += submitPairwise(scorer: k, judge: judge, item: i, repetition: r, a, b)
+                    }
+                } else {
+                    let prompt = judge.pointwisePrompt(question: items[i].judgeQuestion, answer: answer.text!, reference: items[i].reference)
+                    starts += submit(makeJudgeJob(.pointwise(scorer: k, item: i, repetition: r, variant: v), prompt: prompt))
+                }
+            }
+        case .pairwise(let k, let i, let r, let first, let second):
+            var j = EvalJudgment(scorer: k, item: i, repetition: r, first: first, second: second)
+            fillJudgment(&j, outcome)
+            if j.raw != nil { j.verdict = JudgeScorer.pairwiseVerdict(j.raw!) }
+            if j.raw != nil && j.verdict == nil { j.error = "the judge's answer has no verdict ([[A]], [[B]] or [[C]])" }
+            record(j)
+        case .pointwise(let k, let i, let r, let v):
+            var j = EvalJudgment(scorer: k, item: i, repetition: r, first: v)
+            fillJudgment(&j, outcome)
+            if case .judge(let judge) = eval.plan.scorers[k], let raw = j.raw {
+                j.score = judge.pointwiseScore(raw)
+                if j.score == nil { j.error = "the judge's answer has no score in the scale" }
+            }
+            record(j)
+        }
+        return starts
+    }
+
+    private func submitPairwise(scorer k: Int, judge: JudgeScorer, item i: Int, repetition r: Int, _ a: Int, _ b: Int) -> [Int] {
+        let (textA, textB) = state.withLock { s in
+            (s.answers[(i * repetitions + r) * variants.count + a]!.text!, s.answers[(i * repetitions + r) * variants.count + b]!.text!)
+        }
+        let question = items[i].judgeQuestion
+        var starts: [Int] = []
+        // Both orders: a verdict that flips with the order is a tie.
+        for (first, second, x, y) in [(a, b, textA, textB), (b, a, textB, textA)] {
+            let prompt = judge.pairwisePrompt(question: question, answerA: x, answerB: y, reference: items[i].reference)
+            starts += submit(makeJudgeJob(.pairwise(scorer: k, item: i, repetition: r, first: first, second: second), prompt: prompt))
+        }
+        return starts
+    }
+
+    private func fillJudgment(_ j: inout EvalJudgment, _ outcome: Outcome) {
+        switch outcome {
+        case .cached(let e): j.raw = e.text; j.attempts = 0
+        case .answered(let text, _, _, _, _, let attempts): j.raw = text; j.attempts = attempts
+        case .failed(_, _, let message, let attempts): j.error = message; j.attempts = attempts
+        }
+    }
+
+    private func record(_ j: EvalJudgment) {
+        state.withLock { s in
+            s.judgments.append(j)
+            s.done += 1
+            if j.attempts == 0 { s.stats.cachedJudgments += 1 }
+            if j.raw == nil { s.stats.failedJudgments += 1 } else if j.verdict == nil && j.score == nil { s.stats.unparseableJudgments += 1 }
+        }
+        reportProgress()
+    }
+
+    private func reportProgress() {
+        let p = state.withLock { s in
+            EvalProgress(done: s.done, total: max(s.total, s.done), cached: s.stats.cachedAnswers + s.stats.cachedJudgments,
+                         retries: s.stats.retries, failed: s.stats.failedAnswers + s.stats.failedJudgments)
+        }
+        progress(p)
+    }
+}

@@ -80,20 +80,27 @@ public enum IntegrityCheck: Sendable, Equatable {
 /// so the compiler keeps it on the thread that made it, or in a `Mutex` (the store's read connection).
 final class Connection {
     let path: String
+    /// What the database is, in messages ("event store", "eval cache").
+    let label: String
+    /// Its schema.
+    let migrator: Migrator
     let db: OpaquePointer
     private(set) var integrity = IntegrityCheck.skipped
 
     /// Opens `path`; `readOnly` connections never create the file or its schema. A writer creates a new store
     /// file readable by its owner only (0600; SQLite gives its -wal and -shm files the same mode) and, with
     /// `checkSeconds`, runs `PRAGMA quick_check` (stopped after that many seconds) before touching the schema.
-    init(path: String, readOnly: Bool, checkSeconds: Double? = nil) throws(StoreError) {
+    init(path: String, readOnly: Bool, checkSeconds: Double? = nil,
+         label: String = "event store", migrator: Migrator = StoreSchema.migrator) throws(StoreError) {
         self.path = path
-        guard !path.isEmpty else { throw StoreError(.noPath, path: path, "event store: no database path given") }
+        self.label = label
+        self.migrator = migrator
+        guard !path.isEmpty else { throw StoreError(.noPath, path: path, "\(label): no database path given") }
         var st = stat()
         if stat(path, &st) == 0 {
-            if (st.st_mode & S_IFMT) == S_IFDIR { throw StoreError(.isDirectory, path: path, "\(path): is a directory, not an event store") }
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw StoreError(.isDirectory, path: path, "\(path): is a directory, not an \(label)") }
         } else if readOnly {
-            throw StoreError(.cannotOpen, path: path, "\(path): cannot open the event store: \(String(cString: strerror(errno)))")
+            throw StoreError(.cannotOpen, path: path, "\(path): cannot open the \(label): \(String(cString: strerror(errno)))")
         } else {
             try Self.createFile(path)
         }
@@ -103,7 +110,7 @@ final class Connection {
         guard rc == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
             if let handle { sqlite3_close_v2(handle) }
-            throw StoreError(.cannotOpen, path: path, "\(path): cannot open the event store: \(message)")
+            throw StoreError(.cannotOpen, path: path, "\(path): cannot open the \(label): \(message)")
         }
         db = handle
         sqlite3_busy_timeout(db, 5000)
@@ -159,15 +166,15 @@ final class Connection {
         case SQLITE_OK:
             let version = try? schemaVersion()
             let found = problems.flatMap { $0.split(separator: "\n") }.filter { !$0.hasPrefix("*** in database") }
-            throw StoreError(.damaged, path: path, "\(path): the event store is damaged (\(found.prefix(3).joined(separator: "; "))); it was not opened: \(damagedStoreAdvice(path, version: version))")
+            throw StoreError(.damaged, path: path, "\(path): the \(label) is damaged (\(found.prefix(3).joined(separator: "; "))); it was not opened: \(damagedStoreAdvice(path, version: version))")
         case SQLITE_INTERRUPT:
             return .stoppedAfter(seconds: Double(MonotonicClock.now() &- started) / 1e9)
         case SQLITE_NOTADB:
-            throw StoreError(.notAStore, path: path, "\(path): not an event store (not an SQLite database, or its header is damaged); give another path, or restore the file from a backup")
+            throw StoreError(.notAStore, path: path, "\(path): not an \(label) (not an SQLite database, or its header is damaged); give another path, or restore the file from a backup")
         case SQLITE_CORRUPT:
-            throw StoreError(.damaged, path: path, "\(path): the event store is damaged (\(String(cString: sqlite3_errmsg(db)))); it was not opened: \(damagedStoreAdvice(path, version: nil))")
+            throw StoreError(.damaged, path: path, "\(path): the \(label) is damaged (\(String(cString: sqlite3_errmsg(db)))); it was not opened: \(damagedStoreAdvice(path, version: nil))")
         default:
-            throw failure("cannot check the event store")
+            throw failure("cannot check the \(label)")
         }
     }
 
@@ -176,15 +183,14 @@ final class Connection {
     private func checkSchema(create: Bool) throws(StoreError) {
         let version: Int
         do { version = try schemaVersion() } catch {
-            throw StoreError(.notAStore, path: path, "\(path): not an event store (\(sqlite3_errcode(db) == SQLITE_NOTADB ? "not an SQLite database, or its header is damaged" : String(cString: sqlite3_errmsg(db)))); give another path, or restore the file from a backup")
+            throw StoreError(.notAStore, path: path, "\(path): not an \(label) (\(sqlite3_errcode(db) == SQLITE_NOTADB ? "not an SQLite database, or its header is damaged" : String(cString: sqlite3_errmsg(db)))); give another path, or restore the file from a backup")
         }
-        let migrator = StoreSchema.migrator
-        try migrator.checkReadable(version, self)
+                try migrator.checkReadable(version, self)
         if version == migrator.latestVersion { return }
         if !create {
             // Readers work on every version: migrations only add.
             if version >= 1 { return }
-            throw StoreError(.notAStore, path: path, "\(path): not an event store (an SQLite database without the events table)")
+            throw StoreError(.notAStore, path: path, "\(path): not an \(label) (an SQLite database without its tables)")
         }
         // A new store frees the pages of deleted events (retention) with `PRAGMA incremental_vacuum`; SQLite
         // takes this only before the first table exists, so it does nothing on an existing store.
@@ -289,12 +295,20 @@ final class Statement {
 
     func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(stmt, index, value) }
 
+    func bind(_ index: Int32, _ value: Double?) {
+        if let value { sqlite3_bind_double(stmt, index, value) } else { sqlite3_bind_null(stmt, index) }
+    }
+
+    func bind(_ index: Int32, _ value: Int?) {
+        if let value { sqlite3_bind_int64(stmt, index, Int64(value)) } else { sqlite3_bind_null(stmt, index) }
+    }
+
     /// Steps once: true when a row is ready, false when done.
     func step() throws(StoreError) -> Bool {
         switch sqlite3_step(stmt) {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        default: throw connection.failure("cannot read or write the events table")
+        default: throw connection.failure("cannot read or write the \(connection.label)")
         }
     }
 
@@ -304,6 +318,10 @@ final class Statement {
     }
 
     func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(stmt, column) == SQLITE_NULL }
+
+    func double(_ column: Int32) -> Double { sqlite3_column_double(stmt, column) }
 
     func string(_ column: Int32) -> String { String(decoding: bytes(column), as: UTF8.self) }
 

@@ -1,6 +1,7 @@
 import Foundation
 import BakeoffCore
 import BakeoffHTTP
+import BakeoffEval
 
 /// The configuration of `bakeoff serve`: where to listen, where to store events, and the experiments the
 /// gateway routes (each a model alias split between upstream OpenAI-compatible servers).
@@ -232,6 +233,8 @@ public struct GatewayExperiment: Sendable {
     public var variants: [GatewayVariant]
     /// `expose_variant` of the experiment, when it sets one (else the gateway's).
     public var exposesVariantSetting: Bool? = nil
+    /// How `bakeoff eval` evaluates it offline (`"eval"`), if the config says.
+    public var eval: GatewayEval? = nil
 
     public func variant(named name: String) -> GatewayVariant? {
         variants.first { $0.name == name }
@@ -254,6 +257,14 @@ public struct GatewayExperiment: Sendable {
     public var planSnapshot: PlanSnapshot {
         PlanSnapshot(config: analysis, allocation: allocation, control: control, defaultMethod: .sequential)
     }
+}
+
+/// An experiment's offline eval: its plan and the judge's endpoint (a variant of its own, sent requests the
+/// same way).
+public struct GatewayEval: Sendable {
+    public var plan: EvalPlan
+    /// Nil when no scorer needs a judge.
+    public var judge: GatewayVariant?
 }
 
 /// Who may call the gateway and what clients see.

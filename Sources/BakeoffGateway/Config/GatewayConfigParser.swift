@@ -1,6 +1,7 @@
 import Foundation
 import BakeoffCore
 import BakeoffHTTP
+import BakeoffEval
 
 /// Problems found so far (shared by the readers of nested objects).
 final class ConfigProblems {
@@ -90,7 +91,8 @@ enum Keys {
     static let store = ["path", "flush_interval_ms", "queue_capacity", "retention_days"]
     static let upstreamDefaults = ["timeout_ms", "connect_timeout_ms"]
     static let experiment = ["name", "model", "control", "split", "per_request_assignment", "log_content",
-                             "analysis", "variants", "expose_variant"]
+                             "analysis", "variants", "expose_variant", "eval"]
+    static let judge = ["upstream", "parameters"]
     static let variant = ["name", "weight", "upstream", "system_prompt", "parameters"]
     static let upstream = ["base_url", "model", "api_key_env", "headers", "timeout_ms", "connect_timeout_ms"]
     /// Keys of an analysis config that the gateway experiment sets itself.
@@ -259,6 +261,7 @@ struct GatewayConfigParser {
         let logContent = e.bool("log_content") ?? context.logContent
         let exposeVariant = e.bool("expose_variant")
         let analysisObject = e.object("analysis")
+        let evalObject = e.object("eval")
 
         // Variants, in file order.
         var parsed: [(variant: GatewayVariant?, weight: Double?, path: String)] = []
@@ -347,6 +350,11 @@ struct GatewayConfigParser {
                                          message: "metric \(JSONWriter.quote(metric.name)) (#\(k + 1)) reads feedback \(JSONWriter.quote(feedback)), which the gateway would refuse: feedback names are 1 to \(Gateway.maxFeedbackNameBytes) letters, digits, \"_\", \".\" or \"-\""))
             }
         }
+        var eval: GatewayEval?
+        if var evalObject {
+            eval = parseEval(&evalObject, context)
+            if eval == nil { return nil }
+        }
         guard let name, let model else { return nil }
         analysis.experiment = name
         analysis.control = control
@@ -356,7 +364,7 @@ struct GatewayConfigParser {
             name: name, model: model, control: control, allocation: allocation,
             assigner: Assigner(experiment: name, allocation: allocation),
             perRequestAssignment: perRequest, logContent: logContent, analysis: analysis, variants: variants,
-            exposesVariantSetting: exposeVariant)
+            exposesVariantSetting: exposeVariant, eval: eval)
     }
 
     func parseVariant(
@@ -388,26 +396,62 @@ struct GatewayConfigParser {
                 v.fail("system_prompt", "must not be empty; leave it out to keep the client's system message")
             } else { systemPrompt = prompt }
         }
-        var parameters: [(key: String, json: String)] = []
-        var parametersOK = true
-        if let raw = v.raw("parameters") {
-            if let dict = raw.object {
-                for key in dict.keys {
-                    if GatewayConfig.refusedParameters.contains(key) {
-                        problems.add(ConfigError(source: v.source, path: v.childPath("parameters") + "." + key,
-                                                 message: refusedParameterMessage(key)))
-                        parametersOK = false
-                        continue
-                    }
-                    parameters.append((key, dict[key]!.jsonText))
-                }
-            } else {
-                v.fail("parameters", "must be an object of sampling parameters, e.g. {\"temperature\": 0.2, \"max_tokens\": 512}, got \(raw.described)")
-                parametersOK = false
-            }
-        }
-        guard let name, let upstream, parametersOK, problemsFree(v) else { return (nil, weight) }
+        let parameters = parseParameters(&v)
+        guard let name, let upstream, let parameters, problemsFree(v) else { return (nil, weight) }
         return (GatewayVariant(name: name, weight: weight ?? 0, upstream: upstream, systemPrompt: systemPrompt, parameters: parameters), weight)
+    }
+
+    /// A variant's (or judge's) `"parameters"`: sampling overrides, each value's JSON text; nil when invalid.
+    func parseParameters(_ v: inout FieldReader) -> [(key: String, json: String)]? {
+        var parameters: [(key: String, json: String)] = []
+        guard let raw = v.raw("parameters") else { return parameters }
+        guard let dict = raw.object else {
+            v.fail("parameters", "must be an object of sampling parameters, e.g. {\"temperature\": 0.2, \"max_tokens\": 512}, got \(raw.described)")
+            return nil
+        }
+        var ok = true
+        for key in dict.keys {
+            if GatewayConfig.refusedParameters.contains(key) {
+                problems.add(ConfigError(source: v.source, path: v.childPath("parameters") + "." + key,
+                                         message: refusedParameterMessage(key)))
+                ok = false
+                continue
+            }
+            parameters.append((key, dict[key]!.jsonText))
+        }
+        return ok ? parameters : nil
+    }
+
+    /// An experiment's `"eval"`: the offline eval's plan (read by BakeoffEval) and the judge's endpoint.
+    func parseEval(_ e: inout FieldReader, _ context: ExperimentContext) -> GatewayEval? {
+        var judge: GatewayVariant?
+        var judgeOK = true
+        if var j = e.object("judge") {
+            defer { j.finish(known: Keys.judge) }
+            var upstream: UpstreamTarget?
+            if var u = j.object("upstream") {
+                upstream = parseUpstream(&u, context)
+            } else if !j.has("upstream") {
+                j.fail("upstream", "a judge needs an \"upstream\": {\"base_url\": \"https://api.openai.com/v1\", \"model\": \"gpt-4o\", \"api_key_env\": \"OPENAI_API_KEY\"}")
+            }
+            // A judge decides, it does not create: temperature 0 unless the config says otherwise.
+            let parameters = j.has("parameters") ? parseParameters(&j) : [("temperature", "0")]
+            if let upstream, let parameters, problemsFree(j) {
+                judge = GatewayVariant(name: "judge", weight: 0, upstream: upstream, systemPrompt: nil, parameters: parameters)
+            } else { judgeOK = false }
+        }
+        let plan: EvalPlan
+        do { plan = try EvalPlan.parse(&e.object) } catch {
+            problems.add(error)
+            return nil
+        }
+        guard judgeOK else { return nil }
+        if plan.needsJudge && judge == nil {
+            let names = plan.scorers.filter { if case .judge = $0 { return true } else { return false } }.map(\.name)
+            e.fail("judge", "the scorer\(names.count == 1 ? "" : "s") \(names.joined(separator: ", ")) need\(names.count == 1 ? "s" : "") a judge: add \"judge\": {\"upstream\": {\"base_url\": ..., \"model\": ..., \"api_key_env\": ...}}")
+            return nil
+        }
+        return GatewayEval(plan: plan, judge: judge)
     }
 
     /// Whether no problem has been recorded at or under `reader`'s path.

@@ -107,15 +107,7 @@ package enum ProxyDecision {
                      wallClock: Int64, started: UInt64, tokens: FeedbackTokenSigner) -> ProxyPlan {
         let variant = a.variant
         let client = a.client
-        let body = client.upstreamBody(model: variant.upstream.model, systemPrompt: variant.systemPrompt, parameters: variant.parameters, forceUsage: client.stream)
-        var headers = ["Content-Type: application/json"]
-        if let key = variant.upstream.apiKey { headers.append("Authorization: Bearer \(key)") }
-        for h in variant.upstream.headers { headers.append("\(h.name): \(h.value)") }
-        if client.stream { headers.append("Accept: text/event-stream") }
-        // Rate-limit headers (retry-after, x-ratelimit-*) go back to the client, whose SDK backs off by them.
-        let upstream = UpstreamRequest(url: variant.upstream.url(endpoint == .chatCompletions ? "/chat/completions" : "/completions"),
-                                       headers: headers, body: body, timeoutMs: variant.upstream.timeoutMs,
-                                       connectTimeoutMs: variant.upstream.connectTimeoutMs, capturesHeaders: true)
+        let upstream = upstreamRequest(client, variant: variant, endpoint: endpoint)
         var record = EventRecord(kind: .request, timestamp: wallClock, experiment: a.experiment.name)
         record.variant = variant.name
         record.userID = a.user ?? requestID
@@ -134,5 +126,20 @@ package enum ProxyDecision {
                                           logContent: logContent, responseHeaders: responseHeaders, started: started,
                                           budgetLimit: config.limits.memoryBudgetBytes, record: record)
         return ProxyPlan(upstream: upstream, record: record, entry: entry, claimsConversation: a.namedConversation != nil, reply: reply)
+    }
+
+    /// The request a variant's upstream gets for a client's request: the body rewritten for the variant (its
+    /// model, system prompt and parameters; usage asked for on streams), its key and headers. `bakeoff eval`
+    /// sends its requests through here too, so what was tested offline is exactly what goes live.
+    package static func upstreamRequest(_ client: ClientRequest, variant: GatewayVariant, endpoint: Endpoint) -> UpstreamRequest {
+        let body = client.upstreamBody(model: variant.upstream.model, systemPrompt: variant.systemPrompt, parameters: variant.parameters, forceUsage: client.stream)
+        var headers = ["Content-Type: application/json"]
+        if let key = variant.upstream.apiKey { headers.append("Authorization: Bearer \(key)") }
+        for h in variant.upstream.headers { headers.append("\(h.name): \(h.value)") }
+        if client.stream { headers.append("Accept: text/event-stream") }
+        // Rate-limit headers (retry-after, x-ratelimit-*) go back to the client, whose SDK backs off by them.
+        return UpstreamRequest(url: variant.upstream.url(endpoint == .chatCompletions ? "/chat/completions" : "/completions"),
+                               headers: headers, body: body, timeoutMs: variant.upstream.timeoutMs,
+                               connectTimeoutMs: variant.upstream.connectTimeoutMs, capturesHeaders: true)
     }
 }

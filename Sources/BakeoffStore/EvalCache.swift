@@ -1,0 +1,141 @@
+import Synchronization
+
+/// What an offline eval has already paid for: every successful model call (a variant's answer, a judge's
+/// verdict), keyed by what determines it, in an SQLite file of its own.
+///
+/// An interrupted eval resumes without calling again for what it has; a new judge re-scores old answers for
+/// free (its key differs, the answers' do not). Only successful calls are kept: a failure is tried again
+/// next time. Results are committed in small batches, so a kill loses at most the last moments' calls.
+public final class EvalCache: Sendable {
+    /// A call's result as kept.
+    public struct Entry: Sendable, Equatable {
+        /// The answer's text (a judge's raw verdict for judge calls).
+        public var text: String
+        public var latencyMs: Double
+        public var ttftMs: Double?
+        public var inputTokens: Int?
+        public var outputTokens: Int?
+
+        public init(text: String, latencyMs: Double, ttftMs: Double? = nil, inputTokens: Int? = nil, outputTokens: Int? = nil) {
+            self.text = text
+            self.latencyMs = latencyMs
+            self.ttftMs = ttftMs
+            self.inputTokens = inputTokens
+            self.outputTokens = outputTokens
+        }
+    }
+
+    /// Migrations of the cache's schema (appended, never edited: see `Migrator`).
+    static let migrator = Migrator([
+        Migration("eval-calls", sql: """
+            CREATE TABLE calls (
+                key TEXT PRIMARY KEY,
+                text TEXT NOT NULL,
+                latency_ms REAL NOT NULL,
+                ttft_ms REAL,
+                input_tokens INTEGER,
+                output_tokens INTEGER,
+                created_at INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            """),
+    ])
+
+    private struct State {
+        var connection: Connection?
+        var pending: [(key: String, entry: Entry, created: Int64)] = []
+        var lookup: Statement?
+        var saved = 0
+    }
+    private let state: Mutex<State>
+    public let path: String
+    /// Entries in the file when it was opened.
+    public let entriesAtOpen: Int
+
+    /// Opens (or creates, mode 0600) the cache at `path`.
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        let connection: Connection
+        do {
+            connection = try Connection(path: path, readOnly: false, label: "eval cache", migrator: Self.migrator)
+        } catch {
+            if error.kind == .damaged || error.kind == .notAStore {
+                throw StoreError(error.kind, path: path, "\(path): not a usable eval cache (\(error.message)); it only saves calls already made: delete it, or give another path, and the eval calls again")
+            }
+            throw error
+        }
+        try connection.execute("PRAGMA synchronous=NORMAL")
+        entriesAtOpen = Int(try connection.scalar("SELECT count(*) FROM calls"))
+        let lookup = try connection.prepare("SELECT text, latency_ms, ttft_ms, input_tokens, output_tokens FROM calls WHERE key = ?1")
+        state = Mutex(State(connection: connection, lookup: lookup))
+    }
+
+    /// The entry kept under `key`, if any (including one saved but not yet committed).
+    public func entry(_ key: String) throws(StoreError) -> Entry? {
+        let result: Result<Entry?, StoreError> = state.withLock { s in
+            if let p = s.pending.last(where: { $0.key == key }) { return .success(p.entry) }
+            guard let lookup = s.lookup else { return .failure(StoreError(.closed, path: path, "\(path): the eval cache is closed")) }
+            lookup.reset()
+            lookup.bind(1, key)
+            do throws(StoreError) {
+                guard try lookup.step() else { return .success(nil) }
+                return .success(Entry(text: lookup.string(0), latencyMs: lookup.double(1),
+                                      ttftMs: lookup.isNull(2) ? nil : lookup.double(2),
+                                      inputTokens: lookup.isNull(3) ? nil : Int(lookup.int(3)),
+                                      outputTokens: lookup.isNull(4) ? nil : Int(lookup.int(4))))
+            } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// Keeps `entry` under `key` (replacing what was there); committed with the next batch.
+    public func save(_ key: String, _ entry: Entry, createdAt: Int64) throws(StoreError) {
+        let full = state.withLock { s -> Bool in
+            s.pending.append((key, entry, createdAt))
+            return s.pending.count >= 64
+        }
+        if full { try commit() }
+    }
+
+    /// Commits what was saved.
+    public func commit() throws(StoreError) {
+        let result: Result<Void, StoreError> = state.withLock { s in
+            guard !s.pending.isEmpty else { return .success(()) }
+            guard let connection = s.connection else { return .failure(StoreError(.closed, path: path, "\(path): the eval cache is closed")) }
+            do throws(StoreError) {
+                try connection.inWriteTransaction { () throws(StoreError) in
+                    let insert = try connection.prepare("""
+                        INSERT OR REPLACE INTO calls (key, text, latency_ms, ttft_ms, input_tokens, output_tokens, created_at)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                        """)
+                    for p in s.pending {
+                        insert.reset()
+                        insert.bind(1, p.key)
+                        insert.bind(2, p.entry.text)
+                        insert.bind(3, Optional(p.entry.latencyMs))
+                        insert.bind(4, p.entry.ttftMs)
+                        insert.bind(5, p.entry.inputTokens)
+                        insert.bind(6, p.entry.outputTokens)
+                        insert.bind(7, p.created)
+                        _ = try insert.step()
+                    }
+                }
+                s.saved += s.pending.count
+                s.pending.removeAll(keepingCapacity: true)
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+
+    /// Entries committed by this process.
+    public var savedCount: Int { state.withLock { $0.saved } }
+
+    /// Commits what is left and closes the file.
+    public func close() throws(StoreError) {
+        try commit()
+        state.withLock { s in
+            s.lookup = nil
+            s.connection = nil
+        }
+    }
+}
