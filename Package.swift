@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffEvalTests", dependencies: ["BakeoffEval", "BakeoffCore", "BakeoffStatistics"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "BakeoffEvalRunnerTests", dependencies: ["BakeoffEvalRunner", "BakeoffEval", "BakeoffCore", "BakeoffHTTP", "BakeoffDevTools", "BakeoffTestSupport"]),
+        .testTarget(name: "BakeoffEvalRunnerTests", dependencies: ["BakeoffEvalRunner", "BakeoffEval", "BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCLI", "BakeoffCore"]),
     ]
 )

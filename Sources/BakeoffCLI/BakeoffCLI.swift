@@ -21,6 +21,7 @@ public enum BakeoffCLI {
         Command(spec: assignSpec, run: runAssign),
         Command(spec: simulateSpec, run: runSimulate),
         Command(spec: calibrateSpec, run: runCalibrate),
+        Command(spec: evalSpec, run: runEval),
         Command(spec: serveSpec, run: runServe),
         Command(spec: exportSpec, run: runExport),
         Command(spec: importSpec, run: runImport),

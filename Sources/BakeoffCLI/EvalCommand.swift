@@ -1,0 +1,114 @@
+import BakeoffCore
+import BakeoffEval
+import BakeoffEvalRunner
+import BakeoffGateway
+import BakeoffHTTP
+import BakeoffReport
+import BakeoffStore
+import Foundation
+import Synchronization
+
+let evalSpec = CommandSpec(
+    "eval",
+    summary: "Offline A/B: a dataset of requests through every variant, scored and judged",
+    usage: ["--config FILE --dataset REQUESTS.jsonl [--experiment NAME] [options]"],
+    about: "Sends every request of the dataset to every variant of the experiment exactly as `bakeoff serve` would (same upstream, model, system prompt, parameters), scores the answers with the scorers of the experiment's \"eval\" in the config (exact match, JSON, ROUGE-L, an LLM judge pairwise in both orders, ...), and reports which variant is better, by how much, how sure, and whether it should go live. Calls already made are kept in a cache, so an interrupted run resumes without paying twice.",
+    options: [
+        .single("--config", "FILE", "The gateway config; the experiment's \"eval\" holds the scorers and the plan"),
+        .single("--dataset", "FILE", "Requests as JSON Lines: id, messages (or prompt), optional reference and metadata"),
+        .single("--experiment", "NAME", "The experiment to evaluate", default: "the config's only experiment with an \"eval\""),
+        .single("--cache", "FILE", "The results cache (SQLite)", default: "bakeoff-eval.db"),
+        .flag("--no-cache", "Call everything again and keep nothing"),
+        .single("--repetitions", "K", "Answers per request and variant (overrides the config's)"),
+        .single("--concurrency", "N", "Calls in flight per upstream (overrides the config's)"),
+        .single("--limit", "N", "Only the first N requests of the dataset"),
+        .choice("--format", ReportFormat.self, "Output format; html is a page with charts and the answers side by side", default: "table"),
+        .single("--output", "FILE", "Write the report there instead of standard output"),
+    ]
+)
+
+@Sendable func runEval(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
+    guard let configPath = args.string("--config") else { throw UsageError("give the config: bakeoff eval --config bakeoff.json --dataset requests.jsonl") }
+    guard let datasetPath = args.string("--dataset") else { throw UsageError("give the requests: --dataset requests.jsonl (JSON Lines with id and messages; bakeoff sample draws one from the gateway's store)") }
+    let config = try GatewayConfig.load(path: configPath)
+    let experiment = try chooseEvalExperiment(config, named: args.string("--experiment"))
+    guard var eval = experiment.eval else {
+        throw UsageError("experiment \(experiment.name) has no \"eval\" in \(configPath): add one with its scorers, e.g. \"eval\": {\"judge\": {\"upstream\": {...}}, \"scorers\": [{\"type\": \"judge_pairwise\"}]} (README, \"Offline evals\")")
+    }
+    if let k = try args.int("--repetitions", in: 1...100, rule: "from 1 to 100") { eval.plan.repetitions = k }
+    if let n = try args.int("--concurrency", in: 1...1024, rule: "from 1 to 1024") { eval.plan.concurrency = n }
+    let limit = try args.int("--limit", in: 1...Int.max, rule: "at least 1")
+    let format = args.choice("--format", ReportFormat.self) ?? .table
+    let outputPath = args.string("--output")
+
+    var items = try EvalDataset.read(path: console.inputPath(datasetPath))
+    guard !items.isEmpty else { throw UsageError("\(datasetPath) holds no requests") }
+    if let limit, limit < items.count { items = Array(items.prefix(limit)) }
+
+    var cache: EvalCache?
+    if !args.flag("--no-cache") {
+        let path = args.string("--cache") ?? "bakeoff-eval.db"
+        cache = try EvalCache(path: path)
+        if cache!.entriesAtOpen > 0 { console.printError("cache \(path): \(group(cache!.entriesAtOpen)) calls kept from earlier runs are not made again") }
+    } else if args.string("--cache") != nil {
+        throw UsageError("give either --cache or --no-cache")
+    }
+
+    let transport = UpstreamClient()
+    defer { transport.shutdown() }
+    // Progress comes from the upstream client's threads: the bar is drawn under a lock.
+    let bar = Mutex(ProgressBar(label: "eval \(experiment.name)", unit: "calls", scale: 1, console: console))
+    let runner = EvalRunner(experiment: experiment, eval: eval, items: items, transport: transport, cache: cache,
+                            progress: { p in bar.withLock { $0.update(done: Int64(p.done), total: Int64(p.total)) } })
+    let (observations, stats): (EvalObservations, EvalRunStats)
+    do {
+        (observations, stats) = try runner.run()
+        bar.withLock { $0.finish() }
+    } catch {
+        bar.withLock { $0.finish() }
+        throw error
+    }
+    try cache?.close()
+
+    var summary = "\(group(stats.calls)) calls in \(fixedString(stats.seconds, 1)) s (\(group(stats.retries)) retries)"
+    if stats.cachedAnswers + stats.cachedJudgments > 0 { summary += "; \(group(stats.cachedAnswers)) answers and \(group(stats.cachedJudgments)) verdicts from the cache" }
+    if stats.failedAnswers > 0 { summary += "; \(group(stats.failedAnswers)) answers failed after their retries (left out; run again to retry them)" }
+    if stats.failedJudgments > 0 { summary += "; \(group(stats.failedJudgments)) judge calls failed" }
+    if stats.unparseableJudgments > 0 { summary += "; \(group(stats.unparseableJudgments)) judge answers had no verdict" }
+    console.printError(summary)
+    let answered = observations.answers.filter(\.ok).count
+    if answered == 0 {
+        let reason = observations.answers.first?.error ?? "no answer"
+        console.printError("no variant answered any request: \(reason)")
+        return .failure
+    }
+
+    let report = EvalAnalysis.run(observations, EvalAnalysis.Context(experiment: experiment.name, dataset: datasetPath, plan: eval.plan))
+    let text = report.render(format)
+    if let outputPath {
+        do { try text.write(toFile: outputPath, atomically: true, encoding: .utf8) } catch {
+            throw UsageError("--output \(outputPath): cannot write: \(error.localizedDescription)")
+        }
+        console.printError("report written to \(outputPath)")
+    } else {
+        try console.output.write(text)
+    }
+    return .ok
+}
+
+/// The experiment `bakeoff eval` evaluates: the one named, or the only one with an "eval".
+func chooseEvalExperiment(_ config: GatewayConfig, named name: String?) throws -> GatewayExperiment {
+    if let name {
+        guard let e = config.experiment(named: name) else {
+            let names = config.experiments.map(\.name)
+            var message = "no experiment \"\(name)\" in \(config.source) (experiments: \(names.joined(separator: ", ")))"
+            if let guess = closestName(name, among: names) { message += "; did you mean \"\(guess)\"?" }
+            throw UsageError(message)
+        }
+        return e
+    }
+    let withEval = config.experiments.filter { $0.eval != nil }
+    if withEval.count == 1 { return withEval[0] }
+    if config.experiments.count == 1 { return config.experiments[0] }
+    throw UsageError("\(config.source) has \(withEval.isEmpty ? "no experiment with an \"eval\"" : "several experiments with an \"eval\""): choose one with --experiment (\((withEval.isEmpty ? config.experiments : withEval).map(\.name).joined(separator: ", ")))")
+}

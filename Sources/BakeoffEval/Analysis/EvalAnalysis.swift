@@ -1,0 +1,402 @@
+import BakeoffCore
+import BakeoffStatistics
+import Foundation
+
+/// Turns an eval's observations into its report: every comparison paired by request (the unit that was
+/// sampled: repetitions and both judging orders are averaged within it), Holm across the scorers and
+/// variants, guardrails, the decision.
+public enum EvalAnalysis {
+    /// What the analysis needs besides the observations.
+    public struct Context: Sendable {
+        public var experiment: String
+        public var dataset: String
+        public var plan: EvalPlan
+        /// Seed of the resampling (Bradley-Terry intervals).
+        public var seed: UInt64 = 1
+        /// Requests shown side by side in the report, at most.
+        public var differencesShown = 10
+        /// The live test's users per group, when it can be planned (see `EvalDecision.liveUsersPerGroup`).
+        public var liveUsersPerGroup: Int?
+        public var livePlanHint: String?
+
+        public init(experiment: String, dataset: String, plan: EvalPlan) {
+            self.experiment = experiment
+            self.dataset = dataset
+            self.plan = plan
+        }
+    }
+
+    public static func run(_ o: EvalObservations, _ context: Context) -> EvalReport {
+        let plan = context.plan
+        let alpha = plan.alpha
+        let k = o.variants.count
+        let n = o.items.count
+        let others = (0..<k).filter { $0 != o.control }
+
+        // Answers by (item, variant): the repetitions.
+        var answers = [[EvalAnswer]](repeating: [], count: n * k)
+        for a in o.answers { answers[a.item * k + a.variant].append(a) }
+
+        // Per scorer (not pairwise), per request and variant: the mean over repetitions of its scores.
+        var perRequest: [[[Double?]]] = []  // [scorer][variant][item]
+        for scorer in plan.scorers {
+            var table = [[Double?]](repeating: [Double?](repeating: nil, count: n), count: k)
+            switch scorer {
+            case .deterministic(let d):
+                for i in 0..<n {
+                    for v in 0..<k {
+                        let values: [Double] = answers[i * k + v].compactMap { a in
+                            guard a.ok, case .value(let x) = d.score(answer: a.text!, reference: o.items[i].reference) else { return nil }
+                            return x
+                        }
+                        if !values.isEmpty { table[v][i] = values.reduce(0, +) / Double(values.count) }
+                    }
+                }
+            case .judge(let j) where !j.isPairwise:
+                var sums = [[Double]](repeating: [Double](repeating: 0, count: n), count: k)
+                var counts = [[Int]](repeating: [Int](repeating: 0, count: n), count: k)
+                let index = plan.scorers.firstIndex { $0.name == j.name }!
+                for judgment in o.judgments where judgment.scorer == index {
+                    guard let s = judgment.score else { continue }
+                    sums[judgment.first][judgment.item] += s
+                    counts[judgment.first][judgment.item] += 1
+                }
+                for v in 0..<k { for i in 0..<n where counts[v][i] > 0 { table[v][i] = sums[v][i] / Double(counts[v][i]) } }
+            case .judge:
+                break
+            }
+            perRequest.append(table)
+        }
+
+        // Scorer comparisons.
+        var scores: [PairedComparison] = []
+        for (s, scorer) in plan.scorers.enumerated() where !scorer.isPairwise {
+            for v in others {
+                let binary = scorer.kind == .binary && o.repetitions == 1
+                if let c = compare(name: scorer.name, variant: o.variants[v], control: perRequest[s][o.control], candidate: perRequest[s][v],
+                                   binary: binary, direction: scorer.direction, alpha: alpha, wilcoxon: scorer.kind == .numeric) {
+                    scores.append(c)
+                }
+            }
+        }
+
+        // Pairwise judges.
+        var winRates: [WinRate] = []
+        var rankings: [Ranking] = []
+        var requestScores: [String: [Int: [Double?]]] = [:]  // scorer -> variant -> per item score vs control
+        for (s, scorer) in plan.scorers.enumerated() where scorer.isPairwise {
+            let judgments = o.judgments.filter { $0.scorer == s }
+            for v in others {
+                let (rate, itemScores) = winRate(scorer: scorer.name, judgments: judgments, variant: v, control: o.control,
+                                                 names: o.variants, items: n, repetitions: o.repetitions, alpha: alpha)
+                if let rate { winRates.append(rate) }
+                requestScores[scorer.name, default: [:]][v] = itemScores
+            }
+            if k >= 3 { rankings.append(ranking(scorer: scorer.name, judgments: judgments, o: o, seed: context.seed, alpha: alpha)) }
+        }
+
+        // Holm across every scorer comparison and win rate.
+        let pValues = scores.map(\.pValue) + winRates.map(\.pValue)
+        let adjusted = MultipleComparisons.adjustedPValues(pValues, correction: .holm)
+        for i in scores.indices { scores[i].adjustedPValue = adjusted[i] }
+        for i in winRates.indices { winRates[i].adjustedPValue = adjusted[scores.count + i] }
+
+        // Call metrics, paired by request.
+        var metrics: [PairedComparison] = []
+        var callSummaries: [VariantCalls] = []
+        for v in 0..<k {
+            var all: [EvalAnswer] = []
+            for i in 0..<n { all += answers[i * k + v] }
+            let ok = all.filter(\.ok)
+            let latencies = ok.compactMap(\.latencyMs).sorted()
+            var errors: [String: Int] = [:]
+            for a in all where !a.ok { errors[a.error ?? a.status, default: 0] += 1 }
+            callSummaries.append(VariantCalls(
+                variant: o.variants[v], answers: all.count, failed: all.count - ok.count, cached: all.filter(\.cached).count,
+                retries: all.reduce(0) { $0 + max(0, $1.attempts - 1) },
+                meanLatencyMs: mean(latencies), p95LatencyMs: latencies.isEmpty ? nil : latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.95).rounded(.up)) - 1)],
+                meanTTFTMs: mean(ok.compactMap(\.ttftMs)), meanInputTokens: mean(ok.compactMap { $0.inputTokens.map(Double.init) }),
+                meanOutputTokens: mean(ok.compactMap { $0.outputTokens.map(Double.init) }),
+                commonError: errors.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key))
+        }
+        for metric in EvalCallMetric.allCases {
+            func value(_ a: [EvalAnswer]) -> Double? {
+                switch metric {
+                case .errorRate: return a.isEmpty ? nil : Double(a.filter { !$0.ok }.count) / Double(a.count)
+                case .latencyMs: return mean(a.filter(\.ok).compactMap(\.latencyMs))
+                case .ttftMs: return mean(a.filter(\.ok).compactMap(\.ttftMs))
+                case .inputTokens: return mean(a.filter(\.ok).compactMap { $0.inputTokens.map(Double.init) })
+                case .outputTokens: return mean(a.filter(\.ok).compactMap { $0.outputTokens.map(Double.init) })
+                }
+            }
+            let control = (0..<n).map { value(answers[$0 * k + o.control]) }
+            for v in others {
+                let candidate = (0..<n).map { value(answers[$0 * k + v]) }
+                if let c = compare(name: metric.rawValue, variant: o.variants[v], control: control, candidate: candidate,
+                                   binary: false, direction: -1, alpha: alpha, wilcoxon: metric != .errorRate) {
+                    metrics.append(c)
+                }
+            }
+        }
+
+        // Guardrails.
+        var guardrails: [GuardrailCheck] = []
+        for g in plan.guardrails {
+            for v in others {
+                let comparison: PairedComparison?
+                switch g.target {
+                case .scorer(let name): comparison = scores.first { $0.name == name && $0.variant == o.variants[v] }
+                case .metric(let m): comparison = metrics.first { $0.name == m.rawValue && $0.variant == o.variants[v] }
+                }
+                guard let c = comparison, let direction = c.direction else { continue }
+                let margin = g.relative ? g.margin * abs(c.controlMean) : g.margin
+                // Worsening: positive when the variant is worse.
+                let worsening = -Double(direction) * c.difference
+                let worstCase = direction > 0 ? -(c.ciLow) : c.ciHigh
+                let state: GuardrailCheck.State = worsening > margin ? .breached : worstCase > margin ? .unclear : .holds
+                let marginText = g.relative ? "\(evalNumber(g.margin * 100))% of the control's \(evalNumber(c.controlMean))" : evalNumber(g.margin)
+                guardrails.append(GuardrailCheck(name: g.name, variant: o.variants[v], state: state, worsening: worsening,
+                                                 worstCase: worstCase, margin: margin, marginText: marginText))
+            }
+        }
+
+        // The requests where variants differ most on the primary scorer.
+        var differences: [ItemDifference] = []
+        let primaryIndex = plan.scorers.firstIndex { $0.name == plan.primary }
+        for v in others {
+            var candidates: [(Int, Double)] = []
+            if let p = primaryIndex {
+                if plan.scorers[p].isPairwise {
+                    let s = requestScores[plan.primary]?[v] ?? []
+                    for (i, x) in s.enumerated() { if let x, x != 0.5 { candidates.append((i, x - 0.5)) } }
+                } else {
+                    for i in 0..<n {
+                        if let a = perRequest[p][v][i], let b = perRequest[p][o.control][i], a != b { candidates.append((i, a - b)) }
+                    }
+                }
+            }
+            candidates.sort { abs($0.1) > abs($1.1) || (abs($0.1) == abs($1.1) && $0.0 < $1.0) }
+            for (i, d) in candidates.prefix(context.differencesShown) {
+                guard let va = answers[i * k + v].first(where: \.ok)?.text, let ca = answers[i * k + o.control].first(where: \.ok)?.text else { continue }
+                differences.append(ItemDifference(item: o.items[i].id, variant: o.variants[v], question: o.items[i].judgeQuestion,
+                                                  controlAnswer: ca, variantAnswer: va, reference: o.items[i].reference, difference: d))
+            }
+        }
+
+        var judgeProblems: [(String, Int, Int)] = []
+        for (s, scorer) in plan.scorers.enumerated() {
+            guard case .judge = scorer else { continue }
+            let js = o.judgments.filter { $0.scorer == s }
+            let failed = js.filter { $0.raw == nil }.count
+            let unparseable = js.filter { $0.raw != nil && $0.verdict == nil && $0.score == nil }.count
+            judgeProblems.append((scorer.name, failed, unparseable))
+        }
+
+        let decision = decide(plan: plan, names: o.variants, control: o.control, scores: scores, winRates: winRates,
+                              guardrails: guardrails, context: context, requests: n)
+        return EvalReport(experiment: context.experiment, dataset: context.dataset, variants: o.variants, control: o.control,
+                          requests: n, repetitions: o.repetitions, alpha: alpha, primary: plan.primary, calls: callSummaries,
+                          scores: scores, winRates: winRates, rankings: rankings, metrics: metrics, guardrails: guardrails,
+                          differences: differences, decision: decision, judgeProblems: judgeProblems, live: nil)
+    }
+
+    /// A variant against the control on per-request values; nil when no request has both.
+    static func compare(name: String, variant: String, control: [Double?], candidate: [Double?], binary: Bool,
+                        direction: Int?, alpha: Double, wilcoxon: Bool) -> PairedComparison? {
+        var a: [Double] = [], b: [Double] = []
+        for (x, y) in zip(control, candidate) { if let x, let y { a.append(x); b.append(y) } }
+        guard !a.isEmpty else { return nil }
+        let d = zip(b, a).map { $0 - $1 }
+        let t = PairedStatistics.pairedT(d, alpha: alpha)
+        var c = PairedComparison(name: name, variant: variant, binary: binary, direction: direction, requests: a.count,
+                                 controlMean: a.reduce(0, +) / Double(a.count), variantMean: b.reduce(0, +) / Double(b.count),
+                                 difference: t.mean, ciLow: t.ciLow, ciHigh: t.ciHigh, test: .pairedT, pValue: t.p,
+                                 sdDifference: t.sd)
+        if binary {
+            let onlyVariant = zip(a, b).filter { $0.0 == 0 && $0.1 == 1 }.count
+            let onlyControl = zip(a, b).filter { $0.0 == 1 && $0.1 == 0 }.count
+            c.test = .mcnemar
+            c.pValue = McNemarTest.exactPValue(onlyFirst: onlyVariant, onlySecond: onlyControl)
+            c.onlyVariant = onlyVariant
+            c.onlyControl = onlyControl
+        } else if wilcoxon {
+            c.wilcoxonP = PairedStatistics.wilcoxon(d)
+        }
+        return c
+    }
+
+    /// The win rate of `variant` over `control` by one pairwise judge, and each request's score.
+    static func winRate(scorer: String, judgments: [EvalJudgment], variant v: Int, control c: Int, names: [String],
+                        items n: Int, repetitions: Int, alpha: Double) -> (WinRate?, [Double?]) {
+        // Per (item, repetition): the verdicts in each order, as "variant won" 1 / tie 0.5 / lost 0.
+        var orderVC = [Double?](repeating: nil, count: n * repetitions)  // variant shown first
+        var orderCV = [Double?](repeating: nil, count: n * repetitions)  // control shown first
+        var firstPicks = 0, decisive = 0
+        for j in judgments {
+            guard let second = j.second, let verdict = j.verdict else { continue }
+            let slot = j.item * repetitions + j.repetition
+            let value: Double
+            switch verdict {
+            case .tie: value = 0.5
+            case .first: value = j.first == v ? 1 : 0
+            case .second: value = second == v ? 1 : 0
+            }
+            if j.first == v && second == c { orderVC[slot] = value } else if j.first == c && second == v { orderCV[slot] = value } else { continue }
+            if verdict != .tie { decisive += 1; if verdict == .first { firstPicks += 1 } }
+        }
+        var itemScores = [Double?](repeating: nil, count: n)
+        var flips = 0, pairsJudged = 0, used = 0
+        for i in 0..<n {
+            var values: [Double] = []
+            for r in 0..<repetitions {
+                let slot = i * repetitions + r
+                switch (orderVC[slot], orderCV[slot]) {
+                case (let x?, let y?):
+                    pairsJudged += 1
+                    used += 2
+                    // Consistent in both orders, or else a tie (MT-Bench's rule).
+                    if x == y { values.append(x) } else { values.append(0.5); flips += 1 }
+                case (let x?, nil), (nil, let x?):
+                    used += 1
+                    values.append(x)
+                case (nil, nil):
+                    break
+                }
+            }
+            if !values.isEmpty { itemScores[i] = values.reduce(0, +) / Double(values.count) }
+        }
+        let scores = itemScores.compactMap { $0 }
+        guard !scores.isEmpty else { return (nil, itemScores) }
+        let wins = scores.filter { $0 > 0.5 }.count, losses = scores.filter { $0 < 0.5 }.count
+        let t = PairedStatistics.pairedT(scores.map { $0 - 0.5 }, alpha: alpha)
+        let rate = WinRate(scorer: scorer, variant: names[v], requests: scores.count, wins: wins, ties: scores.count - wins - losses,
+                           losses: losses, winRate: 0.5 + t.mean, ciLow: max(0, 0.5 + t.ciLow), ciHigh: min(1, 0.5 + t.ciHigh),
+                           pValue: PairedStatistics.signTest(wins: wins, losses: losses), adjustedPValue: nil,
+                           firstPositionRate: decisive > 0 ? Double(firstPicks) / Double(decisive) : nil,
+                           flipRate: pairsJudged > 0 ? Double(flips) / Double(pairsJudged) : nil, judgments: used, sdScore: t.sd)
+        return (rate, itemScores)
+    }
+
+    /// Bradley-Terry strengths of all variants by one pairwise judge, with intervals from resampling requests.
+    static func ranking(scorer: String, judgments: [EvalJudgment], o: EvalObservations, seed: UInt64, alpha: Double) -> Ranking {
+        let k = o.variants.count
+        // Per request: its comparisons (each verdict counts; a tie is half a win each).
+        var byItem = [[(Int, Int, Double)]](repeating: [], count: o.items.count)
+        for j in judgments {
+            guard let second = j.second, let verdict = j.verdict else { continue }
+            switch verdict {
+            case .first: byItem[j.item].append((j.first, second, 1))
+            case .second: byItem[j.item].append((second, j.first, 1))
+            case .tie: byItem[j.item].append((j.first, second, 0.5)); byItem[j.item].append((second, j.first, 0.5))
+            }
+        }
+        func fit(_ clusters: [[(Int, Int, Double)]]) -> [Double]? {
+            var wins = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
+            for cluster in clusters { for (w, l, x) in cluster { wins[w][l] += x } }
+            return PairedStatistics.bradleyTerry(count: k, wins: wins, reference: o.control)
+        }
+        let point = fit(byItem)
+        var samples = [[Double]](repeating: [], count: k)
+        var skipped = 0
+        var random = seed
+        func next() -> UInt64 {
+            random = random &+ 0x9E37_79B9_7F4A_7C15
+            var z = random
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let replicates = 400
+        if point != nil, !byItem.isEmpty {
+            for _ in 0..<replicates {
+                let resample = (0..<byItem.count).map { _ in byItem[Int(next() % UInt64(byItem.count))] }
+                if let s = fit(resample) { for v in 0..<k { samples[v].append(s[v]) } } else { skipped += 1 }
+            }
+        }
+        var entries: [Ranking.Entry] = []
+        for v in 0..<k {
+            let s = point?[v] ?? .nan
+            var low: Double?, high: Double?
+            let sorted = samples[v].sorted()
+            if sorted.count >= 20, v != o.control {
+                low = sorted[Int((Double(sorted.count - 1) * alpha / 2).rounded())]
+                high = sorted[Int((Double(sorted.count - 1) * (1 - alpha / 2)).rounded())]
+            }
+            entries.append(Ranking.Entry(variant: o.variants[v], strength: s, ciLow: low, ciHigh: high, winProbability: 1 / (1 + exp(-s))))
+        }
+        return Ranking(scorer: scorer, entries: entries, skippedResamples: skipped)
+    }
+
+    /// Promote, do not promote, or needs more requests: on the primary scorer and the guardrails.
+    static func decide(plan: EvalPlan, names: [String], control: Int, scores: [PairedComparison], winRates: [WinRate],
+                       guardrails: [GuardrailCheck], context: Context, requests: Int) -> EvalDecision {
+        let alpha = plan.alpha
+        let primaryIsPairwise = plan.scorer(named: plan.primary)?.isPairwise ?? false
+        let candidates = names.indices.filter { $0 != control }.map { names[$0] }
+        // The best candidate on the primary scorer.
+        func strength(_ variant: String) -> Double {
+            if primaryIsPairwise { return winRates.first { $0.scorer == plan.primary && $0.variant == variant }?.winRate ?? 0 }
+            guard let c = scores.first(where: { $0.name == plan.primary && $0.variant == variant }) else { return -.infinity }
+            return c.difference * Double(c.direction ?? 1)
+        }
+        let variant = candidates.max { strength($0) < strength($1) } ?? names[control]
+        var decision = EvalDecision(action: .needsMoreRequests, variant: variant, reasons: [])
+        let breached = guardrails.filter { $0.variant == variant && $0.state == .breached }
+        let unclear = guardrails.filter { $0.variant == variant && $0.state == .unclear }
+        var verdict = 0
+        var primaryText = ""
+        var requestsNeeded: Int?
+        if primaryIsPairwise, let w = winRates.first(where: { $0.scorer == plan.primary && $0.variant == variant }) {
+            verdict = w.verdict(alpha: alpha)
+            primaryText = "\(plan.primary): \(variant) wins \(evalPercent(w.winRate)) of requests against \(names[control]) (\(evalPercent(w.ciLow)) to \(evalPercent(w.ciHigh)), sign test p = \(formatP(w.adjustedPValue ?? w.pValue)) after Holm)"
+            let target = plan.minimumEffect ?? (w.winRate > 0.5 ? w.winRate : 0.55)
+            let tieRate = w.requests > 0 ? Double(w.ties) / Double(w.requests) : 0
+            requestsNeeded = PairedStatistics.requestsForWinRate(target, tieRate: min(tieRate, 0.95), alpha: alpha / Double(max(1, scores.count + winRates.count)), power: plan.power)
+        } else if let c = scores.first(where: { $0.name == plan.primary && $0.variant == variant }) {
+            verdict = c.verdict(alpha: alpha)
+            primaryText = "\(plan.primary): \(evalNumber(c.variantMean)) against \(evalNumber(c.controlMean)) for \(names[control]) (difference \(evalSigned(c.difference)), \(evalSigned(c.ciLow)) to \(evalSigned(c.ciHigh)), p = \(formatP(c.adjustedPValue ?? c.pValue)) after Holm)"
+            let delta = plan.minimumEffect ?? c.difference
+            requestsNeeded = PairedStatistics.requestsForMeanDifference(delta, sd: c.sdDifference, alpha: alpha / Double(max(1, scores.count + winRates.count)), power: plan.power)
+        } else {
+            decision.reasons = [primaryIsPairwise
+                ? "the judge \(plan.primary) gave no usable verdict on \(variant) against \(names[control]) (see the judge's problems below)"
+                : "the primary scorer \(plan.primary) has no paired results: no request has a score for both \(variant) and \(names[control])"]
+            return decision
+        }
+        if !breached.isEmpty {
+            decision.action = .doNotPromote
+            decision.reasons = breached.map { "guardrail \($0.name) got worse beyond its margin (\(evalSigned($0.worsening)) worse; margin \($0.marginText))" } + [primaryText]
+        } else if verdict < 0 {
+            decision.action = .doNotPromote
+            decision.reasons = ["\(variant) is worse than \(names[control]) on the primary scorer: " + primaryText]
+        } else if verdict > 0 && unclear.isEmpty {
+            decision.action = .promote
+            decision.reasons = [primaryText] + (guardrails.isEmpty ? [] : ["every guardrail holds"])
+            decision.liveUsersPerGroup = context.liveUsersPerGroup
+            decision.livePlanHint = context.livePlanHint
+        } else {
+            decision.action = .needsMoreRequests
+            decision.reasons = [verdict > 0 ? primaryText : "no significant difference yet: " + primaryText]
+            decision.reasons += unclear.map { "guardrail \($0.name) is not yet shown to hold (up to \(evalSigned($0.worstCase)) worse; margin \($0.marginText))" }
+            if let needed = requestsNeeded, needed > requests {
+                decision.requestsNeeded = needed
+            }
+        }
+        return decision
+    }
+
+    static func mean(_ x: [Double]) -> Double? { x.isEmpty ? nil : x.reduce(0, +) / Double(x.count) }
+}
+
+/// A value in a sentence: three significant digits, whole numbers as they are.
+package func evalNumber(_ x: Double) -> String {
+    if x.isNaN { return "n/a" }
+    if x == x.rounded() && abs(x) < 1e9 { return String(Int(x)) }
+    return significant(x, 3)
+}
+
+/// A difference with its sign.
+package func evalSigned(_ x: Double) -> String { (x > 0 ? "+" : "") + evalNumber(x) }
+
+/// A share as a percentage ("61.5%").
+package func evalPercent(_ x: Double) -> String { fixed(x * 100, 1) + "%" }
