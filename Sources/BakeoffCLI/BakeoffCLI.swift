@@ -26,6 +26,7 @@ public enum BakeoffCLI {
         Command(spec: exportSpec, run: runExport),
         Command(spec: importSpec, run: runImport),
         Command(spec: mockUpstreamSpec, run: runMockUpstream),
+        Command(spec: mockDatasetSpec, run: runMockDataset),
         Command(spec: loadSpec, run: runLoad),
         Command(spec: trafficSpec, run: runTraffic),
     ]

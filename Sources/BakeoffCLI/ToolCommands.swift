@@ -22,8 +22,30 @@ let mockUpstreamSpec = CommandSpec(
         .single("--reply-prefix", "TEXT", "Put TEXT at the start of every reply (e.g. to tell variants apart)"),
         .seed("Seed of the deterministic reply words and random draws"),
         .single("--threads", "N", "Server threads", default: "2"),
+        .repeatable("--quality", "MODEL=P", "Requests for MODEL are answered correctly with probability P (0 to 1): the reply is the question's expected answer, else a wrong one; may be repeated"),
+        .single("--quality-noise", "F", "Share of --quality calls whose correctness is a fresh draw, not the question's difficulty (repetitions then differ)", default: "0"),
+        .repeatable("--judge-model", "NAME", "Requests for NAME are judged as MT-Bench judge prompts (pairwise [[A]]/[[B]]/[[C]], Rating: [[k]], [[YES]]/[[NO]]); may be repeated"),
+        .single("--judge-position-bias", "F", "Share of pairwise judge calls answered [[A]] whatever the answers", default: "0"),
+        .single("--judge-garbage-rate", "F", "Share of judge calls answered without any verdict", default: "0"),
     ],
-    notes: "--latency-ms 0 --jitter-ms 0 --tokens-per-second 0 answers at once, for overhead benchmarks."
+    notes: """
+    --latency-ms 0 --jitter-ms 0 --tokens-per-second 0 answers at once, for overhead benchmarks.
+
+    For offline evals: the question of a request is its last user message (system messages are ignored) or its prompt. Each question has one expected answer (3 to 6 words, the reference of bakeoff mock-dataset) and a difficulty, uniform in 0 to 1 and the same for every model; a --quality model answers correctly when the difficulty is below P, so the expected rate of correct answers is exactly P (with --quality-noise too) and, without noise, a better model gets right what a worse one does. A judge finds the question and answers by MT-Bench's markers ([User Question], [The Start of Assistant A's Answer], ...; pointwise [Question], [The Start of Assistant's Answer]); an answer is good when it is the expected answer. A judge prompt without the markers gets a 400 error.
+    """
+)
+
+let mockDatasetSpec = CommandSpec(
+    "mock-dataset",
+    summary: "Write a synthetic eval dataset that the mock upstream grades",
+    usage: ["--size N [options]"],
+    about: "Writes N support-bot questions as an eval dataset in JSON Lines, one request a line: {\"id\", \"messages\": [one user message], \"reference\", \"metadata\": {\"topic\"}}. Each reference is the answer mock-upstream gives to the question when a graded model (its quality option) answers it correctly. The same --seed and --topics give the same dataset.",
+    options: [
+        .single("--size", "N", "Number of requests"),
+        .seed("Seed of the questions and their topics"),
+        .single("--topics", "LIST", "Comma-separated topics; billing, shipping, account, returns and technical have their own questions, other names generic ones", default: "billing,shipping,account,returns,technical"),
+        .single("--output", "FILE", "Write to FILE instead of stdout (- is stdout)"),
+    ]
 )
 
 let loadSpec = CommandSpec(
@@ -54,6 +76,19 @@ enum LoadFormat: String, CaseIterable {
 
 /// Serves until SIGTERM or SIGINT (process-wide signal handlers).
 @Sendable func runMockUpstream(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
+    let options = try mockUpstreamOptions(args)
+    let stop = StopSignal()
+
+    let mock = MockUpstream(options: options)
+    try mock.start()
+    console.note("mock-upstream listening on \(mock.baseURL)")
+    stop.wait()
+    mock.stop(graceSeconds: 1)
+    return .ok
+}
+
+/// The mock's options from `mock-upstream`'s arguments, every value checked.
+package func mockUpstreamOptions(_ args: ParsedArguments) throws(UsageError) -> MockUpstream.Options {
     var options = MockUpstream.Options()
     guard let port = try args.int("--port") else { throw UsageError("--port is required (0 picks a free port)") }
     guard (0...65535).contains(port) else { throw UsageError("--port must be between 0 and 65535, got \(port)") }
@@ -68,14 +103,56 @@ enum LoadFormat: String, CaseIterable {
     if let seed = args.seed("--seed") { options.seed = seed }
     if let v = try args.int("--threads", in: 1...64, rule: "between 1 and 64") { options.threads = v }
     if let prefix = args.string("--reply-prefix") { options.replyPrefix = prefix }
+    for entry in args.strings("--quality") {
+        guard let equals = entry.lastIndex(of: "="), equals != entry.startIndex else {
+            throw UsageError("--quality needs MODEL=P, e.g. support-v1=0.6, got \"\(entry)\"")
+        }
+        let model = String(entry[..<equals]), text = String(entry[entry.index(after: equals)...])
+        guard let p = Double(text), (0...1).contains(p) else {
+            throw UsageError("--quality \(model) must be a probability between 0 and 1, got \"\(text)\"")
+        }
+        guard options.quality[model] == nil else { throw UsageError("--quality gives \(model) twice") }
+        options.quality[model] = p
+    }
+    if let v = try args.double("--quality-noise", in: 0...1, rule: "between 0 and 1") { options.qualityNoise = v }
+    for model in args.strings("--judge-model") {
+        guard !model.isEmpty else { throw UsageError("--judge-model needs a model name") }
+        guard options.quality[model] == nil else {
+            throw UsageError("\(model) is given both --quality and --judge-model; a model is graded or a judge, not both")
+        }
+        options.judgeModels.insert(model)
+    }
+    if let v = try args.double("--judge-position-bias", in: 0...1, rule: "between 0 and 1") { options.judgePositionBias = v }
+    if let v = try args.double("--judge-garbage-rate", in: 0...1, rule: "between 0 and 1") { options.judgeGarbageRate = v }
+    return options
+}
 
-    let stop = StopSignal()
-
-    let mock = MockUpstream(options: options)
-    try mock.start()
-    console.note("mock-upstream listening on \(mock.baseURL)")
-    stop.wait()
-    mock.stop(graceSeconds: 1)
+@Sendable func runMockDataset(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
+    guard let size = try args.int("--size", in: 1...10_000_000, rule: "between 1 and 10000000") else {
+        throw UsageError("--size N is required (the number of requests)")
+    }
+    var topics = MockQuality.builtInTopics
+    if let list = args.string("--topics") {
+        topics = []
+        for name in list.split(separator: ",", omittingEmptySubsequences: false) {
+            var topic = Substring(name)
+            while topic.first == " " { topic.removeFirst() }
+            while topic.last == " " { topic.removeLast() }
+            guard !topic.isEmpty else { throw UsageError("--topics needs comma-separated names, got \"\(list)\"") }
+            guard !topics.contains(String(topic)) else { throw UsageError("--topics names \(topic) twice") }
+            topics.append(String(topic))
+        }
+    }
+    let seed = args.seed("--seed") ?? 1
+    let output = args.string("--output")
+    let file = try output.flatMap { $0 == "-" ? nil : try OutputFile(creating: $0) }
+    defer { file?.close() }
+    let buffer = OutputBuffer(file ?? console.output)
+    for item in MockQuality.datasetItems(size: size, seed: seed, topics: topics) {
+        try buffer.writeLine(item.jsonLine)
+    }
+    try buffer.flush()
+    try file?.finish()
     return .ok
 }
 

@@ -10,6 +10,12 @@ import BakeoffSimulation
 /// or not, with a configurable latency, token rate, error rate and mid-stream failures. Replies are
 /// deterministic words from the seed.
 ///
+/// For offline evals it also has a known truth (`MockQuality`): models named in `quality` answer each question
+/// with its expected answer or a wrong one at a controlled rate, and models named in `judgeModels` act as an
+/// MT-Bench judge (`MockJudge`). Those replies are split into tokens at spaces (one word a chunk when
+/// streamed; `completion_tokens` counts words), are cut by `max_tokens` like the others, and get no
+/// `replyPrefix`.
+///
 /// It records the last requests it got (`recentRequests`, and `GET /mock/requests` as JSON lines) so tests can
 /// check what a gateway forwarded.
 public final class MockUpstream: Sendable {
@@ -35,6 +41,24 @@ public final class MockUpstream: Sendable {
         public var replyPrefix: String = ""
         /// How many recent requests are kept for `recentRequests`.
         public var recordLimit: Int = 1000
+        /// Models (the request body's `model`) with a known quality in [0, 1]: their reply is exactly
+        /// `MockQuality.expectedAnswer(question:)` when they answer correctly, else `MockQuality.wrongAnswer`.
+        /// The question is the last user message (system messages are ignored: variants differ in system
+        /// prompt), or a completions request's prompt. A question is answered correctly when its difficulty
+        /// (uniform in [0, 1) from its hash, the same for every model) is below the quality, so the expected
+        /// rate of correct answers is exactly the quality, and better models get right what worse ones do.
+        public var quality: [String: Double] = [:]
+        /// Share of calls to a `quality` model whose correctness is drawn afresh, Bernoulli(quality), from the
+        /// per-request random source instead of the question's difficulty (repetitions then differ). The
+        /// expected rate stays the quality; the correlation between models falls.
+        public var qualityNoise: Double = 0
+        /// Models that act as an LLM judge on MT-Bench prompts (see `MockJudge`); they take precedence over
+        /// `quality`.
+        public var judgeModels: Set<String> = []
+        /// Share of pairwise judge calls answered "[[A]]" whatever the answers (a judge that prefers the first).
+        public var judgePositionBias: Double = 0
+        /// Share of judge calls answered without any verdict (`MockJudge.garbageReply`).
+        public var judgeGarbageRate: Double = 0
         public init() {}
     }
 
@@ -207,21 +231,37 @@ public final class MockUpstream: Sendable {
             exchange.respond(status: error.status, headers: [("Content-Type", "application/json")], body: error.body)
             return
         }
-        let reply = Reply(
+        var graded = Reply(
             chat: chat,
             model: request.model,
             stream: request.stream,
             includeUsage: request.clientWantsUsage,
             maxTokens: (request.integer("max_completion_tokens") ?? request.integer("max_tokens")).map { max(0, min($0, 1_000_000_000)) },
             promptTokens: max(1, request.promptText().utf8.count / 4),
-            index: requestCounter.add(1, ordering: .relaxed).newValue
+            index: requestCounter.add(1, ordering: .relaxed).newValue,
+            tokens: escapedTokens,
+            whole: escapedReply
         )
-        var rng = RandomSource(seed: options.seed ^ (reply.index &* 0x9E37_79B9_7F4A_7C15))
+        var rng = RandomSource(seed: options.seed ^ (graded.index &* 0x9E37_79B9_7F4A_7C15))
         let delay = max(0, options.latencyMs + options.jitterMs * (2 * rng.uniform() - 1)) / 1000
         let isError = options.errorRate > 0 && rng.uniform() < options.errorRate
         let failStream = options.failMidStreamRate > 0 && rng.uniform() < options.failMidStreamRate
+        // Graded and judge models: their own content, drawn after the draws above (which stay as they were).
+        var unjudgeable = false
+        if !isError, let content = gradedContent(request, chat: chat, rng: &rng) {
+            if let content {
+                graded.setContent(content)
+            } else {
+                unjudgeable = true
+            }
+        }
         let work: @Sendable () -> Void
-        if isError {
+        let reply = graded
+        if unjudgeable {
+            work = { [self] in
+                respondError(exchange, status: 400, message: MockJudge.unrecognizedMessage, type: "invalid_request_error")
+            }
+        } else if isError {
             let rateLimited = errorCounter.add(1, ordering: .relaxed).newValue % 2 == 0
             work = { [self] in
                 if rateLimited {
@@ -250,16 +290,58 @@ public final class MockUpstream: Sendable {
         var maxTokens: Int?
         var promptTokens: Int
         var index: UInt64
+        /// The content's chunks, JSON-escaped, and all of them joined.
+        var tokens: [String]
+        var whole: String
 
         var id: String { (chat ? "chatcmpl-mock" : "cmpl-mock") + String(index) }
+
+        /// `text` as the content: one chunk a word (each but the last with its following space).
+        mutating func setContent(_ text: String) {
+            let words = text.split(separator: " ", omittingEmptySubsequences: false)
+            tokens = words.indices.map { i in
+                let token = String(words[i]) + (i == words.count - 1 ? "" : " ")
+                return String(JSONWriter.quote(token).dropFirst().dropLast())
+            }
+            whole = tokens.joined()
+        }
+    }
+
+    /// The content of a reply of a `quality` model (its answer) or a judge model (its verdict): nil for other
+    /// models, .some(nil) for a judge prompt without the markers.
+    private func gradedContent(_ request: ClientRequest, chat: Bool, rng: inout RandomSource) -> String?? {
+        let isJudge = options.judgeModels.contains(request.model)
+        let quality = options.quality[request.model]
+        guard isJudge || quality != nil else { return nil }
+        let question = chat ? MockUpstream.lastUserMessage(request.body) ?? request.promptText() : request.promptText()
+        if isJudge {
+            guard let task = MockJudge.task(prompt: question, instructions: request.promptText()) else { return .some(nil) }
+            return MockJudge.reply(task, positionBias: options.judgePositionBias, garbageRate: options.judgeGarbageRate, rng: &rng)
+        }
+        return MockQuality.answer(question: question, quality: quality!, noise: options.qualityNoise, rng: &rng)
+    }
+
+    /// The text of the last message with role "user" of a chat request body (string content, or its text parts
+    /// joined by newlines); nil when there is none.
+    static func lastUserMessage(_ body: [UInt8]) -> String? {
+        guard let document = try? JSONValue.parse(body, trailingCommas: false),
+              let messages = document.root.object?["messages"]?.array else { return nil }
+        for message in messages.reversed() {
+            guard let m = message.object, m["role"]?.string == "user", let content = m["content"] else { continue }
+            if let text = content.string { return text }
+            if let parts = content.array {
+                return parts.compactMap { $0.object?["text"]?.string }.joined(separator: "\n")
+            }
+        }
+        return nil
     }
 
     private func tokenCount(_ reply: Reply) -> Int {
-        min(escapedTokens.count, reply.maxTokens ?? Int.max)
+        min(reply.tokens.count, reply.maxTokens ?? Int.max)
     }
 
     private func finishReason(_ reply: Reply) -> String {
-        tokenCount(reply) < escapedTokens.count ? "length" : "stop"
+        tokenCount(reply) < reply.tokens.count ? "length" : "stop"
     }
 
     private func usage(_ reply: Reply, completion: Int) -> String {
@@ -268,7 +350,7 @@ public final class MockUpstream: Sendable {
 
     private func respondWhole(_ exchange: HTTPExchange, _ reply: Reply) {
         let n = tokenCount(reply)
-        let content = n == escapedTokens.count ? escapedReply : escapedTokens[0..<n].joined()
+        let content = n == reply.tokens.count ? reply.whole : reply.tokens[0..<n].joined()
         var text = "{\"id\":\"\(reply.id)\",\"object\":\"\(reply.chat ? "chat.completion" : "text_completion")\",\"created\":\(time(nil)),\"model\":\(JSONWriter.quote(reply.model)),\"choices\":[{"
         if reply.chat {
             text += "\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"\(content)\"},\"logprobs\":null"
@@ -284,7 +366,7 @@ public final class MockUpstream: Sendable {
         let head = "data: {\"id\":\"\(reply.id)\",\"object\":\"\(reply.chat ? "chat.completion.chunk" : "text_completion")\",\"created\":\(time(nil)),\"model\":\(JSONWriter.quote(reply.model)),\"choices\":["
         let tail = reply.includeUsage ? ",\"usage\":null}\n\n" : "}\n\n"
         let chat = reply.chat
-        let tokens = escapedTokens
+        let tokens = reply.tokens
         @Sendable func contentEvent(_ i: Int) -> String {
             chat
                 ? head + "{\"index\":0,\"delta\":{\"content\":\"\(tokens[i])\"},\"logprobs\":null,\"finish_reason\":null}]" + tail
@@ -352,7 +434,7 @@ public final class MockUpstream: Sendable {
 private let jsonHeaders = [("Content-Type", "application/json")]
 
 /// Plain words for the replies.
-private let mockVocabulary = [
+let mockVocabulary = [
     "the", "order", "refund", "account", "shipping", "we", "can", "help", "you", "with", "your", "request",
     "please", "check", "status", "update", "delivery", "today", "tomorrow", "support", "team", "will", "reply",
     "soon", "thanks", "for", "waiting", "password", "reset", "link", "email", "sent", "invoice", "payment",

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import BakeoffCLI
+import BakeoffDevTools
+import BakeoffEval
+
+@Suite("mock-dataset and mock-upstream's eval options")
+struct MockToolsCLITests {
+    @Test func mockDatasetWritesWhatEvalDatasetReads() throws {
+        let r = try CLI.run(["mock-dataset", "--size", "25", "--seed", "4"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == MockQuality.dataset(size: 25, seed: 4).map { $0 + "\n" }.joined())
+        let items = try EvalDataset.parse(Array(r.stdout.utf8), source: "mock.jsonl")
+        #expect(items.count == 25)
+        #expect(Set(items.map(\.id)).count == 25)
+        for item in items {
+            let messages = try #require(item.messagesJSON)
+            let question = try #require((try JSONSerialization.jsonObject(with: Data(messages.utf8)) as? [[String: String]])?.first?["content"])
+            #expect(item.reference == MockQuality.expectedAnswer(question: question))
+            #expect(item.metadata.map(\.key) == ["topic"])
+            #expect(MockQuality.builtInTopics.contains(item.metadata[0].value))
+        }
+        // Deterministic per seed; another seed, another dataset.
+        #expect(try CLI.run(["mock-dataset", "--size", "25", "--seed=4"]).stdout == r.stdout)
+        #expect(try CLI.run(["mock-dataset", "--size", "25", "--seed", "5"]).stdout != r.stdout)
+    }
+
+    @Test func mockDatasetToAFileWithTopics() throws {
+        let path = try CLI.temporaryFile("", name: "dataset.jsonl")
+        let r = try CLI.run(["mock-dataset", "--size", "40", "--topics", "billing, warranty ,gift cards", "--output", path])
+        #expect(r.status == 0 && r.stdout.isEmpty, "\(r.stderr)")
+        let items = try EvalDataset.read(path: path)
+        #expect(items.count == 40)
+        #expect(Set(items.map { $0.metadata[0].value }) == ["billing", "warranty", "gift cards"])
+        #expect(items.map(\.id).first == "q-0001" && items.map(\.id).last == "q-0040")
+    }
+
+    @Test(arguments: [
+        (["mock-dataset"], "--size N is required"),
+        (["mock-dataset", "--size", "0"], "--size must be between 1 and 10000000, got 0"),
+        (["mock-dataset", "--size", "ten"], "--size needs a whole number"),
+        (["mock-dataset", "--size", "5", "--topics", "a,,b"], "--topics needs comma-separated names"),
+        (["mock-dataset", "--size", "5", "--topics", "a,b,a"], "--topics names a twice"),
+        (["mock-upstream", "--port", "0", "--quality", "support-v1"], "--quality needs MODEL=P"),
+        (["mock-upstream", "--port", "0", "--quality", "=0.5"], "--quality needs MODEL=P"),
+        (["mock-upstream", "--port", "0", "--quality", "support-v1=1.5"], "--quality support-v1 must be a probability between 0 and 1, got \"1.5\""),
+        (["mock-upstream", "--port", "0", "--quality", "m=x"], "--quality m must be a probability"),
+        (["mock-upstream", "--port", "0", "--quality", "m=0.5", "--quality", "m=0.6"], "--quality gives m twice"),
+        (["mock-upstream", "--port", "0", "--quality-noise", "-0.1"], "--quality-noise must be between 0 and 1, got -0.1"),
+        (["mock-upstream", "--port", "0", "--judge-position-bias", "2"], "--judge-position-bias must be between 0 and 1, got 2"),
+        (["mock-upstream", "--port", "0", "--judge-garbage-rate", "1.01"], "--judge-garbage-rate must be between 0 and 1"),
+        (["mock-upstream", "--port", "0", "--judge-model", ""], "--judge-model needs a model name"),
+        (["mock-upstream", "--port", "0", "--quality", "m=0.5", "--judge-model", "m"], "m is given both --quality and --judge-model"),
+    ])
+    func badValuesAreUsageErrors(_ arguments: [String], _ message: String) throws {
+        let r = try CLI.run(arguments)
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("bakeoff: " + message), "\(r.stderr)")
+    }
+
+    @Test func mockUpstreamReadsTheEvalOptions() throws {
+        let spec = try #require(BakeoffCLI.command(named: "mock-upstream")).spec
+        let args = try ParsedArguments(["--port", "0", "--quality", "support-v1=0.6", "--quality", "team=a=0.75",
+                                        "--quality-noise", "0.1", "--judge-model", "judge", "--judge-model", "judge-2",
+                                        "--judge-position-bias", "0.2", "--judge-garbage-rate=0.05"], spec: spec)
+        let options = try mockUpstreamOptions(args)
+        #expect(options.quality == ["support-v1": 0.6, "team=a": 0.75], "the last = splits")
+        #expect(options.qualityNoise == 0.1)
+        #expect(options.judgeModels == ["judge", "judge-2"])
+        #expect(options.judgePositionBias == 0.2)
+        #expect(options.judgeGarbageRate == 0.05)
+        let defaults = try mockUpstreamOptions(ParsedArguments(["--port", "0"], spec: spec))
+        #expect(defaults.quality.isEmpty && defaults.judgeModels.isEmpty)
+        #expect(defaults.qualityNoise == 0 && defaults.judgePositionBias == 0 && defaults.judgeGarbageRate == 0)
+    }
+}
