@@ -1,0 +1,150 @@
+import BakeoffCore
+@testable import BakeoffEval
+import BakeoffStatistics
+import Foundation
+import Testing
+
+/// Observations built by hand: control is variant 0, treatment 1.
+struct Observed {
+    var items: [EvalItem]
+    var answers: [EvalAnswer] = []
+    var judgments: [EvalJudgment] = []
+    var repetitions = 1
+
+    init(_ n: Int) { items = (0..<n).map { EvalItem(id: "r\($0)", prompt: "q\($0)", reference: "yes") } }
+
+    /// Both variants answer request `i` (repetition `r`) with these texts and latencies.
+    mutating func answer(_ i: Int, control: String, treatment: String, latency: (Double, Double) = (100, 100), r: Int = 0) {
+        answers.append(EvalAnswer(item: i, variant: 0, repetition: r, status: "ok", text: control, latencyMs: latency.0, outputTokens: 5))
+        answers.append(EvalAnswer(item: i, variant: 1, repetition: r, status: "ok", text: treatment, latencyMs: latency.1, outputTokens: 5))
+    }
+
+    /// The judge's verdicts with the treatment shown first, then the control first.
+    mutating func judge(_ i: Int, treatmentFirst: PairwiseVerdict?, controlFirst: PairwiseVerdict?, r: Int = 0) {
+        judgments.append(EvalJudgment(scorer: 0, item: i, repetition: r, first: 1, second: 0, raw: "x", verdict: treatmentFirst))
+        judgments.append(EvalJudgment(scorer: 0, item: i, repetition: r, first: 0, second: 1, raw: "x", verdict: controlFirst))
+    }
+
+    var observations: EvalObservations {
+        EvalObservations(items: items, variants: ["control", "treatment"], control: 0, repetitions: repetitions, answers: answers, judgments: judgments)
+    }
+}
+
+func plan(_ text: String) throws -> EvalPlan {
+    var o = try ConfigObject.parse(Data(text.utf8), source: "t")
+    return try EvalPlan.parse(&o)
+}
+
+@Suite("Eval analysis: paired by request")
+struct EvalAnalysisTests {
+    static let pairwisePlan = #"{"scorers": [{"type": "judge_pairwise", "name": "preference"}, {"type": "exact_match"}]}"#
+
+    @Test func aVerdictThatFlipsWithTheOrderIsATieAndTheSignTestCountsRequests() throws {
+        var o = Observed(10)
+        for i in 0..<10 { o.answer(i, control: "no", treatment: "yes") }
+        // 6 requests the treatment wins in both orders, 1 it loses in both, 2 flip (position bias), 1 tie.
+        for i in 0..<6 { o.judge(i, treatmentFirst: .first, controlFirst: .second) }
+        o.judge(6, treatmentFirst: .second, controlFirst: .first)
+        o.judge(7, treatmentFirst: .first, controlFirst: .first)
+        o.judge(8, treatmentFirst: .first, controlFirst: .first)
+        o.judge(9, treatmentFirst: .tie, controlFirst: .tie)
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(Self.pairwisePlan)))
+        let w = try #require(report.winRates.first)
+        #expect((w.wins, w.ties, w.losses) == (6, 3, 1))
+        #expect(abs(w.winRate - 0.75) < 1e-12)  // (6 + 3 x 0.5) / 10
+        #expect(w.pValue == BinomialTest.pValue(successes: 6, trials: 7))
+        #expect(w.flipRate == 0.2)
+        // Decisive single-order verdicts: 6 x (A, B), (B, A), 2 x (A, A): 11 "A" of 18.
+        #expect(w.firstPositionRate == 11.0 / 18.0)
+        // The interval is a paired t on the request scores minus one half.
+        let scores = [1, 1, 1, 1, 1, 1, 0, 0.5, 0.5, 0.5].map { $0 - 0.5 }
+        let mean = scores.reduce(0, +) / 10
+        let sd = sqrt(scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 9)
+        let q = StudentT.quantile(0.975, df: 9)
+        #expect(abs(w.ciLow - (0.5 + mean - q * sd / sqrt(10))) < 1e-12)
+        #expect(abs(w.ciHigh - min(1, 0.5 + mean + q * sd / sqrt(10))) < 1e-12)
+    }
+
+    @Test func repetitionsAndOrdersAreAveragedWithinTheRequest() throws {
+        var o = Observed(2)
+        o.repetitions = 2
+        for r in 0..<2 { o.answer(0, control: "no", treatment: "yes", r: r); o.answer(1, control: "no", treatment: "yes", r: r) }
+        // Request 0: won in repetition 0, tied (flip) in repetition 1 -> 0.75; request 1: one order failed -> the other counts.
+        o.judge(0, treatmentFirst: .first, controlFirst: .second, r: 0)
+        o.judge(0, treatmentFirst: .first, controlFirst: .first, r: 1)
+        o.judge(1, treatmentFirst: .second, controlFirst: nil, r: 0)
+        o.judge(1, treatmentFirst: .second, controlFirst: .first, r: 1)
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(Self.pairwisePlan)))
+        let w = try #require(report.winRates.first)
+        #expect(w.requests == 2)
+        #expect((w.wins, w.ties, w.losses) == (1, 0, 1))
+        #expect(abs(w.winRate - (0.75 + 0) / 2) < 1e-12)
+        #expect(w.judgments == 7)
+    }
+
+    @Test func yesNoScorersUseMcNemarOnTheDiscordantRequests() throws {
+        var o = Observed(40)
+        // 12 only the treatment gets right, 3 only the control, 10 both, 15 neither.
+        for i in 0..<40 {
+            let (c, t) = i < 12 ? ("no", "yes") : i < 15 ? ("yes", "no") : i < 25 ? ("yes", "yes") : ("no", "no")
+            o.answer(i, control: c, treatment: t)
+        }
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(#"{"scorers": [{"type": "exact_match"}]}"#)))
+        let c = try #require(report.scores.first)
+        #expect(c.binary && c.test == .mcnemar)
+        #expect(c.onlyVariant == 12 && c.onlyControl == 3)
+        #expect(c.pValue == McNemarTest.exactPValue(onlyFirst: 12, onlySecond: 3))
+        #expect(abs(c.difference - 9.0 / 40) < 1e-12)
+        #expect(abs(c.controlMean - 13.0 / 40) < 1e-12 && abs(c.variantMean - 22.0 / 40) < 1e-12)
+        #expect(report.decision.action == .promote)
+    }
+
+    @Test func holmAdjustsAcrossScorersAndWinRates() throws {
+        var o = Observed(30)
+        for i in 0..<30 { o.answer(i, control: i % 3 == 0 ? "yes" : "no", treatment: i % 2 == 0 ? "yes" : "no") }
+        for i in 0..<30 { o.judge(i, treatmentFirst: i % 4 == 0 ? .second : .first, controlFirst: i % 4 == 0 ? .first : .second) }
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(Self.pairwisePlan)))
+        let raw = [report.scores[0].pValue, report.winRates[0].pValue]
+        let adjusted = MultipleComparisons.adjustedPValues(raw, correction: .holm)
+        #expect(report.scores[0].adjustedPValue == adjusted[0])
+        #expect(report.winRates[0].adjustedPValue == adjusted[1])
+    }
+
+    @Test func aBreachedGuardrailStopsAPromotionAndAnUnclearOneAsksForMore() throws {
+        var o = Observed(40)
+        for i in 0..<40 {
+            o.answer(i, control: "no", treatment: "yes", latency: (100 + Double(i % 5), 150 + Double(i % 7)))
+            o.judge(i, treatmentFirst: .first, controlFirst: .second)
+        }
+        let breached = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(
+            #"{"scorers": [{"type": "judge_pairwise"}], "guardrails": [{"metric": "latency_ms", "margin": "10%"}]}"#)))
+        #expect(breached.decision.action == .doNotPromote)
+        #expect(breached.guardrails.first?.state == .breached)
+        #expect(breached.decision.reasons.first?.contains("latency_ms") == true)
+        let holds = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(
+            #"{"scorers": [{"type": "judge_pairwise"}], "guardrails": [{"metric": "latency_ms", "margin": 80}]}"#)))
+        #expect(holds.guardrails.first?.state == .holds)
+        #expect(holds.decision.action == .promote)
+        // A margin between the estimate and the interval's worse end.
+        let g = try #require(holds.guardrails.first)
+        let margin = (g.worsening + g.worstCase) / 2
+        let unclear = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(
+            #"{"scorers": [{"type": "judge_pairwise"}], "guardrails": [{"metric": "latency_ms", "margin": \#(margin)}]}"#)))
+        #expect(unclear.guardrails.first?.state == .unclear)
+        #expect(unclear.decision.action == .needsMoreRequests)
+    }
+
+    @Test func noDifferenceAsksForMoreRequestsAndSaysHowMany() throws {
+        var o = Observed(20)
+        for i in 0..<20 {
+            o.answer(i, control: "no", treatment: "yes")
+            // Half the requests won in both orders, half lost: no difference.
+            o.judge(i, treatmentFirst: i % 2 == 0 ? .first : .second, controlFirst: i % 2 == 0 ? .second : .first)
+        }
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(
+            #"{"scorers": [{"type": "judge_pairwise"}], "minimum_effect": 0.6}"#)))
+        #expect(report.decision.action == .needsMoreRequests)
+        let needed = try #require(report.decision.requestsNeeded)
+        #expect(needed > 20)
+    }
+}
