@@ -25,7 +25,7 @@ let package = Package(
         // Renderers: a report as a table, Markdown, JSON or an HTML page with charts.
         .target(name: "BakeoffReport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffEval"]),
         // Simulated experiments and the calibration that checks every method by simulation.
-        .target(name: "BakeoffSimulation", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
+        .target(name: "BakeoffSimulation", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffEval"]),
         // C libraries from Debian (the Makefile installs the -dev packages).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),

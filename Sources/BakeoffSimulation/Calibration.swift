@@ -25,6 +25,8 @@ public enum CalibrationMethod: String, Sendable, CaseIterable, Comparable {
     case quantile
     /// CUPED with a pre-experiment covariate.
     case cuped
+    /// Offline evals: the judge's win rate (both orders, a position-biased judge), paired t, McNemar.
+    case offline
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -160,9 +162,15 @@ public enum Calibration {
     /// One simulation: an A/A experiment and one with the effect, each with its own random streams.
     static func simulate(_ index: Int, _ settings: CalibrationSettings) -> CalibrationTally {
         var tally = CalibrationTally()
+        let live = settings.methods.subtracting([.offline])
         for withEffect in [false, true] {
-            var experiment = Experiment(settings: settings, index: index, withEffect: withEffect)
-            experiment.run(into: &tally)
+            if !live.isEmpty {
+                var experiment = Experiment(settings: settings, index: index, withEffect: withEffect)
+                experiment.run(into: &tally)
+            }
+            if settings.methods.contains(.offline) {
+                OfflineEvalSimulation().run(settings: settings, index: index, withEffect: withEffect, into: &tally)
+            }
         }
         return tally
     }

@@ -17,6 +17,9 @@ public enum CalibrationRowID: String, Sendable, CaseIterable, Comparable {
     case naiveQuantileP50 = "naive-quantile-p50"
     case naiveQuantileP95 = "naive-quantile-p95"
     case cuped = "cuped-mean"
+    case evalWinRate = "eval-win-rate"
+    case evalPairedDifference = "eval-paired-difference"
+    case evalMcNemar = "eval-mcnemar"
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -31,6 +34,7 @@ public enum CalibrationRowID: String, Sendable, CaseIterable, Comparable {
         case .relativeMean, .relativeRatio: return .relative
         case .quantileP50, .quantileP95, .naiveQuantileP50, .naiveQuantileP95: return .quantile
         case .cuped: return .cuped
+        case .evalWinRate, .evalPairedDifference, .evalMcNemar: return .offline
         }
     }
 
@@ -45,6 +49,9 @@ public enum CalibrationRowID: String, Sendable, CaseIterable, Comparable {
         case .quantileP50, .quantileP95: return "quantile, clustered"
         case .naiveQuantileP50, .naiveQuantileP95: return "quantile, naive"
         case .cuped: return "CUPED"
+        case .evalWinRate: return "offline, judge in both orders"
+        case .evalPairedDifference: return "offline, paired t"
+        case .evalMcNemar: return "offline, McNemar exact"
         }
     }
 
@@ -55,6 +62,9 @@ public enum CalibrationRowID: String, Sendable, CaseIterable, Comparable {
         case .fixedRatio, .naiveRatio, .peekingRatio, .sequentialRatio, .relativeRatio: return "completion"
         case .quantileP50, .naiveQuantileP50: return "latency P50"
         case .quantileP95, .naiveQuantileP95: return "latency P95"
+        case .evalWinRate: return "win rate (biased judge)"
+        case .evalPairedDifference: return "accuracy, 2 answers"
+        case .evalMcNemar: return "accuracy, 1 answer"
         }
     }
 
@@ -66,6 +76,8 @@ public enum CalibrationRowID: String, Sendable, CaseIterable, Comparable {
         case .peekingMean, .peekingRatio: return [.falsePositive]
         case .sequentialMean, .sequentialRatio: return [.falsePositive, .power, .coverage, .coverageAtEnd]
         case .relativeMean, .relativeRatio: return [.coverage]
+        case .evalWinRate, .evalPairedDifference: return [.falsePositive, .power, .coverage]
+        case .evalMcNemar: return [.falsePositive, .power]
         }
     }
 
@@ -82,6 +94,10 @@ public enum CalibrationRowID: String, Sendable, CaseIterable, Comparable {
             return [CalibrationCheck(.falsePositive, .atMost(alpha)), CalibrationCheck(.coverage, .atLeast(1 - alpha))]
         case .relativeMean, .relativeRatio: return [coverage]
         case .naiveQuantileP50, .naiveQuantileP95: return [CalibrationCheck(.coverage, .below(1 - 1.4 * alpha))]
+        // Exact tests (the sign test, McNemar's) are conservative: at most alpha.
+        case .evalWinRate: return [CalibrationCheck(.falsePositive, .atMost(1.2 * alpha)), coverage]
+        case .evalPairedDifference: return [fpr, coverage]
+        case .evalMcNemar: return [CalibrationCheck(.falsePositive, .atMost(1.2 * alpha))]
         }
     }
 }

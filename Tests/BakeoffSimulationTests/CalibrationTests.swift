@@ -40,6 +40,19 @@ struct CalibrationTests {
         #expect(naive.passed)
     }
 
+    @Test func offlineEvalsHoldTheirFalsePositiveRateWithAPositionBiasedJudgeAndCoverTheTruth() throws {
+        let result = try Calibration.run(Self.settings([.offline], simulations: 1500, days: 1, usersPerDay: 4), threads: 2)
+        #expect(result.rows.map(\.id) == [.evalWinRate, .evalPairedDifference, .evalMcNemar])
+        for id in [CalibrationRowID.evalWinRate, .evalPairedDifference, .evalMcNemar] {
+            let row = try Self.row(result, id)
+            let fpr = row.falsePositiveRate!.estimate
+            print("\(id.rawValue): A/A false-positive rate \(fpr), coverage \(row.coverage?.estimate ?? .nan), power \(row.power!.estimate)")
+            // A judge that prefers the first position half the time does not make equal variants differ.
+            #expect(fpr <= 0.07, "\(id.rawValue) false-positive rate \(fpr)")
+            if let coverage = row.coverage?.estimate { #expect(coverage >= 0.925 && coverage <= 0.975, "\(id.rawValue) coverage \(coverage)") }
+        }
+    }
+
     @Test func dailyPeekingInflatesTheFalsePositiveRateWhileTheSequentialTestHoldsIt() throws {
         let result = try Calibration.run(Self.settings([.peeking, .sequential], simulations: 1000, days: 14, usersPerDay: 100), threads: 2)
         for (peekingID, sequentialID) in [(CalibrationRowID.peekingMean, CalibrationRowID.sequentialMean), (.peekingRatio, .sequentialRatio)] {

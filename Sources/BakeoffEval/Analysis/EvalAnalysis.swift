@@ -201,7 +201,7 @@ public enum EvalAnalysis {
     }
 
     /// A variant against the control on per-request values; nil when no request has both.
-    static func compare(name: String, variant: String, control: [Double?], candidate: [Double?], binary: Bool,
+    package static func compare(name: String, variant: String, control: [Double?], candidate: [Double?], binary: Bool,
                         direction: Int?, alpha: Double, wilcoxon: Bool) -> PairedComparison? {
         var a: [Double] = [], b: [Double] = []
         for (x, y) in zip(control, candidate) { if let x, let y { a.append(x); b.append(y) } }
@@ -226,7 +226,7 @@ public enum EvalAnalysis {
     }
 
     /// The win rate of `variant` over `control` by one pairwise judge, and each request's score.
-    static func winRate(scorer: String, judgments: [EvalJudgment], variant v: Int, control c: Int, names: [String],
+    package static func winRate(scorer: String, judgments: [EvalJudgment], variant v: Int, control c: Int, names: [String],
                         items n: Int, repetitions: Int, alpha: Double) -> (WinRate?, [Double?]) {
         // Per (item, repetition): the verdicts in each order, as "variant won" 1 / tie 0.5 / lost 0.
         var orderVC = [Double?](repeating: nil, count: n * repetitions)  // variant shown first
