@@ -22,6 +22,7 @@ let evalSpec = CommandSpec(
         .single("--repetitions", "K", "Answers per request and variant (overrides the config's)"),
         .single("--concurrency", "N", "Calls in flight per upstream (overrides the config's)"),
         .single("--limit", "N", "Only the first N requests of the dataset"),
+        .single("--db", "STORE", "The gateway's store: the live experiment's result goes beside the offline one, and its control sizes the live test"),
         .choice("--format", ReportFormat.self, "Output format; html is a page with charts and the answers side by side", default: "table"),
         .single("--output", "FILE", "Write the report there instead of standard output"),
     ]
@@ -83,7 +84,22 @@ let evalSpec = CommandSpec(
         return .failure
     }
 
-    let report = EvalAnalysis.run(observations, EvalAnalysis.Context(experiment: experiment.name, dataset: datasetPath, plan: eval.plan))
+    var report = EvalAnalysis.run(observations, EvalAnalysis.Context(experiment: experiment.name, dataset: datasetPath, plan: eval.plan))
+    // The live side: the experiment's live result when the store has it, and the live test's size.
+    var baseline = eval.plan.liveBaseline
+    if let db = args.string("--db") {
+        if let live = try LiveExperiment.report(storePath: db, experiment: experiment) {
+            report.live = LiveExperiment.comparison(live, variant: report.decision.variant)
+            if let control = live.results.first(where: { $0.metric.name == live.primaryMetric })?.control.mean { baseline = control }
+        } else {
+            console.printError("\(db) holds no live data of \(experiment.name) yet: the report shows the offline result alone")
+        }
+    }
+    if report.decision.action == .promote {
+        let (users, hint) = LiveExperiment.plan(experiment: experiment, variant: report.decision.variant, baseline: baseline)
+        report.decision.liveUsersPerGroup = users
+        report.decision.livePlanHint = hint
+    }
     let text = report.render(format)
     if let outputPath {
         do { try text.write(toFile: outputPath, atomically: true, encoding: .utf8) } catch {

@@ -47,7 +47,7 @@ struct CalibrationTests {
             let row = try Self.row(result, id)
             let fpr = row.falsePositiveRate!.estimate
             print("\(id.rawValue): A/A false-positive rate \(fpr), coverage \(row.coverage?.estimate ?? .nan), power \(row.power!.estimate)")
-            // A judge that prefers the first position half the time does not make equal variants differ.
+            // A judge that picks the answer shown first 30% of the time does not make equal variants differ.
             #expect(fpr <= 0.07, "\(id.rawValue) false-positive rate \(fpr)")
             if let coverage = row.coverage?.estimate { #expect(coverage >= 0.925 && coverage <= 0.975, "\(id.rawValue) coverage \(coverage)") }
         }

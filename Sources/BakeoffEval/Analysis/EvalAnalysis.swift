@@ -140,7 +140,7 @@ public enum EvalAnalysis {
         }
 
         // Guardrails.
-        var guardrails: [GuardrailCheck] = []
+        var guardrails: [EvalGuardrailCheck] = []
         for g in plan.guardrails {
             for v in others {
                 let comparison: PairedComparison?
@@ -153,9 +153,9 @@ public enum EvalAnalysis {
                 // Worsening: positive when the variant is worse.
                 let worsening = -Double(direction) * c.difference
                 let worstCase = direction > 0 ? -(c.ciLow) : c.ciHigh
-                let state: GuardrailCheck.State = worsening > margin ? .breached : worstCase > margin ? .unclear : .holds
+                let state: EvalGuardrailCheck.State = worsening > margin ? .breached : worstCase > margin ? .unclear : .holds
                 let marginText = g.relative ? "\(evalNumber(g.margin * 100))% of the control's \(evalNumber(c.controlMean))" : evalNumber(g.margin)
-                guardrails.append(GuardrailCheck(name: g.name, variant: o.variants[v], state: state, worsening: worsening,
+                guardrails.append(EvalGuardrailCheck(name: g.name, variant: o.variants[v], state: state, worsening: worsening,
                                                  worstCase: worstCase, margin: margin, marginText: marginText))
             }
         }
@@ -329,7 +329,7 @@ public enum EvalAnalysis {
 
     /// Promote, do not promote, or needs more requests: on the primary scorer and the guardrails.
     static func decide(plan: EvalPlan, names: [String], control: Int, scores: [PairedComparison], winRates: [WinRate],
-                       guardrails: [GuardrailCheck], context: Context, requests: Int) -> EvalDecision {
+                       guardrails: [EvalGuardrailCheck], context: Context, requests: Int) -> EvalDecision {
         let alpha = plan.alpha
         let primaryIsPairwise = plan.scorer(named: plan.primary)?.isPairwise ?? false
         let candidates = names.indices.filter { $0 != control }.map { names[$0] }

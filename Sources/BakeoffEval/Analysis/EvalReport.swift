@@ -21,7 +21,7 @@ public struct EvalReport: Sendable {
     /// Latency, time to first token, tokens, errors: per non-control variant, paired by request.
     public var metrics: [PairedComparison]
     /// Per guardrail and non-control variant.
-    public var guardrails: [GuardrailCheck]
+    public var guardrails: [EvalGuardrailCheck]
     /// Requests where a variant and the control differ most on the primary scorer (side by side in HTML).
     public var differences: [ItemDifference]
     public var decision: EvalDecision
@@ -139,7 +139,7 @@ public struct Ranking: Sendable, Equatable {
 }
 
 /// A guardrail's state for one variant.
-public struct GuardrailCheck: Sendable, Equatable {
+public struct EvalGuardrailCheck: Sendable, Equatable {
     public enum State: String, Sendable { case holds, unclear, breached }
     public var name: String
     public var variant: String
@@ -194,4 +194,15 @@ public struct LiveComparison: Sendable, Equatable {
     public var pValue: Double?
     public var users: Int
     public var note: String
+
+    public init(metric: String, variant: String, relativeLift: Double?, ciLow: Double?, ciHigh: Double?, pValue: Double?, users: Int, note: String) {
+        self.metric = metric
+        self.variant = variant
+        self.relativeLift = relativeLift
+        self.ciLow = ciLow
+        self.ciHigh = ciHigh
+        self.pValue = pValue
+        self.users = users
+        self.note = note
+    }
 }

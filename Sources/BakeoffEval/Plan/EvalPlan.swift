@@ -26,6 +26,9 @@ public struct EvalPlan: Sendable {
     public var retries = 4
     /// Whether variant requests are streamed (as most chat clients do: time to first token is measured).
     public var stream = true
+    /// The control's current value of the live primary metric (a rate), to size the live test when the
+    /// gateway's store does not say.
+    public var liveBaseline: Double?
 
     public init(scorers: [EvalScorer], primary: String? = nil, guardrails: [EvalGuardrail] = []) {
         self.scorers = scorers
@@ -40,7 +43,7 @@ public struct EvalPlan: Sendable {
     public var needsJudge: Bool { scorers.contains { if case .judge = $0 { return true } else { return false } } }
 
     public static let keys = ["judge", "scorers", "primary", "guardrails", "alpha", "power", "minimum_effect",
-                              "repetitions", "concurrency", "retries", "stream"]
+                              "repetitions", "concurrency", "retries", "stream", "live_baseline"]
 
     /// Reads an `"eval"` object (its `"judge"` is left to the caller, which reads endpoints).
     package static func parse(_ object: inout ConfigObject) throws(ConfigError) -> EvalPlan {
@@ -87,6 +90,10 @@ public struct EvalPlan: Sendable {
         plan.retries = try object.int("retries", minimum: 0) ?? plan.retries
         guard plan.retries <= 20 else { throw object.fail("retries", "at most 20 retries, got \(plan.retries)") }
         plan.stream = try object.bool("stream") ?? plan.stream
+        if let baseline = try object.double("live_baseline") {
+            guard baseline > 0 && baseline < 1 else { throw object.fail("live_baseline", "the control's current rate of the live primary metric, above 0 and below 1, got \(JSONWriter.number(baseline))") }
+            plan.liveBaseline = baseline
+        }
         try object.finishWithSuggestion(keys)
         return plan
     }
