@@ -24,6 +24,7 @@ public enum BakeoffCLI {
         Command(spec: serveSpec, run: runServe),
         Command(spec: exportSpec, run: runExport),
         Command(spec: importSpec, run: runImport),
+        Command(spec: sampleSpec, run: runSample),
         Command(spec: mockUpstreamSpec, run: runMockUpstream),
         Command(spec: loadSpec, run: runLoad),
         Command(spec: trafficSpec, run: runTraffic),
