@@ -25,6 +25,7 @@ public enum BakeoffCLI {
         Command(spec: serveSpec, run: runServe),
         Command(spec: exportSpec, run: runExport),
         Command(spec: importSpec, run: runImport),
+        Command(spec: sampleSpec, run: runSample),
         Command(spec: mockUpstreamSpec, run: runMockUpstream),
         Command(spec: mockDatasetSpec, run: runMockDataset),
         Command(spec: loadSpec, run: runLoad),

@@ -34,6 +34,11 @@ public struct EventView {
     public var value: Double = .nan
     /// A QA request (or its feedback) forced by an admin: `"qa": true`; left out of the analysis.
     public var qa = false
+    /// Content logging (the analysis ignores it; empty when absent): `messages`, the JSON text of the array as
+    /// it is in the line; `prompt` and `response`, the decoded strings (values that are not strings are skipped).
+    public var messages = UnsafeRawBufferPointer(start: nil, count: 0)
+    public var prompt = UnsafeRawBufferPointer(start: nil, count: 0)
+    public var response = UnsafeRawBufferPointer(start: nil, count: 0)
 
     public init() {}
 
@@ -65,6 +70,9 @@ public struct EventParseError: Error, Sendable, Equatable {
 /// checked, nested values under keys it does not know skipped up to 64 deep) and rejects with a precise message
 /// anything that is not an event: a missing, mistyped or repeated field, a bad timestamp, trailing data.
 public struct EventParser: ~Copyable {
+    /// Nesting accepted in `messages` and in values under keys the parser does not know (which it skips).
+    public static let maxDepth = 64
+
     /// Holds strings that had escapes, decoded; never reallocated while a line is being parsed.
     private var scratch: UnsafeMutablePointer<UInt8>
     private var scratchCapacity: Int
@@ -91,7 +99,7 @@ public struct EventParser: ~Copyable {
 }
 
 private struct Seen: OptionSet {
-    let rawValue: UInt16
+    let rawValue: UInt32
     static let event = Seen(rawValue: 1 << 0)
     static let ts = Seen(rawValue: 1 << 1)
     static let experiment = Seen(rawValue: 1 << 2)
@@ -108,12 +116,14 @@ private struct Seen: OptionSet {
     static let inputTokens = Seen(rawValue: 1 << 12)
     static let outputTokens = Seen(rawValue: 1 << 13)
     static let qa = Seen(rawValue: 1 << 14)
+    static let messages = Seen(rawValue: 1 << 15)
+    static let prompt = Seen(rawValue: 1 << 16)
+    static let response = Seen(rawValue: 1 << 17)
 }
 
 /// One line's event, read with the shared `JSONCursor`; JSON errors are worded for event logs here.
 private struct LineParser {
-    /// Nesting accepted in values under keys the parser does not know (which it skips).
-    static let maxDepth = 64
+    static let maxDepth = EventParser.maxDepth
 
     var json: JSONCursor
     /// Where strings with escapes are decoded; they never take more room than the line.
@@ -268,6 +278,21 @@ private struct LineParser {
             try once(.user, &keys, key, keyColumn)
             e.userID = try parseRequiredString("user_id")
             seen.insert(.user)
+        case 6 where matches(key, "prompt"):
+            try once(.prompt, &keys, key, keyColumn)
+            e.prompt = try parseContentString()
+        case 8 where matches(key, "response"):
+            try once(.response, &keys, key, keyColumn)
+            e.response = try parseContentString()
+        case 8 where matches(key, "messages"):
+            try once(.messages, &keys, key, keyColumn)
+            if json.consume("null") { e.messages = UnsafeRawBufferPointer(start: nil, count: 0); break }
+            guard pos < end, byte(pos) == 0x5B else {
+                throw fail("\"messages\" must be an array of messages, found \(describeHere())")
+            }
+            let start = pos
+            do throws(JSONError) { try json.skipValue(depth: 0) } catch { throw skipError(error) }
+            e.messages = json.bytes(start, pos)
         case 7 where matches(key, "ttft_ms"):
             try once(.ttft, &keys, key, keyColumn)
             e.ttftMs = try parseOptionalNumber("ttft_ms")
@@ -312,6 +337,14 @@ private struct LineParser {
         let s = try parseString()
         if s.count == 0 { throw fail("\"\(key)\" must not be empty", at: pos - 2) }
         return s
+    }
+
+    /// `prompt` or `response`: a string, or anything else skipped as absent (content is not checked, so logs
+    /// that stored other values there stay readable).
+    mutating func parseContentString() throws(EventParseError) -> UnsafeRawBufferPointer {
+        if pos < end, byte(pos) == 0x22 { return try parseString() }
+        do throws(JSONError) { try json.skipValue(depth: 0) } catch { throw skipError(error) }
+        return UnsafeRawBufferPointer(start: nil, count: 0)
     }
 
     mutating func parseOptionalNumber(_ key: String) throws(EventParseError) -> Double {

@@ -20,6 +20,9 @@ public struct EventRecord: Sendable, Equatable {
     /// Content logging: the conversation's text, when the gateway records it (the analysis ignores it).
     public var prompt: String?
     public var response: String?
+    /// Content logging of chat requests: the client's `messages` array as compact JSON text (roles, the system
+    /// message and content parts kept), written into the line as it is, so it must be a valid JSON array.
+    public var messages: String?
 
     public init(kind: EventKind, timestamp: Int64, experiment: String) {
         self.kind = kind
@@ -47,6 +50,7 @@ public struct EventRecord: Sendable, Equatable {
         }
         if qa { s += ",\"qa\":true" }
         if let prompt { s += ",\"prompt\":" + JSONWriter.quote(prompt) }
+        if let messages { s += ",\"messages\":" + messages }
         if let response { s += ",\"response\":" + JSONWriter.quote(response) }
         return s + "}"
     }
@@ -56,8 +60,10 @@ public struct EventRecord: Sendable, Equatable {
         var experiment = self.experiment, variant = self.variant, user = userID
         var conversation = conversationID.isEmpty && kind == .request ? requestID : conversationID
         var request = requestID, status = self.status, name = self.name
+        var messages = self.messages ?? "", prompt = self.prompt ?? "", response = self.response ?? ""
         return try experiment.withUTF8 { e in try variant.withUTF8 { v in try user.withUTF8 { u in
             try conversation.withUTF8 { c in try request.withUTF8 { r in try status.withUTF8 { st in try name.withUTF8 { n in
+            try messages.withUTF8 { m in try prompt.withUTF8 { p in try response.withUTF8 { a in
                 var view = EventView()
                 view.kind = kind
                 view.timestamp = timestamp
@@ -74,8 +80,11 @@ public struct EventRecord: Sendable, Equatable {
                 view.name = UnsafeRawBufferPointer(n)
                 view.value = value
                 view.qa = qa
+                view.messages = UnsafeRawBufferPointer(m)
+                view.prompt = UnsafeRawBufferPointer(p)
+                view.response = UnsafeRawBufferPointer(a)
                 return try body(view)
-            } } } } } }
+            } } } } } } } } }
         }
     }
 }

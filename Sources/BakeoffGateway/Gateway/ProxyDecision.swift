@@ -116,6 +116,7 @@ package enum ProxyDecision {
         record.qa = a.qa
         let logContent = a.experiment.logContent
         if logContent { record.prompt = client.promptText() }
+        if logContent { record.messages = client.messagesJSON() }
         let entry = RequestInfo(experiment: a.experiment.name, variant: variant.name, userID: record.userID,
                                          conversationID: a.conversation, requestID: requestID, qa: a.qa)
         var responseHeaders = [("x-bakeoff-experiment", a.experiment.name)]

@@ -465,6 +465,36 @@ public struct ClientRequest: Sendable {
         }
     }
 
+    /// The `messages` array (the last one when repeated) as compact JSON text, for content logging of chat
+    /// requests: the client's bytes without the whitespace between tokens (strings, escapes and numbers exactly as
+    /// sent); nil for completions or when there is no array.
+    ///
+    /// Also nil when the event reader would refuse the array: requests are read leniently (lone surrogates,
+    /// numbers beyond Double's range), stored events strictly, and an event must stay readable.
+    public func messagesJSON() -> String? {
+        guard endpoint == .chatCompletions, let m = members.last(where: { $0.field == .messages }),
+              body[m.value.lowerBound] == 0x5B else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(m.value.count)
+        var inString = false, escaped = false
+        for c in body[m.value] {
+            if inString {
+                if escaped { escaped = false } else if c == 0x5C { escaped = true } else if c == 0x22 { inString = false }
+            } else if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 {
+                continue
+            } else if c == 0x22 {
+                inString = true
+            }
+            out.append(c)
+        }
+        let readable = out.withUnsafeBytes { raw -> Bool in
+            var strict = JSONCursor(raw, maxDepth: EventParser.maxDepth)
+            guard (try? strict.skipValue(depth: 0)) != nil else { return false }
+            return strict.atEnd
+        }
+        return readable ? String(decoding: out, as: UTF8.self) : nil
+    }
+
     /// The "text" strings of the content parts array at `t.pos`; leaves `t` after the array.
     private func textParts(_ t: inout JSONCursor) -> [JSONStringSpan] {
         var parts: [JSONStringSpan] = []

@@ -1,0 +1,135 @@
+import BakeoffCore
+
+/// A request event whose content was logged (`log_content`): who sent it, which arm served it, and what was sent.
+public struct LoggedRequest: Sendable, Equatable {
+    /// The store's row, to read the request again with `LoggedRequests.request(row:)`.
+    public var row: Int64
+    public var requestID: String
+    public var userID: String
+    public var conversationID: String
+    public var variant: String
+    /// Microseconds since 1970-01-01T00:00:00Z.
+    public var timestamp: Int64
+    public var status: String
+    public var qa: Bool
+    /// The client's `messages` array as compact JSON text (chat requests logged since events carry it).
+    public var messagesJSON: String?
+    /// The prompt text (completions; for chat, the messages' text flattened, without roles).
+    public var prompt: String?
+    /// The live answer's text, as the variant gave it.
+    public var response: String?
+
+    public init(row: Int64, requestID: String, userID: String, conversationID: String = "", variant: String, timestamp: Int64,
+                status: String = "ok", qa: Bool = false, messagesJSON: String? = nil, prompt: String? = nil, response: String? = nil) {
+        self.row = row
+        self.requestID = requestID
+        self.userID = userID
+        self.conversationID = conversationID.isEmpty ? requestID : conversationID
+        self.variant = variant
+        self.timestamp = timestamp
+        self.status = status
+        self.qa = qa
+        self.messagesJSON = messagesJSON
+        self.prompt = prompt
+        self.response = response
+    }
+}
+
+/// What `LoggedRequests.forEach` read: the experiment's request events and why some were not handed over.
+public struct LoggedRequestCounts: Sendable, Equatable {
+    /// Request events of the experiment (QA and failed ones included).
+    public var requests = 0
+    /// QA requests (forced into a variant by an admin) left out.
+    public var qaSkipped = 0
+    /// Failed requests (status other than `ok`) left out.
+    public var failedSkipped = 0
+    /// Requests that passed the filters but have no logged content (no `messages`, empty or no `prompt`).
+    public var withoutContent = 0
+    /// Requests handed to the caller.
+    public var withContent = 0
+    /// Of those, requests with `messages` (the rest have only the prompt text).
+    public var withMessages = 0
+
+    public init() {}
+}
+
+/// Reads an experiment's request events that have logged content, through one read-only connection in one read
+/// transaction: `forEach` and `request(row:)` see the same events, whatever a gateway commits or retention
+/// deletes meanwhile (WAL). Not `Sendable`: use it on one thread.
+///
+/// `forEach` streams rows from SQLite one at a time, so memory does not grow with the store; the transaction is
+/// held until the reader is released, which keeps the gateway's WAL from being checkpointed past it meanwhile.
+public final class LoggedRequests {
+    public let path: String
+    public let experiment: String
+    private let connection: Connection
+    private let byRow: Statement
+    private var parser = EventParser()
+
+    private static let columns = "id, ts, variant, user_id, conversation_id, request_id, status, qa, line"
+
+    public init(path: String, experiment: String) throws(StoreError) {
+        self.path = path
+        self.experiment = experiment
+        connection = try Connection(path: path, readOnly: true)
+        try connection.execute("BEGIN")
+        byRow = try connection.prepare("SELECT \(Self.columns) FROM events WHERE id = ?1 AND experiment = ?2 AND kind = 'request'")
+    }
+
+    /// Calls `body` with each request event of the experiment that has logged content (`messages`, or a non-empty
+    /// `prompt`), in the order they were committed. QA requests and failed ones (status other than `ok`) are left
+    /// out unless `includeQA` / `includeFailed`. Returns the counts of what was read and left out.
+    @discardableResult
+    public func forEach(includeQA: Bool = false, includeFailed: Bool = false,
+                        _ body: (LoggedRequest) throws -> Void) throws -> LoggedRequestCounts {
+        let s = try connection.prepare("SELECT \(Self.columns) FROM events WHERE experiment = ?1 AND kind = 'request' ORDER BY id")
+        s.bind(1, experiment)
+        var counts = LoggedRequestCounts()
+        while try s.step() {
+            counts.requests += 1
+            if !includeQA && s.int(7) != 0 {
+                counts.qaSkipped += 1
+                continue
+            }
+            if !includeFailed && !Self.isOK(s.bytes(6)) {
+                counts.failedSkipped += 1
+                continue
+            }
+            guard let request = try read(s) else {
+                counts.withoutContent += 1
+                continue
+            }
+            counts.withContent += 1
+            if request.messagesJSON != nil { counts.withMessages += 1 }
+            try body(request)
+        }
+        return counts
+    }
+
+    /// The request event in `row`, when it is one of the experiment's and has logged content.
+    public func request(row: Int64) throws(StoreError) -> LoggedRequest? {
+        byRow.reset()
+        byRow.bind(1, row)
+        byRow.bind(2, experiment)
+        guard try byRow.step() else { return nil }
+        return try read(byRow)
+    }
+
+    private static func isOK(_ status: UnsafeRawBufferPointer) -> Bool {
+        status.count == 2 && status[0] == 0x6F && status[1] == 0x6B
+    }
+
+    /// The row at `s` (selected with `columns`), or nil when its line has no content.
+    private func read(_ s: Statement) throws(StoreError) -> LoggedRequest? {
+        let row = s.int(0)
+        let view: EventView
+        do throws(EventParseError) { view = try parser.parse(s.bytes(8)) } catch {
+            throw StoreError(.other, path: path, "\(path): the event in row \(row) cannot be read: column \(error.column): \(error.message)")
+        }
+        guard view.messages.count > 0 || view.prompt.count > 0 else { return nil }
+        func text(_ b: UnsafeRawBufferPointer) -> String? { b.count > 0 ? String(decoding: b, as: UTF8.self) : nil }
+        return LoggedRequest(row: row, requestID: s.string(5), userID: s.string(3), conversationID: s.string(4), variant: s.string(2),
+                             timestamp: s.int(1), status: s.string(6), qa: s.int(7) != 0, messagesJSON: text(view.messages),
+                             prompt: text(view.prompt), response: text(view.response))
+    }
+}
