@@ -78,15 +78,11 @@ public final class EvalRunner: Sendable {
         case pointwise(scorer: Int, item: Int, repetition: Int, variant: Int)
     }
 
+    /// A call waiting or under way (its request is made when it starts).
     struct Job: Sendable {
         var work: Work
         var key: String
         var upstream: String
-        var request: UpstreamRequest?
-        /// Why no request could be made (the gateway would refuse it the same way).
-        var refusal: String?
-        var endpoint: Endpoint
-        var stream: Bool
         var attempts = 0
     }
 
@@ -137,7 +133,7 @@ public final class EvalRunner: Sendable {
         for i in items.indices {
             for r in 0..<repetitions {
                 for v in variants.indices {
-                    starts += submit(makeAnswerJob(item: i, variant: v, repetition: r))
+                    starts += submit(.answer(item: i, variant: v, repetition: r))
                 }
             }
         }
@@ -209,46 +205,56 @@ public final class EvalRunner: Sendable {
         return h.finalize().map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
-    func makeAnswerJob(item i: Int, variant v: Int, repetition r: Int) -> Job {
-        let (body, endpoint) = clientBody(items[i])
-        let variant = variants[v]
-        let key = Self.key("answer/1", Self.definition(variant), endpoint == .chatCompletions ? "chat" : "completions",
-                           eval.plan.stream ? "stream" : "whole", String(decoding: body, as: UTF8.self), String(r))
-        return makeJob(.answer(item: i, variant: v, repetition: r), key: key, body: body, endpoint: endpoint, variant: variant)
-    }
-
-    func makeJob(_ work: Work, key: String, body: [UInt8], endpoint: Endpoint, variant: GatewayVariant) -> Job {
-        var job = Job(work: work, key: key, upstream: variant.upstream.baseURL, endpoint: endpoint, stream: false)
-        do {
-            let client = try ClientRequest.parse(body, endpoint: endpoint)
-            job.request = ProxyDecision.upstreamRequest(client, variant: variant, endpoint: endpoint)
-            job.stream = client.stream
-        } catch {
-            job.refusal = "the gateway would refuse this request: \(error.message)"
+    /// What one call is made of: the body a client would send the gateway, the endpoint, and the variant (or
+    /// the judge) that rewrites it. Built when the job is registered (for its cache key) and again when it
+    /// starts, so that a queued job holds no request: tens of thousands of judge prompts wait in the queue.
+    func call(for work: Work) -> (body: [UInt8], endpoint: Endpoint, variant: GatewayVariant) {
+        switch work {
+        case .answer(let i, let v, _):
+            let (body, endpoint) = clientBody(items[i])
+            return (body, endpoint, variants[v])
+        case .pairwise(let k, let i, let r, let first, let second):
+            guard case .judge(let judge) = eval.plan.scorers[k] else { preconditionFailure("not a judge") }
+            let (a, b) = state.withLock { s in (s.answers[slot(i, r, first)]?.text ?? "", s.answers[slot(i, r, second)]?.text ?? "") }
+            return (judgeBody(judge.pairwisePrompt(question: items[i].judgeQuestion, answerA: a, answerB: b, reference: items[i].reference)),
+                    .chatCompletions, eval.judge!)
+        case .pointwise(let k, let i, let r, let v):
+            guard case .judge(let judge) = eval.plan.scorers[k] else { preconditionFailure("not a judge") }
+            let answer = state.withLock { s in s.answers[slot(i, r, v)]?.text ?? "" }
+            return (judgeBody(judge.pointwisePrompt(question: items[i].judgeQuestion, answer: answer, reference: items[i].reference)),
+                    .chatCompletions, eval.judge!)
         }
-        return job
     }
 
-    func makeJudgeJob(_ work: Work, prompt: JudgePrompt) -> Job {
-        let judge = eval.judge!
-        let body = "{\"model\":\"judge\",\"messages\":[{\"role\":\"system\",\"content\":\(JSONWriter.quote(prompt.system))},{\"role\":\"user\",\"content\":\(JSONWriter.quote(prompt.user))}],\"stream\":false}"
-        let key = Self.key("judge/1", Self.definition(judge), body)
-        return makeJob(work, key: key, body: Array(body.utf8), endpoint: .chatCompletions, variant: judge)
+    func judgeBody(_ prompt: JudgePrompt) -> [UInt8] {
+        Array("{\"model\":\"judge\",\"messages\":[{\"role\":\"system\",\"content\":\(JSONWriter.quote(prompt.system))},{\"role\":\"user\",\"content\":\(JSONWriter.quote(prompt.user))}],\"stream\":false}".utf8)
     }
+
+    /// The cache key of a call: what determines its answer.
+    func key(for work: Work, _ call: (body: [UInt8], endpoint: Endpoint, variant: GatewayVariant)) -> String {
+        let body = String(decoding: call.body, as: UTF8.self)
+        if case .answer(_, _, let r) = work {
+            return Self.key("answer/1", Self.definition(call.variant), call.endpoint == .chatCompletions ? "chat" : "completions",
+                            eval.plan.stream ? "stream" : "whole", body, String(r))
+        }
+        return Self.key("judge/1", Self.definition(call.variant), body)
+    }
+
+    /// The index of an answer in `State.answers`.
+    func slot(_ item: Int, _ repetition: Int, _ variant: Int) -> Int { (item * repetitions + repetition) * variants.count + variant }
 
     // MARK: - Scheduling
 
-    /// Registers a job: answered from the cache at once, or queued. Returns the job ids that may start.
-    private func submit(_ job: Job) -> [Int] {
+    /// Registers a call: answered from the cache at once, or queued. Returns the job ids that may start.
+    private func submit(_ work: Work) -> [Int] {
+        let call = call(for: work)
+        let job = Job(work: work, key: key(for: work, call), upstream: call.variant.upstream.baseURL)
         var cached: EvalCache.Entry?
-        if let cache, job.request != nil {
+        if let cache {
             do { cached = try cache.entry(job.key) } catch { state.withLock { if $0.cacheError == nil { $0.cacheError = error } } }
         }
         if let cached {
             return complete(job, .cached(cached))
-        }
-        if let refusal = job.refusal {
-            return complete(job, .failed(status: "invalid_request", httpStatus: 400, message: refusal, attempts: 0))
         }
         return state.withLock { s -> [Int] in
             guard !s.stopping else { return [] }
@@ -276,11 +282,19 @@ public final class EvalRunner: Sendable {
             s.stats.calls += 1
             return s.jobs[id]
         }
-        guard let request = job.request else { return }
+        let call = call(for: job.work)
+        let client: ClientRequest
+        do { client = try ClientRequest.parse(call.body, endpoint: call.endpoint) } catch {
+            // Exactly what the gateway would answer a client sending it: not worth a retry.
+            finishedCall(id, upstream: job.upstream, .failed(status: "invalid_request", httpStatus: error.status,
+                                                             message: "the gateway would refuse this request: \(error.message)", attempts: job.attempts))
+            return
+        }
+        let request = ProxyDecision.upstreamRequest(client, variant: call.variant, endpoint: call.endpoint)
         let started = clock.monotonicNanoseconds()
         var record = EventRecord(kind: .request, timestamp: clock.wallMicroseconds(), experiment: experiment.name)
         record.requestID = job.key
-        let context = UpstreamReply.Context(endpoint: job.endpoint, stream: job.stream, clientWantsUsage: false, logContent: true,
+        let context = UpstreamReply.Context(endpoint: call.endpoint, stream: client.stream, clientWantsUsage: false, logContent: true,
                                             responseHeaders: [], started: started, budgetLimit: Self.maxAnswerBytes, record: record)
         let reply = Mutex((reply: UpstreamReply(context), bytes: 0))
         let clock = self.clock
@@ -385,12 +399,12 @@ public final class EvalRunner: Sendable {
                 answer.status = status; answer.error = message; answer.attempts = attempts
             }
             let ready = state.withLock { s -> [Int] in
-                s.answers[(i * repetitions + r) * variants.count + v] = answer
+                s.answers[slot(i, r, v)] = answer
                 s.done += 1
                 if answer.cached { s.stats.cachedAnswers += 1 }
                 if !answer.ok { s.stats.failedAnswers += 1 }
                 // The variants of this request and repetition that have answered.
-                return variants.indices.filter { w in s.answers[(i * repetitions + r) * variants.count + w]?.ok == true }
+                return variants.indices.filter { w in s.answers[slot(i, r, w)]?.ok == true }
             }
             reportProgress()
             guard answer.ok, eval.judge != nil else { return [] }
@@ -398,11 +412,10 @@ public final class EvalRunner: Sendable {
                 guard case .judge(let judge) = scorer else { continue }
                 if judge.isPairwise {
                     for (a, b) in judgedPairs where (a == v || b == v) && ready.contains(a) && ready.contains(b) {
-                        starts += submitPairwise(scorer: k, judge: judge, item: i, repetition: r, a, b)
+                        starts += submitPairwise(scorer: k, item: i, repetition: r, a, b)
                     }
                 } else {
-                    let prompt = judge.pointwisePrompt(question: items[i].judgeQuestion, answer: answer.text!, reference: items[i].reference)
-                    starts += submit(makeJudgeJob(.pointwise(scorer: k, item: i, repetition: r, variant: v), prompt: prompt))
+                    starts += submit(.pointwise(scorer: k, item: i, repetition: r, variant: v))
                 }
             }
         case .pairwise(let k, let i, let r, let first, let second):
@@ -423,18 +436,10 @@ public final class EvalRunner: Sendable {
         return starts
     }
 
-    private func submitPairwise(scorer k: Int, judge: JudgeScorer, item i: Int, repetition r: Int, _ a: Int, _ b: Int) -> [Int] {
-        let (textA, textB) = state.withLock { s in
-            (s.answers[(i * repetitions + r) * variants.count + a]!.text!, s.answers[(i * repetitions + r) * variants.count + b]!.text!)
-        }
-        let question = items[i].judgeQuestion
-        var starts: [Int] = []
-        // Both orders: a verdict that flips with the order is a tie.
-        for (first, second, x, y) in [(a, b, textA, textB), (b, a, textB, textA)] {
-            let prompt = judge.pairwisePrompt(question: question, answerA: x, answerB: y, reference: items[i].reference)
-            starts += submit(makeJudgeJob(.pairwise(scorer: k, item: i, repetition: r, first: first, second: second), prompt: prompt))
-        }
-        return starts
+    /// Both orders of a pair: a verdict that flips with the order is a tie.
+    private func submitPairwise(scorer k: Int, item i: Int, repetition r: Int, _ a: Int, _ b: Int) -> [Int] {
+        submit(.pairwise(scorer: k, item: i, repetition: r, first: a, second: b))
+            + submit(.pairwise(scorer: k, item: i, repetition: r, first: b, second: a))
     }
 
     private func fillJudgment(_ j: inout EvalJudgment, _ outcome: Outcome) {
