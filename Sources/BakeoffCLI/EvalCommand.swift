@@ -42,6 +42,20 @@ let evalSpec = CommandSpec(
     let format = args.choice("--format", ReportFormat.self) ?? .table
     let outputPath = args.string("--output")
 
+    // Where the report goes is checked before any call is paid for.
+    if let outputPath {
+        let folder = outputPath.contains("/") ? String(outputPath[..<outputPath.lastIndex(of: "/")!]) : "."
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.isEmpty ? "/" : folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw UsageError("--output \(outputPath): the folder \(folder) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: folder.isEmpty ? "/" : folder) else {
+            throw UsageError("--output \(outputPath): the folder \(folder) is not writable")
+        }
+        if FileManager.default.fileExists(atPath: outputPath, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw UsageError("--output \(outputPath) is a directory; give a file name")
+        }
+    }
     var items = try EvalDataset.read(path: console.inputPath(datasetPath))
     guard !items.isEmpty else { throw UsageError("\(datasetPath) holds no requests") }
     if let limit, limit < items.count { items = Array(items.prefix(limit)) }

@@ -327,7 +327,7 @@ public final class EvalRunner: Sendable {
         case .respond(let status, let headers, let body):
             httpStatus = status
             retryAfter = headers.first { $0.0.lowercased() == "retry-after" }?.1
-            if status >= 300 { bodyText = String(decoding: body.prefix(300), as: UTF8.self) }
+            if status >= 300 || !done.answered { bodyText = String(decoding: body.prefix(300), as: UTF8.self) }
         case .endStream(let tail, _):
             if event.status != "ok" { bodyText = String(decoding: tail.prefix(300), as: UTF8.self) }
         }
@@ -352,6 +352,14 @@ public final class EvalRunner: Sendable {
             return
         }
         let outcome: Outcome
+        if event.status == "ok" && !done.answered {
+            // A 200 that is not a completion (a web page, `{}`): the base URL is likely wrong; not worth a retry.
+            let shown = bodyText.isEmpty ? "" : ": " + bodyText.prefix(120)
+            finishedCall(id, upstream: job.upstream, .failed(status: "upstream_error", httpStatus: httpStatus,
+                                                             message: "HTTP \(httpStatus ?? 200) without a completion (no choices[0].message.content or text; is the base URL the server's /v1?)\(shown)",
+                                                             attempts: job.attempts))
+            return
+        }
         if event.status == "ok", let text = event.response, httpStatus.map({ (200..<300).contains($0) }) ?? true {
             outcome = .answered(text: text, latencyMs: event.latencyMs ?? 0, ttftMs: event.ttftMs, inputTokens: event.inputTokens,
                                 outputTokens: event.outputTokens, attempts: job.attempts)

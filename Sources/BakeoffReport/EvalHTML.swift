@@ -47,7 +47,7 @@ extension EvalReport {
             html += "<table id=\"win-rates\"><tr><th>Judge</th><th>variant</th><th>win rate</th><th>\(confidenceLabel)</th><th>wins / ties / losses</th><th>sign test p</th><th>Holm p</th><th>first position</th><th>flips</th></tr>\n"
             for w in winRates {
                 let cls = w.verdict(alpha: alpha) > 0 ? "better" : w.verdict(alpha: alpha) < 0 ? "worse" : ""
-                html += "<tr><td>\(escape(w.scorer))</td><td>\(escape(w.variant))</td><td class=\"\(cls)\">\(evalPercent(w.winRate))</td><td>\(evalPercent(w.ciLow)) to \(evalPercent(w.ciHigh))</td><td>\(w.wins) / \(w.ties) / \(w.losses)</td><td>\(formatP(w.pValue))</td><td>\(w.adjustedPValue.map(formatP) ?? "")</td><td>\(w.firstPositionRate.map(evalPercent) ?? "n/a")</td><td>\(w.flipRate.map(evalPercent) ?? "n/a")</td></tr>\n"
+                html += "<tr><td>\(escape(w.scorer))</td><td>\(escape(w.variant))</td><td class=\"\(cls)\">\(evalPercent(w.winRate))</td><td>\(evalPercent(w.ciLow)) to \(evalPercent(w.ciHigh))</td><td>\(w.wins) / \(w.ties) / \(w.losses)</td><td>\(escapedP(w.pValue))</td><td>\(w.adjustedPValue.map(formatP) ?? "")</td><td>\(w.firstPositionRate.map(evalPercent) ?? "n/a")</td><td>\(w.flipRate.map(evalPercent) ?? "n/a")</td></tr>\n"
             }
             html += "</table>\n"
         }
@@ -64,7 +64,7 @@ extension EvalReport {
             html += "<table id=\"scores\"><tr><th>Scorer</th><th>variant</th><th>\(escape(variants[control]))</th><th>variant</th><th>difference</th><th>\(confidenceLabel)</th><th>test</th><th>p</th><th>Holm p</th><th>Wilcoxon p</th></tr>\n"
             for c in scores {
                 let v = c.verdict(alpha: alpha)
-                html += "<tr><td>\(escape(c.name))</td><td>\(escape(c.variant))</td><td>\(evalNumber(c.controlMean))</td><td>\(evalNumber(c.variantMean))</td><td class=\"\(v > 0 ? "better" : v < 0 ? "worse" : "")\">\(evalSigned(c.difference))</td><td>\(evalSigned(c.ciLow)) to \(evalSigned(c.ciHigh))</td><td>\(c.binary ? "McNemar \(c.onlyVariant!)/\(c.onlyControl!)" : "paired t")</td><td>\(formatP(c.pValue))</td><td>\(c.adjustedPValue.map(formatP) ?? "")</td><td>\(c.wilcoxonP.map(formatP) ?? "")</td></tr>\n"
+                html += "<tr><td>\(escape(c.name))</td><td>\(escape(c.variant))</td><td>\(evalNumber(c.controlMean))</td><td>\(evalNumber(c.variantMean))</td><td class=\"\(v > 0 ? "better" : v < 0 ? "worse" : "")\">\(evalSigned(c.difference))</td><td>\(evalSigned(c.ciLow)) to \(evalSigned(c.ciHigh))</td><td>\(c.binary ? "McNemar \(c.onlyVariant!)/\(c.onlyControl!)" : "paired t")</td><td>\(escapedP(c.pValue))</td><td>\(c.adjustedPValue.map(formatP) ?? "")</td><td>\(c.wilcoxonP.map(formatP) ?? "")</td></tr>\n"
             }
             html += "</table>\n"
         }
@@ -84,12 +84,12 @@ extension EvalReport {
         if !metrics.isEmpty {
             html += "<table id=\"metrics\"><tr><th>Metric (lower is better)</th><th>variant</th><th>\(escape(variants[control]))</th><th>variant</th><th>difference</th><th>\(confidenceLabel)</th><th>p</th></tr>\n"
             for c in metrics {
-                html += "<tr><td>\(escape(c.name))</td><td>\(escape(c.variant))</td><td>\(evalNumber(c.controlMean))</td><td>\(evalNumber(c.variantMean))</td><td>\(evalSigned(c.difference))</td><td>\(evalSigned(c.ciLow)) to \(evalSigned(c.ciHigh))</td><td>\(formatP(c.pValue))</td></tr>\n"
+                html += "<tr><td>\(escape(c.name))</td><td>\(escape(c.variant))</td><td>\(evalNumber(c.controlMean))</td><td>\(evalNumber(c.variantMean))</td><td>\(evalSigned(c.difference))</td><td>\(evalSigned(c.ciLow)) to \(evalSigned(c.ciHigh))</td><td>\(escapedP(c.pValue))</td></tr>\n"
             }
             html += "</table>\n"
         }
         if let live {
-            html += "<h2>Live experiment</h2>\n<p id=\"live\">\(escape(live.metric)) of \(escape(live.variant)) live: \(live.relativeLift.map { formatPercent($0) } ?? "n/a") relative lift\(live.ciLow.map { " (\(formatPercent($0)) to \(formatPercent(live.ciHigh)))" } ?? ""), \(live.pValue.map(formatPEquals) ?? "p n/a"), \(group(live.users)) users. \(escape(live.note))</p>\n"
+            html += "<h2>Live experiment</h2>\n<p id=\"live\">\(escape(live.metric)) of \(escape(live.variant)) live: \(live.relativeLift.map { formatPercent($0) } ?? "n/a") relative lift\(live.ciLow.map { " (\(formatPercent($0)) to \(formatPercent(live.ciHigh)))" } ?? ""), \(live.pValue.map(escapedPEquals) ?? "p n/a"), \(group(live.users)) users. \(escape(live.note))</p>\n"
         }
         if !differences.isEmpty {
             html += "<h2>Where they differ most on \(escape(primary))</h2>\n<div id=\"differences\">\n"
@@ -103,6 +103,9 @@ extension EvalReport {
         html += "</body></html>\n"
         return html
     }
+
+    private func escapedP(_ p: Double) -> String { escape(formatP(p)) }
+    private func escapedPEquals(_ p: Double) -> String { escape(formatPEquals(p)) }
 
     /// Horizontal interval bars around `center`.
     private func intervalChart(_ rows: [(String, Double, Double, Double)], center: Double, percent: Bool) -> String {

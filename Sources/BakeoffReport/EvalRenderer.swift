@@ -33,7 +33,7 @@ extension EvalReport {
         out += prose("\(group(requests)) requests from \(dataset); variants \(variantList)\(repetitions > 1 ? "; \(repetitions) answers per request and variant" : ""). Paired by request; \(confidenceLabel)s; \(holmText); primary: \(primary).") + "\n\n"
 
         let d = decision
-        out += prose("\(bold)Decision: \(d.action.rawValue)\(d.action == .promote || d.action == .doNotPromote ? " \(d.variant)" : "")\(bold)") + "\n"
+        out += bold + prose("Decision: \(d.action.rawValue)\(d.action == .promote || d.action == .doNotPromote ? " \(d.variant)" : "")") + bold + "\n"
         for r in d.reasons { out += (markdown ? "- " : "  - ") + (markdown ? prose(r) : wrap(ClientText.terminal(r), indent: "    ")) + "\n" }
         if let n = d.requestsNeeded { out += (markdown ? "- " : "  - ") + prose("about \(group(n)) requests in all would detect it (\(formatNumber(decisionPowerPercent))% power)") + "\n" }
         if let users = d.liveUsersPerGroup { out += (markdown ? "- " : "  - ") + prose("the live A/B needs \(group(users)) users per group (bakeoff plan)") + "\n" }

@@ -102,7 +102,7 @@ final class Connection {
         } else if readOnly {
             throw StoreError(.cannotOpen, path: path, "\(path): cannot open the \(label): \(String(cString: strerror(errno)))")
         } else {
-            try Self.createFile(path)
+            try Self.createFile(path, label: label)
         }
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
@@ -121,21 +121,21 @@ final class Connection {
     deinit { sqlite3_close_v2(db) }
 
     /// Creates an empty store file with mode 0600 (SQLite would create it 0644: it may hold prompts and answers).
-    private static func createFile(_ path: String) throws(StoreError) {
+    private static func createFile(_ path: String, label: String) throws(StoreError) {
         let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 { close(fd); return }
         let code = errno
         if code == EEXIST { return }  // created meanwhile by another process
-        throw cannotCreate(path, errno: code)
+        throw cannotCreate(path, errno: code, label: label)
     }
 
     /// Why a store cannot be created at `path`, said the same way by `createFile` and `EventStore.checkLocation`.
-    static func cannotCreate(_ path: String, errno code: Int32) -> StoreError {
+    static func cannotCreate(_ path: String, errno code: Int32, label: String = "event store") -> StoreError {
         let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         if code == ENOENT || code == ENOTDIR {
-            return StoreError(.cannotCreate, path: path, "\(path): cannot create the event store: the folder \(folder.isEmpty ? "/" : folder) does not exist; create it or choose another path")
+            return StoreError(.cannotCreate, path: path, "\(path): cannot create the \(label): the folder \(folder.isEmpty ? "/" : folder) does not exist; create it or choose another path")
         }
-        return StoreError(.cannotCreate, path: path, "\(path): cannot create the event store: \(String(cString: strerror(code)))")
+        return StoreError(.cannotCreate, path: path, "\(path): cannot create the \(label): \(String(cString: strerror(code)))")
     }
 
     /// The open-time check: `PRAGMA quick_check`, interrupted after `seconds`; a damaged store is an error

@@ -1,7 +1,7 @@
 """`bakeoff eval` end to end: the real binary against real `bakeoff mock-upstream` processes (graded models with a
 known quality, an MT-Bench judge), run as a new user and as a hostile one would.
 
-Tests marked xfail(strict=True) document bugs found here: they fail today and must pass once fixed.
+Tests below include regression tests of the bugs this suite found (each failed before its fix).
 """
 from __future__ import annotations
 
@@ -142,11 +142,6 @@ def test_markdown_format(whole):
     assert re.search(r"^\| judge\\?_pairwise \| treatment \|", out, re.M)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Markdown report: the decision line is printed as `\\*\\*Decision: promote to a live A/B treatment\\*\\*`: "
-    "EvalRenderer.renderText wraps the decision in `**` and then passes the whole line through "
-    "ClientText.markdownProse, which escapes the renderer's own bold markers, so the PR comment shows literal "
-    "asterisks instead of a bold decision. Expected `**Decision: promote to a live A/B treatment**`."))
 def test_markdown_decision_is_bold(whole):
     run = run_eval(whole.config, whole.dataset, "--cache", str(whole.cache), "--format", "markdown")
     assert run.returncode == 0, run.describe()
@@ -195,10 +190,6 @@ def test_html_format_is_a_page_with_the_decision(whole):
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", html)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HTML report: p-values below 1e-16 are inserted unescaped, e.g. `<td><1e-16</td>` in the \"Calls compared\" "
-    "table (input_tokens differs by a constant, so its p is 0): EvalHTML passes formatP(...) straight into the "
-    "markup while every other text goes through escape(). Expected `&lt;1e-16`."))
 def test_html_escapes_every_less_than_sign(whole):
     out = whole.work / "report-lt.html"
     run = run_eval(whole.config, whole.dataset, "--cache", str(whole.cache), "--format", "html", "--output", str(out))
@@ -448,12 +439,6 @@ def test_upstream_that_never_answers_times_out(work):
     assert run.seconds < 20
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "An upstream that answers 200 with something that is not a completion (an HTML page, `{}`) gives an empty "
-    "answer that counts as a success: calls[].failed is 0, the empty text is cached (so later runs never call "
-    "again) and scored (exact match 0, the judge compares an empty answer), and the run exits 0 with a report. "
-    "Expected: a 2xx reply without choices / not JSON or SSE is a failed call (not cached), so a wrong base_url "
-    "ends with exit 1 and \"no variant answered any request\"."))
 @pytest.mark.parametrize("body, content_type", [
     (b"<html><body>Please log in to the hotel Wi-Fi</body></html>", "text/html"),
     (b"{}", "application/json"),
@@ -710,12 +695,6 @@ def test_dataset_with_bom_and_crlf_is_read(procs, work):
     assert run.json["requests"] == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Dataset errors echo raw bytes of the file to stderr: a line that is not JSON is quoted verbatim "
-    "(JSONValue's \"... is not a JSON value\" quotes up to 20 raw bytes: ESC sequences, NUL, the bytes of a binary "
-    "file), and a duplicate id or unknown field name with control characters is printed as decoded, so a hostile "
-    "dataset writes terminal escape sequences to the user's terminal. `bakeoff analyze` on the same line says "
-    "\"found byte 0x1b\". Expected: control characters shown escaped (e.g. \\u001b or 0x1b)."))
 @pytest.mark.parametrize("name, content", [
     ("escape-line", b"\x1b[31mRED\x1b[0m\n"),
     ("duplicate-id", b'{"id":"\\u001b[2J","messages":[{"role":"user","content":"a"}]}\n'
@@ -746,9 +725,6 @@ def test_experiment_without_eval_says_to_add_one(work, tiny_dataset):
     assert "add one" in run.stderr and '"scorers"' in run.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The message for an experiment without \"eval\" sends the user to README section \"Offline evals\", which "
-    "does not exist: README.md documents neither `bakeoff eval` nor the \"eval\" config section."))
 def test_the_readme_section_the_message_points_to_exists(work, tiny_dataset):
     config = write_config(work, [experiment("http://127.0.0.1:9/v1")])
     run = run_eval(config, tiny_dataset)
@@ -806,9 +782,6 @@ def test_serve_check_accepts_a_config_with_an_eval(work):
     assert "valid" in run.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`--cache` in a folder that does not exist: the message says \"cannot create the event store\" (the gateway's "
-    "store), but the file is the eval's results cache. Expected the message to say \"eval cache\"."))
 def test_cache_in_a_missing_folder_is_called_a_cache(work, tiny_dataset):
     config = write_config(work, [experiment("http://127.0.0.1:9/v1", eval_section={"scorers": [{"type": "exact_match"}]})])
     run = run_eval(config, tiny_dataset, "--cache", str(work / "missing" / "cache.db"))
@@ -817,10 +790,6 @@ def test_cache_in_a_missing_folder_is_called_a_cache(work, tiny_dataset):
     assert "event store" not in run.stderr and "cache" in run.stderr.split(":", 2)[-1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`--output` into a folder that does not exist is found out only after every call was made (and paid for): "
-    "the eval calls all variants and the judge, then fails writing the report (exit 2). With --no-cache the "
-    "answers are lost. Expected: the output path checked before the first call."))
 def test_unwritable_output_is_refused_before_any_call(procs, work):
     mock = start_mock(procs, quality={"support-v1": 0.6, "support-v2": 0.75})
     dataset = mock_dataset(work / "requests.jsonl", 5)

@@ -47,8 +47,9 @@ public struct EvalDatasetError: Error, Sendable, Equatable, CustomStringConverti
         self.message = message
     }
 
+    /// Control characters from the file (a hostile dataset's terminal escapes) are shown as U+FFFD.
     public var description: String {
-        "\(source)" + (line.map { ":\($0)" } ?? "") + ": " + (field.map { "\"\($0)\" " } ?? "") + message
+        ClientText.terminal("\(source)" + (line.map { ":\($0)" } ?? "") + ": " + (field.map { "\"\($0)\" " } ?? "") + message)
     }
 }
 

@@ -68,6 +68,9 @@ package struct UpstreamReply {
         package var refusedStatus: Int?
         /// The usage the upstream reported was impossible (left out of the event).
         package var implausibleUsage: Bool
+        /// The answer carried a completion's text (`choices[0].message.content`, `text`, or a stream's
+        /// content): a 200 that is not a completion (an HTML page, `{}`) has none.
+        package var answered: Bool
     }
 
     package let context: Context
@@ -81,6 +84,7 @@ package struct UpstreamReply {
     private var usage: TokenUsage?
     private var streamError: String?
     private var text = ""
+    private var answered = false
 
     package init(_ context: Context) { self.context = context }
 
@@ -127,7 +131,10 @@ package struct UpstreamReply {
             if let u = info.usage { usage = u }
             if info.hasContent && ttftMs == nil { ttftMs = Double(now() &- context.started) / 1e6 }
             if let e = info.error { streamError = e }
-            if context.logContent, let t = info.text { text += t }
+            if let t = info.text {
+                answered = true
+                if context.logContent { text += t }
+            }
             if info.isUsageOnly && !context.clientWantsUsage { return }
         }
         out.append(contentsOf: raw)
@@ -188,6 +195,7 @@ package struct UpstreamReply {
                 if (200..<300).contains(status) {
                     let info = body.withUnsafeBytes { CompletionInfo.inspect($0, endpoint: context.endpoint) }
                     usage = info.usage
+                    answered = info.text != nil
                     if context.logContent, let t = info.text { text = t }
                     record.status = "ok"
                 } else {
@@ -234,6 +242,6 @@ package struct UpstreamReply {
         if context.logContent { record.response = text }
         body = []
         return Completion(reply: reply, event: record, latencySeconds: latencyMs / 1000, ttftSeconds: ttftMs.map { $0 / 1000 },
-                          upstreamFailure: upstreamFailure, refusedStatus: refusedStatus, implausibleUsage: implausible)
+                          upstreamFailure: upstreamFailure, refusedStatus: refusedStatus, implausibleUsage: implausible, answered: answered)
     }
 }
