@@ -13,7 +13,7 @@ PYTHON_VENV := .venv
 PY := $(PYTHON_VENV)/bin/python
 OUT := out
 # Python is used only for reference fixtures and benchmarks, never by the tool itself.
-PY_PACKAGES := scipy statsmodels gbstats pandas numpy
+PY_PACKAGES := scipy statsmodels gbstats pandas numpy jsonschema rouge-score
 TEST_VENV := .venv-test
 TEST_PY := $(TEST_VENV)/bin/python
 # LiteLLM's SDK and LangChain's ChatOpenAI are clients in e2e/gateway/test_clients.py.
@@ -66,6 +66,8 @@ test: build $(TEST_PY_STAMP)
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release --skip-build --disable-xctest
 	@echo "== The gateway through the official openai client (e2e/gateway)"
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/gateway
+	@echo "== Offline evals end to end, hostile cases included (e2e/eval)"
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/eval
 
 # The gateway's end-to-end tests use the official openai package as a real client.
 $(TEST_PY):
@@ -94,18 +96,23 @@ fixtures: venv
 	$(PY) scripts/reference/non_inferiority_fixtures.py
 	$(PY) scripts/reference/mde_fixtures.py
 	$(PY) scripts/reference/paired_fixtures.py
+	$(PY) scripts/reference/scorer_fixtures.py
 
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
 # BENCH_ONLY=soak: only the gateway soak (slowloris, full disk, kill -9; scripts/bench/soak.py, as root for its
 # tmpfs); BENCH_SOAK=0 skips it.
+# BENCH_ONLY=eval: only `bakeoff eval` vs the openai client on asyncio (scripts/bench/eval_bench.py, 10,000
+# requests, ~3 minutes); BENCH_EVAL=0 skips it, BENCH_EVAL_REQUESTS sets its size.
 # BENCH_ONLY=stats: only bakeoff vs gbstats on 100 metrics' sufficient statistics (scripts/bench/stats.py);
 # BENCH_STATS=0 skips it; BENCH_STATS_RUNS sets its timed bakeoff runs (default 11).
-bench: build $(if $(filter gateway soak,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak,$(BENCH_ONLY)),,$(LITELLM))
+bench: build $(if $(filter gateway soak,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
 	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
-	$(if $(filter stats,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
-	$(if $(filter gateway soak,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter stats eval,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
+	$(if $(filter gateway soak eval,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/stats.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_STATS_RUNS),--runs $(BENCH_STATS_RUNS)))
+	$(if $(filter gateway soak stats,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+		$(PY) scripts/bench/eval_bench.py --bin $(CURDIR)/$(BIN) --client-python $(CURDIR)/$(TEST_PY) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_EVAL_REQUESTS),--requests $(BENCH_EVAL_REQUESTS)))
 
 $(LITELLM):
 	python3 -m venv $(LITELLM_VENV)
