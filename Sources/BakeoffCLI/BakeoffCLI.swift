@@ -22,6 +22,8 @@ public enum BakeoffCLI {
         Command(spec: simulateSpec, run: runSimulate),
         Command(spec: calibrateSpec, run: runCalibrate),
         Command(spec: evalSpec, run: runEval),
+        Command(spec: evalExportLabelsSpec, run: runEvalExportLabels),
+        Command(spec: evalImportLabelsSpec, run: runEvalImportLabels),
         Command(spec: serveSpec, run: runServe),
         Command(spec: exportSpec, run: runExport),
         Command(spec: importSpec, run: runImport),
@@ -45,8 +47,16 @@ public enum BakeoffCLI {
         commands.first { $0.spec.name == name }
     }
 
-    /// The general help (`bakeoff --help`).
-    package static var help: String { Help.general(commands: commands.map(\.spec), options: options) }
+    /// The general help (`bakeoff --help`). Commands of two words ("eval export-labels", which `main` looks up
+    /// before the one-word command of their first word) are in a table of their own before the options, so
+    /// their long names do not narrow the others' summaries.
+    package static var help: String {
+        let (single, double) = (commands.filter { !$0.spec.name.contains(" ") }, commands.filter { $0.spec.name.contains(" ") })
+        let general = Help.general(commands: single.map(\.spec), options: options)
+        guard !double.isEmpty else { return general }
+        let more = ["", "MORE COMMANDS:"] + Help.columns(double.map { ($0.spec.name, $0.spec.summary) })
+        return general.replacingOccurrences(of: "\n\nOPTIONS:", with: "\n" + more.joined(separator: "\n") + "\n\nOPTIONS:")
+    }
 
     /// Runs `bakeoff ARGUMENTS` (without the program's name) and returns its exit status: 0 done, 1 failed,
     /// 2 a usage mistake (reported with the usage line). Never exits; `serve` and `mock-upstream` run until the
@@ -57,11 +67,22 @@ public enum BakeoffCLI {
             try? console.print(help)
             return ExitCode.usage.rawValue
         }
-        let rest = Array(arguments.dropFirst())
-        let command = Self.command(named: name)
+        var rest = Array(arguments.dropFirst())
+        // A two-word command ("eval export-labels") before the one-word one.
+        var command = Self.command(named: name)
+        var twoWords = false
+        if let word = rest.first, let subcommand = Self.command(named: name + " " + word) {
+            command = subcommand
+            rest.removeFirst()
+            twoWords = true
+        }
         do {
             let code: ExitCode
             if let command {
+                if !twoWords, let word = rest.first, !word.hasPrefix("-"), command.spec.arguments.isEmpty,
+                   let guess = closestName(name + " " + word, among: commandNames.filter { $0.hasPrefix(name + " ") }) {
+                    throw UsageError("unknown command \"\(name) \(word)\"; did you mean \"\(guess)\"?")
+                }
                 if ParsedArguments.wantsHelp(rest) {
                     try console.print(Help.text(for: command.spec))
                     return ExitCode.ok.rawValue
@@ -115,9 +136,12 @@ public enum BakeoffCLI {
     static func runTopLevel(_ name: String, _ rest: [String], _ console: Console) throws -> ExitCode {
         switch name {
         case "help", "--help", "-h":
-            guard let topic = rest.first, !["help", "--help", "-h"].contains(topic) else {
+            guard var topic = rest.first, !["help", "--help", "-h"].contains(topic) else {
                 try console.print(help)
                 return .ok
+            }
+            if rest.count > 1, commandNames.contains(where: { $0.hasPrefix(topic + " ") }) {
+                topic += " " + rest[1]  // a two-word command
             }
             guard let command = command(named: topic) else {
                 throw UsageError("no help on \"\(topic)\"\(suggestion(topic)) (commands: \(commandNames.joined(separator: ", ")))")

@@ -38,6 +38,24 @@ public final class EvalCache: Sendable {
                 created_at INTEGER NOT NULL
             ) WITHOUT ROWID;
             """),
+        Migration("eval-labels", sql: """
+            CREATE TABLE labels (
+                key TEXT NOT NULL,
+                labeler TEXT NOT NULL,
+                source TEXT NOT NULL,
+                experiment TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                variant TEXT NOT NULL,
+                control TEXT NOT NULL,
+                verdict TEXT NOT NULL CHECK (verdict IN ('win', 'tie', 'loss')),
+                variant_left INTEGER,
+                item TEXT NOT NULL,
+                note TEXT,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (key, labeler)
+            ) WITHOUT ROWID;
+            CREATE INDEX labels_by_experiment ON labels (experiment);
+            """),
     ])
 
     private struct State {
@@ -137,5 +155,121 @@ public final class EvalCache: Sendable {
             s.lookup = nil
             s.connection = nil
         }
+    }
+}
+
+// MARK: - Human labels
+
+extension EvalCache {
+    /// A person's verdict on one request's pair of answers (a candidate variant's against the control's),
+    /// imported from a filled label sheet (`bakeoff eval import-labels`).
+    ///
+    /// Its `key` is a hash of what makes the two answers what they are (the experiment, the request, both
+    /// variants' definitions), so it stays with those answers when variants are renamed, and a changed variant
+    /// (another model or prompt) does not inherit labels of answers it did not give.
+    public struct Label: Sendable, Equatable {
+        public enum Verdict: String, Sendable, CaseIterable { case win, tie, loss }
+        public var key: String
+        /// Who labelled; one label per key and labeler.
+        public var labeler: String
+        /// The file it came from.
+        public var source: String
+        public var experiment: String
+        public var requestID: String
+        /// The candidate's and the control's names when the sheet was made.
+        public var variant: String
+        public var control: String
+        /// The candidate against the control.
+        public var verdict: Verdict
+        /// Whether the candidate's answer was shown on the left.
+        public var variantWasLeft: Bool?
+        /// The sheet's item code.
+        public var item: String
+        public var note: String?
+        /// Microseconds since 1970.
+        public var createdAt: Int64
+
+        public init(key: String, labeler: String, source: String, experiment: String, requestID: String, variant: String,
+                    control: String, verdict: Verdict, variantWasLeft: Bool?, item: String, note: String?, createdAt: Int64) {
+            self.key = key
+            self.labeler = labeler
+            self.source = source
+            self.experiment = experiment
+            self.requestID = requestID
+            self.variant = variant
+            self.control = control
+            self.verdict = verdict
+            self.variantWasLeft = variantWasLeft
+            self.item = item
+            self.note = note
+            self.createdAt = createdAt
+        }
+    }
+
+    /// Keeps `labels`, all or none (one transaction). A label with the key and labeler of one kept replaces it,
+    /// so a corrected file imported again updates its labels.
+    public func saveLabels(_ labels: [Label]) throws(StoreError) {
+        let result: Result<Void, StoreError> = state.withLock { s in
+            guard let connection = s.connection else { return .failure(StoreError(.closed, path: path, "\(path): the eval cache is closed")) }
+            // `entry` leaves its statement on a row, which keeps a read snapshot open: end it first.
+            s.lookup?.reset()
+            do throws(StoreError) {
+                try connection.inWriteTransaction { () throws(StoreError) in
+                    let insert = try connection.prepare("""
+                        INSERT OR REPLACE INTO labels (key, labeler, source, experiment, request_id, variant, control, verdict,
+                                                       variant_left, item, note, created_at)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                        """)
+                    for l in labels {
+                        insert.reset()
+                        insert.bind(1, l.key)
+                        insert.bind(2, l.labeler)
+                        insert.bind(3, l.source)
+                        insert.bind(4, l.experiment)
+                        insert.bind(5, l.requestID)
+                        insert.bind(6, l.variant)
+                        insert.bind(7, l.control)
+                        insert.bind(8, l.verdict.rawValue)
+                        insert.bind(9, l.variantWasLeft.map { $0 ? 1 : 0 })
+                        insert.bind(10, l.item)
+                        if let note = l.note { insert.bind(11, note) } else { insert.bind(11, nil as Int?) }
+                        insert.bind(12, l.createdAt)
+                        _ = try insert.step()
+                    }
+                }
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+
+    /// The labels kept: of one experiment (by the name it had at import) or all, and only those under `keys`
+    /// when given; ordered by key and labeler.
+    public func labels(experiment: String? = nil, keys: Set<String>? = nil) throws(StoreError) -> [Label] {
+        let result: Result<[Label], StoreError> = state.withLock { s in
+            guard let connection = s.connection else { return .failure(StoreError(.closed, path: path, "\(path): the eval cache is closed")) }
+            // `entry` leaves its statement on a row, which keeps a read snapshot open: end it, to see what other
+            // connections (an import) committed since.
+            s.lookup?.reset()
+            do throws(StoreError) {
+                let query = try connection.prepare("""
+                    SELECT key, labeler, source, experiment, request_id, variant, control, verdict, variant_left, item, note, created_at
+                    FROM labels WHERE ?1 IS NULL OR experiment = ?1 ORDER BY key, labeler
+                    """)
+                if let experiment { query.bind(1, experiment) } else { query.bind(1, nil as Int?) }
+                var out: [Label] = []
+                while try query.step() {
+                    let key = query.string(0)
+                    if let keys, !keys.contains(key) { continue }
+                    out.append(Label(key: key, labeler: query.string(1), source: query.string(2), experiment: query.string(3),
+                                     requestID: query.string(4), variant: query.string(5), control: query.string(6),
+                                     verdict: Label.Verdict(rawValue: query.string(7)) ?? .tie,
+                                     variantWasLeft: query.isNull(8) ? nil : query.int(8) != 0, item: query.string(9),
+                                     note: query.isNull(10) ? nil : query.string(10), createdAt: query.int(11)))
+                }
+                return .success(out)
+            } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 }
