@@ -58,8 +58,14 @@ demo: build
 	@$(BIN) analyze $(OUT)/case-study.jsonl --split 0.2 --format html > $(OUT)/case-study.html
 	@echo "The same report as a page with a chart of every lift and its interval: $(OUT)/case-study.html"
 	@echo
+	@echo "== Offline: v1 and v2 on a sample of the support bot's requests, judged -> $(OUT)/offline/"
+	@BAKEOFF_BIN=$(CURDIR)/$(BIN) bash scripts/demo/offline.sh $(OUT) before
+	@echo
 	@echo "== Live: the gateway between simulated users and two mock model servers -> $(OUT)/live/"
 	@BAKEOFF_BIN=$(CURDIR)/$(BIN) bash scripts/demo/live.sh $(OUT)
+	@echo
+	@echo "== Offline and live together -> $(OUT)/offline/"
+	@BAKEOFF_BIN=$(CURDIR)/$(BIN) bash scripts/demo/offline.sh $(OUT) after
 
 test: build $(TEST_PY_STAMP)
 	$(SWIFT) build -c release --build-tests
@@ -97,6 +103,7 @@ fixtures: venv
 	$(PY) scripts/reference/mde_fixtures.py
 	$(PY) scripts/reference/paired_fixtures.py
 	$(PY) scripts/reference/scorer_fixtures.py
+	$(PY) scripts/reference/kappa_fixtures.py
 
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
 # BENCH_ONLY=soak: only the gateway soak (slowloris, full disk, kill -9; scripts/bench/soak.py, as root for its

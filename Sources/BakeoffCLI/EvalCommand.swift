@@ -10,7 +10,7 @@ import Synchronization
 
 let evalSpec = CommandSpec(
     "eval",
-    summary: "Offline A/B: a dataset of requests through every variant, scored and judged",
+    summary: "Offline A/B: requests through every variant, scored and judged",
     usage: ["--config FILE --dataset REQUESTS.jsonl [--experiment NAME] [options]"],
     about: "Sends every request of the dataset to every variant of the experiment exactly as `bakeoff serve` would (same upstream, model, system prompt, parameters), scores the answers with the scorers of the experiment's \"eval\" in the config (exact match, JSON, ROUGE-L, an LLM judge pairwise in both orders, ...), and reports which variant is better, by how much, how sure, and whether it should go live. Calls already made are kept in a cache, so an interrupted run resumes without paying twice.",
     options: [
@@ -83,6 +83,7 @@ let evalSpec = CommandSpec(
         bar.withLock { $0.finish() }
         throw error
     }
+    let labels = try cache.map { try storedHumanLabels($0, experiment: experiment, items: items) } ?? []
     try cache?.close()
 
     var summary = "\(group(stats.calls)) calls in \(fixedString(stats.seconds, 1)) s (\(group(stats.retries)) retries)"
@@ -99,6 +100,7 @@ let evalSpec = CommandSpec(
     }
 
     var report = EvalAnalysis.run(observations, EvalAnalysis.Context(experiment: experiment.name, dataset: datasetPath, plan: eval.plan))
+    report.humanAgreement = EvalAnalysis.humanAgreement(observations, plan: eval.plan, labels: labels)
     // The live side: the experiment's live result when the store has it, and the live test's size.
     var baseline = eval.plan.liveBaseline
     if let db = args.string("--db") {

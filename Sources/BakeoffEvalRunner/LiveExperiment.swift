@@ -40,7 +40,7 @@ public enum LiveExperiment {
         let primary = analysis.primaryMetric ?? "task_completion"
         guard let metric = analysis.metrics.first(where: { $0.name == primary }) else { return (nil, nil) }
         guard let mde = analysis.minimumDetectableEffect else {
-            return (nil, "to plan the live test, give the experiment's analysis a \"minimum_detectable_effect\" for \(primary), or run bakeoff plan --baseline B --mde D")
+            return (nil, "to plan the live test, give the experiment's analysis an \"mde\" for \(primary), or run bakeoff plan --baseline B --mde D")
         }
         guard metric.kind == .proportion else {
             return (nil, "\(primary) is a mean: plan the live test with bakeoff plan --baseline B --std S --mde \(formatNumber(mde))\(analysis.minimumDetectableEffectIsRelative ? " --mde-relative" : "")")

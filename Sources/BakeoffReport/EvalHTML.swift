@@ -58,6 +58,13 @@ extension EvalReport {
             }
             html += "</table>\n"
         }
+        if !humanAgreement.isEmpty {
+            html += "<h2>People against the judge</h2>\n<table id=\"human-agreement\"><tr><th>Judge</th><th>variant</th><th>labels</th><th>people's win rate</th><th>\(confidenceLabel)</th><th>judge's, same requests</th><th>agreement</th><th>Cohen's kappa</th><th>\(confidenceLabel)</th></tr>\n"
+            for h in humanAgreement {
+                html += "<tr><td>\(escape(h.scorer ?? "people"))</td><td>\(escape(h.variant))</td><td>\(group(h.labels)) by \(h.labelers)</td><td>\(h.human.map { evalPercent($0.winRate) } ?? "n/a")</td><td>\(h.human.map { "\(evalPercent($0.ciLow)) to \(evalPercent($0.ciHigh))" } ?? "")</td><td>\(h.judge.map { evalPercent($0.winRate) } ?? "n/a")</td><td>\(h.percentAgreement.map(evalPercent) ?? "n/a")</td><td>\(h.kappa.map { fixed($0.kappa, 2) } ?? "n/a")</td><td>\(h.kappa.map { "\(fixed($0.ciLow, 2)) to \(fixed($0.ciHigh, 2))" } ?? "")</td></tr>\n"
+            }
+            html += "</table>\n"
+        }
         if !scores.isEmpty {
             html += "<h2>Scorers: difference from \(escape(variants[control])), paired by request</h2>\n"
             html += intervalChart(scores.map { ("\($0.name): \($0.variant)", $0.difference, $0.ciLow, $0.ciHigh) }, center: 0, percent: false)

@@ -60,6 +60,20 @@ extension EvalReport {
             if r.skippedResamples > 0 { out += prose("\(r.skippedResamples) resamples could not be fitted (a variant never won or never lost in them).") + "\n" }
             out += "\n"
         }
+        if !humanAgreement.isEmpty {
+            out += heading("People against the judge (imported labels; kappa over win/tie/loss per request)")
+            let header = ["Judge", "variant", "labels", "people's win rate [\(confidenceLabel)]", "judge's (same requests)", "agreement", "Cohen's kappa [\(confidenceLabel)]"]
+            var rows: [[String]] = []
+            for h in humanAgreement {
+                let who: String = name(h.scorer ?? "people")
+                let human: String = h.human.map { "\(evalPercent($0.winRate)) [\(evalPercent($0.ciLow)), \(evalPercent($0.ciHigh))]" } ?? "n/a"
+                let judge: String = h.judge.map { evalPercent($0.winRate) } ?? "n/a"
+                let agreement: String = h.percentAgreement.map { evalPercent($0) } ?? "n/a"
+                let kappa: String = h.kappa.map { "\(fixed($0.kappa, 2)) [\(fixed($0.ciLow, 2)), \(fixed($0.ciHigh, 2))]" } ?? "n/a"
+                rows.append([who, name(h.variant), "\(group(h.labels)) by \(h.labelers)", human, judge, agreement, kappa])
+            }
+            out += table(header, rows) + "\n"
+        }
         if !scores.isEmpty {
             out += heading("Scorers (per request: mean over its answers)")
             let header = ["Scorer", "variant", variants[control].isEmpty ? "control" : name(variants[control]), "variant mean", "difference [\(confidenceLabel)]", "test", "p", "Holm p", "Wilcoxon p"]
@@ -109,7 +123,8 @@ extension EvalReport {
             out += heading("Where they differ most (\(primary))")
             for x in differences.prefix(markdown ? 10 : 5) {
                 let question = x.question.count > 100 ? String(x.question.prefix(100)) + "…" : x.question
-                out += (markdown ? "- " : "  ") + prose("\(x.item) (\(x.variant) \(evalSigned(x.difference))): \(question)") + "\n"
+                let line = "\(x.item) (\(x.variant) \(evalSigned(x.difference))): \(question)"
+                out += markdown ? "- " + prose(line) + "\n" : wrap("  " + ClientText.terminal(line), indent: "    ") + "\n"
             }
             out += "\n"
         }
@@ -212,6 +227,20 @@ extension EvalReport {
                         w.value("id", x.item); w.value("variant", x.variant); w.value("difference", x.difference)
                         w.value("question", x.question); w.value("control_answer", x.controlAnswer); w.value("variant_answer", x.variantAnswer)
                         w.value("reference", x.reference)
+                    }
+                }
+            }
+            w.array("human_agreement") { w in
+                for h in humanAgreement {
+                    w.object { w in
+                        w.value("scorer", h.scorer); w.value("variant", h.variant); w.value("labels", h.labels)
+                        w.value("labelers", h.labelers); w.value("requests", h.requests); w.value("unmatched_labels", h.unmatchedLabels)
+                        w.value("human_win_rate", h.human?.winRate); w.value("human_ci_low", h.human?.ciLow); w.value("human_ci_high", h.human?.ciHigh)
+                        w.value("human_p_value", h.human?.pValue); w.value("judge_win_rate", h.judge?.winRate)
+                        w.value("percent_agreement", h.percentAgreement); w.value("kappa", h.kappa?.kappa)
+                        w.value("kappa_ci_low", h.kappa?.ciLow); w.value("kappa_ci_high", h.kappa?.ciHigh)
+                        w.value("weighted_kappa", h.weightedKappa?.kappa)
+                        w.array("confusion") { w in for row in h.confusion { w.array { w in for x in row { w.value(nil, x) } } } }
                     }
                 }
             }

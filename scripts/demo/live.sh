@@ -49,6 +49,7 @@ cat > "$OUT/gateway.json" <<JSON
     "name": "support-bot-v2",
     "model": "support-bot",
     "split": 0.5,
+    "log_content": true,
     "analysis": $ANALYSIS,
     "variants": [
       {"name": "control", "upstream": {"base_url": "http://127.0.0.1:$V1/v1", "model": "support-v1"}},

@@ -104,7 +104,7 @@ public enum EvalAnalysis {
         // Call metrics, paired by request.
         var metrics: [PairedComparison] = []
         var callSummaries: [VariantCalls] = []
-        for v in 0..<k {
+        for v in [o.control] + others {
             var all: [EvalAnswer] = []
             for i in 0..<n { all += answers[i * k + v] }
             let ok = all.filter(\.ok)

@@ -29,6 +29,8 @@ public struct EvalReport: Sendable {
     public var judgeProblems: [(scorer: String, failed: Int, unparseable: Int)]
     /// Set by the caller: the live experiment's result beside the offline one, when the store has it.
     public var live: LiveComparison?
+    /// Set by the caller: people's labels against the judge (`EvalAnalysis.humanAgreement`), when imported.
+    public var humanAgreement: [HumanAgreement] = []
 
     public var controlName: String { variants[control] }
 }
