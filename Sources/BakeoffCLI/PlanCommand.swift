@@ -9,8 +9,8 @@ import Foundation
 let planSpec = CommandSpec(
     "plan",
     summary: "Users needed per group for a metric and effect (sample size)",
-    usage: ["--baseline B --mde D [options]"],
-    about: "Users needed per group (Student t-test power, noncentral t, solved exactly; equals statsmodels TTestIndPower).",
+    usage: ["--baseline B --mde D [options]", "--win-rate P [--tie-rate T] [options]", "--paired --mde D --sd-difference S [options]"],
+    about: "Users needed per group (Student t-test power, noncentral t, solved exactly; equals statsmodels TTestIndPower). For an offline eval, the requests needed in a paired design: --win-rate for a pairwise judge (the exact sign test), --paired for a difference of per-request means (the paired t test).",
     options: [
         .single("--baseline", "B", "Control's current value: a rate in (0,1), or a mean with --std"),
         .single("--mde", "D", "Smallest difference to detect (absolute; see --mde-relative)"),
@@ -21,6 +21,11 @@ let planSpec = CommandSpec(
         .single("--split", "S", "Treatment's share of traffic; the article's case study ran 0.2", default: "0.5"),
         .flag("--one-sided", "One-sided test"),
         .single("--daily-users", "N", "Users per day, to print the days needed"),
+        .single("--win-rate", "P", "Offline eval: the win rate to detect among requests not tied (e.g. 0.55)"),
+        .single("--tie-rate", "T", "Offline eval: the share of requests the judge ties", default: "0"),
+        .flag("--paired", "Offline eval: a difference of per-request means (--mde), paired by request"),
+        .single("--sd-difference", "S", "With --paired, the standard deviation of the per-request differences"),
+        .single("--correlation", "R", "With --paired and --std, the correlation of the two variants' scores over requests"),
         .choice("--format", PlanFormat.self, "Output format", default: "table"),
     ]
 )
@@ -28,6 +33,7 @@ let planSpec = CommandSpec(
 enum PlanFormat: String, CaseIterable { case table, json }
 
 @Sendable func runPlan(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
+    if args.string("--win-rate") != nil || args.flag("--paired") { return try runPairedPlan(args, console) }
     guard let baseline = try args.double("--baseline") else { throw UsageError("--baseline is required (the control's current rate, e.g. 0.75)") }
     guard let mde = try args.double("--mde") else { throw UsageError("--mde is required (the smallest difference to detect, e.g. 0.05)") }
     var q = SampleSizeQuestion(baseline: baseline, minimumDetectableEffect: mde)
@@ -74,4 +80,77 @@ enum PlanFormat: String, CaseIterable { case table, json }
 
 extension String {
     func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
+
+/// `bakeoff plan --win-rate P` and `--paired`: requests an offline eval needs (BakeoffStatistics.PairedSampleSize).
+func runPairedPlan(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
+    let alpha = try args.double("--alpha", in: 1e-9...0.5, rule: "between 0 and 0.5") ?? 0.05
+    let power = try args.double("--power", in: 0.01...0.999999, rule: "between 0 and 1") ?? 0.8
+    let format = args.choice("--format", PlanFormat.self) ?? .table
+    for option in ["--baseline", "--split", "--daily-users"] where args.string(option) != nil {
+        throw UsageError("\(option) is for the live test's users; the paired plan (--win-rate, --paired) counts requests")
+    }
+    if args.flag("--mde-relative") { throw UsageError("--mde-relative is for the live test; the paired plan takes an absolute --mde") }
+    if args.flag("--one-sided") { throw UsageError("--one-sided: the paired plan is two-sided") }
+    if let p = try args.double("--win-rate") {
+        guard !args.flag("--paired") else { throw UsageError("give either --win-rate (a pairwise judge) or --paired (a difference of means)") }
+        guard p > 0, p < 1, p != 0.5 else { throw UsageError("--win-rate must be between 0 and 1 and not 0.5, got \(formatNumber(p))") }
+        let tie = try args.double("--tie-rate", in: 0...0.99, rule: "a share from 0 to 0.99") ?? 0
+        guard let plan = PairedSampleSize.requests(winRate: p, tieRate: tie, alpha: alpha, power: power) else {
+            throw UsageError("a win rate of \(formatNumber(p)) is too close to 0.5 to detect with fewer than a million requests")
+        }
+        if format == .json {
+            var w = JSONWriter()
+            w.object { w in
+                w.value("design", "paired, sign test"); w.value("win_rate", p); w.value("tie_rate", tie)
+                w.value("alpha", alpha); w.value("power", power); w.value("requests", plan.requests)
+                w.value("decisive_requests", plan.decisiveRequests); w.value("achieved_power", plan.power); w.value("critical_count", plan.criticalCount)
+            }
+            try console.print(w.text)
+        } else {
+            try console.print("""
+                Requests for an offline eval judged pairwise: detecting a win rate of \(formatNumber(p)) among requests not tied
+                (exact sign test, alpha \(formatNumber(alpha)) two-sided, power \(formatNumber(power)); \(formatNumber(tie * 100))% of requests tied)
+
+                requests        \(String(plan.requests).leftPadded(8))
+                not tied        \(String(plan.decisiveRequests).leftPadded(8))  (significant with \(plan.decisiveRequests - plan.criticalCount) or more wins, or as many losses)
+                power           \(fixedString(plan.power, 3).leftPadded(8))
+                """)
+        }
+        return .ok
+    }
+    if args.string("--tie-rate") != nil { throw UsageError("--tie-rate goes with --win-rate") }
+    guard let mde = try args.double("--mde"), mde != 0 else { throw UsageError("--paired needs --mde: the difference of per-request means to detect") }
+    let sd: Double
+    if let s = try args.double("--sd-difference") {
+        guard args.string("--std") == nil, args.string("--correlation") == nil else { throw UsageError("give either --sd-difference or --std with --correlation") }
+        sd = s
+    } else if let s = try args.double("--std"), let r = try args.double("--correlation") {
+        guard r >= -1, r <= 1 else { throw UsageError("--correlation must be between -1 and 1, got \(formatNumber(r))") }
+        sd = PairedSampleSize.standardDeviationOfDifferences(sdA: s, sdB: s, correlation: r)
+    } else {
+        throw UsageError("--paired needs --sd-difference S (the standard deviation of the per-request differences), or --std S with --correlation R")
+    }
+    guard sd >= 0, sd.isFinite else { throw UsageError("the standard deviation must not be negative, got \(formatNumber(sd))") }
+    guard let plan = PairedSampleSize.requests(difference: mde, standardDeviation: sd, alpha: alpha, power: power) else {
+        throw UsageError("a difference of \(formatNumber(mde)) cannot be planned with a standard deviation of \(formatNumber(sd))")
+    }
+    if format == .json {
+        var w = JSONWriter()
+        w.object { w in
+            w.value("design", "paired, t test"); w.value("mde", mde); w.value("sd_difference", sd)
+            w.value("alpha", alpha); w.value("power", power); w.value("requests", plan.requests)
+            w.value("effect_size", plan.effectSize); w.value("achieved_power", plan.power)
+        }
+        try console.print(w.text)
+    } else {
+        try console.print("""
+            Requests for an offline eval scored per request: detecting a mean difference of \(formatNumber(mde)) paired by request
+            (paired t test, sd of the differences \(formatNumber(sd)), effect size \(fixedString(plan.effectSize, 4)), alpha \(formatNumber(alpha)) two-sided, power \(formatNumber(power)))
+
+            requests        \(String(plan.requests).leftPadded(8))
+            power           \(fixedString(plan.power, 3).leftPadded(8))
+            """)
+    }
+    return .ok
 }

@@ -3,6 +3,7 @@ import Testing
 import BakeoffCLI
 import BakeoffDevTools
 import BakeoffEval
+import BakeoffStatistics
 
 @Suite("mock-dataset and mock-upstream's eval options")
 struct MockToolsCLITests {
@@ -72,5 +73,33 @@ struct MockToolsCLITests {
         let defaults = try mockUpstreamOptions(ParsedArguments(["--port", "0"], spec: spec))
         #expect(defaults.quality.isEmpty && defaults.judgeModels.isEmpty)
         #expect(defaults.qualityNoise == 0 && defaults.judgePositionBias == 0 && defaults.judgeGarbageRate == 0)
+    }
+}
+
+@Suite("bakeoff plan, paired: requests an offline eval needs")
+struct PairedPlanCLITests {
+    @Test func winRateAndPairedMeansMatchPairedSampleSize() throws {
+        let win = try CLI.run(["plan", "--win-rate", "0.55", "--tie-rate", "0.6", "--format", "json"])
+        #expect(win.status == 0)
+        let expected = try #require(PairedSampleSize.requests(winRate: 0.55, tieRate: 0.6, alpha: 0.05, power: 0.8))
+        #expect(win.stdout.contains("\"requests\": \(expected.requests)"))
+        let paired = try CLI.run(["plan", "--paired", "--mde", "0.05", "--sd-difference", "0.4", "--format", "json"])
+        let plan = try #require(PairedSampleSize.requests(difference: 0.05, standardDeviation: 0.4, alpha: 0.05, power: 0.8))
+        #expect(paired.stdout.contains("\"requests\": \(plan.requests)"))
+        let table = try CLI.run(["plan", "--paired", "--mde", "0.05", "--std", "0.45", "--correlation", "0.6"])
+        #expect(table.status == 0 && table.stdout.contains("requests"))
+    }
+
+    @Test(arguments: [
+        (["plan", "--win-rate", "0.5"], "not 0.5"),
+        (["plan", "--win-rate", "0.6", "--paired"], "either --win-rate"),
+        (["plan", "--paired", "--mde", "0.05"], "--sd-difference"),
+        (["plan", "--win-rate", "0.6", "--baseline", "0.5"], "counts requests"),
+        (["plan", "--paired", "--mde", "0.1", "--std", "0.3", "--correlation", "2"], "between -1 and 1"),
+    ])
+    func mistakesAreUsageErrors(_ arguments: [String], _ message: String) throws {
+        let r = try CLI.run(arguments)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains(message), "\(r.stderr)")
     }
 }

@@ -148,3 +148,37 @@ struct EvalAnalysisTests {
         #expect(needed > 20)
     }
 }
+
+@Suite("Eval analysis: three variants")
+struct EvalRankingTests {
+    @Test func bradleyTerryRanksEveryVariantFromAllPairsWithTheControlAtZero() throws {
+        let items = (0..<30).map { EvalItem(id: "r\($0)", prompt: "q\($0)") }
+        var answers: [EvalAnswer] = []
+        var judgments: [EvalJudgment] = []
+        for i in 0..<30 {
+            for v in 0..<3 { answers.append(EvalAnswer(item: i, variant: v, repetition: 0, status: "ok", text: "a\(v)")) }
+            // Variant 2 beats 1 beats 0 most of the time; each pair in both orders.
+            for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+                let winner = i % 5 == 0 ? a : b
+                for (first, second) in [(a, b), (b, a)] {
+                    let verdict: PairwiseVerdict = i % 7 == 0 ? .tie : winner == first ? .first : .second
+                    judgments.append(EvalJudgment(scorer: 0, item: i, repetition: 0, first: first, second: second, raw: "", verdict: verdict))
+                }
+            }
+        }
+        let o = EvalObservations(items: items, variants: ["control", "b", "c"], control: 0, repetitions: 1, answers: answers, judgments: judgments)
+        let report = EvalAnalysis.run(o, .init(experiment: "e", dataset: "d", plan: try plan(#"{"scorers": [{"type": "judge_pairwise"}]}"#)))
+        let ranking = try #require(report.rankings.first)
+        let comparisons = judgments.map { j in
+            BradleyTerry.Comparison(j.first, j.second!, j.verdict == .first ? .firstWins : j.verdict == .second ? .secondWins : .tie)
+        }
+        let fit = try BradleyTerry.fit(comparisons, variantCount: 3, control: 0)
+        #expect(ranking.entries.map(\.strength) == fit.strengths)
+        #expect(ranking.entries[0].strength == 0)
+        #expect(ranking.entries[2].strength > ranking.entries[1].strength && ranking.entries[1].strength > 0)
+        let c = ranking.entries[2]
+        #expect(try #require(c.ciLow) < c.strength && c.strength < (try #require(c.ciHigh)))
+        // Two win rates against the control, Holm over both.
+        #expect(report.winRates.map(\.variant) == ["b", "c"])
+    }
+}

@@ -277,54 +277,38 @@ public enum EvalAnalysis {
         return (rate, itemScores)
     }
 
-    /// Bradley-Terry strengths of all variants by one pairwise judge, with intervals from resampling requests.
+    /// Bradley-Terry strengths of all variants by one pairwise judge (every single-order verdict a comparison,
+    /// a tie half a win each), with percentile intervals from resampling requests.
     static func ranking(scorer: String, judgments: [EvalJudgment], o: EvalObservations, seed: UInt64, alpha: Double) -> Ranking {
         let k = o.variants.count
-        // Per request: its comparisons (each verdict counts; a tie is half a win each).
-        var byItem = [[(Int, Int, Double)]](repeating: [], count: o.items.count)
+        var byItem = [[BradleyTerry.Comparison]](repeating: [], count: o.items.count)
         for j in judgments {
             guard let second = j.second, let verdict = j.verdict else { continue }
-            switch verdict {
-            case .first: byItem[j.item].append((j.first, second, 1))
-            case .second: byItem[j.item].append((second, j.first, 1))
-            case .tie: byItem[j.item].append((j.first, second, 0.5)); byItem[j.item].append((second, j.first, 0.5))
-            }
+            let outcome: BradleyTerry.Outcome = verdict == .first ? .firstWins : verdict == .second ? .secondWins : .tie
+            byItem[j.item].append(BradleyTerry.Comparison(j.first, second, outcome))
         }
-        func fit(_ clusters: [[(Int, Int, Double)]]) -> [Double]? {
-            var wins = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
-            for cluster in clusters { for (w, l, x) in cluster { wins[w][l] += x } }
-            return PairedStatistics.bradleyTerry(count: k, wins: wins, reference: o.control)
-        }
-        let point = fit(byItem)
-        var samples = [[Double]](repeating: [], count: k)
-        var skipped = 0
         var random = seed
-        func next() -> UInt64 {
+        func next(_ n: Int) -> Int {
             random = random &+ 0x9E37_79B9_7F4A_7C15
             var z = random
             z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
+            return Int((z ^ (z >> 31)) % UInt64(n))
         }
-        let replicates = 400
-        if point != nil, !byItem.isEmpty {
-            for _ in 0..<replicates {
-                let resample = (0..<byItem.count).map { _ in byItem[Int(next() % UInt64(byItem.count))] }
-                if let s = fit(resample) { for v in 0..<k { samples[v].append(s[v]) } } else { skipped += 1 }
-            }
+        let clusters = byItem.filter { !$0.isEmpty }
+        guard let b = try? BradleyTerry.bootstrap(clusters: clusters, variantCount: k, control: o.control, replicates: 400,
+                                                  confidence: 1 - alpha, nextIndex: next) else {
+            // Not identifiable (a variant that never won or never lost): no strengths to show.
+            return Ranking(scorer: scorer, entries: o.variants.map { Ranking.Entry(variant: $0, strength: .nan, ciLow: nil, ciHigh: nil, winProbability: .nan) },
+                           skippedResamples: 0)
         }
-        var entries: [Ranking.Entry] = []
-        for v in 0..<k {
-            let s = point?[v] ?? .nan
-            var low: Double?, high: Double?
-            let sorted = samples[v].sorted()
-            if sorted.count >= 20, v != o.control {
-                low = sorted[Int((Double(sorted.count - 1) * alpha / 2).rounded())]
-                high = sorted[Int((Double(sorted.count - 1) * (1 - alpha / 2)).rounded())]
-            }
-            entries.append(Ranking.Entry(variant: o.variants[v], strength: s, ciLow: low, ciHigh: high, winProbability: 1 / (1 + exp(-s))))
+        let entries = (0..<k).map { v in
+            Ranking.Entry(variant: o.variants[v], strength: b.estimate.strengths[v],
+                          ciLow: v == o.control ? nil : b.strengthIntervals[v].lower,
+                          ciHigh: v == o.control ? nil : b.strengthIntervals[v].upper,
+                          winProbability: b.estimate.winProbabilities[v])
         }
-        return Ranking(scorer: scorer, entries: entries, skippedResamples: skipped)
+        return Ranking(scorer: scorer, entries: entries, skippedResamples: b.replicatesSkipped)
     }
 
     /// Promote, do not promote, or needs more requests: on the primary scorer and the guardrails.
