@@ -89,8 +89,13 @@ public final class EvalRunner: Sendable {
     struct State {
         var queue: CallQueue
         var random: UInt64
-        var jobs: [Job] = []
-        var answers: [EvalAnswer?] = []
+        /// Calls registered and not over, by id.
+        var jobs: [Int: Job] = [:]
+        var nextJobID = 0
+        /// The next answer to register (an index over requests, repetitions, variants).
+        var nextAnswer = 0
+        /// Every answer's slot (`slot(item, repetition, variant)`); status "missing" until it comes.
+        var answers: [EvalAnswer] = []
         var judgments: [EvalJudgment] = []
         var stats = EvalRunStats()
         var done = 0
@@ -124,32 +129,22 @@ public final class EvalRunner: Sendable {
     /// Runs everything; blocks until done or `stop()`. Errors only when the cache cannot be written.
     public func run() throws(StoreError) -> (observations: EvalObservations, stats: EvalRunStats) {
         let started = clock.monotonicNanoseconds()
-        var starts: [Int] = []
         state.withLock { s in
-            s.answers = Array(repeating: nil, count: items.count * variants.count * repetitions)
+            s.answers = Array(repeating: EvalAnswer(item: 0, variant: 0, repetition: 0, status: Self.missing), count: items.count * variants.count * repetitions)
             s.total = s.answers.count + estimatedJudgeCalls()
         }
-        // Answers first, request by request, so judging can start early.
-        for i in items.indices {
-            for r in 0..<repetitions {
-                for v in variants.indices {
-                    starts += submit(.answer(item: i, variant: v, repetition: r))
-                }
-            }
-        }
-        let idle = state.withLock { s -> Bool in s.outstanding == 0 }
-        launch(starts)
-        if !idle || state.withLock({ $0.outstanding > 0 }) {
-            while true {
-                if finishedSignal.wait(timeout: .now() + 0.25) == .success { break }
-                try? cache?.commit()
-                if state.withLock({ $0.outstanding == 0 }) { break }
-            }
+        launch(feed())
+        while !isOver {
+            if finishedSignal.wait(timeout: .now() + 0.25) == .success { continue }
+            try? cache?.commit()
         }
         try cache?.commit()
         let result = state.withLock { s -> (EvalObservations, EvalRunStats, StoreError?) in
             s.stats.seconds = Double(clock.monotonicNanoseconds() &- started) / 1e9
-            let answers = s.answers.compactMap { $0 }
+            // Moved out, not copied: the state's copy is dropped first.
+            var answers = s.answers
+            s.answers = []
+            if s.stopping { answers.removeAll { $0.status == Self.missing } }
             let observations = EvalObservations(items: items, variants: variants.map(\.name), control: controlIndex,
                                                 repetitions: repetitions, answers: answers, judgments: s.judgments)
             return (observations, s.stats, s.cacheError)
@@ -160,14 +155,38 @@ public final class EvalRunner: Sendable {
 
     /// Stops starting calls; those in flight finish. `run` then returns what it has.
     public func stop() {
-        let dropped = state.withLock { s -> Int in
+        state.withLock { s in
             s.stopping = true
             s.stats.stopped = true
-            let ids = s.queue.drain()
-            s.outstanding -= ids.count
-            return s.outstanding
+            for id in s.queue.drain() { s.jobs[id] = nil }
+            s.outstanding = s.jobs.count
         }
-        if dropped == 0 { finishedSignal.signal() }
+        finishedSignal.signal()
+    }
+
+    /// Every call registered is over and no answer is left to register (or the run was stopped).
+    private var isOver: Bool {
+        state.withLock { s in s.outstanding == 0 && (s.stopping || s.nextAnswer >= s.answers.count) }
+    }
+
+    /// Answers waiting to start, at most: they are registered a few at a time, so the queue never holds the
+    /// whole dataset and the judge calls of early answers go out while later answers wait.
+    private var feedAhead: Int { max(64, 4 * eval.plan.concurrency) }
+
+    /// Registers answers until enough wait (answers found in the cache complete at once); returns the calls
+    /// that may start.
+    private func feed() -> [Int] {
+        var starts: [Int] = []
+        let k = variants.count
+        while true {
+            let next: Int? = state.withLock { s in
+                guard !s.stopping, s.nextAnswer < s.answers.count, s.queue.waitingCount < feedAhead else { return nil }
+                defer { s.nextAnswer += 1 }
+                return s.nextAnswer
+            }
+            guard let n = next else { return starts }
+            starts += submit(.answer(item: n / (k * repetitions), variant: n % k, repetition: (n / k) % repetitions))
+        }
     }
 
     private func estimatedJudgeCalls() -> Int {
@@ -215,12 +234,12 @@ public final class EvalRunner: Sendable {
             return (body, endpoint, variants[v])
         case .pairwise(let k, let i, let r, let first, let second):
             guard case .judge(let judge) = eval.plan.scorers[k] else { preconditionFailure("not a judge") }
-            let (a, b) = state.withLock { s in (s.answers[slot(i, r, first)]?.text ?? "", s.answers[slot(i, r, second)]?.text ?? "") }
+            let (a, b) = state.withLock { s in (s.answers[slot(i, r, first)].text ?? "", s.answers[slot(i, r, second)].text ?? "") }
             return (judgeBody(judge.pairwisePrompt(question: items[i].judgeQuestion, answerA: a, answerB: b, reference: items[i].reference)),
                     .chatCompletions, eval.judge!)
         case .pointwise(let k, let i, let r, let v):
             guard case .judge(let judge) = eval.plan.scorers[k] else { preconditionFailure("not a judge") }
-            let answer = state.withLock { s in s.answers[slot(i, r, v)]?.text ?? "" }
+            let answer = state.withLock { s in s.answers[slot(i, r, v)].text ?? "" }
             return (judgeBody(judge.pointwisePrompt(question: items[i].judgeQuestion, answer: answer, reference: items[i].reference)),
                     .chatCompletions, eval.judge!)
         }
@@ -240,6 +259,9 @@ public final class EvalRunner: Sendable {
         return Self.key("judge/1", Self.definition(call.variant), body)
     }
 
+    /// The status of an answer not in yet.
+    static let missing = "missing"
+
     /// The index of an answer in `State.answers`.
     func slot(_ item: Int, _ repetition: Int, _ variant: Int) -> Int { (item * repetitions + repetition) * variants.count + variant }
 
@@ -248,7 +270,8 @@ public final class EvalRunner: Sendable {
     /// Registers a call: answered from the cache at once, or queued. Returns the job ids that may start.
     private func submit(_ work: Work) -> [Int] {
         let call = call(for: work)
-        let job = Job(work: work, key: key(for: work, call), upstream: call.variant.upstream.baseURL)
+        // Keys only matter to the cache.
+        let job = Job(work: work, key: cache == nil ? "" : key(for: work, call), upstream: call.variant.upstream.baseURL)
         var cached: EvalCache.Entry?
         if let cache {
             do { cached = try cache.entry(job.key) } catch { state.withLock { if $0.cacheError == nil { $0.cacheError = error } } }
@@ -258,8 +281,9 @@ public final class EvalRunner: Sendable {
         }
         return state.withLock { s -> [Int] in
             guard !s.stopping else { return [] }
-            let id = s.jobs.count
-            s.jobs.append(job)
+            let id = s.nextJobID
+            s.nextJobID += 1
+            s.jobs[id] = job
             s.outstanding += 1
             return s.queue.submit(id, upstream: job.upstream)
         }
@@ -278,9 +302,9 @@ public final class EvalRunner: Sendable {
 
     private func attempt(_ id: Int) {
         let job = state.withLock { s -> Job in
-            s.jobs[id].attempts += 1
+            s.jobs[id]!.attempts += 1
             s.stats.calls += 1
-            return s.jobs[id]
+            return s.jobs[id]!
         }
         let call = call(for: job.work)
         let client: ClientRequest
@@ -332,7 +356,7 @@ public final class EvalRunner: Sendable {
             if event.status != "ok" { bodyText = String(decoding: tail.prefix(300), as: UTF8.self) }
         }
         let (job, retry) = state.withLock { s -> (Job, Bool) in
-            let job = s.jobs[id]
+            let job = s.jobs[id]!
             let retry = event.status != "ok" && !s.stopping && job.attempts <= eval.plan.retries
                 && CallQueue.isRetryable(httpStatus: httpStatus, status: event.status)
             if retry { s.stats.retries += 1 }
@@ -374,7 +398,7 @@ public final class EvalRunner: Sendable {
     /// A queued job is over (for good): frees its slot, records it, starts what may start.
     private func finishedCall(_ id: Int, upstream: String, _ outcome: Outcome) {
         var starts = state.withLock { s in s.queue.finished(upstream: upstream) }
-        let job = state.withLock { $0.jobs[id] }
+        let job = state.withLock { s in s.jobs.removeValue(forKey: id)! }
         if case .answered(let text, let latency, let ttft, let input, let output, _) = outcome, let cache {
             do {
                 try cache.save(job.key, EvalCache.Entry(text: text, latencyMs: latency, ttftMs: ttft, inputTokens: input, outputTokens: output),
@@ -382,12 +406,10 @@ public final class EvalRunner: Sendable {
             } catch { state.withLock { if $0.cacheError == nil { $0.cacheError = error } } }
         }
         starts += complete(job, outcome)
-        let over = state.withLock { s -> Bool in
-            s.outstanding -= 1
-            return s.outstanding == 0
-        }
+        starts += feed()
+        state.withLock { s in s.outstanding -= 1 }
         launch(starts)
-        if over { finishedSignal.signal() }
+        if isOver { finishedSignal.signal() }
     }
 
     /// Records what a job found; an answer may make judge jobs. Returns the job ids that may start.
@@ -412,7 +434,7 @@ public final class EvalRunner: Sendable {
                 if answer.cached { s.stats.cachedAnswers += 1 }
                 if !answer.ok { s.stats.failedAnswers += 1 }
                 // The variants of this request and repetition that have answered.
-                return variants.indices.filter { w in s.answers[slot(i, r, w)]?.ok == true }
+                return variants.indices.filter { w in s.answers[slot(i, r, w)].ok }
             }
             reportProgress()
             guard answer.ok, eval.judge != nil else { return [] }

@@ -33,9 +33,12 @@ public enum EvalAnalysis {
         let n = o.items.count
         let others = (0..<k).filter { $0 != o.control }
 
-        // Answers by (item, variant): the repetitions.
-        var answers = [[EvalAnswer]](repeating: [], count: n * k)
-        for a in o.answers { answers[a.item * k + a.variant].append(a) }
+        // Answers by (item, variant): the repetitions, as ranges of one sorted index (no array per request).
+        let order = o.answers.indices.sorted { (o.answers[$0].item * k + o.answers[$0].variant, $0) < (o.answers[$1].item * k + o.answers[$1].variant, $1) }
+        var starts = [Int](repeating: order.count, count: n * k + 1)
+        for (position, index) in order.enumerated().reversed() { starts[o.answers[index].item * k + o.answers[index].variant] = position }
+        for slot in stride(from: n * k - 1, through: 0, by: -1) where starts[slot] > starts[slot + 1] { starts[slot] = starts[slot + 1] }
+        func answers(_ i: Int, _ v: Int) -> [EvalAnswer] { order[starts[i * k + v]..<starts[i * k + v + 1]].map { o.answers[$0] } }
 
         // Per scorer (not pairwise), per request and variant: the mean over repetitions of its scores.
         var perRequest: [[[Double?]]] = []  // [scorer][variant][item]
@@ -45,7 +48,7 @@ public enum EvalAnalysis {
             case .deterministic(let d):
                 for i in 0..<n {
                     for v in 0..<k {
-                        let values: [Double] = answers[i * k + v].compactMap { a in
+                        let values: [Double] = answers(i, v).compactMap { a in
                             guard a.ok, case .value(let x) = d.score(answer: a.text!, reference: o.items[i].reference) else { return nil }
                             return x
                         }
@@ -105,18 +108,28 @@ public enum EvalAnalysis {
         var metrics: [PairedComparison] = []
         var callSummaries: [VariantCalls] = []
         for v in [o.control] + others {
-            var all: [EvalAnswer] = []
-            for i in 0..<n { all += answers[i * k + v] }
-            let ok = all.filter(\.ok)
-            let latencies = ok.compactMap(\.latencyMs).sorted()
+            // Over the variant's answers in place (a run holds tens of thousands).
+            var count = 0, failed = 0, cached = 0, retries = 0
+            var latencies: [Double] = [], ttft: [Double] = [], input: [Double] = [], output: [Double] = []
             var errors: [String: Int] = [:]
-            for a in all where !a.ok { errors[a.error ?? a.status, default: 0] += 1 }
+            for i in 0..<n {
+                for index in order[starts[i * k + v]..<starts[i * k + v + 1]] {
+                    let a = o.answers[index]
+                    count += 1
+                    if a.cached { cached += 1 }
+                    retries += max(0, a.attempts - 1)
+                    guard a.ok else { failed += 1; errors[a.error ?? a.status, default: 0] += 1; continue }
+                    if let x = a.latencyMs { latencies.append(x) }
+                    if let x = a.ttftMs { ttft.append(x) }
+                    if let x = a.inputTokens { input.append(Double(x)) }
+                    if let x = a.outputTokens { output.append(Double(x)) }
+                }
+            }
+            latencies.sort()
             callSummaries.append(VariantCalls(
-                variant: o.variants[v], answers: all.count, failed: all.count - ok.count, cached: all.filter(\.cached).count,
-                retries: all.reduce(0) { $0 + max(0, $1.attempts - 1) },
+                variant: o.variants[v], answers: count, failed: failed, cached: cached, retries: retries,
                 meanLatencyMs: mean(latencies), p95LatencyMs: latencies.isEmpty ? nil : latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.95).rounded(.up)) - 1)],
-                meanTTFTMs: mean(ok.compactMap(\.ttftMs)), meanInputTokens: mean(ok.compactMap { $0.inputTokens.map(Double.init) }),
-                meanOutputTokens: mean(ok.compactMap { $0.outputTokens.map(Double.init) }),
+                meanTTFTMs: mean(ttft), meanInputTokens: mean(input), meanOutputTokens: mean(output),
                 commonError: errors.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key))
         }
         for metric in EvalCallMetric.allCases {
@@ -129,9 +142,9 @@ public enum EvalAnalysis {
                 case .outputTokens: return mean(a.filter(\.ok).compactMap { $0.outputTokens.map(Double.init) })
                 }
             }
-            let control = (0..<n).map { value(answers[$0 * k + o.control]) }
+            let control = (0..<n).map { value(answers($0, o.control)) }
             for v in others {
-                let candidate = (0..<n).map { value(answers[$0 * k + v]) }
+                let candidate = (0..<n).map { value(answers($0, v)) }
                 if let c = compare(name: metric.rawValue, variant: o.variants[v], control: control, candidate: candidate,
                                    binary: false, direction: -1, alpha: alpha, wilcoxon: metric != .errorRate) {
                     metrics.append(c)
@@ -177,7 +190,7 @@ public enum EvalAnalysis {
             }
             candidates.sort { abs($0.1) > abs($1.1) || (abs($0.1) == abs($1.1) && $0.0 < $1.0) }
             for (i, d) in candidates.prefix(context.differencesShown) {
-                guard let va = answers[i * k + v].first(where: \.ok)?.text, let ca = answers[i * k + o.control].first(where: \.ok)?.text else { continue }
+                guard let va = answers(i, v).first(where: \.ok)?.text, let ca = answers(i, o.control).first(where: \.ok)?.text else { continue }
                 differences.append(ItemDifference(item: o.items[i].id, variant: o.variants[v], question: o.items[i].judgeQuestion,
                                                   controlAnswer: ca, variantAnswer: va, reference: o.items[i].reference, difference: d))
             }
