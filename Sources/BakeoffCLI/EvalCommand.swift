@@ -29,13 +29,7 @@ let evalSpec = CommandSpec(
 )
 
 @Sendable func runEval(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
-    guard let configPath = args.string("--config") else { throw UsageError("give the config: bakeoff eval --config bakeoff.json --dataset requests.jsonl") }
-    guard let datasetPath = args.string("--dataset") else { throw UsageError("give the requests: --dataset requests.jsonl (JSON Lines with id and messages; bakeoff sample draws one from the gateway's store)") }
-    let config = try GatewayConfig.load(path: configPath)
-    let experiment = try chooseEvalExperiment(config, named: args.string("--experiment"))
-    guard var eval = experiment.eval else {
-        throw UsageError("experiment \(experiment.name) has no \"eval\" in \(configPath): add one with its scorers, e.g. \"eval\": {\"judge\": {\"upstream\": {...}}, \"scorers\": [{\"type\": \"judge_pairwise\"}]} (README, \"Offline evals\")")
-    }
+    var (experiment, eval, _, datasetPath) = try readEvalSetup(args, command: "eval")
     if let k = try args.int("--repetitions", in: 1...100, rule: "from 1 to 100") { eval.plan.repetitions = k }
     if let n = try args.int("--concurrency", in: 1...1024, rule: "from 1 to 1024") { eval.plan.concurrency = n }
     let limit = try args.int("--limit", in: 1...Int.max, rule: "at least 1")
@@ -56,9 +50,7 @@ let evalSpec = CommandSpec(
             throw UsageError("--output \(outputPath) is a directory; give a file name")
         }
     }
-    var items = try EvalDataset.read(path: console.inputPath(datasetPath))
-    guard !items.isEmpty else { throw UsageError("\(datasetPath) holds no requests") }
-    if let limit, limit < items.count { items = Array(items.prefix(limit)) }
+    let items = try readEvalItems(datasetPath, limit: limit, console)
 
     var cache: EvalCache?
     if !args.flag("--no-cache") {
@@ -69,20 +61,8 @@ let evalSpec = CommandSpec(
         throw UsageError("give either --cache or --no-cache")
     }
 
-    let transport = UpstreamClient()
-    defer { transport.shutdown() }
-    // Progress comes from the upstream client's threads: the bar is drawn under a lock.
-    let bar = Mutex(ProgressBar(label: "eval \(experiment.name)", unit: "calls", scale: 1, console: console))
-    let runner = EvalRunner(experiment: experiment, eval: eval, items: items, transport: transport, cache: cache,
-                            progress: { p in bar.withLock { $0.update(done: Int64(p.done), total: Int64(p.total)) } })
-    let (observations, stats): (EvalObservations, EvalRunStats)
-    do {
-        (observations, stats) = try runner.run()
-        bar.withLock { $0.finish() }
-    } catch {
-        bar.withLock { $0.finish() }
-        throw error
-    }
+    let (observations, stats) = try runEvalCalls(experiment: experiment, eval: eval, items: items, cache: cache,
+                                                 label: "eval \(experiment.name)", console)
     let labels = try cache.map { try storedHumanLabels($0, experiment: experiment, items: items) } ?? []
     try cache?.close()
 
@@ -143,4 +123,38 @@ func chooseEvalExperiment(_ config: GatewayConfig, named name: String?) throws -
     if withEval.count == 1 { return withEval[0] }
     if config.experiments.count == 1 { return config.experiments[0] }
     throw UsageError("\(config.source) has \(withEval.isEmpty ? "no experiment with an \"eval\"" : "several experiments with an \"eval\""): choose one with --experiment (\((withEval.isEmpty ? config.experiments : withEval).map(\.name).joined(separator: ", ")))")
+}
+
+/// What `bakeoff eval` and `eval export-labels` start from: the experiment and its eval from the config, and
+/// where the requests are.
+func readEvalSetup(_ args: ParsedArguments, command: String) throws -> (GatewayExperiment, GatewayEval, String, String) {
+    guard let configPath = args.string("--config") else { throw UsageError("give the config: bakeoff \(command) --config bakeoff.json --dataset requests.jsonl") }
+    guard let datasetPath = args.string("--dataset") else { throw UsageError("give the requests: --dataset requests.jsonl (JSON Lines with id and messages; bakeoff sample draws one from the gateway's store)") }
+    let config = try GatewayConfig.load(path: configPath)
+    let experiment = try chooseEvalExperiment(config, named: args.string("--experiment"))
+    guard let eval = experiment.eval else {
+        throw UsageError("experiment \(experiment.name) has no \"eval\" in \(configPath): add one with its scorers, e.g. \"eval\": {\"judge\": {\"upstream\": {...}}, \"scorers\": [{\"type\": \"judge_pairwise\"}]} (README, \"Offline evals\")")
+    }
+    return (experiment, eval, configPath, datasetPath)
+}
+
+/// The dataset's requests, the first `limit` of them.
+func readEvalItems(_ path: String, limit: Int?, _ console: Console) throws -> [EvalItem] {
+    var items = try EvalDataset.read(path: console.inputPath(path))
+    guard !items.isEmpty else { throw UsageError("\(path) holds no requests") }
+    if let limit, limit < items.count { items = Array(items.prefix(limit)) }
+    return items
+}
+
+/// Makes the eval's calls with a progress bar on stderr (when it is a terminal).
+func runEvalCalls(experiment: GatewayExperiment, eval: GatewayEval, items: [EvalItem], cache: EvalCache?, label: String,
+                  _ console: Console) throws -> (EvalObservations, EvalRunStats) {
+    let transport = UpstreamClient()
+    defer { transport.shutdown() }
+    // Progress comes from the upstream client's threads: the bar is drawn under a lock.
+    let bar = Mutex(ProgressBar(label: label, unit: "calls", scale: 1, console: console))
+    let runner = EvalRunner(experiment: experiment, eval: eval, items: items, transport: transport, cache: cache,
+                            progress: { p in bar.withLock { $0.update(done: Int64(p.done), total: Int64(p.total)) } })
+    defer { bar.withLock { $0.finish() } }
+    return try runner.run()
 }

@@ -50,13 +50,7 @@ let evalImportLabelsSpec = CommandSpec(
 )
 
 @Sendable func runEvalExportLabels(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
-    guard let configPath = args.string("--config") else { throw UsageError("give the config: bakeoff eval export-labels --config bakeoff.json --dataset requests.jsonl") }
-    guard let datasetPath = args.string("--dataset") else { throw UsageError("give the requests: --dataset requests.jsonl (JSON Lines with id and messages)") }
-    let config = try GatewayConfig.load(path: configPath)
-    let experiment = try chooseEvalExperiment(config, named: args.string("--experiment"))
-    guard var eval = experiment.eval else {
-        throw UsageError("experiment \(experiment.name) has no \"eval\" in \(configPath): add one (README, \"Offline evals\"); its settings (streaming, retries) make the answers the eval uses")
-    }
+    var (experiment, eval, _, datasetPath) = try readEvalSetup(args, command: "eval export-labels")
     guard experiment.variants.count >= 2 else { throw UsageError("experiment \(experiment.name) has one variant: there is nothing to compare") }
     let limit = try args.int("--limit", in: 1...Int.max, rule: "at least 1")
     let directory = args.string("--output-dir") ?? "."
@@ -70,8 +64,7 @@ let evalImportLabelsSpec = CommandSpec(
         throw UsageError("\(keyPath) exists: the sheets made with it can only be imported with it. Give another --output-dir, or --force to replace it")
     }
 
-    var items = try EvalDataset.read(path: console.inputPath(datasetPath))
-    if let limit, limit < items.count { items = Array(items.prefix(limit)) }
+    let items = try readEvalItems(datasetPath, limit: limit, console)
 
     // Answers only: no judge, one repetition (the first, which the eval's own cache keys share).
     eval.plan.scorers = eval.plan.scorers.filter { if case .judge = $0 { return false } else { return true } }
@@ -80,19 +73,8 @@ let evalImportLabelsSpec = CommandSpec(
     let cachePath = args.string("--cache") ?? "bakeoff-eval.db"
     let cache = try EvalCache(path: cachePath)
     if cache.entriesAtOpen > 0 { console.printError("cache \(cachePath): \(group(cache.entriesAtOpen)) calls kept from earlier runs are not made again") }
-    let transport = UpstreamClient()
-    defer { transport.shutdown() }
-    let bar = Mutex(ProgressBar(label: "answers \(experiment.name)", unit: "calls", scale: 1, console: console))
-    let runner = EvalRunner(experiment: experiment, eval: eval, items: items, transport: transport, cache: cache,
-                            progress: { p in bar.withLock { $0.update(done: Int64(p.done), total: Int64(p.total)) } })
-    let observations: EvalObservations, stats: EvalRunStats
-    do {
-        (observations, stats) = try runner.run()
-        bar.withLock { $0.finish() }
-    } catch {
-        bar.withLock { $0.finish() }
-        throw error
-    }
+    let (observations, stats) = try runEvalCalls(experiment: experiment, eval: eval, items: items, cache: cache,
+                                                 label: "answers \(experiment.name)", console)
     try cache.close()
     var summary = "\(group(stats.calls)) calls in \(fixedString(stats.seconds, 1)) s"
     if stats.cachedAnswers > 0 { summary += "; \(group(stats.cachedAnswers)) answers from the cache" }
@@ -165,7 +147,7 @@ let evalImportLabelsSpec = CommandSpec(
 /// answers what they are: renaming a variant keeps its labels, changing its model or prompt does not).
 package func evalLabelKey(experiment: String, item: EvalItem, variant: GatewayVariant, control: GatewayVariant) -> String {
     let request = item.messagesJSON.map { "messages=" + $0 } ?? "prompt=" + (item.prompt ?? "")
-    return labelHash("label/1", experiment, request, variantDefinition(variant), variantDefinition(control))
+    return EvalRunner.key("label/1", experiment, request, EvalRunner.definition(variant), EvalRunner.definition(control))
 }
 
 /// The human labels kept in `cache` for these requests of `experiment`, named as the experiment names its
@@ -183,21 +165,6 @@ package func storedHumanLabels(_ cache: EvalCache, experiment: GatewayExperiment
         return HumanLabel(requestID: pair.request, variant: pair.variant, control: control.name, verdict: verdict,
                           labeler: l.labeler, variantWasLeft: l.variantWasLeft, note: l.note)
     }
-}
-
-/// What makes a variant's answer what it is (a copy of `EvalRunner.definition`, which is internal to its module).
-func variantDefinition(_ v: GatewayVariant) -> String {
-    var s = "url=\(v.upstream.baseURL)\nmodel=\(v.upstream.model)\nsystem=\(v.systemPrompt.map { JSONWriter.quote($0) } ?? "-")\n"
-    s += "parameters=" + v.parameters.map { "\($0.key)=\($0.json)" }.joined(separator: ",") + "\n"
-    s += "headers=" + v.upstream.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "\n"
-    return s
-}
-
-/// SHA-256 of the parts, each followed by a zero byte, in hex (as `EvalRunner.key`).
-func labelHash(_ parts: String...) -> String {
-    var h = SHA256()
-    for p in parts { h.update(Array(p.utf8)); h.update([0]) }
-    return h.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
 }
 
 /// Writes `text` to `path` with `mode` (set even when the file was there with another).

@@ -211,14 +211,15 @@ public final class EvalRunner: Sendable {
     }
 
     /// What makes a variant's answer what it is (not its name: renaming a variant keeps its answers).
-    static func definition(_ v: GatewayVariant) -> String {
+    package static func definition(_ v: GatewayVariant) -> String {
         var s = "url=\(v.upstream.baseURL)\nmodel=\(v.upstream.model)\nsystem=\(v.systemPrompt.map { JSONWriter.quote($0) } ?? "-")\n"
         s += "parameters=" + v.parameters.map { "\($0.key)=\($0.json)" }.joined(separator: ",") + "\n"
         s += "headers=" + v.upstream.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "\n"
         return s
     }
 
-    static func key(_ parts: String...) -> String {
+    /// SHA-256 of the parts, each followed by a zero byte, in hex: the cache's keys (and the labels').
+    package static func key(_ parts: String...) -> String {
         var h = SHA256()
         for p in parts { h.update(Array(p.utf8)); h.update([0]) }
         return h.finalize().map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()

@@ -8,22 +8,7 @@ OUT="${1:-out}/live"
 SECONDS_OF_TRAFFIC="${DEMO_SECONDS:-30}"
 mkdir -p "$OUT"
 rm -f "$OUT"/bakeoff.db "$OUT"/bakeoff.db-wal "$OUT"/bakeoff.db-shm
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-# Waits for "... listening on http://HOST:PORT/v1" in a log and prints PORT.
-wait_port() {
-    local log="$1" name="$2"
-    for _ in $(seq 1 200); do
-        if grep -q "listening on http://" "$log" 2>/dev/null; then
-            sed -n 's|.*listening on http://[^:]*:\([0-9]*\)/v1.*|\1|p' "$log" | head -1
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "demo: $name did not start:" >&2; cat "$log" >&2; return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$BIN" mock-upstream --port 0 --latency-ms 120 --jitter-ms 40 --tokens-per-second 150 --output-tokens 30 --seed 1 2>"$OUT/mock-v1.log" &
 PIDS+=($!)

@@ -8,21 +8,7 @@ BIN="${BAKEOFF_BIN:?set BAKEOFF_BIN}"
 OUT="${1:-out}/offline"
 PHASE="${2:-before}"
 mkdir -p "$OUT"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-wait_port() {
-    local log="$1" name="$2"
-    for _ in $(seq 1 200); do
-        if grep -q "listening on http://" "$log" 2>/dev/null; then
-            sed -n 's|.*listening on http://[^:]*:\([0-9]*\)/v1.*|\1|p' "$log" | head -1
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "demo: $name did not start:" >&2; cat "$log" >&2; return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # One mock server plays both model versions (v2 answers correctly more often: 75% against 60%) and the judge
 # (MT-Bench's format; it picks the first answer shown 20% of the time, as real judges lean).
