@@ -1,9 +1,8 @@
 """Helpers for the end-to-end tests of `bakeoff eval`: real `bakeoff mock-upstream` (and `bakeoff serve`) processes
 on free ports, datasets from `bakeoff mock-dataset`, configs, and `bakeoff eval` runs with timeouts.
 
-`Process`, `Registry`, `raw_request`, `closed_port` and `bucket` are copied from e2e/gateway/conftest.py (a few
-lines, trimmed): importing that conftest from here would register its fixtures twice and tie this directory to
-the order in which pytest loads `conftest` modules.
+`Process`, `Registry`, `raw_request`, `closed_port` and `bucket` come from e2e/processes.py, shared with the
+gateway's tests.
 """
 from __future__ import annotations
 
@@ -20,6 +19,10 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import Process, Registry, bucket, closed_port, raw_request  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("BAKEOFF_BIN") or str(REPO / ".build" / "product" / "release" / "bakeoff")
 
@@ -28,13 +31,6 @@ HTTP_TIMEOUT = 30.0
 EVAL_TIMEOUT = 90.0  # a run that does not end by then is a hang
 
 JUDGE_MODEL = "judge"
-
-
-# --- copied from e2e/gateway/conftest.py -------------------------------------------------------------------------
-
-def bucket(experiment: str, user: str) -> int:
-    """The seed's ABRouter bucket: md5 of "experiment:user" as a big integer, mod 10000."""
-    return int(hashlib.md5(f"{experiment}:{user}".encode()).hexdigest(), 16) % 10000
 
 
 def user_in(experiment: str, variant: str, split: float = 0.5) -> str:
@@ -46,110 +42,6 @@ def user_in(experiment: str, variant: str, split: float = 0.5) -> str:
             return user
         i += 1
 
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Process:
-    """A child process whose stderr is drained by a thread; `wait_ready` finds the ready line."""
-
-    def __init__(self, name: str, args: list[str], ready: str, env: dict | None = None, cwd: str | None = None):
-        self.name = name
-        self.args = args
-        self.lines: list[str] = []
-        self.ready_match: re.Match | None = None
-        self._ready_re = re.compile(ready)
-        self._ready = threading.Event()
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=env, cwd=cwd)
-        self._reader = threading.Thread(target=self._drain, name=f"stderr-{name}", daemon=True)
-        self._reader.start()
-
-    def _drain(self):
-        for raw in iter(self.proc.stderr.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines.append(line)
-            if self.ready_match is None:
-                m = self._ready_re.search(line)
-                if m:
-                    self.ready_match = m
-                    self._ready.set()
-        self._ready.set()  # EOF: wake a waiter
-
-    @property
-    def stderr(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> re.Match:
-        self._ready.wait(timeout)
-        if self.ready_match is None:
-            code = self.proc.poll()
-            self.kill()
-            raise RuntimeError(f"{self.name} did not become ready within {timeout:.0f} s "
-                               f"(exit status {code}); command: {' '.join(self.args)}\nstderr:\n{self.stderr}")
-        return self.ready_match
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self):
-        if self.alive():
-            self.proc.kill()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-        self._reader.join(5)
-
-
-class Registry:
-    """Processes of one fixture scope, killed at its end."""
-
-    def __init__(self):
-        self.processes: list[Process] = []
-
-    def add(self, p: Process) -> Process:
-        self.processes.append(p)
-        return p
-
-    def cleanup(self):
-        for p in self.processes:
-            try:
-                p.kill()
-            except Exception:
-                pass
-            if p.proc.stderr:
-                try:
-                    p.proc.stderr.close()
-                except Exception:
-                    pass
-
-
-def raw_request(url: str, method: str = "GET", body: bytes | str | None = None, headers: dict | None = None,
-                timeout: float = HTTP_TIMEOUT):
-    """One HTTP request with http.client: (status, headers dict lower-cased, body bytes)."""
-    u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    try:
-        path = u.path + (f"?{u.query}" if u.query else "")
-        if isinstance(body, str):
-            body = body.encode()
-        hdrs = dict(headers or {})
-        if body is not None and not any(k.lower() == "content-type" for k in hdrs):
-            hdrs["Content-Type"] = "application/json"
-        conn.request(method, path, body=body, headers=hdrs)
-        r = conn.getresponse()
-        data = r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
-    finally:
-        conn.close()
-
-
-# --- the mock upstream --------------------------------------------------------------------------------------------
 
 class Mock:
     """A running `bakeoff mock-upstream`: its /v1 base URL and its recorded requests (the last 1000)."""

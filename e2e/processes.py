@@ -1,0 +1,145 @@
+"""What the end-to-end tests share: processes of the real `bakeoff` binary (and others) on free ports, read
+ready from their stderr, and always stopped; raw HTTP requests; the assignment's hash bucket.
+
+Imported by e2e/gateway/conftest.py and e2e/eval/eval_helpers.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+
+# Generous: the machine is shared and slow.
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+HTTP_TIMEOUT = 60.0
+
+
+def bucket(experiment: str, user: str) -> int:
+    """The seed's ABRouter bucket: md5 of "experiment:user" as a big integer, mod 10000."""
+    return int(hashlib.md5(f"{experiment}:{user}".encode()).hexdigest(), 16) % 10000
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process whose stderr is drained by a thread; `wait_ready` finds the ready line."""
+
+    def __init__(self, name: str, args: list[str], ready: str, env: dict | None = None, cwd: str | None = None):
+        self.name = name
+        self.args = args
+        self.lines: list[str] = []
+        self.ready_match: re.Match | None = None
+        self._ready_re = re.compile(ready)
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=env, cwd=cwd)
+        self._reader = threading.Thread(target=self._drain, name=f"stderr-{name}", daemon=True)
+        self._reader.start()
+
+    def _drain(self):
+        for raw in iter(self.proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            if self.ready_match is None:
+                m = self._ready_re.search(line)
+                if m:
+                    self.ready_match = m
+                    self._ready.set()
+        self._ready.set()  # EOF: wake a waiter
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> re.Match:
+        self._ready.wait(timeout)
+        if self.ready_match is None:
+            code = self.proc.poll()
+            self.kill()
+            raise RuntimeError(f"{self.name} did not become ready within {timeout:.0f} s "
+                               f"(exit status {code}); command: {' '.join(self.args)}\nstderr:\n{self.stderr}")
+        return self.ready_match
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, then waits; returns the exit status (kills it and fails if it does not exit in time)."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.name} did not exit within {timeout:.0f} s of SIGTERM\nstderr:\n{self.stderr}")
+        self._reader.join(5)
+        return code
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._reader.join(5)
+
+
+class Registry:
+    """Processes of one fixture scope, killed at its end."""
+
+    def __init__(self):
+        self.processes: list[Process] = []
+
+    def add(self, p: Process) -> Process:
+        self.processes.append(p)
+        return p
+
+    def cleanup(self):
+        for p in self.processes:
+            try:
+                p.kill()
+            except Exception:
+                pass
+            if p.proc.stderr:
+                try:
+                    p.proc.stderr.close()
+                except Exception:
+                    pass
+
+
+def raw_request(url: str, method: str = "GET", body: bytes | str | None = None, headers: dict | None = None,
+                timeout: float = HTTP_TIMEOUT):
+    """One HTTP request with http.client: (status, headers dict lower-cased, body bytes)."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        path = u.path + (f"?{u.query}" if u.query else "")
+        if isinstance(body, str):
+            body = body.encode()
+        hdrs = dict(headers or {})
+        if body is not None and not any(k.lower() == "content-type" for k in hdrs):
+            hdrs["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        conn.close()
