@@ -137,18 +137,4 @@ extension Report {
 }
 
 /// Escapes text for HTML element content and attribute values.
-func escape(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.utf8.count)
-    for c in s {
-        switch c {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.append(c)
-        }
-    }
-    return out
-}
+func escape(_ s: String) -> String { escapeHTML(s) }

@@ -235,3 +235,21 @@ package func group(_ n: Int) -> String {
     }
     return n < 0 ? "-" + out : out
 }
+
+/// Text for HTML element content or a quoted attribute value: `& < > " '` as entities (every report page and
+/// label sheet goes through it).
+package func escapeHTML(_ s: String) -> String {
+    var out = ""
+    out.reserveCapacity(s.utf8.count)
+    for c in s.unicodeScalars {
+        switch c {
+        case "&": out += "&amp;"
+        case "<": out += "&lt;"
+        case ">": out += "&gt;"
+        case "\"": out += "&quot;"
+        case "'": out += "&#39;"
+        default: out.unicodeScalars.append(c)
+        }
+    }
+    return out
+}

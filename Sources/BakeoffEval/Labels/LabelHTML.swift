@@ -32,16 +32,16 @@ extension LabelSheet {
 
             """
         for (index, item) in items.enumerated() {
-            let code = Self.escapeHTML(item.code)
+            let code = escapeHTML(item.code)
             page += "<section class=\"item\" id=\"item-\(code)\">\n"
             page += "<h2>Item \(index + 1) of \(n) <span class=\"code\">\(code)</span></h2>\n"
-            page += "<div class=\"question\"><h3>Question</h3><div class=\"text\">\(Self.escapeHTML(item.question))</div></div>\n"
+            page += "<div class=\"question\"><h3>Question</h3><div class=\"text\">\(escapeHTML(item.question))</div></div>\n"
             if let reference = item.reference {
-                page += "<details class=\"reference\" open><summary>Expected answer</summary><div class=\"text\">\(Self.escapeHTML(reference))</div></details>\n"
+                page += "<details class=\"reference\" open><summary>Expected answer</summary><div class=\"text\">\(escapeHTML(reference))</div></details>\n"
             }
             page += "<div class=\"pair\">\n"
-            page += "<div class=\"answer\"><h3>Left</h3><div class=\"text\">\(Self.escapeHTML(item.left))</div></div>\n"
-            page += "<div class=\"answer\"><h3>Right</h3><div class=\"text\">\(Self.escapeHTML(item.right))</div></div>\n"
+            page += "<div class=\"answer\"><h3>Left</h3><div class=\"text\">\(escapeHTML(item.left))</div></div>\n"
+            page += "<div class=\"answer\"><h3>Right</h3><div class=\"text\">\(escapeHTML(item.right))</div></div>\n"
             page += "</div>\n"
             page += "<fieldset class=\"choice\"><legend>Better answer</legend>"
             for (value, title) in [("left", "Left"), ("tie", "Tie"), ("right", "Right")] {
@@ -63,23 +63,6 @@ extension LabelSheet {
         page += "<script type=\"application/json\" id=\"sheet-data\">\(Self.escapeScriptJSON(data))</script>\n"
         page += "<script>\(Self.labelJS)</script>\n</body>\n</html>\n"
         return page
-    }
-
-    /// Text for HTML content or a quoted attribute.
-    static func escapeHTML(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
     }
 
     /// JSON inside a script element: `<`, `>` and `&` as \u escapes (they only occur inside strings), so no
