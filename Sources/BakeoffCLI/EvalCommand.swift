@@ -25,6 +25,7 @@ let evalSpec = CommandSpec(
         .single("--db", "STORE", "The gateway's store: the live experiment's result goes beside the offline one, and its control sizes the live test"),
         .choice("--format", ReportFormat.self, "Output format; html is a page with charts and the answers side by side", default: "table"),
         .single("--output", "FILE", "Write the report there instead of standard output"),
+        .single("--calls", "FILE", "Also write every answer and every judge verdict (its raw text included) as JSON Lines"),
     ]
 )
 
@@ -36,8 +37,9 @@ let evalSpec = CommandSpec(
     let format = args.choice("--format", ReportFormat.self) ?? .table
     let outputPath = args.string("--output")
 
+    let callsPath = args.string("--calls")
     // Where the report goes is checked before any call is paid for.
-    if let outputPath {
+    for outputPath in [outputPath, callsPath].compactMap({ $0 }) {
         let folder = outputPath.contains("/") ? String(outputPath[..<outputPath.lastIndex(of: "/")!]) : "."
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.isEmpty ? "/" : folder, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -95,6 +97,12 @@ let evalSpec = CommandSpec(
         let (users, hint) = LiveExperiment.plan(experiment: experiment, variant: report.decision.variant, baseline: baseline)
         report.decision.liveUsersPerGroup = users
         report.decision.livePlanHint = hint
+    }
+    if let callsPath {
+        do { try callsLines(observations, plan: eval.plan).write(toFile: callsPath, atomically: true, encoding: .utf8) } catch {
+            throw UsageError("--calls \(callsPath): cannot write: \(error.localizedDescription)")
+        }
+        console.printError("every call written to \(callsPath)")
     }
     let text = report.render(format)
     if let outputPath {
@@ -157,4 +165,31 @@ func runEvalCalls(experiment: GatewayExperiment, eval: GatewayEval, items: [Eval
                             progress: { p in bar.withLock { $0.update(done: Int64(p.done), total: Int64(p.total)) } })
     defer { bar.withLock { $0.finish() } }
     return try runner.run()
+}
+
+/// Every answer and verdict of a run as JSON Lines (`--calls`): what the report was computed from, so any
+/// number can be traced to the calls behind it.
+func callsLines(_ o: EvalObservations, plan: EvalPlan) -> String {
+    var out = ""
+    for a in o.answers {
+        var w = JSONWriter(pretty: false)
+        w.object { w in
+            w.value("kind", "answer"); w.value("id", o.items[a.item].id); w.value("variant", o.variants[a.variant])
+            w.value("repetition", a.repetition); w.value("status", a.status); w.value("text", a.text)
+            w.value("latency_ms", a.latencyMs); w.value("ttft_ms", a.ttftMs); w.value("input_tokens", a.inputTokens)
+            w.value("output_tokens", a.outputTokens); w.value("attempts", a.attempts); w.value("cached", a.cached); w.value("error", a.error)
+        }
+        out += w.text + "\n"
+    }
+    for j in o.judgments {
+        var w = JSONWriter(pretty: false)
+        w.object { w in
+            w.value("kind", "judgment"); w.value("scorer", plan.scorers[j.scorer].name); w.value("id", o.items[j.item].id)
+            w.value("repetition", j.repetition); w.value("first", o.variants[j.first]); w.value("second", j.second.map { o.variants[$0] })
+            w.value("verdict", j.verdict?.rawValue); w.value("score", j.score); w.value("raw", j.raw); w.value("error", j.error)
+            w.value("attempts", j.attempts)
+        }
+        out += w.text + "\n"
+    }
+    return out
 }

@@ -3,7 +3,7 @@ import Foundation
 /// served within one; and when a failed call is tried again.
 ///
 /// The runner feeds it what happens (a call submitted, a call finished) and starts what it returns.
-struct CallQueue {
+package struct CallQueue {
     let limit: Int
     private var waiting: [String: [Int]] = [:]
     private var heads: [String: Int] = [:]
@@ -11,15 +11,15 @@ struct CallQueue {
     /// Upstreams in the order they first got work, so starts go round them fairly.
     private var order: [String] = []
 
-    init(limit: Int) { self.limit = max(1, limit) }
+    package init(limit: Int) { self.limit = max(1, limit) }
 
     /// Calls waiting to start.
-    private(set) var waitingCount = 0
+    package private(set) var waitingCount = 0
     /// Calls started and not finished.
-    private(set) var inFlightCount = 0
+    package private(set) var inFlightCount = 0
 
     /// Queues call `id` for `upstream`; returns the calls that may start now.
-    mutating func submit(_ id: Int, upstream: String) -> [Int] {
+    package mutating func submit(_ id: Int, upstream: String) -> [Int] {
         if waiting[upstream] == nil { order.append(upstream); waiting[upstream] = []; heads[upstream] = 0 }
         waiting[upstream]!.append(id)
         waitingCount += 1
@@ -27,14 +27,14 @@ struct CallQueue {
     }
 
     /// Call `id` on `upstream` is over; returns the calls that may start now.
-    mutating func finished(upstream: String) -> [Int] {
+    package mutating func finished(upstream: String) -> [Int] {
         inFlight[upstream, default: 0] -= 1
         inFlightCount -= 1
         return startable(upstream)
     }
 
     /// Drops every waiting call (returned), e.g. when the run is stopped.
-    mutating func drain() -> [Int] {
+    package mutating func drain() -> [Int] {
         var out: [Int] = []
         for u in order {
             out += waiting[u]![heads[u]!...]
@@ -64,7 +64,7 @@ struct CallQueue {
 
     /// Whether a call that ended this way is worth trying again: rate limited, the upstream's error, no
     /// connection, a timeout or a broken stream. A 4xx other than 429 would fail the same way again.
-    static func isRetryable(httpStatus: Int?, status: String) -> Bool {
+    package static func isRetryable(httpStatus: Int?, status: String) -> Bool {
         if status == "timeout" { return true }
         guard status == "upstream_error" || status == "gateway_overloaded" else { return false }
         guard let httpStatus else { return true }
@@ -74,7 +74,7 @@ struct CallQueue {
     /// Seconds to wait before attempt `attempt + 1` (`attempt` >= 1 made so far): what `retry-after` asks
     /// (at most two minutes), else exponential backoff from half a second, capped at 30 s, with "full
     /// jitter" (`unit` uniform in [0, 1)) so that many calls refused together do not come back together.
-    static func retryDelay(attempt: Int, retryAfter: String?, unit: Double) -> Double {
+    package static func retryDelay(attempt: Int, retryAfter: String?, unit: Double) -> Double {
         if let retryAfter, let seconds = Double(retryAfter.trimmingCharacters(in: .whitespaces)), seconds >= 0, seconds.isFinite {
             return min(seconds, 120)
         }

@@ -26,7 +26,7 @@ public final class EvalCache: Sendable {
     }
 
     /// Migrations of the cache's schema (appended, never edited: see `Migrator`).
-    static let migrator = Migrator([
+    package static let migrator = Migrator([
         Migration("eval-calls", sql: """
             CREATE TABLE calls (
                 key TEXT PRIMARY KEY,

@@ -78,7 +78,7 @@ public enum IntegrityCheck: Sendable, Equatable {
 
 /// One SQLite connection (opened with SQLITE_OPEN_NOMUTEX), used by one thread at a time: it is not `Sendable`,
 /// so the compiler keeps it on the thread that made it, or in a `Mutex` (the store's read connection).
-final class Connection {
+package final class Connection {
     let path: String
     /// What the database is, in messages ("event store", "eval cache").
     let label: String
@@ -90,8 +90,8 @@ final class Connection {
     /// Opens `path`; `readOnly` connections never create the file or its schema. A writer creates a new store
     /// file readable by its owner only (0600; SQLite gives its -wal and -shm files the same mode) and, with
     /// `checkSeconds`, runs `PRAGMA quick_check` (stopped after that many seconds) before touching the schema.
-    init(path: String, readOnly: Bool, checkSeconds: Double? = nil,
-         label: String = "event store", migrator: Migrator = StoreSchema.migrator) throws(StoreError) {
+    package init(path: String, readOnly: Bool, checkSeconds: Double? = nil,
+                 label: String = "event store", migrator: Migrator = StoreSchema.migrator) throws(StoreError) {
         self.path = path
         self.label = label
         self.migrator = migrator
@@ -206,7 +206,7 @@ final class Connection {
         return sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved != 0
     }
 
-    func execute(_ sql: String) throws(StoreError) {
+    package func execute(_ sql: String) throws(StoreError) {
         var message: UnsafeMutablePointer<CChar>?
         if sqlite3_exec(db, sql, nil, nil, &message) != SQLITE_OK {
             let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
@@ -248,9 +248,9 @@ final class Connection {
 }
 
 extension Connection: MigrationDatabase {
-    var name: String { path }
+    package var name: String { path }
 
-    func inWriteTransaction(_ body: () throws(StoreError) -> Void) throws(StoreError) {
+    package func inWriteTransaction(_ body: () throws(StoreError) -> Void) throws(StoreError) {
         try execute("BEGIN IMMEDIATE")
         do throws(StoreError) {
             try body()
@@ -261,11 +261,11 @@ extension Connection: MigrationDatabase {
         }
     }
 
-    func schemaVersion() throws(StoreError) -> Int { Int(try scalar("PRAGMA user_version")) }
+    package func schemaVersion() throws(StoreError) -> Int { Int(try scalar("PRAGMA user_version")) }
 
-    func setSchemaVersion(_ version: Int) throws(StoreError) { try execute("PRAGMA user_version = \(version)") }
+    package func setSchemaVersion(_ version: Int) throws(StoreError) { try execute("PRAGMA user_version = \(version)") }
 
-    func hasTables() throws(StoreError) -> Bool { try scalar("SELECT count(*) FROM sqlite_master") > 0 }
+    package func hasTables() throws(StoreError) -> Bool { try scalar("SELECT count(*) FROM sqlite_master") > 0 }
 }
 
 /// A prepared statement; finalized when released.

@@ -1,6 +1,6 @@
 import BakeoffCore
 import BakeoffEval
-@testable import BakeoffEvalRunner
+import BakeoffEvalRunner
 import BakeoffGateway
 import BakeoffHTTP
 import BakeoffStore

@@ -1,4 +1,4 @@
-@testable import BakeoffEval
+import BakeoffEval
 import BakeoffStatistics
 import Testing
 

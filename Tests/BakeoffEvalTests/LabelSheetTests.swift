@@ -1,5 +1,5 @@
 import BakeoffCore
-@testable import BakeoffEval
+import BakeoffEval
 import Foundation
 import Testing
 

@@ -1,4 +1,4 @@
-@testable import BakeoffStore
+import BakeoffStore
 import CSQLite
 import Foundation
 import Testing

@@ -132,6 +132,26 @@ def test_table_format_from_the_cache(whole):
         assert name in out
 
 
+def test_calls_file_traces_every_number_to_its_calls(whole):
+    """--calls writes every answer and verdict, raw judge text included; the win rate recomputed from it is the
+    report's."""
+    path = whole.work / "calls.jsonl"
+    run = run_eval(whole.config, whole.dataset, "--cache", str(whole.cache), "--format", "json", "--calls", str(path))
+    assert run.returncode == 0, run.describe()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    answers = [r for r in rows if r["kind"] == "answer"]
+    judgments = [r for r in rows if r["kind"] == "judgment"]
+    assert len(answers) == 600 and len(judgments) == 600
+    assert all(j["raw"] and j["verdict"] in ("A", "B", "C") for j in judgments)
+    per_request = {}
+    for j in judgments:
+        won = {"C": 0.5, "A": 1.0 if j["first"] == "treatment" else 0.0, "B": 1.0 if j["second"] == "treatment" else 0.0}[j["verdict"]]
+        per_request.setdefault(j["id"], []).append(won)
+    scores = [(v[0] if v[0] == v[1] else 0.5) for v in per_request.values()]
+    (w,) = run.json["win_rates"]
+    assert w["win_rate"] == pytest.approx(sum(scores) / len(scores), abs=1e-12)
+
+
 def test_markdown_format(whole):
     run = run_eval(whole.config, whole.dataset, "--cache", str(whole.cache), "--format", "markdown")
     assert run.returncode == 0, run.describe()

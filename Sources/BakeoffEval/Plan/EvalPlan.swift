@@ -110,6 +110,12 @@ public struct EvalGuardrail: Sendable, Equatable {
     public var margin: Double
     public var relative: Bool
 
+    public init(target: Target, margin: Double, relative: Bool) {
+        self.target = target
+        self.margin = margin
+        self.relative = relative
+    }
+
     public var name: String {
         switch target {
         case .scorer(let s): return s
