@@ -39,17 +39,27 @@ let evalSpec = CommandSpec(
 
     let callsPath = args.string("--calls")
     // Where the report goes is checked before any call is paid for.
-    for outputPath in [outputPath, callsPath].compactMap({ $0 }) {
+    for (option, outputPath) in [("--output", outputPath), ("--calls", callsPath)] {
+        guard let outputPath else { continue }
         let folder = outputPath.contains("/") ? String(outputPath[..<outputPath.lastIndex(of: "/")!]) : "."
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.isEmpty ? "/" : folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw UsageError("--output \(outputPath): the folder \(folder) does not exist")
+            throw UsageError("\(option) \(outputPath): the folder \(folder) does not exist")
         }
         guard FileManager.default.isWritableFile(atPath: folder.isEmpty ? "/" : folder) else {
-            throw UsageError("--output \(outputPath): the folder \(folder) is not writable")
+            throw UsageError("\(option) \(outputPath): the folder \(folder) is not writable")
         }
         if FileManager.default.fileExists(atPath: outputPath, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw UsageError("--output \(outputPath) is a directory; give a file name")
+            throw UsageError("\(option) \(outputPath) is a directory; give a file name")
+        }
+    }
+    // So is the live store: a store that cannot be read is said now, not after the calls.
+    let db = args.string("--db")
+    if let db {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: db, isDirectory: &isDirectory), !isDirectory.boolValue,
+              FileManager.default.isReadableFile(atPath: db) else {
+            throw UsageError("--db \(db): no such readable event store (the gateway's SQLite file, \"store\" in its config)")
         }
     }
     let items = try readEvalItems(datasetPath, limit: limit, console)
@@ -65,8 +75,16 @@ let evalSpec = CommandSpec(
 
     let (observations, stats) = try runEvalCalls(experiment: experiment, eval: eval, items: items, cache: cache,
                                                  label: "eval \(experiment.name)", console)
-    let labels = try cache.map { try storedHumanLabels($0, experiment: experiment, items: items) } ?? []
-    try cache?.close()
+    // From here on the calls are paid for: a problem writing is said loudly, and the report still comes.
+    var failures: [String] = []
+    if let error = stats.cacheError { failures.append("the cache could not keep every call (they are made again next time): \(error)") }
+    var labels: [HumanLabel] = []
+    if let cache {
+        do {
+            labels = try storedHumanLabels(cache, experiment: experiment, items: items)
+            try cache.close()
+        } catch { failures.append("the cache: \(error)") }
+    }
 
     var summary = "\(group(stats.calls)) calls in \(fixedString(stats.seconds, 1)) s (\(group(stats.retries)) retries)"
     if stats.cachedAnswers + stats.cachedJudgments > 0 { summary += "; \(group(stats.cachedAnswers)) answers and \(group(stats.cachedJudgments)) verdicts from the cache" }
@@ -85,7 +103,7 @@ let evalSpec = CommandSpec(
     report.humanAgreement = EvalAnalysis.humanAgreement(observations, plan: eval.plan, labels: labels)
     // The live side: the experiment's live result when the store has it, and the live test's size.
     var baseline = eval.plan.liveBaseline
-    if let db = args.string("--db") {
+    if let db {
         if let live = try LiveExperiment.report(storePath: db, experiment: experiment) {
             report.live = LiveExperiment.comparison(live, variant: report.decision.variant)
             if let control = live.results.first(where: { $0.metric.name == live.primaryMetric })?.control.mean { baseline = control }
@@ -99,21 +117,27 @@ let evalSpec = CommandSpec(
         report.decision.livePlanHint = hint
     }
     if let callsPath {
-        do { try callsLines(observations, plan: eval.plan).write(toFile: callsPath, atomically: true, encoding: .utf8) } catch {
-            throw UsageError("--calls \(callsPath): cannot write: \(error.localizedDescription)")
-        }
-        console.printError("every call written to \(callsPath)")
+        do {
+            try callsLines(observations, plan: eval.plan).write(toFile: callsPath, atomically: true, encoding: .utf8)
+            console.printError("every call written to \(callsPath)")
+        } catch { failures.append("\(callsPath): cannot write the calls: \(error.localizedDescription)") }
     }
     let text = report.render(format)
+    var written = false
     if let outputPath {
-        do { try text.write(toFile: outputPath, atomically: true, encoding: .utf8) } catch {
-            throw UsageError("--output \(outputPath): cannot write: \(error.localizedDescription)")
-        }
-        console.printError("report written to \(outputPath)")
-    } else {
-        try console.output.write(text)
+        do {
+            try text.write(toFile: outputPath, atomically: true, encoding: .utf8)
+            console.printError("report written to \(outputPath)")
+            written = true
+        } catch { failures.append("\(outputPath): cannot write the report (\(error.localizedDescription)); it follows on standard output") }
     }
-    return .ok
+    if !written { try console.output.write(text) }
+    // A variant without a single answer was not evaluated: the run failed, whatever the report says.
+    for calls in report.calls where calls.answers > 0 && calls.failed == calls.answers {
+        failures.append("\(calls.variant) answered none of its \(calls.answers) calls\(calls.commonError.map { " (most often: \($0))" } ?? "")")
+    }
+    for failure in failures { console.printError(failure) }
+    return failures.isEmpty ? .ok : .failure
 }
 
 /// The experiment `bakeoff eval` evaluates: the one named, or the only one with an "eval".
@@ -148,9 +172,8 @@ func readEvalSetup(_ args: ParsedArguments, command: String) throws -> (GatewayE
 
 /// The dataset's requests, the first `limit` of them.
 func readEvalItems(_ path: String, limit: Int?, _ console: Console) throws -> [EvalItem] {
-    var items = try EvalDataset.read(path: console.inputPath(path))
+    let items = try EvalDataset.read(path: console.inputPath(path), limit: limit)
     guard !items.isEmpty else { throw UsageError("\(path) holds no requests") }
-    if let limit, limit < items.count { items = Array(items.prefix(limit)) }
     return items
 }
 
@@ -164,7 +187,7 @@ func runEvalCalls(experiment: GatewayExperiment, eval: GatewayEval, items: [Eval
     let runner = EvalRunner(experiment: experiment, eval: eval, items: items, transport: transport, cache: cache,
                             progress: { p in bar.withLock { $0.update(done: Int64(p.done), total: Int64(p.total)) } })
     defer { bar.withLock { $0.finish() } }
-    return try runner.run()
+    return runner.run()
 }
 
 /// Every answer and verdict of a run as JSON Lines (`--calls`): what the report was computed from, so any

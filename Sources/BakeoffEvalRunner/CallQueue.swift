@@ -66,7 +66,7 @@ package struct CallQueue {
     /// connection, a timeout or a broken stream. A 4xx other than 429 would fail the same way again.
     package static func isRetryable(httpStatus: Int?, status: String) -> Bool {
         if status == "timeout" { return true }
-        guard status == "upstream_error" || status == "gateway_overloaded" else { return false }
+        guard status == "upstream_error" else { return false }
         guard let httpStatus else { return true }
         return httpStatus == 429 || httpStatus >= 500
     }

@@ -32,6 +32,9 @@ public struct EvalRunStats: Sendable, Equatable {
     public var unparseableJudgments = 0
     /// Stopped before the end (an interrupt): what is missing is called next time.
     public var stopped = false
+    /// Why the cache could not be read or written, if it could not (the run goes on; what was not kept is
+    /// called again next time).
+    public var cacheError: String?
     public var seconds = 0.0
 }
 
@@ -126,8 +129,9 @@ public final class EvalRunner: Sendable {
         return pairs
     }
 
-    /// Runs everything; blocks until done or `stop()`. Errors only when the cache cannot be written.
-    public func run() throws(StoreError) -> (observations: EvalObservations, stats: EvalRunStats) {
+    /// Runs everything; blocks until done or `stop()`. A cache that cannot be read or written does not stop the
+    /// run: the answers are still analysed, and `stats.cacheError` says what was not kept.
+    public func run() -> (observations: EvalObservations, stats: EvalRunStats) {
         let started = clock.monotonicNanoseconds()
         state.withLock { s in
             s.answers = Array(repeating: EvalAnswer(item: 0, variant: 0, repetition: 0, status: Self.missing), count: items.count * variants.count * repetitions)
@@ -138,8 +142,8 @@ public final class EvalRunner: Sendable {
             if finishedSignal.wait(timeout: .now() + 0.25) == .success { continue }
             try? cache?.commit()
         }
-        try cache?.commit()
-        let result = state.withLock { s -> (EvalObservations, EvalRunStats, StoreError?) in
+        do { try cache?.commit() } catch { state.withLock { if $0.cacheError == nil { $0.cacheError = error } } }
+        let result = state.withLock { s -> (EvalObservations, EvalRunStats) in
             s.stats.seconds = Double(clock.monotonicNanoseconds() &- started) / 1e9
             // Moved out, not copied: the state's copy is dropped first.
             var answers = s.answers
@@ -147,10 +151,11 @@ public final class EvalRunner: Sendable {
             if s.stopping { answers.removeAll { $0.status == Self.missing } }
             let observations = EvalObservations(items: items, variants: variants.map(\.name), control: controlIndex,
                                                 repetitions: repetitions, answers: answers, judgments: s.judgments)
-            return (observations, s.stats, s.cacheError)
+            var stats = s.stats
+            stats.cacheError = s.cacheError?.description
+            return (observations, stats)
         }
-        if let error = result.2 { throw error }
-        return (result.0, result.1)
+        return result
     }
 
     /// Stops starting calls; those in flight finish. `run` then returns what it has.
@@ -321,26 +326,46 @@ public final class EvalRunner: Sendable {
         record.requestID = job.key
         let context = UpstreamReply.Context(endpoint: call.endpoint, stream: client.stream, clientWantsUsage: false, logContent: true,
                                             responseHeaders: [], started: started, budgetLimit: Self.maxAnswerBytes, record: record)
-        let reply = Mutex((reply: UpstreamReply(context), bytes: 0))
+        // An answer over `maxAnswerBytes` (streamed or not) is dropped and its call stopped: a runaway upstream
+        // must not take the memory.
+        let reply = Mutex((reply: UpstreamReply(context), bytes: 0, tooLarge: false, call: (any UpstreamCallHandle)?.none))
         let clock = self.clock
-        transport.start(request, handlers: UpstreamHandlers(
+        let handle = transport.start(request, handlers: UpstreamHandlers(
             onResponse: { head in reply.withLock { _ = $0.reply.responded(head) } },
             onData: { bytes in
-                reply.withLock { r in
-                    switch r.reply.mode {
-                    case .dropping: return
-                    case .buffering:
-                        r.bytes += bytes.count
-                        _ = r.reply.buffer(bytes, reserved: r.bytes <= Self.maxAnswerBytes)
-                    case .streaming:
-                        _ = r.reply.stream(bytes) { clock.monotonicNanoseconds() }
+                let cancel = reply.withLock { r -> (any UpstreamCallHandle)? in
+                    guard !r.tooLarge else { return nil }
+                    r.bytes += bytes.count
+                    if r.bytes > Self.maxAnswerBytes {
+                        r.tooLarge = true
+                        return r.call
                     }
+                    switch r.reply.mode {
+                    case .dropping: break
+                    case .buffering: _ = r.reply.buffer(bytes, reserved: true)
+                    case .streaming: _ = r.reply.stream(bytes) { clock.monotonicNanoseconds() }
+                    }
+                    return nil
                 }
+                cancel?.cancel()
             },
             onFinish: { [self] outcome in
-                let done = reply.withLock { $0.reply.finish(outcome, clientGone: false, now: clock.monotonicNanoseconds()) }
-                finished(id, done)
+                let (done, tooLarge) = reply.withLock { r in
+                    (r.reply.finish(outcome, clientGone: false, now: clock.monotonicNanoseconds()), r.tooLarge)
+                }
+                if tooLarge {
+                    finishedCall(id, upstream: job.upstream, .failed(status: "upstream_error", httpStatus: nil,
+                                                                     message: "the answer is larger than \(Self.maxAnswerBytes >> 20) MB: left out, not retried",
+                                                                     attempts: job.attempts))
+                } else {
+                    finished(id, done)
+                }
             }))
+        let cancelNow = reply.withLock { r -> Bool in
+            r.call = handle
+            return r.tooLarge
+        }
+        if cancelNow { handle.cancel() }
     }
 
     private func finished(_ id: Int, _ done: UpstreamReply.Completion) {
@@ -381,7 +406,7 @@ public final class EvalRunner: Sendable {
             // A 200 that is not a completion (a web page, `{}`): the base URL is likely wrong; not worth a retry.
             let shown = bodyText.isEmpty ? "" : ": " + bodyText.prefix(120)
             finishedCall(id, upstream: job.upstream, .failed(status: "upstream_error", httpStatus: httpStatus,
-                                                             message: "HTTP \(httpStatus ?? 200) without a completion (no choices[0].message.content or text; is the base URL the server's /v1?)\(shown)",
+                                                             message: "HTTP \(httpStatus ?? 200) but the body is not a completion (no choices[0].message.content or text, or not valid JSON in UTF-8; is the base URL the server's /v1?)\(shown)",
                                                              attempts: job.attempts))
             return
         }

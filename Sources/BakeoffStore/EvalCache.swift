@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// What an offline eval has already paid for: every successful model call (a variant's answer, a judge's
@@ -72,6 +73,16 @@ public final class EvalCache: Sendable {
     /// Opens (or creates, mode 0600) the cache at `path`.
     public init(path: String) throws(StoreError) {
         self.path = path
+        // SQLite writes a journal next to the file: the folder must be writable, the file or not.
+        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder.isEmpty ? "/" : folder, isDirectory: &isDirectory), isDirectory.boolValue,
+           !FileManager.default.isWritableFile(atPath: folder.isEmpty ? "/" : folder) {
+            throw StoreError(.cannotOpen, path: path, "\(path): the folder \(folder) is not writable, and the eval cache (with SQLite's journal beside it) must be written there; choose a cache in a writable folder")
+        }
+        if FileManager.default.fileExists(atPath: path), !FileManager.default.isWritableFile(atPath: path) {
+            throw StoreError(.cannotOpen, path: path, "\(path): the eval cache is read-only (check its permissions); a run would make its calls and keep none of them")
+        }
         let connection: Connection
         do {
             connection = try Connection(path: path, readOnly: false, label: "eval cache", migrator: Self.migrator)

@@ -167,7 +167,7 @@ struct EvalLabelsCLITests {
         defer { try? cache.close() }
         let transport = UpstreamClient()
         defer { transport.shutdown() }
-        let (o, _) = try EvalRunner(experiment: experiment, eval: experiment.eval!, items: items, transport: transport, cache: cache).run()
+        let (o, _) = EvalRunner(experiment: experiment, eval: experiment.eval!, items: items, transport: transport, cache: cache).run()
         #expect(world.mock.requestsReceived == calls)
         let labels = try storedHumanLabels(cache, experiment: experiment, items: items)
         #expect(labels.count == 37)

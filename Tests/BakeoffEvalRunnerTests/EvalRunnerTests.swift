@@ -54,7 +54,7 @@ struct EvalRunnerTests {
         let experiment = config.experiments[0]
         let upstream = scriptedUpstream()
         let runner = EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(3), transport: upstream, cache: nil)
-        let (o, stats) = try runner.run()
+        let (o, stats) = runner.run()
         #expect(o.answers.count == 6)
         #expect(o.answers.allSatisfy { $0.ok })
         #expect(o.judgments.count == 6)  // 3 requests x 2 orders
@@ -102,7 +102,7 @@ struct EvalRunnerTests {
             return .json("{\"error\":{\"message\":\"unknown parameter\"}}", status: 400)
         }
         let runner = EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(1), transport: upstream, cache: nil)
-        let (o, stats) = try runner.run()
+        let (o, stats) = runner.run()
         let control = try #require(o.answers.first { $0.variant == 0 })
         let treatment = try #require(o.answers.first { $0.variant == 1 })
         #expect(control.ok)
@@ -123,14 +123,14 @@ struct EvalRunnerTests {
         do {
             let cache = try EvalCache(path: path)
             let runner = EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(4), transport: scriptedUpstream(), cache: cache)
-            _ = try runner.run()
+            _ = runner.run()
             try cache.close()
         }
         // Again: nothing is called.
         let cache = try EvalCache(path: path)
         #expect(cache.entriesAtOpen == 16)
         let upstream = scriptedUpstream()
-        let (o, stats) = try EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(4), transport: upstream, cache: cache).run()
+        let (o, stats) = EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(4), transport: upstream, cache: cache).run()
         #expect(upstream.calls.isEmpty)
         #expect(stats.calls == 0)
         #expect(stats.cachedAnswers == 8 && stats.cachedJudgments == 8)
@@ -141,7 +141,7 @@ struct EvalRunnerTests {
         judge.template.system += " Be strict."
         eval.plan.scorers[0] = .judge(judge)
         let upstream2 = scriptedUpstream()
-        let (_, stats2) = try EvalRunner(experiment: experiment, eval: eval, items: items(4), transport: upstream2, cache: cache).run()
+        let (_, stats2) = EvalRunner(experiment: experiment, eval: eval, items: items(4), transport: upstream2, cache: cache).run()
         #expect(stats2.cachedAnswers == 8)
         #expect(stats2.calls == 8)
         #expect(upstream2.calls.allSatisfy { $0.request.url.hasPrefix("http://judge.test") })
@@ -149,7 +149,7 @@ struct EvalRunnerTests {
         var changed = experiment
         changed.variants[1].systemPrompt = "Answer in two sentences."
         let upstream3 = scriptedUpstream()
-        let (_, stats3) = try EvalRunner(experiment: changed, eval: experiment.eval!, items: items(4), transport: upstream3, cache: cache).run()
+        let (_, stats3) = EvalRunner(experiment: changed, eval: experiment.eval!, items: items(4), transport: upstream3, cache: cache).run()
         #expect(stats3.cachedAnswers == 4)
         #expect(upstream3.calls.filter { $0.request.url.hasPrefix("http://v2.test") }.count == 4)
         #expect(upstream3.calls.filter { $0.request.url.hasPrefix("http://v1.test") }.isEmpty)
@@ -159,7 +159,7 @@ struct EvalRunnerTests {
         let config = try evalConfig()
         let experiment = config.experiments[0]
         let upstream = scriptedUpstream(judgeVerdict: { _ in "I cannot compare these." })
-        let (o, stats) = try EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(2), transport: upstream, cache: nil).run()
+        let (o, stats) = EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(2), transport: upstream, cache: nil).run()
         #expect(stats.unparseableJudgments == 4)
         #expect(o.judgments.allSatisfy { $0.verdict == nil && $0.raw == "I cannot compare these." })
         let report = EvalAnalysis.run(o, .init(experiment: "support", dataset: "d", plan: experiment.eval!.plan))
@@ -174,11 +174,35 @@ struct EvalRunnerTests {
         let upstream = FakeUpstream(immediate: true) { request, _ in
             request.url.hasPrefix("http://v2.test") ? .failure(.unreachable) : .json(chatAnswer("no"))
         }
-        let (o, stats) = try EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(2), transport: upstream, cache: nil).run()
+        let (o, stats) = EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(2), transport: upstream, cache: nil).run()
         #expect(o.judgments.isEmpty)
         #expect(stats.failedAnswers == 2)
         // Unreachable is retried (2 retries in this config): 3 attempts each.
         #expect(o.answers.filter { $0.variant == 1 }.allSatisfy { $0.attempts == 3 && $0.status == "upstream_error" })
+    }
+}
+
+@Suite("Eval runner: answers too large to keep")
+struct EvalRunnerLimitTests {
+    @Test(arguments: [true, false])
+    func anAnswerOverTheLimitIsAFailureNotRetriedStreamedOrNot(streamed: Bool) throws {
+        let config = try evalConfig(#"{"scorers": [{"type": "exact_match"}], "retries": 3, "stream": \#(streamed)}"#)
+        let experiment = config.experiments[0]
+        let piece = String(repeating: "x", count: 6 << 20)
+        let upstream = FakeUpstream(immediate: true) { request, _ in
+            if request.url.hasPrefix("http://v1.test") { return .json(chatAnswer("yes")) }
+            if streamed {
+                let chunk = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(piece)\"}}]}\n\n"
+                return .sse([chunk, chunk, chunk, "data: [DONE]\n\n"])
+            }
+            return .json(chatAnswer(piece + piece + piece))
+        }
+        let (o, stats) = EvalRunner(experiment: experiment, eval: experiment.eval!, items: items(1), transport: upstream, cache: nil).run()
+        let big = try #require(o.answers.first { $0.variant == 1 })
+        #expect(!big.ok)
+        #expect(big.error?.contains("larger than 16 MB") == true, "\(big.error ?? "")")
+        #expect(big.attempts == 1)
+        #expect(stats.retries == 0)
     }
 }
 

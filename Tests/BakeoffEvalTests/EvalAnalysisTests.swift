@@ -182,3 +182,106 @@ struct EvalRankingTests {
         #expect(report.winRates.map(\.variant) == ["b", "c"])
     }
 }
+
+/// The decision's regressions found by the hostile review (each failed before its fix).
+@Suite("Eval decision: failures, unevaluable guardrails, several candidates, how many requests")
+struct EvalDecisionTests {
+    @Test func requestsNeededUseTheShareOfNonTiedRequestsWon() throws {
+        var o = Observed(40)
+        for i in 0..<40 {
+            o.answer(i, control: "no", treatment: "yes")
+            // 4 requests won in both orders, 36 tied, none lost.
+            o.judge(i, treatmentFirst: i < 4 ? .first : .tie, controlFirst: i < 4 ? .second : .tie)
+        }
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(#"{"scorers": [{"type": "judge_pairwise"}]}"#)))
+        #expect(report.decision.action == .needsMoreRequests)
+        // Every decisive request was won: sized for a near-certain win among the 10% not tied, not 0.55.
+        let expected = try #require(PairedSampleSize.requests(winRate: 0.99, tieRate: 0.9, alpha: 0.05, power: 0.8)).requests
+        #expect(report.decision.requestsNeeded == expected)
+        #expect(expected < 200)
+    }
+
+    @Test func aCandidateFailingHalfItsCallsIsNotPromoted() throws {
+        var o = Observed(100)
+        for i in 0..<100 {
+            o.answers.append(EvalAnswer(item: i, variant: 0, repetition: 0, status: "ok", text: "no", latencyMs: 100))
+            if i % 2 == 0 {
+                o.answers.append(EvalAnswer(item: i, variant: 1, repetition: 0, status: "upstream_error", error: "HTTP 500"))
+            } else {
+                o.answers.append(EvalAnswer(item: i, variant: 1, repetition: 0, status: "ok", text: "yes", latencyMs: 100))
+                o.judge(i, treatmentFirst: .first, controlFirst: .second)
+            }
+        }
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(#"{"scorers": [{"type": "judge_pairwise"}]}"#)))
+        #expect(report.winRates.first?.winRate == 1)  // the answers that came all won...
+        #expect(report.decision.action == .doNotPromote)  // ...but half never came
+        #expect(report.decision.reasons.first?.contains("failed 50 of 100 calls") == true, "\(report.decision.reasons)")
+    }
+
+    @Test func aGuardrailThatCannotBeCheckedIsNeverPassed() throws {
+        var o = Observed(40)
+        o.items = o.items.map { var item = $0; item.reference = nil; return item }
+        for i in 0..<40 {
+            o.answer(i, control: "no", treatment: "yes")
+            o.judge(i, treatmentFirst: .first, controlFirst: .second)
+        }
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(
+            #"{"scorers": [{"type": "judge_pairwise"}, {"type": "exact_match"}], "guardrails": [{"scorer": "exact_match", "margin": 0.02}, {"metric": "ttft_ms", "margin": 50}]}"#)))
+        #expect(report.guardrails.map(\.state) == [.unclear, .unclear])
+        #expect(report.decision.action == .needsMoreRequests)
+        #expect(report.decision.reasons.contains { $0.contains("exact_match cannot be checked") && $0.contains("reference") })
+        #expect(report.decision.reasons.contains { $0.contains("ttft_ms cannot be checked") && $0.contains("stream") })
+    }
+
+    @Test func aPrimaryScorerWithoutADirectionIsRefused() {
+        #expect(throws: ConfigError.self) { try plan(#"{"scorers": [{"type": "length"}]}"#) }
+        #expect(throws: ConfigError.self) { try plan(#"{"scorers": [{"type": "length"}, {"type": "exact_match"}], "primary": "length"}"#) }
+        // Without "primary", the first scorer with a direction is the primary.
+        #expect((try? plan(#"{"scorers": [{"type": "length"}, {"type": "exact_match"}]}"#))?.primary == "exact_match")
+    }
+
+    @Test func theBestCandidateThatMayBePromotedIsNamedWhenTheBestMayNot() throws {
+        let items = (0..<60).map { EvalItem(id: "r\($0)", prompt: "q\($0)") }
+        var answers: [EvalAnswer] = []
+        var judgments: [EvalJudgment] = []
+        for i in 0..<60 {
+            answers.append(EvalAnswer(item: i, variant: 0, repetition: 0, status: "ok", text: "c", latencyMs: 100))
+            // b: always better but twice as slow; c: better on 2 requests of 3, as fast.
+            answers.append(EvalAnswer(item: i, variant: 1, repetition: 0, status: "ok", text: "b", latencyMs: 200 + Double(i % 3)))
+            answers.append(EvalAnswer(item: i, variant: 2, repetition: 0, status: "ok", text: "c2", latencyMs: 100 + Double(i % 2)))
+            for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+                let winner = a == 0 && b == 2 ? (i % 3 == 0 ? 0 : 2) : b == 1 || a == 1 ? 1 : b
+                for (first, second) in [(a, b), (b, a)] {
+                    judgments.append(EvalJudgment(scorer: 0, item: i, repetition: 0, first: first, second: second, raw: "",
+                                                  verdict: winner == first ? .first : .second))
+                }
+            }
+        }
+        let o = EvalObservations(items: items, variants: ["control", "b", "c"], control: 0, repetitions: 1, answers: answers, judgments: judgments)
+        let report = EvalAnalysis.run(o, .init(experiment: "e", dataset: "d", plan: try plan(
+            #"{"scorers": [{"type": "judge_pairwise"}], "guardrails": [{"metric": "latency_ms", "margin": "20%"}]}"#)))
+        #expect(report.decision.action == .promote)
+        #expect(report.decision.variant == "c")
+        #expect(report.decision.reasons.contains { $0.contains("b scored higher but may not be promoted") })
+    }
+
+    @Test func onlyAnUnclearGuardrailLeftSizesForTheGuardrail() throws {
+        var o = Observed(60)
+        for i in 0..<60 {
+            o.answer(i, control: "no", treatment: "yes", latency: (100, 108 + Double(i % 5) * 4))
+            o.judge(i, treatmentFirst: .first, controlFirst: .second)
+        }
+        let first = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(
+            #"{"scorers": [{"type": "judge_pairwise"}], "guardrails": [{"metric": "latency_ms", "margin": 50}]}"#)))
+        let g = try #require(first.guardrails.first)
+        let margin = g.worsening + (g.worstCase - g.worsening) / 2
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: try plan(
+            #"{"scorers": [{"type": "judge_pairwise"}], "guardrails": [{"metric": "latency_ms", "margin": \#(margin)}]}"#)))
+        #expect(report.decision.action == .needsMoreRequests)
+        let unclear = try #require(report.guardrails.first)
+        #expect(unclear.state == .unclear)
+        #expect(report.decision.requestsNeeded == unclear.requestsNeeded)
+        // The interval shrinks as 1/sqrt(n): half the distance to the margin needs about four times the requests.
+        #expect(try #require(report.decision.requestsNeeded) > 60 * 3)
+    }
+}

@@ -248,6 +248,9 @@ package func escapeHTML(_ s: String) -> String {
         case ">": out += "&gt;"
         case "\"": out += "&quot;"
         case "'": out += "&#39;"
+        // Control characters (a model's or a dataset's) are not text: shown as U+FFFD, line breaks and tabs kept.
+        case "\n", "\t", "\r": out.unicodeScalars.append(c)
+        case _ where ClientText.isUnsafe(c): out += "\u{FFFD}"
         default: out.unicodeScalars.append(c)
         }
     }

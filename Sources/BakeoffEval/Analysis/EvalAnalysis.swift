@@ -77,7 +77,7 @@ public enum EvalAnalysis {
             for v in others {
                 let binary = scorer.kind == .binary && o.repetitions == 1
                 if let c = compare(name: scorer.name, variant: o.variants[v], control: perRequest[s][o.control], candidate: perRequest[s][v],
-                                   binary: binary, direction: scorer.direction, alpha: alpha, wilcoxon: scorer.kind == .numeric) {
+                                   binary: binary, direction: scorer.direction, alpha: alpha, wilcoxon: !binary) {
                     scores.append(c)
                 }
             }
@@ -152,7 +152,8 @@ public enum EvalAnalysis {
             }
         }
 
-        // Guardrails.
+        // Guardrails. One that cannot be computed (no references for its scorer, no time to first token without
+        // streaming, no request answered by both) is unclear: never passed.
         var guardrails: [EvalGuardrailCheck] = []
         for g in plan.guardrails {
             for v in others {
@@ -161,15 +162,30 @@ public enum EvalAnalysis {
                 case .scorer(let name): comparison = scores.first { $0.name == name && $0.variant == o.variants[v] }
                 case .metric(let m): comparison = metrics.first { $0.name == m.rawValue && $0.variant == o.variants[v] }
                 }
-                guard let c = comparison, let direction = c.direction else { continue }
+                guard let c = comparison, let direction = c.direction else {
+                    let why: String
+                    switch g.target {
+                    case .scorer(let name): why = "\(name) has no value for requests answered by both (a reference-based scorer needs requests with a \"reference\")"
+                    case .metric(let m): why = m == .ttftMs ? "no time to first token was measured (it needs \"stream\": true)" : "no request has \(m.rawValue) for both"
+                    }
+                    guardrails.append(EvalGuardrailCheck(name: g.name, variant: o.variants[v], state: .unclear, worsening: .nan,
+                                                         worstCase: .nan, margin: g.margin, marginText: why))
+                    continue
+                }
                 let margin = g.relative ? g.margin * abs(c.controlMean) : g.margin
                 // Worsening: positive when the variant is worse.
                 let worsening = -Double(direction) * c.difference
                 let worstCase = direction > 0 ? -(c.ciLow) : c.ciHigh
                 let state: EvalGuardrailCheck.State = worsening > margin ? .breached : worstCase > margin ? .unclear : .holds
                 let marginText = g.relative ? "\(evalNumber(g.margin * 100))% of the control's \(evalNumber(c.controlMean))" : evalNumber(g.margin)
-                guardrails.append(EvalGuardrailCheck(name: g.name, variant: o.variants[v], state: state, worsening: worsening,
-                                                 worstCase: worstCase, margin: margin, marginText: marginText))
+                var check = EvalGuardrailCheck(name: g.name, variant: o.variants[v], state: state, worsening: worsening,
+                                               worstCase: worstCase, margin: margin, marginText: marginText)
+                // Requests for the interval's worse end to come within the margin, at the worsening seen.
+                if state == .unclear, margin > worsening, c.sdDifference > 0 {
+                    let z = Normal.quantile(1 - alpha / 2)
+                    check.requestsNeeded = Int((pow(z * c.sdDifference / (margin - worsening), 2)).rounded(.up)) + 1
+                }
+                guardrails.append(check)
             }
         }
 
@@ -206,7 +222,7 @@ public enum EvalAnalysis {
         }
 
         let decision = decide(plan: plan, names: o.variants, control: o.control, scores: scores, winRates: winRates,
-                              guardrails: guardrails, context: context, requests: n)
+                              guardrails: guardrails, metrics: metrics, calls: callSummaries, context: context, requests: n)
         return EvalReport(experiment: context.experiment, dataset: context.dataset, variants: o.variants, control: o.control,
                           requests: n, repetitions: o.repetitions, alpha: alpha, primary: plan.primary, calls: callSummaries,
                           scores: scores, winRates: winRates, rankings: rankings, metrics: metrics, guardrails: guardrails,
@@ -324,40 +340,87 @@ public enum EvalAnalysis {
         return Ranking(scorer: scorer, entries: entries, skippedResamples: b.replicatesSkipped)
     }
 
-    /// Promote, do not promote, or needs more requests: on the primary scorer and the guardrails.
+    /// Promote, do not promote, or needs more requests: each candidate on the primary scorer, its guardrails and
+    /// its failed calls; the report names the best candidate that may be promoted, else the best one.
     static func decide(plan: EvalPlan, names: [String], control: Int, scores: [PairedComparison], winRates: [WinRate],
-                       guardrails: [EvalGuardrailCheck], context: Context, requests: Int) -> EvalDecision {
-        let alpha = plan.alpha
+                       guardrails: [EvalGuardrailCheck], metrics: [PairedComparison], calls: [VariantCalls],
+                       context: Context, requests: Int) -> EvalDecision {
         let primaryIsPairwise = plan.scorer(named: plan.primary)?.isPairwise ?? false
         let candidates = names.indices.filter { $0 != control }.map { names[$0] }
-        // The best candidate on the primary scorer.
         func strength(_ variant: String) -> Double {
-            if primaryIsPairwise { return winRates.first { $0.scorer == plan.primary && $0.variant == variant }?.winRate ?? 0 }
+            if primaryIsPairwise { return winRates.first { $0.scorer == plan.primary && $0.variant == variant }?.winRate ?? -.infinity }
             guard let c = scores.first(where: { $0.name == plan.primary && $0.variant == variant }) else { return -.infinity }
             return c.difference * Double(c.direction ?? 1)
         }
-        let variant = candidates.max { strength($0) < strength($1) } ?? names[control]
+        let decisions = candidates.sorted { strength($0) > strength($1) }.map {
+            decide(variant: $0, plan: plan, names: names, control: control, scores: scores, winRates: winRates,
+                   guardrails: guardrails, metrics: metrics, calls: calls, context: context, requests: requests)
+        }
+        guard let best = decisions.first else {
+            return EvalDecision(action: .needsMoreRequests, variant: names[control], reasons: ["the experiment has no candidate besides the control"])
+        }
+        if var promoted = decisions.first(where: { $0.action == .promote }) {
+            if promoted.variant != best.variant {
+                promoted.reasons.append("\(best.variant) scored higher but may not be promoted: \(best.reasons.first ?? best.action.rawValue)")
+            }
+            return promoted
+        }
+        return decisions.first(where: { $0.action == .needsMoreRequests }) ?? best
+    }
+
+    /// The decision on one candidate.
+    static func decide(variant: String, plan: EvalPlan, names: [String], control: Int, scores: [PairedComparison],
+                       winRates: [WinRate], guardrails: [EvalGuardrailCheck], metrics: [PairedComparison], calls: [VariantCalls],
+                       context: Context, requests: Int) -> EvalDecision {
+        let alpha = plan.alpha
+        let controlName = names[control]
+        let tests = Double(max(1, scores.count + winRates.count))
         var decision = EvalDecision(action: .needsMoreRequests, variant: variant, reasons: [])
+        // Failed calls: a candidate that fails more often than the control is not promoted, and a comparison of
+        // the answers that came is no comparison when many did not.
+        let own = calls.first { $0.variant == variant }, base = calls.first { $0.variant == controlName }
+        if let own, own.answers > 0, own.failed == own.answers {
+            decision.action = .doNotPromote
+            decision.reasons = ["\(variant) failed all \(own.answers) of its calls\(own.commonError.map { " (most often: \($0))" } ?? "")"]
+            return decision
+        }
+        var failureReasons: [String] = []
+        if let own, let base, own.answers > 0, base.answers > 0 {
+            let ownRate = Double(own.failed) / Double(own.answers), baseRate = Double(base.failed) / Double(base.answers)
+            let errors = metrics.first { $0.name == EvalCallMetric.errorRate.rawValue && $0.variant == variant }
+            if ownRate > baseRate, let e = errors, e.pValue < alpha {
+                decision.action = .doNotPromote
+                decision.reasons = ["\(variant) failed \(own.failed) of \(own.answers) calls against \(base.failed) of \(base.answers) for \(controlName) (paired p = \(formatP(e.pValue)))\(own.commonError.map { "; most often: \($0)" } ?? "")"]
+                return decision
+            }
+            if own.failed + base.failed > 0 {
+                failureReasons.append("\(own.failed) of \(variant)'s and \(base.failed) of \(controlName)'s answers failed and are left out of the comparison")
+            }
+        }
         let breached = guardrails.filter { $0.variant == variant && $0.state == .breached }
         let unclear = guardrails.filter { $0.variant == variant && $0.state == .unclear }
         var verdict = 0
         var primaryText = ""
         var requestsNeeded: Int?
-        if primaryIsPairwise, let w = winRates.first(where: { $0.scorer == plan.primary && $0.variant == variant }) {
+        if primaryIsPairwise(plan), let w = winRates.first(where: { $0.scorer == plan.primary && $0.variant == variant }) {
             verdict = w.verdict(alpha: alpha)
-            primaryText = "\(plan.primary): \(variant) wins \(evalPercent(w.winRate)) of requests against \(names[control]) (\(evalPercent(w.ciLow)) to \(evalPercent(w.ciHigh)), sign test p = \(formatP(w.adjustedPValue ?? w.pValue)) after Holm)"
-            let target = plan.minimumEffect ?? (w.winRate > 0.5 ? w.winRate : 0.55)
+            primaryText = "\(plan.primary): \(variant) wins \(evalPercent(w.winRate)) of requests against \(controlName) (\(evalPercent(w.ciLow)) to \(evalPercent(w.ciHigh)), sign test \(formatPEquals(w.adjustedPValue ?? w.pValue)) after Holm)"
+            // The sign test counts the requests not tied: its target is the share of those the candidate wins.
+            let decisive = w.wins + w.losses
+            let observed = decisive > 0 ? Double(w.wins) / Double(decisive) : 0.5
+            let target = plan.minimumEffect ?? (observed > 0.5 && observed < 1 ? observed : observed >= 1 ? 0.99 : 0.55)
             let tieRate = w.requests > 0 ? Double(w.ties) / Double(w.requests) : 0
-            requestsNeeded = PairedStatistics.requestsForWinRate(target, tieRate: min(tieRate, 0.95), alpha: alpha / Double(max(1, scores.count + winRates.count)), power: plan.power)
+            requestsNeeded = PairedStatistics.requestsForWinRate(target, tieRate: min(tieRate, 0.95), alpha: alpha / tests, power: plan.power)
         } else if let c = scores.first(where: { $0.name == plan.primary && $0.variant == variant }) {
             verdict = c.verdict(alpha: alpha)
-            primaryText = "\(plan.primary): \(evalNumber(c.variantMean)) against \(evalNumber(c.controlMean)) for \(names[control]) (difference \(evalSigned(c.difference)), \(evalSigned(c.ciLow)) to \(evalSigned(c.ciHigh)), p = \(formatP(c.adjustedPValue ?? c.pValue)) after Holm)"
+            primaryText = "\(plan.primary): \(evalNumber(c.variantMean)) against \(evalNumber(c.controlMean)) for \(controlName) (difference \(evalSigned(c.difference)), \(evalSigned(c.ciLow)) to \(evalSigned(c.ciHigh)), \(formatPEquals(c.adjustedPValue ?? c.pValue)) after Holm)"
             let delta = plan.minimumEffect ?? c.difference
-            requestsNeeded = PairedStatistics.requestsForMeanDifference(delta, sd: c.sdDifference, alpha: alpha / Double(max(1, scores.count + winRates.count)), power: plan.power)
+            requestsNeeded = PairedStatistics.requestsForMeanDifference(delta, sd: c.sdDifference, alpha: alpha / tests, power: plan.power)
         } else {
-            decision.reasons = [primaryIsPairwise
-                ? "the judge \(plan.primary) gave no usable verdict on \(variant) against \(names[control]) (see the judge's problems below)"
-                : "the primary scorer \(plan.primary) has no paired results: no request has a score for both \(variant) and \(names[control])"]
+            decision.reasons = [primaryIsPairwise(plan)
+                ? "the judge \(plan.primary) gave no usable verdict on \(variant) against \(controlName)"
+                : "the primary scorer \(plan.primary) has no paired results: no request has a score for both \(variant) and \(controlName)"]
+            decision.reasons += failureReasons
             return decision
         }
         if !breached.isEmpty {
@@ -365,7 +428,7 @@ public enum EvalAnalysis {
             decision.reasons = breached.map { "guardrail \($0.name) got worse beyond its margin (\(evalSigned($0.worsening)) worse; margin \($0.marginText))" } + [primaryText]
         } else if verdict < 0 {
             decision.action = .doNotPromote
-            decision.reasons = ["\(variant) is worse than \(names[control]) on the primary scorer: " + primaryText]
+            decision.reasons = ["\(variant) is worse than \(controlName) on the primary scorer: " + primaryText]
         } else if verdict > 0 && unclear.isEmpty {
             decision.action = .promote
             decision.reasons = [primaryText] + (guardrails.isEmpty ? [] : ["every guardrail holds"])
@@ -374,13 +437,19 @@ public enum EvalAnalysis {
         } else {
             decision.action = .needsMoreRequests
             decision.reasons = [verdict > 0 ? primaryText : "no significant difference yet: " + primaryText]
-            decision.reasons += unclear.map { "guardrail \($0.name) is not yet shown to hold (up to \(evalSigned($0.worstCase)) worse; margin \($0.marginText))" }
-            if let needed = requestsNeeded, needed > requests {
-                decision.requestsNeeded = needed
+            decision.reasons += unclear.map { g in
+                g.worstCase.isNaN ? "guardrail \(g.name) cannot be checked: \(g.marginText)"
+                    : "guardrail \(g.name) is not yet shown to hold (up to \(evalSigned(g.worstCase)) worse; margin \(g.marginText))"
             }
+            // What more requests must show: the primary's effect, or (once it is shown) the guardrails' margins.
+            let needed = verdict > 0 ? unclear.compactMap(\.requestsNeeded).max() : requestsNeeded
+            if let needed, needed > requests { decision.requestsNeeded = needed }
         }
+        decision.reasons += failureReasons
         return decision
     }
+
+    static func primaryIsPairwise(_ plan: EvalPlan) -> Bool { plan.scorer(named: plan.primary)?.isPairwise ?? false }
 
     static func mean(_ x: [Double]) -> Double? { x.isEmpty ? nil : x.reduce(0, +) / Double(x.count) }
 }

@@ -151,7 +151,10 @@ public struct EvalGuardrailCheck: Sendable, Equatable {
     public var worstCase: Double
     /// The margin in the metric's units.
     public var margin: Double
+    /// The margin as said (or, when the guardrail cannot be checked, why).
     public var marginText: String
+    /// Unclear: the requests that would bring the interval's worse end within the margin, at the worsening seen.
+    public var requestsNeeded: Int?
 }
 
 /// A request where a variant and the control differ on the primary scorer.

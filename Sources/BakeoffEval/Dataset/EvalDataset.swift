@@ -59,18 +59,32 @@ public enum EvalDataset {
     /// The fields a line may have; anything else is refused, so a misspelt `referense` is not silently lost.
     public static let fields: Set<String> = ["id", "messages", "prompt", "reference", "metadata"]
 
-    public static func read(path: String) throws(EvalDatasetError) -> [EvalItem] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            throw EvalDatasetError(source: path, message: !exists ? "no such file" : isDirectory.boolValue ? "is a directory" : "cannot be read")
+    /// Reads the dataset at `path` line by line (the first `limit` requests only, when given: the rest of the file
+    /// is not read).
+    public static func read(path: String, limit: Int? = nil) throws(EvalDatasetError) -> [EvalItem] {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        guard exists, !isDirectory.boolValue else {
+            throw EvalDatasetError(source: path, message: !exists ? "no such file" : "is a directory")
         }
-        return try parse(Array(data), source: path)
+        var reader: LineReader
+        do { reader = try LineReader(path: path) } catch { throw EvalDatasetError(source: path, message: error.message) }
+        var collector = Collector(source: path, limit: limit)
+        do {
+            try reader.forEachLine { (line, number) throws(Collector.Stop) in try collector.add(Array(line), number: number) }
+        } catch {
+            switch error {
+            case .file(let e): throw EvalDatasetError(source: path, message: e.message)
+            case .body(.problem(let e)): throw e
+            case .body(.enough): break
+            }
+        }
+        return try collector.finish()
     }
 
+    /// Parses a whole dataset in memory.
     public static func parse(_ bytes: [UInt8], source: String) throws(EvalDatasetError) -> [EvalItem] {
-        var items: [EvalItem] = []
-        var firstLine: [String: Int] = [:]
+        var collector = Collector(source: source, limit: nil)
         var lineNumber = 0
         var start = 0
         while start < bytes.count {
@@ -81,16 +95,38 @@ public enum EvalDataset {
             if lineEnd > start && bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
             let line = Array(bytes[start..<lineEnd])
             start = end + 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            let item = try parseLine(line, number: lineNumber, source: source)
-            if let earlier = firstLine[item.id] {
-                throw EvalDatasetError(source: source, line: lineNumber, field: "id", message: "\"\(item.id)\" is also the id of line \(earlier); ids must be unique")
+            do { try collector.add(line, number: lineNumber) } catch {
+                if case .problem(let e) = error { throw e }
+                break
             }
-            firstLine[item.id] = lineNumber
-            items.append(item)
         }
-        guard !items.isEmpty else { throw EvalDatasetError(source: source, message: "no requests: the dataset is empty") }
-        return items
+        return try collector.finish()
+    }
+
+    /// The requests read so far, their ids checked for uniqueness.
+    struct Collector {
+        enum Stop: Error { case enough, problem(EvalDatasetError) }
+        let source: String
+        let limit: Int?
+        var items: [EvalItem] = []
+        var firstLine: [String: Int] = [:]
+
+        mutating func add(_ line: [UInt8], number: Int) throws(Stop) {
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
+            let item: EvalItem
+            do { item = try EvalDataset.parseLine(line, number: number, source: source) } catch { throw .problem(error) }
+            if let earlier = firstLine[item.id] {
+                throw .problem(EvalDatasetError(source: source, line: number, field: "id", message: "\"\(item.id)\" is also the id of line \(earlier); ids must be unique"))
+            }
+            firstLine[item.id] = number
+            items.append(item)
+            if let limit, items.count >= limit { throw .enough }
+        }
+
+        func finish() throws(EvalDatasetError) -> [EvalItem] {
+            guard !items.isEmpty else { throw EvalDatasetError(source: source, message: "no requests: the dataset is empty") }
+            return items
+        }
     }
 
     static func parseLine(_ line: [UInt8], number: Int, source: String) throws(EvalDatasetError) -> EvalItem {

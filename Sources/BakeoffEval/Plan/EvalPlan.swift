@@ -32,7 +32,7 @@ public struct EvalPlan: Sendable {
 
     public init(scorers: [EvalScorer], primary: String? = nil, guardrails: [EvalGuardrail] = []) {
         self.scorers = scorers
-        self.primary = primary ?? scorers.first(where: \.isPairwise)?.name ?? scorers.first?.name ?? ""
+        self.primary = primary ?? scorers.first(where: \.isPairwise)?.name ?? scorers.first(where: { $0.direction != nil })?.name ?? scorers.first?.name ?? ""
         self.guardrails = guardrails
     }
 
@@ -65,6 +65,9 @@ public struct EvalPlan: Sendable {
                 throw object.fail("primary", "\(JSONWriter.quote(primary)) is not a scorer of this eval (scorers: \(scorers.map(\.name).joined(separator: ", ")))")
             }
             plan.primary = primary
+        }
+        if let p = plan.scorer(named: plan.primary), p.direction == nil {
+            throw object.fail(object["primary"] == nil ? "scorers" : "primary", "the primary scorer \(JSONWriter.quote(p.name)) has no better direction (a length without bounds): give it a \"goal\" (\"up\" or \"down\"), or name another \"primary\"")
         }
         if let list = try object.objects("guardrails") {
             for var g in list {
