@@ -87,8 +87,11 @@ public final class EvalCache: Sendable {
         do {
             connection = try Connection(path: path, readOnly: false, label: "eval cache", migrator: Self.migrator)
         } catch {
-            if error.kind == .damaged || error.kind == .notAStore {
-                throw StoreError(error.kind, path: path, "\(path): not a usable eval cache (\(error.message)); it only saves calls already made: delete it, or give another path, and the eval calls again")
+            if error.kind == .notAStore {
+                throw StoreError(error.kind, path: path, "\(path): not an eval cache (\(error.message)); give another path (the file is left as it is)")
+            }
+            if error.kind == .damaged {
+                throw StoreError(error.kind, path: path, "\(path): the eval cache is damaged (SQLite cannot read it); it only saves calls already made: move it aside or delete it, and the eval calls again")
             }
             throw error
         }

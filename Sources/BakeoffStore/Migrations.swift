@@ -3,6 +3,8 @@
 public protocol MigrationDatabase: AnyObject {
     /// The database's name in messages (the store's path).
     var name: String { get }
+    /// What the database is, in messages ("event store", "eval cache").
+    var label: String { get }
     /// Runs SQL: one statement or several.
     func execute(_ sql: String) throws(StoreError)
     /// Runs `body` in one write transaction that keeps other writers out until it ends (SQLite: BEGIN
@@ -46,6 +48,10 @@ public struct Migration: Sendable {
     }
 }
 
+extension MigrationDatabase {
+    public var label: String { "event store" }
+}
+
 /// Applies an ordered list of migrations, as GRDB's `DatabaseMigrator` does: each one once, in its own write
 /// transaction that also records the new version (the number of migrations applied), so a database is always
 /// at a version some list of this program has. A database newer than the list is refused.
@@ -80,7 +86,7 @@ public struct Migrator: Sendable {
                     return
                 }
                 if version == 0, try db.hasTables() {
-                    throw StoreError(.notAStore, path: db.name, "\(db.name): a database that is not an event store (it has other tables but no schema version); give a new path")
+                    throw StoreError(.notAStore, path: db.name, "\(db.name): a database that is not an \(db.label) (it has other tables but no schema version); give a new path")
                 }
                 let migration = migrations[version]
                 do throws(StoreError) {
@@ -100,7 +106,7 @@ public struct Migrator: Sendable {
     public func checkReadable(_ version: Int, _ db: any MigrationDatabase) throws(StoreError) {
         if version > latestVersion {
             throw StoreError(.newerSchema(version: version, supported: latestVersion), path: db.name,
-                             "\(db.name): the event store has schema version \(version), newer than this bakeoff reads (\(latestVersion)); use a newer bakeoff")
+                             "\(db.name): the \(db.label) has schema version \(version), newer than this bakeoff reads (\(latestVersion)); use a newer bakeoff")
         }
     }
 }

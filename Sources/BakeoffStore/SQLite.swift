@@ -81,7 +81,7 @@ public enum IntegrityCheck: Sendable, Equatable {
 package final class Connection {
     let path: String
     /// What the database is, in messages ("event store", "eval cache").
-    let label: String
+    package let label: String
     /// Its schema.
     let migrator: Migrator
     let db: OpaquePointer
