@@ -12,11 +12,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # One mock server plays both model versions (v2 answers correctly more often: 75% against 60%) and the judge
 # (MT-Bench's format; it picks the first answer shown 20% of the time, as real judges lean).
-"$BIN" mock-upstream --port 0 --latency-ms 30 --jitter-ms 10 --tokens-per-second 0 --seed 3 \
+# The same port in both phases: a variant is its upstream's URL, model, prompt and parameters, and the cache keeps
+# answers by that definition.
+MOCK_PORT=0
+if [[ "$PHASE" == after && -f "$OUT/mock.port" ]]; then MOCK_PORT=$(cat "$OUT/mock.port"); fi
+"$BIN" mock-upstream --port "$MOCK_PORT" --latency-ms 30 --jitter-ms 10 --tokens-per-second 0 --seed 3 \
     --quality support-v1=0.6 --quality support-v2=0.75 --quality-noise 0.1 \
     --judge-model judge --judge-position-bias 0.2 2>"$OUT/mock.log" &
 PIDS+=($!)
 PORT=$(wait_port "$OUT/mock.log" "the mock upstream")
+echo "$PORT" > "$OUT/mock.port"
 
 cat > "$OUT/bakeoff.json" <<JSON
 {
@@ -58,5 +63,5 @@ else
     echo
     echo "   the offline eval again (from its cache), now with the live result beside it:"
     "$BIN" eval --config "$OUT/bakeoff.json" --dataset "$OUT/requests.jsonl" --cache "$OUT/eval-cache.db" \
-        --db "$OUT/../live/bakeoff.db" --format markdown | sed -n '/Live experiment/,/^$/p'
+        --db "$OUT/../live/bakeoff.db" --format markdown | sed -n '/Live experiment/,+2p'
 fi
