@@ -82,10 +82,10 @@ extension EvalReport {
             }
             html += "</table>\n"
         }
-        html += "<h2>Calls</h2>\n<table id=\"calls\"><tr><th>Variant</th><th>answers</th><th>failed</th><th>cached</th><th>retries</th><th>latency ms</th><th>p95 ms</th><th>TTFT ms</th><th>tokens in</th><th>tokens out</th></tr>\n"
+        html += "<h2>Calls</h2>\n<table id=\"calls\"><tr><th>Variant</th><th>answers</th><th>failed</th><th>cached</th><th>retries</th><th>latency ms</th><th>p95 ms</th><th>TTFT ms</th><th>tokens in</th><th>tokens out</th>\(hasCost ? "<th>$ per 1k requests</th>" : "")</tr>\n"
         for c in calls {
             func n(_ x: Double?) -> String { x.map { evalNumber($0) } ?? "n/a" }
-            html += "<tr><td>\(escape(c.variant))</td><td>\(group(c.answers))</td><td>\(group(c.failed))</td><td>\(group(c.cached))</td><td>\(group(c.retries))</td><td>\(n(c.meanLatencyMs))</td><td>\(n(c.p95LatencyMs))</td><td>\(n(c.meanTTFTMs))</td><td>\(n(c.meanInputTokens))</td><td>\(n(c.meanOutputTokens))</td></tr>\n"
+            html += "<tr><td>\(escape(c.variant))</td><td>\(group(c.answers))</td><td>\(group(c.failed))</td><td>\(group(c.cached))</td><td>\(group(c.retries))</td><td>\(n(c.meanLatencyMs))</td><td>\(n(c.p95LatencyMs))</td><td>\(n(c.meanTTFTMs))</td><td>\(n(c.meanInputTokens))</td><td>\(n(c.meanOutputTokens))</td>\(hasCost ? "<td>\(n(c.meanCostUSD.map { $0 * 1000 }))</td>" : "")</tr>\n"
         }
         html += "</table>\n"
         if !metrics.isEmpty {

@@ -13,6 +13,8 @@ extension EvalReport {
         }
     }
 
+    var hasCost: Bool { calls.contains { $0.meanCostUSD != nil } }
+
     var holmText: String {
         let n = scores.count + winRates.count
         return n == 1 ? "one comparison, no correction needed" : "Holm across \(n) comparisons"
@@ -93,13 +95,15 @@ extension EvalReport {
             out += table(["Guardrail", "variant", "state", "worse by", "worst case", "margin"], rows) + "\n"
         }
         out += heading("Calls")
-        let callRows = calls.map { c in
-            [name(c.variant), group(c.answers), group(c.failed), group(c.cached), group(c.retries),
-             c.meanLatencyMs.map { evalNumber($0) } ?? "n/a", c.p95LatencyMs.map { evalNumber($0) } ?? "n/a",
-             c.meanTTFTMs.map { evalNumber($0) } ?? "n/a", c.meanInputTokens.map { evalNumber($0) } ?? "n/a",
-             c.meanOutputTokens.map { evalNumber($0) } ?? "n/a"]
+        func n(_ x: Double?) -> String { x.map { evalNumber($0) } ?? "n/a" }
+        var callRows: [[String]] = []
+        for c in calls {
+            var row: [String] = [name(c.variant), group(c.answers), group(c.failed), group(c.cached), group(c.retries)]
+            row += [n(c.meanLatencyMs), n(c.p95LatencyMs), n(c.meanTTFTMs), n(c.meanInputTokens), n(c.meanOutputTokens)]
+            if hasCost { row.append(n(c.meanCostUSD.map { $0 * 1000 })) }
+            callRows.append(row)
         }
-        out += table(["Variant", "answers", "failed", "cached", "retries", "latency ms", "p95 ms", "TTFT ms", "tokens in", "tokens out"], callRows)
+        out += table(["Variant", "answers", "failed", "cached", "retries", "latency ms", "p95 ms", "TTFT ms", "tokens in", "tokens out"] + (hasCost ? ["$ per 1k req"] : []), callRows)
         for c in calls where c.failed > 0 {
             out += prose("\(c.variant): \(c.failed) of \(c.answers) answers failed\(c.commonError.map { "; most often: \($0)" } ?? "")") + "\n"
         }
@@ -212,6 +216,7 @@ extension EvalReport {
                         w.value("cached", c.cached); w.value("retries", c.retries); w.value("mean_latency_ms", c.meanLatencyMs)
                         w.value("p95_latency_ms", c.p95LatencyMs); w.value("mean_ttft_ms", c.meanTTFTMs)
                         w.value("mean_input_tokens", c.meanInputTokens); w.value("mean_output_tokens", c.meanOutputTokens)
+                        w.value("mean_cost_usd", c.meanCostUSD)
                         w.value("common_error", c.commonError)
                     }
                 }

@@ -182,6 +182,27 @@ struct EvalRunnerTests {
     }
 }
 
+@Suite("Eval config in the gateway config")
+struct EvalConfigTests {
+    @Test func pricesNameVariantsOfTheExperimentAndJudgeScorersNeedAJudge() throws {
+        do {
+            _ = try evalConfig(#"{"scorers": [{"type": "exact_match"}], "prices": {"contrl": {"input_per_million": 1, "output_per_million": 2}}}"#)
+            Issue.record("a price for no variant was accepted")
+        } catch let error as ConfigError {
+            #expect(error.path == "experiments[0].eval.prices.contrl")
+            #expect(error.message.contains("not a variant"))
+        }
+        do {
+            _ = try evalConfig(#"{"scorers": [{"type": "judge_pairwise"}]}"#)
+            Issue.record("a judge scorer without a judge was accepted")
+        } catch let error as ConfigError {
+            #expect(error.path == "experiments[0].eval.judge")
+        }
+        let config = try evalConfig(#"{"scorers": [{"type": "exact_match"}], "prices": {"control": {"input_per_million": 1, "output_per_million": 2}}}"#)
+        #expect(config.experiments[0].eval?.plan.prices["control"]?.outputPerMillion == 2)
+    }
+}
+
 @Suite("Eval runner: answers too large to keep")
 struct EvalRunnerLimitTests {
     @Test(arguments: [true, false])

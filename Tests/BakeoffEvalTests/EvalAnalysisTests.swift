@@ -285,3 +285,36 @@ struct EvalDecisionTests {
         #expect(try #require(report.decision.requestsNeeded) > 60 * 3)
     }
 }
+
+@Suite("Eval analysis: cost from tokens and prices")
+struct EvalCostTests {
+    @Test func costPerRequestIsComparedPairedAndCanBeAGuardrail() throws {
+        var o = Observed(20)
+        for i in 0..<20 {
+            o.answers.append(EvalAnswer(item: i, variant: 0, repetition: 0, status: "ok", text: "a", latencyMs: 10, inputTokens: 100, outputTokens: 50 + i))
+            o.answers.append(EvalAnswer(item: i, variant: 1, repetition: 0, status: "ok", text: "b", latencyMs: 10, inputTokens: 120, outputTokens: 80 + i))
+            o.judge(i, treatmentFirst: .first, controlFirst: .second)
+        }
+        let p = try plan(#"{"scorers": [{"type": "judge_pairwise"}], "prices": {"control": {"input_per_million": 1, "output_per_million": 2}, "treatment": {"input_per_million": 3, "output_per_million": 4}}, "guardrails": [{"metric": "cost_usd", "margin": "50%"}]}"#)
+        #expect(p.prices["treatment"] == TokenPrice(inputPerMillion: 3, outputPerMillion: 4))
+        let report = EvalAnalysis.run(o.observations, .init(experiment: "e", dataset: "d", plan: p))
+        let cost = try #require(report.metrics.first { $0.name == "cost_usd" })
+        // Control: (100 x 1 + (50 + i) x 2) / 1e6; treatment: (120 x 3 + (80 + i) x 4) / 1e6; i from 0 to 19.
+        var control = 0.0, treatment = 0.0
+        for i in 0..<20 {
+            let d = Double(i)
+            control += (100.0 + (50.0 + d) * 2.0) / 1e6 / 20.0
+            treatment += (360.0 + (80.0 + d) * 4.0) / 1e6 / 20.0
+        }
+        #expect(abs(cost.controlMean - control) < 1e-12 && abs(cost.variantMean - treatment) < 1e-12)
+        #expect(report.calls.first { $0.variant == "treatment" }?.meanCostUSD.map { abs($0 - treatment) < 1e-12 } == true)
+        // Three times the cost: beyond a 50% margin.
+        #expect(report.guardrails.first?.state == .breached)
+        #expect(report.decision.action == .doNotPromote)
+    }
+
+    @Test func aPriceNeedsBothFields() {
+        #expect(throws: ConfigError.self) { try plan(#"{"scorers": [{"type": "exact_match"}], "prices": {"control": {"input_per_million": 1}}}"#) }
+        #expect(throws: ConfigError.self) { try plan(#"{"scorers": [{"type": "exact_match"}], "prices": {"control": {"input_per_million": 1, "output_per_milion": 2}}}"#) }
+    }
+}

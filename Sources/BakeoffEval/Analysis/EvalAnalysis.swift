@@ -110,7 +110,8 @@ public enum EvalAnalysis {
         for v in [o.control] + others {
             // Over the variant's answers in place (a run holds tens of thousands).
             var count = 0, failed = 0, cached = 0, retries = 0
-            var latencies: [Double] = [], ttft: [Double] = [], input: [Double] = [], output: [Double] = []
+            var latencies: [Double] = [], ttft: [Double] = [], input: [Double] = [], output: [Double] = [], cost: [Double] = []
+            let price = plan.prices[o.variants[v]]
             var errors: [String: Int] = [:]
             for i in 0..<n {
                 for index in order[starts[i * k + v]..<starts[i * k + v + 1]] {
@@ -123,18 +124,22 @@ public enum EvalAnalysis {
                     if let x = a.ttftMs { ttft.append(x) }
                     if let x = a.inputTokens { input.append(Double(x)) }
                     if let x = a.outputTokens { output.append(Double(x)) }
+                    if let x = price?.cost(input: a.inputTokens, output: a.outputTokens) { cost.append(x) }
                 }
             }
             latencies.sort()
             callSummaries.append(VariantCalls(
                 variant: o.variants[v], answers: count, failed: failed, cached: cached, retries: retries,
                 meanLatencyMs: mean(latencies), p95LatencyMs: latencies.isEmpty ? nil : latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.95).rounded(.up)) - 1)],
-                meanTTFTMs: mean(ttft), meanInputTokens: mean(input), meanOutputTokens: mean(output),
+                meanTTFTMs: mean(ttft), meanInputTokens: mean(input), meanOutputTokens: mean(output), meanCostUSD: mean(cost),
                 commonError: errors.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key))
         }
         for metric in EvalCallMetric.allCases {
             func value(_ a: [EvalAnswer]) -> Double? {
                 switch metric {
+                case .costUSD:
+                    guard let first = a.first, let price = plan.prices[o.variants[first.variant]] else { return nil }
+                    return mean(a.filter(\.ok).compactMap { price.cost(input: $0.inputTokens, output: $0.outputTokens) })
                 case .errorRate: return a.isEmpty ? nil : Double(a.filter { !$0.ok }.count) / Double(a.count)
                 case .latencyMs: return mean(a.filter(\.ok).compactMap(\.latencyMs))
                 case .ttftMs: return mean(a.filter(\.ok).compactMap(\.ttftMs))
@@ -166,7 +171,10 @@ public enum EvalAnalysis {
                     let why: String
                     switch g.target {
                     case .scorer(let name): why = "\(name) has no value for requests answered by both (a reference-based scorer needs requests with a \"reference\")"
-                    case .metric(let m): why = m == .ttftMs ? "no time to first token was measured (it needs \"stream\": true)" : "no request has \(m.rawValue) for both"
+                    case .metric(let m):
+                        why = m == .ttftMs ? "no time to first token was measured (it needs \"stream\": true)"
+                            : m == .costUSD ? "no cost without both variants' \"prices\" and their token counts"
+                            : "no request has \(m.rawValue) for both"
                     }
                     guardrails.append(EvalGuardrailCheck(name: g.name, variant: o.variants[v], state: .unclear, worsening: .nan,
                                                          worstCase: .nan, margin: g.margin, marginText: why))

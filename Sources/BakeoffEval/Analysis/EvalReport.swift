@@ -47,6 +47,8 @@ public struct VariantCalls: Sendable, Equatable {
     public var meanTTFTMs: Double?
     public var meanInputTokens: Double?
     public var meanOutputTokens: Double?
+    /// From the tokens and the variant's price, when the eval gives one.
+    public var meanCostUSD: Double?
     /// The most common failure, if any.
     public var commonError: String?
 }

@@ -29,6 +29,8 @@ public struct EvalPlan: Sendable {
     /// The control's current value of the live primary metric (a rate), to size the live test when the
     /// gateway's store does not say.
     public var liveBaseline: Double?
+    /// Each variant's price per million input and output tokens, by variant name: the cost of its calls.
+    public var prices: [String: TokenPrice] = [:]
 
     public init(scorers: [EvalScorer], primary: String? = nil, guardrails: [EvalGuardrail] = []) {
         self.scorers = scorers
@@ -43,7 +45,7 @@ public struct EvalPlan: Sendable {
     public var needsJudge: Bool { scorers.contains { if case .judge = $0 { return true } else { return false } } }
 
     public static let keys = ["judge", "scorers", "primary", "guardrails", "alpha", "power", "minimum_effect",
-                              "repetitions", "concurrency", "retries", "stream", "live_baseline"]
+                              "repetitions", "concurrency", "retries", "stream", "live_baseline", "prices"]
 
     /// Reads an `"eval"` object (its `"judge"` is left to the caller, which reads endpoints).
     package static func parse(_ object: inout ConfigObject) throws(ConfigError) -> EvalPlan {
@@ -97,8 +99,37 @@ public struct EvalPlan: Sendable {
             guard baseline > 0 && baseline < 1 else { throw object.fail("live_baseline", "the control's current rate of the live primary metric, above 0 and below 1, got \(JSONWriter.number(baseline))") }
             plan.liveBaseline = baseline
         }
+        if var prices = try object.object("prices") {
+            for name in prices.members.keys {
+                guard var price = try prices.object(name) else { continue }
+                let input = try price.double("input_per_million")
+                let output = try price.double("output_per_million")
+                try price.finishWithSuggestion(["input_per_million", "output_per_million"])
+                guard let input, let output, input >= 0, output >= 0, input.isFinite, output.isFinite else {
+                    throw price.fail(nil, "a price needs \"input_per_million\" and \"output_per_million\": the variant's price per million tokens, not negative (e.g. {\"input_per_million\": 0.15, \"output_per_million\": 0.6})")
+                }
+                plan.prices[name] = TokenPrice(inputPerMillion: input, outputPerMillion: output)
+            }
+        }
         try object.finishWithSuggestion(keys)
         return plan
+    }
+}
+
+/// What a variant's tokens cost.
+public struct TokenPrice: Sendable, Equatable {
+    public var inputPerMillion: Double
+    public var outputPerMillion: Double
+
+    public init(inputPerMillion: Double, outputPerMillion: Double) {
+        self.inputPerMillion = inputPerMillion
+        self.outputPerMillion = outputPerMillion
+    }
+
+    /// The cost of one call, when its usage is known.
+    public func cost(input: Int?, output: Int?) -> Double? {
+        guard let input, let output else { return nil }
+        return (Double(input) * inputPerMillion + Double(output) * outputPerMillion) / 1_000_000
     }
 }
 
@@ -171,6 +202,8 @@ public enum EvalCallMetric: String, Sendable, CaseIterable, Equatable {
     case outputTokens = "output_tokens"
     case inputTokens = "input_tokens"
     case errorRate = "error_rate"
+    /// From the tokens and the variant's price (`prices`).
+    case costUSD = "cost_usd"
 
     /// All are better lower.
     public var title: String {
@@ -180,6 +213,7 @@ public enum EvalCallMetric: String, Sendable, CaseIterable, Equatable {
         case .outputTokens: return "output tokens"
         case .inputTokens: return "input tokens"
         case .errorRate: return "error rate"
+        case .costUSD: return "cost per request (USD)"
         }
     }
 }

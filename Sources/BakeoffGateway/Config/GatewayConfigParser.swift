@@ -352,7 +352,7 @@ struct GatewayConfigParser {
         }
         var eval: GatewayEval?
         if var evalObject {
-            eval = parseEval(&evalObject, context)
+            eval = parseEval(&evalObject, context, variantNames: variants.map(\.name))
             if eval == nil { return nil }
         }
         guard let name, let model else { return nil }
@@ -423,7 +423,7 @@ struct GatewayConfigParser {
     }
 
     /// An experiment's `"eval"`: the offline eval's plan (read by BakeoffEval) and the judge's endpoint.
-    func parseEval(_ e: inout FieldReader, _ context: ExperimentContext) -> GatewayEval? {
+    func parseEval(_ e: inout FieldReader, _ context: ExperimentContext, variantNames: [String]) -> GatewayEval? {
         var judge: GatewayVariant?
         var judgeOK = true
         if var j = e.object("judge") {
@@ -446,6 +446,11 @@ struct GatewayConfigParser {
             return nil
         }
         guard judgeOK else { return nil }
+        for name in plan.prices.keys.sorted() where !variantNames.contains(name) {
+            problems.add(ConfigError(source: e.source, path: e.childPath("prices") + "." + name,
+                                     message: "\(JSONWriter.quote(name)) is not a variant of this experiment (variants: \(variantNames.joined(separator: ", ")))"))
+            return nil
+        }
         if plan.needsJudge && judge == nil {
             let names = plan.scorers.filter { if case .judge = $0 { return true } else { return false } }.map(\.name)
             e.fail("judge", "the scorer\(names.count == 1 ? "" : "s") \(names.joined(separator: ", ")) need\(names.count == 1 ? "s" : "") a judge: add \"judge\": {\"upstream\": {\"base_url\": ..., \"model\": ..., \"api_key_env\": ...}}")
