@@ -16,6 +16,8 @@ import threading
 import time
 import urllib.parse
 
+import pytest
+
 # Generous: the machine is shared and slow.
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
@@ -143,3 +145,25 @@ def raw_request(url: str, method: str = "GET", body: bytes | str | None = None, 
         return r.status, {k.lower(): v for k, v in r.getheaders()}, data
     finally:
         conn.close()
+
+
+# Fixtures both suites use (their conftests import them, which registers them).
+
+@pytest.fixture
+def procs():
+    """Processes started in a test, stopped at its end (also when it fails)."""
+    registry = Registry()
+    try:
+        yield registry
+    finally:
+        registry.cleanup()
+
+
+@pytest.fixture(scope="module")
+def module_procs():
+    """Processes shared by a module's tests, stopped after the last."""
+    registry = Registry()
+    try:
+        yield registry
+    finally:
+        registry.cleanup()

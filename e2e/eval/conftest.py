@@ -11,30 +11,13 @@ from pathlib import Path
 import pytest
 
 from .eval_helpers import BIN, Registry
+from processes import module_procs, procs  # noqa: F401  (the fixtures both suites share)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _eval_binary_exists():
     if not os.path.exists(BIN):
         pytest.exit(f"the bakeoff binary is missing: {BIN} (run `make build` or set BAKEOFF_BIN)", returncode=2)
-
-
-@pytest.fixture
-def procs():
-    registry = Registry()
-    try:
-        yield registry
-    finally:
-        registry.cleanup()
-
-
-@pytest.fixture(scope="module")
-def module_procs():
-    registry = Registry()
-    try:
-        yield registry
-    finally:
-        registry.cleanup()
 
 
 @pytest.fixture

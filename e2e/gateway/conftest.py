@@ -24,7 +24,7 @@ import pytest
 
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from processes import HTTP_TIMEOUT, READY_TIMEOUT, STOP_TIMEOUT, Process, Registry, bucket, closed_port, raw_request  # noqa: E402,F401
+from processes import HTTP_TIMEOUT, READY_TIMEOUT, STOP_TIMEOUT, Process, Registry, bucket, closed_port, module_procs, procs, raw_request  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("BAKEOFF_BIN") or str(REPO / ".build" / "product" / "release" / "bakeoff")
@@ -207,21 +207,3 @@ def metric_value(metrics_text: str, metric: str, **labels) -> float | None:
 def _binary_exists():
     if not os.path.exists(BIN):
         pytest.exit(f"the bakeoff binary is missing: {BIN} (run `make build` or set BAKEOFF_BIN)", returncode=2)
-
-
-@pytest.fixture
-def procs():
-    registry = Registry()
-    try:
-        yield registry
-    finally:
-        registry.cleanup()
-
-
-@pytest.fixture(scope="module")
-def module_procs():
-    registry = Registry()
-    try:
-        yield registry
-    finally:
-        registry.cleanup()
