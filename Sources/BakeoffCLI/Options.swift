@@ -227,7 +227,8 @@ package struct ParsedArguments {
             switch option.kind {
             case .choice(let allowed, let accepts):
                 guard accepts(value) else {
-                    throw UsageError("\(option.name) must be one of \(allowed.joined(separator: ", ")), got \"\(value)\"")
+                    let guess = closestName(value, among: allowed).map { "; did you mean \"\($0)\"?" } ?? ""
+                    throw UsageError("\(option.name) must be one of \(allowed.joined(separator: ", ")), got \"\(value)\"\(guess)")
                 }
             case .seed:
                 guard Option.parseSeed(value) != nil else {

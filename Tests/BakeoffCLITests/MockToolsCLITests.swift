@@ -103,3 +103,12 @@ struct PairedPlanCLITests {
         #expect(r.stderr.contains(message), "\(r.stderr)")
     }
 }
+
+@Suite("Choices suggest the closest value")
+struct ChoiceSuggestionTests {
+    @Test func aMistypedFormatGetsASuggestion() throws {
+        let r = try CLI.run(["plan", "--baseline", "0.5", "--mde", "0.05", "--format", "jsn"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("did you mean \"json\"?"), "\(r.stderr)")
+    }
+}
