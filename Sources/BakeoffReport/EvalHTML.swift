@@ -36,7 +36,7 @@ extension EvalReport {
         <div class="banner \(tone)" id="decision"><strong>Decision: \(escape(decision.action.rawValue))\(decision.action == .needsMoreRequests ? "" : " " + escape(decision.variant))</strong><ul>
         """
         for r in decision.reasons { html += "<li>\(escape(r))</li>" }
-        if let n = decision.requestsNeeded { html += "<li>about \(group(n)) requests in all would detect it</li>" }
+        if let n = decision.requestsNeeded { html += "<li>about \(group(n)) requests in all would detect it (\(formatNumber(power * 100))% power)</li>" }
         if let users = decision.liveUsersPerGroup { html += "<li>the live A/B needs \(group(users)) users per group</li>" }
         if let hint = decision.livePlanHint { html += "<li>\(escape(hint))</li>" }
         html += "</ul></div>\n"

@@ -31,15 +31,18 @@ extension EvalReport {
         var out = ""
         let title = "Bakeoff offline eval: \(name(experiment))"
         out += markdown ? "## \(title)\n\n" : "\(title)\n" + String(repeating: "=", count: min(78, title.count)) + "\n"
-        let variantList = variants.enumerated().map { $0.offset == control ? "\(name($0.element)) (control)" : name($0.element) }.joined(separator: ", ")
+        let variantList = ([control] + variants.indices.filter { $0 != control }).map { $0 == control ? "\(name(variants[$0])) (control)" : name(variants[$0]) }.joined(separator: ", ")
         out += prose("\(group(requests)) requests from \(dataset); variants \(variantList)\(repetitions > 1 ? "; \(repetitions) answers per request and variant" : ""). Paired by request; \(confidenceLabel)s; \(holmText); primary: \(primary).") + "\n\n"
 
         let d = decision
         out += bold + prose("Decision: \(d.action.rawValue)\(d.action == .promote || d.action == .doNotPromote ? " \(d.variant)" : "")") + bold + "\n"
-        for r in d.reasons { out += (markdown ? "- " : "  - ") + (markdown ? prose(r) : wrap(ClientText.terminal(r), indent: "    ")) + "\n" }
-        if let n = d.requestsNeeded { out += (markdown ? "- " : "  - ") + prose("about \(group(n)) requests in all would detect it (\(formatNumber(decisionPowerPercent))% power)") + "\n" }
-        if let users = d.liveUsersPerGroup { out += (markdown ? "- " : "  - ") + prose("the live A/B needs \(group(users)) users per group (bakeoff plan)") + "\n" }
-        if let hint = d.livePlanHint { out += (markdown ? "- " : "  - ") + prose(hint) + "\n" }
+        func bullet(_ text: String) -> String {
+            markdown ? "- " + prose(text) + "\n" : wrap("  - " + ClientText.terminal(text), indent: "    ") + "\n"
+        }
+        for r in d.reasons { out += bullet(r) }
+        if let n = d.requestsNeeded { out += bullet("about \(group(n)) requests in all would detect it (\(formatNumber(power * 100))% power)") }
+        if let users = d.liveUsersPerGroup { out += bullet("the live A/B needs \(group(users)) users per group (bakeoff plan)") }
+        if let hint = d.livePlanHint { out += bullet(hint) }
         out += "\n"
 
         if !winRates.isEmpty {
@@ -135,7 +138,6 @@ extension EvalReport {
         return out
     }
 
-    private var decisionPowerPercent: Double { 80 }
 
     private func renderJSON() -> String {
         var w = JSONWriter()
@@ -154,6 +156,7 @@ extension EvalReport {
                 w.value("variant", decision.variant)
                 w.array("reasons") { w in for r in decision.reasons { w.value(nil, r) } }
                 w.value("requests_needed", decision.requestsNeeded)
+                w.value("power", power)
                 w.value("live_users_per_group", decision.liveUsersPerGroup)
                 w.value("live_plan_hint", decision.livePlanHint)
             }

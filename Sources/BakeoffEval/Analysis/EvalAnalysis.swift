@@ -232,7 +232,7 @@ public enum EvalAnalysis {
         let decision = decide(plan: plan, names: o.variants, control: o.control, scores: scores, winRates: winRates,
                               guardrails: guardrails, metrics: metrics, calls: callSummaries, context: context, requests: n)
         return EvalReport(experiment: context.experiment, dataset: context.dataset, variants: o.variants, control: o.control,
-                          requests: n, repetitions: o.repetitions, alpha: alpha, primary: plan.primary, calls: callSummaries,
+                          requests: n, repetitions: o.repetitions, alpha: alpha, power: plan.power, primary: plan.primary, calls: callSummaries,
                           scores: scores, winRates: winRates, rankings: rankings, metrics: metrics, guardrails: guardrails,
                           differences: differences, decision: decision, judgeProblems: judgeProblems, live: nil)
     }

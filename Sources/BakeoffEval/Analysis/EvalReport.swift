@@ -9,6 +9,8 @@ public struct EvalReport: Sendable {
     public var requests: Int
     public var repetitions: Int
     public var alpha: Double
+    /// The power "needs more requests" plans for.
+    public var power: Double
     public var primary: String
     /// Per variant: how its calls went.
     public var calls: [VariantCalls]
