@@ -41,6 +41,7 @@ let analyzeSpec = CommandSpec(
         .single("--min-runtime", "DAYS", "Shortest run before shipping, rounded up to full weeks; 0 = none", default: "7"),
         .single("--max-runtime", "DAYS", "Longest run: after it an undecided experiment stops as inconclusive"),
         .single("--start", "TIME", "Experiment start (RFC 3339); runtime counts from it", default: "the first request"),
+        .single("--until", "TIME", "Only events before TIME (RFC 3339): the analysis as it stood then", default: "every event"),
         .single("--runtime-days", "D", "Days the experiment has run, for --summary input (it has no timestamps)"),
         .single("--covariates", "FILE", "CUPED: each user's pre-experiment value of a metric, CSV user_id,metric,value[,units] (without it, events before --start or the config's \"start\" are the pre-period)"),
         .choice("--format", ReportFormat.self, "Output format; html is a page with charts", default: "table"),
@@ -91,12 +92,21 @@ let analyzeSpec = CommandSpec(
         plan.start = start
     }
     if let days = try args.double("--runtime-days", in: 0...3650, rule: "days from 0 to 3650") { plan.runtimeDays = days }
+    var until: Int64?
+    if let text = args.string("--until") {
+        guard let time = parseTime(text) else {
+            throw UsageError("--until: \"\(text)\" is not an RFC 3339 time such as 2026-11-08T00:00:00Z")
+        }
+        if let start = plan.start, time <= start { throw UsageError("--until must be after the start (--start or the config's \"start\")") }
+        until = time
+    }
     let format = args.choice("--format", ReportFormat.self) ?? .table
     var options = EventLog.Options()
     options.experiment = experiment
     options.metrics = config.metrics
     options.skipInvalid = args.flag("--skip-invalid")
     options.experimentStart = plan.start
+    options.until = until
     let covariatesFlag = args.string("--covariates")
     if let effective = plan.maximumRuntimeDays, effective < plan.effectiveMinimumRuntimeDays {
         throw UsageError("the maximum runtime (\(formatDaysPlain(effective)) days) is shorter than the minimum runtime (\(formatDaysPlain(plan.effectiveMinimumRuntimeDays)) days\(plan.fullWeeks ? ", rounded up to full weeks" : ""))")
@@ -118,6 +128,7 @@ let analyzeSpec = CommandSpec(
             throw UsageError("a start (--start or the config's \"start\") needs timestamps, and a summary has none: give --runtime-days")
         }
         guard plan.unit == .user else { throw UsageError("--unit event needs the events; a summary holds per-user sums only") }
+        guard until == nil else { throw UsageError("--until needs timestamps, and a summary has none") }
         let metrics = config.metrics, variants = plan.allocation?.names
         let data = try SummaryInput.read(path: console.inputPath(summary), metrics: metrics, experiment: experiment, variants: variants)
         let report = try Analysis.run(data, plan: plan)

@@ -85,6 +85,9 @@ extension Report {
         html += "<li>feedback whose request or conversation is missing: \(q.feedbackWithMissingTarget)</li>"
         html += "<li>duplicate request ids: \(q.duplicateRequestIDs)</li>"
         html += "<li>conversation ids used by several users: \(q.conversationsOfSeveralUsers)</li>"
+        if q.eventsAfterCut > 0 {
+            html += "<li>Events at or after the cut left out (the analysis as it stood then): \(group(q.eventsAfterCut))</li>"
+        }
         if q.qaRequestsExcluded > 0 || q.qaFeedbackExcluded > 0 {
             html += "<li>QA requests left out (forced into a variant): \(q.qaRequestsExcluded), with \(q.qaFeedbackExcluded) feedback events</li>"
         }

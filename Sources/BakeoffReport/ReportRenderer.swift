@@ -241,6 +241,9 @@ extension Report {
         if q.conversationsOfSeveralUsers > 0 {
             lines.append("conversation ids used by several users: \(q.conversationsOfSeveralUsers)")
         }
+        if q.eventsAfterCut > 0 {
+            lines.append("events at or after the cut left out (the analysis as it stood then): \(group(q.eventsAfterCut))")
+        }
         if q.qaRequestsExcluded > 0 || q.qaFeedbackExcluded > 0 {
             lines.append("QA requests left out (forced into a variant): \(q.qaRequestsExcluded), with \(q.qaFeedbackExcluded) feedback events")
         }
@@ -393,6 +396,7 @@ extension Report {
                 w.value("duplicate_request_ids", q.duplicateRequestIDs)
                 w.value("conversations_of_several_users", q.conversationsOfSeveralUsers)
                 w.value("qa_requests_excluded", q.qaRequestsExcluded)
+                w.value("events_after_cut", q.eventsAfterCut)
                 w.value("qa_feedback_excluded", q.qaFeedbackExcluded)
                 w.value("pre_experiment_requests", q.preExperimentRequests)
                 w.value("pre_experiment_feedback", q.preExperimentFeedback)

@@ -112,3 +112,21 @@ struct ChoiceSuggestionTests {
         #expect(r.stderr.contains("did you mean \"json\"?"), "\(r.stderr)")
     }
 }
+
+@Suite("bakeoff analyze --until")
+struct AnalyzeUntilCLITests {
+    @Test func untilLeavesOutLaterEventsAndSaysSo() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("until-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("events.jsonl").path
+        #expect(try CLI.run(["simulate", "--preset", "seed-case-study", "--output", log]).status == 0)
+        let whole = try CLI.run(["analyze", log, "--split", "0.2", "--format", "json"])
+        let cut = try CLI.run(["analyze", log, "--split", "0.2", "--format", "json", "--until", "2026-11-10T00:00:00Z"])
+        #expect(whole.status == 0 && cut.status == 0, "\(cut.stderr)")
+        #expect(cut.stdout.contains("\"events_after_cut\": ") && !cut.stdout.contains("\"events_after_cut\": 0,"))
+        #expect(whole.stdout.contains("\"events_after_cut\": 0"))
+        let bad = try CLI.run(["analyze", log, "--until", "yesterday"])
+        #expect(bad.status == 2 && bad.stderr.contains("RFC 3339"))
+    }
+}

@@ -85,6 +85,10 @@ public struct EventAggregator {
     public static let maximumTokenCount: Double = 1e9
     /// QA events (`"qa": true`) of the experiment, left out of the analysis.
     public private(set) var qaRequests = 0
+    /// Events at or after `until`, left out.
+    public private(set) var eventsAfterCut = 0
+    /// Only events before this time (microseconds since 1970) count: the analysis as it stood then.
+    public let until: Int64?
     public private(set) var qaFeedback = 0
     public private(set) var firstTimestamp: Int64 = .max
     public private(set) var lastTimestamp: Int64 = .min
@@ -112,8 +116,9 @@ public struct EventAggregator {
     ///   - covariates: pre-experiment values from a file; for the metrics the file has rows for, they take
     ///     the place of the pre-experiment period's.
     public init(metrics: [Metric] = Metric.builtIn, experiment: String? = nil, experimentStart: Int64? = nil,
-                covariates: CovariateTable? = nil) {
+                covariates: CovariateTable? = nil, until: Int64? = nil) {
         self.metrics = metrics
+        self.until = until
         filter = ExperimentFilter(experiment)
         self.experimentStart = experimentStart
         covariateTable = covariates
@@ -168,6 +173,10 @@ public struct EventAggregator {
     public mutating func add(_ e: EventView, sequence: UInt32) throws(EventRejection) {
         self.sequence = sequence
         guard filter.accepts(e.experiment) else { return }
+        if let until, e.timestamp >= until {
+            eventsAfterCut += 1
+            return
+        }
         if e.qa {
             if e.kind == .request { qaRequests += 1 } else { qaFeedback += 1 }
             return
@@ -526,6 +535,7 @@ public struct EventAggregator {
             unusedFeedbackNames: (0..<unusedFeedback.count).map { NamedCount(name: unusedFeedback.string($0), count: unusedFeedbackCounts[$0]) }
                 .sorted { $0.count > $1.count })
         quality.ordinalMetricsOverLevelLimit = overLevelLimit
+        quality.eventsAfterCut = eventsAfterCut
         quality.unusableFeedback = UnusableFeedback.combine(unusable + (pre?.unusable ?? []))
         quality.implausibleRequestValues = implausibleRequestValues + (pre?.implausibleRequestValues ?? 0)
         quality.preExperimentRequests = pre?.requestEvents ?? 0

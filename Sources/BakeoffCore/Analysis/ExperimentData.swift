@@ -112,6 +112,8 @@ public struct DataQuality: Sendable, Equatable {
     /// QA requests (forced into a variant by an admin, `"qa": true`) and their feedback, left out of the analysis.
     public var qaRequestsExcluded: Int = 0
     public var qaFeedbackExcluded: Int = 0
+    /// Events at or after the cut (`EventLog.Options.until`), left out: the analysis as of that time.
+    public var eventsAfterCut: Int = 0
     public var otherExperiments: [NamedCount]
     public var unusedFeedbackNames: [NamedCount]
     /// Feedback whose value or target the plan cannot use (left out, counted).
@@ -194,6 +196,7 @@ extension ExperimentData {
         quality.duplicateRequestIDs = 0
         quality.conversationsOfSeveralUsers = 0
         quality.qaRequestsExcluded = 0
+        quality.eventsAfterCut = 0
         quality.qaFeedbackExcluded = 0
         quality.preExperimentRequests = 0
         quality.preExperimentFeedback = 0
@@ -232,6 +235,7 @@ extension ExperimentData {
             quality.duplicateRequestIDs += q.duplicateRequestIDs
             quality.conversationsOfSeveralUsers += q.conversationsOfSeveralUsers
             quality.qaRequestsExcluded += q.qaRequestsExcluded
+            quality.eventsAfterCut += q.eventsAfterCut
             quality.qaFeedbackExcluded += q.qaFeedbackExcluded
             quality.preExperimentRequests += q.preExperimentRequests
             quality.preExperimentFeedback += q.preExperimentFeedback

@@ -40,6 +40,8 @@ public enum EventLog {
         /// period, read only for the covariates of variance reduction (see `EventAggregator.init`). Nil:
         /// every event is part of the experiment.
         public var experimentStart: Int64?
+        /// Only events before this time (microseconds since 1970): the analysis as it stood then.
+        public var until: Int64?
         /// Pre-experiment values per user from a covariate file (`CovariateTable.load(path:metrics:)`),
         /// for the metrics it lists.
         public var covariates: CovariateTable?
@@ -102,7 +104,7 @@ public enum EventLog {
             self.options = options
             skipInvalid = options.skipInvalid
             aggregator = EventAggregator(metrics: options.metrics, experiment: options.experiment,
-                                         experimentStart: options.experimentStart, covariates: options.covariates)
+                                         experimentStart: options.experimentStart, covariates: options.covariates, until: options.until)
         }
 
         /// Adds one line (without its newline); `number` is its 1-based place, used in errors.

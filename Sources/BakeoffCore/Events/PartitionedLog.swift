@@ -70,7 +70,7 @@ enum PartitionedLog {
         var merged: ExperimentData?
         for (i, writer) in writers.enumerated() {
             var aggregator = EventAggregator(metrics: options.metrics, experiment: experiment,
-                                             experimentStart: options.experimentStart, covariates: options.covariates)
+                                             experimentStart: options.experimentStart, covariates: options.covariates, until: options.until)
             try RecordReader.forEach(path: writer.path, experiment: filter.wanted ?? []) { event, line throws(EventLogError) in
                 do throws(EventRejection) { try aggregator.add(event, sequence: line) } catch {
                     let e = EventLogError(path: path, line: Int(line), message: error.message)
