@@ -42,6 +42,7 @@ let analyzeSpec = CommandSpec(
         .single("--max-runtime", "DAYS", "Longest run: after it an undecided experiment stops as inconclusive"),
         .single("--start", "TIME", "Experiment start (RFC 3339); runtime counts from it", default: "the first request"),
         .single("--until", "TIME", "Only events before TIME (RFC 3339): the analysis as it stood then", default: "every event"),
+        .flag("--timeseries", "The report at the end of every day, as JSON (bakeoff.timeseries/1): each point equals --until at its cut"),
         .single("--runtime-days", "D", "Days the experiment has run, for --summary input (it has no timestamps)"),
         .single("--covariates", "FILE", "CUPED: each user's pre-experiment value of a metric, CSV user_id,metric,value[,units] (without it, events before --start or the config's \"start\" are the pre-period)"),
         .choice("--format", ReportFormat.self, "Output format; html is a page with charts", default: "table"),
@@ -146,6 +147,25 @@ let analyzeSpec = CommandSpec(
         guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --db") }
     } else if paths.count != 1 {
         throw UsageError(paths.isEmpty ? "give the event log to analyse: bakeoff analyze EVENTS.jsonl (or --db PATH)" : "analyze takes one event log, got \(paths.count)")
+    }
+    if args.flag("--timeseries") {
+        guard until == nil else { throw UsageError("--timeseries makes a point at every day's end; leave out --until") }
+        let series: TimeSeries
+        if let db {
+            series = try StoreAnalysis.timeSeries(path: db, options: options, plan: plan)
+        } else {
+            guard paths[0] != "-" else { throw UsageError("--timeseries reads the log once per day: give a file, not standard input") }
+            let path = paths[0]
+            let whole = try EventLog.aggregate(path: path, options: options)
+            let cuts = whole.firstTimestamp.flatMap { f in whole.lastTimestamp.map { TimeSeries.dailyCuts(first: f, last: $0) } } ?? []
+            series = try TimeSeries.build(experiment: whole.experiment, cuts: cuts, plan: plan) { cut in
+                var o = options
+                o.until = cut
+                return try EventLog.aggregate(path: path, options: o)
+            }
+        }
+        try console.output.write(series.renderJSON())
+        return .ok
     }
     let bar = ProgressBar(label: "reading \(db ?? paths[0])", console: console)
     options.progress = { bar.update(done: $0, total: $1) }

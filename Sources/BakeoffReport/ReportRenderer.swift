@@ -423,7 +423,7 @@ extension Report {
         return w.text + "\n"
     }
 
-    private func writeMetric(_ w: inout JSONWriter, _ r: MetricResult) {
+    func writeMetric(_ w: inout JSONWriter, _ r: MetricResult) {
         w.object { w in
             w.value("name", r.metric.name)
             w.value("title", r.metric.title)

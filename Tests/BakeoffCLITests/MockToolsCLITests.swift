@@ -130,3 +130,35 @@ struct AnalyzeUntilCLITests {
         #expect(bad.status == 2 && bad.stderr.contains("RFC 3339"))
     }
 }
+
+@Suite("bakeoff analyze --timeseries")
+struct TimeSeriesCLITests {
+    /// Every point of the series equals `analyze --until` at its cut: the metrics entries, byte for byte.
+    @Test func everyPointEqualsAnalyzeUntilItsCut() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("series-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("events.jsonl").path
+        let db = dir.appendingPathComponent("store.db").path
+        #expect(try CLI.run(["simulate", "--preset", "seed-case-study", "--output", log]).status == 0)
+        #expect(try CLI.run(["import", "--db", db, log]).status == 0)
+        let series = try CLI.run(["analyze", "--db", db, "--split", "0.2", "--method", "sequential", "--timeseries"])
+        #expect(series.status == 0, "\(series.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(series.stdout.utf8)) as? [String: Any])
+        #expect(json["schema"] as? String == "bakeoff.timeseries/1")
+        let points = try #require(json["points"] as? [[String: Any]])
+        #expect(points.count >= 14)
+        for point in [points[2], points[points.count / 2], points[points.count - 1]] {
+            let until = try #require(point["until"] as? String)
+            let cut = try CLI.run(["analyze", "--db", db, "--split", "0.2", "--method", "sequential", "--until", until, "--format", "json"])
+            #expect(cut.status == 0, "\(cut.stderr)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(cut.stdout.utf8)) as? [String: Any])
+            let a = try JSONSerialization.data(withJSONObject: point["metrics"] as Any, options: [.sortedKeys])
+            let b = try JSONSerialization.data(withJSONObject: report["metrics"] as Any, options: [.sortedKeys])
+            #expect(a == b, "the point at \(until) differs from analyze --until")
+        }
+        // The same from the log.
+        let fromLog = try CLI.run(["analyze", log, "--split", "0.2", "--method", "sequential", "--timeseries"])
+        #expect(fromLog.stdout == series.stdout)
+    }
+}

@@ -139,6 +139,7 @@ public final class Gateway: Sendable {
             respondJSON(exchange, status, json)
         case .metrics: metricsPage(exchange)
         case .report(let name): report(exchange, request, experiment: name)
+        case .timeSeries(let name): timeSeries(exchange, request, experiment: name)
         }
     }
 
@@ -291,6 +292,37 @@ public final class Gateway: Sendable {
                 exchange.respond(status: 200, headers: [("Content-Type", GatewayPages.contentType(format))], body: Array(report.render(format).utf8))
             } catch {
                 fail(exchange, OpenAIError(status: 409, message: "no report for \(experiment.name) yet: \(error)", type: "invalid_request_error", code: "report_unavailable"))
+            }
+        }
+    }
+}
+
+extension Gateway {
+    /// `GET /v1/experiments/NAME/timeseries` (admin): the live report at the end of each day, as JSON.
+    func timeSeries(_ exchange: any HTTPExchanging, _ request: HTTPRequest, experiment name: String) {
+        var query = request.query
+        query["format"] = "json"
+        let experiment: GatewayExperiment
+        switch GatewayPages.report(experiment: name, query: query, config: config, isAdmin: access.isAdmin(request), access: access) {
+        case .success(let chosen): experiment = chosen.0
+        case .failure(let error): return fail(exchange, error)
+        }
+        // Each day's analysis reads the store: off the server's threads.
+        DispatchQueue.global().async { [self] in
+            events.flush()
+            do {
+                var options = EventLog.Options()
+                options.experiment = experiment.name
+                options.metrics = experiment.analysis.metrics
+                let plan = experiment.livePlan
+                options.experimentStart = plan.start
+                if let path = experiment.analysis.covariatesPath {
+                    options.covariates = try CovariateTable.load(path: path, metrics: experiment.analysis.metrics)
+                }
+                let series = try StoreAnalysis.timeSeries(path: config.storePath, options: options, plan: plan)
+                exchange.respond(status: 200, headers: [("Content-Type", "application/json")], body: Array(series.renderJSON().utf8))
+            } catch {
+                fail(exchange, OpenAIError(status: 409, message: "no time series for \(experiment.name) yet: \(error)", type: "invalid_request_error", code: "report_unavailable"))
             }
         }
     }

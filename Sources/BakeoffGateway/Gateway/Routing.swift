@@ -13,6 +13,8 @@ package enum GatewayRoute: Equatable, Sendable {
     case metrics
     /// `GET /v1/experiments/NAME/report` (the name percent-decoded).
     case report(experiment: String)
+    /// `GET /v1/experiments/NAME/timeseries`: the report at the end of each day, as JSON.
+    case timeSeries(experiment: String)
 
     /// The paths `route` knows, for telling a wrong method (405) from an unknown path (404).
     package static let knownPaths: Set<String> = ["/v1/chat/completions", "/v1/completions", "/v1/feedback", "/v1/models", "/v1/assignments", "/healthz", "/metrics"]
@@ -27,6 +29,9 @@ package enum GatewayRoute: Equatable, Sendable {
         case ("GET", "/v1/assignments"): return .success(.assignments)
         case ("GET", "/healthz"): return .success(.health)
         case ("GET", "/metrics"): return .success(.metrics)
+        case ("GET", let path) where path.hasPrefix("/v1/experiments/") && path.hasSuffix("/timeseries"):
+            let name = String(path.dropFirst("/v1/experiments/".count).dropLast("/timeseries".count))
+            return .success(.timeSeries(experiment: name.removingPercentEncoding ?? name))
         case ("GET", let path) where path.hasPrefix("/v1/experiments/") && path.hasSuffix("/report"):
             let name = String(path.dropFirst("/v1/experiments/".count).dropLast("/report".count))
             return .success(.report(experiment: name.removingPercentEncoding ?? name))

@@ -42,4 +42,21 @@ public enum StoreAnalysis {
         let history = try PlanLog.history(path: path, experiment: experiment).map { (timestamp: $0.timestamp, snapshot: PlanSnapshot(text: $0.plan)) }
         return PlanSnapshot.changesAfterStart(history, start: data.firstTimestamp ?? plan.start)
     }
+
+    /// The experiment's report at the end of each day (`TimeSeries`): each point is `aggregate` with `until` at
+    /// its cut, so it equals `bakeoff analyze --db --until` at that time.
+    public static func timeSeries(path: String, options: EventLog.Options, plan: AnalysisPlan) throws -> TimeSeries {
+        var selected = options
+        selected.experiment = try StoreReader.selectExperiment(path: path, named: options.experiment)
+        let whole = try aggregate(path: path, options: selected)
+        guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else {
+            return TimeSeries(experiment: whole.experiment, points: [], skipped: [])
+        }
+        let cuts = TimeSeries.dailyCuts(first: first, last: last)
+        return try TimeSeries.build(experiment: whole.experiment, cuts: cuts, plan: plan) { cut in
+            var o = selected
+            o.until = cut
+            return try aggregate(path: path, options: o)
+        }
+    }
 }
