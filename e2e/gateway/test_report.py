@@ -60,6 +60,24 @@ def test_live_report_and_offline_analysis(procs, tmp_path):
     assert headers["content-type"].startswith("text/markdown")
     assert EXPERIMENT in body.decode() and "|" in body.decode()
 
+    # The time series: admin only; its last point is the report as of the end of today, the live report's numbers.
+    for headers in ({}, {"Authorization": "Bearer wrong-key"}):
+        status, _, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/timeseries", headers=headers)
+        assert status == 401, (headers, body)
+        assert b"metrics" not in body
+    status, headers, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/timeseries", headers=admin)
+    assert status == 200, body
+    assert headers["content-type"].startswith("application/json")
+    series = json.loads(body)
+    assert series["schema"] == "bakeoff.timeseries/1" and series["experiment"] == EXPERIMENT
+    last = series["points"][-1]
+    assert {v["name"]: v["users"] for v in last["variants"]} == {"control": PER_VARIANT, "treatment": PER_VARIANT}
+    live = {(m["name"], m["variant"]): m for m in report["metrics"]}
+    for m in last["metrics"]:
+        assert m["p_value"] == live[(m["name"], m["variant"])]["p_value"], m["name"]
+    status, _, body = gateway.get("/v1/experiments/no-such-exp/timeseries", headers=admin)
+    assert status == 404, body
+
     status, _, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report?format=pdf", headers=admin)
     assert status == 400, body
     status, _, body = gateway.get("/v1/experiments/no-such-exp/report?format=json", headers=admin)
