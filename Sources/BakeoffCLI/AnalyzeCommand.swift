@@ -155,13 +155,10 @@ let analyzeSpec = CommandSpec(
             series = try StoreAnalysis.timeSeries(path: db, options: options, plan: plan)
         } else {
             guard paths[0] != "-" else { throw UsageError("--timeseries reads the log once per day: give a file, not standard input") }
-            let path = paths[0]
-            let whole = try EventLog.aggregate(path: path, options: options)
-            let cuts = whole.firstTimestamp.flatMap { f in whole.lastTimestamp.map { TimeSeries.dailyCuts(first: f, last: $0) } } ?? []
-            series = try TimeSeries.build(experiment: whole.experiment, cuts: cuts, plan: plan) { cut in
+            series = try TimeSeries.build(plan: plan) { until in
                 var o = options
-                o.until = cut
-                return try EventLog.aggregate(path: path, options: o)
+                o.until = until
+                return try EventLog.aggregate(path: paths[0], options: o)
             }
         }
         try console.output.write(series.renderJSON())

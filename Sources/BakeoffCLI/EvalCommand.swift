@@ -41,12 +41,12 @@ let evalSpec = CommandSpec(
     // Where the report goes is checked before any call is paid for.
     for (option, outputPath) in [("--output", outputPath), ("--calls", callsPath)] {
         guard let outputPath else { continue }
-        let folder = outputPath.contains("/") ? String(outputPath[..<outputPath.lastIndex(of: "/")!]) : "."
+        let folder = folderOf(outputPath)
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder.isEmpty ? "/" : folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw UsageError("\(option) \(outputPath): the folder \(folder) does not exist")
         }
-        guard FileManager.default.isWritableFile(atPath: folder.isEmpty ? "/" : folder) else {
+        guard FileManager.default.isWritableFile(atPath: folder) else {
             throw UsageError("\(option) \(outputPath): the folder \(folder) is not writable")
         }
         if FileManager.default.fileExists(atPath: outputPath, isDirectory: &isDirectory), isDirectory.boolValue {

@@ -69,7 +69,7 @@ public final class EvalRunner: Sendable {
         self.cache = cache
         self.clock = clock
         self.progress = progress
-        state = Mutex(State(queue: CallQueue(limit: eval.plan.concurrency), random: seed))
+        state = Mutex(State(queue: CallQueue(limit: eval.plan.concurrency), random: SplitMix64(seed: seed)))
     }
 
     // MARK: - The work
@@ -91,7 +91,8 @@ public final class EvalRunner: Sendable {
 
     struct State {
         var queue: CallQueue
-        var random: UInt64
+        /// Jitter of the retry delays.
+        var random: SplitMix64
         /// Calls registered and not over, by id.
         var jobs: [Int: Job] = [:]
         var nextJobID = 0
@@ -107,13 +108,7 @@ public final class EvalRunner: Sendable {
         var stopping = false
         var cacheError: StoreError?
 
-        mutating func unit() -> Double {
-            random = random &+ 0x9E37_79B9_7F4A_7C15
-            var z = random
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-        }
+
     }
 
     var variants: [GatewayVariant] { experiment.variants }
@@ -251,6 +246,12 @@ public final class EvalRunner: Sendable {
         }
     }
 
+    /// The base URL a call goes to (its queue).
+    func upstream(for work: Work) -> String {
+        if case .answer(_, let v, _) = work { return variants[v].upstream.baseURL }
+        return eval.judge!.upstream.baseURL
+    }
+
     func judgeBody(_ prompt: JudgePrompt) -> [UInt8] {
         Array("{\"model\":\"judge\",\"messages\":[{\"role\":\"system\",\"content\":\(JSONWriter.quote(prompt.system))},{\"role\":\"user\",\"content\":\(JSONWriter.quote(prompt.user))}],\"stream\":false}".utf8)
     }
@@ -275,9 +276,8 @@ public final class EvalRunner: Sendable {
 
     /// Registers a call: answered from the cache at once, or queued. Returns the job ids that may start.
     private func submit(_ work: Work) -> [Int] {
-        let call = call(for: work)
-        // Keys only matter to the cache.
-        let job = Job(work: work, key: cache == nil ? "" : key(for: work, call), upstream: call.variant.upstream.baseURL)
+        // Keys only matter to the cache: without one, the request is made once, when the call starts.
+        let job = Job(work: work, key: cache == nil ? "" : key(for: work, call(for: work)), upstream: upstream(for: work))
         var cached: EvalCache.Entry?
         if let cache {
             do { cached = try cache.entry(job.key) } catch { state.withLock { if $0.cacheError == nil { $0.cacheError = error } } }
@@ -389,7 +389,7 @@ public final class EvalRunner: Sendable {
             return (job, retry)
         }
         if retry {
-            let delay = state.withLock { s in CallQueue.retryDelay(attempt: job.attempts, retryAfter: retryAfter, unit: s.unit()) }
+            let delay = state.withLock { s in CallQueue.retryDelay(attempt: job.attempts, retryAfter: retryAfter, unit: s.random.unit()) }
             let status = httpStatus
             DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
                 let stopping = state.withLock { $0.stopping }

@@ -8,11 +8,8 @@ import BakeoffStore
 public enum LiveExperiment {
     /// The live analysis of the experiment (nil when the store does not hold it).
     public static func report(storePath: String, experiment: GatewayExperiment) throws -> Report? {
-        var options = EventLog.Options()
-        options.experiment = experiment.name
-        options.metrics = experiment.analysis.metrics
         let data: ExperimentData
-        do { data = try StoreAnalysis.aggregate(path: storePath, options: options) } catch let error as StoreError {
+        do { data = try StoreAnalysis.aggregate(path: storePath, options: experiment.storeAnalysisOptions()) } catch let error as StoreError {
             switch error.kind {
             case .experimentNotFound, .empty: return nil
             default: throw error

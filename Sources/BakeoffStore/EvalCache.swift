@@ -1,3 +1,4 @@
+import BakeoffCore
 import Foundation
 import Synchronization
 
@@ -74,10 +75,10 @@ public final class EvalCache: Sendable {
     public init(path: String) throws(StoreError) {
         self.path = path
         // SQLite writes a journal next to the file: the folder must be writable, the file or not.
-        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let folder = folderOf(path)
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: folder.isEmpty ? "/" : folder, isDirectory: &isDirectory), isDirectory.boolValue,
-           !FileManager.default.isWritableFile(atPath: folder.isEmpty ? "/" : folder) {
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue,
+           !FileManager.default.isWritableFile(atPath: folder) {
             throw StoreError(.cannotOpen, path: path, "\(path): the folder \(folder) is not writable, and the eval cache (with SQLite's journal beside it) must be written there; choose a cache in a writable folder")
         }
         if FileManager.default.fileExists(atPath: path), !FileManager.default.isWritableFile(atPath: path) {

@@ -88,8 +88,8 @@ public final class EventStore: Sendable {
             if access(path, W_OK) != 0 { throw Connection.cannotCreate(path, errno: errno) }
             return
         }
-        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        if access(folder.isEmpty ? "/" : folder, W_OK) != 0 { throw Connection.cannotCreate(path, errno: errno) }
+        let folder = folderOf(path)
+        if access(folder, W_OK) != 0 { throw Connection.cannotCreate(path, errno: errno) }
     }
 
     public let path: String

@@ -131,9 +131,9 @@ package final class Connection {
 
     /// Why a store cannot be created at `path`, said the same way by `createFile` and `EventStore.checkLocation`.
     static func cannotCreate(_ path: String, errno code: Int32, label: String = "event store") -> StoreError {
-        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let folder = folderOf(path)
         if code == ENOENT || code == ENOTDIR {
-            return StoreError(.cannotCreate, path: path, "\(path): cannot create the \(label): the folder \(folder.isEmpty ? "/" : folder) does not exist; create it or choose another path")
+            return StoreError(.cannotCreate, path: path, "\(path): cannot create the \(label): the folder \(folder) does not exist; create it or choose another path")
         }
         return StoreError(.cannotCreate, path: path, "\(path): cannot create the \(label): \(String(cString: strerror(code)))")
     }

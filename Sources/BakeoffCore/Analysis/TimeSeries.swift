@@ -35,12 +35,15 @@ public struct TimeSeries: Sendable {
         return out
     }
 
-    /// The report at each cut; `aggregate(until)` reads the events before `until` (a cut).
-    public static func build(experiment: String, cuts: [Int64], plan: AnalysisPlan,
-                             aggregate: (Int64) throws -> ExperimentData) throws -> TimeSeries {
-        var series = TimeSeries(experiment: experiment, points: [], skipped: [])
-        for cut in cuts {
-            let data = try aggregate(cut)
+    /// The report at the end of each day of the data: `aggregate(nil)` reads every event (its first and last
+    /// times give the cuts, and it is the last cut's data: no event is at or after it), `aggregate(cut)` the
+    /// events before a cut.
+    public static func build(plan: AnalysisPlan, aggregate: (Int64?) throws -> ExperimentData) throws -> TimeSeries {
+        let whole = try aggregate(nil)
+        var series = TimeSeries(experiment: whole.experiment)
+        guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else { return series }
+        for cut in dailyCuts(first: first, last: last) {
+            let data = cut > last ? whole : try aggregate(cut)
             do throws(AnalysisError) {
                 series.points.append(Point(cut: cut, report: try Analysis.run(data, plan: plan)))
             } catch {

@@ -324,14 +324,8 @@ public enum EvalAnalysis {
             let outcome: BradleyTerry.Outcome = verdict == .first ? .firstWins : verdict == .second ? .secondWins : .tie
             byItem[j.item].append(BradleyTerry.Comparison(j.first, second, outcome))
         }
-        var random = seed
-        func next(_ n: Int) -> Int {
-            random = random &+ 0x9E37_79B9_7F4A_7C15
-            var z = random
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Int((z ^ (z >> 31)) % UInt64(n))
-        }
+        var random = SplitMix64(seed: seed)
+        func next(_ n: Int) -> Int { Int(random.next() % UInt64(n)) }
         let clusters = byItem.filter { !$0.isEmpty }
         guard let b = try? BradleyTerry.bootstrap(clusters: clusters, variantCount: k, control: o.control, replicates: 400,
                                                   confidence: 1 - alpha, nextIndex: next) else {
@@ -353,10 +347,9 @@ public enum EvalAnalysis {
     static func decide(plan: EvalPlan, names: [String], control: Int, scores: [PairedComparison], winRates: [WinRate],
                        guardrails: [EvalGuardrailCheck], metrics: [PairedComparison], calls: [VariantCalls],
                        context: Context, requests: Int) -> EvalDecision {
-        let primaryIsPairwise = plan.scorer(named: plan.primary)?.isPairwise ?? false
         let candidates = names.indices.filter { $0 != control }.map { names[$0] }
         func strength(_ variant: String) -> Double {
-            if primaryIsPairwise { return winRates.first { $0.scorer == plan.primary && $0.variant == variant }?.winRate ?? -.infinity }
+            if primaryIsPairwise(plan) { return winRates.first { $0.scorer == plan.primary && $0.variant == variant }?.winRate ?? -.infinity }
             guard let c = scores.first(where: { $0.name == plan.primary && $0.variant == variant }) else { return -.infinity }
             return c.difference * Double(c.direction ?? 1)
         }

@@ -157,7 +157,6 @@ public struct JudgeTemplate: Sendable, Equatable {
         self.user = user
     }
 
-    static let placeholders = ["question", "answer_a", "answer_b", "answer", "reference", "rubric"]
     static let defaultRubric = "The response answers the user's question correctly and helpfully."
 
     /// MT-Bench's templates (pair-v2, single-v1), with an optional reference block as in its reference-guided ones.

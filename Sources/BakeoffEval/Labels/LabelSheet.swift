@@ -265,7 +265,7 @@ public struct LabelSheet: Sendable {
 /// SplitMix64 seeded by the sheet's seed and an FNV-1a hash of some strings: deterministic draws per item.
 /// (Blinding needs no cryptography: the labelers do not have the seed.)
 struct LabelRandom {
-    private var state: UInt64
+    private var generator: SplitMix64
 
     init(seed: UInt64, parts: [String]) {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -273,16 +273,10 @@ struct LabelRandom {
             for b in part.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
             h = (h ^ 0xff) &* 0x100_0000_01b3  // a separator no UTF-8 text holds
         }
-        state = seed ^ h
+        generator = SplitMix64(seed: seed ^ h)
     }
 
-    mutating func next() -> UInt64 {
-        state = state &+ 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 
     /// "i" and nine characters of Crockford's base 32 (lower case, no i, l, o, u): 45 bits, and nothing a
     /// spreadsheet takes for a number or a date.

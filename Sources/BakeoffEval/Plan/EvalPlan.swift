@@ -195,7 +195,7 @@ public struct EvalGuardrail: Sendable, Equatable {
     }
 }
 
-/// What is measured of every call, as live.
+/// What is measured of every call, as live; lower is better for each.
 public enum EvalCallMetric: String, Sendable, CaseIterable, Equatable {
     case latencyMs = "latency_ms"
     case ttftMs = "ttft_ms"
@@ -204,18 +204,6 @@ public enum EvalCallMetric: String, Sendable, CaseIterable, Equatable {
     case errorRate = "error_rate"
     /// From the tokens and the variant's price (`prices`).
     case costUSD = "cost_usd"
-
-    /// All are better lower.
-    public var title: String {
-        switch self {
-        case .latencyMs: return "latency (ms)"
-        case .ttftMs: return "time to first token (ms)"
-        case .outputTokens: return "output tokens"
-        case .inputTokens: return "input tokens"
-        case .errorRate: return "error rate"
-        case .costUSD: return "cost per request (USD)"
-        }
-    }
 }
 
 extension ConfigObject {

@@ -253,6 +253,20 @@ public struct GatewayExperiment: Sendable {
         return plan
     }
 
+    /// How the store is read for this experiment's live analysis: its metrics, the plan's start (the CUPED
+    /// pre-period before it) and the covariate file, if any. The live report, the time series and an offline
+    /// eval's live side all read it so, and so agree.
+    public func storeAnalysisOptions() throws -> EventLog.Options {
+        var options = EventLog.Options()
+        options.experiment = name
+        options.metrics = analysis.metrics
+        options.experimentStart = livePlan.start
+        if let path = analysis.covariatesPath {
+            options.covariates = try CovariateTable.load(path: path, metrics: analysis.metrics)
+        }
+        return options
+    }
+
     /// The plan as recorded in the store at each start.
     public var planSnapshot: PlanSnapshot {
         PlanSnapshot(config: analysis, allocation: allocation, control: control, defaultMethod: .sequential)

@@ -277,15 +277,8 @@ public final class Gateway: Sendable {
         DispatchQueue.global().async { [self] in
             events.flush()
             do {
-                var options = EventLog.Options()
-                options.experiment = experiment.name
-                options.metrics = experiment.analysis.metrics
                 var plan = experiment.livePlan
-                options.experimentStart = plan.start
-                if let path = experiment.analysis.covariatesPath {
-                    options.covariates = try CovariateTable.load(path: path, metrics: experiment.analysis.metrics)
-                }
-                let data = try StoreAnalysis.aggregate(path: config.storePath, options: options)
+                let data = try StoreAnalysis.aggregate(path: config.storePath, options: experiment.storeAnalysisOptions())
                 plan.asOf = clock.wallMicroseconds()
                 var report = try Analysis.run(data, plan: plan)
                 report.planChanges = try StoreAnalysis.planChangesAfterStart(path: config.storePath, experiment: experiment.name, data: data, plan: plan)
@@ -311,15 +304,8 @@ extension Gateway {
         DispatchQueue.global().async { [self] in
             events.flush()
             do {
-                var options = EventLog.Options()
-                options.experiment = experiment.name
-                options.metrics = experiment.analysis.metrics
-                let plan = experiment.livePlan
-                options.experimentStart = plan.start
-                if let path = experiment.analysis.covariatesPath {
-                    options.covariates = try CovariateTable.load(path: path, metrics: experiment.analysis.metrics)
-                }
-                let series = try StoreAnalysis.timeSeries(path: config.storePath, options: options, plan: plan)
+                let series = try StoreAnalysis.timeSeries(path: config.storePath, options: experiment.storeAnalysisOptions(),
+                                                          plan: experiment.livePlan)
                 exchange.respond(status: 200, headers: [("Content-Type", "application/json")], body: Array(series.renderJSON().utf8))
             } catch {
                 fail(exchange, OpenAIError(status: 409, message: "no time series for \(experiment.name) yet: \(error)", type: "invalid_request_error", code: "report_unavailable"))

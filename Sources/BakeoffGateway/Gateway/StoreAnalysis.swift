@@ -48,14 +48,9 @@ public enum StoreAnalysis {
     public static func timeSeries(path: String, options: EventLog.Options, plan: AnalysisPlan) throws -> TimeSeries {
         var selected = options
         selected.experiment = try StoreReader.selectExperiment(path: path, named: options.experiment)
-        let whole = try aggregate(path: path, options: selected)
-        guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else {
-            return TimeSeries(experiment: whole.experiment, points: [], skipped: [])
-        }
-        let cuts = TimeSeries.dailyCuts(first: first, last: last)
-        return try TimeSeries.build(experiment: whole.experiment, cuts: cuts, plan: plan) { cut in
+        return try TimeSeries.build(plan: plan) { until in
             var o = selected
-            o.until = cut
+            o.until = until
             return try aggregate(path: path, options: o)
         }
     }
