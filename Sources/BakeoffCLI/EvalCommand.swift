@@ -104,12 +104,15 @@ let evalSpec = CommandSpec(
     // The live side: the experiment's live result when the store has it, and the live test's size.
     var baseline = eval.plan.liveBaseline
     if let db {
-        if let live = try LiveExperiment.report(storePath: db, experiment: experiment) {
-            report.live = LiveExperiment.comparison(live, variant: report.decision.variant)
-            if let control = live.results.first(where: { $0.metric.name == live.primaryMetric })?.control.mean { baseline = control }
-        } else {
-            console.printError("\(db) holds no live data of \(experiment.name) yet: the report shows the offline result alone")
-        }
+        // A store that turns out damaged costs the live side only: the paid-for report still comes.
+        do {
+            if let live = try LiveExperiment.report(storePath: db, experiment: experiment) {
+                report.live = LiveExperiment.comparison(live, variant: report.decision.variant)
+                if let control = live.results.first(where: { $0.metric.name == live.primaryMetric })?.control.mean { baseline = control }
+            } else {
+                console.printError("\(db) holds no live data of \(experiment.name) yet: the report shows the offline result alone")
+            }
+        } catch { failures.append("the live experiment could not be read, so the report shows the offline result alone: \(error)") }
     }
     if report.decision.action == .promote {
         let (users, hint) = LiveExperiment.plan(experiment: experiment, variant: report.decision.variant, baseline: baseline)

@@ -152,6 +152,17 @@ def test_calls_file_traces_every_number_to_its_calls(whole):
     assert w["win_rate"] == pytest.approx(sum(scores) / len(scores), abs=1e-12)
 
 
+def test_a_damaged_live_store_keeps_the_report(whole):
+    """--db naming a file that turns out not to be a store: the paid-for report still comes, the failure is said,
+    exit 1."""
+    damaged = whole.work / "damaged.db"
+    damaged.write_bytes(os.urandom(4096))
+    run = run_eval(whole.config, whole.dataset, "--cache", str(whole.cache), "--db", str(damaged))
+    assert run.returncode == 1, run.describe()
+    assert "Decision:" in run.stdout
+    assert "live experiment could not be read" in run.stderr and "damaged.db" in run.stderr
+
+
 def test_markdown_format(whole):
     run = run_eval(whole.config, whole.dataset, "--cache", str(whole.cache), "--format", "markdown")
     assert run.returncode == 0, run.describe()
