@@ -36,7 +36,7 @@ def test_soak_short(tmp_path):
     assert res["slowloris"].get("opened", 0) > 0, table
 
     assert fb["missing"] == [] and fb["acked"] == fb["found"], f"feedback acknowledged but not stored: {fb['missing']}\n{table}"
-    assert rq["lost_other"] == 0, f"request events lost outside the kill and disk-full windows: {rq['lost_other_ids']}\n{table}"
+    assert rq["lost_other"] == 0, f"request events lost outside the kill and disk-full windows: {rq['lost_other_examples']}\n{table}"
     assert rq["lost"] <= rq["allowed_loss"], (
         f"{rq['lost']} request events lost; the documented window allows {rq['allowed_loss']} "
         f"({rq['served_in_flush_window_before_kill']} answered in the flush interval before the kill + "

@@ -861,6 +861,8 @@ def analyse(s, stored_requests, stored_feedback):
                      "lost": len(lost), "lost_at_kill": len(lost_at_kill), "lost_in_disk_window": len(lost_in_disk),
                      "lost_other": len(lost_other),
                      "lost_other_ids": [c["rid"] for c in lost_other][:20],
+                     "lost_other_examples": [{k: round(c[k], 3) if isinstance(c.get(k), float) else c.get(k)
+                                              for k in ("rid", "sched", "end")} for c in lost_other][:20],
                      "served_in_flush_window_before_kill": len(at_kill), "kill_window_ms": kill_span * 1000,
                      "dropped_by_gateway": dropped, "dropped_by_life": dropped_by_life, "allowed_loss": allowed,
                      "failed_outside_windows": len(chat_fail_outside),
