@@ -780,7 +780,18 @@ def analyse(s, stored_requests, stored_feedback):
     lost = [c for rid, c in served_ids.items() if rid not in stored_requests]
 
     # Windows where failures are expected.
-    disk_window = [(ev["disk_full"], ev["disk_freed"] + a.disk_grace)] if "disk_freed" in ev else []
+    # The disk window lasts until the store is seen healthy again: a store that retries with a growing backoff
+    # may come back seconds after the file is removed, and the events answered until then are dropped and
+    # counted (bakeoff_events_dropped_total), not lost silently. /healthz is sampled every 0.5 s: the window
+    # runs to the first 200 after its last 503 there, plus the grace.
+    disk_window = []
+    if "disk_freed" in ev:
+        disk_end = ev["disk_freed"] + a.disk_grace
+        failing = [t for t, st in s.healthz if st == 503 and t >= ev["disk_full"] and t <= ev.get("kill", 1e9)]
+        if failing:
+            back = [t for t, st in s.healthz if st == 200 and t > max(failing)]
+            disk_end = max(disk_end, (min(back) if back else max(failing) + 0.5) + a.disk_grace)
+        disk_window = [(ev["disk_full"], min(disk_end, ev.get("kill", 1e9)))]
     kill_window = [(ev["kill"], ev["restarted"] + a.kill_grace)] if "kill" in ev else []
     windows = disk_window + kill_window
 
@@ -878,6 +889,8 @@ def analyse(s, stored_requests, stored_feedback):
         "latency_ms": latency,
         "peak_rss_kib": peak_hwm,
         "gateway_lives": s.gateway_lives,
+        "disk_window": disk_window[0] if disk_window else None,
+        "kill_window": kill_window[0] if kill_window else None,
         "healthz_503_span": healthz_503_span,
         "healthz_503_count": len(h503),
         "store_failing_seen_after_fill_s": (round(s.store_failing_seen_at - ev["disk_full"], 2)
