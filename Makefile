@@ -16,8 +16,10 @@ OUT := out
 PY_PACKAGES := scipy statsmodels gbstats pandas numpy jsonschema rouge-score
 TEST_VENV := .venv-test
 TEST_PY := $(TEST_VENV)/bin/python
-# LiteLLM's SDK and LangChain's ChatOpenAI are clients in e2e/gateway/test_clients.py.
-TEST_PY_PACKAGES := openai pytest 'litellm==1.108.7' 'langchain-openai==1.8.1'
+# LiteLLM's SDK and LangChain's ChatOpenAI are clients in e2e/gateway/test_clients.py. Playwright drives the
+# dashboard's tests in e2e/browser, with Debian's chromium (browser-deps): its own browser download cannot be
+# fetched here, and the pinned version is the one checked against that browser.
+TEST_PY_PACKAGES := openai pytest 'litellm==1.108.7' 'langchain-openai==1.8.1' 'playwright==1.65.3'
 # Records what is installed, so an older .venv-test gets new packages when the list changes.
 TEST_PY_STAMP := $(TEST_VENV)/.packages
 # The LiteLLM proxy, the gateway `make bench` compares against, in its own venv (its pins clash with .venv's).
@@ -25,7 +27,7 @@ LITELLM_VENV := .venv-litellm
 LITELLM := $(LITELLM_VENV)/bin/litellm
 LITELLM_PACKAGES := 'litellm[proxy]==1.108.7'
 
-.PHONY: all deps build demo test bench fixtures venv clean
+.PHONY: all deps browser-deps build demo test bench fixtures venv clean
 
 all: build
 
@@ -37,6 +39,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
 	@command -v $(SWIFT) >/dev/null || { echo "Swift toolchain not found: install Swift 6 (see README)"; exit 1; }
 	@missing="$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing from Debian: $$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The browser the dashboard's tests drive (e2e/browser launches it by path, /usr/bin/chromium), from Debian's
+# package: only `make test` needs it, so `make build` and `make demo` do not install its ~480 MB. Its fonts are
+# only a Recommends, named here so that text renders in screenshots on an apt that skips those.
+BROWSER_APT_PACKAGES := chromium fonts-liberation
+browser-deps:
+	@missing="$$(for p in $(BROWSER_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing from Debian: $$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -67,13 +80,15 @@ demo: build
 	@echo "== Offline and live together -> $(OUT)/offline/"
 	@BAKEOFF_BIN=$(CURDIR)/$(BIN) bash scripts/demo/offline.sh $(OUT) after
 
-test: build $(TEST_PY_STAMP)
+test: build browser-deps $(TEST_PY_STAMP)
 	$(SWIFT) build -c release --build-tests
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c release --skip-build --disable-xctest
 	@echo "== The gateway through the official openai client (e2e/gateway)"
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/gateway
 	@echo "== Offline evals end to end, hostile cases included (e2e/eval)"
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/eval
+	@echo "== The dashboard in headless Chromium (e2e/browser)"
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/browser
 
 # The gateway's end-to-end tests use the official openai package as a real client.
 $(TEST_PY):
