@@ -25,6 +25,7 @@ public enum BakeoffCLI {
         Command(spec: evalExportLabelsSpec, run: runEvalExportLabels),
         Command(spec: evalImportLabelsSpec, run: runEvalImportLabels),
         Command(spec: serveSpec, run: runServe),
+        Command(spec: dashboardSpec, run: runDashboard),
         Command(spec: exportSpec, run: runExport),
         Command(spec: importSpec, run: runImport),
         Command(spec: sampleSpec, run: runSample),

@@ -178,12 +178,13 @@ final class OutputBuffer {
 }
 
 /// A progress bar on standard error, drawn only when standard error is a terminal.
-final class ProgressBar {
+final class ProgressBar: Sendable {
     private let label: String
     private let unit: String
     private let scale: Double
     private let console: Console
-    private var lastDraw: Double = 0
+    /// When the bar was last drawn (reads may report progress from any thread).
+    private let lastDraw = Mutex<Double>(0)
     private let start: Double
 
     /// `unit` names what `done` counts after dividing by `scale` ("MB" of bytes, "k events").
@@ -204,8 +205,12 @@ final class ProgressBar {
     func update(done: Int64, total: Int64?) {
         guard console.errorIsTerminal else { return }
         let t = ProgressBar.now()
-        guard t - lastDraw >= 0.1 else { return }
-        lastDraw = t
+        let due = lastDraw.withLock { last in
+            guard t - last >= 0.1 else { return false }
+            last = t
+            return true
+        }
+        guard due else { return }
         let elapsed = t - start
         let amount = Int(Double(done) / scale)
         var line = "\r\(label) "
@@ -226,7 +231,7 @@ final class ProgressBar {
     }
 
     func finish() {
-        guard console.errorIsTerminal, lastDraw > 0 else { return }
+        guard console.errorIsTerminal, lastDraw.withLock({ $0 }) > 0 else { return }
         try? console.error.write("\r\u{1B}[K")
     }
 }

@@ -45,4 +45,22 @@ public enum StoreReader {
         if let experiment { s.bind(1, experiment) }
         while try s.step() { try body(s.bytes(0)) }
     }
+
+    /// Calls `body` with the id, timestamp and line of each event of `experiment` (QA events included) written
+    /// after the event numbered `after`, in the order they were committed; returns the last id read (`after`
+    /// when there is none). Ids only grow, so the last id read is where the next call takes up.
+    @discardableResult
+    public static func forEachEvent(path: String, experiment: String, after: Int64 = 0,
+                                    _ body: (_ id: Int64, _ timestamp: Int64, _ line: UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        let connection = try Connection(path: path, readOnly: true)
+        let s = try connection.prepare("SELECT id, ts, line FROM events WHERE experiment = ?1 AND id > ?2 ORDER BY id")
+        s.bind(1, experiment)
+        s.bind(2, after)
+        var last = after
+        while try s.step() {
+            last = s.int(0)
+            try body(last, s.int(1), s.bytes(2))
+        }
+        return last
+    }
 }

@@ -88,7 +88,7 @@ public struct EventAggregator {
     /// Events at or after `until`, left out.
     public private(set) var eventsAfterCut = 0
     /// Only events before this time (microseconds since 1970) count: the analysis as it stood then.
-    public let until: Int64?
+    public private(set) var until: Int64?
     public private(set) var qaFeedback = 0
     public private(set) var firstTimestamp: Int64 = .max
     public private(set) var lastTimestamp: Int64 = .min
@@ -161,6 +161,16 @@ public struct EventAggregator {
         feedbackBounds = bounds
         conversationSlots = FeedbackSlots(width: conv.count)
         requestSlots = FeedbackSlots(width: req.count)
+    }
+
+    /// This aggregator as it stands, from now on leaving out events at or after `cut`: the start of a daily
+    /// point that later events from before the cut (a long stream written after midnight) still join.
+    ///
+    /// It shares its arrays with this one until either changes (copy on write).
+    public func cut(at cut: Int64) -> EventAggregator {
+        var copy = self
+        copy.until = min(cut, until ?? cut)
+        return copy
     }
 
     /// Adds one event. Events of other experiments are counted and skipped.

@@ -53,3 +53,249 @@ public struct TimeSeries: Sendable {
         return series
     }
 }
+
+extension TimeSeries {
+    /// The daily series built in one read of the events in the order they were written, and kept up to date as
+    /// more are written: a refresh reads only the new events (the dashboard's live experiment page).
+    ///
+    /// Every point equals `build` (and so `bakeoff analyze --until` at its cut). An event joins the aggregator
+    /// of the whole read; at the first event of a new day the aggregator is cut (`EventAggregator.cut(at:)`,
+    /// copy on write) and the cut goes on taking the events from before midnight that are written after it (a
+    /// stream that began at 23:59 and ended after midnight). A cut is closed, and its report kept, once an event
+    /// `settle` after it has been read or the clock is past it by as much; an event from before a closed cut
+    /// that arrives later still marks that point `late`, for the caller to recompute from the whole log.
+    public struct Builder: ~Copyable {
+        public let plan: AnalysisPlan
+        /// Microseconds after a cut during which events from before it may still be written.
+        public let settle: Int64
+        private let experiment: String?
+        private let experimentStart: Int64?
+        private var lines: EventLog.LineAggregator
+        private var number = 0
+        /// Cuts still taking late events, oldest first, with their aggregators.
+        private var openCuts: [Int64] = []
+        private var openAggregators: [EventAggregator] = []
+        /// The last midnight reached by an event (nil before the first).
+        private var reached: Int64?
+        private var latest: Int64 = .min
+        private var closed: [Int64: Closed] = [:]
+        /// Closed cuts that an event from before them reached afterwards.
+        public private(set) var late: Set<Int64> = []
+        private var days = DailyRequests()
+
+        enum Closed {
+            case report(Report)
+            case skipped(String)
+            case failed(any Error)
+        }
+
+        public static let day: Int64 = 86_400_000_000
+
+        public init(source: String, options: EventLog.Options, plan: AnalysisPlan, settle: Int64 = 3_600_000_000) {
+            self.plan = plan
+            self.settle = settle
+            experiment = options.experiment
+            experimentStart = options.experimentStart
+            lines = EventLog.LineAggregator(source: source, options: options)
+        }
+
+        /// Events read so far.
+        public var events: Int { number }
+
+        /// Adds the next event (one line of the log, in the order written) with its timestamp.
+        public mutating func add(_ line: UnsafeRawBufferPointer, timestamp: Int64) throws(EventLogError) {
+            number += 1
+            let midnight = Self.floorDay(timestamp)
+            if let reached {
+                if midnight > reached {
+                    var cut = reached + Self.day
+                    while cut <= midnight {
+                        openCuts.append(cut)
+                        openAggregators.append(lines.cut(at: cut))
+                        cut += Self.day
+                    }
+                    self.reached = midnight
+                } else if midnight < reached, let newest = closed.keys.max(), timestamp < newest {
+                    for cut in closed.keys where cut > timestamp { late.insert(cut) }
+                }
+            } else {
+                reached = midnight
+            }
+            if timestamp > latest { latest = timestamp }
+            let experiment = self.experiment, start = experimentStart
+            do {
+                // The daily counts are moved out while the line aggregator (another part of self) reads the line.
+                var counts = DailyRequests()
+                swap(&counts, &days)
+                defer { swap(&counts, &days) }
+                try lines.add(line, number: number, alsoTo: &openAggregators) { e in
+                    guard e.kind == .request, !e.qa, start.map({ e.timestamp >= $0 }) ?? true else { return }
+                    if let experiment, !e.experiment.elementsEqual(experiment.utf8) { return }
+                    counts.add(e)
+                }
+            }
+            close(before: latest)
+        }
+
+        /// Closes the cuts the clock is `settle` past (`now`, microseconds since 1970).
+        public mutating func settle(now: Int64) { close(before: now) }
+
+        private mutating func close(before time: Int64) {
+            while let cut = openCuts.first, cut + settle <= time {
+                let aggregator = openAggregators.removeFirst()
+                openCuts.removeFirst()
+                closed[cut] = point(lines, aggregator)
+                days.close(before: cut)
+            }
+        }
+
+        private func point(_ lines: borrowing EventLog.LineAggregator, _ aggregator: EventAggregator?) -> Closed {
+            let data: ExperimentData
+            do { data = try lines.snapshot(of: aggregator) } catch { return .failed(error) }
+            do throws(AnalysisError) {
+                return .report(try Analysis.run(data, plan: plan))
+            } catch {
+                return .skipped(error.message)
+            }
+        }
+
+        /// Puts the point of a late cut (see `late`) recomputed from every event before it.
+        public mutating func replace(cut: Int64, with data: ExperimentData) {
+            closed[cut] = Self.analyse(data, plan)
+            late.remove(cut)
+        }
+
+        /// Every event read so far, as `EventLog.aggregate` gives it.
+        public func whole() throws -> ExperimentData { try lines.snapshot() }
+
+        /// The series so far, as `build` gives it; `recompute` aggregates the events before a late cut afresh.
+        public func series(recompute: (Int64) throws -> ExperimentData) throws -> TimeSeries {
+            let whole = try lines.snapshot()
+            var series = TimeSeries(experiment: whole.experiment)
+            guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else { return series }
+            for cut in dailyCuts(first: first, last: last) {
+                let result: Closed
+                if cut > last {
+                    result = Self.analyse(whole, plan)
+                } else if late.contains(cut) {
+                    result = Self.analyse(try recompute(cut), plan)
+                } else if let done = closed[cut] {
+                    result = done
+                } else if let i = openCuts.firstIndex(of: cut) {
+                    result = point(lines, openAggregators[i])
+                } else {
+                    result = Self.analyse(try recompute(cut), plan)
+                }
+                switch result {
+                case .report(let report): series.points.append(Point(cut: cut, report: report))
+                case .skipped(let reason): series.skipped.append((cut, reason))
+                case .failed(let error): throw error
+                }
+            }
+            return series
+        }
+
+        /// Requests per day and variant with their latency and time-to-first-token quantiles (not cumulative).
+        public var daily: [DayRequests] { days.rows() }
+
+        private static func analyse(_ data: ExperimentData, _ plan: AnalysisPlan) -> Closed {
+            do throws(AnalysisError) { return .report(try Analysis.run(data, plan: plan)) } catch { return .skipped(error.message) }
+        }
+
+        static func floorDay(_ t: Int64) -> Int64 {
+            let d = t >= 0 ? t / day : (t + 1) / day - 1
+            return d * day
+        }
+    }
+}
+
+/// One day's requests of one variant: how many, and their latency and time to first token.
+public struct DayRequests: Sendable, Equatable {
+    /// The day's first microsecond (midnight UTC).
+    public var day: Int64
+    public var variant: String
+    public var requests: Int
+    public var errors: Int
+    public var latencyP50: Double?
+    public var latencyP95: Double?
+    public var ttftP50: Double?
+    public var ttftP95: Double?
+
+    public init(day: Int64, variant: String, requests: Int, errors: Int, latencyP50: Double? = nil, latencyP95: Double? = nil,
+                ttftP50: Double? = nil, ttftP95: Double? = nil) {
+        self.day = day
+        self.variant = variant
+        self.requests = requests
+        self.errors = errors
+        self.latencyP50 = latencyP50
+        self.latencyP95 = latencyP95
+        self.ttftP50 = ttftP50
+        self.ttftP95 = ttftP95
+    }
+}
+
+/// Per day and variant: request counts and latency sketches, reduced to their quantiles once the day closes.
+struct DailyRequests {
+    struct Open {
+        var requests = 0
+        var errors = 0
+        var latency = QuantileSketch()
+        var ttft = QuantileSketch()
+
+        mutating func record(_ e: EventView) {
+            requests += 1
+            if !e.isOK { errors += 1 }
+            latency.add(e.latencyMs)
+            ttft.add(e.ttftMs)
+        }
+    }
+    private var open: [Int64: [String: Open]] = [:]
+    private var done: [DayRequests] = []
+    private var closedDays: Set<Int64> = []
+    private var lastVariant: (bytes: [UInt8], name: String) = ([], "")
+
+    mutating func add(_ e: EventView) {
+        let day = TimeSeries.Builder.floorDay(e.timestamp)
+        if !e.variant.elementsEqual(lastVariant.bytes) {
+            lastVariant = (Array(e.variant), String(decoding: e.variant, as: UTF8.self))
+        }
+        let variant = lastVariant.name
+        // A day already reduced (an event written more than the settle time late) keeps its quantiles and
+        // counts the request.
+        if closedDays.contains(day) {
+            if let i = done.firstIndex(where: { $0.day == day && $0.variant == variant }) {
+                done[i].requests += 1
+                if !e.isOK { done[i].errors += 1 }
+            } else {
+                done.append(DayRequests(day: day, variant: variant, requests: 1, errors: e.isOK ? 0 : 1))
+            }
+            return
+        }
+        open[day, default: [:]][variant, default: Open()].record(e)
+    }
+
+    /// Reduces the days that end at or before `cut` to their quantiles.
+    mutating func close(before cut: Int64) {
+        for day in open.keys.sorted() where day + TimeSeries.Builder.day <= cut {
+            done += Self.reduce(day, open.removeValue(forKey: day) ?? [:])
+            closedDays.insert(day)
+        }
+    }
+
+    func rows() -> [DayRequests] {
+        var all = done
+        for (day, variants) in open { all += Self.reduce(day, variants) }
+        return all.sorted { ($0.day, $0.variant) < ($1.day, $1.variant) }
+    }
+
+    private static func reduce(_ day: Int64, _ variants: [String: Open]) -> [DayRequests] {
+        variants.sorted { $0.key < $1.key }.map { name, o in
+            var latency = o.latency, ttft = o.ttft
+            latency.prepare()
+            ttft.prepare()
+            return DayRequests(day: day, variant: name, requests: o.requests, errors: o.errors,
+                               latencyP50: latency.quantile(0.5), latencyP95: latency.quantile(0.95),
+                               ttftP50: ttft.quantile(0.5), ttftP95: ttft.quantile(0.95))
+        }
+    }
+}

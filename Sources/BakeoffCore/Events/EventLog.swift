@@ -26,13 +26,13 @@ public struct EventLogError: RemedyCarrying, Sendable, CustomStringConvertible {
 
 /// Reads an event log into the per-variant sums of an experiment.
 public enum EventLog {
-    public struct Options {
+    public struct Options: Sendable {
         public var experiment: String?
         public var metrics: [Metric] = Metric.builtIn
         /// Count and report malformed lines instead of stopping at the first.
         public var skipInvalid = false
         /// Called after each block with bytes read and the file size (nil for a pipe).
-        public var progress: ((Int64, Int64?) -> Void)?
+        public var progress: (@Sendable (Int64, Int64?) -> Void)?
         /// Pieces to read a large log in, to keep memory fixed; nil chooses by the file's size (in memory
         /// below 512 MB, then one piece per 128 MB); 1 reads it in memory.
         public var partitions: Int?
@@ -109,6 +109,17 @@ public enum EventLog {
 
         /// Adds one line (without its newline); `number` is its 1-based place, used in errors.
         public mutating func add(_ line: UnsafeRawBufferPointer, number: Int) throws(EventLogError) {
+            var none: [EventAggregator] = []
+            try add(line, number: number, alsoTo: &none)
+        }
+
+        /// Adds one line to this aggregator and to `cuts` (made by `cut(at:)`), parsing it once; `observe` sees
+        /// each parsed event first.
+        ///
+        /// A line the aggregator rejects is offered to the cuts as well: each keeps the place of every line
+        /// (for ties between feedback timestamps) as a whole read of the log does.
+        public mutating func add(_ line: UnsafeRawBufferPointer, number: Int, alsoTo cuts: inout [EventAggregator],
+                                 observe: ((EventView) -> Void)? = nil) throws(EventLogError) {
             lines = number
             if line.count == 0 || EventLog.isBlank(line) { blank += 1; return }
             let event: EventView
@@ -116,9 +127,29 @@ public enum EventLog {
                 try skip(EventLogError(path: source, line: number, column: error.column, message: error.message), number)
                 return
             }
+            observe?(event)
+            for i in cuts.indices {
+                do throws(EventRejection) { try cuts[i].add(event) } catch {}
+            }
             do throws(EventRejection) { try aggregator.add(event) } catch {
                 try skip(EventLogError(path: source, line: number, message: error.message), number)
             }
+        }
+
+        /// The aggregator as it stands, leaving out events at or after `cut` from now on (see
+        /// `EventAggregator.cut(at:)`).
+        public func cut(at cut: Int64) -> EventAggregator { aggregator.cut(at: cut) }
+
+        /// The data so far, as `finish` would give it, without ending the read; with `cut`, the data of that
+        /// cut of this aggregator instead (its events before the cut).
+        public func snapshot(of cut: EventAggregator? = nil) throws -> ExperimentData {
+            var data = (cut ?? aggregator).finish()
+            data.dataQuality.linesSkipped = skipped
+            data.dataQuality.skippedExamples = examples
+            data.dataQuality.blankLines = blank
+            var options = self.options
+            if let cut { options.until = cut.until }
+            return try EventLog.check(data, path: source, options: options, empty: lines == 0 || lines == blank)
         }
 
         private mutating func skip(_ error: EventLogError, _ number: Int) throws(EventLogError) {
@@ -129,13 +160,7 @@ public enum EventLog {
 
         /// The data, after the checks every way of reading shares (an empty source, an unknown or ambiguous
         /// experiment, nothing valid).
-        public consuming func finish() throws -> ExperimentData {
-            var data = aggregator.finish()
-            data.dataQuality.linesSkipped = skipped
-            data.dataQuality.skippedExamples = examples
-            data.dataQuality.blankLines = blank
-            return try EventLog.check(data, path: source, options: options, empty: lines == 0 || lines == blank)
-        }
+        public consuming func finish() throws -> ExperimentData { try snapshot() }
     }
 
     /// The checks every way of reading shares: an empty log, an unknown or ambiguous experiment, nothing valid.

@@ -538,7 +538,7 @@ package func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
 }
 
 /// The civil date of a day number since 1970-01-01 (inverse of `daysFromCivil`).
-func civilFromDays(_ z0: Int) -> (year: Int, month: Int, day: Int) {
+package func civilFromDays(_ z0: Int) -> (year: Int, month: Int, day: Int) {
     let z = z0 + 719_468
     let era = (z >= 0 ? z : z - 146_096) / 146_097
     let doe = z - era * 146_097

@@ -27,6 +27,10 @@ public final class Gateway: Sendable {
     let feedbackTokens: FeedbackTokenSigner
     /// Feedback accepted per target and name, for the cap (`GatewayAccess.feedbackLimit`).
     let feedbackLedger: FeedbackLedger
+    /// Each experiment's live analysis (see `LiveAnalyses`).
+    let live = LiveAnalyses()
+    /// The dashboard at /dashboard (admin key; off without one).
+    let dashboard: DashboardSite
     /// Wall-clock microseconds at the start.
     let startedAt: Int64
     /// Monotonic nanoseconds at the start.
@@ -85,6 +89,26 @@ public final class Gateway: Sendable {
         feedbackLedger = FeedbackLedger(limit: config.access.feedbackLimit)
         startedAt = clock.wallMicroseconds()
         startedMonotonic = clock.monotonicNanoseconds()
+        let live = self.live
+        let sites = config.experiments.map { experiment in
+            DashboardSite.Experiment(name: experiment.name, model: experiment.model) {
+                try live.analysis(of: experiment, storePath: config.storePath)
+            }
+        }
+        let events = self.events
+        dashboard = DashboardSite(
+            experiments: sites, adminKey: config.adminKey,
+            disabled: config.adminKey == nil ? "Admin features are off: start the gateway with \(config.adminKeyEnv) set to a secret, then sign in with it." : nil,
+            readOnly: false, beforeRead: { events.flush() },
+            storeProblems: {
+                if case .failing(_, let reason) = events.health { return [reason] }
+                return []
+            },
+            now: { [clock] in clock.wallMicroseconds() })
+    }
+
+    func liveAnalysis(_ experiment: GatewayExperiment) throws -> LiveAnalysis {
+        try live.analysis(of: experiment, storePath: config.storePath)
     }
 
     public func start() throws { try server.withLock { $0 }?.start() }
@@ -115,6 +139,7 @@ public final class Gateway: Sendable {
     /// Answers one request (on a server thread; the answer may follow later from another).
     public func handle(_ exchange: any HTTPExchanging) {
         let request = exchange.request
+        if DashboardSite.owns(request.path) { return dashboard.handle(exchange, request) }
         let route: GatewayRoute
         switch GatewayRoute.route(method: request.method, path: request.path) {
         case .success(let r): route = r
@@ -277,11 +302,7 @@ public final class Gateway: Sendable {
         DispatchQueue.global().async { [self] in
             events.flush()
             do {
-                var plan = experiment.livePlan
-                let data = try StoreAnalysis.aggregate(path: config.storePath, options: experiment.storeAnalysisOptions())
-                plan.asOf = clock.wallMicroseconds()
-                var report = try Analysis.run(data, plan: plan)
-                report.planChanges = try StoreAnalysis.planChangesAfterStart(path: config.storePath, experiment: experiment.name, data: data, plan: plan)
+                let report = try liveAnalysis(experiment).refresh(now: clock.wallMicroseconds()).report
                 exchange.respond(status: 200, headers: [("Content-Type", GatewayPages.contentType(format))], body: Array(report.render(format).utf8))
             } catch {
                 fail(exchange, OpenAIError(status: 409, message: "no report for \(experiment.name) yet: \(error)", type: "invalid_request_error", code: "report_unavailable"))
@@ -304,8 +325,7 @@ extension Gateway {
         DispatchQueue.global().async { [self] in
             events.flush()
             do {
-                let series = try StoreAnalysis.timeSeries(path: config.storePath, options: experiment.storeAnalysisOptions(),
-                                                          plan: experiment.livePlan)
+                let series = try liveAnalysis(experiment).refresh(now: clock.wallMicroseconds()).series
                 exchange.respond(status: 200, headers: [("Content-Type", "application/json")], body: Array(series.renderJSON().utf8))
             } catch {
                 fail(exchange, OpenAIError(status: 409, message: "no time series for \(experiment.name) yet: \(error)", type: "invalid_request_error", code: "report_unavailable"))
@@ -375,4 +395,20 @@ final class RecentRequests: Sendable {
 
     func request(_ id: String) -> Entry? { state.withLock { $0.byRequest[id] } }
     func conversation(_ id: String) -> Entry? { state.withLock { $0.byConversation[id] } }
+}
+
+/// Each experiment's live analysis, made on first use and kept: the report, the time series and the dashboard
+/// read the store through it, so a later read costs only the events written since.
+final class LiveAnalyses: Sendable {
+    private let all = Mutex<[String: LiveAnalysis]>([:])
+
+    func analysis(of experiment: GatewayExperiment, storePath: String) throws -> LiveAnalysis {
+        if let known = all.withLock({ $0[experiment.name] }) { return known }
+        let made = LiveAnalysis(path: storePath, options: try experiment.storeAnalysisOptions(), plan: experiment.livePlan)
+        return all.withLock { all in
+            if let known = all[experiment.name] { return known }
+            all[experiment.name] = made
+            return made
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import BakeoffCore
 import BakeoffStore
+import Synchronization
 
 /// Joins the event store to the analysis: the store deals in log lines, plans as text and counts, and knows
 /// nothing of the analysis; this feeds its lines to the same aggregator that reads a log (used by the gateway's
@@ -43,15 +44,100 @@ public enum StoreAnalysis {
         return PlanSnapshot.changesAfterStart(history, start: data.firstTimestamp ?? plan.start)
     }
 
-    /// The experiment's report at the end of each day (`TimeSeries`): each point is `aggregate` with `until` at
-    /// its cut, so it equals `bakeoff analyze --db --until` at that time.
+    /// The experiment's report at the end of each day (`TimeSeries`), in one read of the store: each point
+    /// equals `aggregate` with `until` at its cut, so it equals `bakeoff analyze --db --until` at that time.
     public static func timeSeries(path: String, options: EventLog.Options, plan: AnalysisPlan) throws -> TimeSeries {
+        let experiment = try StoreReader.selectExperiment(path: path, named: options.experiment)
         var selected = options
-        selected.experiment = try StoreReader.selectExperiment(path: path, named: options.experiment)
-        return try TimeSeries.build(plan: plan) { until in
-            var o = selected
-            o.until = until
-            return try aggregate(path: path, options: o)
+        selected.experiment = experiment
+        let live = LiveAnalysis(path: path, options: selected, plan: plan)
+        return try live.refresh(now: WallClock.microseconds()).series
+    }
+}
+
+/// One experiment's analysis from the store, kept between reads: the first read builds the report of every
+/// day in one pass (`TimeSeries.Builder`), each later one reads only the events written since.
+///
+/// The gateway's report, time series and dashboard, and `bakeoff dashboard`, read through it.
+public final class LiveAnalysis: Sendable {
+    /// What one read gives: the series, the report now, requests per day, and what the read cost.
+    public struct Snapshot: Sendable {
+        public var series: TimeSeries
+        /// The report over every event, as of the read (plan changes included).
+        public var report: Report
+        public var daily: [DayRequests]
+        /// Events read so far, and by this read.
+        public var events: Int
+        public var newEvents: Int
+        /// Points recomputed from the whole store because events from before them arrived late.
+        public var recomputed: Int
+        /// When this read happened (microseconds since 1970).
+        public var readAt: Int64
+    }
+
+    public let path: String
+    public let experiment: String
+    public let plan: AnalysisPlan
+    private let settle: Int64
+    private let state: Mutex<State>
+
+    private struct State {
+        var options: EventLog.Options
+        var pass: Pass?
+    }
+
+    /// The builder and where in the store it stopped.
+    private final class Pass {
+        var builder: TimeSeries.Builder
+        var lastID: Int64 = 0
+        var recomputed = 0
+        init(builder: consuming TimeSeries.Builder) { self.builder = builder }
+    }
+
+    /// `options.experiment` names the experiment (the store may hold others).
+    public init(path: String, options: EventLog.Options, plan: AnalysisPlan, settleMicroseconds: Int64 = 3_600_000_000) {
+        self.path = path
+        experiment = options.experiment ?? ""
+        self.plan = plan
+        settle = settleMicroseconds
+        state = Mutex(State(options: options))
+    }
+
+    /// Reads the events written since the last read and gives the analysis as of `now`.
+    ///
+    /// A failure (a damaged store, an event the analysis refuses) drops what was built, so the next read starts
+    /// over and meets the same failure instead of resuming from a half-read event.
+    public func refresh(now: Int64) throws -> Snapshot {
+        return try state.withLock { (state: inout State) throws -> Snapshot in
+            let options = state.options
+            let current = state.pass ?? Pass(builder: TimeSeries.Builder(source: path, options: options, plan: plan, settle: settle))
+            state.pass = nil
+            let before = current.builder.events
+            try StoreReader.forEachEvent(path: path, experiment: experiment, after: current.lastID) { id, ts, line in
+                try current.builder.add(line, timestamp: ts)
+                current.lastID = id
+            }
+            current.builder.settle(now: now)
+            for cut in current.builder.late.sorted() {
+                var o = options
+                o.until = cut
+                current.builder.replace(cut: cut, with: try StoreAnalysis.aggregate(path: path, options: o))
+                current.recomputed += 1
+            }
+            let series = try current.builder.series { cut in
+                var o = options
+                o.until = cut
+                return try StoreAnalysis.aggregate(path: path, options: o)
+            }
+            let data = try current.builder.whole()
+            var plan = self.plan
+            plan.asOf = now
+            var report = try Analysis.run(data, plan: plan)
+            report.planChanges = try StoreAnalysis.planChangesAfterStart(path: path, experiment: data.experiment, data: data, plan: plan)
+            let snapshot = Snapshot(series: series, report: report, daily: current.builder.daily, events: current.builder.events,
+                                    newEvents: current.builder.events - before, recomputed: current.recomputed, readAt: now)
+            state.pass = current
+            return snapshot
         }
     }
 }

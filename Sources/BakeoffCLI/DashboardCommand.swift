@@ -1,0 +1,110 @@
+import BakeoffCore
+import BakeoffGateway
+import BakeoffHTTP
+import BakeoffReport
+import BakeoffStatistics
+import BakeoffStore
+import Foundation
+
+let dashboardSpec = CommandSpec(
+    "dashboard",
+    summary: "The live dashboard of a store, read-only",
+    usage: ["--db STORE [--config FILE] [options]"],
+    about: "Serves the dashboard the gateway shows at /dashboard (experiments, each experiment's health, decision, scorecard and daily charts) for an event store, read-only, for people who only want to look. Each refresh reads only the events written since the last one.",
+    options: [
+        .single("--db", "STORE", "The event store (the gateway's SQLite file)"),
+        .single("--config", "FILE", "The gateway config: each experiment's metrics and plan as the gateway has them", default: "the plan recorded in the store, with the built-in metrics"),
+        .single("--listen", "HOST:PORT", "Where to listen (port 0 picks a free one)", default: "127.0.0.1:8090"),
+        .single("--refresh", "SECONDS", "How often an open page refreshes itself; 0 = only on the button", default: "30"),
+    ],
+    notes: "With BAKEOFF_ADMIN_KEY set (or the config's \"admin_key_env\"), the pages need it (a sign-in form sets a cookie). Without a key the dashboard is open, so it listens on this machine only (127.0.0.1, ::1 or localhost)."
+)
+
+@Sendable func runDashboard(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
+    guard let db = args.string("--db") else { throw UsageError("give the event store: bakeoff dashboard --db bakeoff.db") }
+    guard FileManager.default.isReadableFile(atPath: db) else {
+        throw UsageError("--db \(db): no such readable event store (the gateway's SQLite file, \"store\" in its config)")
+    }
+    let listen = args.string("--listen") ?? "127.0.0.1:8090"
+    guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
+        throw UsageError("--listen must be HOST:PORT, got \"\(listen)\"")
+    }
+    let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+    let refresh = try args.double("--refresh", in: 0...86_400, rule: "between 0 and 86400 seconds") ?? 30
+
+    var keyEnv = "BAKEOFF_ADMIN_KEY"
+    var experiments: [DashboardSite.Experiment] = []
+    if let configPath = args.string("--config") {
+        let config = try GatewayConfig.load(path: configPath)
+        keyEnv = config.adminKeyEnv
+        for experiment in config.experiments {
+            let options = try experiment.storeAnalysisOptions()
+            let analysis = LiveAnalysis(path: db, options: options, plan: experiment.livePlan)
+            experiments.append(DashboardSite.Experiment(name: experiment.name, model: experiment.model) { analysis })
+        }
+    } else {
+        for name in try StoreReader.experiments(path: db) {
+            let recorded = try PlanLog.history(path: db, experiment: name).last.map { PlanSnapshot(text: $0.plan) }
+            var options = EventLog.Options()
+            options.experiment = name
+            let plan = recordedPlan(recorded)
+            options.experimentStart = plan.start
+            let analysis = LiveAnalysis(path: db, options: options, plan: plan)
+            experiments.append(DashboardSite.Experiment(name: name, model: nil) { analysis })
+        }
+    }
+    let key = ProcessInfo.processInfo.environment[keyEnv].flatMap { $0.isEmpty ? nil : $0 }
+    if key == nil && !["127.0.0.1", "::1", "localhost"].contains(host) {
+        throw UsageError("without a key the dashboard is open to anyone who reaches it: set \(keyEnv) to a secret to listen on \(host), or listen on 127.0.0.1")
+    }
+    let site = DashboardSite(experiments: experiments, adminKey: key, readOnly: true, refreshSeconds: Int(refresh))
+    var options = HTTPServer.Options()
+    options.host = host
+    options.port = port
+    options.maxConnections = 1024
+    let server = HTTPServer(options: options) { exchange in
+        let request = exchange.request
+        if DashboardSite.owns(request.path) { return site.handle(exchange, request) }
+        if request.path == "/" {
+            return exchange.respond(status: 303, headers: [("Location", DashboardPages.root)], body: Array("See \(DashboardPages.root)\n".utf8))
+        }
+        exchange.respond(status: 404, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array("not found: the dashboard is at \(DashboardPages.root)\n".utf8))
+    }
+    let stop = StopSignal()
+    try server.start()
+    for note in server.notes { console.printError(note) }
+    // Tools wait for this line: keep it as it is.
+    console.note("bakeoff dashboard on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)\(DashboardPages.root) (store \(db), read-only\(key == nil ? ", open: no key set" : ", sign in with $\(keyEnv)"))")
+    stop.wait()
+    server.stop(graceSeconds: 5)
+    return .ok
+}
+
+/// The live plan from the settings the gateway recorded in the store (split, control, alpha, power, primary
+/// metric, method, correction, runtime bounds, start); what is not recorded keeps the live defaults.
+func recordedPlan(_ snapshot: PlanSnapshot?) -> AnalysisPlan {
+    var plan = AnalysisPlan()
+    plan.method = .sequential
+    guard let snapshot else { return plan }
+    let settings = Dictionary(snapshot.settings.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b })
+    if let split = settings["split"] { plan.allocation = try? Allocation(parsing: split) }
+    if let control = settings["control"] { plan.control = control }
+    if let alpha = settings["alpha"].flatMap(Double.init) { plan.alpha = alpha }
+    if let power = settings["power"].flatMap(Double.init) { plan.power = power }
+    if let primary = settings["primary_metric"] { plan.primaryMetric = primary }
+    if let method = settings["method"].flatMap(TestMethod.init(rawValue:)) { plan.method = method }
+    if let tuning = settings["sequential_tuning"].flatMap(Double.init) { plan.sequentialTuning = tuning }
+    if let correction = settings["correction"].flatMap(Correction.init(configName:)) { plan.correction = correction }
+    if let days = settings["min_runtime_days"].flatMap({ Double($0.split(separator: " ").first ?? "") }) {
+        plan.minimumRuntimeDays = days
+        plan.fullWeeks = settings["min_runtime_days"]?.contains("full weeks") ?? false
+    }
+    if let days = settings["max_runtime_days"].flatMap(Double.init) { plan.maximumRuntimeDays = days }
+    if let start = settings["start"].flatMap(parseTime) { plan.start = start }
+    if let mde = settings["mde"].flatMap(Double.init) { plan.minimumDetectableEffect = mde }
+    if let mde = settings["mde_relative"].flatMap(Double.init) {
+        plan.minimumDetectableEffect = mde
+        plan.minimumDetectableEffectIsRelative = true
+    }
+    return plan
+}

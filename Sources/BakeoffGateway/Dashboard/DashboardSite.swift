@@ -1,0 +1,277 @@
+import BakeoffCore
+import BakeoffHTTP
+import BakeoffReport
+import Dispatch
+import Foundation
+
+/// Who may see the dashboard: a session cookie signed with the admin key (HMAC-SHA256), set by the sign-in
+/// form, so the key never travels in a URL and scripts cannot read it (HttpOnly, SameSite=Strict).
+///
+/// Stateless: any gateway holding the same key accepts the cookie, and a restart keeps people signed in.
+/// Without a key (`bakeoff dashboard` on this machine only) every request may look.
+package struct DashboardSession: Sendable {
+    package static let cookieName = "bakeoff_dashboard"
+    /// The admin key, or nil when the dashboard is open.
+    let key: [UInt8]?
+    /// Seconds a sign-in lasts.
+    let lifetime: Int64
+
+    package init(adminKey: String?, lifetimeSeconds: Int64 = 12 * 3600) {
+        key = adminKey.map { Array($0.utf8) }
+        lifetime = lifetimeSeconds
+    }
+
+    package var isOpen: Bool { key == nil }
+
+    /// Whether `given` is the admin key (constant time).
+    package func isAdminKey(_ given: String) -> Bool {
+        guard let key else { return false }
+        return constantTimeEqual(Array(given.utf8), key)
+    }
+
+    /// The cookie's value for a sign-in at `now` (seconds since 1970): `bd1.<expiry>.<signature>`.
+    package func token(now: Int64) -> String {
+        let expiry = now + lifetime
+        return "bd1.\(expiry).\(FeedbackTokenSigner.base64URL(signature(expiry)))"
+    }
+
+    /// The `Set-Cookie` header value that signs in, or (with nil) signs out.
+    package func setCookie(_ token: String?) -> String {
+        guard let token else { return "\(Self.cookieName)=; Path=\(DashboardPages.root); HttpOnly; SameSite=Strict; Max-Age=0" }
+        return "\(Self.cookieName)=\(token); Path=\(DashboardPages.root); HttpOnly; SameSite=Strict; Max-Age=\(lifetime)"
+    }
+
+    /// Whether the request may see the dashboard at `now`: an open dashboard, a valid cookie, or the admin key
+    /// as a bearer token (for scripts).
+    package func allows(_ request: HTTPRequest, now: Int64) -> Bool {
+        guard key != nil else { return true }
+        if let auth = request.header("authorization"), auth.hasPrefix("Bearer "), isAdminKey(String(auth.dropFirst(7))) { return true }
+        guard let token = Self.cookie(in: request) else { return false }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "bd1", let expiry = Int64(parts[1]), expiry > now,
+              let given = FeedbackTokenSigner.decodeBase64URL(parts[2]) else { return false }
+        return constantTimeEqual(given, signature(expiry))
+    }
+
+    private func signature(_ expiry: Int64) -> [UInt8] {
+        hmacSHA256(key: key ?? [], message: Array("bakeoff-dashboard\n\(expiry)".utf8))
+    }
+
+    /// The dashboard cookie's value among the request's cookies.
+    static func cookie(in request: HTTPRequest) -> String? {
+        for header in request.headers where header.name == "cookie" {
+            for pair in header.value.split(separator: ";") {
+                let trimmed = pair.drop { $0 == " " }
+                if trimmed.hasPrefix(cookieName + "=") { return String(trimmed.dropFirst(cookieName.count + 1)) }
+            }
+        }
+        return nil
+    }
+}
+
+/// What a request under `/dashboard` asks for.
+package enum DashboardRoute: Equatable, Sendable {
+    case experiments
+    case experiment(String)
+    case script
+    case signIn
+    case signOut
+    case notFound
+    case methodNotAllowed
+
+    /// The route of a path under `/dashboard` (nil for other paths).
+    package static func route(method: String, path: String) -> DashboardRoute? {
+        let root = DashboardPages.root
+        guard path == root || path.hasPrefix(root + "/") else { return nil }
+        let rest = String(path.dropFirst(root.count))
+        switch rest {
+        case "", "/": return method == "GET" ? .experiments : .methodNotAllowed
+        case "/app.js": return method == "GET" ? .script : .methodNotAllowed
+        case "/sign-in": return method == "POST" ? .signIn : method == "GET" ? .experiments : .methodNotAllowed
+        case "/sign-out": return method == "POST" ? .signOut : .methodNotAllowed
+        default:
+            if rest.hasPrefix("/experiments/") {
+                let name = String(rest.dropFirst("/experiments/".count))
+                guard !name.isEmpty, !name.contains("/") else { return .notFound }
+                return method == "GET" ? .experiment(name.removingPercentEncoding ?? name) : .methodNotAllowed
+            }
+            return .notFound
+        }
+    }
+}
+
+/// The dashboard's pages, served by the gateway at `/dashboard` and by `bakeoff dashboard`: the experiments,
+/// each experiment's page, sign-in and sign-out. Data comes from each experiment's `LiveAnalysis`, so a
+/// refresh reads only the events written since the last one.
+public final class DashboardSite: Sendable {
+    /// One experiment the dashboard shows.
+    public struct Experiment: Sendable {
+        public var name: String
+        public var model: String?
+        /// The experiment's live analysis (made on first use; it throws when the plan cannot be read).
+        public var analysis: @Sendable () throws -> LiveAnalysis
+        public init(name: String, model: String?, analysis: @escaping @Sendable () throws -> LiveAnalysis) {
+            self.name = name
+            self.model = model
+            self.analysis = analysis
+        }
+    }
+
+    let experiments: [Experiment]
+    let session: DashboardSession
+    /// Why the dashboard is off (the gateway has no admin key), or nil.
+    let disabled: String?
+    let readOnly: Bool
+    let refreshSeconds: Int
+    /// Runs before the store is read (the gateway writes out what it holds).
+    let beforeRead: @Sendable () -> Void
+    /// The store's write problems now (the gateway's; none read-only).
+    let storeProblems: @Sendable () -> [String]
+    let now: @Sendable () -> Int64
+
+    /// - Parameters:
+    ///   - adminKey: nil opens the dashboard to every request (only for a server on this machine).
+    public init(experiments: [Experiment], adminKey: String?, disabled: String? = nil, readOnly: Bool, refreshSeconds: Int = 30,
+                beforeRead: @escaping @Sendable () -> Void = {}, storeProblems: @escaping @Sendable () -> [String] = { [] },
+                now: (@Sendable () -> Int64)? = nil) {
+        self.experiments = experiments
+        session = DashboardSession(adminKey: adminKey)
+        self.disabled = disabled
+        self.readOnly = readOnly
+        self.refreshSeconds = refreshSeconds
+        self.beforeRead = beforeRead
+        self.storeProblems = storeProblems
+        self.now = now ?? { SystemClock().wallMicroseconds() }
+    }
+
+    /// Whether `path` is the dashboard's.
+    public static func owns(_ path: String) -> Bool { DashboardRoute.route(method: "GET", path: path) != nil }
+
+    /// Answers a request for a dashboard path.
+    public func handle(_ exchange: any HTTPExchanging, _ request: HTTPRequest) {
+        guard let route = DashboardRoute.route(method: request.method, path: request.path) else {
+            return respond(exchange, 404, DashboardPages.message(title: "Not found", text: "There is no page here.", signedIn: false))
+        }
+        if let disabled {
+            return respond(exchange, 403, DashboardPages.message(title: "The dashboard is off", text: disabled, signedIn: false))
+        }
+        let seconds = now() / 1_000_000
+        switch route {
+        case .script:
+            return exchange.respond(status: 200, headers: Self.securityHeaders + [("Content-Type", "text/javascript; charset=utf-8")],
+                                    body: Array(DashboardPages.script.utf8))
+        case .methodNotAllowed:
+            return respond(exchange, 405, DashboardPages.message(title: "Method not allowed", text: "\(request.method) is not allowed on \(request.path).", signedIn: false))
+        case .signIn:
+            let form = Self.formFields(request.body)
+            let next = form["next"].flatMap { $0.hasPrefix(DashboardPages.root) && !$0.hasPrefix("//") ? $0 : nil } ?? DashboardPages.root
+            if session.isOpen {
+                return redirect(exchange, to: next, cookie: nil)
+            }
+            guard let key = form["key"], session.isAdminKey(key) else {
+                return respond(exchange, 401, DashboardPages.signIn(error: "That is not the admin key.", next: next))
+            }
+            return redirect(exchange, to: next, cookie: session.setCookie(session.token(now: seconds)))
+        case .signOut:
+            return redirect(exchange, to: DashboardPages.root, cookie: session.setCookie(nil))
+        case .notFound:
+            guard session.allows(request, now: seconds) else { return refuse(exchange, request) }
+            return respond(exchange, 404, DashboardPages.message(title: "Not found", text: "There is no dashboard page at \(request.path).", signedIn: true))
+        case .experiments, .experiment:
+            guard session.allows(request, now: seconds) else { return refuse(exchange, request) }
+            let fragment = request.header("x-bakeoff-fragment") == "1"
+            // Reading the store may take a while the first time: off the server's threads.
+            DispatchQueue.global().async { [self] in
+                beforeRead()
+                if case .experiment(let name) = route {
+                    guard let experiment = experiments.first(where: { $0.name == name }) else {
+                        return respond(exchange, 404, DashboardPages.message(title: "No such experiment", text: "No experiment \"\(name)\" here (experiments: \(experiments.map(\.name).joined(separator: ", "))).", signedIn: true))
+                    }
+                    let view = read(experiment)
+                    respond(exchange, 200, fragment ? DashboardPages.experimentMain(view) : DashboardPages.experiment(view, refreshSeconds: refreshSeconds))
+                } else {
+                    let views = experiments.map(read)
+                    respond(exchange, 200, fragment ? DashboardPages.experimentsMain(views, evals: [], readOnly: readOnly)
+                                                    : DashboardPages.experiments(views, evals: [], readOnly: readOnly, refreshSeconds: refreshSeconds))
+                }
+            }
+        }
+    }
+
+    /// One experiment's data as of now, or why there is none.
+    func read(_ experiment: Experiment) -> DashboardExperiment {
+        let at = now()
+        do {
+            let s = try experiment.analysis().refresh(now: at)
+            return DashboardExperiment(name: experiment.name, model: experiment.model, report: s.report, series: s.series,
+                                       daily: s.daily, storeProblems: storeProblems(), readAt: at)
+        } catch {
+            return DashboardExperiment(name: experiment.name, model: experiment.model, unavailable: "\(error)",
+                                       storeProblems: storeProblems(), readAt: at)
+        }
+    }
+
+    /// Not signed in: the sign-in form (200 at the dashboard's root, 401 elsewhere, so no data shows).
+    private func refuse(_ exchange: any HTTPExchanging, _ request: HTTPRequest) {
+        let atRoot = request.path == DashboardPages.root || request.path == DashboardPages.root + "/"
+        respond(exchange, atRoot ? 200 : 401, DashboardPages.signIn(next: atRoot ? nil : request.path))
+    }
+
+    private func respond(_ exchange: any HTTPExchanging, _ status: Int, _ html: String, extra: [(String, String)] = []) {
+        exchange.respond(status: status, headers: Self.securityHeaders + [("Content-Type", "text/html; charset=utf-8")] + extra,
+                         body: Array(html.utf8))
+    }
+
+    private func redirect(_ exchange: any HTTPExchanging, to location: String, cookie: String?) {
+        var headers = Self.securityHeaders + [("Location", location), ("Content-Type", "text/plain; charset=utf-8")]
+        if let cookie { headers.append(("Set-Cookie", cookie)) }
+        exchange.respond(status: 303, headers: headers, body: Array("See \(location)\n".utf8))
+    }
+
+    /// Every dashboard response: nothing loads from elsewhere, no framing, no caching of data, no referrer.
+    static let securityHeaders: [(String, String)] = [
+        ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+    ]
+
+    /// The fields of an `application/x-www-form-urlencoded` body.
+    static func formFields(_ body: [UInt8]) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in body.split(separator: UInt8(ascii: "&")) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(parts[0]) else { continue }
+            fields[name] = parts.count > 1 ? decode(parts[1]) ?? "" : ""
+        }
+        return fields
+    }
+
+    private static func decode(_ bytes: ArraySlice<UInt8>) -> String? {
+        var out: [UInt8] = []
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let b = bytes[i]
+            if b == UInt8(ascii: "+") {
+                out.append(0x20)
+            } else if b == UInt8(ascii: "%"), i + 2 < bytes.endIndex, let hi = hex(bytes[i + 1]), let lo = hex(bytes[i + 2]) {
+                out.append(hi << 4 | lo)
+                i += 2
+            } else {
+                out.append(b)
+            }
+            i += 1
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    private static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import BakeoffCore
+import BakeoffTestSupport
+import Foundation
+import Testing
+
+/// `TimeSeries.Builder`: the daily series in one read, kept up to date by reading only new events, equals
+/// `TimeSeries.build` (each point the log cut at that time) however the events were written.
+@Suite("Daily series built in one read")
+struct TimeSeriesBuilderTests {
+    /// Six days of requests, feedback (some a day later) and QA traffic; `written` orders them as a gateway would
+    /// write them: a request when its answer ends (up to 40 minutes after it began, so streams begun before
+    /// midnight are written after it), and `lateEvery` events held back to the very end (a second gateway whose
+    /// batch arrived days later).
+    static func log(lateEvery: Int? = nil) -> [EventRecord] {
+        var events: [(written: Int64, event: EventRecord)] = []
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            seed &+= 0x9E37_79B9_7F4A_7C15
+            var z = seed
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        for d in 0..<6 {
+            for u in 0..<(30 + d * 8) {
+                let user = "u\(u)"
+                let variant = u % 3 == 0 ? "treatment" : "control"
+                let id = "r\(d)-\(u)"
+                // Requests crowd around midnight so that many are written on the next day.
+                let t = Make.t0 + Int64(d) * Make.day + Make.day - Int64(next() % 7_200_000_000)
+                var request = Make.request(user, variant, id, conversation: "c\(d)-\(u)", at: t,
+                                           latency: Double(200 + next() % 900), status: next() % 17 == 0 ? "error" : "ok")
+                request.ttftMs = Double(50 + next() % 200)
+                let delay = Int64(next() % 2_400_000_000)
+                events.append((t + delay, request))
+                if next() % 3 != 0 {
+                    events.append((t + delay + 1_000_000, Make.feedback("thumbs_up", Double(next() % 2), request: id, at: t + delay + 1_000_000)))
+                }
+                if next() % 4 == 0 {
+                    events.append((t + Make.day / 2, Make.feedback("task_completed", 1, conversation: "c\(d)-\(u)", at: t + Make.day / 2)))
+                }
+                if u % 11 == 0 {
+                    var qa = Make.request("qa\(u)", variant, "qa\(d)-\(u)", at: t)
+                    qa.qa = true
+                    events.append((t + 5, qa))
+                }
+            }
+        }
+        var written = events.sorted { $0.written < $1.written }.map(\.event)
+        if let lateEvery {
+            var held: [EventRecord] = []
+            var kept: [EventRecord] = []
+            for (i, e) in written.enumerated() { if i % lateEvery == 7 && i < written.count / 2 { held.append(e) } else { kept.append(e) } }
+            written = kept + held
+        }
+        return written
+    }
+
+    static func aggregate(_ lines: [String], options: EventLog.Options) throws -> ExperimentData {
+        var a = EventLog.LineAggregator(source: "log", options: options)
+        for (i, line) in lines.enumerated() {
+            var l = line
+            try l.withUTF8 { try a.add(UnsafeRawBufferPointer($0), number: i + 1) }
+        }
+        return try a.finish()
+    }
+
+    static var plan: AnalysisPlan {
+        var plan = AnalysisPlan()
+        plan.method = .sequential
+        return plan
+    }
+
+    /// What must agree between two series: every point's cut, users, decision and every metric's numbers.
+    static func fingerprint(_ s: TimeSeries) -> [String] {
+        var out: [String] = []
+        for p in s.points {
+            out.append("cut \(p.cut) users \(p.report.variants.map { "\($0.name)=\($0.users)/\($0.requests)" }) decision \(p.report.decision.action.rawValue) srm \(String(describing: p.report.sampleRatio.pValue))")
+            for r in p.report.results {
+                out.append("  \(r.metric.name) \(r.treatment) c=\(String(describing: r.control.mean)) t=\(String(describing: r.treatmentGroup.mean)) d=\(String(describing: r.absoluteDifference)) ci=\(String(describing: r.absoluteInterval)) p=\(String(describing: r.pValue)) adj=\(String(describing: r.adjustedPValue))")
+            }
+            for q in p.report.quantiles {
+                out.append("  \(q.metric.name) \(q.treatment) c=\(String(describing: q.control)) t=\(String(describing: q.treatmentValue)) p=\(String(describing: q.pValue))")
+            }
+        }
+        for s in s.skipped { out.append("skipped \(s.cut): \(s.reason)") }
+        return out
+    }
+
+    static func built(_ events: [EventRecord], chunks: Int = 1, settle: Int64 = 3_600_000_000) throws -> (TimeSeries, [DayRequests], Set<Int64>) {
+        let lines = events.map { $0.jsonLine() }
+        var options = EventLog.Options()
+        options.experiment = "e"
+        var builder = TimeSeries.Builder(source: "log", options: options, plan: plan, settle: settle)
+        let size = (lines.count + chunks - 1) / chunks
+        var last = TimeSeries(experiment: "e")
+        var sawLate: Set<Int64> = []
+        for start in stride(from: 0, to: lines.count, by: size) {
+            for i in start..<min(lines.count, start + size) {
+                var l = lines[i]
+                try l.withUTF8 { try builder.add(UnsafeRawBufferPointer($0), timestamp: events[i].timestamp) }
+            }
+            // A refresh: the clock is just past the last event written.
+            builder.settle(now: events[min(lines.count, start + size) - 1].timestamp)
+            sawLate.formUnion(builder.late)
+            last = try builder.series { cut in
+                var o = options
+                o.until = cut
+                return try aggregate(Array(lines[..<min(lines.count, start + size)]), options: o)
+            }
+        }
+        return (last, builder.daily, sawLate)
+    }
+
+    static func expected(_ events: [EventRecord]) throws -> TimeSeries {
+        let lines = events.map { $0.jsonLine() }
+        var options = EventLog.Options()
+        options.experiment = "e"
+        return try TimeSeries.build(plan: plan) { until in
+            var o = options
+            o.until = until
+            return try aggregate(lines, options: o)
+        }
+    }
+
+    @Test(arguments: [1, 3, 17])
+    func equalsACutOfTheLogAtEveryPointWhenWrittenOutOfOrder(chunks: Int) throws {
+        let events = Self.log()
+        // The test means something only if requests from before a midnight were written after it.
+        let midnightsCrossed = zip(events, events.dropFirst()).contains { a, b in
+            a.timestamp / Make.day > b.timestamp / Make.day
+        }
+        #expect(midnightsCrossed)
+        let (series, _, _) = try Self.built(events, chunks: chunks)
+        let want = try Self.expected(events)
+        #expect(want.points.count == 6 || want.points.count == 7)
+        #expect(Self.fingerprint(series) == Self.fingerprint(want))
+    }
+
+    @Test func eventsWrittenLongAfterTheirDayAreRecomputedExactly() throws {
+        let events = Self.log(lateEvery: 29)
+        let (series, _, late) = try Self.built(events, chunks: 4)
+        #expect(!late.isEmpty, "the held-back events should reach days already closed")
+        #expect(Self.fingerprint(series) == Self.fingerprint(try Self.expected(events)))
+    }
+
+    @Test func eventsInTimeOrderNeedNoCut() throws {
+        let events = Self.log().sorted { $0.timestamp < $1.timestamp }
+        let (series, _, late) = try Self.built(events)
+        #expect(late.isEmpty)
+        #expect(Self.fingerprint(series) == Self.fingerprint(try Self.expected(events)))
+    }
+
+    @Test func dailyRequestsCountEachDaysOwnRequests() throws {
+        let events = Self.log()
+        let (_, daily, _) = try Self.built(events, chunks: 2)
+        for variant in ["control", "treatment"] {
+            for d in 0..<7 {
+                let day = Make.t0 + Int64(d) * Make.day
+                let mine = events.filter { $0.kind == .request && !$0.qa && $0.variant == variant && $0.timestamp >= day && $0.timestamp < day + Make.day }
+                let row = daily.first { $0.day == day && $0.variant == variant }
+                #expect((row?.requests ?? 0) == mine.count, "day \(d) \(variant)")
+                if let row, !mine.isEmpty {
+                    #expect(row.errors == mine.filter { $0.status != "ok" }.count)
+                    let sorted = mine.compactMap(\.latencyMs).sorted()
+                    let p95 = try #require(row.latencyP95)
+                    #expect(p95 >= sorted.first! && p95 <= sorted.last!)
+                }
+            }
+        }
+    }
+}
