@@ -1,0 +1,155 @@
+import BakeoffCore
+import BakeoffGateway
+import BakeoffHTTP
+import BakeoffReport
+import BakeoffStore
+import BakeoffTestSupport
+import Foundation
+import Testing
+
+/// The dashboard's sign-in: a signed cookie, never the key itself; expired, forged or foreign cookies see nothing.
+@Suite("Dashboard session")
+struct DashboardSessionTests {
+    let session = DashboardSession(adminKey: "the-admin-key", lifetimeSeconds: 3600)
+
+    func request(cookie: String? = nil, bearer: String? = nil) -> HTTPRequest {
+        var headers: [(name: String, value: String)] = []
+        if let cookie { headers.append(("cookie", cookie)) }
+        if let bearer { headers.append(("authorization", "Bearer " + bearer)) }
+        return HTTPRequest(method: "GET", path: "/dashboard", headers: headers)
+    }
+
+    @Test func aSignedCookieLetsInUntilItExpires() {
+        let token = session.token(now: 1_000)
+        #expect(!token.contains("the-admin-key"))
+        #expect(session.allows(request(cookie: "a=b; \(DashboardSession.cookieName)=\(token); c=d"), now: 1_000))
+        #expect(session.allows(request(cookie: "\(DashboardSession.cookieName)=\(token)"), now: 4_599))
+        #expect(!session.allows(request(cookie: "\(DashboardSession.cookieName)=\(token)"), now: 4_600))
+    }
+
+    @Test(arguments: ["", "bd1", "bd1.99999999999.AAAA", "bd1.abc.def", "the-admin-key", "bd2.4600.xyz"])
+    func forgedCookiesAreRefused(value: String) {
+        #expect(!session.allows(request(cookie: "\(DashboardSession.cookieName)=\(value)"), now: 1_000))
+    }
+
+    @Test func aCookieSignedWithAnotherKeyIsRefused() {
+        let other = DashboardSession(adminKey: "another-key").token(now: 1_000)
+        #expect(!session.allows(request(cookie: "\(DashboardSession.cookieName)=\(other)"), now: 1_000))
+        // Changing the expiry breaks the signature.
+        let token = session.token(now: 1_000)
+        let parts = token.split(separator: ".")
+        let stretched = "bd1.\(Int64(parts[1])! + 100_000).\(parts[2])"
+        #expect(!session.allows(request(cookie: "\(DashboardSession.cookieName)=\(stretched)"), now: 1_000))
+    }
+
+    @Test func theCookieIsHttpOnlyAndSameSiteStrict() {
+        let set = session.setCookie(session.token(now: 0))
+        #expect(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/dashboard"))
+        #expect(session.setCookie(nil).contains("Max-Age=0"))
+    }
+
+    @Test func theAdminKeyAsBearerTokenWorksForScripts() {
+        #expect(session.allows(request(bearer: "the-admin-key"), now: 0))
+        #expect(!session.allows(request(bearer: "the-admin-kez"), now: 0))
+        #expect(!session.allows(request(), now: 0))
+    }
+}
+
+@Suite("Dashboard routes")
+struct DashboardRouteTests {
+    @Test func routes() {
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard") == .experiments)
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/") == .experiments)
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/experiments/a%20b") == .experiment("a b"))
+        #expect(DashboardRoute.route(method: "POST", path: "/dashboard/sign-in") == .signIn)
+        #expect(DashboardRoute.route(method: "DELETE", path: "/dashboard") == .methodNotAllowed)
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/experiments/a/b") == .notFound)
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboardx") == nil)
+        #expect(DashboardRoute.route(method: "GET", path: "/v1/models") == nil)
+    }
+}
+
+/// The site in process, on a store of real events: what each visitor gets.
+@Suite("Dashboard pages served")
+struct DashboardSiteTests {
+    static func store() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dash-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("store.db").path
+        let store = try EventStore(path: path, options: StoreOptions(flushIntervalMs: 10))
+        for d in 0..<3 {
+            for u in 0..<40 {
+                let t = Make.t0 + Int64(d) * Make.day + Int64(u) * 60_000_000
+                let id = "r\(d)-\(u)"
+                store.append(Make.request("u\(u)", u % 2 == 0 ? "control" : "treatment", id, conversation: "c\(d)-\(u)", at: t, latency: Double(100 + u)))
+                store.append(Make.feedback("thumbs_up", Double(u % 3 == 0 ? 1 : 0), request: id, at: t + 1_000_000))
+            }
+        }
+        store.close()
+        return path
+    }
+
+    static func site(_ path: String, key: String? = "k3y", disabled: String? = nil) -> DashboardSite {
+        var options = EventLog.Options()
+        options.experiment = "e"
+        var plan = AnalysisPlan()
+        plan.method = .sequential
+        let analysis = LiveAnalysis(path: path, options: options, plan: plan)
+        return DashboardSite(experiments: [DashboardSite.Experiment(name: "e", model: "bot") { analysis }], adminKey: key,
+                             disabled: disabled, readOnly: true, now: { Make.t0 + 3 * Make.day + 3_600_000_000 })
+    }
+
+    func get(_ site: DashboardSite, _ path: String, headers: [(String, String)] = []) throws -> FakeExchange.Answer {
+        let exchange = FakeExchange(method: "GET", path: path, headers: headers)
+        site.handle(exchange, exchange.request)
+        return try #require(exchange.wait(seconds: 60))
+    }
+
+    @Test func signInThenSeeTheExperiment() throws {
+        let site = Self.site(try Self.store())
+        // Not signed in: the form, no data.
+        let anonymous = try get(site, "/dashboard/experiments/e")
+        #expect(anonymous.status == 401 && anonymous.text.contains("name=\"key\"") && !anonymous.text.contains("data-metric"))
+        // A wrong key.
+        let wrong = FakeExchange(method: "POST", path: "/dashboard/sign-in", body: Array("key=nope&next=%2Fdashboard%2Fexperiments%2Fe".utf8))
+        site.handle(wrong, wrong.request)
+        let refused = try #require(wrong.wait())
+        #expect(refused.status == 401 && refused.header("set-cookie") == nil && refused.text.contains("class=\"error\""))
+        // The right key: a cookie and a redirect to where the visitor was going.
+        let right = FakeExchange(method: "POST", path: "/dashboard/sign-in", body: Array("key=k3y&next=%2Fdashboard%2Fexperiments%2Fe".utf8))
+        site.handle(right, right.request)
+        let ok = try #require(right.wait())
+        #expect(ok.status == 303 && ok.header("location") == "/dashboard/experiments/e")
+        let cookie = try #require(ok.header("set-cookie")?.split(separator: ";").first.map(String.init))
+        // A redirect elsewhere is not followed.
+        let away = FakeExchange(method: "POST", path: "/dashboard/sign-in", body: Array("key=k3y&next=https%3A%2F%2Fevil.example".utf8))
+        site.handle(away, away.request)
+        #expect(try #require(away.wait()).header("location") == "/dashboard")
+
+        let page = try get(site, "/dashboard/experiments/e", headers: [("Cookie", cookie)])
+        #expect(page.status == 200)
+        #expect(page.text.contains("table class=\"scorecard\"") && page.text.contains("data-metric=\"thumbs_up\""))
+        #expect(page.header("content-security-policy")?.contains("default-src 'none'") == true)
+        #expect(!page.text.contains("http://") && !page.text.contains("https://"), "nothing loads from elsewhere")
+        // The refresh gets <main>'s content only.
+        let fragment = try get(site, "/dashboard/experiments/e", headers: [("Cookie", cookie), ("X-Bakeoff-Fragment", "1")])
+        #expect(fragment.status == 200 && !fragment.text.contains("<html") && fragment.text.contains("scorecard"))
+        let list = try get(site, "/dashboard", headers: [("Cookie", cookie)])
+        #expect(list.status == 200 && list.text.contains("data-experiment=\"e\""))
+        #expect(try get(site, "/dashboard/experiments/nope", headers: [("Cookie", cookie)]).status == 404)
+    }
+
+    @Test func offWithoutAnAdminKey() throws {
+        let site = Self.site(try Self.store(), key: "k3y", disabled: "Admin features are off")
+        #expect(try get(site, "/dashboard").status == 403)
+        let post = FakeExchange(method: "POST", path: "/dashboard/sign-in", body: Array("key=k3y".utf8))
+        site.handle(post, post.request)
+        #expect(try #require(post.wait()).status == 403)
+    }
+
+    @Test func theScriptIsServedFromHere() throws {
+        let script = try get(Self.site(try Self.store()), "/dashboard/app.js")
+        #expect(script.status == 200 && script.header("content-type")?.hasPrefix("text/javascript") == true)
+        #expect(!script.text.contains("http://") && !script.text.contains("https://"))
+    }
+}
