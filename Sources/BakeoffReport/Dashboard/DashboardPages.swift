@@ -246,12 +246,16 @@ public enum DashboardPages {
         let groups = names.enumerated().map { (name: $0.element, color: Palette.variant($0.offset)) }
         var html = "<section><h2>Exposures</h2><div class=\"charts\">"
         html += "<figure><figcaption>New users per day</figcaption>" + BarChart(title: "New users per day", xLabel: "day (UTC)", yLabel: "new users", xFormat: { shortDate(Int64($0)) }, bars: bars, groups: groups).render() + "</figure>"
-        let planned = r.sampleRatio.expectedShares
+        // The planned shares, by name (the check lists them in its own order).
+        var planned: [String: Double] = [:]
+        for (k, o) in r.sampleRatio.observed.enumerated() where k < r.sampleRatio.expectedShares.count {
+            planned[o.name] = r.sampleRatio.expectedShares[k]
+        }
         for (i, n) in names.enumerated().dropFirst() {
             var chart = LineChart(title: "Share of users in \(n)", xLabel: "day (UTC)", yLabel: "cumulative share, %", yFormat: { fixedTrim($0) + "%" },
                                   xFormat: { shortDate(Int64($0)) },
                                   series: [LineChart.Series(name: "\(n), observed", color: Palette.variant(i), points: shares[i])])
-            if i < planned.count { chart.reference = (planned[i] * 100, "planned \(significant(planned[i] * 100, 3))%") }
+            if let share = planned[n] { chart.reference = (share * 100, "planned \(significant(share * 100, 3))%") }
             html += "<figure><figcaption>Cumulative share of users in \(escapeHTML(n))</figcaption>\(chart.render())</figure>"
         }
         return html + "</div></section>"

@@ -65,8 +65,18 @@ package struct LineChart {
     }
 
     package func render() -> String {
-        let left = 58.0, right = 14.0, top = 12.0, bottom = 46.0
-        let legendHeight = series.count > 1 || !series.isEmpty ? 20.0 : 0
+        let left = 58.0, right = 26.0, top = 12.0, bottom = 46.0
+        // The legend wraps onto as many rows as its entries need.
+        var legend: [(x: Double, row: Int)] = []
+        var lx0 = left, row = 0
+        for s in series {
+            let w = 30 + Double(s.name.count) * 7
+            if lx0 + w > width - right && lx0 > left { lx0 = left; row += 1 }
+            legend.append((lx0, row))
+            lx0 += w
+        }
+        let legendHeight = series.isEmpty ? 0 : Double(row + 1) * 18
+        let height = self.height + max(0, legendHeight - 20)
         let plotW = width - left - right, plotH = height - top - bottom - legendHeight
         var xs: [Double] = [], ys: [Double] = []
         for s in series {
@@ -139,15 +149,13 @@ package struct LineChart {
             }
         }
         // Legend.
-        var lx = left
-        let ly = height - 8
-        for s in series {
+        for (s, place) in zip(series, legend) {
+            let lx = place.x, ly = height - 8 - Double(legend.last!.row - place.row) * 18
             svg += "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 18))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(s.color)\" stroke-width=\"2.5\"\(s.dashed ? " stroke-dasharray=\"5 3\"" : "")/>"
             if !s.band.isEmpty {
                 svg += "<rect x=\"\(f(lx))\" y=\"\(f(ly - 10))\" width=\"18\" height=\"12\" fill=\"\(s.color)\" fill-opacity=\"0.16\"/>"
             }
             svg += "<text x=\"\(f(lx + 22))\" y=\"\(f(ly))\" class=\"tick\">\(escapeHTML(s.name))</text>"
-            lx += 30 + Double(s.name.count) * 7
         }
         return svg + "</svg>"
     }
@@ -203,7 +211,7 @@ package struct BarChart {
     }
 
     package func render() -> String {
-        let left = 58.0, right = 14.0, top = 12.0, bottom = 66.0
+        let left = 58.0, right = 26.0, top = 12.0, bottom = 66.0
         let plotW = width - left - right, plotH = height - top - bottom
         let label = "\(title): \(yLabel) by \(xLabel)"
         let top0 = bars.flatMap(\.values).max() ?? 0
