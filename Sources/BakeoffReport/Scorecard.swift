@@ -321,7 +321,9 @@ extension Scorecard {
         // interval past the metric's range is not printed, not even here).
         let rangeText = absoluteRange.map { "±" + formatMagnitude($0, f.metric) } ?? ""
         let what = f.metric.kind == .proportion ? "a rate" : title
-        if let empty {
+        if f.control == nil && f.treatment == nil {
+            why.append("No \(title) data yet.")
+        } else if let empty {
             why.append("No \(title) data in \(empty) yet.")
         } else if fewUsers {
             let requests = f.isQuantile && min(f.controlCount, f.treatmentCount) < min(f.controlUsers, f.treatmentUsers)
