@@ -49,7 +49,7 @@ extension Report {
     private var periodText: String {
         guard let a = firstTimestamp, let b = lastTimestamp else { return "" }
         let days = Double(b - a) / 86_400_000_000
-        return "\(formatTimestamp(a).prefix(10)) to \(formatTimestamp(b).prefix(10)) (\(format1(days)) days)"
+        return "\(formatTimestamp(a).prefix(10)) to \(formatTimestamp(b).prefix(10)) (\(formatDays(days)))"
     }
 
     /// The experiment's name for titles ("unnamed experiment" for summaries without one).
@@ -75,7 +75,7 @@ extension Report {
     var runtimeText: String? {
         let minimum = plan.effectiveMinimumRuntimeDays
         guard elapsedDays != nil || minimum > 0 || plan.maximumRuntimeDays != nil else { return nil }
-        var text = "Runtime: " + (elapsedDays.map { format1($0) + " days" } ?? "unknown (no timestamps)")
+        var text = "Runtime: " + (elapsedDays.map(formatDays) ?? "unknown (no timestamps)")
         var bounds: [String] = []
         if minimum > 0 { bounds.append("at least \(formatDays(minimum))\(plan.fullWeeks && minimum != plan.minimumRuntimeDays ? " (full weeks)" : "")") }
         if let maximum = plan.maximumRuntimeDays { bounds.append("at most \(formatDays(maximum))") }
@@ -101,7 +101,9 @@ extension Report {
             }
         }
         if let p = results.first(where: { $0.treatment == treatment && $0.metric.name == primaryMetric }) {
-            if let b = p.bayesian, b.issue == nil {
+            // As the scorecard shows it: no chance to win for a row with too few users yet.
+            let row = Scorecard(report: self, treatment: treatment).rows.first { $0.isPrimary }
+            if let b = p.bayesian, b.issue == nil, row?.chanceToWin != nil {
                 lines.append("Bayesian view of \(p.metric.title): chance \(treatment) is better \(fixed(b.chanceToWin * 100, 1))%, relative lift \(formatPercent(b.mean)) [\(formatPercentBare(b.interval.lower)), \(formatPercentBare(b.interval.upper))] credible, expected loss if shipped \(fixed(b.riskOfTreatment * 100, 2))% of control\(plan.prior == nil ? " (flat prior)" : "").")
             }
             if let mde = p.detectableEffect, let c = p.control.mean {
@@ -119,47 +121,55 @@ extension Report {
         }
     }
 
-    private func summaryRows(_ treatment: String, markdown: Bool) -> [[String]] {
+    /// The summary table of a scorecard: the terminal's short result words (a legend spells them out),
+    /// Markdown's full ones.
+    private func summaryRows(_ card: Scorecard, markdown: Bool) -> [[String]] {
         var rows: [[String]] = []
-        for r in results where r.treatment == treatment {
-            let title = r.metric.name == primaryMetric ? r.metric.title + " *" : r.metric.title
-            let sig: String
-            if r.pValue == nil { sig = "—" } else if !r.significant { sig = "no" } else {
-                sig = r.verdict == .better ? "better" : r.verdict == .worse ? "WORSE" : "yes"
-            }
-            rows.append([title, formatValue(r.control.mean, r.metric), formatValue(r.treatmentGroup.mean, r.metric),
-                         formatLift(r), r.decisionPValue.map(formatP) ?? "—", sig])
-        }
-        for q in quantiles where q.treatment == treatment {
-            let sig: String
-            if q.pValue == nil { sig = "—" } else if !q.significant { sig = "no" } else {
-                sig = q.verdict == .better ? "better" : q.verdict == .worse ? "WORSE" : "yes"
-            }
-            var lift = formatPercent(q.relativeChange)
-            if let ci = q.relativeInterval { lift += " [\(formatPercentBare(ci.lower)), \(formatPercentBare(ci.upper))]" }
-            rows.append([q.metric.title, formatValue(q.control, q.metric), formatValue(q.treatmentValue, q.metric),
-                         lift, (q.adjustedPValue ?? q.pValue).map(formatP) ?? "—", sig])
+        for row in card.rows {
+            let title = row.isPrimary ? row.metric.title + " *" : row.metric.title
+            let lift = row.lift + (row.liftInterval.map { " " + $0 } ?? "")
+            rows.append([title, row.control, row.treatment, lift, row.pValue, markdown ? row.statusText : row.status.shortText])
         }
         if markdown { return rows.map { $0.map { $0.replacingOccurrences(of: "|", with: "\\|") } } }
         return rows
     }
 
-    /// The detail table; notes too long for a cell (in an 80-column table) become numbered footnotes.
-    private func detailRows(_ treatment: String, footnotes: inout [String], longNotes: Bool) -> [[String]] {
+    /// The detail table: users, units and the absolute difference with its interval (too few users: none).
+    private func detailRows(_ card: Scorecard) -> [[String]] {
         var rows: [[String]] = []
-        for r in results where r.treatment == treatment {
-            var ci = r.absoluteInterval.map { formatInterval($0, r.metric) } ?? (r.note ?? "")
-            if !longNotes, r.absoluteInterval == nil, let note = r.note, note.count > 24 {
-                footnotes.append("\(r.metric.title): \(note)")
-                ci = "see note \(footnotes.count)"
-            }
-            rows.append([r.metric.title,
+        for row in card.rows where !row.isQuantile {
+            guard let r = results.first(where: { $0.treatment == card.treatment && $0.metric.name == row.metric.name }) else { continue }
+            let ci = row.interval.map { $0 + (row.intervalLevel.map { " (\($0))" } ?? "") }
+                ?? (row.status == .tooFewUsers ? "too few users" : "—")
+            rows.append([row.metric.title,
                          "\(group(r.control.users))/\(group(r.treatmentGroup.users))",
                          "\(group(Int(r.control.units)))/\(group(Int(r.treatmentGroup.units)))",
-                         r.absoluteDifference.map { formatSigned($0, r.metric) } ?? "n/a",
-                         ci])
+                         row.difference, ci])
         }
         return rows
+    }
+
+    /// Under the tables: each row's explanation, then the folded rows with the reason.
+    private func scorecardNotes(_ card: Scorecard, markdown: Bool) -> String {
+        // Rows with the same explanation (too few users, early on) share one line.
+        var lines: [String] = []
+        var titles: [String: [String]] = [:]
+        var order: [String] = []
+        for row in card.rows {
+            guard let text = row.explanation else { continue }
+            if titles[text] == nil { order.append(text) }
+            titles[text, default: []].append(row.metric.title)
+        }
+        for text in order { lines.append("\(titles[text]!.joined(separator: ", ")): \(text)") }
+        if !card.folded.isEmpty {
+            lines.append("Nothing to compare yet: " + card.folded.map { row in
+                var reason = row.explanation ?? row.statusText
+                if reason.hasSuffix(".") { reason.removeLast() }
+                return "\(row.metric.title) (\(reason.lowercasedFirst))"
+            }.joined(separator: "; ") + ".")
+        }
+        guard !lines.isEmpty else { return "" }
+        return lines.map { markdown ? "- " + $0 : wrap("  " + $0, indent: "    ") }.joined(separator: "\n") + "\n\n"
     }
 
     private func renderText(markdown: Bool) -> String {
@@ -189,21 +199,23 @@ extension Report {
             out += "\n"
         }
 
-        for treatment in variants.dropFirst().map(\.name) {
+        for card in scorecards {
+            let treatment = card.treatment
             if variants.count > 2 { out += "\(markdown ? "### " : "")\(treatment) vs \(control)\n\n" }
-            let header = ["Metric", control, treatment, "lift [\(formatNumber((1 - alpha) * 100))% CI]", "p-value", "signif."]
-            let rows = summaryRows(treatment, markdown: markdown)
-            out += markdown ? markdownTable(header, rows) : renderTable(header, rows)
+            let header = ["Metric", control, treatment, "lift [\(formatNumber((1 - alpha) * 100))% CI]", "p-value", markdown ? "result" : "signif."]
+            let rows = summaryRows(card, markdown: markdown)
+            out += markdown ? markdownTable(header, rows, leftAligned: [0, 5]) : renderTable(header, rows)
+            if !markdown && card.rows.contains(where: { $0.status == .tooFewUsers || $0.status == .noDifference }) {
+                out += wrap("signif.: no = no clear difference; too few = too few users yet (no interval shown).") + "\n"
+            }
             out += "\n"
+            out += scorecardNotes(card, markdown: markdown)
             let detailHeader = ["Metric", "users c/t", "units c/t", "difference", "\(formatNumber((1 - alpha) * 100))% CI"]
-            var footnotes: [String] = []
-            let details = detailRows(treatment, footnotes: &footnotes, longNotes: markdown)
+            let details = detailRows(card)
             if markdown {
                 out += "<details><summary>Users, units and absolute differences</summary>\n\n" + markdownTable(detailHeader, details) + "\n</details>\n\n"
             } else {
                 out += renderTable(detailHeader, details) + "\n"
-                for (i, note) in footnotes.enumerated() { out += wrap("\(i + 1). \(note)", indent: "   ") + "\n" }
-                if !footnotes.isEmpty { out += "\n" }
             }
             let notes = analysisNotes(treatment)
             if !notes.isEmpty {
@@ -540,4 +552,7 @@ func actionName(_ action: DecisionAction) -> String {
     }
 }
 
-/// 12,345 with thousands separators.
+extension StringProtocol {
+    /// The text with its first letter in lower case ("No data" → "no data"), for a reason inside a sentence.
+    var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
+}

@@ -253,7 +253,7 @@ extension Scorecard {
         /// Why the row has nothing to show, or nil when it has something.
         var nothingToShow: String? {
             if control == nil && treatment == nil { return "no data in either variant yet" }
-            if allTheSame, let c = control { return "every user has the same value (\(formatValue(c, metric))) in both variants" }
+            if allTheSame, let c = control { return "every user has the same value in both variants, \(formatValue(c, metric))" }
             return nil
         }
 
@@ -317,28 +317,31 @@ extension Scorecard {
         }
         let tooFew = status == .tooFewUsers
 
-        // Why numbers are missing or not to be read yet.
-        if let empty {
+        // Why numbers are missing or not to be read yet: the first reason of the rule that holds (an
+        // interval past the metric's range is not printed, not even here).
+        let rangeText = absoluteRange.map { "±" + formatMagnitude($0, f.metric) } ?? ""
+        let what = f.metric.kind == .proportion ? "a rate" : title
+        if f.control == nil && f.treatment == nil {
+            why.append("No \(title) data yet.")
+        } else if let empty {
             why.append("No \(title) data in \(empty) yet.")
         } else if fewUsers {
-            let unit = f.isQuantile && min(f.controlCount, f.treatmentCount) < min(f.controlUsers, f.treatmentUsers) ? "requests" : "users"
-            let counts = unit == "requests" ? (f.controlCount, f.treatmentCount) : (f.isQuantile ? (f.controlUsers, f.treatmentUsers) : (f.controlCount, f.treatmentCount))
-            let have = "Only \(group(counts.0)) \(unit) in \(control) and \(group(counts.1)) in \(treatment) have \(title) data so far"
-            if tooFew {
-                why.append("\(have); a comparison needs at least \(minimumUsers) in each.")
-            } else {
-                why.append("\(have): an early result, which may not hold as more users arrive.")
-            }
-        }
-        if intervalPastRange, let ci = f.interval, let range = absoluteRange {
-            let past = "Its interval, \(formatInterval(ci, f.metric)), reaches past what \(f.metric.kind == .proportion ? "a rate" : title) can change (±\(formatMagnitude(range, f.metric)))"
-            why.append(tooFew ? "\(past): too few users to measure it yet." : "\(past), so it is not shown: too few users to tell the size of the change yet, though its direction is significant.")
-        } else if liftPastRange, let b = liftBounds {
-            let past = "Its lift interval, [\(formatPercentBare(b.lower)), \(formatPercentBare(b.upper))], reaches past what \(title) can change"
-            why.append(tooFew ? "\(past): too few users to measure it yet." : "\(past), so it is not shown: too few users to tell the size of the change yet.")
-        }
-        if liftUnbounded {
-            why.append("The lift cannot be bounded yet: \(control)'s value is not yet told apart from 0\(tooFew ? "." : "; read the difference instead.")")
+            let requests = f.isQuantile && min(f.controlCount, f.treatmentCount) < min(f.controlUsers, f.treatmentUsers)
+            let counts = f.isQuantile && !requests ? (f.controlUsers, f.treatmentUsers) : (f.controlCount, f.treatmentCount)
+            let have = "Only \(group(counts.0)) \(requests ? "requests" : "users") in \(control) and \(group(counts.1)) in \(treatment) so far"
+            why.append(tooFew ? "\(have); a comparison needs at least \(minimumUsers) users in each."
+                : "\(have): an early result, which may not hold as more users arrive.")
+        } else if testNeedsMoreData, let note = f.note {
+            why.append(note.prefix(1).uppercased() + note.dropFirst() + ".")
+        } else if intervalPastRange {
+            why.append(tooFew ? "Its interval reaches past what \(what) can change (\(rangeText)): too few users to measure it yet."
+                : "Its interval is not shown: it reaches past what \(what) can change (\(rangeText)), so there are too few users to tell the size of the change yet, though its direction is significant.")
+        } else if liftPastRange {
+            why.append(tooFew ? "Its lift interval reaches past what \(title) can change: too few users to measure it yet."
+                : "Its lift interval is not shown: it reaches past what \(title) can change, so there are too few users to tell the size of the change yet.")
+        } else if liftUnbounded {
+            why.append(tooFew ? "The lift cannot be bounded yet: \(control)'s value is not yet told apart from 0, so too few users to measure it."
+                : "The lift has no interval yet: \(control)'s value is not yet told apart from 0; read the difference instead.")
         }
         if f.lift == nil, f.control == 0 {
             why.append("No lift: \(control)'s value is 0.")
@@ -355,7 +358,7 @@ extension Scorecard {
             why += disagreements(f, interval: shownInterval, lift: shownLift, report: report, treatment: treatment)
             if let b = bayesian, let text = bayesianDisagreement(f, b, report: report, treatment: treatment) { why.append(text) }
         }
-        if let note = f.note, empty == nil, !fewUsers {
+        if let note = f.note, empty == nil, !fewUsers, !testNeedsMoreData {
             why.append(note.prefix(1).uppercased() + note.dropFirst() + ".")
         }
 
@@ -445,7 +448,7 @@ extension Scorecard {
     static func disagreements(_ f: Facts, interval: ConfidenceInterval?, lift: (lower: Double, upper: Double)?,
                               report: Report, treatment: String) -> [String] {
         var out: [String] = []
-        let p = f.decisionPValue.map(formatPEquals) ?? ""
+        let p = "the p-value, " + (f.decisionPValue.map(formatP) ?? "—") + ","
         let significant = f.significant
         let correction = report.plan.correction == .holm ? "Holm" : "Benjamini-Hochberg"
         let corrected = f.adjustedPValue != nil && f.familySize > 1
@@ -471,7 +474,7 @@ extension Scorecard {
                 : "The lift interval \(liftText) excludes 0 but \(p) is not significant: \(method)\(difference). The decision follows the p-value.")
         }
         if !significant, corrected, let raw = f.pValue, raw < report.alpha {
-            out.append("On its own the change is significant (\(formatPEquals(raw))), but not after the \(correction) correction for \(f.familySize) comparisons (\(p)).")
+            out.append("On its own the change is significant (\(formatPEquals(raw))), but not after the \(correction) correction for \(f.familySize) comparisons (\(formatPEquals(f.decisionPValue ?? raw))).")
         }
         return out
     }
@@ -499,7 +502,7 @@ extension Scorecard {
         }
         let better = chance >= 0.5
         let chanceText = "the Bayesian chance that \(treatment) is \(better ? "better" : "worse") is \(fixed((better ? chance : 1 - chance) * 100, 1))%"
-        let head = f.significant ? "\(formatPEquals(p)) is significant but \(chanceText)" : "\(formatPEquals(p)) is not significant but \(chanceText)"
-        return head.prefix(1).uppercased() + head.dropFirst() + ": " + reasons.joined(separator: "; ") + ". The decision follows the p-value."
+        let head = "The p-value, \(formatP(p)), is \(f.significant ? "" : "not ")significant but \(chanceText)"
+        return head + ": " + reasons.joined(separator: "; ") + ". The decision follows the p-value."
     }
 }

@@ -84,7 +84,8 @@ struct ReportTests {
         spec.experiment = "<script>alert(1)</script>"
         let html = try Simulated.report(spec).render(.html)
         #expect(html.hasPrefix("<!doctype html>"))
-        #expect(html.contains("<svg"))
+        // The chart (HTML positioned in percent, no SVG: it reflows on a phone).
+        #expect(html.contains("<figure class=\"chart\">"))
         #expect(!html.contains("<script>"))
         #expect(html.contains("&lt;script&gt;"))
         #expect(!html.contains("http://") && !html.contains("https://"), "no external resources")
