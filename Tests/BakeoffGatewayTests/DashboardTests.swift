@@ -128,7 +128,7 @@ struct DashboardSiteTests {
 
         let page = try get(site, "/dashboard/experiments/e", headers: [("Cookie", cookie)])
         #expect(page.status == 200)
-        #expect(page.text.contains("table class=\"scorecard\"") && page.text.contains("data-metric=\"thumbs_up\""))
+        #expect(page.text.contains("table class=\"scorecard\"") && page.text.contains("data-metric=\"thumbs_up_rate\""))
         #expect(page.header("content-security-policy")?.contains("default-src 'none'") == true)
         #expect(!page.text.contains("http://") && !page.text.contains("https://"), "nothing loads from elsewhere")
         // The refresh gets <main>'s content only.

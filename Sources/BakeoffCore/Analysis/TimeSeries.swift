@@ -115,8 +115,14 @@ extension TimeSeries {
                         cut += Self.day
                     }
                     self.reached = midnight
-                } else if midnight < reached, let newest = closed.keys.max(), timestamp < newest {
-                    for cut in closed.keys where cut > timestamp { late.insert(cut) }
+                } else if midnight < reached {
+                    // An event from before cuts already made: a closed cut missed it, and a cut from before the
+                    // first event read (the log does not start with its earliest day) never existed.
+                    var cut = midnight + Self.day
+                    while cut <= reached {
+                        if closed[cut] != nil || !openCuts.contains(cut) { late.insert(cut) }
+                        cut += Self.day
+                    }
                 }
             } else {
                 reached = midnight
