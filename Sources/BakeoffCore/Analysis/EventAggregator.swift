@@ -173,6 +173,13 @@ public struct EventAggregator {
         return copy
     }
 
+    /// Sorts the quantile fields' values read since the last call, so that `finish` need not sort them all:
+    /// for an aggregation finished again and again as events arrive (the dashboard). `finish` gives the same
+    /// with or without it.
+    public mutating func prepare() {
+        for k in fieldQuantiles.indices { fieldQuantiles[k].prepare() }
+    }
+
     /// Adds one event. Events of other experiments are counted and skipped.
     public mutating func add(_ e: EventView) throws(EventRejection) {
         try add(e, sequence: sequence &+ 1)
@@ -677,6 +684,34 @@ private struct PendingFeedback {
 struct FieldQuantiles {
     private var users: [UInt32] = []
     private var values: [Double] = []
+    /// Indices of the first `sorted.count` values in order of value (ties in file order), kept by `prepare`
+    /// so that an aggregation finished again and again (the dashboard's refresh) sorts only the new values.
+    private var sorted: [UInt32] = []
+
+    /// Brings `sorted` up to every value: sorts the new ones and merges them in (a stable sort of all of them
+    /// gives the same order).
+    mutating func prepare() {
+        let old = sorted.count, count = values.count
+        guard count > old else { return }
+        var fresh = (old..<count).map { UInt32(truncatingIfNeeded: $0) }
+        values.withUnsafeBufferPointer { v in
+            fresh.sort { v[Int($0)] < v[Int($1)] || (v[Int($0)] == v[Int($1)] && $0 < $1) }
+            if old == 0 {
+                sorted = fresh
+                return
+            }
+            var merged: [UInt32] = []
+            merged.reserveCapacity(count)
+            var i = 0, j = 0
+            while i < old && j < fresh.count {
+                // Every old index is smaller than every fresh one: on a tie the old one comes first.
+                if v[Int(fresh[j])] < v[Int(sorted[i])] { merged.append(fresh[j]); j += 1 } else { merged.append(sorted[i]); i += 1 }
+            }
+            merged.append(contentsOf: sorted[i...])
+            merged.append(contentsOf: fresh[j...])
+            sorted = merged
+        }
+    }
 
     @inline(__always)
     mutating func add(_ x: Double, user: Int) {
@@ -707,16 +742,25 @@ struct FieldQuantiles {
             a.reserveCapacity(size)
             return a
         }
-        for i in values.indices {
-            let u = users[i]
-            entries[Int(firstVariants[Int(u)])].append(.init(value: values[i], squareStep: u, userCount: perUser[Int(u)]))
+        // In value order when `prepare` has sorted every value (the same order as the stable sort below).
+        let presorted = sorted.count == values.count
+        if presorted {
+            for i in sorted {
+                let u = users[Int(i)]
+                entries[Int(firstVariants[Int(u)])].append(.init(value: values[Int(i)], squareStep: u, userCount: perUser[Int(u)]))
+            }
+        } else {
+            for i in values.indices {
+                let u = users[i]
+                entries[Int(firstVariants[Int(u)])].append(.init(value: values[i], squareStep: u, userCount: perUser[Int(u)]))
+            }
         }
         var rank = perUser
         for u in rank.indices { rank[u] = 0 }
         var sketches: [QuantileSketch] = []
         var clustered: [ClusteredQuantileSketch] = []
         for v in 0..<variantCount {
-            entries[v].sort { $0.value < $1.value }
+            if !presorted { entries[v].sort { $0.value < $1.value } }
             var sketch = QuantileSketch()
             entries[v].withUnsafeMutableBufferPointer { buffer in
                 for j in buffer.indices {

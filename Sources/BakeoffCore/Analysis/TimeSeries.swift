@@ -172,11 +172,16 @@ extension TimeSeries {
         }
 
         /// Every event read so far, as `EventLog.aggregate` gives it.
-        public func whole() throws -> ExperimentData { try lines.snapshot() }
+        public mutating func whole() throws -> ExperimentData {
+            lines.prepare()
+            return try lines.snapshot()
+        }
 
         /// The series so far, as `build` gives it; `recompute` aggregates the events before a late cut afresh.
-        public func series(recompute: (Int64) throws -> ExperimentData) throws -> TimeSeries {
-            let whole = try lines.snapshot()
+        /// `whole` is `whole()` when the caller has it already.
+        public mutating func series(whole known: ExperimentData? = nil, recompute: (Int64) throws -> ExperimentData) throws -> TimeSeries {
+            let whole = try known ?? self.whole()
+            for i in openAggregators.indices { openAggregators[i].prepare() }
             var series = TimeSeries(experiment: whole.experiment)
             guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else { return series }
             for cut in dailyCuts(first: first, last: last) {

@@ -136,6 +136,9 @@ public enum EventLog {
             }
         }
 
+        /// Sorts what `snapshot` would otherwise sort in full each time (see `EventAggregator.prepare`).
+        public mutating func prepare() { aggregator.prepare() }
+
         /// The aggregator as it stands, leaving out events at or after `cut` from now on (see
         /// `EventAggregator.cut(at:)`).
         public func cut(at cut: Int64) -> EventAggregator { aggregator.cut(at: cut) }

@@ -124,12 +124,12 @@ public final class LiveAnalysis: Sendable {
                 current.builder.replace(cut: cut, with: try StoreAnalysis.aggregate(path: path, options: o))
                 current.recomputed += 1
             }
-            let series = try current.builder.series { cut in
+            let data = try current.builder.whole()
+            let series = try current.builder.series(whole: data) { cut in
                 var o = options
                 o.until = cut
                 return try StoreAnalysis.aggregate(path: path, options: o)
             }
-            let data = try current.builder.whole()
             var plan = self.plan
             plan.asOf = now
             var report = try Analysis.run(data, plan: plan)
