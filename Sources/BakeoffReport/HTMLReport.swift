@@ -212,7 +212,7 @@ extension Report {
             html += "<figure class=\"chart\"><div class=\"forest\" role=\"list\" aria-label=\"Relative lift of each metric with its confidence interval and result\">\n"
             for r in rows {
                 let role = r.isPrimary ? " <span class=\"role\">(primary)</span>" : r.isGuardrail ? " <span class=\"role\">(guardrail)</span>" : ""
-                html += "<div class=\"fr s-\(r.status.rawValue)\" role=\"listitem\" data-metric=\"\(escape(r.metric.name))\" title=\"\(escape(Self.chartTitle(r)))\">"
+                html += "<div class=\"fr s-\(r.status.rawValue)\" role=\"listitem\" data-chart-metric=\"\(escape(r.metric.name))\" title=\"\(escape(Self.chartTitle(r)))\">"
                 html += "<span class=\"fl\">\(escape(r.metric.title))\(role)</span><span class=\"fp\"><span class=\"zero\" style=\"\(left(0))\"></span>"
                 if let m = Self.relativeMargin(r) {
                     html += "<span class=\"margin\" style=\"\(left(m))\" title=\"guardrail margin \(escape(formatPercent(m)))\"></span>"
