@@ -45,7 +45,7 @@ extension Report {
         .scorecard th{background:#f6f8fa;font-weight:600} .scorecard th:first-child,.scorecard td.metric,.scorecard td.status{text-align:left}
         .scorecard tr.has-note td{border-bottom:none} .scorecard tr.explain td{text-align:left;font-size:13px;color:#3d444d;padding-top:0}
         .scorecard th:first-child,.scorecard td.metric{position:sticky;left:0;background:#fff} .scorecard th:first-child{background:#f6f8fa}
-        .explain .why{position:sticky;left:.45rem;max-width:calc(100vw - 3rem)}
+        .explain .why{position:sticky;left:.45rem;max-width:calc(100vw - 4rem)}
         .v,.lvl,.raw,.tag{white-space:nowrap} .ci{white-space:nowrap;color:#57606a} .lvl,.raw,.sub{font-size:12px;color:#57606a} .raw{display:block} .guard{overflow-wrap:anywhere}
         .tag{font-size:11px;border:1px solid #d0d7de;border-radius:4px;padding:0 .3em;color:#57606a}
         .s-better .status{color:#005a8c;font-weight:600} .s-worse .status{color:#a33f00;font-weight:600} .s-changed .status{color:#7a3d6b;font-weight:600}
