@@ -37,7 +37,7 @@ extension Report {
         .s-better .fp,.s-better .pt{color:#0072B2} .s-better .pt{background:#0072B2;border-radius:50%}
         .s-worse .fp{color:#D55E00} .s-worse .pt{background:#D55E00}
         .s-changed .fp{color:#CC79A7} .s-changed .pt{background:#CC79A7;clip-path:polygon(50% 0,100% 100%,0 100%)}
-        .s-no_difference .fp,.s-too_few_users .fp,.s-not_tested .fp{color:#8c959f} .s-no_difference .pt{background:#fff;border:2px solid #6e7781;border-radius:50%}
+        .s-no_difference .fp,.s-too_few_users .fp,.s-not_tested .fp{color:#8c959f} .s-no_difference .pt,.s-not_tested .pt{background:#fff;border:2px solid #6e7781;border-radius:50%}
         .s-better .fv .word{color:#005a8c;font-weight:600} .s-worse .fv .word{color:#a33f00;font-weight:600} .s-changed .fv .word{color:#7a3d6b;font-weight:600}
         @media (max-width:600px){.fr{grid-template-columns:1fr auto;margin-bottom:.3rem} .fr .fp{grid-column:1/-1;grid-row:2} .fr.axis .fl,.fr.axis .fv{display:none} .tick:first-child{transform:none} .tick:last-child{transform:translateX(-100%)}}
         table.scorecard{border-collapse:collapse;width:100%;min-width:640px;font-size:14px;font-variant-numeric:tabular-nums}
@@ -45,8 +45,8 @@ extension Report {
         .scorecard th{background:#f6f8fa;font-weight:600} .scorecard th:first-child,.scorecard td.metric,.scorecard td.status{text-align:left}
         .scorecard tr.has-note td{border-bottom:none} .scorecard tr.explain td{text-align:left;font-size:13px;color:#3d444d;padding-top:0}
         .scorecard th:first-child,.scorecard td.metric{position:sticky;left:0;background:#fff} .scorecard th:first-child{background:#f6f8fa}
-        .explain .why{position:sticky;left:.45rem;max-width:calc(100vw - 3rem)}
-        .v,.lvl,.raw,.tag{white-space:nowrap} .ci{white-space:nowrap;color:#57606a} .lvl,.raw,.sub{font-size:12px;color:#57606a} .lvl,.raw{display:block}
+        .explain .why{position:sticky;left:.45rem;max-width:calc(100vw - 4rem)}
+        .v,.lvl,.raw,.tag{white-space:nowrap} .ci{white-space:nowrap;color:#57606a} .lvl,.raw,.sub{font-size:12px;color:#57606a} .raw{display:block} .guard{overflow-wrap:anywhere}
         .tag{font-size:11px;border:1px solid #d0d7de;border-radius:4px;padding:0 .3em;color:#57606a}
         .s-better .status{color:#005a8c;font-weight:600} .s-worse .status{color:#a33f00;font-weight:600} .s-changed .status{color:#7a3d6b;font-weight:600}
         .s-too_few_users .status,.s-not_tested .status,.s-no_difference .status{color:#57606a}
@@ -127,16 +127,15 @@ extension Report {
             html += "<tr class=\"s-\(row.status.rawValue)\(explained ? " has-note" : "")\" data-metric=\"\(escape(row.metric.name))\" data-variant=\"\(escape(card.treatment))\" data-status=\"\(row.status.rawValue)\">"
             html += "<td class=\"metric\">\(escape(row.metric.title))"
             if row.isPrimary { html += " <span class=\"tag\">primary</span>" }
-            if row.isGuardrail { html += " <span class=\"tag\">guardrail</span>" }
             html += "<div class=\"sub\">\(escape(row.sampleSize))</div>"
-            if let g = row.guardrail { html += "<div class=\"sub\">guardrail: \(escape(g))</div>" }
+            if let g = row.guardrail { html += "<div class=\"sub guard\">guardrail: \(escape(g))</div>" }
             html += "</td>"
             html += numberCell(row.control, row.numbers.control)
             html += numberCell(row.treatment, row.numbers.treatment)
             var difference = "<span class=\"v\">\(escape(row.difference))</span>"
             if let ci = row.interval, let b = row.numbers.interval {
-                difference += " " + intervalSpan(ci, b)
-                if let level = row.intervalLevel { difference += " <span class=\"lvl\" title=\"made at the level the multiple-comparison correction asks for\">\(escape(level)) CI</span>" }
+                let level = row.intervalLevel.map { " <span class=\"lvl\" title=\"a \($0) interval: the level the multiple-comparison correction asks for\">\(escape($0))</span>" } ?? ""
+                difference += " " + intervalSpan(ci, b, suffix: level)
             }
             html += "<td class=\"num\"\(dataValue(row.numbers.difference))>\(difference)</td>"
             var lift = "<span class=\"v\">\(escape(row.lift))</span>"
@@ -171,8 +170,9 @@ extension Report {
         value.map { " data-value=\"\(JSONWriter.number($0))\"" } ?? ""
     }
 
-    private func intervalSpan(_ text: String, _ bounds: (lower: Double, upper: Double)) -> String {
-        "<span class=\"ci\" data-lower=\"\(JSONWriter.number(bounds.lower))\" data-upper=\"\(JSONWriter.number(bounds.upper))\">\(escape(text))</span>"
+    /// An interval that never breaks inside; `suffix` (its level) stays on its line.
+    private func intervalSpan(_ text: String, _ bounds: (lower: Double, upper: Double), suffix: String = "") -> String {
+        "<span class=\"ci\" data-lower=\"\(JSONWriter.number(bounds.lower))\" data-upper=\"\(JSONWriter.number(bounds.upper))\">\(escape(text))\(suffix)</span>"
     }
 
     /// The mark beside a result's words: a shape as well as a colour.
@@ -212,7 +212,7 @@ extension Report {
             html += "<figure class=\"chart\"><div class=\"forest\" role=\"list\" aria-label=\"Relative lift of each metric with its confidence interval and result\">\n"
             for r in rows {
                 let role = r.isPrimary ? " <span class=\"role\">(primary)</span>" : r.isGuardrail ? " <span class=\"role\">(guardrail)</span>" : ""
-                html += "<div class=\"fr s-\(r.status.rawValue)\" role=\"listitem\" data-metric=\"\(escape(r.metric.name))\" title=\"\(escape(Self.chartTitle(r)))\">"
+                html += "<div class=\"fr s-\(r.status.rawValue)\" role=\"listitem\" data-chart-metric=\"\(escape(r.metric.name))\" title=\"\(escape(Self.chartTitle(r)))\">"
                 html += "<span class=\"fl\">\(escape(r.metric.title))\(role)</span><span class=\"fp\"><span class=\"zero\" style=\"\(left(0))\"></span>"
                 if let m = Self.relativeMargin(r) {
                     html += "<span class=\"margin\" style=\"\(left(m))\" title=\"guardrail margin \(escape(formatPercent(m)))\"></span>"

@@ -299,7 +299,8 @@ extension Scorecard {
         case .exclusive?, .unbounded?: liftUnbounded = true
         case nil: break
         }
-        let liftPastRange = liftBounds.map { b in liftRange(f.metric, control: f.control).map { b.lower < $0.lower - 1e-9 || b.upper > $0.upper + 1e-9 } ?? false } ?? false
+        let possibleLifts = liftRange(f.metric)
+        let liftPastRange = liftBounds.map { b in possibleLifts.map { b.lower < $0.lower - 1e-9 || b.upper > $0.upper + 1e-9 } ?? false } ?? false
 
         let status: Status
         switch f.verdict {
@@ -336,9 +337,11 @@ extension Scorecard {
         } else if intervalPastRange {
             why.append(tooFew ? "Its interval reaches past what \(what) can change (\(rangeText)): too few users to measure it yet."
                 : "Its interval is not shown: it reaches past what \(what) can change (\(rangeText)), so there are too few users to tell the size of the change yet, though its direction is significant.")
-        } else if liftPastRange {
-            why.append(tooFew ? "Its lift interval reaches past what \(title) can change: too few users to measure it yet."
-                : "Its lift interval is not shown: it reaches past what \(title) can change, so there are too few users to tell the size of the change yet.")
+        } else if liftPastRange, let range = possibleLifts {
+            let past = range.upper.isInfinite ? "reaches below −100%, impossible for a value that cannot be negative"
+                : "reaches past what \(title) can change (\(formatPercent(range.lower)) to \(formatPercent(range.upper)))"
+            why.append(tooFew ? "Its lift interval \(past): too few users to measure it yet."
+                : "Its lift interval is not shown: it \(past), so there are too few users to tell the size of the change yet.")
         } else if liftUnbounded {
             why.append(tooFew ? "The lift cannot be bounded yet: \(control)'s value is not yet told apart from 0, so too few users to measure it."
                 : "The lift has no interval yet: \(control)'s value is not yet told apart from 0; read the difference instead.")
@@ -411,7 +414,7 @@ extension Scorecard {
 
     /// The lifts the metric can take: from −100% for a value that cannot be negative, and for a score with
     /// a positive floor (CSAT 1-5) from floor/ceiling − 1 to ceiling/floor − 1.
-    static func liftRange(_ metric: Metric, control: Double?) -> (lower: Double, upper: Double)? {
+    static func liftRange(_ metric: Metric) -> (lower: Double, upper: Double)? {
         let nonNegative: Bool
         switch metric.source {
         case .turns, .repeatUsage, .errors, .field: nonNegative = true

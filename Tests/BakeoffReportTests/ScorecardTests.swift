@@ -168,7 +168,15 @@ struct ScorecardTests {
         for r in [try ReportPageTests.caseStudy(), try ReportPageTests.early(users: 20), try ReportPageTests.early(users: 300)] {
             let card = Scorecard(report: r, treatment: "treatment")
             let html = r.render(.html), markdown = r.render(.markdown), table = r.render(.table)
+            let chart = html.contains("<figure") ? try ReportPageTests.chart(html) : ""
             for row in card.rows {
+                // The chart draws every row with a lift and names the others with the reason.
+                if row.liftValue != nil {
+                    #expect(chart.contains("data-chart-metric=\"\(row.metric.name)\""), "\(row.metric.name) not drawn")
+                } else {
+                    #expect(!chart.contains("data-chart-metric=\"\(row.metric.name)\""), "\(row.metric.name)")
+                    #expect(ReportPageTests.text(html).contains("\(row.metric.title) (\(row.status == .tooFewUsers ? row.statusText : "no lift")"), "\(row.metric.name)")
+                }
                 let dom = try ReportPageTests.row(html, row.metric.name)
                 #expect(dom.contains("data-status=\"\(row.status.rawValue)\""), "\(row.metric.name)")
                 #expect(ReportPageTests.text(dom).contains(row.statusText), "\(row.metric.name)")

@@ -126,18 +126,6 @@ package func formatPercentBare(_ x: Double) -> String {
     return (v > 0 ? "+" : "") + text
 }
 
-/// "+10.7% [+6.1, +15.4]" with Fieller's set; unbounded sets are spelled out.
-package func formatLift(_ r: MetricResult) -> String {
-    guard let lift = r.relativeLift else { return r.control.mean == 0 ? "n/a (control is 0)" : "n/a" }
-    var s = formatPercent(lift)
-    switch r.relativeInterval {
-    case .bounded(let lo, let hi)?: s += " [\(formatPercentBare(lo)), \(formatPercentBare(hi))]"
-    case .exclusive?, .unbounded?: s += " [unbounded]"
-    case nil: break
-    }
-    return s
-}
-
 package func formatInterval(_ ci: ConfidenceInterval?, _ metric: Metric) -> String {
     guard let ci else { return "" }
     return "[\(formatSigned(ci.lower, metric)), \(formatSigned(ci.upper, metric))]"
