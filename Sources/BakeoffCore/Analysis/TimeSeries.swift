@@ -101,6 +101,8 @@ extension TimeSeries {
 
         /// Events read so far.
         public var events: Int { number }
+        /// Cuts closed so far (a change means the series changed even without new events).
+        public var closedCuts: Int { closed.count }
 
         /// Adds the next event (one line of the log, in the order written) with its timestamp.
         public mutating func add(_ line: UnsafeRawBufferPointer, timestamp: Int64) throws(EventLogError) {

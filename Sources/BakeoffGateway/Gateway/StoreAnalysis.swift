@@ -91,6 +91,8 @@ public final class LiveAnalysis: Sendable {
         var builder: TimeSeries.Builder
         var lastID: Int64 = 0
         var recomputed = 0
+        /// The last read's aggregation and series, and what they were made of: reused while nothing changed.
+        var cached: (events: Int, closed: Int, data: ExperimentData, series: TimeSeries)?
         init(builder: consuming TimeSeries.Builder) { self.builder = builder }
     }
 
@@ -124,11 +126,18 @@ public final class LiveAnalysis: Sendable {
                 current.builder.replace(cut: cut, with: try StoreAnalysis.aggregate(path: path, options: o))
                 current.recomputed += 1
             }
-            let data = try current.builder.whole()
-            let series = try current.builder.series(whole: data) { cut in
-                var o = options
-                o.until = cut
-                return try StoreAnalysis.aggregate(path: path, options: o)
+            let data: ExperimentData, series: TimeSeries
+            if let cached = current.cached, cached.events == current.builder.events, cached.closed == current.builder.closedCuts,
+               current.builder.late.isEmpty {
+                (data, series) = (cached.data, cached.series)
+            } else {
+                data = try current.builder.whole()
+                series = try current.builder.series(whole: data) { cut in
+                    var o = options
+                    o.until = cut
+                    return try StoreAnalysis.aggregate(path: path, options: o)
+                }
+                current.cached = (current.builder.events, current.builder.closedCuts, data, series)
             }
             var plan = self.plan
             plan.asOf = now
