@@ -27,7 +27,7 @@ LITELLM_VENV := .venv-litellm
 LITELLM := $(LITELLM_VENV)/bin/litellm
 LITELLM_PACKAGES := 'litellm[proxy]==1.108.7'
 
-.PHONY: all deps browser-deps build demo test bench fixtures venv clean
+.PHONY: all deps browser-deps build demo test bench fixtures venv clean screenshots
 
 all: build
 
@@ -90,6 +90,11 @@ test: build browser-deps $(TEST_PY_STAMP)
 	@echo "== The dashboard in headless Chromium (e2e/browser)"
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/browser
 
+# The dashboard's pages at 1280 and 390 px for the README (docs/screenshots/), from two weeks of the case study
+# and the demo's offline eval, through headless Chromium.
+screenshots: build browser-deps $(TEST_PY_STAMP)
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) TEST_PY=$(CURDIR)/$(TEST_PY) bash scripts/demo/screenshots.sh $(OUT) docs/screenshots
+
 # The gateway's end-to-end tests use the official openai package as a real client.
 $(TEST_PY):
 	python3 -m venv $(TEST_VENV)
@@ -125,16 +130,21 @@ fixtures: venv
 # tmpfs); BENCH_SOAK=0 skips it.
 # BENCH_ONLY=eval: only `bakeoff eval` vs the openai client on asyncio (scripts/bench/eval_bench.py, 10,000
 # requests, ~3 minutes); BENCH_EVAL=0 skips it, BENCH_EVAL_REQUESTS sets its size.
+# BENCH_ONLY=dashboard: only the dashboard's first load against one `analyze --db`, and its refreshes, on a store of
+# about 10 million events (scripts/bench/dashboard_bench.py, ~5 minutes); BENCH_DASHBOARD=0 skips it,
+# BENCH_DASHBOARD_USERS sets its size (600,000 users: about 10 million events).
 # BENCH_ONLY=stats: only bakeoff vs gbstats on 100 metrics' sufficient statistics (scripts/bench/stats.py);
 # BENCH_STATS=0 skips it; BENCH_STATS_RUNS sets its timed bakeoff runs (default 11).
-bench: build $(if $(filter gateway soak,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
+bench: build $(if $(filter gateway soak dashboard,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval dashboard,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
 	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
-	$(if $(filter stats eval,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
-	$(if $(filter gateway soak eval,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter stats eval dashboard,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
+	$(if $(filter gateway soak eval dashboard,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/stats.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_STATS_RUNS),--runs $(BENCH_STATS_RUNS)))
-	$(if $(filter gateway soak stats,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats dashboard,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/eval_bench.py --bin $(CURDIR)/$(BIN) --client-python $(CURDIR)/$(TEST_PY) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_EVAL_REQUESTS),--requests $(BENCH_EVAL_REQUESTS)))
+	$(if $(filter gateway soak stats eval,$(BENCH_ONLY))$(filter 0,$(BENCH_DASHBOARD)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+		python3 scripts/bench/dashboard_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_DASHBOARD_USERS),--users $(BENCH_DASHBOARD_USERS)))
 
 $(LITELLM):
 	python3 -m venv $(LITELLM_VENV)

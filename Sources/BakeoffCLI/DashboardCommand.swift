@@ -16,6 +16,7 @@ let dashboardSpec = CommandSpec(
         .single("--config", "FILE", "The gateway config: each experiment's metrics and plan as the gateway has them", default: "the plan recorded in the store, with the built-in metrics"),
         .single("--listen", "HOST:PORT", "Where to listen (port 0 picks a free one)", default: "127.0.0.1:8090"),
         .single("--refresh", "SECONDS", "How often an open page refreshes itself; 0 = only on the button", default: "30"),
+        .single("--evals", "FILE", "An eval cache (bakeoff eval --cache) whose kept reports the dashboard lists", default: "bakeoff-eval.db when it exists"),
     ],
     notes: "With BAKEOFF_ADMIN_KEY set (or the config's \"admin_key_env\"), the pages need it (a sign-in form sets a cookie). Without a key the dashboard is open, so it listens on this machine only (127.0.0.1, ::1 or localhost)."
 )
@@ -57,7 +58,14 @@ let dashboardSpec = CommandSpec(
     if key == nil && !["127.0.0.1", "::1", "localhost"].contains(host) {
         throw UsageError("without a key the dashboard is open to anyone who reaches it: set \(keyEnv) to a secret to listen on \(host), or listen on 127.0.0.1")
     }
-    let site = DashboardSite(experiments: experiments, adminKey: key, readOnly: true, refreshSeconds: Int(refresh))
+    var evals: [String] = []
+    if let given = args.string("--evals") {
+        guard FileManager.default.isReadableFile(atPath: given) else { throw UsageError("--evals \(given): no such readable eval cache (bakeoff eval's --cache file)") }
+        evals = [given]
+    } else if FileManager.default.isReadableFile(atPath: "bakeoff-eval.db") {
+        evals = ["bakeoff-eval.db"]
+    }
+    let site = DashboardSite(experiments: experiments, evalCaches: evals, adminKey: key, readOnly: true, refreshSeconds: Int(refresh))
     var options = HTTPServer.Options()
     options.host = host
     options.port = port

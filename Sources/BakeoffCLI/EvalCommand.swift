@@ -63,11 +63,13 @@ let evalSpec = CommandSpec(
         }
     }
     let items = try readEvalItems(datasetPath, limit: limit, console)
+    var cachePath: String?
 
     var cache: EvalCache?
     if !args.flag("--no-cache") {
         let path = args.string("--cache") ?? "bakeoff-eval.db"
         cache = try EvalCache(path: path)
+        cachePath = path
         if cache!.entriesAtOpen > 0 { console.printError("cache \(path): \(group(cache!.entriesAtOpen)) calls kept from earlier runs are not made again") }
     } else if args.string("--cache") != nil {
         throw UsageError("give either --cache or --no-cache")
@@ -124,6 +126,15 @@ let evalSpec = CommandSpec(
             try callsLines(observations, plan: eval.plan).write(toFile: callsPath, atomically: true, encoding: .utf8)
             console.printError("every call written to \(callsPath)")
         } catch { failures.append("\(callsPath): cannot write the calls: \(error.localizedDescription)") }
+    }
+    // Kept in the cache for the dashboard's offline evals (`bakeoff dashboard --evals`).
+    if let cachePath {
+        let d = report.decision
+        let summary = "\(d.action.rawValue.prefix(1).uppercased() + d.action.rawValue.dropFirst()): \(d.variant) — \(d.reasons.first ?? "")"
+        do {
+            try EvalCache.saveReport(path: cachePath, experiment: experiment.name, createdAt: Int64(Date().timeIntervalSince1970 * 1_000_000),
+                                     summary: summary, json: report.render(.json), html: report.render(.html))
+        } catch { failures.append("\(cachePath): the report could not be kept for the dashboard: \(error)") }
     }
     let text = report.render(format)
     var written = false

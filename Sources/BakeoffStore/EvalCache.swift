@@ -58,7 +58,58 @@ public final class EvalCache: Sendable {
             ) WITHOUT ROWID;
             CREATE INDEX labels_by_experiment ON labels (experiment);
             """),
+        // 3: every finished report, for the dashboard's offline evals.
+        Migration("eval-reports", sql: """
+            CREATE TABLE reports (
+                id INTEGER PRIMARY KEY,
+                experiment TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                summary TEXT NOT NULL,
+                json TEXT NOT NULL,
+                html TEXT NOT NULL
+            );
+            """),
     ])
+
+    /// A finished eval report as the cache keeps it.
+    public struct SavedReport: Sendable, Equatable {
+        public var id: Int64
+        public var experiment: String
+        /// Microseconds since 1970.
+        public var createdAt: Int64
+        /// The decision in a sentence.
+        public var summary: String
+        public var json: String
+        public var html: String
+    }
+
+    /// Keeps a finished report in the cache at `path` (opened and closed here: the calls' connection is closed
+    /// by then), so the dashboard can show it.
+    public static func saveReport(path: String, experiment: String, createdAt: Int64, summary: String, json: String, html: String) throws(StoreError) {
+        let connection = try Connection(path: path, readOnly: false, label: "eval cache", migrator: migrator)
+        let insert = try connection.prepare("INSERT INTO reports (experiment, created_at, summary, json, html) VALUES (?1, ?2, ?3, ?4, ?5)")
+        insert.bind(1, experiment)
+        insert.bind(2, createdAt)
+        insert.bind(3, summary)
+        insert.bind(4, json)
+        insert.bind(5, html)
+        _ = try insert.step()
+    }
+
+    /// The reports kept in the cache at `path`, newest first; `id` picks one. A cache from before reports were
+    /// kept has none.
+    public static func savedReports(path: String, id: Int64? = nil) throws(StoreError) -> [SavedReport] {
+        let connection = try Connection(path: path, readOnly: true, label: "eval cache", migrator: migrator)
+        guard try connection.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'reports'") > 0 else { return [] }
+        let select = try connection.prepare("SELECT id, experiment, created_at, summary, json, html FROM reports" + (id == nil ? "" : " WHERE id = ?1") + " ORDER BY id DESC")
+        if let id { select.bind(1, id) }
+        var out: [SavedReport] = []
+        while try select.step() {
+            out.append(SavedReport(id: select.int(0), experiment: select.string(1), createdAt: select.int(2), summary: select.string(3),
+                                   json: select.string(4), html: select.string(5)))
+        }
+        return out
+    }
 
     private struct State {
         var connection: Connection?

@@ -64,6 +64,9 @@ struct DashboardRouteTests {
         #expect(DashboardRoute.route(method: "POST", path: "/dashboard/sign-in") == .signIn)
         #expect(DashboardRoute.route(method: "DELETE", path: "/dashboard") == .methodNotAllowed)
         #expect(DashboardRoute.route(method: "GET", path: "/dashboard/experiments/a/b") == .notFound)
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/evals/0-12") == .eval(source: 0, id: 12))
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/evals/x-12") == .notFound)
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/evals/-1-2") == .notFound)
         #expect(DashboardRoute.route(method: "GET", path: "/dashboardx") == nil)
         #expect(DashboardRoute.route(method: "GET", path: "/v1/models") == nil)
     }
@@ -145,6 +148,28 @@ struct DashboardSiteTests {
         let post = FakeExchange(method: "POST", path: "/dashboard/sign-in", body: Array("key=k3y".utf8))
         site.handle(post, post.request)
         #expect(try #require(post.wait()).status == 403)
+    }
+
+    @Test func keptEvalReportsAreListedAndShownToSignedInVisitorsOnly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evals-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let cache = dir.appendingPathComponent("bakeoff-eval.db").path
+        _ = try EvalCache(path: cache)
+        try EvalCache.saveReport(path: cache, experiment: "e", createdAt: Make.t0, summary: "Promote: treatment — wins 62% [55%, 68%]",
+                                 json: "{}", html: "<!doctype html><html><body><h1>Offline eval: e</h1><p>win rate 62%</p></body></html>")
+        var options = EventLog.Options()
+        options.experiment = "e"
+        let analysis = LiveAnalysis(path: try Self.store(), options: options, plan: AnalysisPlan())
+        let site = DashboardSite(experiments: [DashboardSite.Experiment(name: "e", model: nil) { analysis }], evalCaches: [cache],
+                                 adminKey: "k3y", readOnly: true)
+        let auth = [("Authorization", "Bearer k3y")]
+        let list = try get(site, "/dashboard", headers: auth)
+        #expect(list.text.contains("Offline evals") && list.text.contains("/dashboard/evals/0-1") && list.text.contains("wins 62%"))
+        let page = try get(site, "/dashboard/evals/0-1", headers: auth)
+        #expect(page.status == 200 && page.text.contains("win rate 62%") && page.text.contains("href=\"/dashboard\""))
+        #expect(try get(site, "/dashboard/evals/0-1").status == 401)
+        #expect(try get(site, "/dashboard/evals/0-2", headers: auth).status == 404)
+        #expect(try get(site, "/dashboard/evals/5-1", headers: auth).status == 404)
     }
 
     @Test func theScriptIsServedFromHere() throws {

@@ -21,7 +21,7 @@ private func remove(_ path: String) {
 @Suite("Eval cache: human labels")
 struct EvalCacheLabelsTests {
     @Test func theLabelsMigrationIsAppended() {
-        #expect(EvalCache.migrator.migrations.map(\.id) == ["eval-calls", "eval-labels"])
+        #expect(EvalCache.migrator.migrations.map(\.id) == ["eval-calls", "eval-labels", "eval-reports"])
     }
 
     @Test func labelsAreKeptPerKeyAndLabelerAndReplacedOnImportAgain() throws {
@@ -63,7 +63,7 @@ struct EvalCacheLabelsTests {
         #expect(try cache.entry("k")?.text == "an answer")
         try cache.saveLabels([label("x", "ann", .win)])
         #expect(try cache.labels().count == 1)
-        #expect(try sqliteScalar(path, "PRAGMA user_version") == 2)
+        #expect(try sqliteScalar(path, "PRAGMA user_version") == 3)
     }
 
     @Test func aVerdictOutsideWinTieLossIsRefusedByTheSchema() throws {
@@ -75,5 +75,22 @@ struct EvalCacheLabelsTests {
         #expect(throws: StoreError.self) {
             try db.execute("INSERT INTO labels (key, labeler, source, experiment, request_id, variant, control, verdict, item, created_at) VALUES ('k', 'l', 's', 'e', 'r', 'v', 'c', 'maybe', 'i', 0)")
         }
+    }
+
+    @Test func reportsAreKeptNewestFirstAndACacheFromBeforeHasNone() throws {
+        let path = temporaryCache()
+        defer { remove(path) }
+        do {
+            // A cache of the release before reports were kept: it opens read-only and lists none.
+            let old = try Connection(path: path, readOnly: false, label: "eval cache", migrator: Migrator(Array(EvalCache.migrator.migrations.prefix(2))))
+            #expect(try old.schemaVersion() == 2)
+        }
+        #expect(try EvalCache.savedReports(path: path).isEmpty)
+        try EvalCache.saveReport(path: path, experiment: "e", createdAt: 1, summary: "first", json: "{}", html: "<p>1</p>")
+        try EvalCache.saveReport(path: path, experiment: "e", createdAt: 2, summary: "second", json: "{}", html: "<p>2</p>")
+        let all = try EvalCache.savedReports(path: path)
+        #expect(all.map(\.summary) == ["second", "first"])
+        #expect(try EvalCache.savedReports(path: path, id: all[1].id).map(\.html) == ["<p>1</p>"])
+        #expect(try EvalCache.savedReports(path: path, id: 99).isEmpty)
     }
 }

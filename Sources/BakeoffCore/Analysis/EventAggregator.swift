@@ -20,7 +20,7 @@ public struct EventRejection: Error, Sendable, Equatable {
 /// one pass. With an experiment start, the events before it go to a second aggregator of the same kind
 /// (the pre-experiment period, for covariates).
 /// It does no I/O: the caller reads lines and hands over `EventView`s.
-public struct EventAggregator {
+public struct EventAggregator: Sendable {
     public let metrics: [Metric]
     /// The experiment analysed; nil until the first event when none was asked for.
     public var experiment: String? { filter.name }

@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 /// An experiment's analysis as it stood at the end of each day: the report at every daily cut, each equal to
 /// `bakeoff analyze --until` at that time (the same aggregation, the same plan).
 ///
@@ -78,15 +80,43 @@ extension TimeSeries {
         /// The last midnight reached by an event (nil before the first).
         private var reached: Int64?
         private var latest: Int64 = .min
-        private var closed: [Int64: Closed] = [:]
+        /// Each closed cut's point, computed on another thread while the read goes on (two cores: the read on
+        /// one, the days' analyses on the other).
+        private var closed: [Int64: PendingPoint] = [:]
         /// Closed cuts that an event from before them reached afterwards.
         public private(set) var late: Set<Int64> = []
         private var days = DailyRequests()
 
-        enum Closed {
+        enum Closed: Sendable {
             case report(Report)
             case skipped(String)
             case failed(any Error)
+        }
+
+        /// A point being computed, or computed.
+        final class PendingPoint: Sendable {
+            private let result = Mutex<Closed?>(nil)
+            private let done = DispatchSemaphore(value: 0)
+
+            init(_ value: Closed) {
+                result.withLock { $0 = value }
+                done.signal()
+            }
+
+            init(computing: @escaping @Sendable () -> Closed) {
+                DispatchQueue.global().async { [self] in
+                    let value = computing()
+                    result.withLock { $0 = value }
+                    done.signal()
+                }
+            }
+
+            /// The point, once computed.
+            var value: Closed {
+                done.wait()
+                done.signal()
+                return result.withLock { $0! }
+            }
         }
 
         public static let day: Int64 = 86_400_000_000
@@ -110,6 +140,8 @@ extension TimeSeries {
             let midnight = Self.floorDay(timestamp)
             if let reached {
                 if midnight > reached {
+                    // Sorted now, the cuts share the sorted values and sort only the late events they take.
+                    lines.prepare()
                     var cut = reached + Self.day
                     while cut <= midnight {
                         openCuts.append(cut)
@@ -152,24 +184,25 @@ extension TimeSeries {
             while let cut = openCuts.first, cut + settle <= time {
                 let aggregator = openAggregators.removeFirst()
                 openCuts.removeFirst()
-                closed[cut] = point(lines, aggregator)
+                let context = lines.context, plan = self.plan
+                closed[cut] = PendingPoint {
+                    var a = aggregator
+                    a.prepare()
+                    return Self.point(context, a, plan)
+                }
                 days.close(before: cut)
             }
         }
 
-        private func point(_ lines: borrowing EventLog.LineAggregator, _ aggregator: EventAggregator?) -> Closed {
+        private static func point(_ context: EventLog.LineAggregator.Context, _ aggregator: EventAggregator, _ plan: AnalysisPlan) -> Closed {
             let data: ExperimentData
-            do { data = try lines.snapshot(of: aggregator) } catch { return .failed(error) }
-            do throws(AnalysisError) {
-                return .report(try Analysis.run(data, plan: plan))
-            } catch {
-                return .skipped(error.message)
-            }
+            do { data = try context.data(of: aggregator) } catch { return .failed(error) }
+            return analyse(data, plan)
         }
 
         /// Puts the point of a late cut (see `late`) recomputed from every event before it.
         public mutating func replace(cut: Int64, with data: ExperimentData) {
-            closed[cut] = Self.analyse(data, plan)
+            closed[cut] = PendingPoint(Self.analyse(data, plan))
             late.remove(cut)
         }
 
@@ -193,9 +226,9 @@ extension TimeSeries {
                 } else if late.contains(cut) {
                     result = Self.analyse(try recompute(cut), plan)
                 } else if let done = closed[cut] {
-                    result = done
+                    result = done.value
                 } else if let i = openCuts.firstIndex(of: cut) {
-                    result = point(lines, openAggregators[i])
+                    result = Self.point(lines.context, openAggregators[i], plan)
                 } else {
                     result = Self.analyse(try recompute(cut), plan)
                 }

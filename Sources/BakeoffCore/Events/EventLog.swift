@@ -146,13 +146,34 @@ public enum EventLog {
         /// The data so far, as `finish` would give it, without ending the read; with `cut`, the data of that
         /// cut of this aggregator instead (its events before the cut).
         public func snapshot(of cut: EventAggregator? = nil) throws -> ExperimentData {
-            var data = (cut ?? aggregator).finish()
-            data.dataQuality.linesSkipped = skipped
-            data.dataQuality.skippedExamples = examples
-            data.dataQuality.blankLines = blank
-            var options = self.options
-            if let cut { options.until = cut.until }
-            return try EventLog.check(data, path: source, options: options, empty: lines == 0 || lines == blank)
+            try context.data(of: cut ?? aggregator)
+        }
+
+        /// What the read knows besides the aggregation (lines skipped, the source, the options), to finish an
+        /// aggregation of it on another thread.
+        public var context: Context {
+            Context(source: source, options: options, skipped: skipped, examples: examples, blank: blank, lines: lines)
+        }
+
+        /// See `context`.
+        public struct Context: Sendable {
+            let source: String
+            let options: Options
+            let skipped: Int
+            let examples: [String]
+            let blank: Int
+            let lines: Int
+
+            /// The data of `aggregator` (this read's, or a cut of it), after the checks every way of reading shares.
+            public func data(of aggregator: EventAggregator) throws -> ExperimentData {
+                var data = aggregator.finish()
+                data.dataQuality.linesSkipped = skipped
+                data.dataQuality.skippedExamples = examples
+                data.dataQuality.blankLines = blank
+                var options = self.options
+                if let until = aggregator.until { options.until = until }
+                return try EventLog.check(data, path: source, options: options, empty: lines == 0 || lines == blank)
+            }
         }
 
         private mutating func skip(_ error: EventLogError, _ number: Int) throws(EventLogError) {

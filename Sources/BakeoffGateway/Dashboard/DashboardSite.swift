@@ -1,6 +1,7 @@
 import BakeoffCore
 import BakeoffHTTP
 import BakeoffReport
+import BakeoffStore
 import Dispatch
 import Foundation
 
@@ -73,6 +74,8 @@ package struct DashboardSession: Sendable {
 package enum DashboardRoute: Equatable, Sendable {
     case experiments
     case experiment(String)
+    /// `/dashboard/evals/K-ID`: report ID of the K-th eval cache.
+    case eval(source: Int, id: Int64)
     case script
     case signIn
     case signOut
@@ -90,6 +93,11 @@ package enum DashboardRoute: Equatable, Sendable {
         case "/sign-in": return method == "POST" ? .signIn : method == "GET" ? .experiments : .methodNotAllowed
         case "/sign-out": return method == "POST" ? .signOut : .methodNotAllowed
         default:
+            if rest.hasPrefix("/evals/") {
+                let parts = rest.dropFirst("/evals/".count).split(separator: "-", omittingEmptySubsequences: false)
+                guard parts.count == 2, let source = Int(parts[0]), let id = Int64(parts[1]), source >= 0 else { return .notFound }
+                return method == "GET" ? .eval(source: source, id: id) : .methodNotAllowed
+            }
             if rest.hasPrefix("/experiments/") {
                 let name = String(rest.dropFirst("/experiments/".count))
                 guard !name.isEmpty, !name.contains("/") else { return .notFound }
@@ -118,6 +126,8 @@ public final class DashboardSite: Sendable {
     }
 
     let experiments: [Experiment]
+    /// Eval caches whose kept reports the dashboard lists.
+    let evalCaches: [String]
     let session: DashboardSession
     /// Why the dashboard is off (the gateway has no admin key), or nil.
     let disabled: String?
@@ -131,10 +141,11 @@ public final class DashboardSite: Sendable {
 
     /// - Parameters:
     ///   - adminKey: nil opens the dashboard to every request (only for a server on this machine).
-    public init(experiments: [Experiment], adminKey: String?, disabled: String? = nil, readOnly: Bool, refreshSeconds: Int = 30,
+    public init(experiments: [Experiment], evalCaches: [String] = [], adminKey: String?, disabled: String? = nil, readOnly: Bool, refreshSeconds: Int = 30,
                 beforeRead: @escaping @Sendable () -> Void = {}, storeProblems: @escaping @Sendable () -> [String] = { [] },
                 now: (@Sendable () -> Int64)? = nil) {
         self.experiments = experiments
+        self.evalCaches = evalCaches
         session = DashboardSession(adminKey: adminKey)
         self.disabled = disabled
         self.readOnly = readOnly
@@ -169,7 +180,10 @@ public final class DashboardSite: Sendable {
                 return redirect(exchange, to: next, cookie: nil)
             }
             guard let key = form["key"], session.isAdminKey(key) else {
-                return respond(exchange, 401, DashboardPages.signIn(error: "That is not the admin key.", next: next))
+                // A wrong key is answered half a second later (off the server's threads), so guessing is slow.
+                let page = DashboardPages.signIn(error: "That is not the admin key.", next: next)
+                DispatchQueue.global().asyncAfter(deadline: .now() + Self.wrongKeyDelay) { [self] in respond(exchange, 401, page) }
+                return
             }
             return redirect(exchange, to: next, cookie: session.setCookie(session.token(now: seconds)))
         case .signOut:
@@ -177,6 +191,12 @@ public final class DashboardSite: Sendable {
         case .notFound:
             guard session.allows(request, now: seconds) else { return refuse(exchange, request) }
             return respond(exchange, 404, DashboardPages.message(title: "Not found", text: "There is no dashboard page at \(request.path).", signedIn: true))
+        case .eval(let source, let id):
+            guard session.allows(request, now: seconds) else { return refuse(exchange, request) }
+            guard source < evalCaches.count, let saved = try? EvalCache.savedReports(path: evalCaches[source], id: id).first else {
+                return respond(exchange, 404, DashboardPages.message(title: "No such eval", text: "There is no kept eval report at \(request.path).", signedIn: true))
+            }
+            return respond(exchange, 200, DashboardPages.evalPage(saved.html))
         case .experiments, .experiment:
             guard session.allows(request, now: seconds) else { return refuse(exchange, request) }
             let fragment = request.header("x-bakeoff-fragment") == "1"
@@ -191,20 +211,38 @@ public final class DashboardSite: Sendable {
                     respond(exchange, 200, fragment ? DashboardPages.experimentMain(view) : DashboardPages.experiment(view, refreshSeconds: refreshSeconds))
                 } else {
                     let views = experiments.map(read)
-                    respond(exchange, 200, fragment ? DashboardPages.experimentsMain(views, evals: [], readOnly: readOnly)
-                                                    : DashboardPages.experiments(views, evals: [], readOnly: readOnly, refreshSeconds: refreshSeconds))
+                    let evals = keptEvals()
+                    respond(exchange, 200, fragment ? DashboardPages.experimentsMain(views, evals: evals, readOnly: readOnly)
+                                                    : DashboardPages.experiments(views, evals: evals, readOnly: readOnly, refreshSeconds: refreshSeconds))
                 }
             }
         }
+    }
+
+    /// The eval reports kept in the caches, newest first (a cache that cannot be read is skipped and said).
+    func keptEvals() -> [DashboardEval] {
+        var out: [DashboardEval] = []
+        for (k, path) in evalCaches.enumerated() {
+            do {
+                for r in try EvalCache.savedReports(path: path) {
+                    out.append(DashboardEval(experiment: r.experiment, summary: r.summary, createdAt: r.createdAt, path: "\(DashboardPages.root)/evals/\(k)-\(r.id)"))
+                }
+            } catch {
+                out.append(DashboardEval(experiment: path, summary: "cannot be read: \(error)", createdAt: 0, path: DashboardPages.root))
+            }
+        }
+        return out.sorted { $0.createdAt > $1.createdAt }
     }
 
     /// One experiment's data as of now, or why there is none.
     func read(_ experiment: Experiment) -> DashboardExperiment {
         let at = now()
         do {
-            let s = try experiment.analysis().refresh(now: at)
-            return DashboardExperiment(name: experiment.name, model: experiment.model, report: s.report, series: s.series,
-                                       daily: s.daily, storeProblems: storeProblems(), readAt: at)
+            let s = try experiment.analysis().current(now: now)
+            var view = DashboardExperiment(name: experiment.name, model: experiment.model, report: s.report, series: s.series,
+                                           daily: s.daily, storeProblems: storeProblems(), readAt: s.readAt)
+            view.updating = s.updating
+            return view
         } catch {
             return DashboardExperiment(name: experiment.name, model: experiment.model, unavailable: "\(error)",
                                        storeProblems: storeProblems(), readAt: at)
@@ -227,6 +265,9 @@ public final class DashboardSite: Sendable {
         if let cookie { headers.append(("Set-Cookie", cookie)) }
         exchange.respond(status: 303, headers: headers, body: Array("See \(location)\n".utf8))
     }
+
+    /// How long a wrong sign-in waits for its answer.
+    static let wrongKeyDelay = 0.5
 
     /// Every dashboard response: nothing loads from elsewhere, no framing, no caching of data, no referrer.
     static let securityHeaders: [(String, String)] = [

@@ -1,5 +1,6 @@
 import BakeoffCore
 import BakeoffStore
+import Dispatch
 import Synchronization
 
 /// Joins the event store to the analysis: the store deals in log lines, plans as text and counts, and knows
@@ -73,6 +74,39 @@ public final class LiveAnalysis: Sendable {
         public var recomputed: Int
         /// When this read happened (microseconds since 1970).
         public var readAt: Int64
+        /// Seconds the read took.
+        public var readSeconds: Double = 0
+        /// True when this is the last read's result while a newer read runs (see `current`).
+        public var updating = false
+    }
+
+    /// The last read's result and what a read with new events last cost, for `current`.
+    private struct Latest {
+        var snapshot: Snapshot?
+        var seconds: Double = 0
+        var reading = false
+    }
+    private let latest = Mutex(Latest())
+
+    /// The analysis for a page: read now when reading is quick (a read with new events took at most `budget`
+    /// seconds the last time), else at once the last read's result, marked `updating`, while a new read runs on
+    /// another thread. A large store's page so answers at once, and shows when its data was read.
+    public func current(now: @escaping @Sendable () -> Int64, budget: Double = 0.2) throws -> Snapshot {
+        let (last, seconds) = latest.withLock { ($0.snapshot, $0.seconds) }
+        guard var last, seconds > budget else { return try refresh(now: now()) }
+        let start = latest.withLock { l -> Bool in
+            if l.reading { return false }
+            l.reading = true
+            return true
+        }
+        if start {
+            DispatchQueue.global().async { [self] in
+                _ = try? refresh(now: now())
+                latest.withLock { $0.reading = false }
+            }
+        }
+        last.updating = true
+        return last
     }
 
     public let path: String
@@ -110,6 +144,18 @@ public final class LiveAnalysis: Sendable {
     /// A failure (a damaged store, an event the analysis refuses) drops what was built, so the next read starts
     /// over and meets the same failure instead of resuming from a half-read event.
     public func refresh(now: Int64) throws -> Snapshot {
+        let started = MonotonicClock.now()
+        var snapshot = try read(now: now)
+        snapshot.readSeconds = Double(MonotonicClock.now() - started) / 1e9
+        let done = snapshot
+        latest.withLock { l in
+            l.snapshot = done
+            if done.newEvents > 0 || l.seconds == 0 { l.seconds = done.readSeconds }
+        }
+        return snapshot
+    }
+
+    private func read(now: Int64) throws -> Snapshot {
         return try state.withLock { (state: inout State) throws -> Snapshot in
             let options = state.options
             let current = state.pass ?? Pass(builder: TimeSeries.Builder(source: path, options: options, plan: plan, settle: settle))

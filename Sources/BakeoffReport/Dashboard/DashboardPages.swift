@@ -14,6 +14,8 @@ public struct DashboardExperiment: Sendable {
     public var storeProblems: [String]
     /// When the data was read (microseconds since 1970).
     public var readAt: Int64
+    /// True while a newer read runs (a large store): the page shows the last one and says so.
+    public var updating = false
 
     public init(name: String, model: String? = nil, report: Report? = nil, unavailable: String? = nil, series: TimeSeries? = nil,
                 daily: [DayRequests] = [], storeProblems: [String] = [], readAt: Int64) {
@@ -35,6 +37,22 @@ public struct DashboardExperiment: Sendable {
         case .stopInconclusive: return "stopped"
         case .keepRunning: return "running"
         }
+    }
+}
+
+/// An offline eval report kept by `bakeoff eval`, as the dashboard lists it.
+public struct DashboardEval: Sendable {
+    public var experiment: String
+    public var summary: String
+    /// Microseconds since 1970.
+    public var createdAt: Int64
+    /// Where its page is.
+    public var path: String
+    public init(experiment: String, summary: String, createdAt: Int64, path: String) {
+        self.experiment = experiment
+        self.summary = summary
+        self.createdAt = createdAt
+        self.path = path
     }
 }
 
@@ -65,16 +83,16 @@ public enum DashboardPages {
     }
 
     /// The list of experiments.
-    public static func experiments(_ list: [DashboardExperiment], evals: [String], readOnly: Bool, refreshSeconds: Int?) -> String {
+    public static func experiments(_ list: [DashboardExperiment], evals: [DashboardEval], readOnly: Bool, refreshSeconds: Int?) -> String {
         page(title: "Experiments", main: experimentsMain(list, evals: evals, readOnly: readOnly), signedIn: true, refreshSeconds: refreshSeconds)
     }
 
     /// The list's `<main>` content.
-    public static func experimentsMain(_ list: [DashboardExperiment], evals: [String], readOnly: Bool) -> String {
+    public static func experimentsMain(_ list: [DashboardExperiment], evals: [DashboardEval], readOnly: Bool) -> String {
         var html = "<h1>Experiments</h1>"
         html += "<p class=\"muted\">\(readOnly ? "Read-only view of the store" : "Live from the gateway") · read \(escapeHTML(clock(list.first?.readAt))) UTC</p>"
         if list.isEmpty {
-            return html + "<p>No experiment yet.</p>"
+            return html + "<p>No experiment yet.</p>" + evalList(evals)
         }
         html += "<div class=\"scroll\"><table class=\"list\"><thead><tr><th>Experiment</th><th>Status</th><th>Days running</th><th>Users per variant</th><th>Decision</th><th>Health</th></tr></thead><tbody>"
         for e in list {
@@ -91,10 +109,24 @@ public enum DashboardPages {
             html += "</tr>"
         }
         html += "</tbody></table></div>"
-        if !evals.isEmpty {
-            html += "<h2>Offline evals</h2><ul>" + evals.map { "<li><a href=\"\(root)/evals/\(percentEncode($0))\">\(escapeHTML($0))</a></li>" }.joined() + "</ul>"
+        return html + evalList(evals)
+    }
+
+    /// The offline evals kept by `bakeoff eval`, newest first.
+    static func evalList(_ evals: [DashboardEval]) -> String {
+        guard !evals.isEmpty else { return "" }
+        var html = "<h2>Offline evals</h2><div class=\"scroll\"><table class=\"evals\"><thead><tr><th>Experiment</th><th>Run</th><th>Result</th></tr></thead><tbody>"
+        for e in evals {
+            html += "<tr data-eval=\"\(escapeHTML(e.path))\"><td><a href=\"\(escapeHTML(e.path))\">\(escapeHTML(e.experiment))</a></td><td class=\"nowrap\">\(escapeHTML(shortDate(e.createdAt))) \(escapeHTML(clock(e.createdAt)))</td><td style=\"text-align:left\">\(escapeHTML(e.summary))</td></tr>"
         }
-        return html
+        return html + "</tbody></table></div>"
+    }
+
+    /// A kept eval report's own page (self-contained HTML) with the dashboard's way back added at its top.
+    public static func evalPage(_ html: String) -> String {
+        let bar = "<div style=\"font:14px system-ui,sans-serif;padding:.5rem 0;border-bottom:1px solid #d0d7de;margin-bottom:1rem\"><a href=\"\(root)\">← Experiments and evals</a></div>"
+        guard let body = html.range(of: "<body>") else { return bar + html }
+        return html.replacingCharacters(in: body, with: "<body>" + bar)
     }
 
     /// One experiment's page.
@@ -114,7 +146,7 @@ public enum DashboardPages {
         facts.append(r.elapsedDays.map { "running \(escapeHTML(formatDays($0)))" } ?? "")
         facts.append(r.variants.map { "\(escapeHTML($0.name)) \(group($0.users)) users" }.joined(separator: " · "))
         facts.append("\(group(r.requestEvents)) requests · \(group(r.feedbackEvents)) feedback events")
-        facts.append("read \(escapeHTML(clock(e.readAt))) UTC")
+        facts.append("data as of \(escapeHTML(clock(e.readAt))) UTC" + (e.updating ? " (newer events are being read)" : ""))
         html += "<p class=\"muted\">\(facts.filter { !$0.isEmpty }.joined(separator: " · "))</p>"
         html += health(e, r)
         html += decision(r)

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""The dashboard's cost on a large store: its first load against one `bakeoff analyze --db`, and each refresh.
+
+The store: `bakeoff simulate` (the case study, --users users over 14 days), sorted by time as a gateway writes
+it, imported with `bakeoff import`. Measured in one run, on the same store:
+- `analyze --db STORE --format json` (the baseline: one analysis of every event), median of --runs;
+- `bakeoff dashboard --db STORE`: the first GET of the experiment page (every day's point built in one read),
+  then refreshes: with no new event, and after 1,000 and 10,000 new events written (a later slice of the
+  simulated log, appended with `bakeoff import` while the dashboard runs), median of --refreshes each.
+
+The issue's targets: first load within one `analyze --db`; a refresh under 200 ms.
+
+Usage: dashboard_bench.py --bin BAKEOFF [--users 600000] [--out out/bench] [--markdown BENCHMARKS.md]
+"""
+import argparse
+import datetime
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_md import write_section  # noqa: E402
+
+EXPERIMENT = "support-bot-v2"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url):
+    t = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=3600) as r:
+        body = r.read()
+        status = r.status
+    return status, time.perf_counter() - t, body
+
+
+def timed(cmd, **kw):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
+    return time.perf_counter() - t
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bin", required=True)
+    p.add_argument("--users", type=int, default=600_000, help="simulated users (600,000: about 10 million events)")
+    p.add_argument("--runs", type=int, default=3, help="analyze --db runs (median)")
+    p.add_argument("--refreshes", type=int, default=9, help="refreshes per case (median)")
+    p.add_argument("--out", default="out/bench")
+    p.add_argument("--markdown")
+    a = p.parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    work = os.path.join(a.out, "dashboard")
+    os.makedirs(work, exist_ok=True)
+    raw, log, extra, store = (os.path.join(work, n) for n in ("raw.jsonl", "events.jsonl", "extra.jsonl", "store.db"))
+    for path in (store, store + "-wal", store + "-shm"):
+        if os.path.exists(path):
+            os.remove(path)
+
+    print(f"[dashboard bench] simulating {a.users:,} users", file=sys.stderr)
+    subprocess.run([a.bin, "simulate", "--preset", "seed-case-study", "--users", str(a.users), "--days", "14",
+                    "--experiment", EXPERIMENT, "--output", raw], check=True)
+    # Sorted by time as a gateway writes them (the simulator writes user by user); the last events are held
+    # back to be written while the dashboard runs (1,000 then 10,000 before each refresh).
+    subprocess.run(["sort", "-s", "-t", '"', "-k8,8", "-o", raw + ".sorted", raw], check=True,
+                   env={**os.environ, "LC_ALL": "C"})
+    with open(raw + ".sorted") as src:
+        lines = src.readlines()
+    os.remove(raw + ".sorted")
+    os.remove(raw)
+    keep = a.refreshes * 11_000
+    held = lines[-keep:]
+    with open(log, "w") as out:
+        out.writelines(lines[:-keep])
+    events = len(lines) - len(held)
+    del lines
+    print(f"[dashboard bench] importing {events:,} events", file=sys.stderr)
+    import_s = timed([a.bin, "import", "--db", store, log])
+
+    analyze = []
+    for _ in range(a.runs):
+        analyze.append(timed([a.bin, "analyze", "--db", store, "--split", "0.2", "--method", "sequential", "--format", "json"]))
+
+    port = free_port()
+    dash = subprocess.Popen([a.bin, "dashboard", "--db", store, "--listen", f"127.0.0.1:{port}", "--refresh", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or dash.poll() is not None:
+                    raise SystemExit(f"bakeoff dashboard did not start: {dash.stderr.read() if dash.poll() is not None else ''}")
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/dashboard/experiments/{EXPERIMENT}"
+        status, first, body = get(url)
+        assert status == 200 and b"scorecard" in body, body[:500]
+        refresh = {"no new events": [get(url)[1] for _ in range(a.refreshes)]}
+        start = 0
+        for size in (1_000, 10_000):
+            times = []
+            for _ in range(a.refreshes):
+                chunk = held[start:start + size]
+                start += len(chunk)
+                with open(extra, "w") as out:
+                    out.writelines(chunk)
+                subprocess.run([a.bin, "import", "--db", store, extra], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                times.append(get(url)[1])
+            refresh[f"{size:,} new events"] = times
+    finally:
+        dash.terminate()
+        dash.wait(timeout=30)
+
+    base = statistics.median(analyze)
+    result = {
+        "events": events, "users": a.users, "import_s": import_s,
+        "analyze_db_s": analyze, "analyze_db_median_s": base,
+        "first_load_s": first, "first_load_ratio": first / base,
+        "refresh_s": refresh, "refresh_median_ms": {k: statistics.median(v) * 1000 for k, v in refresh.items()},
+    }
+    with open(os.path.join(a.out, "dashboard.json"), "w") as fh:
+        json.dump(result, fh, indent=2)
+    print(json.dumps({k: v for k, v in result.items() if k != "refresh_s"}, indent=2))
+
+    if a.markdown:
+        command = os.environ.get("BENCH_COMMAND", "make bench BENCH_ONLY=dashboard")
+        lines = [
+            "## Dashboard: first load and refresh",
+            "",
+            f"`{command}` ({datetime.date.today().isoformat()}; `scripts/bench/dashboard_bench.py`). A store of "
+            f"{events:,} events ({a.users:,} simulated users over 14 days, sorted by time as a gateway writes them). "
+            "The baseline is one `bakeoff analyze --db STORE --format json` on the same store in the same run; the "
+            "dashboard is `bakeoff dashboard --db STORE`, timed from outside with HTTP GETs of the experiment page "
+            "(the whole page: every day's point, scorecard, charts).",
+            "",
+            "| measure | time | against `analyze --db` |",
+            "| --- | ---: | ---: |",
+            f"| `analyze --db` (median of {a.runs}) | {base:.2f} s | 1.00 |",
+            f"| dashboard, first load (every day's point in one read) | {first:.2f} s | {first / base:.2f} |",
+        ]
+        for k, v in refresh.items():
+            m = statistics.median(v)
+            lines.append(f"| dashboard, refresh with {k} (median of {len(v)}) | {m * 1000:.0f} ms | {m / base:.3f} |")
+        lines += ["", "Targets (issue 12): the first load within one `analyze --db`; each refresh under 200 ms.", ""]
+        write_section(a.markdown, "\n".join(lines) + "\n", "## Dashboard: first load and refresh")
+
+
+if __name__ == "__main__":
+    main()
