@@ -16,7 +16,7 @@ let dashboardSpec = CommandSpec(
         .single("--config", "FILE", "The gateway config: each experiment's metrics and plan as the gateway has them", default: "the plan recorded in the store, with the built-in metrics"),
         .single("--listen", "HOST:PORT", "Where to listen (port 0 picks a free one)", default: "127.0.0.1:8090"),
         .single("--refresh", "SECONDS", "How often an open page refreshes itself; 0 = only on the button", default: "30"),
-        .single("--evals", "FILE", "An eval cache (bakeoff eval --cache) whose kept reports the dashboard lists", default: "bakeoff-eval.db when it exists"),
+        .single("--evals", "FILE", "An eval cache (where bakeoff eval keeps its calls and reports) to list", default: "bakeoff-eval.db when it exists"),
     ],
     notes: "With BAKEOFF_ADMIN_KEY set (or the config's \"admin_key_env\"), the pages need it (a sign-in form sets a cookie). Without a key the dashboard is open, so it listens on this machine only (127.0.0.1, ::1 or localhost)."
 )
