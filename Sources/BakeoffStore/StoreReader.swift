@@ -63,4 +63,13 @@ public enum StoreReader {
         }
         return last
     }
+
+    /// The id of the last event of `experiment` (0 when none): whether anything was written since a read.
+    public static func lastEventID(path: String, experiment: String) throws -> Int64 {
+        let connection = try Connection(path: path, readOnly: true)
+        let s = try connection.prepare("SELECT max(id) FROM events WHERE experiment = ?1")
+        s.bind(1, experiment)
+        guard try s.step() else { return 0 }
+        return s.int(0)
+    }
 }

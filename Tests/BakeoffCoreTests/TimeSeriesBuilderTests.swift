@@ -109,7 +109,7 @@ struct TimeSeriesBuilderTests {
                 return try aggregate(Array(lines[..<min(lines.count, start + size)]), options: o)
             }
         }
-        return (last, builder.daily, sawLate)
+        return (last, builder.daily(), sawLate)
     }
 
     static func expected(_ events: [EventRecord]) throws -> TimeSeries {
@@ -151,8 +151,17 @@ struct TimeSeriesBuilderTests {
         #expect(Self.fingerprint(series) == Self.fingerprint(try Self.expected(events)))
     }
 
-    @Test func dailyRequestsCountEachDaysOwnRequests() throws {
-        let events = Self.log()
+    /// numpy's linear quantile.
+    static func quantile(_ sorted: [Double], _ q: Double) -> Double {
+        let h = Double(sorted.count - 1) * q
+        let lo = Int(h.rounded(.down)), hi = min(lo + 1, sorted.count - 1)
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (h - Double(lo))
+    }
+
+    /// Each day's own requests, with their exact quantiles, however late in the log a request was read.
+    @Test(arguments: [nil, 29])
+    func dailyRequestsCountEachDaysOwnRequests(lateEvery: Int?) throws {
+        let events = Self.log(lateEvery: lateEvery)
         let (_, daily, _) = try Self.built(events, chunks: 2)
         for variant in ["control", "treatment"] {
             for d in 0..<7 {
@@ -162,9 +171,9 @@ struct TimeSeriesBuilderTests {
                 #expect((row?.requests ?? 0) == mine.count, "day \(d) \(variant)")
                 if let row, !mine.isEmpty {
                     #expect(row.errors == mine.filter { $0.status != "ok" }.count)
-                    let sorted = mine.compactMap(\.latencyMs).sorted()
-                    let p95 = try #require(row.latencyP95)
-                    #expect(p95 >= sorted.first! && p95 <= sorted.last!)
+                    let latency = mine.compactMap(\.latencyMs).sorted(), ttft = mine.compactMap(\.ttftMs).sorted()
+                    #expect(row.latencyP50 == Self.quantile(latency, 0.5) && row.latencyP95 == Self.quantile(latency, 0.95))
+                    #expect(row.ttftP50 == Self.quantile(ttft, 0.5) && row.ttftP95 == Self.quantile(ttft, 0.95))
                 }
             }
         }

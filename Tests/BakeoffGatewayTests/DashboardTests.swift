@@ -172,6 +172,30 @@ struct DashboardSiteTests {
         #expect(try get(site, "/dashboard/evals/5-1", headers: auth).status == 404)
     }
 
+    /// A slow store's page answers at once with the last read, marked, while a newer read runs; with nothing
+    /// written since, the last read is current.
+    @Test func aSlowReadIsServedFromTheLastOneWhileTheNextRuns() throws {
+        let path = try Self.store()
+        var options = EventLog.Options()
+        options.experiment = "e"
+        let live = LiveAnalysis(path: path, options: options, plan: AnalysisPlan())
+        let now: @Sendable () -> Int64 = { Make.t0 + 4 * Make.day }
+        let first = try live.current(now: now, budget: 0)
+        #expect(!first.updating && first.report.requestEvents == 120)
+        #expect(try !live.current(now: now, budget: 0).updating, "nothing new: the last read is current")
+        let store = try EventStore(path: path, options: StoreOptions(flushIntervalMs: 10))
+        store.append(Make.request("new-user", "control", "r-new", at: Make.t0 + 3 * Make.day + 10_000_000))
+        store.close()
+        let stale = try live.current(now: now, budget: 0)
+        #expect(stale.updating && stale.report.requestEvents == 120)
+        var fresh = stale
+        for _ in 0..<200 where fresh.report.requestEvents == 120 {
+            Thread.sleep(forTimeInterval: 0.05)
+            fresh = try live.current(now: now, budget: 0)
+        }
+        #expect(fresh.report.requestEvents == 121 && !fresh.updating)
+    }
+
     @Test func theScriptIsServedFromHere() throws {
         let script = try get(Self.site(try Self.store()), "/dashboard/app.js")
         #expect(script.status == 200 && script.header("content-type")?.hasPrefix("text/javascript") == true)

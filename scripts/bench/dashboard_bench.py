@@ -16,6 +16,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -44,6 +45,12 @@ def get(url):
     return status, time.perf_counter() - t, body
 
 
+def as_of(body):
+    """What the page counted: its requests and feedback events."""
+    m = re.search(r"([\d,]+) requests · ([\d,]+) feedback events", body.decode("utf-8", "replace"))
+    return m.groups() if m else None
+
+
 def timed(cmd, **kw):
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
@@ -68,8 +75,12 @@ def main(argv=None):
             os.remove(path)
 
     print(f"[dashboard bench] simulating {a.users:,} users", file=sys.stderr)
-    subprocess.run([a.bin, "simulate", "--preset", "seed-case-study", "--users", str(a.users), "--days", "14",
-                    "--experiment", EXPERIMENT, "--output", raw], check=True)
+    # The two weeks end tomorrow: the last days are live (their cuts still open), as on a running gateway.
+    start = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=13)).strftime("%Y-%m-%dT00:00:00Z")
+    spec = os.path.join(work, "spec.json")
+    with open(spec, "w") as fh:
+        json.dump({"preset": "seed-case-study", "start": start, "users": a.users}, fh)
+    subprocess.run([a.bin, "simulate", "--spec", spec, "--days", "14", "--experiment", EXPERIMENT, "--output", raw], check=True)
     # Sorted by time as a gateway writes them (the simulator writes user by user); the last events are held
     # back to be written while the dashboard runs (1,000 then 10,000 before each refresh).
     subprocess.run(["sort", "-s", "-t", '"', "-k8,8", "-o", raw + ".sorted", raw], check=True,
@@ -108,17 +119,31 @@ def main(argv=None):
         status, first, body = get(url)
         assert status == 200 and b"scorecard" in body, body[:500]
         refresh = {"no new events": [get(url)[1] for _ in range(a.refreshes)]}
+        fresh = {}
         start = 0
         for size in (1_000, 10_000):
-            times = []
+            times, until_fresh = [], []
             for _ in range(a.refreshes):
                 chunk = held[start:start + size]
                 start += len(chunk)
                 with open(extra, "w") as out:
                     out.writelines(chunk)
+                before = as_of(get(url)[2])
                 subprocess.run([a.bin, "import", "--db", store, extra], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                times.append(get(url)[1])
+                t0 = time.perf_counter()
+                status, took, body = get(url)
+                times.append(took)
+                # How long until a page shows the new events (a large store's page answers with the last read
+                # while the next one runs).
+                deadline = time.perf_counter() + 600
+                while b"newer events are being read" in body or as_of(body) == before:
+                    if time.perf_counter() > deadline:
+                        raise SystemExit("the page did not show the new events within 10 minutes")
+                    time.sleep(0.05)
+                    status, _, body = get(url)
+                until_fresh.append(time.perf_counter() - t0)
             refresh[f"{size:,} new events"] = times
+            fresh[f"{size:,} new events"] = until_fresh
     finally:
         dash.terminate()
         dash.wait(timeout=30)
@@ -129,6 +154,7 @@ def main(argv=None):
         "analyze_db_s": analyze, "analyze_db_median_s": base,
         "first_load_s": first, "first_load_ratio": first / base,
         "refresh_s": refresh, "refresh_median_ms": {k: statistics.median(v) * 1000 for k, v in refresh.items()},
+        "until_fresh_s": fresh, "until_fresh_median_s": {k: statistics.median(v) for k, v in fresh.items()},
     }
     with open(os.path.join(a.out, "dashboard.json"), "w") as fh:
         json.dump(result, fh, indent=2)
@@ -153,7 +179,13 @@ def main(argv=None):
         for k, v in refresh.items():
             m = statistics.median(v)
             lines.append(f"| dashboard, refresh with {k} (median of {len(v)}) | {m * 1000:.0f} ms | {m / base:.3f} |")
-        lines += ["", "Targets (issue 12): the first load within one `analyze --db`; each refresh under 200 ms.", ""]
+        for k, v in fresh.items():
+            m = statistics.median(v)
+            lines.append(f"| until the page shows {k} (median of {len(v)}) | {m:.2f} s | {m / base:.3f} |")
+        lines += ["", "Targets (issue 12): the first load within one `analyze --db`; each refresh under 200 ms. A refresh "
+                  "answers with the newest completed read; on a store where a read with new events takes more than "
+                  "200 ms, the page shows the last read (and says \"newer events are being read\") while the next read "
+                  "runs on another thread: the last rows say how long until the page shows new events.", ""]
         write_section(a.markdown, "\n".join(lines) + "\n", "## Dashboard: first load and refresh")
 
 

@@ -19,6 +19,8 @@ cat > "$WORK/spec.json" <<JSON
 {"preset": "seed-case-study", "start": "$START", "users": 6000}
 JSON
 "$BIN" simulate --spec "$WORK/spec.json" --experiment support-bot-v2 --days 14 --output "$WORK/history.jsonl"
+# In time order, as a gateway writes (the simulator writes user by user).
+LC_ALL=C sort -s -t'"' -k8,8 -o "$WORK/history.jsonl" "$WORK/history.jsonl"
 "$BIN" import --db "$WORK/bakeoff.db" "$WORK/history.jsonl" >/dev/null
 cat > "$WORK/bakeoff.json" <<JSON
 {

@@ -190,7 +190,6 @@ extension TimeSeries {
                     a.prepare()
                     return Self.point(context, a, plan)
                 }
-                days.close(before: cut)
             }
         }
 
@@ -242,7 +241,10 @@ extension TimeSeries {
         }
 
         /// Requests per day and variant with their latency and time-to-first-token quantiles (not cumulative).
-        public var daily: [DayRequests] { days.rows() }
+        public mutating func daily() -> [DayRequests] {
+            days.update()
+            return days.rows()
+        }
 
         private static func analyse(_ data: ExperimentData, _ plan: AnalysisPlan) -> Closed {
             do throws(AnalysisError) { return .report(try Analysis.run(data, plan: plan)) } catch { return .skipped(error.message) }
@@ -280,24 +282,27 @@ public struct DayRequests: Sendable, Equatable {
     }
 }
 
-/// Per day and variant: request counts and latency sketches, reduced to their quantiles once the day closes.
+/// Per day and variant: request counts and latency sketches. Every day's values are kept (16 bytes a request),
+/// so an event read late for its day (a log not in time order) counts in its day's quantiles like any other;
+/// a day's quantiles are computed again only when it has new requests.
 struct DailyRequests {
-    struct Open {
+    struct Day {
         var requests = 0
         var errors = 0
         var latency = QuantileSketch()
         var ttft = QuantileSketch()
+        /// The row as last computed, while no request came since.
+        var row: DayRequests?
 
         mutating func record(_ e: EventView) {
             requests += 1
             if !e.isOK { errors += 1 }
             latency.add(e.latencyMs)
             ttft.add(e.ttftMs)
+            row = nil
         }
     }
-    private var open: [Int64: [String: Open]] = [:]
-    private var done: [DayRequests] = []
-    private var closedDays: Set<Int64> = []
+    private var days: [Int64: [String: Day]] = [:]
     private var lastVariant: (bytes: [UInt8], name: String) = ([], "")
 
     mutating func add(_ e: EventView) {
@@ -305,43 +310,34 @@ struct DailyRequests {
         if !e.variant.elementsEqual(lastVariant.bytes) {
             lastVariant = (Array(e.variant), String(decoding: e.variant, as: UTF8.self))
         }
-        let variant = lastVariant.name
-        // A day already reduced (an event written more than the settle time late) keeps its quantiles and
-        // counts the request.
-        if closedDays.contains(day) {
-            if let i = done.firstIndex(where: { $0.day == day && $0.variant == variant }) {
-                done[i].requests += 1
-                if !e.isOK { done[i].errors += 1 }
-            } else {
-                done.append(DayRequests(day: day, variant: variant, requests: 1, errors: e.isOK ? 0 : 1))
-            }
-            return
-        }
-        open[day, default: [:]][variant, default: Open()].record(e)
+        days[day, default: [:]][lastVariant.name, default: Day()].record(e)
     }
 
-    /// Reduces the days that end at or before `cut` to their quantiles.
-    mutating func close(before cut: Int64) {
-        for day in open.keys.sorted() where day + TimeSeries.Builder.day <= cut {
-            done += Self.reduce(day, open.removeValue(forKey: day) ?? [:])
-            closedDays.insert(day)
+    /// Computes the quantiles of the days with new requests.
+    mutating func update() {
+        // The keys first, so that the sketches are sorted in place (no other reference to them meanwhile).
+        var dirty: [(Int64, String)] = []
+        for (day, variants) in days {
+            for (name, d) in variants where d.row == nil { dirty.append((day, name)) }
+        }
+        for (day, name) in dirty {
+            days[day]![name]!.latency.prepare()
+            days[day]![name]!.ttft.prepare()
+            let d = days[day]![name]!
+            days[day]![name]!.row = DayRequests(day: day, variant: name, requests: d.requests, errors: d.errors,
+                                                latencyP50: d.latency.quantile(0.5), latencyP95: d.latency.quantile(0.95),
+                                                ttftP50: d.ttft.quantile(0.5), ttftP95: d.ttft.quantile(0.95))
         }
     }
 
+    /// Every day and variant, oldest first (`update` first for current quantiles).
     func rows() -> [DayRequests] {
-        var all = done
-        for (day, variants) in open { all += Self.reduce(day, variants) }
-        return all.sorted { ($0.day, $0.variant) < ($1.day, $1.variant) }
-    }
-
-    private static func reduce(_ day: Int64, _ variants: [String: Open]) -> [DayRequests] {
-        variants.sorted { $0.key < $1.key }.map { name, o in
-            var latency = o.latency, ttft = o.ttft
-            latency.prepare()
-            ttft.prepare()
-            return DayRequests(day: day, variant: name, requests: o.requests, errors: o.errors,
-                               latencyP50: latency.quantile(0.5), latencyP95: latency.quantile(0.95),
-                               ttftP50: ttft.quantile(0.5), ttftP95: ttft.quantile(0.95))
+        var all: [DayRequests] = []
+        for (day, variants) in days {
+            for (name, d) in variants {
+                all.append(d.row ?? DayRequests(day: day, variant: name, requests: d.requests, errors: d.errors))
+            }
         }
+        return all.sorted { ($0.day, $0.variant) < ($1.day, $1.variant) }
     }
 }

@@ -78,6 +78,8 @@ public final class LiveAnalysis: Sendable {
         public var readSeconds: Double = 0
         /// True when this is the last read's result while a newer read runs (see `current`).
         public var updating = false
+        /// The store's id of the last event read.
+        public var lastEventID: Int64 = 0
     }
 
     /// The last read's result and what a read with new events last cost, for `current`.
@@ -94,6 +96,8 @@ public final class LiveAnalysis: Sendable {
     public func current(now: @escaping @Sendable () -> Int64, budget: Double = 0.2) throws -> Snapshot {
         let (last, seconds) = latest.withLock { ($0.snapshot, $0.seconds) }
         guard var last, seconds > budget else { return try refresh(now: now()) }
+        // Nothing written since the last read: it is current (one indexed lookup).
+        if let newest = try? StoreReader.lastEventID(path: path, experiment: experiment), newest == last.lastEventID { return last }
         let start = latest.withLock { l -> Bool in
             if l.reading { return false }
             l.reading = true
@@ -189,10 +193,12 @@ public final class LiveAnalysis: Sendable {
             plan.asOf = now
             var report = try Analysis.run(data, plan: plan)
             report.planChanges = try StoreAnalysis.planChangesAfterStart(path: path, experiment: data.experiment, data: data, plan: plan)
-            let snapshot = Snapshot(series: series, report: report, daily: current.builder.daily, events: current.builder.events,
+            let snapshot = Snapshot(series: series, report: report, daily: current.builder.daily(), events: current.builder.events,
                                     newEvents: current.builder.events - before, recomputed: current.recomputed, readAt: now)
             state.pass = current
-            return snapshot
+            var done = snapshot
+            done.lastEventID = current.lastID
+            return done
         }
     }
 }
