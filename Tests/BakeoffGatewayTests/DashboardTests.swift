@@ -57,6 +57,15 @@ struct DashboardSessionTests {
 
 @Suite("Dashboard routes")
 struct DashboardRouteTests {
+    @Test func signInFormFields() {
+        #expect(DashboardSite.formFields(Array("key=a%2Bb+c%26d&next=%2Fdashboard".utf8)) == ["key": "a+b c&d", "next": "/dashboard"])
+        #expect(DashboardSite.formFields(Array("key=%E2%9C%93&empty=&bare".utf8)) == ["key": "✓", "empty": "", "bare": ""])
+        // Broken percent-encoding or bytes that are not UTF-8: the field is dropped or empty, never a crash.
+        #expect(DashboardSite.formFields(Array("key=%ZZ".utf8))["key"] == "")
+        #expect(DashboardSite.formFields([0x6B, 0x3D, 0xFF, 0xFE])["k"] == "")
+        #expect(DashboardSite.formFields([]).isEmpty)
+    }
+
     @Test func routes() {
         #expect(DashboardRoute.route(method: "GET", path: "/dashboard") == .experiments)
         #expect(DashboardRoute.route(method: "GET", path: "/dashboard/") == .experiments)

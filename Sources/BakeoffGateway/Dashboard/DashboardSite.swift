@@ -279,7 +279,7 @@ public final class DashboardSite: Sendable {
     ]
 
     /// The fields of an `application/x-www-form-urlencoded` body.
-    static func formFields(_ body: [UInt8]) -> [String: String] {
+    package static func formFields(_ body: [UInt8]) -> [String: String] {
         var fields: [String: String] = [:]
         for pair in body.split(separator: UInt8(ascii: "&")) {
             let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
@@ -289,30 +289,9 @@ public final class DashboardSite: Sendable {
         return fields
     }
 
+    /// A form field's name or value: `+` is a space, then percent-decoding (nil when it is not UTF-8).
     private static func decode(_ bytes: ArraySlice<UInt8>) -> String? {
-        var out: [UInt8] = []
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            let b = bytes[i]
-            if b == UInt8(ascii: "+") {
-                out.append(0x20)
-            } else if b == UInt8(ascii: "%"), i + 2 < bytes.endIndex, let hi = hex(bytes[i + 1]), let lo = hex(bytes[i + 2]) {
-                out.append(hi << 4 | lo)
-                i += 2
-            } else {
-                out.append(b)
-            }
-            i += 1
-        }
-        return String(validating: out, as: UTF8.self)
-    }
-
-    private static func hex(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        return text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 }

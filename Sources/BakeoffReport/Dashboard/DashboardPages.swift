@@ -115,7 +115,7 @@ public enum DashboardPages {
     /// The offline evals kept by `bakeoff eval`, newest first.
     static func evalList(_ evals: [DashboardEval]) -> String {
         guard !evals.isEmpty else { return "" }
-        var html = "<h2>Offline evals</h2><div class=\"scroll\"><table class=\"evals\"><thead><tr><th>Experiment</th><th>Run</th><th>Result</th></tr></thead><tbody>"
+        var html = "<h2>Offline evals</h2><div class=\"scroll\"><table class=\"evals\"><thead><tr><th>Experiment</th><th>Run</th><th style=\"text-align:left\">Result</th></tr></thead><tbody>"
         for e in evals {
             html += "<tr data-eval=\"\(escapeHTML(e.path))\"><td><a href=\"\(escapeHTML(e.path))\">\(escapeHTML(e.experiment))</a></td><td class=\"nowrap\">\(escapeHTML(shortDate(e.createdAt))) \(escapeHTML(clock(e.createdAt)))</td><td style=\"text-align:left\">\(escapeHTML(e.summary))</td></tr>"
         }
