@@ -18,8 +18,9 @@ let serveSpec = CommandSpec(
         .single("--listen", "HOST:PORT", "Override the config's listen address (port 0 picks a free one)"),
         .single("--store", "PATH", "Override the config's store path"),
         .single("--grace", "SECONDS", "On SIGTERM/SIGINT, how long requests in flight may take to finish", default: "30"),
+        .single("--evals", "FILE", "An eval cache (where bakeoff eval keeps its calls and reports) for the dashboard to list", default: "bakeoff-eval.db when it exists"),
     ],
-    notes: "Admin features (live reports, X-Bakeoff-Force-Variant) need the environment variable named by \"admin_key_env\" (default BAKEOFF_ADMIN_KEY)."
+    notes: "Admin features (live reports, the dashboard at /dashboard, X-Bakeoff-Force-Variant) need the environment variable named by \"admin_key_env\" (default BAKEOFF_ADMIN_KEY)."
 )
 
 /// Serves until SIGTERM or SIGINT (process-wide signal handlers); `--check` returns at once.
@@ -38,6 +39,12 @@ let serveSpec = CommandSpec(
         config.listenPort = port
     }
     if let storePath { config.storePath = storePath }
+    if let evals = args.string("--evals") {
+        guard FileManager.default.isReadableFile(atPath: evals) else { throw UsageError("--evals \(evals): no such readable eval cache (where bakeoff eval keeps its calls and reports)") }
+        config.dashboardEvalCaches = [evals]
+    } else if FileManager.default.isReadableFile(atPath: "bakeoff-eval.db") {
+        config.dashboardEvalCaches = ["bakeoff-eval.db"]
+    }
     if check {
         // What serving would fail on at once, short of opening the store.
         try EventStore.checkLocation(config.storePath)

@@ -32,6 +32,8 @@ public struct GatewayConfig: Sendable {
     public var queueCapacity: Int
     /// Events older than this many days are deleted from the store (`store.retention_days`); nil keeps them all.
     public var retentionDays: Int? = nil
+    /// Eval caches whose kept reports the dashboard lists (`bakeoff serve --evals`; not in the config file).
+    public var dashboardEvalCaches: [String] = []
     public var experiments: [GatewayExperiment]
     /// Where the config came from (the file path, or the `source` given to `parse`).
     public var source: String

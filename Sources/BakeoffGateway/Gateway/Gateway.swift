@@ -97,7 +97,7 @@ public final class Gateway: Sendable {
         }
         let events = self.events
         dashboard = DashboardSite(
-            experiments: sites, adminKey: config.adminKey,
+            experiments: sites, evalCaches: config.dashboardEvalCaches, adminKey: config.adminKey,
             disabled: config.adminKey == nil ? "Admin features are off: start the gateway with \(config.adminKeyEnv) set to a secret, then sign in with it." : nil,
             readOnly: false, beforeRead: { events.flush() },
             storeProblems: {
