@@ -5,6 +5,7 @@ import BakeoffReport
 import BakeoffStatistics
 import BakeoffStore
 import Foundation
+import Synchronization
 
 let dashboardSpec = CommandSpec(
     "dashboard",
@@ -33,39 +34,42 @@ let dashboardSpec = CommandSpec(
     let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
     let refresh = try args.double("--refresh", in: 0...86_400, rule: "between 0 and 86400 seconds") ?? 30
 
+    var evals: [String] = []
+    if let given = args.string("--evals") {
+        guard FileManager.default.isReadableFile(atPath: given) else { throw UsageError("--evals \(given): no such readable eval cache (where bakeoff eval keeps its calls and reports)") }
+        evals = [given]
+    } else if FileManager.default.isReadableFile(atPath: "bakeoff-eval.db") {
+        evals = ["bakeoff-eval.db"]
+    }
     var keyEnv = "BAKEOFF_ADMIN_KEY"
-    var experiments: [DashboardSite.Experiment] = []
+    let listing: @Sendable () -> [DashboardSite.Experiment]
     if let configPath = args.string("--config") {
         let config = try GatewayConfig.load(path: configPath)
         keyEnv = config.adminKeyEnv
+        var experiments: [DashboardSite.Experiment] = []
         for experiment in config.experiments {
             let options = try experiment.storeAnalysisOptions()
             let analysis = LiveAnalysis(path: db, options: options, plan: experiment.livePlan)
             experiments.append(DashboardSite.Experiment(name: experiment.name, model: experiment.model) { analysis })
         }
+        let fixed = experiments
+        listing = { fixed }
     } else {
-        for name in try StoreReader.experiments(path: db) {
-            let recorded = try PlanLog.history(path: db, experiment: name).last.map { PlanSnapshot(text: $0.plan) }
-            var options = EventLog.Options()
-            options.experiment = name
-            let plan = recordedPlan(recorded)
-            options.experimentStart = plan.start
-            let analysis = LiveAnalysis(path: db, options: options, plan: plan)
-            experiments.append(DashboardSite.Experiment(name: name, model: nil) { analysis })
-        }
+        // The store's experiments at the start, and any a gateway records later (its plans), each read with
+        // the plan recorded for it.
+        let known = StoreExperiments(path: db, names: try StoreReader.experiments(path: db))
+        listing = { known.now() }
     }
     let key = ProcessInfo.processInfo.environment[keyEnv].flatMap { $0.isEmpty ? nil : $0 }
-    if key == nil && !["127.0.0.1", "::1", "localhost"].contains(host) {
+    if let key, key.utf8.count < GatewayConfig.minimumSecretBytes {
+        throw UsageError("$\(keyEnv) is \(key.utf8.count) bytes long; a key needs at least \(GatewayConfig.minimumSecretBytes) (e.g. openssl rand -hex 16)")
+    }
+    let loopback: Set<String> = ["127.0.0.1", "::1", "localhost"]
+    if key == nil && !loopback.contains(host) {
         throw UsageError("without a key the dashboard is open to anyone who reaches it: set \(keyEnv) to a secret to listen on \(host), or listen on 127.0.0.1")
     }
-    var evals: [String] = []
-    if let given = args.string("--evals") {
-        guard FileManager.default.isReadableFile(atPath: given) else { throw UsageError("--evals \(given): no such readable eval cache (bakeoff eval's --cache file)") }
-        evals = [given]
-    } else if FileManager.default.isReadableFile(atPath: "bakeoff-eval.db") {
-        evals = ["bakeoff-eval.db"]
-    }
-    let site = DashboardSite(experiments: experiments, evalCaches: evals, adminKey: key, readOnly: true, refreshSeconds: Int(refresh))
+    let site = DashboardSite(listing: listing, evalCaches: evals, adminKey: key, readOnly: true, refreshSeconds: Int(refresh.rounded(.up)),
+                             allowedHosts: key == nil ? ["127.0.0.1", "[::1]", "localhost"] : nil)
     var options = HTTPServer.Options()
     options.host = host
     options.port = port
@@ -115,4 +119,37 @@ func recordedPlan(_ snapshot: PlanSnapshot?) -> AnalysisPlan {
         plan.minimumDetectableEffectIsRelative = true
     }
     return plan
+}
+
+/// The experiments of a store without a config: those it held at the start, and any a gateway records later;
+/// each with one `LiveAnalysis`, kept.
+final class StoreExperiments: Sendable {
+    let path: String
+    private let known = Mutex<(names: [String], experiments: [String: DashboardSite.Experiment])>(([], [:]))
+
+    init(path: String, names: [String]) {
+        self.path = path
+        for name in names { add(name) }
+    }
+
+    private func add(_ name: String) {
+        let recorded = (try? PlanLog.history(path: path, experiment: name))?.last.map { PlanSnapshot(text: $0.plan) }
+        var options = EventLog.Options()
+        options.experiment = name
+        let plan = recordedPlan(recorded)
+        options.experimentStart = plan.start
+        let analysis = LiveAnalysis(path: path, options: options, plan: plan)
+        let experiment = DashboardSite.Experiment(name: name, model: nil) { analysis }
+        known.withLock { k in
+            guard k.experiments[name] == nil else { return }
+            k.names.append(name)
+            k.experiments[name] = experiment
+        }
+    }
+
+    func now() -> [DashboardSite.Experiment] {
+        let have = Set(known.withLock { $0.names })
+        for name in (try? PlanLog.experiments(path: path)) ?? [] where !have.contains(name) { add(name) }
+        return known.withLock { k in k.names.compactMap { k.experiments[$0] } }
+    }
 }

@@ -47,4 +47,14 @@ public enum PlanLog {
         while try select.step() { out.append(Entry(timestamp: select.int(0), plan: select.string(1))) }
         return out
     }
+
+    /// The experiments with a recorded plan (a gateway records its experiments' plans when it starts).
+    public static func experiments(path: String) throws(StoreError) -> [String] {
+        let connection = try Connection(path: path, readOnly: true)
+        guard try connection.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'plans'") > 0 else { return [] }
+        let select = try connection.prepare("SELECT DISTINCT experiment FROM plans ORDER BY experiment")
+        var out: [String] = []
+        while try select.step() { out.append(select.string(0)) }
+        return out
+    }
 }

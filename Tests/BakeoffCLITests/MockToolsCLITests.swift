@@ -160,5 +160,19 @@ struct TimeSeriesCLITests {
         // The same from the log.
         let fromLog = try CLI.run(["analyze", log, "--split", "0.2", "--method", "sequential", "--timeseries"])
         #expect(fromLog.stdout == series.stdout)
+
+        // With a start: the days before it are the pre-period, not points (the store is not in time order, so
+        // its earliest days are read late).
+        let start = "2026-11-08T12:00:00Z"
+        let withStart = try CLI.run(["analyze", "--db", db, "--split", "0.2", "--method", "sequential", "--start", start, "--timeseries"])
+        #expect(withStart.status == 0, "\(withStart.stderr)")
+        let later = try #require(try JSONSerialization.jsonObject(with: Data(withStart.stdout.utf8)) as? [String: Any])
+        let first = try #require((later["points"] as? [[String: Any]])?.first)
+        #expect(first["until"] as? String == "2026-11-09T00:00:00.000Z")
+        let cut = try CLI.run(["analyze", "--db", db, "--split", "0.2", "--method", "sequential", "--start", start,
+                               "--until", "2026-11-09T00:00:00Z", "--format", "json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(cut.stdout.utf8)) as? [String: Any])
+        #expect(try JSONSerialization.data(withJSONObject: first["metrics"] as Any, options: [.sortedKeys])
+                == JSONSerialization.data(withJSONObject: report["metrics"] as Any, options: [.sortedKeys]))
     }
 }

@@ -178,4 +178,61 @@ struct TimeSeriesBuilderTests {
             }
         }
     }
+
+    /// An experiment with a start: the days before it are the CUPED pre-period, not points (they have no
+    /// experiment requests); the series starts after the start, as `build` does.
+    @Test func aStartLeavesThePrePeriodOut() throws {
+        let events = Self.log()
+        let lines = events.map { $0.jsonLine() }
+        var options = EventLog.Options()
+        options.experiment = "e"
+        options.experimentStart = Make.t0 + 2 * Make.day + Make.day / 2
+        var plan = Self.plan
+        plan.start = options.experimentStart
+        var builder = TimeSeries.Builder(source: "log", options: options, plan: plan)
+        for (i, line) in lines.enumerated() {
+            var l = line
+            try l.withUTF8 { try builder.add(UnsafeRawBufferPointer($0), timestamp: events[i].timestamp) }
+        }
+        builder.settle(now: Make.t0 + 30 * Make.day)
+        let aggregate: (Int64?) throws -> ExperimentData = { until in
+            var o = options
+            o.until = until
+            return try Self.aggregate(lines, options: o)
+        }
+        let got = try builder.series { try aggregate($0) }
+        let want = try TimeSeries.build(plan: plan, aggregate: aggregate)
+        #expect(got.points.first.map { $0.cut } == Make.t0 + 3 * Make.day)
+        #expect(Self.fingerprint(got) == Self.fingerprint(want))
+    }
+
+    /// A timestamp decades off (imported by mistake) neither hangs the series nor asks for a point per day.
+    @Test func farOffTimestampsAreBounded() throws {
+        var events = Self.log().filter { $0.timestamp < Make.t0 + 3 * Make.day }
+        events.append(Make.request("stray", "control", "far-future", at: 253_402_210_800_000_000))  // 9999-12-31T23:00Z
+        events.insert(Make.request("early", "control", "far-past", at: 1_000_000), at: 0)  // 1970
+        let lines = events.map { $0.jsonLine() }
+        var options = EventLog.Options()
+        options.experiment = "e"
+        let now = Make.t0 + 3 * Make.day + 3_600_000_000
+        var builder = TimeSeries.Builder(source: "log", options: options, plan: Self.plan, now: now)
+        for (i, line) in lines.enumerated() {
+            var l = line
+            try l.withUTF8 { try builder.add(UnsafeRawBufferPointer($0), timestamp: events[i].timestamp) }
+        }
+        builder.settle(now: now)
+        let series = try builder.series { cut in
+            var o = options
+            o.until = cut
+            return try Self.aggregate(lines, options: o)
+        }
+        #expect(series.points.count + series.skipped.count <= TimeSeries.maximumDays)
+        #expect((series.points.last?.cut ?? 0) <= now + Make.day)
+        #expect(TimeSeries.dailyCuts(first: 1_000_000, last: Make.t0).count == TimeSeries.maximumDays)
+    }
+
+    /// Before 1970 the day still ends at midnight: the first cut after 1969-12-31T23:00Z is 1970-01-01T00:00Z.
+    @Test func cutsBefore1970AreMidnights() {
+        #expect(TimeSeries.dailyCuts(first: -3_600_000_000, last: 1_000_000) == [0, Make.day])
+    }
 }

@@ -57,6 +57,16 @@ struct DashboardSessionTests {
 
 @Suite("Dashboard routes")
 struct DashboardRouteTests {
+    @Test func signInSendsOnlyToThisDashboard() {
+        #expect(DashboardSite.safeNext("/dashboard/experiments/e") == "/dashboard/experiments/e")
+        for bad in ["//evil.example", "/dashboard//evil", "https://evil.example/dashboard", "/dashboard\\evil", "/dashboardx",
+                    "/dashboard/x\r\nSet-Cookie: a=b", "/v1/models"] {
+            #expect(DashboardSite.safeNext(bad) == nil, "\(bad)")
+        }
+        #expect(DashboardSite.hostName("127.0.0.1:8090") == "127.0.0.1" && DashboardSite.hostName("[::1]:80") == "[::1]"
+                && DashboardSite.hostName("LocalHost") == "localhost")
+    }
+
     @Test func signInFormFields() {
         #expect(DashboardSite.formFields(Array("key=a%2Bb+c%26d&next=%2Fdashboard".utf8)) == ["key": "a+b c&d", "next": "/dashboard"])
         #expect(DashboardSite.formFields(Array("key=%E2%9C%93&empty=&bare".utf8)) == ["key": "✓", "empty": "", "bare": ""])
@@ -69,10 +79,12 @@ struct DashboardRouteTests {
     @Test func routes() {
         #expect(DashboardRoute.route(method: "GET", path: "/dashboard") == .experiments)
         #expect(DashboardRoute.route(method: "GET", path: "/dashboard/") == .experiments)
-        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/experiments/a%20b") == .experiment("a b"))
         #expect(DashboardRoute.route(method: "POST", path: "/dashboard/sign-in") == .signIn)
         #expect(DashboardRoute.route(method: "DELETE", path: "/dashboard") == .methodNotAllowed)
-        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/experiments/a/b") == .notFound)
+        // The server decoded the path already: a name keeps its "/" and "%".
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/experiments/a/b") == .experiment("a/b"))
+        #expect(DashboardRoute.route(method: "GET", path: "/dashboard/experiments/pct%41") == .experiment("pct%41"))
+        #expect(DashboardRoute.route(method: "HEAD", path: "/dashboard") == .experiments)
         #expect(DashboardRoute.route(method: "GET", path: "/dashboard/evals/0-12") == .eval(source: 0, id: 12))
         #expect(DashboardRoute.route(method: "GET", path: "/dashboard/evals/x-12") == .notFound)
         #expect(DashboardRoute.route(method: "GET", path: "/dashboard/evals/-1-2") == .notFound)
@@ -203,6 +215,41 @@ struct DashboardSiteTests {
             fresh = try live.current(now: now, budget: 0)
         }
         #expect(fresh.report.requestEvents == 121 && !fresh.updating)
+    }
+
+    /// Open (no key) only for this machine's names: another site's page that resolves to it gets nothing.
+    @Test func anOpenDashboardAnswersOnlyToLocalHostNames() throws {
+        var options = EventLog.Options()
+        options.experiment = "e"
+        let analysis = LiveAnalysis(path: try Self.store(), options: options, plan: AnalysisPlan())
+        let site = DashboardSite(experiments: [DashboardSite.Experiment(name: "e", model: nil) { analysis }], adminKey: nil, readOnly: true,
+                                 allowedHosts: ["127.0.0.1", "[::1]", "localhost"])
+        #expect(try get(site, "/dashboard/experiments/e", headers: [("Host", "attacker.example:8090")]).status == 403)
+        let page = try get(site, "/dashboard/experiments/e", headers: [("Host", "127.0.0.1:8090")])
+        #expect(page.status == 200 && !page.text.contains("Sign out"))
+    }
+
+    /// A refresh whose session ended gets 401 even at the root, so the page reloads into the form instead of
+    /// nesting the form in itself.
+    @Test func anEndedSessionsRefreshIsRefused() throws {
+        let site = Self.site(try Self.store())
+        #expect(try get(site, "/dashboard").status == 200)
+        #expect(try get(site, "/dashboard", headers: [("X-Bakeoff-Fragment", "1")]).status == 401)
+    }
+
+    /// Wrong keys are answered late, and past 30 a minute, sign-in is refused for everyone for the rest of it.
+    @Test func guessingInBulkIsRefused() throws {
+        let site = Self.site(try Self.store())
+        let tries = (0..<(DashboardSite.wrongKeysPerMinute + 3)).map { i in
+            FakeExchange(method: "POST", path: "/dashboard/sign-in", body: Array("key=guess-\(i)".utf8))
+        }
+        for t in tries { site.handle(t, t.request) }
+        let statuses = try tries.map { try #require($0.wait()).status }
+        #expect(statuses.filter { $0 == 401 }.count == DashboardSite.wrongKeysPerMinute)
+        #expect(statuses.filter { $0 == 429 }.count == 3)
+        let right = FakeExchange(method: "POST", path: "/dashboard/sign-in", body: Array("key=k3y".utf8))
+        site.handle(right, right.request)
+        #expect(try #require(right.wait()).status == 429)
     }
 
     @Test func theScriptIsServedFromHere() throws {

@@ -23,18 +23,18 @@ public struct TimeSeries: Sendable {
         self.skipped = skipped
     }
 
-    /// Midnights (UTC) after the first event through the first one after the last: each day's end.
+    /// The most days a series covers: the last ones (a timestamp decades off, imported by mistake, would
+    /// otherwise ask for a point per day in between).
+    public static let maximumDays = 1_096
+
+    /// Midnights (UTC) after the first event through the first one after the last: each day's end; at most
+    /// `maximumDays` of them, the last ones.
     public static func dailyCuts(first: Int64, last: Int64) -> [Int64] {
         let day: Int64 = 86_400_000_000
         guard last >= first else { return [] }
-        var cut = (first / day + 1) * day
-        var out: [Int64] = []
-        while true {
-            out.append(cut)
-            if cut > last { break }
-            cut += day
-        }
-        return out
+        let end = Builder.floorDay(last) + day
+        let start = max(Builder.floorDay(first) + day, end - Int64(maximumDays - 1) * day)
+        return Array(stride(from: start, through: end, by: Int(day)))
     }
 
     /// The report at the end of each day of the data: `aggregate(nil)` reads every event (its first and last
@@ -44,7 +44,7 @@ public struct TimeSeries: Sendable {
         let whole = try aggregate(nil)
         var series = TimeSeries(experiment: whole.experiment)
         guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else { return series }
-        for cut in dailyCuts(first: first, last: last) {
+        for cut in dailyCuts(first: max(first, plan.start ?? first), last: last) {
             let data = cut > last ? whole : try aggregate(cut)
             do throws(AnalysisError) {
                 series.points.append(Point(cut: cut, report: try Analysis.run(data, plan: plan)))
@@ -80,11 +80,15 @@ extension TimeSeries {
         /// The last midnight reached by an event (nil before the first).
         private var reached: Int64?
         private var latest: Int64 = .min
+        /// The last cut made: the midnight after the clock (`.max` without one).
+        private var horizon: Int64
         /// Each closed cut's point, computed on another thread while the read goes on (two cores: the read on
         /// one, the days' analyses on the other).
         private var closed: [Int64: PendingPoint] = [:]
         /// Closed cuts that an event from before them reached afterwards.
         public private(set) var late: Set<Int64> = []
+        /// Points recomputed from the whole log so far (late events, a log not in time order).
+        public private(set) var recomputedCuts = 0
         private var days = DailyRequests()
 
         enum Closed: Sendable {
@@ -121,9 +125,13 @@ extension TimeSeries {
 
         public static let day: Int64 = 86_400_000_000
 
-        public init(source: String, options: EventLog.Options, plan: AnalysisPlan, settle: Int64 = 3_600_000_000) {
+        /// - Parameter now: the clock (microseconds since 1970), when reading live: no cut is made after the
+        ///   next midnight, so a timestamp far in the future (imported by mistake) does not ask for a point per
+        ///   day up to it. `settle(now:)` moves it on.
+        public init(source: String, options: EventLog.Options, plan: AnalysisPlan, settle: Int64 = 3_600_000_000, now: Int64? = nil) {
             self.plan = plan
             self.settle = settle
+            horizon = now.map { Self.floorDay($0) + Self.day } ?? .max
             experiment = options.experiment
             experimentStart = options.experimentStart
             lines = EventLog.LineAggregator(source: source, options: options)
@@ -137,12 +145,13 @@ extension TimeSeries {
         /// Adds the next event (one line of the log, in the order written) with its timestamp.
         public mutating func add(_ line: UnsafeRawBufferPointer, timestamp: Int64) throws(EventLogError) {
             number += 1
-            let midnight = Self.floorDay(timestamp)
+            let midnight = min(Self.floorDay(timestamp), horizon)
             if let reached {
                 if midnight > reached {
                     // Sorted now, the cuts share the sorted values and sort only the late events they take.
                     lines.prepare()
-                    var cut = reached + Self.day
+                    // Only the cuts a series can show (see `maximumDays`).
+                    var cut = max(reached + Self.day, midnight - Int64(TimeSeries.maximumDays) * Self.day)
                     while cut <= midnight {
                         openCuts.append(cut)
                         openAggregators.append(lines.cut(at: cut))
@@ -152,7 +161,7 @@ extension TimeSeries {
                 } else if midnight < reached {
                     // An event from before cuts already made: a closed cut missed it, and a cut from before the
                     // first event read (the log does not start with its earliest day) never existed.
-                    var cut = midnight + Self.day
+                    var cut = max(midnight + Self.day, reached - Int64(TimeSeries.maximumDays) * Self.day)
                     while cut <= reached {
                         if closed[cut] != nil || !openCuts.contains(cut) { late.insert(cut) }
                         cut += Self.day
@@ -161,7 +170,7 @@ extension TimeSeries {
             } else {
                 reached = midnight
             }
-            if timestamp > latest { latest = timestamp }
+            if timestamp > latest { latest = min(timestamp, horizon) }
             let experiment = self.experiment, start = experimentStart
             do {
                 // The daily counts are moved out while the line aggregator (another part of self) reads the line.
@@ -177,8 +186,12 @@ extension TimeSeries {
             close(before: latest)
         }
 
-        /// Closes the cuts the clock is `settle` past (`now`, microseconds since 1970).
-        public mutating func settle(now: Int64) { close(before: now) }
+        /// Closes the cuts the clock is `settle` past (`now`, microseconds since 1970), and lets cuts be made up
+        /// to the midnight after it.
+        public mutating func settle(now: Int64) {
+            if horizon != .max { horizon = max(horizon, Self.floorDay(now) + Self.day) }
+            close(before: now)
+        }
 
         private mutating func close(before time: Int64) {
             while let cut = openCuts.first, cut + settle <= time {
@@ -199,12 +212,6 @@ extension TimeSeries {
             return analyse(data, plan)
         }
 
-        /// Puts the point of a late cut (see `late`) recomputed from every event before it.
-        public mutating func replace(cut: Int64, with data: ExperimentData) {
-            closed[cut] = PendingPoint(Self.analyse(data, plan))
-            late.remove(cut)
-        }
-
         /// Every event read so far, as `EventLog.aggregate` gives it.
         public mutating func whole() throws -> ExperimentData {
             lines.prepare()
@@ -213,23 +220,30 @@ extension TimeSeries {
 
         /// The series so far, as `build` gives it; `recompute` aggregates the events before a late cut afresh.
         /// `whole` is `whole()` when the caller has it already.
+        ///
+        /// A late cut, or one the read never made (a log that does not start with its earliest day), is
+        /// recomputed once and kept until another late event reaches it; cuts outside the series (before the
+        /// experiment's start, or too far back) are left alone.
         public mutating func series(whole known: ExperimentData? = nil, recompute: (Int64) throws -> ExperimentData) throws -> TimeSeries {
             let whole = try known ?? self.whole()
             for i in openAggregators.indices { openAggregators[i].prepare() }
             var series = TimeSeries(experiment: whole.experiment)
             guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else { return series }
-            for cut in dailyCuts(first: first, last: last) {
+            // With a clock, no point after the midnight after it (see `init`).
+            let shown = horizon == .max ? last : min(last, horizon - 1)
+            for cut in dailyCuts(first: max(first, experimentStart ?? first), last: shown) {
                 let result: Closed
                 if cut > last {
                     result = Self.analyse(whole, plan)
-                } else if late.contains(cut) {
-                    result = Self.analyse(try recompute(cut), plan)
-                } else if let done = closed[cut] {
+                } else if let done = closed[cut], !late.contains(cut) {
                     result = done.value
-                } else if let i = openCuts.firstIndex(of: cut) {
+                } else if !late.contains(cut), let i = openCuts.firstIndex(of: cut) {
                     result = Self.point(lines.context, openAggregators[i], plan)
                 } else {
                     result = Self.analyse(try recompute(cut), plan)
+                    closed[cut] = PendingPoint(result)
+                    late.remove(cut)
+                    recomputedCuts += 1
                 }
                 switch result {
                 case .report(let report): series.points.append(Point(cut: cut, report: report))

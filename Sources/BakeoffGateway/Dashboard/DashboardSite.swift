@@ -4,6 +4,7 @@ import BakeoffReport
 import BakeoffStore
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Who may see the dashboard: a session cookie signed with the admin key (HMAC-SHA256), set by the sign-in
 /// form, so the key never travels in a URL and scripts cannot read it (HttpOnly, SameSite=Strict).
@@ -84,6 +85,8 @@ package enum DashboardRoute: Equatable, Sendable {
 
     /// The route of a path under `/dashboard` (nil for other paths).
     package static func route(method: String, path: String) -> DashboardRoute? {
+        // HEAD is GET without the body (the server sends no body for it).
+        let method = method == "HEAD" ? "GET" : method
         let root = DashboardPages.root
         guard path == root || path.hasPrefix(root + "/") else { return nil }
         let rest = String(path.dropFirst(root.count))
@@ -99,9 +102,10 @@ package enum DashboardRoute: Equatable, Sendable {
                 return method == "GET" ? .eval(source: source, id: id) : .methodNotAllowed
             }
             if rest.hasPrefix("/experiments/") {
+                // The server has decoded the path once already: the rest is the name, "/" and "%" included.
                 let name = String(rest.dropFirst("/experiments/".count))
-                guard !name.isEmpty, !name.contains("/") else { return .notFound }
-                return method == "GET" ? .experiment(name.removingPercentEncoding ?? name) : .methodNotAllowed
+                guard !name.isEmpty else { return .notFound }
+                return method == "GET" ? .experiment(name) : .methodNotAllowed
             }
             return .notFound
         }
@@ -125,7 +129,8 @@ public final class DashboardSite: Sendable {
         }
     }
 
-    let experiments: [Experiment]
+    /// The experiments now (a store being written may gain some).
+    let experiments: @Sendable () -> [Experiment]
     /// Eval caches whose kept reports the dashboard lists.
     let evalCaches: [String]
     let session: DashboardSession
@@ -141,10 +146,27 @@ public final class DashboardSite: Sendable {
 
     /// - Parameters:
     ///   - adminKey: nil opens the dashboard to every request (only for a server on this machine).
-    public init(experiments: [Experiment], evalCaches: [String] = [], adminKey: String?, disabled: String? = nil, readOnly: Bool, refreshSeconds: Int = 30,
+    /// Hosts the `Host` header may name (any port) when the dashboard is open without a key: a page of another
+    /// site that resolves its name to this machine (DNS rebinding) gets nothing. Nil: any.
+    let allowedHosts: Set<String>?
+    /// Wrong keys in the last minute, to refuse guessing in bulk.
+    private let wrongKeys = Mutex<[Int64]>([])
+
+    public convenience init(experiments: [Experiment], evalCaches: [String] = [], adminKey: String?, disabled: String? = nil,
+                            readOnly: Bool, refreshSeconds: Int = 30, allowedHosts: Set<String>? = nil,
+                            beforeRead: @escaping @Sendable () -> Void = {}, storeProblems: @escaping @Sendable () -> [String] = { [] },
+                            now: (@Sendable () -> Int64)? = nil) {
+        self.init(listing: { experiments }, evalCaches: evalCaches, adminKey: adminKey, disabled: disabled, readOnly: readOnly,
+                  refreshSeconds: refreshSeconds, allowedHosts: allowedHosts, beforeRead: beforeRead, storeProblems: storeProblems, now: now)
+    }
+
+    /// `listing` gives the experiments at each request.
+    public init(listing: @escaping @Sendable () -> [Experiment], evalCaches: [String] = [], adminKey: String?, disabled: String? = nil,
+                readOnly: Bool, refreshSeconds: Int = 30, allowedHosts: Set<String>? = nil,
                 beforeRead: @escaping @Sendable () -> Void = {}, storeProblems: @escaping @Sendable () -> [String] = { [] },
                 now: (@Sendable () -> Int64)? = nil) {
-        self.experiments = experiments
+        experiments = listing
+        self.allowedHosts = allowedHosts
         self.evalCaches = evalCaches
         session = DashboardSession(adminKey: adminKey)
         self.disabled = disabled
@@ -166,20 +188,30 @@ public final class DashboardSite: Sendable {
         if let disabled {
             return respond(exchange, 403, DashboardPages.message(title: "The dashboard is off", text: disabled, signedIn: false))
         }
+        if let allowedHosts, !allowedHosts.contains(Self.hostName(request.header("host") ?? "")) {
+            return respond(exchange, 403, DashboardPages.message(title: "Wrong host", text: "This dashboard answers only to \(allowedHosts.sorted().joined(separator: ", ")) (it has no key, so it serves this machine only).", signedIn: false))
+        }
         let seconds = now() / 1_000_000
         switch route {
         case .script:
             return exchange.respond(status: 200, headers: Self.securityHeaders + [("Content-Type", "text/javascript; charset=utf-8")],
                                     body: Array(DashboardPages.script.utf8))
         case .methodNotAllowed:
-            return respond(exchange, 405, DashboardPages.message(title: "Method not allowed", text: "\(request.method) is not allowed on \(request.path).", signedIn: false))
+            let allow = request.path.hasSuffix("/sign-in") ? "GET, HEAD, POST" : request.path.hasSuffix("/sign-out") ? "POST" : "GET, HEAD"
+            return respond(exchange, 405, DashboardPages.message(title: "Method not allowed", text: "\(request.method) is not allowed on \(request.path).", signedIn: false),
+                           extra: [("Allow", allow)])
         case .signIn:
             let form = Self.formFields(request.body)
-            let next = form["next"].flatMap { $0.hasPrefix(DashboardPages.root) && !$0.hasPrefix("//") ? $0 : nil } ?? DashboardPages.root
+            let next = form["next"].flatMap(Self.safeNext) ?? DashboardPages.root
             if session.isOpen {
                 return redirect(exchange, to: next, cookie: nil)
             }
+            if tooManyWrongKeys(now: seconds) {
+                return respond(exchange, 429, DashboardPages.signIn(error: "Too many wrong keys in the last minute: wait a minute and try again.", next: next),
+                               extra: [("Retry-After", "60")])
+            }
             guard let key = form["key"], session.isAdminKey(key) else {
+                wrongKeys.withLock { $0.append(seconds) }
                 // A wrong key is answered half a second later (off the server's threads), so guessing is slow.
                 let page = DashboardPages.signIn(error: "That is not the admin key.", next: next)
                 DispatchQueue.global().asyncAfter(deadline: .now() + Self.wrongKeyDelay) { [self] in respond(exchange, 401, page) }
@@ -204,16 +236,17 @@ public final class DashboardSite: Sendable {
             DispatchQueue.global().async { [self] in
                 beforeRead()
                 if case .experiment(let name) = route {
-                    guard let experiment = experiments.first(where: { $0.name == name }) else {
-                        return respond(exchange, 404, DashboardPages.message(title: "No such experiment", text: "No experiment \"\(name)\" here (experiments: \(experiments.map(\.name).joined(separator: ", "))).", signedIn: true))
+                    let all = experiments()
+                    guard let experiment = all.first(where: { $0.name == name }) else {
+                        return respond(exchange, 404, DashboardPages.message(title: "No such experiment", text: "No experiment \"\(name)\" here (experiments: \(all.map(\.name).joined(separator: ", "))).", signedIn: true))
                     }
                     let view = read(experiment)
-                    respond(exchange, 200, fragment ? DashboardPages.experimentMain(view) : DashboardPages.experiment(view, refreshSeconds: refreshSeconds))
+                    respond(exchange, 200, fragment ? DashboardPages.experimentMain(view) : DashboardPages.experiment(view, refreshSeconds: refreshSeconds, open: session.isOpen))
                 } else {
-                    let views = experiments.map(read)
+                    let views = experiments().map(read)
                     let evals = keptEvals()
                     respond(exchange, 200, fragment ? DashboardPages.experimentsMain(views, evals: evals, readOnly: readOnly)
-                                                    : DashboardPages.experiments(views, evals: evals, readOnly: readOnly, refreshSeconds: refreshSeconds))
+                                                    : DashboardPages.experiments(views, evals: evals, readOnly: readOnly, refreshSeconds: refreshSeconds, open: session.isOpen))
                 }
             }
         }
@@ -240,19 +273,25 @@ public final class DashboardSite: Sendable {
         do {
             let s = try experiment.analysis().current(now: now)
             var view = DashboardExperiment(name: experiment.name, model: experiment.model, report: s.report, series: s.series,
-                                           daily: s.daily, storeProblems: storeProblems(), readAt: s.readAt)
+                                           daily: s.daily, storeProblems: storeProblems() + (s.readError.map { ["the last read failed: \($0)"] } ?? []),
+                                           readAt: s.readAt)
             view.updating = s.updating
+            view.readOnly = readOnly
             return view
         } catch {
-            return DashboardExperiment(name: experiment.name, model: experiment.model, unavailable: "\(error)",
-                                       storeProblems: storeProblems(), readAt: at)
+            var view = DashboardExperiment(name: experiment.name, model: experiment.model, unavailable: "\(error)",
+                                           storeProblems: storeProblems(), readAt: at)
+            view.readOnly = readOnly
+            return view
         }
     }
 
     /// Not signed in: the sign-in form (200 at the dashboard's root, 401 elsewhere, so no data shows).
     private func refuse(_ exchange: any HTTPExchanging, _ request: HTTPRequest) {
         let atRoot = request.path == DashboardPages.root || request.path == DashboardPages.root + "/"
-        respond(exchange, atRoot ? 200 : 401, DashboardPages.signIn(next: atRoot ? nil : request.path))
+        // A refresh (the fragment) of a page whose session ended gets 401, so the page reloads into the form.
+        let refresh = request.header("x-bakeoff-fragment") == "1"
+        respond(exchange, atRoot && !refresh ? 200 : 401, DashboardPages.signIn(next: atRoot ? nil : request.path))
     }
 
     private func respond(_ exchange: any HTTPExchanging, _ status: Int, _ html: String, extra: [(String, String)] = []) {
@@ -268,6 +307,29 @@ public final class DashboardSite: Sendable {
 
     /// How long a wrong sign-in waits for its answer.
     static let wrongKeyDelay = 0.5
+    /// Wrong keys accepted in a minute before sign-in is refused for the rest of it (all visitors together).
+    package static let wrongKeysPerMinute = 30
+
+    private func tooManyWrongKeys(now: Int64) -> Bool {
+        wrongKeys.withLock { times in
+            times.removeAll { $0 <= now - 60 }
+            return times.count >= Self.wrongKeysPerMinute
+        }
+    }
+
+    /// Where a sign-in may send the visitor next: a dashboard path of this server, nothing else.
+    package static func safeNext(_ next: String) -> String? {
+        guard next.hasPrefix(DashboardPages.root + "/") || next == DashboardPages.root,
+              !next.contains("//"), !next.contains("\\"),
+              !next.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return nil }
+        return next
+    }
+
+    /// The name in a `Host` header, without its port.
+    package static func hostName(_ host: String) -> String {
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") { return String(host[...close]).lowercased() }
+        return String(host.split(separator: ":", maxSplits: 1).first ?? "").lowercased()
+    }
 
     /// Every dashboard response: nothing loads from elsewhere, no framing, no caching of data, no referrer.
     static let securityHeaders: [(String, String)] = [

@@ -80,6 +80,8 @@ public final class LiveAnalysis: Sendable {
         public var updating = false
         /// The store's id of the last event read.
         public var lastEventID: Int64 = 0
+        /// Why the newer read failed, when this is an older read's result.
+        public var readError: String?
     }
 
     /// The last read's result and what a read with new events last cost, for `current`.
@@ -87,6 +89,7 @@ public final class LiveAnalysis: Sendable {
         var snapshot: Snapshot?
         var seconds: Double = 0
         var reading = false
+        var error: String?
     }
     private let latest = Mutex(Latest())
 
@@ -94,10 +97,13 @@ public final class LiveAnalysis: Sendable {
     /// seconds the last time), else at once the last read's result, marked `updating`, while a new read runs on
     /// another thread. A large store's page so answers at once, and shows when its data was read.
     public func current(now: @escaping @Sendable () -> Int64, budget: Double = 0.2) throws -> Snapshot {
-        let (last, seconds) = latest.withLock { ($0.snapshot, $0.seconds) }
+        let (last, seconds, failed) = latest.withLock { ($0.snapshot, $0.seconds, $0.error) }
         guard var last, seconds > budget else { return try refresh(now: now()) }
-        // Nothing written since the last read: it is current (one indexed lookup).
-        if let newest = try? StoreReader.lastEventID(path: path, experiment: experiment), newest == last.lastEventID { return last }
+        // Nothing written since the last read: it is current (one indexed lookup). A store that cannot be read
+        // any more is read now, so that its failure shows.
+        let newest: Int64
+        do { newest = try StoreReader.lastEventID(path: path, experiment: experiment) } catch { return try refresh(now: now()) }
+        if newest == last.lastEventID && failed == nil { return last }
         let start = latest.withLock { l -> Bool in
             if l.reading { return false }
             l.reading = true
@@ -105,11 +111,13 @@ public final class LiveAnalysis: Sendable {
         }
         if start {
             DispatchQueue.global().async { [self] in
-                _ = try? refresh(now: now())
-                latest.withLock { $0.reading = false }
+                var error: String?
+                do { _ = try refresh(now: now()) } catch let e { error = "\(e)" }
+                latest.withLock { $0.reading = false; $0.error = error }
             }
         }
         last.updating = true
+        last.readError = failed
         return last
     }
 
@@ -128,9 +136,8 @@ public final class LiveAnalysis: Sendable {
     private final class Pass {
         var builder: TimeSeries.Builder
         var lastID: Int64 = 0
-        var recomputed = 0
         /// The last read's aggregation and series, and what they were made of: reused while nothing changed.
-        var cached: (events: Int, closed: Int, data: ExperimentData, series: TimeSeries)?
+        var cached: (events: Int, closed: Int, late: Set<Int64>, data: ExperimentData, series: TimeSeries)?
         init(builder: consuming TimeSeries.Builder) { self.builder = builder }
     }
 
@@ -154,6 +161,7 @@ public final class LiveAnalysis: Sendable {
         let done = snapshot
         latest.withLock { l in
             l.snapshot = done
+            l.error = nil
             if done.newEvents > 0 || l.seconds == 0 { l.seconds = done.readSeconds }
         }
         return snapshot
@@ -162,7 +170,7 @@ public final class LiveAnalysis: Sendable {
     private func read(now: Int64) throws -> Snapshot {
         return try state.withLock { (state: inout State) throws -> Snapshot in
             let options = state.options
-            let current = state.pass ?? Pass(builder: TimeSeries.Builder(source: path, options: options, plan: plan, settle: settle))
+            let current = state.pass ?? Pass(builder: TimeSeries.Builder(source: path, options: options, plan: plan, settle: settle, now: now))
             state.pass = nil
             let before = current.builder.events
             try StoreReader.forEachEvent(path: path, experiment: experiment, after: current.lastID) { id, ts, line in
@@ -170,15 +178,9 @@ public final class LiveAnalysis: Sendable {
                 current.lastID = id
             }
             current.builder.settle(now: now)
-            for cut in current.builder.late.sorted() {
-                var o = options
-                o.until = cut
-                current.builder.replace(cut: cut, with: try StoreAnalysis.aggregate(path: path, options: o))
-                current.recomputed += 1
-            }
             let data: ExperimentData, series: TimeSeries
             if let cached = current.cached, cached.events == current.builder.events, cached.closed == current.builder.closedCuts,
-               current.builder.late.isEmpty {
+               cached.late == current.builder.late {
                 (data, series) = (cached.data, cached.series)
             } else {
                 data = try current.builder.whole()
@@ -187,14 +189,14 @@ public final class LiveAnalysis: Sendable {
                     o.until = cut
                     return try StoreAnalysis.aggregate(path: path, options: o)
                 }
-                current.cached = (current.builder.events, current.builder.closedCuts, data, series)
+                current.cached = (current.builder.events, current.builder.closedCuts, current.builder.late, data, series)
             }
             var plan = self.plan
             plan.asOf = now
             var report = try Analysis.run(data, plan: plan)
             report.planChanges = try StoreAnalysis.planChangesAfterStart(path: path, experiment: data.experiment, data: data, plan: plan)
             let snapshot = Snapshot(series: series, report: report, daily: current.builder.daily(), events: current.builder.events,
-                                    newEvents: current.builder.events - before, recomputed: current.recomputed, readAt: now)
+                                    newEvents: current.builder.events - before, recomputed: current.builder.recomputedCuts, readAt: now)
             state.pass = current
             var done = snapshot
             done.lastEventID = current.lastID

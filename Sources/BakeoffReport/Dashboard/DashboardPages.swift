@@ -16,6 +16,8 @@ public struct DashboardExperiment: Sendable {
     public var readAt: Int64
     /// True while a newer read runs (a large store): the page shows the last one and says so.
     public var updating = false
+    /// Read from a store nobody writes through this server (`bakeoff dashboard`): no word on its writes.
+    public var readOnly = false
 
     public init(name: String, model: String? = nil, report: Report? = nil, unavailable: String? = nil, series: TimeSeries? = nil,
                 daily: [DayRequests] = [], storeProblems: [String] = [], readAt: Int64) {
@@ -83,8 +85,8 @@ public enum DashboardPages {
     }
 
     /// The list of experiments.
-    public static func experiments(_ list: [DashboardExperiment], evals: [DashboardEval], readOnly: Bool, refreshSeconds: Int?) -> String {
-        page(title: "Experiments", main: experimentsMain(list, evals: evals, readOnly: readOnly), signedIn: true, refreshSeconds: refreshSeconds)
+    public static func experiments(_ list: [DashboardExperiment], evals: [DashboardEval], readOnly: Bool, refreshSeconds: Int?, open: Bool = false) -> String {
+        page(title: "Experiments", main: experimentsMain(list, evals: evals, readOnly: readOnly), signedIn: true, refreshSeconds: refreshSeconds, open: open)
     }
 
     /// The list's `<main>` content.
@@ -130,8 +132,8 @@ public enum DashboardPages {
     }
 
     /// One experiment's page.
-    public static func experiment(_ e: DashboardExperiment, refreshSeconds: Int?) -> String {
-        page(title: e.name, main: experimentMain(e), signedIn: true, refreshSeconds: refreshSeconds)
+    public static func experiment(_ e: DashboardExperiment, refreshSeconds: Int?, open: Bool = false) -> String {
+        page(title: e.name, main: experimentMain(e), signedIn: true, refreshSeconds: refreshSeconds, open: open)
     }
 
     /// The experiment page's `<main>` content.
@@ -168,7 +170,8 @@ public enum DashboardPages {
 
     // MARK: - Sections
 
-    static func health(_ e: DashboardExperiment, _ r: Report) -> String {
+    /// What the health banner lists (empty: healthy) and what it notes; the list's badge says the same.
+    static func healthProblems(_ e: DashboardExperiment, _ r: Report) -> (problems: [String], notes: [String]) {
         var problems: [String] = [], notes: [String] = []
         switch r.sampleRatio.status {
         case .mismatch:
@@ -195,7 +198,12 @@ public enum DashboardPages {
             problems.append("The plan changed after the start \(r.planChanges.count == 1 ? "once" : "\(r.planChanges.count) times"): " + r.planChanges.map { "\(shortDate($0.timestamp)): \($0.changes.joined(separator: "; "))" }.joined(separator: " · "))
         }
         if quality.isEmpty { notes.append("no data-quality problems") }
-        if e.storeProblems.isEmpty { notes.append("store writing") }
+        if e.storeProblems.isEmpty && !e.readOnly { notes.append("store writing") }
+        return (problems, notes)
+    }
+
+    static func health(_ e: DashboardExperiment, _ r: Report) -> String {
+        let (problems, notes) = healthProblems(e, r)
         var html = "<section class=\"health \(problems.isEmpty ? "healthy" : "unhealthy")\" data-health=\"\(problems.isEmpty ? "ok" : "problems")\" aria-label=\"Health\">"
         html += "<strong>\(problems.isEmpty ? "✓ Healthy" : "⚠ Check before trusting the numbers")</strong>"
         if !problems.isEmpty { html += "<ul>" + problems.map { "<li>\(escapeHTML($0))</li>" }.joined() + "</ul>" }
@@ -340,12 +348,13 @@ public enum DashboardPages {
     // MARK: - Shell
 
     /// The whole page: CSS inline, the refresh script from the same server, nothing from elsewhere.
-    static func page(title: String, main: String, signedIn: Bool, refreshSeconds: Int?) -> String {
+    static func page(title: String, main: String, signedIn: Bool, refreshSeconds: Int?, open: Bool = false) -> String {
         var html = """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>\(escapeHTML(title)) · Bakeoff</title>
+        <link rel="icon" href="data:,">
         <style>\(css)</style>
         <script src="\(root)/app.js" defer></script>
         </head><body\(refreshSeconds.map { " data-refresh=\"\($0)\"" } ?? "")>
@@ -353,7 +362,7 @@ public enum DashboardPages {
         """
         if signedIn {
             html += "<span class=\"live\"><button type=\"button\" id=\"refresh\">Refresh</button> <span id=\"refreshed\" class=\"muted small\" aria-live=\"polite\"></span></span>"
-            html += "<form method=\"post\" action=\"\(root)/sign-out\" class=\"signout\"><button type=\"submit\">Sign out</button></form>"
+            if !open { html += "<form method=\"post\" action=\"\(root)/sign-out\" class=\"signout\"><button type=\"submit\">Sign out</button></form>" }
         }
         html += "</header>\n<main>\(main)</main>\n</body></html>\n"
         return html
@@ -436,12 +445,9 @@ public enum DashboardPages {
 
     static func healthBadge(_ e: DashboardExperiment) -> String {
         guard let r = e.report else { return "—" }
-        var issues: [String] = []
-        if r.sampleRatio.status == .mismatch { issues.append("sample ratio mismatch") }
-        if !e.storeProblems.isEmpty { issues.append("store failing") }
-        let q = r.dataQuality
-        if q.usersInSeveralVariants + q.duplicateRequestIDs + q.conversationsOfSeveralUsers + q.linesSkipped > 0 { issues.append("data quality") }
-        return issues.isEmpty ? "<span class=\"neutral\">✓ healthy</span>" : "<span class=\"worse\">⚠ \(escapeHTML(issues.joined(separator: ", ")))</span>"
+        let problems = healthProblems(e, r).problems
+        return problems.isEmpty ? "<span class=\"neutral\">✓ healthy</span>"
+            : "<span class=\"worse\" title=\"\(escapeHTML(problems.joined(separator: " · ")))\">⚠ \(problems.count) to check</span>"
     }
 
     static func actionWords(_ a: DecisionAction) -> String {

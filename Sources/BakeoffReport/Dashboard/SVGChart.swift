@@ -65,7 +65,7 @@ package struct LineChart {
     }
 
     package func render() -> String {
-        let left = 58.0, right = 26.0, top = 12.0, bottom = 46.0
+        let left = 68.0, right = 26.0, top = 16.0, bottom = 46.0
         // The legend wraps onto as many rows as its entries need.
         var legend: [(x: Double, row: Int)] = []
         var lx0 = left, row = 0
@@ -108,13 +108,17 @@ package struct LineChart {
         }
         if let r = reference {
             svg += "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(py(r.y)))\" y2=\"\(f(py(r.y)))\" stroke=\"\(Palette.ink)\" stroke-width=\"1.2\" stroke-dasharray=\"6 4\"/>"
-            svg += "<text x=\"\(f(left + plotW - 4))\" y=\"\(f(py(r.y) - 5))\" text-anchor=\"end\" class=\"tick\">\(escapeHTML(r.label))</text>"
+            let labelY = py(r.y) - 5 < top + 8 ? py(r.y) + 14 : py(r.y) - 5
+            svg += "<text x=\"\(f(left + plotW - 4))\" y=\"\(f(labelY))\" text-anchor=\"end\" class=\"tick\">\(escapeHTML(r.label))</text>"
         }
         // X ticks: at most 6, at the data's own x values.
+        // At most about six labels, never closer than 56 units (uneven days included), the last one always.
         let distinct = Array(Set(xs)).sorted()
-        let step = max(1, Int((Double(distinct.count) / 6).rounded(.up)))
-        for (i, x) in distinct.enumerated() where i % step == 0 || i == distinct.count - 1 {
-            if i != distinct.count - 1 && distinct.count - 1 - i < step { continue }
+        var labelled: [Double] = []
+        for x in distinct.reversed() where labelled.allSatisfy({ abs(px($0) - px(x)) >= 56 }) && labelled.count < 7 {
+            labelled.append(x)
+        }
+        for x in labelled {
             svg += "<text x=\"\(f(px(x)))\" y=\"\(f(top + plotH + 16))\" text-anchor=\"middle\" class=\"tick\">\(escapeHTML(xFormat(x)))</text>"
         }
         svg += "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(top + plotH))\" y2=\"\(f(top + plotH))\" stroke=\"\(Palette.neutral)\"/>"
@@ -161,7 +165,7 @@ package struct LineChart {
     }
 
     /// Round tick values covering [lo, hi].
-    package static func niceTicks(_ lo: Double, _ hi: Double, count: Int) -> [Double] {
+    package static func niceTicks(_ lo: Double, _ hi: Double, count: Int, integers: Bool = false) -> [Double] {
         var lo = lo, hi = hi
         if hi - lo < 1e-12 {
             let pad = max(abs(lo) * 0.1, 1e-6)
@@ -170,7 +174,8 @@ package struct LineChart {
         }
         let raw = (hi - lo) / Double(max(1, count - 1))
         let magnitude = pow10(floor(log10(raw)))
-        let step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        var step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        if integers { step = max(1, step.rounded(.up)) }
         let first = floor(lo / step) * step
         var ticks: [Double] = []
         var t = first
@@ -211,14 +216,24 @@ package struct BarChart {
     }
 
     package func render() -> String {
-        let left = 58.0, right = 26.0, top = 12.0, bottom = 66.0
+        let left = 68.0, right = 26.0, top = 12.0
+        var legend: [(x: Double, row: Int)] = []
+        var lx0 = left, row = 0
+        for g in groups {
+            let w = 28 + Double(g.name.count) * 7
+            if lx0 + w > width - right && lx0 > left { lx0 = left; row += 1 }
+            legend.append((lx0, row))
+            lx0 += w
+        }
+        let bottom = 48.0 + Double(row + 1) * 18
+        let height = self.height + Double(row) * 18
         let plotW = width - left - right, plotH = height - top - bottom
         let label = "\(title): \(yLabel) by \(xLabel)"
         let top0 = bars.flatMap(\.values).max() ?? 0
         guard !bars.isEmpty, top0 > 0 else {
             return "<svg viewBox=\"0 0 \(Int(width)) 60\" role=\"img\" aria-label=\"\(escapeHTML(label)): no data yet\"><text x=\"\(Int(width / 2))\" y=\"34\" text-anchor=\"middle\" class=\"muted\">no data yet</text></svg>"
         }
-        let ticks = LineChart.niceTicks(0, top0, count: 5)
+        let ticks = LineChart.niceTicks(0, top0, count: 5, integers: true)
         let yMax = max(top0, ticks.last ?? top0)
         func py(_ y: Double) -> Double { top + (1 - y / yMax) * plotH }
         var svg = "<svg viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(escapeHTML(label))\"><title>\(escapeHTML(label))</title>"
@@ -241,11 +256,10 @@ package struct BarChart {
         svg += "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(top + plotH))\" y2=\"\(f(top + plotH))\" stroke=\"\(Palette.neutral)\"/>"
         svg += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(top + plotH + 34))\" text-anchor=\"middle\" class=\"axis\">\(escapeHTML(xLabel))</text>"
         svg += "<text transform=\"translate(14 \(f(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" class=\"axis\">\(escapeHTML(yLabel))</text>"
-        var lx = left
-        for g in groups {
-            svg += "<rect x=\"\(f(lx))\" y=\"\(f(height - 18))\" width=\"12\" height=\"12\" fill=\"\(g.color)\"/>"
-            svg += "<text x=\"\(f(lx + 16))\" y=\"\(f(height - 8))\" class=\"tick\">\(escapeHTML(g.name))</text>"
-            lx += 28 + Double(g.name.count) * 7
+        for (g, place) in zip(groups, legend) {
+            let ly = height - 8 - Double(row - place.row) * 18
+            svg += "<rect x=\"\(f(place.x))\" y=\"\(f(ly - 10))\" width=\"12\" height=\"12\" fill=\"\(g.color)\"/>"
+            svg += "<text x=\"\(f(place.x + 16))\" y=\"\(f(ly))\" class=\"tick\">\(escapeHTML(g.name))</text>"
         }
         return svg + "</svg>"
     }
