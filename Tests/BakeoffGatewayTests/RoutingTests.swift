@@ -12,7 +12,10 @@ struct RoutingTests {
         ("GET", "/healthz", .health),
         ("GET", "/metrics", .metrics),
         ("GET", "/v1/experiments/exp/report", .report(experiment: "exp")),
-        ("GET", "/v1/experiments/support%20bot/report", .report(experiment: "support bot")),
+        // Paths arrive percent-decoded by the server: no second decoding ("pct%41" is that name).
+        ("GET", "/v1/experiments/support bot/report", .report(experiment: "support bot")),
+        ("GET", "/v1/experiments/pct%41/timeseries", .timeSeries(experiment: "pct%41")),
+        ("GET", "/v1/experiments/a/b/report", .report(experiment: "a/b")),
     ])
     func knownRoutes(_ method: String, _ path: String, _ route: GatewayRoute) {
         #expect(GatewayRoute.route(method: method, path: path).success == route)

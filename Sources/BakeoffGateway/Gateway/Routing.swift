@@ -29,12 +29,11 @@ package enum GatewayRoute: Equatable, Sendable {
         case ("GET", "/v1/assignments"): return .success(.assignments)
         case ("GET", "/healthz"): return .success(.health)
         case ("GET", "/metrics"): return .success(.metrics)
+        // The server has percent-decoded the path once: the name between is the name ("/" and "%" included).
         case ("GET", let path) where path.hasPrefix("/v1/experiments/") && path.hasSuffix("/timeseries"):
-            let name = String(path.dropFirst("/v1/experiments/".count).dropLast("/timeseries".count))
-            return .success(.timeSeries(experiment: name.removingPercentEncoding ?? name))
+            return .success(.timeSeries(experiment: String(path.dropFirst("/v1/experiments/".count).dropLast("/timeseries".count))))
         case ("GET", let path) where path.hasPrefix("/v1/experiments/") && path.hasSuffix("/report"):
-            let name = String(path.dropFirst("/v1/experiments/".count).dropLast("/report".count))
-            return .success(.report(experiment: name.removingPercentEncoding ?? name))
+            return .success(.report(experiment: String(path.dropFirst("/v1/experiments/".count).dropLast("/report".count))))
         default:
             if knownPaths.contains(path) {
                 return .failure(OpenAIError(status: 405, message: "\(method) is not allowed on \(path)", type: "invalid_request_error", code: "method_not_allowed"))
