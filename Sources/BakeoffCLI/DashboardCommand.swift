@@ -57,7 +57,7 @@ let dashboardSpec = CommandSpec(
     } else {
         // The store's experiments at the start, and any a gateway records later (its plans), each read with
         // the plan recorded for it.
-        let known = StoreExperiments(path: db, names: try StoreReader.experiments(path: db))
+        let known = StoreExperiments(path: db, names: try StoreReader.experimentNames(path: db))
         listing = { known.now() }
     }
     let key = ProcessInfo.processInfo.environment[keyEnv].flatMap { $0.isEmpty ? nil : $0 }

@@ -72,4 +72,21 @@ public enum StoreReader {
         guard try s.step() else { return 0 }
         return s.int(0)
     }
+
+    /// The experiments in the store, by name, found by seeking the experiment index once per name (not a scan
+    /// of every event, as `experimentCounts` does): quick on a store of millions of events.
+    public static func experimentNames(path: String) throws -> [String] {
+        let connection = try Connection(path: path, readOnly: true)
+        let first = try connection.prepare("SELECT experiment FROM events ORDER BY experiment LIMIT 1")
+        let next = try connection.prepare("SELECT experiment FROM events WHERE experiment > ?1 ORDER BY experiment LIMIT 1")
+        guard try first.step() else { return [] }
+        var names = [first.string(0)]
+        while true {
+            next.reset()
+            next.bind(1, names[names.count - 1])
+            guard try next.step() else { break }
+            names.append(next.string(0))
+        }
+        return names
+    }
 }

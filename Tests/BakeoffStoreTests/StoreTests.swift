@@ -314,6 +314,18 @@ struct StoreTests {
         #expect { try aggregateStore(path: empty, options: EventLog.Options()) } throws: { "\($0)".contains("empty") }
     }
 
+    /// The names by seeking the index equal the names by counting every event.
+    @Test func experimentNamesBySeekingEqualThoseByCounting() throws {
+        let path = try temporaryStorePath()
+        let store = try EventStore(path: path)
+        for (i, name) in ["b", "a", "", "a b", "é", "b", "z<>"].enumerated() { store.append(request(i + 1, experiment: name)) }
+        store.close()
+        #expect(try StoreReader.experimentNames(path: path) == StoreReader.experiments(path: path).sorted())
+        let empty = try temporaryStorePath()
+        try EventStore(path: empty).close()
+        #expect(try StoreReader.experimentNames(path: empty).isEmpty)
+    }
+
     @Test func choosingAnExperimentGivesErrorsCallersCanMatchAndNoOptionNames() throws {
         let path = try temporaryStorePath()
         let empty = try temporaryStorePath()
