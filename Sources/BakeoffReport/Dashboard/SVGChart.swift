@@ -66,15 +66,7 @@ package struct LineChart {
 
     package func render() -> String {
         let left = 68.0, right = 26.0, top = 16.0, bottom = 46.0
-        // The legend wraps onto as many rows as its entries need.
-        var legend: [(x: Double, row: Int)] = []
-        var lx0 = left, row = 0
-        for s in series {
-            let w = 30 + Double(s.name.count) * 7
-            if lx0 + w > width - right && lx0 > left { lx0 = left; row += 1 }
-            legend.append((lx0, row))
-            lx0 += w
-        }
+        let (legend, row) = legendPlaces(series.map { 30 + Double($0.name.count) * 7 }, from: left, to: width - right)
         let legendHeight = series.isEmpty ? 0 : Double(row + 1) * 18
         let height = self.height + max(0, legendHeight - 20)
         let plotW = width - left - right, plotH = height - top - bottom - legendHeight
@@ -217,14 +209,7 @@ package struct BarChart {
 
     package func render() -> String {
         let left = 68.0, right = 26.0, top = 12.0
-        var legend: [(x: Double, row: Int)] = []
-        var lx0 = left, row = 0
-        for g in groups {
-            let w = 28 + Double(g.name.count) * 7
-            if lx0 + w > width - right && lx0 > left { lx0 = left; row += 1 }
-            legend.append((lx0, row))
-            lx0 += w
-        }
+        let (legend, row) = legendPlaces(groups.map { 28 + Double($0.name.count) * 7 }, from: left, to: width - right)
         let bottom = 48.0 + Double(row + 1) * 18
         let height = self.height + Double(row) * 18
         let plotW = width - left - right, plotH = height - top - bottom
@@ -266,3 +251,16 @@ package struct BarChart {
 }
 
 private func f(_ v: Double) -> String { fixed(v, 1) }
+
+/// Where each legend entry of the given widths goes: wrapped onto as many rows as they need between `from`
+/// and `to`; the last row's number.
+private func legendPlaces(_ widths: [Double], from left: Double, to right: Double) -> (places: [(x: Double, row: Int)], lastRow: Int) {
+    var places: [(x: Double, row: Int)] = []
+    var x = left, row = 0
+    for w in widths {
+        if x + w > right && x > left { x = left; row += 1 }
+        places.append((x, row))
+        x += w
+    }
+    return (places, row)
+}
