@@ -19,7 +19,7 @@ let dashboardSpec = CommandSpec(
         .single("--refresh", "SECONDS", "How often an open page refreshes itself; 0 = only on the button", default: "30"),
         .single("--evals", "FILE", "An eval cache (where bakeoff eval keeps its calls and reports) to list", default: "bakeoff-eval.db when it exists"),
     ],
-    notes: "With BAKEOFF_ADMIN_KEY set (or the config's \"admin_key_env\"), the pages need it (a sign-in form sets a cookie). Without a key the dashboard is open, so it listens on this machine only (127.0.0.1, ::1 or localhost)."
+    notes: "With BAKEOFF_ADMIN_KEY set (or the config's \"admin_key_env\"), the pages need it (a sign-in form sets a cookie). Without a key the dashboard is open, so it listens on this machine only (127.x.x.x or localhost)."
 )
 
 @Sendable func runDashboard(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
@@ -64,12 +64,11 @@ let dashboardSpec = CommandSpec(
     if let key, key.utf8.count < GatewayConfig.minimumSecretBytes {
         throw UsageError("$\(keyEnv) is \(key.utf8.count) bytes long; a key needs at least \(GatewayConfig.minimumSecretBytes) (e.g. openssl rand -hex 16)")
     }
-    let loopback: Set<String> = ["127.0.0.1", "::1", "localhost"]
-    if key == nil && !loopback.contains(host) {
+    if key == nil && !HTTPServer.isLoopback(host) {
         throw UsageError("without a key the dashboard is open to anyone who reaches it: set \(keyEnv) to a secret to listen on \(host), or listen on 127.0.0.1")
     }
     let site = DashboardSite(listing: listing, evalCaches: evals, adminKey: key, readOnly: true, refreshSeconds: Int(refresh.rounded(.up)),
-                             allowedHosts: key == nil ? ["127.0.0.1", "[::1]", "localhost"] : nil)
+                             allowedHosts: key == nil ? ["127.0.0.1", "localhost", host.lowercased()] : nil)
     var options = HTTPServer.Options()
     options.host = host
     options.port = port
@@ -92,35 +91,6 @@ let dashboardSpec = CommandSpec(
     return .ok
 }
 
-/// The live plan from the settings the gateway recorded in the store (split, control, alpha, power, primary
-/// metric, method, correction, runtime bounds, start); what is not recorded keeps the live defaults.
-func recordedPlan(_ snapshot: PlanSnapshot?) -> AnalysisPlan {
-    var plan = AnalysisPlan()
-    plan.method = .sequential
-    guard let snapshot else { return plan }
-    let settings = Dictionary(snapshot.settings.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b })
-    if let split = settings["split"] { plan.allocation = try? Allocation(parsing: split) }
-    if let control = settings["control"] { plan.control = control }
-    if let alpha = settings["alpha"].flatMap(Double.init) { plan.alpha = alpha }
-    if let power = settings["power"].flatMap(Double.init) { plan.power = power }
-    if let primary = settings["primary_metric"] { plan.primaryMetric = primary }
-    if let method = settings["method"].flatMap(TestMethod.init(rawValue:)) { plan.method = method }
-    if let tuning = settings["sequential_tuning"].flatMap(Double.init) { plan.sequentialTuning = tuning }
-    if let correction = settings["correction"].flatMap(Correction.init(configName:)) { plan.correction = correction }
-    if let days = settings["min_runtime_days"].flatMap({ Double($0.split(separator: " ").first ?? "") }) {
-        plan.minimumRuntimeDays = days
-        plan.fullWeeks = settings["min_runtime_days"]?.contains("full weeks") ?? false
-    }
-    if let days = settings["max_runtime_days"].flatMap(Double.init) { plan.maximumRuntimeDays = days }
-    if let start = settings["start"].flatMap(parseTime) { plan.start = start }
-    if let mde = settings["mde"].flatMap(Double.init) { plan.minimumDetectableEffect = mde }
-    if let mde = settings["mde_relative"].flatMap(Double.init) {
-        plan.minimumDetectableEffect = mde
-        plan.minimumDetectableEffectIsRelative = true
-    }
-    return plan
-}
-
 /// The experiments of a store without a config: those it held at the start, and any a gateway records later;
 /// each with one `LiveAnalysis`, kept.
 final class StoreExperiments: Sendable {
@@ -136,7 +106,7 @@ final class StoreExperiments: Sendable {
         let recorded = (try? PlanLog.history(path: path, experiment: name))?.last.map { PlanSnapshot(text: $0.plan) }
         var options = EventLog.Options()
         options.experiment = name
-        let plan = recordedPlan(recorded)
+        let plan = recorded?.livePlan ?? PlanSnapshot(settings: []).livePlan
         options.experimentStart = plan.start
         let analysis = LiveAnalysis(path: path, options: options, plan: plan)
         let experiment = DashboardSite.Experiment(name: name, model: nil) { analysis }

@@ -183,6 +183,22 @@ struct PlanHistoryTests {
         #expect(s.settings.contains { $0.key == "metric escalation_rate" && $0.value.contains("margin 0.01") })
     }
 
+    /// A store read without the gateway's config is analysed with the plan recorded in it: every setting the
+    /// snapshot holds comes back.
+    @Test func theRecordedPlanComesBackFromItsText() throws {
+        let c = try Self.config(#"{"alpha": 0.1, "power": 0.9, "method": "sequential", "correction": "bh", "min_runtime_days": 10, "max_runtime_days": 28, "start": "2026-11-02T12:00:00Z", "mde": 0.03, "primary_metric": "csat"}"#)
+        let plan = PlanSnapshot(text: PlanSnapshot(config: c, allocation: try Allocation(split: 0.2), control: "control", defaultMethod: .fixed).text).livePlan
+        #expect(plan.alpha == 0.1 && plan.power == 0.9 && plan.method == .sequential && plan.correction == c.plan.correction)
+        #expect(plan.minimumRuntimeDays == 10 && plan.fullWeeks == c.plan.fullWeeks && plan.maximumRuntimeDays == 28)
+        #expect(plan.start == parseTime("2026-11-02T12:00:00Z") && plan.minimumDetectableEffect == 0.03 && !plan.minimumDetectableEffectIsRelative)
+        #expect(plan.primaryMetric == "csat" && plan.control == "control")
+        #expect(plan.allocation?.arms.map(\.name).sorted() == ["control", "treatment"])
+        // Nothing recorded: the live default, sequential.
+        #expect(PlanSnapshot(settings: []).livePlan.method == .sequential)
+        let fixed = PlanSnapshot(config: try Self.config(#"{"method": "fixed"}"#), allocation: nil, control: nil, defaultMethod: .sequential)
+        #expect(PlanSnapshot(text: fixed.text).livePlan.method == .fixed)
+    }
+
     @Test func changesAfterTheStartAreListedSettingBySetting() throws {
         let a = PlanSnapshot(config: try Self.config(#"{"alpha": 0.05}"#), allocation: nil, control: nil, defaultMethod: .fixed)
         let b = PlanSnapshot(config: try Self.config(#"{"alpha": 0.1, "max_runtime_days": 21}"#), allocation: nil, control: nil, defaultMethod: .fixed)

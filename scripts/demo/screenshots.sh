@@ -42,13 +42,7 @@ KEY="screenshot-key-$RANDOM$RANDOM"
 BAKEOFF_ADMIN_KEY="$KEY" "$BIN" dashboard --db "$WORK/bakeoff.db" --config "$WORK/bakeoff.json" \
     --evals "$WORK/offline/eval-cache.db" --listen 127.0.0.1:0 --refresh 0 2>"$WORK/dashboard.log" &
 PIDS+=($!)
-PORT=""
-for _ in $(seq 1 200); do
-    PORT=$(sed -n 's|.*bakeoff dashboard on http://[^:]*:\([0-9]*\)/dashboard.*|\1|p' "$WORK/dashboard.log" | head -1)
-    [[ -n "$PORT" ]] && break
-    sleep 0.05
-done
-[[ -n "$PORT" ]] || { echo "screenshots: the dashboard did not start:" >&2; cat "$WORK/dashboard.log" >&2; exit 1; }
+PORT=$(wait_port "$WORK/dashboard.log" "the dashboard")
 BASE="http://127.0.0.1:$PORT"
 "$PY" scripts/screenshots.py --base "$BASE" --key "$KEY" --out "$DOCS" \
     experiments=/dashboard experiment=/dashboard/experiments/support-bot-v2 eval=/dashboard/evals/0-1

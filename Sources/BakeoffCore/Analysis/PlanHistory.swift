@@ -64,6 +64,35 @@ public struct PlanSnapshot: Sendable, Equatable {
         }
     }
 
+    /// The live plan these settings describe (split, control, alpha, power, primary metric, method, correction,
+    /// runtime bounds, start, MDE): what a reader of the store without the gateway's config analyses with.
+    /// A setting it lacks keeps the live default (the sequential method); the metrics are not in it.
+    public var livePlan: AnalysisPlan {
+        var plan = AnalysisPlan()
+        plan.method = .sequential
+        let settings = Dictionary(self.settings.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b })
+        if let split = settings["split"] { plan.allocation = try? Allocation(parsing: split) }
+        if let control = settings["control"] { plan.control = control }
+        if let alpha = settings["alpha"].flatMap(Double.init) { plan.alpha = alpha }
+        if let power = settings["power"].flatMap(Double.init) { plan.power = power }
+        if let primary = settings["primary_metric"] { plan.primaryMetric = primary }
+        if let method = settings["method"].flatMap(TestMethod.init(rawValue:)) { plan.method = method }
+        if let tuning = settings["sequential_tuning"].flatMap(Double.init) { plan.sequentialTuning = tuning }
+        if let correction = settings["correction"].flatMap(Correction.init(configName:)) { plan.correction = correction }
+        if let text = settings["min_runtime_days"], let days = Double(text.split(separator: " ").first ?? "") {
+            plan.minimumRuntimeDays = days
+            plan.fullWeeks = text.contains("full weeks")
+        }
+        if let days = settings["max_runtime_days"].flatMap(Double.init) { plan.maximumRuntimeDays = days }
+        if let start = settings["start"].flatMap(parseTime) { plan.start = start }
+        if let mde = settings["mde"].flatMap(Double.init) { plan.minimumDetectableEffect = mde }
+        if let mde = settings["mde_relative"].flatMap(Double.init) {
+            plan.minimumDetectableEffect = mde
+            plan.minimumDetectableEffectIsRelative = true
+        }
+        return plan
+    }
+
     /// One setting per line, key and value separated by a tab.
     public var text: String {
         settings.map { "\($0.key)\t\($0.value)" }.joined(separator: "\n")

@@ -70,7 +70,8 @@ extension TimeSeries {
         public let plan: AnalysisPlan
         /// Microseconds after a cut during which events from before it may still be written.
         public let settle: Int64
-        private let experiment: String?
+        /// The experiment's name as bytes, to keep other experiments' requests out of the daily counts.
+        private let experiment: [UInt8]?
         private let experimentStart: Int64?
         private var lines: EventLog.LineAggregator
         private var number = 0
@@ -87,8 +88,6 @@ extension TimeSeries {
         private var closed: [Int64: PendingPoint] = [:]
         /// Closed cuts that an event from before them reached afterwards.
         public private(set) var late: Set<Int64> = []
-        /// Points recomputed from the whole log so far (late events, a log not in time order).
-        public private(set) var recomputedCuts = 0
         private var days = DailyRequests()
 
         enum Closed: Sendable {
@@ -132,7 +131,7 @@ extension TimeSeries {
             self.plan = plan
             self.settle = settle
             horizon = now.map { Self.floorDay($0) + Self.day } ?? .max
-            experiment = options.experiment
+            experiment = options.experiment.map { Array($0.utf8) }
             experimentStart = options.experimentStart
             lines = EventLog.LineAggregator(source: source, options: options)
         }
@@ -179,7 +178,7 @@ extension TimeSeries {
                 defer { swap(&counts, &days) }
                 try lines.add(line, number: number, alsoTo: &openAggregators) { e in
                     guard e.kind == .request, !e.qa, start.map({ e.timestamp >= $0 }) ?? true else { return }
-                    if let experiment, !e.experiment.elementsEqual(experiment.utf8) { return }
+                    if let experiment, !e.experiment.elementsEqual(experiment) { return }
                     counts.add(e)
                 }
             }
@@ -243,7 +242,6 @@ extension TimeSeries {
                     result = Self.analyse(try recompute(cut), plan)
                     closed[cut] = PendingPoint(result)
                     late.remove(cut)
-                    recomputedCuts += 1
                 }
                 switch result {
                 case .report(let report): series.points.append(Point(cut: cut, report: report))

@@ -143,11 +143,8 @@ public enum EventLog {
         /// `EventAggregator.cut(at:)`).
         public func cut(at cut: Int64) -> EventAggregator { aggregator.cut(at: cut) }
 
-        /// The data so far, as `finish` would give it, without ending the read; with `cut`, the data of that
-        /// cut of this aggregator instead (its events before the cut).
-        public func snapshot(of cut: EventAggregator? = nil) throws -> ExperimentData {
-            try context.data(of: cut ?? aggregator)
-        }
+        /// The data so far, as `finish` would give it, without ending the read.
+        public func snapshot() throws -> ExperimentData { try context.data(of: aggregator) }
 
         /// What the read knows besides the aggregation (lines skipped, the source, the options), to finish an
         /// aggregation of it on another thread.

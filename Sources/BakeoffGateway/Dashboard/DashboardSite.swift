@@ -226,7 +226,7 @@ public final class DashboardSite: Sendable {
         case .eval(let source, let id):
             guard session.allows(request, now: seconds) else { return refuse(exchange, request) }
             guard source < evalCaches.count, let saved = try? EvalCache.savedReports(path: evalCaches[source], id: id).first else {
-                return respond(exchange, 404, DashboardPages.message(title: "No such eval", text: "There is no kept eval report at \(request.path).", signedIn: true))
+                return respond(exchange, 404, DashboardPages.message(title: "No such eval", text: "There is no kept eval report at \(request.path): the experiments page lists the ones kept.", signedIn: true))
             }
             return respond(exchange, 200, DashboardPages.evalPage(saved.html))
         case .experiments, .experiment:

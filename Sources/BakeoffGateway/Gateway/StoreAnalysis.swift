@@ -70,8 +70,6 @@ public final class LiveAnalysis: Sendable {
         /// Events read so far, and by this read.
         public var events: Int
         public var newEvents: Int
-        /// Points recomputed from the whole store because events from before them arrived late.
-        public var recomputed: Int
         /// When this read happened (microseconds since 1970).
         public var readAt: Int64
         /// Seconds the read took.
@@ -196,7 +194,7 @@ public final class LiveAnalysis: Sendable {
             var report = try Analysis.run(data, plan: plan)
             report.planChanges = try StoreAnalysis.planChangesAfterStart(path: path, experiment: data.experiment, data: data, plan: plan)
             let snapshot = Snapshot(series: series, report: report, daily: current.builder.daily(), events: current.builder.events,
-                                    newEvents: current.builder.events - before, recomputed: current.builder.recomputedCuts, readAt: now)
+                                    newEvents: current.builder.events - before, readAt: now)
             state.pass = current
             var done = snapshot
             done.lastEventID = current.lastID

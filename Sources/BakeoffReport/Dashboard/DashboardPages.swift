@@ -1,3 +1,4 @@
+import Foundation
 import BakeoffCore
 
 /// What the dashboard shows of one experiment, gathered by the server from the store.
@@ -467,9 +468,6 @@ public enum DashboardPages {
         }
     }
 
-    /// "Dec 3" for a time (UTC).
-    package static func shortDateText(_ micros: Int64) -> String { shortDate(micros) }
-
     static func clock(_ micros: Int64?) -> String {
         guard let micros else { return "—" }
         let t = formatTimestamp(micros)  // 2026-12-07T10:11:12.123456Z
@@ -492,21 +490,9 @@ func fixedTrim(_ x: Double) -> String {
     return r == r.rounded() ? String(Int(r)) : fixed(r, 1)
 }
 
-/// Percent-encodes a path segment (RFC 3986 unreserved characters stay).
+/// Percent-encodes a path segment: RFC 3986's unreserved characters stay, every other byte is %XX.
 package func percentEncode(_ s: String) -> String {
-    var out = ""
-    for b in s.utf8 {
-        switch b {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-            out.append(Character(UnicodeScalar(b)))
-        default:
-            out += "%" + String(b, radix: 16, uppercase: true).leftPadded(2)
-        }
-    }
-    return out
+    s.addingPercentEncoding(withAllowedCharacters: unreservedCharacters) ?? s
 }
 
-private extension String {
-    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
-}
+private let unreservedCharacters = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
