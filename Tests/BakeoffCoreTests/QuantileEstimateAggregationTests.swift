@@ -168,6 +168,23 @@ struct QuantileEstimateAggregationTests {
         #expect(ClusteredQuantileSketch().estimate(level: 0.5, users: 3) == nil)
     }
 
+    /// The daily cuts build their quantile sketches from values sorted already: the same sketch as adding them
+    /// one by one, exact or in buckets (with repeated values, zeros and values below the buckets' minimum).
+    @Test(arguments: [1_000, QuantileSketch.exactLimit + 5_000])
+    func aSketchOfSortedValuesEqualsOneBuiltValueByValue(count: Int) {
+        var rng = SplitMix(seed: 7)
+        var values = (0..<count).map { _ in Double(rng.next() % 40_000) / 10 }
+        values += [0, 0.0001, .nan, .infinity]
+        var added = QuantileSketch()
+        for v in values { added.add(v) }
+        added.prepare()
+        let sorted = QuantileSketch(sorted: values.filter(\.isFinite).sorted() + [.nan])
+        #expect(sorted.count == added.count && sorted.isExact == added.isExact && sorted.isExact == (count < 10_000))
+        for q in [0, 0.001, 0.25, 0.5, 0.95, 0.99, 1] {
+            #expect(sorted.quantile(q) == added.quantile(q))
+        }
+    }
+
     @Test func spilledSketchesStayCloseAndMergeExactly() {
         var rng = SplitMix(seed: 12)
         var a: [[Double]] = [], b: [[Double]] = []

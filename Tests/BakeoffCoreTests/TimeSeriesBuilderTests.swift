@@ -87,7 +87,9 @@ struct TimeSeriesBuilderTests {
         return out
     }
 
-    static func built(_ events: [EventRecord], chunks: Int = 1, settle: Int64 = 3_600_000_000) throws -> (TimeSeries, [DayRequests], Set<Int64>) {
+    /// `parsed`: the lines are parsed on another thread (`ParsedLines`), as the store's reads do.
+    static func built(_ events: [EventRecord], chunks: Int = 1, settle: Int64 = 3_600_000_000,
+                      parsed: Bool = false) throws -> (TimeSeries, [DayRequests], Set<Int64>) {
         let lines = events.map { $0.jsonLine() }
         var options = EventLog.Options()
         options.experiment = "e"
@@ -96,9 +98,20 @@ struct TimeSeriesBuilderTests {
         var last = TimeSeries(experiment: "e")
         var sawLate: Set<Int64> = []
         for start in stride(from: 0, to: lines.count, by: size) {
-            for i in start..<min(lines.count, start + size) {
-                var l = lines[i]
-                try l.withUTF8 { try builder.add(UnsafeRawBufferPointer($0), timestamp: events[i].timestamp) }
+            let range = start..<min(lines.count, start + size)
+            if parsed {
+                let slice = Array(lines[range]), times = range.map { events[$0].timestamp }
+                try ParsedLines.forEach(experiment: "e", depth: 2, read: { emit in
+                    for (i, line) in slice.enumerated() {
+                        var l = line
+                        try l.withUTF8 { try emit(Int64(i), times[i], UnsafeRawBufferPointer($0)) }
+                    }
+                }) { _, ts, line in try builder.add(line, timestamp: ts) }
+            } else {
+                for i in range {
+                    var l = lines[i]
+                    try l.withUTF8 { try builder.add(UnsafeRawBufferPointer($0), timestamp: events[i].timestamp) }
+                }
             }
             // A refresh: the clock is just past the last event written.
             builder.settle(now: events[min(lines.count, start + size) - 1].timestamp)
@@ -123,23 +136,24 @@ struct TimeSeriesBuilderTests {
         }
     }
 
-    @Test(arguments: [1, 3, 17])
-    func equalsACutOfTheLogAtEveryPointWhenWrittenOutOfOrder(chunks: Int) throws {
+    @Test(arguments: [1, 3, 17], [false, true])
+    func equalsACutOfTheLogAtEveryPointWhenWrittenOutOfOrder(chunks: Int, parsed: Bool) throws {
         let events = Self.log()
         // The test means something only if requests from before a midnight were written after it.
         let midnightsCrossed = zip(events, events.dropFirst()).contains { a, b in
             a.timestamp / Make.day > b.timestamp / Make.day
         }
         #expect(midnightsCrossed)
-        let (series, _, _) = try Self.built(events, chunks: chunks)
+        let (series, _, _) = try Self.built(events, chunks: chunks, parsed: parsed)
         let want = try Self.expected(events)
         #expect(want.points.count == 6 || want.points.count == 7)
         #expect(Self.fingerprint(series) == Self.fingerprint(want))
     }
 
-    @Test func eventsWrittenLongAfterTheirDayAreRecomputedExactly() throws {
+    @Test(arguments: [false, true])
+    func eventsWrittenLongAfterTheirDayAreRecomputedExactly(parsed: Bool) throws {
         let events = Self.log(lateEvery: 29)
-        let (series, _, late) = try Self.built(events, chunks: 4)
+        let (series, _, late) = try Self.built(events, chunks: 4, parsed: parsed)
         #expect(!late.isEmpty, "the held-back events should reach days already closed")
         #expect(Self.fingerprint(series) == Self.fingerprint(try Self.expected(events)))
     }

@@ -684,33 +684,43 @@ private struct PendingFeedback {
 struct FieldQuantiles {
     private var users: [UInt32] = []
     private var values: [Double] = []
-    /// Indices of the first `sorted.count` values in order of value (ties in file order), kept by `prepare`
-    /// so that an aggregation finished again and again (the dashboard's refresh) sorts only the new values.
-    private var sorted: [UInt32] = []
+    /// The first `sortedValues.count` values in order of value (ties in file order) with their users, kept by
+    /// `prepare` so that an aggregation finished again and again (the dashboard's refresh, its daily cuts)
+    /// sorts only the new values, and reads them in order without a random access per value.
+    private var sortedValues: [Double] = []
+    private var sortedUsers: [UInt32] = []
 
-    /// Brings `sorted` up to every value: sorts the new ones and merges them in (a stable sort of all of them
-    /// gives the same order).
+    /// Brings the sorted values up to every value: sorts the new ones and merges them in (a stable sort of all
+    /// of them gives the same order).
     mutating func prepare() {
-        let old = sorted.count, count = values.count
+        let old = sortedValues.count, count = values.count
         guard count > old else { return }
         var fresh = (old..<count).map { UInt32(truncatingIfNeeded: $0) }
         values.withUnsafeBufferPointer { v in
             fresh.sort { v[Int($0)] < v[Int($1)] || (v[Int($0)] == v[Int($1)] && $0 < $1) }
-            if old == 0 {
-                sorted = fresh
-                return
-            }
-            var merged: [UInt32] = []
-            merged.reserveCapacity(count)
-            var i = 0, j = 0
-            while i < old && j < fresh.count {
-                // Every old index is smaller than every fresh one: on a tie the old one comes first.
-                if v[Int(fresh[j])] < v[Int(sorted[i])] { merged.append(fresh[j]); j += 1 } else { merged.append(sorted[i]); i += 1 }
-            }
-            merged.append(contentsOf: sorted[i...])
-            merged.append(contentsOf: fresh[j...])
-            sorted = merged
         }
+        let freshValues = fresh.map { values[Int($0)] }, freshUsers = fresh.map { users[Int($0)] }
+        if old == 0 {
+            sortedValues = freshValues
+            sortedUsers = freshUsers
+            return
+        }
+        var mergedValues: [Double] = [], mergedUsers: [UInt32] = []
+        mergedValues.reserveCapacity(count)
+        mergedUsers.reserveCapacity(count)
+        var i = 0, j = 0
+        while i < old && j < freshValues.count {
+            // Every old value was read before every fresh one: on a tie the old one comes first.
+            if freshValues[j] < sortedValues[i] {
+                mergedValues.append(freshValues[j]); mergedUsers.append(freshUsers[j]); j += 1
+            } else {
+                mergedValues.append(sortedValues[i]); mergedUsers.append(sortedUsers[i]); i += 1
+            }
+        }
+        mergedValues.append(contentsOf: sortedValues[i...]); mergedUsers.append(contentsOf: sortedUsers[i...])
+        mergedValues.append(contentsOf: freshValues[j...]); mergedUsers.append(contentsOf: freshUsers[j...])
+        sortedValues = mergedValues
+        sortedUsers = mergedUsers
     }
 
     @inline(__always)
@@ -743,11 +753,11 @@ struct FieldQuantiles {
             return a
         }
         // In value order when `prepare` has sorted every value (the same order as the stable sort below).
-        let presorted = sorted.count == values.count
+        let presorted = sortedValues.count == values.count
         if presorted {
-            for i in sorted {
-                let u = users[Int(i)]
-                entries[Int(firstVariants[Int(u)])].append(.init(value: values[Int(i)], squareStep: u, userCount: perUser[Int(u)]))
+            for k in sortedValues.indices {
+                let u = sortedUsers[k]
+                entries[Int(firstVariants[Int(u)])].append(.init(value: sortedValues[k], squareStep: u, userCount: perUser[Int(u)]))
             }
         } else {
             for i in values.indices {
@@ -761,17 +771,17 @@ struct FieldQuantiles {
         var clustered: [ClusteredQuantileSketch] = []
         for v in 0..<variantCount {
             if !presorted { entries[v].sort { $0.value < $1.value } }
-            var sketch = QuantileSketch()
+            var ascending: [Double] = []
+            ascending.reserveCapacity(entries[v].count)
             entries[v].withUnsafeMutableBufferPointer { buffer in
                 for j in buffer.indices {
                     let u = Int(buffer[j].squareStep)
                     buffer[j].squareStep = 2 &* rank[u] &+ 1
                     rank[u] &+= 1
-                    sketch.add(buffer[j].value)
+                    ascending.append(buffer[j].value)
                 }
             }
-            sketch.prepare()
-            sketches.append(sketch)
+            sketches.append(QuantileSketch(sorted: ascending))
             clustered.append(ClusteredQuantileSketch(sorted: entries[v], countSumSquares: squares[v]))
             entries[v] = []
         }

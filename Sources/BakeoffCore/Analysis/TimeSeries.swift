@@ -85,7 +85,7 @@ extension TimeSeries {
         private var horizon: Int64
         /// Each closed cut's point, computed on another thread while the read goes on (two cores: the read on
         /// one, the days' analyses on the other).
-        private var closed: [Int64: PendingPoint] = [:]
+        private var closed: [Int64: Pending<Closed>] = [:]
         /// Closed cuts that an event from before them reached afterwards.
         public private(set) var late: Set<Int64> = []
         private var days = DailyRequests()
@@ -94,32 +94,6 @@ extension TimeSeries {
             case report(Report)
             case skipped(String)
             case failed(any Error)
-        }
-
-        /// A point being computed, or computed.
-        final class PendingPoint: Sendable {
-            private let result = Mutex<Closed?>(nil)
-            private let done = DispatchSemaphore(value: 0)
-
-            init(_ value: Closed) {
-                result.withLock { $0 = value }
-                done.signal()
-            }
-
-            init(computing: @escaping @Sendable () -> Closed) {
-                DispatchQueue.global().async { [self] in
-                    let value = computing()
-                    result.withLock { $0 = value }
-                    done.signal()
-                }
-            }
-
-            /// The point, once computed.
-            var value: Closed {
-                done.wait()
-                done.signal()
-                return result.withLock { $0! }
-            }
         }
 
         public static let day: Int64 = 86_400_000_000
@@ -143,6 +117,11 @@ extension TimeSeries {
 
         /// Adds the next event (one line of the log, in the order written) with its timestamp.
         public mutating func add(_ line: UnsafeRawBufferPointer, timestamp: Int64) throws(EventLogError) {
+            try add(.raw(line), timestamp: timestamp)
+        }
+
+        /// Adds the next event, parsed already or not (`ParsedLines`), with its timestamp.
+        public mutating func add(_ line: ParsedLines.Line, timestamp: Int64) throws(EventLogError) {
             number += 1
             let midnight = min(Self.floorDay(timestamp), horizon)
             if let reached {
@@ -170,19 +149,31 @@ extension TimeSeries {
                 reached = midnight
             }
             if timestamp > latest { latest = min(timestamp, horizon) }
-            let experiment = self.experiment, start = experimentStart
-            do {
+            switch line {
+            case .event(let e):
+                count(e)
+                try lines.add(parsed: e, number: number, alsoTo: &openAggregators)
+            case .raw(let bytes):
                 // The daily counts are moved out while the line aggregator (another part of self) reads the line.
                 var counts = DailyRequests()
                 swap(&counts, &days)
                 defer { swap(&counts, &days) }
-                try lines.add(line, number: number, alsoTo: &openAggregators) { e in
-                    guard e.kind == .request, !e.qa, start.map({ e.timestamp >= $0 }) ?? true else { return }
-                    if let experiment, !e.experiment.elementsEqual(experiment) { return }
-                    counts.add(e)
+                let experiment = self.experiment, start = experimentStart
+                try lines.add(bytes, number: number, alsoTo: &openAggregators) { e in
+                    if Self.counts(e, experiment: experiment, start: start) { counts.add(e) }
                 }
             }
             close(before: latest)
+        }
+
+        /// Whether the daily counts take `e`: a request of the experiment, not QA, from its start on.
+        private static func counts(_ e: EventView, experiment: [UInt8]?, start: Int64?) -> Bool {
+            guard e.kind == .request, !e.qa, start.map({ e.timestamp >= $0 }) ?? true else { return false }
+            return experiment.map { bytesEqual(e.experiment, $0) } ?? true
+        }
+
+        private mutating func count(_ e: EventView) {
+            if Self.counts(e, experiment: experiment, start: experimentStart) { days.add(e) }
         }
 
         /// Closes the cuts the clock is `settle` past (`now`, microseconds since 1970), and lets cuts be made up
@@ -196,8 +187,10 @@ extension TimeSeries {
             while let cut = openCuts.first, cut + settle <= time {
                 let aggregator = openAggregators.removeFirst()
                 openCuts.removeFirst()
+                // The day before the cut has its requests too: its quantiles are computed meanwhile.
+                days.compute(day: cut - Self.day)
                 let context = lines.context, plan = self.plan
-                closed[cut] = PendingPoint {
+                closed[cut] = Pending {
                     var a = aggregator
                     a.prepare()
                     return Self.point(context, a, plan)
@@ -224,10 +217,26 @@ extension TimeSeries {
         /// recomputed once and kept until another late event reaches it; cuts outside the series (before the
         /// experiment's start, or too far back) are left alone.
         public mutating func series(whole known: ExperimentData? = nil, recompute: (Int64) throws -> ExperimentData) throws -> TimeSeries {
+            try seriesAndWhole(known, recompute: recompute).series
+        }
+
+        /// The series and every event read so far (`whole()`); the cuts still open are computed on other
+        /// threads meanwhile.
+        public mutating func seriesAndWhole(_ known: ExperimentData? = nil,
+                                            recompute: (Int64) throws -> ExperimentData) throws -> (whole: ExperimentData, series: TimeSeries) {
+            let context = lines.context, plan = self.plan
+            var open: [Int64: Pending<Closed>] = [:]
+            for (i, cut) in openCuts.enumerated() where !late.contains(cut) {
+                let aggregator = openAggregators[i]
+                open[cut] = Pending {
+                    var a = aggregator
+                    a.prepare()
+                    return Self.point(context, a, plan)
+                }
+            }
             let whole = try known ?? self.whole()
-            for i in openAggregators.indices { openAggregators[i].prepare() }
             var series = TimeSeries(experiment: whole.experiment)
-            guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else { return series }
+            guard let first = whole.firstTimestamp, let last = whole.lastTimestamp else { return (whole, series) }
             // With a clock, no point after the midnight after it (see `init`).
             let shown = horizon == .max ? last : min(last, horizon - 1)
             for cut in dailyCuts(first: max(first, experimentStart ?? first), last: shown) {
@@ -236,11 +245,11 @@ extension TimeSeries {
                     result = Self.analyse(whole, plan)
                 } else if let done = closed[cut], !late.contains(cut) {
                     result = done.value
-                } else if !late.contains(cut), let i = openCuts.firstIndex(of: cut) {
-                    result = Self.point(lines.context, openAggregators[i], plan)
+                } else if !late.contains(cut), let pending = open[cut] {
+                    result = pending.value
                 } else {
                     result = Self.analyse(try recompute(cut), plan)
-                    closed[cut] = PendingPoint(result)
+                    closed[cut] = Pending(result)
                     late.remove(cut)
                 }
                 switch result {
@@ -249,7 +258,7 @@ extension TimeSeries {
                 case .failed(let error): throw error
                 }
             }
-            return series
+            return (whole, series)
         }
 
         /// Requests per day and variant with their latency and time-to-first-token quantiles (not cumulative).
@@ -299,12 +308,21 @@ public struct DayRequests: Sendable, Equatable {
 /// a day's quantiles are computed again only when it has new requests.
 struct DailyRequests {
     struct Day {
+        let day: Int64
+        let variant: String
         var requests = 0
         var errors = 0
         var latency = QuantileSketch()
         var ttft = QuantileSketch()
         /// The row as last computed, while no request came since.
         var row: DayRequests?
+        /// The row being computed on another thread, and of how many requests.
+        var pending: (requests: Int, row: Pending<DayRequests>)?
+
+        init(day: Int64, variant: String) {
+            self.day = day
+            self.variant = variant
+        }
 
         mutating func record(_ e: EventView) {
             requests += 1
@@ -313,43 +331,102 @@ struct DailyRequests {
             ttft.add(e.ttftMs)
             row = nil
         }
+
+        /// The row, from sketches sorted by the caller (or copies of them).
+        static func row(day: Int64, variant: String, requests: Int, errors: Int, latency: QuantileSketch, ttft: QuantileSketch) -> DayRequests {
+            DayRequests(day: day, variant: variant, requests: requests, errors: errors,
+                        latencyP50: latency.quantile(0.5), latencyP95: latency.quantile(0.95),
+                        ttftP50: ttft.quantile(0.5), ttftP95: ttft.quantile(0.95))
+        }
     }
-    private var days: [Int64: [String: Day]] = [:]
-    private var lastVariant: (bytes: [UInt8], name: String) = ([], "")
+    private var days: [Day] = []
+    private var slots: [Key: Int] = [:]
+    /// The slots of the days and variants met last, to find them without hashing a name per request.
+    private var recent: [(variant: [UInt8], day: Int64, slot: Int)] = []
+
+    private struct Key: Hashable {
+        var day: Int64
+        var variant: String
+    }
 
     mutating func add(_ e: EventView) {
         let day = TimeSeries.Builder.floorDay(e.timestamp)
-        if !e.variant.elementsEqual(lastVariant.bytes) {
-            lastVariant = (Array(e.variant), String(decoding: e.variant, as: UTF8.self))
+        for r in recent where r.day == day && bytesEqual(e.variant, r.variant) {
+            days[r.slot].record(e)
+            return
         }
-        days[day, default: [:]][lastVariant.name, default: Day()].record(e)
+        let key = Key(day: day, variant: String(decoding: e.variant, as: UTF8.self))
+        let slot: Int
+        if let known = slots[key] {
+            slot = known
+        } else {
+            slot = days.count
+            slots[key] = slot
+            days.append(Day(day: day, variant: key.variant))
+        }
+        if recent.count >= 16 { recent.removeFirst() }
+        recent.append((Array(e.variant), day, slot))
+        days[slot].record(e)
+    }
+
+    /// Starts computing the quantiles of `day`'s variants on another thread (the day is over: they are kept
+    /// unless a request of the day is read later).
+    mutating func compute(day: Int64) {
+        for i in days.indices where days[i].day == day && days[i].row == nil {
+            let d = days[i]
+            days[i].pending = (d.requests, Pending {
+                var latency = d.latency, ttft = d.ttft
+                latency.prepare()
+                ttft.prepare()
+                return Day.row(day: d.day, variant: d.variant, requests: d.requests, errors: d.errors, latency: latency, ttft: ttft)
+            })
+        }
     }
 
     /// Computes the quantiles of the days with new requests.
     mutating func update() {
-        // The keys first, so that the sketches are sorted in place (no other reference to them meanwhile).
-        var dirty: [(Int64, String)] = []
-        for (day, variants) in days {
-            for (name, d) in variants where d.row == nil { dirty.append((day, name)) }
-        }
-        for (day, name) in dirty {
-            days[day]![name]!.latency.prepare()
-            days[day]![name]!.ttft.prepare()
-            let d = days[day]![name]!
-            days[day]![name]!.row = DayRequests(day: day, variant: name, requests: d.requests, errors: d.errors,
-                                                latencyP50: d.latency.quantile(0.5), latencyP95: d.latency.quantile(0.95),
-                                                ttftP50: d.ttft.quantile(0.5), ttftP95: d.ttft.quantile(0.95))
+        for i in days.indices where days[i].row == nil {
+            if let pending = days[i].pending, pending.requests == days[i].requests {
+                days[i].row = pending.row.value
+            } else {
+                days[i].latency.prepare()
+                days[i].ttft.prepare()
+                let d = days[i]
+                days[i].row = Day.row(day: d.day, variant: d.variant, requests: d.requests, errors: d.errors, latency: d.latency, ttft: d.ttft)
+            }
+            days[i].pending = nil
         }
     }
 
     /// Every day and variant, oldest first (`update` first for current quantiles).
     func rows() -> [DayRequests] {
-        var all: [DayRequests] = []
-        for (day, variants) in days {
-            for (name, d) in variants {
-                all.append(d.row ?? DayRequests(day: day, variant: name, requests: d.requests, errors: d.errors))
-            }
+        days.map { d in d.row ?? DayRequests(day: d.day, variant: d.variant, requests: d.requests, errors: d.errors) }
+            .sorted { ($0.day, $0.variant) < ($1.day, $1.variant) }
+    }
+}
+
+/// A value computed on another thread, or computed already.
+final class Pending<Value: Sendable>: Sendable {
+    private let result = Mutex<Value?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ value: Value) {
+        result.withLock { $0 = value }
+        done.signal()
+    }
+
+    init(computing: @escaping @Sendable () -> Value) {
+        DispatchQueue.global().async { [self] in
+            let value = computing()
+            result.withLock { $0 = value }
+            done.signal()
         }
-        return all.sorted { ($0.day, $0.variant) < ($1.day, $1.variant) }
+    }
+
+    /// The value, once computed.
+    var value: Value {
+        done.wait()
+        done.signal()
+        return result.withLock { $0! }
     }
 }

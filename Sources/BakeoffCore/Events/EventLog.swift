@@ -127,6 +127,13 @@ public enum EventLog {
                 try skip(EventLogError(path: source, line: number, column: error.column, message: error.message), number)
                 return
             }
+            try add(parsed: event, number: number, alsoTo: &cuts, observe: observe)
+        }
+
+        /// Adds one line parsed already (on another thread: `ParsedLines`), as `add(_:number:alsoTo:observe:)`.
+        public mutating func add(parsed event: EventView, number: Int, alsoTo cuts: inout [EventAggregator],
+                                 observe: ((EventView) -> Void)? = nil) throws(EventLogError) {
+            lines = number
             observe?(event)
             for i in cuts.indices {
                 do throws(EventRejection) { try cuts[i].add(event) } catch {}

@@ -119,9 +119,14 @@ struct RecordWriter {
         buffer = .allocate(byteCount: RecordWriter.capacity, alignment: 16)
     }
 
-    mutating func append(_ e: EventView, line: UInt32) {
-        let length = RecordWriter.headerSize + e.variant.count + e.userID.count + e.conversationID.count
+    /// The bytes of `e`'s record.
+    static func length(of e: EventView) -> Int {
+        RecordWriter.headerSize + e.variant.count + e.userID.count + e.conversationID.count
             + e.requestID.count + e.status.count + e.name.count
+    }
+
+    mutating func append(_ e: EventView, line: UInt32) {
+        let length = RecordWriter.length(of: e)
         if used + length > RecordWriter.capacity { flush() }
         if length > RecordWriter.capacity {  // a record larger than the buffer goes out on its own
             let big = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 16)
@@ -134,8 +139,8 @@ struct RecordWriter {
         used += length
     }
 
-    /// Writes one record of `length` bytes at `p`.
-    private static func encode(_ e: EventView, line: UInt32, length: Int, into start: UnsafeMutableRawPointer) {
+    /// Writes one record of `length` bytes (`length(of:)`) at `start`.
+    static func encode(_ e: EventView, line: UInt32, length: Int, into start: UnsafeMutableRawPointer) {
         var p = start
         func put<T>(_ value: T) {
             p.storeBytes(of: value, as: T.self)
@@ -183,6 +188,31 @@ struct RecordWriter {
 
 /// Reads the records of a `RecordWriter` file back as `EventView`s.
 enum RecordReader {
+    /// The event of the record at `r` (its strings point into the record) and its line.
+    static func decode(_ r: UnsafeRawPointer, experiment: UnsafeRawBufferPointer) -> (EventView, line: UInt32) {
+        var e = EventView()
+        let line = r.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        let kind = r.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        e.kind = kind & 0xFF == 0 ? .request : .feedback
+        e.qa = kind & 0x100 != 0
+        e.timestamp = r.loadUnaligned(fromByteOffset: 12, as: Int64.self)
+        e.latencyMs = r.loadUnaligned(fromByteOffset: 20, as: Double.self)
+        e.ttftMs = r.loadUnaligned(fromByteOffset: 28, as: Double.self)
+        e.inputTokens = r.loadUnaligned(fromByteOffset: 36, as: Double.self)
+        e.outputTokens = r.loadUnaligned(fromByteOffset: 44, as: Double.self)
+        e.value = r.loadUnaligned(fromByteOffset: 52, as: Double.self)
+        var offset = RecordWriter.headerSize
+        func next(_ k: Int) -> UnsafeRawBufferPointer {
+            let count = Int(r.loadUnaligned(fromByteOffset: 60 + 4 * k, as: UInt32.self))
+            defer { offset += count }
+            return UnsafeRawBufferPointer(start: r + offset, count: count)
+        }
+        e.variant = next(0); e.userID = next(1); e.conversationID = next(2)
+        e.requestID = next(3); e.status = next(4); e.name = next(5)
+        e.experiment = experiment
+        return (e, line)
+    }
+
     static func forEach(path: String, experiment: [UInt8],
                         _ body: (EventView, UInt32) throws(EventLogError) -> Void) throws {
         let fd = open(path, O_RDONLY)
@@ -201,27 +231,7 @@ enum RecordReader {
                 while filled - start >= 4 {
                     let length = Int(buffer.loadUnaligned(fromByteOffset: start, as: UInt32.self))
                     guard filled - start >= length else { break }
-                    let r = buffer + start
-                    var e = EventView()
-                    let line = r.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-                    let kind = r.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-                    e.kind = kind & 0xFF == 0 ? .request : .feedback
-                    e.qa = kind & 0x100 != 0
-                    e.timestamp = r.loadUnaligned(fromByteOffset: 12, as: Int64.self)
-                    e.latencyMs = r.loadUnaligned(fromByteOffset: 20, as: Double.self)
-                    e.ttftMs = r.loadUnaligned(fromByteOffset: 28, as: Double.self)
-                    e.inputTokens = r.loadUnaligned(fromByteOffset: 36, as: Double.self)
-                    e.outputTokens = r.loadUnaligned(fromByteOffset: 44, as: Double.self)
-                    e.value = r.loadUnaligned(fromByteOffset: 52, as: Double.self)
-                    var offset = RecordWriter.headerSize
-                    func next(_ k: Int) -> UnsafeRawBufferPointer {
-                        let count = Int(r.loadUnaligned(fromByteOffset: 60 + 4 * k, as: UInt32.self))
-                        defer { offset += count }
-                        return UnsafeRawBufferPointer(start: r + offset, count: count)
-                    }
-                    e.variant = next(0); e.userID = next(1); e.conversationID = next(2)
-                    e.requestID = next(3); e.status = next(4); e.name = next(5)
-                    e.experiment = experimentView
+                    let (e, line) = decode(UnsafeRawPointer(buffer + start), experiment: experimentView)
                     try body(e, line)
                     start += length
                 }

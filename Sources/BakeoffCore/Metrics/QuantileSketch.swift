@@ -23,6 +23,29 @@ public struct QuantileSketch: Sendable {
 
     public init() {}
 
+    /// Values sorted ascending, as adding them one by one and then `prepare()` gives, without sorting again
+    /// (the daily cuts of the dashboard build one per variant and field).
+    package init(sorted ascending: [Double]) {
+        let finite = ascending.allSatisfy(\.isFinite) ? ascending : ascending.filter(\.isFinite)
+        count = finite.count
+        if count > Self.exactLimit {
+            buckets = Array(repeating: 0, count: Self.bucketCount)
+            // Equal values share a bucket: the logarithm once per distinct value.
+            var last = Double.nan, index = 0
+            for x in finite {
+                if x < Self.minimum { zeros += 1; continue }
+                if x != last {
+                    last = x
+                    index = min(Int(log(x / Self.minimum) / Self.logBase), buckets.count - 1)
+                }
+                buckets[index] &+= 1
+            }
+        } else {
+            values = finite
+            sorted = true
+        }
+    }
+
     public mutating func add(_ x: Double) {
         guard x.isFinite else { return }
         count += 1
@@ -203,7 +226,15 @@ public struct ClusteredQuantileSketch: Sendable {
 
     private mutating func spill() {
         var b = Buckets(lowest: entries.first?.value ?? 1, highest: entries.last?.value ?? 1)
-        for e in entries { b.add(e) }
+        // Sorted: equal values share a bucket, so the logarithm once per distinct value.
+        var last = Double.nan, index = 0
+        for e in entries {
+            if !(e.value == last) {
+                last = e.value
+                index = Buckets.index(e.value)
+            }
+            b.add(e, index: index)
+        }
         buckets = b
         entries = []
     }
@@ -289,8 +320,10 @@ public struct ClusteredQuantileSketch: Sendable {
             products = p
         }
 
-        mutating func add(_ e: Entry) {
-            let i = Self.index(e.value)
+        mutating func add(_ e: Entry) { add(e, index: Self.index(e.value)) }
+
+        /// Adds `e` to bucket `i` (`index(e.value)`).
+        mutating func add(_ e: Entry, index i: Int) {
             cover(i, i)
             counts[i - base] &+= 1
             squareSteps[i - base] &+= UInt64(e.squareStep)

@@ -171,7 +171,13 @@ public final class LiveAnalysis: Sendable {
             let current = state.pass ?? Pass(builder: TimeSeries.Builder(source: path, options: options, plan: plan, settle: settle, now: now))
             state.pass = nil
             let before = current.builder.events
-            try StoreReader.forEachEvent(path: path, experiment: experiment, after: current.lastID) { id, ts, line in
+            // Parsed on another thread while this one aggregates and cuts the days.
+            let path = self.path, experiment = self.experiment, after = current.lastID
+            try ParsedLines.forEach(experiment: experiment, read: { emit in
+                _ = try StoreReader.forEachEvent(path: path, experiment: experiment, after: after) { id, ts, line in
+                    try emit(id, ts, line)
+                }
+            }) { id, ts, line in
                 try current.builder.add(line, timestamp: ts)
                 current.lastID = id
             }
@@ -181,8 +187,7 @@ public final class LiveAnalysis: Sendable {
                cached.late == current.builder.late {
                 (data, series) = (cached.data, cached.series)
             } else {
-                data = try current.builder.whole()
-                series = try current.builder.series(whole: data) { cut in
+                (data, series) = try current.builder.seriesAndWhole { cut in
                     var o = options
                     o.until = cut
                     return try StoreAnalysis.aggregate(path: path, options: o)
