@@ -185,6 +185,26 @@ struct QuantileEstimateAggregationTests {
         }
     }
 
+    /// A daily cut's clustered sketch, built value by value in order with bucket bounds of the whole field: the
+    /// same estimates as the sketch of the same entries at once (bounds of its own values), exact or spilled.
+    @Test(arguments: [2_000, ClusteredQuantileSketch.exactLimit + 3_000])
+    func aClusteredSketchBuiltInOrderEqualsOneBuiltAtOnce(count: Int) {
+        var rng = SplitMix(seed: 9)
+        var entries = (0..<count).map { _ in
+            ClusteredQuantileSketch.Entry(value: Double(rng.next() % 50_000) / 10, squareStep: UInt32(1 + 2 * (rng.next() % 4)), userCount: UInt32(1 + rng.next() % 6))
+        }
+        entries.append(.init(value: 0, squareStep: 1, userCount: 1))
+        entries.sort { $0.value < $1.value }
+        var built = ClusteredQuantileSketch.SortedBuilder(count: entries.count, lowest: 0, highest: 1e6)
+        for e in entries { built.add(e) }
+        let inOrder = built.sketch(countSumSquares: 12_345)
+        let atOnce = ClusteredQuantileSketch(sorted: entries, countSumSquares: 12_345)
+        #expect(inOrder.isExact == atOnce.isExact && inOrder.isExact == (count < 10_000))
+        for level in [0.001, 0.25, 0.5, 0.95, 0.99] {
+            #expect(inOrder.estimate(level: level, users: 4_000) == atOnce.estimate(level: level, users: 4_000))
+        }
+    }
+
     @Test func spilledSketchesStayCloseAndMergeExactly() {
         var rng = SplitMix(seed: 12)
         var a: [[Double]] = [], b: [[Double]] = []

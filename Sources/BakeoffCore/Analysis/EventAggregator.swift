@@ -695,11 +695,8 @@ struct FieldQuantiles {
     mutating func prepare() {
         let old = sortedValues.count, count = values.count
         guard count > old else { return }
-        var fresh = (old..<count).map { UInt32(truncatingIfNeeded: $0) }
-        values.withUnsafeBufferPointer { v in
-            fresh.sort { v[Int($0)] < v[Int($1)] || (v[Int($0)] == v[Int($1)] && $0 < $1) }
-        }
-        let freshValues = fresh.map { values[Int($0)] }, freshUsers = fresh.map { users[Int($0)] }
+        // The new values with their users sorted by value (stable: ties stay in file order).
+        let (freshValues, freshUsers) = RadixSort.sorted(Array(values[old..<count]), carrying: Array(users[old..<count]))
         if old == 0 {
             sortedValues = freshValues
             sortedUsers = freshUsers
@@ -746,31 +743,37 @@ struct FieldQuantiles {
             sizes[v] += Int(perUser[u])
             squares[v] += c * c
         }
+        // In value order when `prepare` has sorted every value: each value goes straight to its variant's
+        // sketches (a variant with more values than a sketch holds exactly never holds them all).
+        if sortedValues.count == values.count {
+            let lowest = sortedValues.first ?? 0, highest = sortedValues.last ?? 0
+            var plain = sizes.map { QuantileSketch.SortedBuilder(count: $0) }
+            var clustered = sizes.map { ClusteredQuantileSketch.SortedBuilder(count: $0, lowest: lowest, highest: highest) }
+            var rank = [UInt32](repeating: 0, count: perUser.count)
+            for k in sortedValues.indices {
+                let u = Int(sortedUsers[k]), v = Int(firstVariants[u]), x = sortedValues[k]
+                plain[v].add(x)
+                clustered[v].add(.init(value: x, squareStep: 2 &* rank[u] &+ 1, userCount: perUser[u]))
+                rank[u] &+= 1
+            }
+            return (plain.map { $0.sketch() }, clustered.indices.map { clustered[$0].sketch(countSumSquares: squares[$0]) })
+        }
         // Entries carry their user in `squareStep` until ranked.
         var entries: [[ClusteredQuantileSketch.Entry]] = sizes.map { size in
             var a: [ClusteredQuantileSketch.Entry] = []
             a.reserveCapacity(size)
             return a
         }
-        // In value order when `prepare` has sorted every value (the same order as the stable sort below).
-        let presorted = sortedValues.count == values.count
-        if presorted {
-            for k in sortedValues.indices {
-                let u = sortedUsers[k]
-                entries[Int(firstVariants[Int(u)])].append(.init(value: sortedValues[k], squareStep: u, userCount: perUser[Int(u)]))
-            }
-        } else {
-            for i in values.indices {
-                let u = users[i]
-                entries[Int(firstVariants[Int(u)])].append(.init(value: values[i], squareStep: u, userCount: perUser[Int(u)]))
-            }
+        for i in values.indices {
+            let u = users[i]
+            entries[Int(firstVariants[Int(u)])].append(.init(value: values[i], squareStep: u, userCount: perUser[Int(u)]))
         }
         var rank = perUser
         for u in rank.indices { rank[u] = 0 }
         var sketches: [QuantileSketch] = []
         var clustered: [ClusteredQuantileSketch] = []
         for v in 0..<variantCount {
-            if !presorted { entries[v].sort { $0.value < $1.value } }
+            entries[v].sort { $0.value < $1.value }
             var ascending: [Double] = []
             ascending.reserveCapacity(entries[v].count)
             entries[v].withUnsafeMutableBufferPointer { buffer in

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 /// An experiment's analysis as it stood at the end of each day: the report at every daily cut, each equal to
 /// `bakeoff analyze --until` at that time (the same aggregation, the same plan).
@@ -341,8 +342,11 @@ struct DailyRequests {
     }
     private var days: [Day] = []
     private var slots: [Key: Int] = [:]
-    /// The slots of the days and variants met last, to find them without hashing a name per request.
-    private var recent: [(variant: [UInt8], day: Int64, slot: Int)] = []
+    /// Each slot's variant name as bytes.
+    private var variantBytes: [[UInt8]] = []
+    /// The slots of the days and variants met last (with the hash of the variant's name), to find them without
+    /// making a String per request.
+    private var recent: [(day: Int64, hash: UInt64, slot: Int)] = []
 
     private struct Key: Hashable {
         var day: Int64
@@ -350,10 +354,13 @@ struct DailyRequests {
     }
 
     mutating func add(_ e: EventView) {
-        let day = TimeSeries.Builder.floorDay(e.timestamp)
-        for r in recent where r.day == day && bytesEqual(e.variant, r.variant) {
-            days[r.slot].record(e)
-            return
+        let day = TimeSeries.Builder.floorDay(e.timestamp), hash = hashBytes(e.variant)
+        for i in recent.indices where recent[i].day == day && recent[i].hash == hash {
+            let slot = recent[i].slot
+            if bytesEqual(e.variant, variantBytes[slot]) {
+                days[slot].record(e)
+                return
+            }
         }
         let key = Key(day: day, variant: String(decoding: e.variant, as: UTF8.self))
         let slot: Int
@@ -363,9 +370,10 @@ struct DailyRequests {
             slot = days.count
             slots[key] = slot
             days.append(Day(day: day, variant: key.variant))
+            variantBytes.append(Array(e.variant))
         }
         if recent.count >= 16 { recent.removeFirst() }
-        recent.append((Array(e.variant), day, slot))
+        recent.append((day, hash, slot))
         days[slot].record(e)
     }
 
@@ -416,7 +424,7 @@ final class Pending<Value: Sendable>: Sendable {
     }
 
     init(computing: @escaping @Sendable () -> Value) {
-        DispatchQueue.global().async { [self] in
+        BackgroundWorker.shared.run { [self] in
             let value = computing()
             result.withLock { $0 = value }
             done.signal()
@@ -428,5 +436,36 @@ final class Pending<Value: Sendable>: Sendable {
         done.wait()
         done.signal()
         return result.withLock { $0! }
+    }
+}
+
+/// One thread of lower priority (nice 10) that computes what a read can wait for: the daily points and
+/// quantiles. A read's own threads (the parsing and the aggregation that every point needs) keep the cores
+/// first, and a gateway's requests are never slowed by an analysis; the worker runs when a core is free.
+final class BackgroundWorker: Sendable {
+    static let shared = BackgroundWorker()
+
+    private let queue = Mutex<[@Sendable () -> Void]>([])
+    private let ready = DispatchSemaphore(value: 0)
+
+    private init() {
+        let thread = Thread { [self] in
+            #if canImport(Glibc)
+            // On Linux the nice value is per thread: `who` 0 is this thread alone.
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+            #endif
+            while true {
+                ready.wait()
+                let job = queue.withLock { $0.removeFirst() }
+                job()
+            }
+        }
+        thread.name = "bakeoff-analysis"
+        thread.start()
+    }
+
+    func run(_ job: @escaping @Sendable () -> Void) {
+        queue.withLock { $0.append(job) }
+        ready.signal()
     }
 }

@@ -26,23 +26,45 @@ public struct QuantileSketch: Sendable {
     /// Values sorted ascending, as adding them one by one and then `prepare()` gives, without sorting again
     /// (the daily cuts of the dashboard build one per variant and field).
     package init(sorted ascending: [Double]) {
-        let finite = ascending.allSatisfy(\.isFinite) ? ascending : ascending.filter(\.isFinite)
-        count = finite.count
-        if count > Self.exactLimit {
-            buckets = Array(repeating: 0, count: Self.bucketCount)
-            // Equal values share a bucket: the logarithm once per distinct value.
-            var last = Double.nan, index = 0
-            for x in finite {
-                if x < Self.minimum { zeros += 1; continue }
-                if x != last {
-                    last = x
-                    index = min(Int(log(x / Self.minimum) / Self.logBase), buckets.count - 1)
-                }
-                buckets[index] &+= 1
+        var builder = SortedBuilder(count: ascending.reduce(0) { $1.isFinite ? $0 + 1 : $0 })
+        for x in ascending where x.isFinite { builder.add(x) }
+        self = builder.sketch()
+    }
+
+    /// A sketch of finite values given in ascending order, one at a time: `init(sorted:)` without holding the
+    /// values when there are more than `exactLimit` (then the logarithm once per distinct value).
+    struct SortedBuilder {
+        private var built = QuantileSketch()
+        private var last = Double.nan, index = 0
+
+        /// `count`: how many values will come.
+        init(count: Int) {
+            if count > QuantileSketch.exactLimit {
+                built.buckets = Array(repeating: 0, count: QuantileSketch.bucketCount)
+            } else {
+                built.values.reserveCapacity(count)
             }
-        } else {
-            values = finite
-            sorted = true
+        }
+
+        @inline(__always)
+        mutating func add(_ x: Double) {
+            built.count += 1
+            if built.buckets.isEmpty {
+                built.values.append(x)
+                return
+            }
+            if x < QuantileSketch.minimum { built.zeros += 1; return }
+            if x != last {
+                last = x
+                index = min(Int(log(x / QuantileSketch.minimum) / QuantileSketch.logBase), built.buckets.count - 1)
+            }
+            built.buckets[index] &+= 1
+        }
+
+        func sketch() -> QuantileSketch {
+            var s = built
+            s.sorted = s.buckets.isEmpty
+            return s
         }
     }
 
@@ -94,7 +116,10 @@ public struct QuantileSketch: Sendable {
 
     /// Sorts the exact values once, so later quantile calls need no copy.
     public mutating func prepare() {
-        if buckets.isEmpty { values.sort() ; sorted = true }
+        if buckets.isEmpty && !sorted {
+            values = RadixSort.sorted(values, carrying: values).payload
+            sorted = true
+        }
     }
     private var sorted = false
 
@@ -149,10 +174,16 @@ public struct ClusteredQuantileSketch: Sendable {
     public static let exactLimit = 1 << 19
 
     /// A value with its steps of sᵢ² (2k + 1) and sᵢcᵢ (cᵢ).
-    struct Entry: Sendable {
-        var value: Double
+    package struct Entry: Sendable {
+        package var value: Double
         var squareStep: UInt32
         var userCount: UInt32
+
+        package init(value: Double, squareStep: UInt32, userCount: UInt32) {
+            self.value = value
+            self.squareStep = squareStep
+            self.userCount = userCount
+        }
     }
 
     /// Ascending by value while exact.
@@ -166,11 +197,59 @@ public struct ClusteredQuantileSketch: Sendable {
     public init() {}
 
     /// From entries sorted by value, with Σcᵢ² of their users.
-    init(sorted: [Entry], countSumSquares: Double) {
+    package init(sorted: [Entry], countSumSquares: Double) {
         entries = sorted
         count = sorted.count
         self.countSumSquares = countSumSquares
         if count > Self.exactLimit { spill() }
+    }
+
+    /// From its parts (see `SortedBuilder`).
+    private init(entries: [Entry], buckets: Buckets?, count: Int, countSumSquares: Double) {
+        self.entries = entries
+        self.buckets = buckets
+        self.count = count
+        self.countSumSquares = countSumSquares
+    }
+
+    /// A sketch of entries given in ascending order of value, one at a time: `init(sorted:countSumSquares:)`
+    /// without holding the entries when there are more than `exactLimit`.
+    package struct SortedBuilder {
+        private let total: Int
+        private var entries: [Entry] = []
+        private var buckets: Buckets
+        private var last = Double.nan, index = 0
+
+        /// `count`: how many entries will come; `lowest` and `highest`: bounds of their values.
+        package init(count: Int, lowest: Double, highest: Double) {
+            total = count
+            if count > ClusteredQuantileSketch.exactLimit {
+                buckets = Buckets(lowest: lowest, highest: highest)
+            } else {
+                buckets = Buckets(lowest: 1, highest: 1)
+                entries.reserveCapacity(count)
+            }
+        }
+
+        @inline(__always)
+        package mutating func add(_ e: Entry) {
+            guard total > ClusteredQuantileSketch.exactLimit else {
+                entries.append(e)
+                return
+            }
+            if !(e.value == last) {
+                last = e.value
+                index = Buckets.index(e.value)
+            }
+            buckets.add(e, index: index)
+        }
+
+        package func sketch(countSumSquares: Double) -> ClusteredQuantileSketch {
+            if total > ClusteredQuantileSketch.exactLimit {
+                return ClusteredQuantileSketch(entries: [], buckets: buckets, count: total, countSumSquares: countSumSquares)
+            }
+            return ClusteredQuantileSketch(sorted: entries, countSumSquares: countSumSquares)
+        }
     }
 
     /// Summarizes one variant from per-user values (one array per user), the way the aggregator does:
