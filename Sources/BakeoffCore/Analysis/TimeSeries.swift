@@ -423,8 +423,15 @@ final class Pending<Value: Sendable>: Sendable {
         done.signal()
     }
 
+    /// Computed by the background worker, or here at once when it already has `BackgroundWorker.backlogLimit`
+    /// jobs waiting (each may hold a copy of an aggregation: memory stays bounded however far behind it is).
     init(computing: @escaping @Sendable () -> Value) {
-        BackgroundWorker.shared.run { [self] in
+        let queued = BackgroundWorker.shared.run(unlessBacklogOf: BackgroundWorker.backlogLimit) { [self] in
+            let value = computing()
+            result.withLock { $0 = value }
+            done.signal()
+        }
+        if !queued {
             let value = computing()
             result.withLock { $0 = value }
             done.signal()
@@ -442,8 +449,12 @@ final class Pending<Value: Sendable>: Sendable {
 /// One thread of lower priority (nice 10) that computes what a read can wait for: the daily points and
 /// quantiles. A read's own threads (the parsing and the aggregation that every point needs) keep the cores
 /// first, and a gateway's requests are never slowed by an analysis; the worker runs when a core is free.
+///
+/// Its jobs never wait for one another (`Pending.value` is not called on it), so one thread cannot deadlock.
 final class BackgroundWorker: Sendable {
     static let shared = BackgroundWorker()
+    /// Jobs waiting beyond which a caller computes its own.
+    static let backlogLimit = 4
 
     private let queue = Mutex<[@Sendable () -> Void]>([])
     private let ready = DispatchSemaphore(value: 0)
@@ -464,8 +475,14 @@ final class BackgroundWorker: Sendable {
         thread.start()
     }
 
-    func run(_ job: @escaping @Sendable () -> Void) {
-        queue.withLock { $0.append(job) }
-        ready.signal()
+    /// Queues `job` unless `limit` jobs are waiting already; whether it was queued.
+    func run(unlessBacklogOf limit: Int, _ job: @escaping @Sendable () -> Void) -> Bool {
+        let queued = queue.withLock { q -> Bool in
+            guard q.count < limit else { return false }
+            q.append(job)
+            return true
+        }
+        if queued { ready.signal() }
+        return queued
     }
 }
