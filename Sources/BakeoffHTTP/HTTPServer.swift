@@ -360,6 +360,8 @@ public struct HTTPRequest: Sendable {
     /// Header names lower-cased, in arrival order.
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// The connection's socket (-1 when the request did not come over one), for `remoteAddress`.
+    package var socket: Int32 = -1
 
     public init(method: String, path: String, query: [String: String] = [:], headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.method = method
@@ -367,6 +369,26 @@ public struct HTTPRequest: Sendable {
         self.query = query
         self.headers = headers
         self.body = body
+    }
+
+    /// The client's address (numeric, without the port), or nil when unknown. Looked up when asked (a system
+    /// call), while the request is being handled.
+    public var remoteAddress: String? {
+        guard socket >= 0 else { return nil }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let got = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(socket, $0, &length) }
+        }
+        guard got == 0 else { return nil }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        let named = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST)
+            }
+        }
+        guard named == 0 else { return nil }
+        return String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The first header of that name (case-insensitive).
@@ -722,11 +744,12 @@ private func httpAccessHandler(
         _ = withUnsafeMutablePointer(to: &headers) { MHD_get_connection_values(connection, .HEADER_KIND, collectHeader, $0) }
         var query: [String: String] = [:]
         _ = withUnsafeMutablePointer(to: &query) { MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, collectArgument, $0) }
-        let request = HTTPRequest(
+        var request = HTTPRequest(
             method: method.map { String(cString: $0) } ?? "GET",
             path: url.map { String(cString: $0) } ?? "/",
             query: query, headers: headers, body: []
         )
+        request.socket = bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(connection))
         let entry = connectionEntry(connection)
         if let entry { server.deadlines.headersReceived(entry) }
         let exchange = HTTPExchange(connection: connection, request: request, entry: entry, budget: server.budget)

@@ -237,7 +237,8 @@ struct DashboardSiteTests {
         #expect(try get(site, "/dashboard", headers: [("X-Bakeoff-Fragment", "1")]).status == 401)
     }
 
-    /// Wrong keys are answered late, and past 30 a minute, sign-in is refused for everyone for the rest of it.
+    /// Wrong keys are answered late, and past 30 a minute from one address, sign-in is refused there for the rest
+    /// of it (requests without an address share one; another address is still let in: e2e/browser).
     @Test func guessingInBulkIsRefused() throws {
         let site = Self.site(try Self.store())
         let tries = (0..<(DashboardSite.wrongKeysPerMinute + 3)).map { i in

@@ -219,3 +219,27 @@ def test_dashboard_is_off_without_an_admin_key(procs, tmp_path):
         status, _, text = http(method, base + path_, body=body)
         assert status == 403, (path_, status)
         assert b"BAKEOFF_ADMIN_KEY" in text
+
+
+def test_a_guesser_elsewhere_does_not_lock_the_admin_out(site):
+    """Wrong keys in bulk from one address get 429 there; the admin signing in from another address is let in."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    u = urlsplit(site["base"])
+
+    def post(key: str, source: str) -> int:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60, source_address=(source, 0))
+        try:
+            conn.request("POST", "/dashboard/sign-in", body=f"key={key}&next=/dashboard",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(lambda i: post(f"guess-{i}", "127.0.0.2"), range(36)))
+    assert statuses.count(401) == 30 and statuses.count(429) == 6, statuses
+    assert post("guess-more", "127.0.0.2") == 429
+    assert post(ADMIN_KEY, "127.0.0.1") == 303

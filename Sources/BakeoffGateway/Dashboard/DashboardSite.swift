@@ -150,7 +150,8 @@ public final class DashboardSite: Sendable {
     /// site that resolves its name to this machine (DNS rebinding) gets nothing. Nil: any.
     let allowedHosts: Set<String>?
     /// Wrong keys in the last minute, to refuse guessing in bulk.
-    private let wrongKeys = Mutex<[Int64]>([])
+    /// Times of wrong keys in the last minute, per client address ("" when unknown).
+    private let wrongKeys = Mutex<[String: [Int64]]>([:])
 
     public convenience init(experiments: [Experiment], evalCaches: [String] = [], adminKey: String?, disabled: String? = nil,
                             readOnly: Bool, refreshSeconds: Int = 30, allowedHosts: Set<String>? = nil,
@@ -206,16 +207,21 @@ public final class DashboardSite: Sendable {
             if session.isOpen {
                 return redirect(exchange, to: next, cookie: nil)
             }
-            if tooManyWrongKeys(now: seconds) {
+            // Each try counts as a wrong one until the key proves right (so tries at once cannot pass the limit).
+            let client = request.remoteAddress ?? ""
+            guard countTry(from: client, now: seconds) else {
                 return respond(exchange, 429, DashboardPages.signIn(error: "Too many wrong keys in the last minute: wait a minute and try again.", next: next),
                                extra: [("Retry-After", "60")])
             }
             guard let key = form["key"], session.isAdminKey(key) else {
-                wrongKeys.withLock { $0.append(seconds) }
                 // A wrong key is answered half a second later (off the server's threads), so guessing is slow.
                 let page = DashboardPages.signIn(error: "That is not the admin key.", next: next)
                 DispatchQueue.global().asyncAfter(deadline: .now() + Self.wrongKeyDelay) { [self] in respond(exchange, 401, page) }
                 return
+            }
+            wrongKeys.withLock { all in
+                all[client]?.removeLast()
+                if all[client]?.isEmpty == true { all[client] = nil }
             }
             return redirect(exchange, to: next, cookie: session.setCookie(session.token(now: seconds)))
         case .signOut:
@@ -307,13 +313,24 @@ public final class DashboardSite: Sendable {
 
     /// How long a wrong sign-in waits for its answer.
     static let wrongKeyDelay = 0.5
-    /// Wrong keys accepted in a minute before sign-in is refused for the rest of it (all visitors together).
+    /// Wrong keys accepted from one address in a minute before its sign-ins are refused for the rest of it
+    /// (others still sign in: a guesser does not lock the admin out).
     package static let wrongKeysPerMinute = 30
+    /// Wrong keys accepted from all addresses together in a minute (many guessers at once).
+    package static let wrongKeysPerMinuteFromAll = 300
 
-    private func tooManyWrongKeys(now: Int64) -> Bool {
-        wrongKeys.withLock { times in
-            times.removeAll { $0 <= now - 60 }
-            return times.count >= Self.wrongKeysPerMinute
+    /// Counts a sign-in try from `client` as a wrong key, unless the limits are reached (then false).
+    private func countTry(from client: String, now: Int64) -> Bool {
+        wrongKeys.withLock { all in
+            var total = 0
+            for (address, times) in all {
+                let recent = times.filter { $0 > now - 60 }
+                all[address] = recent.isEmpty ? nil : recent
+                total += recent.count
+            }
+            guard (all[client]?.count ?? 0) < Self.wrongKeysPerMinute, total < Self.wrongKeysPerMinuteFromAll else { return false }
+            all[client, default: []].append(now)
+            return true
         }
     }
 
