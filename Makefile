@@ -33,7 +33,7 @@ all: build
 
 # Beyond the Swift toolchain: SQLite (event store), libmicrohttpd (HTTP server), libcurl (upstream client),
 # from Debian's packages, installed here when missing.
-APT_PACKAGES := pkg-config libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev
+APT_PACKAGES := pkg-config libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev libpq-dev postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 deps:

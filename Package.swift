@@ -29,12 +29,14 @@ let package = Package(
         // C libraries from Debian (the Makefile installs the -dev packages).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        // PostgreSQL's client library: the shared event store of several gateways.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // libmicrohttpd's variadic connection-info call, wrapped for Swift.
         .target(name: "CMicroHTTPDSupport", dependencies: ["CMicroHTTPD"]),
         // Typed wrappers for libcurl's variadic setopt/getinfo, which Swift cannot call.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // Everything that touches disk: the event store (SQLite, WAL, one writer, group commits), its migrations.
-        .target(name: "BakeoffStore", dependencies: ["BakeoffCore", "CSQLite"]),
+        .target(name: "BakeoffStore", dependencies: ["BakeoffCore", "CSQLite", "CLibPQ"]),
         // HTTP in and out, knowing nothing of OpenAI: the libmicrohttpd server and the libcurl client.
         .target(name: "BakeoffHTTP", dependencies: ["BakeoffCore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
         // The live gateway: OpenAI's protocol, routing, assignment, feedback, metrics.
@@ -65,7 +67,7 @@ let package = Package(
         ),
         .testTarget(name: "BakeoffReportTests", dependencies: ["BakeoffReport", "BakeoffCore", "BakeoffSimulation", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffSimulationTests", dependencies: ["BakeoffSimulation", "BakeoffCore", "BakeoffStatistics", "BakeoffTestSupport"]),
-        .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore", "BakeoffReport", "BakeoffSimulation"]),
+        .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore", "BakeoffReport", "BakeoffSimulation", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffHTTPTests", dependencies: ["BakeoffHTTP", "BakeoffCore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),

@@ -25,6 +25,8 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case migrationFailed(id: String, version: Int)
         /// Any other SQLite failure (disk full, I/O error, busy, read-only, ...), with its extended result code.
         case sqlite(code: Int32)
+        /// A statement PostgreSQL refused, with its SQLSTATE ("" when the failure was the connection's).
+        case postgres(sqlState: String)
         /// The store's file was deleted, moved or replaced while it was open.
         case fileMoved
         /// The store is closed.

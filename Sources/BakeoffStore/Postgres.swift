@@ -1,0 +1,228 @@
+import BakeoffCore
+import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a PostgreSQL store is: a `postgresql://` (or `postgres://`) URL whose password, if the server wants one,
+/// comes from an environment variable, never from the URL (which sits in config files and process lists).
+public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
+    public var url: String
+    /// The variable holding the password (libpq's own `PGPASSWORD` applies when nil).
+    public var passwordVariable: String?
+
+    /// Whether `text` names a PostgreSQL store rather than an SQLite file.
+    public static func isURL(_ text: String) -> Bool {
+        text.hasPrefix("postgresql://") || text.hasPrefix("postgres://")
+    }
+
+    /// Refuses a URL that holds a password (`user:secret@host`, or `password=` in its query).
+    public init(url: String, passwordVariable: String? = nil) throws(StoreError) {
+        guard Self.isURL(url) else {
+            throw StoreError(.invalidOptions, path: url, "\(url): not a PostgreSQL URL (postgresql://USER@HOST:PORT/DATABASE)")
+        }
+        let afterScheme = url[url.range(of: "://")!.upperBound...]
+        let authority = afterScheme.prefix { $0 != "/" && $0 != "?" }
+        if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") {
+            throw StoreError(.invalidOptions, path: Self.redact(url),
+                             "\(Self.redact(url)): the URL holds a password; put it in an environment variable (PGPASSWORD, or the store's password_env) and leave it out of the URL")
+        }
+        if let query = url.split(separator: "?", maxSplits: 1).dropFirst().first,
+           query.split(separator: "&").contains(where: { $0.lowercased().hasPrefix("password=") }) {
+            throw StoreError(.invalidOptions, path: Self.redact(url),
+                             "\(Self.redact(url)): the URL holds a password; put it in an environment variable (PGPASSWORD, or the store's password_env) and leave it out of the URL")
+        }
+        self.url = url
+        self.passwordVariable = passwordVariable
+    }
+
+    public var description: String { Self.redact(url) }
+
+    /// The URL with any password replaced by `***`, for messages.
+    static func redact(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        var authority = String(rest[..<authorityEnd])
+        if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+            authority.replaceSubrange(authority.index(after: colon)..<at, with: "***")
+        }
+        var tail = String(rest[authorityEnd...])
+        if let q = tail.firstIndex(of: "?") {
+            let params = tail[tail.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false).map { p in
+                p.lowercased().hasPrefix("password=") ? "password=***" : String(p)
+            }
+            tail = String(tail[..<q]) + "?" + params.joined(separator: "&")
+        }
+        return String(url[..<scheme.upperBound]) + authority + tail
+    }
+}
+
+/// One PostgreSQL connection through libpq, used by one thread at a time (not `Sendable`, as `Connection` for
+/// SQLite). Statements take their parameters as text; results come back as text.
+public final class PostgresConnection {
+    public let location: PostgresLocation
+    private let handle: OpaquePointer
+
+    /// Connects (within `timeout` seconds). A failure says where and why, as libpq reports it.
+    public init(_ location: PostgresLocation, applicationName: String = "bakeoff", timeout: Int = 10) throws(StoreError) {
+        self.location = location
+        var keywords = ["dbname", "application_name", "connect_timeout"]
+        var values = [location.url, applicationName, String(timeout)]
+        if let variable = location.passwordVariable {
+            guard let password = getenv(variable).map({ String(cString: $0) }) else {
+                throw StoreError(.cannotOpen, path: location.description,
+                                 "\(location): the password variable \(variable) is not set")
+            }
+            keywords.append("password")
+            values.append(password)
+        }
+        let connection: OpaquePointer? = Self.withCStrings(keywords) { k in
+            Self.withCStrings(values) { v in PQconnectdbParams(k, v, 1) }
+        }
+        guard let connection else {
+            throw StoreError(.cannotOpen, path: location.description, "\(location): cannot connect: out of memory")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let reason = Self.message(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw StoreError(.cannotOpen, path: location.description, "\(location): cannot connect: \(reason)")
+        }
+        handle = connection
+        // The server's notices ("relation already exists, skipping") are not the user's business.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+    }
+
+    deinit { PQfinish(handle) }
+
+    /// Runs statements without parameters (several, separated by semicolons, in one round trip).
+    public func execute(_ sql: String) throws(StoreError) {
+        let result = PQexec(handle, sql)
+        defer { PQclear(result) }
+        try check(result, sql)
+    }
+
+    /// Runs one statement with text parameters (`$1`, `$2`, ...; nil is NULL) and gives its rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws(StoreError) -> PostgresRows {
+        let copies = parameters.map { $0.map { strdup($0)! } }
+        defer { for c in copies { free(c) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+        let result = pointers.withUnsafeBufferPointer { p in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, p.baseAddress, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, sql)
+        return PostgresRows(result!)
+    }
+
+    /// Copies rows into `table` (`COPY ... FROM STDIN`, the fastest way in): each row has a text or nil (NULL)
+    /// per column. Text may not hold a NUL byte (PostgreSQL's text cannot). Gives the rows copied.
+    @discardableResult
+    public func copy(into table: String, columns: [String], rows: [[String?]]) throws(StoreError) -> Int {
+        let start = PQexec(handle, "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN")
+        let status = PQresultStatus(start)
+        if status != PGRES_COPY_IN {
+            defer { PQclear(start) }
+            try check(start, "COPY \(table)")
+            throw StoreError(.postgres(sqlState: ""), path: location.description, "\(location): COPY \(table) did not start")
+        }
+        PQclear(start)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20)
+        var failure: String?
+        func flush() {
+            guard !buffer.isEmpty, failure == nil else { return }
+            let sent = buffer.withUnsafeBufferPointer { b in
+                b.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
+            }
+            if sent != 1 { failure = Self.message(PQerrorMessage(handle)) }
+            buffer.removeAll(keepingCapacity: true)
+        }
+        rowLoop: for row in rows {
+            precondition(row.count == columns.count, "a row of \(row.count) values for \(columns.count) columns")
+            for (i, value) in row.enumerated() {
+                if i > 0 { buffer.append(0x09) }
+                guard let value else { buffer.append(contentsOf: [0x5C, 0x4E]); continue }  // \N
+                for byte in value.utf8 {
+                    switch byte {
+                    case 0x00: failure = "a value holds a NUL byte, which PostgreSQL's text cannot store"; break rowLoop
+                    case 0x5C: buffer.append(contentsOf: [0x5C, 0x5C])
+                    case 0x0A: buffer.append(contentsOf: [0x5C, 0x6E])
+                    case 0x0D: buffer.append(contentsOf: [0x5C, 0x72])
+                    case 0x09: buffer.append(contentsOf: [0x5C, 0x74])
+                    default: buffer.append(byte)
+                    }
+                }
+            }
+            buffer.append(0x0A)
+            if buffer.count >= 1 << 20 { flush() }
+        }
+        flush()
+        PQputCopyEnd(handle, failure)
+        var copied = 0
+        var firstError: StoreError?
+        while let result = PQgetResult(handle) {
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                copied = Int(String(cString: PQcmdTuples(result))) ?? 0
+            } else if firstError == nil {
+                do throws(StoreError) { try check(result, "COPY \(table)") } catch { firstError = error }
+            }
+            PQclear(result)
+        }
+        if let firstError { throw firstError }
+        if let failure {
+            throw StoreError(.postgres(sqlState: ""), path: location.description, "\(location): COPY \(table): \(failure)")
+        }
+        return copied
+    }
+
+    private func check(_ result: OpaquePointer?, _ sql: String) throws(StoreError) {
+        guard let result else {
+            throw StoreError(.postgres(sqlState: ""), path: location.description, "\(location): \(Self.message(PQerrorMessage(handle)))")
+        }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_IN:
+            return
+        default:
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+            let text = Self.message(PQresultErrorMessage(result))
+            let statement = sql.split(separator: "\n").first.map { $0.count > 80 ? $0.prefix(80) + "…" : $0 } ?? ""
+            throw StoreError(.postgres(sqlState: state), path: location.description, "\(location): \(text) (SQLSTATE \(state), in: \(statement))")
+        }
+    }
+
+    private static func message(_ text: UnsafePointer<CChar>?) -> String {
+        guard let text else { return "unknown error" }
+        return String(cString: text).split(separator: "\n").map { $0.trimmingPrefix("ERROR:").trimmingPrefix(" ") }
+            .filter { !$0.isEmpty }.joined(separator: "; ")
+    }
+
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = strings.map { strdup($0)! }
+        defer { for c in copies { free(c) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+/// The rows of a query, as text (nil for NULL).
+public struct PostgresRows: Sendable {
+    public let columns: [String]
+    public let rows: [[String?]]
+
+    init(_ result: OpaquePointer) {
+        let n = Int(PQntuples(result)), m = Int(PQnfields(result))
+        columns = (0..<m).map { String(cString: PQfname(result, Int32($0))) }
+        rows = (0..<n).map { r in
+            (0..<m).map { c in
+                PQgetisnull(result, Int32(r), Int32(c)) == 1 ? nil : String(cString: PQgetvalue(result, Int32(r), Int32(c)))
+            }
+        }
+    }
+
+    public var count: Int { rows.count }
+
+    /// The value at a row and a column as an integer (nil for NULL or not a number).
+    public func int(_ row: Int, _ column: Int) -> Int64? { rows[row][column].flatMap { Int64($0) } }
+}

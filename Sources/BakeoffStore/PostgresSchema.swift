@@ -1,0 +1,142 @@
+import BakeoffCore
+
+/// The event store's schema in PostgreSQL, applied by the same `Migrator` as SQLite's (`StoreSchema`): the same
+/// tables and columns, in PostgreSQL's types, with the version in a one-row table `bakeoff_schema`.
+///
+/// Events are partitioned by day of `ts` (microseconds since 1970), so that retention drops whole partitions
+/// instead of deleting rows; `PostgresSchema.ensurePartitions` makes a day's partition before its first event,
+/// and the default partition takes what no day partition covers (a timestamp decades off).
+public enum PostgresSchema {
+    public static let migrations: [Migration] = [
+        // 1: the events, partitioned by day; ids from one sequence shared by every gateway (write order).
+        Migration("events", sql: """
+            CREATE TABLE events (
+                id BIGINT GENERATED ALWAYS AS IDENTITY,
+                ts BIGINT NOT NULL,
+                experiment TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                variant TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                conversation_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                qa INTEGER NOT NULL,
+                line TEXT NOT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (id, ts)
+            ) PARTITION BY RANGE (ts);
+            CREATE TABLE events_default PARTITION OF events DEFAULT;
+            CREATE INDEX events_experiment ON events (experiment, id);
+            CREATE INDEX events_request ON events (request_id);
+            CREATE INDEX events_conversation ON events (conversation_id);
+            CREATE INDEX events_feedback_request ON events (request_id, name) WHERE kind = 'feedback';
+            CREATE INDEX events_feedback_conversation ON events (conversation_id, name) WHERE kind = 'feedback' AND request_id = '';
+            """),
+        // 2: the plans an experiment ran under (see `PlanLog`), recorded once however many gateways start.
+        Migration("plans", sql: """
+            CREATE TABLE plans (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                ts BIGINT NOT NULL,
+                experiment TEXT NOT NULL,
+                plan TEXT NOT NULL);
+            CREATE INDEX plans_experiment ON plans (experiment, id);
+            """),
+    ]
+
+    public static let migrator = Migrator(migrations)
+
+    /// The version of a store with every migration applied.
+    public static var version: Int { migrator.latestVersion }
+
+    static let day: Int64 = 86_400_000_000
+
+    /// The name of the partition of the day that holds `ts`.
+    static func partitionName(day start: Int64) -> String {
+        let days = start / day
+        let (y, m, d) = civilFromDays(days)
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "events_\(y)\(two(m))\(two(d))"
+    }
+
+    /// Makes the partitions of the days that `timestamps` fall in (those after 1970 and before 2200; the
+    /// default partition keeps the others). Another gateway making the same one at the same time is fine.
+    public static func ensurePartitions(_ db: PostgresConnection, for timestamps: some Sequence<Int64>) throws(StoreError) {
+        var days = Set<Int64>()
+        for ts in timestamps where ts >= 0 && ts < 7_258_118_400_000_000 { days.insert(ts - ts % day) }
+        for start in days.sorted() {
+            let name = partitionName(day: start)
+            do throws(StoreError) {
+                try db.execute("CREATE TABLE IF NOT EXISTS \(name) PARTITION OF events FOR VALUES FROM (\(start)) TO (\(start + day))")
+            } catch {
+                // Two gateways creating it at once (42P07), or rows of that day already in the default partition
+                // (23514): the day's events stay in the default partition, which every query reads too.
+                guard case .postgres(let state) = error.kind, state == "42P07" || state == "23514" || state == "23505" else { throw error }
+            }
+        }
+    }
+
+    /// Drops the day partitions that end before `cutoff` (retention), and gives their names.
+    @discardableResult
+    public static func dropPartitions(_ db: PostgresConnection, before cutoff: Int64) throws(StoreError) -> [String] {
+        let rows = try db.query("""
+            SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname = 'events' ORDER BY c.relname
+            """)
+        var dropped: [String] = []
+        for row in rows.rows {
+            guard let name = row[0], let bound = row[1], name != "events_default",
+                  let to = bound.range(of: "TO ('"), let end = Int64(bound[to.upperBound...].prefix { $0 != "'" }),
+                  end <= cutoff else { continue }
+            try db.execute("DROP TABLE IF EXISTS \(name)")
+            dropped.append(name)
+        }
+        return dropped
+    }
+
+    /// Year, month and day of a count of days since 1970-01-01 (Howard Hinnant's civil_from_days).
+    static func civilFromDays(_ z: Int64) -> (Int, Int, Int) {
+        let z = z + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (Int(y + (m <= 2 ? 1 : 0)), Int(m), Int(d))
+    }
+}
+
+extension PostgresConnection: MigrationDatabase {
+    public var name: String { location.description }
+
+    /// One transaction that also holds an advisory lock, so gateways starting at once migrate one after another.
+    public func inWriteTransaction(_ body: () throws(StoreError) -> Void) throws(StoreError) {
+        try execute("BEGIN")
+        do throws(StoreError) {
+            try execute("SELECT pg_advisory_xact_lock(7305712846112)")
+            try body()
+            try execute("COMMIT")
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    public func schemaVersion() throws(StoreError) -> Int {
+        guard try query("SELECT to_regclass('bakeoff_schema') IS NOT NULL").rows.first?[0] == "t" else { return 0 }
+        return Int(try query("SELECT version FROM bakeoff_schema").int(0, 0) ?? 0)
+    }
+
+    public func setSchemaVersion(_ version: Int) throws(StoreError) {
+        try execute("CREATE TABLE IF NOT EXISTS bakeoff_schema (only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version INTEGER NOT NULL)")
+        try query("INSERT INTO bakeoff_schema (version) VALUES ($1) ON CONFLICT (only_row) DO UPDATE SET version = EXCLUDED.version", [String(version)])
+    }
+
+    public func hasTables() throws(StoreError) -> Bool {
+        let rows = try query("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'bakeoff_schema'")
+        return (rows.int(0, 0) ?? 0) > 0
+    }
+}
