@@ -28,7 +28,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
                              "\(Self.redact(url)): the URL holds a password; put it in an environment variable (PGPASSWORD, or the store's password_env) and leave it out of the URL")
         }
         if let query = url.split(separator: "?", maxSplits: 1).dropFirst().first,
-           query.split(separator: "&").contains(where: { $0.lowercased().hasPrefix("password=") }) {
+           query.split(separator: "&").contains(where: { Self.decoded($0).lowercased().hasPrefix("password=") }) {
             throw StoreError(.invalidOptions, path: Self.redact(url),
                              "\(Self.redact(url)): the URL holds a password; put it in an environment variable (PGPASSWORD, or the store's password_env) and leave it out of the URL")
         }
@@ -37,6 +37,25 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { Self.redact(url) }
+
+    /// A URL parameter with its %-escapes decoded, as libpq reads it.
+    static func decoded(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var i = text.utf8.startIndex
+        let u = text.utf8
+        while i < u.endIndex {
+            if u[i] == 0x25, let a = u.index(i, offsetBy: 1, limitedBy: u.endIndex), a < u.endIndex,
+               let b = u.index(a, offsetBy: 1, limitedBy: u.endIndex), b < u.endIndex,
+               let byte = UInt8(String(decoding: [u[a], u[b]], as: UTF8.self), radix: 16) {
+                bytes.append(byte)
+                i = u.index(after: b)
+            } else {
+                bytes.append(u[i])
+                i = u.index(after: i)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     /// The URL with any password replaced by `***`, for messages.
     static func redact(_ url: String) -> String {
@@ -50,7 +69,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         var tail = String(rest[authorityEnd...])
         if let q = tail.firstIndex(of: "?") {
             let params = tail[tail.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false).map { p in
-                p.lowercased().hasPrefix("password=") ? "password=***" : String(p)
+                decoded(p).lowercased().hasPrefix("password=") ? "password=***" : String(p)
             }
             tail = String(tail[..<q]) + "?" + params.joined(separator: "&")
         }
@@ -67,8 +86,8 @@ public final class PostgresConnection {
     /// Connects (within `timeout` seconds). A failure says where and why, as libpq reports it.
     public init(_ location: PostgresLocation, applicationName: String = "bakeoff", timeout: Int = 10) throws(StoreError) {
         self.location = location
-        var keywords = ["dbname", "application_name", "connect_timeout"]
-        var values = [location.url, applicationName, String(timeout)]
+        var keywords = ["dbname", "application_name", "connect_timeout", "client_encoding"]
+        var values = [location.url, applicationName, String(timeout), "UTF8"]
         if let variable = location.passwordVariable {
             guard let password = getenv(variable).map({ String(cString: $0) }) else {
                 throw StoreError(.cannotOpen, path: location.description,
@@ -105,6 +124,10 @@ public final class PostgresConnection {
     /// Runs one statement with text parameters (`$1`, `$2`, ...; nil is NULL) and gives its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(StoreError) -> PostgresRows {
+        if parameters.contains(where: { $0?.utf8.contains(0) == true }) {
+            throw StoreError(.postgres(sqlState: ""), path: location.description,
+                             "\(location): a value holds a NUL byte, which PostgreSQL's text cannot store")
+        }
         let copies = parameters.map { $0.map { strdup($0)! } }
         defer { for c in copies { free(c) } }
         let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
@@ -157,12 +180,22 @@ public final class PostgresConnection {
             }
             buffer.append(0x0A)
             if buffer.count >= 1 << 20 { flush() }
+            if failure != nil { break }
         }
         flush()
-        PQputCopyEnd(handle, failure)
+        if PQputCopyEnd(handle, failure) != 1, failure == nil {
+            failure = Self.message(PQerrorMessage(handle))
+        }
         var copied = 0
         var firstError: StoreError?
         while let result = PQgetResult(handle) {
+            if PQresultStatus(result) == PGRES_COPY_IN {
+                // The end of the copy did not reach the server: nothing more will come.
+                PQclear(result)
+                firstError = firstError ?? StoreError(.postgres(sqlState: ""), path: location.description,
+                                                      "\(location): COPY \(table): the connection failed: \(Self.message(PQerrorMessage(handle)))")
+                break
+            }
             if PQresultStatus(result) == PGRES_COMMAND_OK {
                 copied = Int(String(cString: PQcmdTuples(result))) ?? 0
             } else if firstError == nil {

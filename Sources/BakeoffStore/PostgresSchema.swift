@@ -59,7 +59,8 @@ public enum PostgresSchema {
     }
 
     /// Makes the partitions of the days that `timestamps` fall in (those after 1970 and before 2200; the
-    /// default partition keeps the others). Another gateway making the same one at the same time is fine.
+    /// default partition keeps the others). Another gateway making the same one at the same time is fine. Call it
+    /// outside a transaction (a refused CREATE would end it).
     public static func ensurePartitions(_ db: PostgresConnection, for timestamps: some Sequence<Int64>) throws(StoreError) {
         var days = Set<Int64>()
         for ts in timestamps where ts >= 0 && ts < 7_258_118_400_000_000 { days.insert(ts - ts % day) }
@@ -75,22 +76,25 @@ public enum PostgresSchema {
         }
     }
 
-    /// Drops the day partitions that end before `cutoff` (retention), and gives their names.
+    /// Drops the day partitions that end before `cutoff` (retention) and deletes the default partition's rows
+    /// before it; gives the names of the partitions dropped.
     @discardableResult
     public static func dropPartitions(_ db: PostgresConnection, before cutoff: Int64) throws(StoreError) -> [String] {
         let rows = try db.query("""
             SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i
-            JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
-            WHERE p.relname = 'events' ORDER BY c.relname
+            JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'events'::regclass ORDER BY c.relname
             """)
         var dropped: [String] = []
         for row in rows.rows {
             guard let name = row[0], let bound = row[1], name != "events_default",
                   let to = bound.range(of: "TO ('"), let end = Int64(bound[to.upperBound...].prefix { $0 != "'" }),
                   end <= cutoff else { continue }
-            try db.execute("DROP TABLE IF EXISTS \(name)")
+            try db.execute("DROP TABLE IF EXISTS \"\(name.replacingOccurrences(of: "\"", with: "\"\""))\"")
             dropped.append(name)
         }
+        // The default partition's old rows (days that had no partition of their own) go row by row.
+        try db.query("DELETE FROM events_default WHERE ts < $1", [String(cutoff)])
         return dropped
     }
 

@@ -1,4 +1,5 @@
 import BakeoffCore
+import Foundation
 import Synchronization
 import Testing
 
@@ -55,11 +56,14 @@ struct ParsedLinesTests {
 
     struct Refused: Error {}
 
-    @Test func aFailureOfTheCallerStopsTheReader() throws {
+    /// With batches waiting (the reader ahead by `depth`), the caller fails: both stop, nothing crashes (a
+    /// semaphore released below its initial value would), and the reader had stopped when the error came out.
+    @Test(arguments: [1, 4])
+    func aFailureOfTheCallerStopsTheReader(depth: Int) throws {
         let emitted = Atomic<Int>(0)
         var calls = 0
         #expect(throws: Refused.self) {
-            try ParsedLines.forEach(experiment: "e", depth: 1, read: { emit in
+            try ParsedLines.forEach(experiment: "e", depth: depth, read: { emit in
                 for i in 0..<1_000_000 {
                     var l = Self.request(i)
                     try l.withUTF8 { try emit(Int64(i), 0, UnsafeRawBufferPointer($0)) }
@@ -67,6 +71,8 @@ struct ParsedLinesTests {
                 }
             }) { _, _, _ in
                 calls += 1
+                // Once the reader is `depth` batches ahead (about 4,400 lines a batch).
+                if calls == 1 { usleep(300_000) }
                 if calls == 10 { throw Refused() }
             }
         }
@@ -74,6 +80,17 @@ struct ParsedLinesTests {
         let at = emitted.load(ordering: .relaxed)
         #expect(at < 100_000)
         #expect(emitted.load(ordering: .relaxed) == at)
+    }
+
+    /// A handoff cancelled with every place taken is released without a crash (libdispatch traps when a semaphore
+    /// goes with a value below the one it was made with).
+    @Test(arguments: [1, 4])
+    func aHandoffCancelledWhenFullIsReleasedCleanly(depth: Int) {
+        var handoff: ParsedLines.Handoff? = ParsedLines.Handoff(depth: depth)
+        for _ in 0..<depth { #expect(handoff!.send(.end)) }
+        handoff!.finished()
+        handoff!.cancel()
+        handoff = nil
     }
 
     @Test func aFailureOfTheReaderIsThrownAfterTheLinesBeforeIt() throws {

@@ -253,6 +253,15 @@ struct DashboardSiteTests {
         #expect(try #require(right.wait()).status == 429)
     }
 
+    /// Wrong keys count against an IPv4 address, or an IPv6 address's /64 (one host may hold all of it).
+    @Test func wrongKeysCountPerAddressOrIPv6Slash64() {
+        #expect(DashboardSite.limitKey("192.0.2.7") == "192.0.2.7")
+        #expect(DashboardSite.limitKey("2001:db8:1:2::1") == DashboardSite.limitKey("2001:db8:1:2:ffff:eeee:dddd:1"))
+        #expect(DashboardSite.limitKey("2001:db8:1:2::1") != DashboardSite.limitKey("2001:db8:1:3::1"))
+        #expect(DashboardSite.limitKey("::ffff:192.0.2.7") == "192.0.2.7")
+        #expect(DashboardSite.limitKey(nil) == "")
+    }
+
     @Test func theScriptIsServedFromHere() throws {
         let script = try get(Self.site(try Self.store()), "/dashboard/app.js")
         #expect(script.status == 200 && script.header("content-type")?.hasPrefix("text/javascript") == true)

@@ -28,6 +28,8 @@ final class PostgresConnectionTests {
         // A parameter is never read as SQL.
         try db.query("INSERT INTO t VALUES (3, $1)", ["x'); DROP TABLE t; --"])
         #expect(try db.query("SELECT count(*) FROM t").int(0, 0) == 3)
+        // A NUL byte would be cut off silently by C strings: refused instead.
+        #expect(throws: StoreError.self) { try db.query("INSERT INTO t VALUES (4, $1)", ["a\u{0}b"]) }
     }
 
     @Test func copyCarriesTabsNewlinesAndBackslashes() throws {
@@ -80,7 +82,8 @@ final class PostgresConnectionTests {
         }
     }
 
-    @Test(arguments: ["postgresql://bakeoff:s3cret@db.example:5432/bakeoff", "postgres://db.example/bakeoff?sslmode=require&password=s3cret"])
+    @Test(arguments: ["postgresql://bakeoff:s3cret@db.example:5432/bakeoff", "postgres://db.example/bakeoff?sslmode=require&password=s3cret",
+                      "postgres://db.example/bakeoff?pass%77ord=s3cret"])
     func aURLWithAPasswordIsRefused(url: String) {
         #expect {
             _ = try PostgresLocation(url: url)

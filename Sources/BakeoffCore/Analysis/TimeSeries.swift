@@ -413,36 +413,47 @@ struct DailyRequests {
     }
 }
 
-/// A value computed on another thread, or computed already.
+/// A value computed on another thread, or computed already. Whoever needs it first computes it: the background
+/// worker, or a caller of `value` before the worker got to it (a busy machine does not keep a page waiting for a
+/// thread of lower priority).
 final class Pending<Value: Sendable>: Sendable {
-    private let result = Mutex<Value?>(nil)
+    private struct State {
+        var job: (@Sendable () -> Value)?
+        var value: Value?
+    }
+    private let state: Mutex<State>
     private let done = DispatchSemaphore(value: 0)
 
     init(_ value: Value) {
-        result.withLock { $0 = value }
+        state = Mutex(State(job: nil, value: value))
         done.signal()
     }
 
-    /// Computed by the background worker, or here at once when it already has `BackgroundWorker.backlogLimit`
-    /// jobs waiting (each may hold a copy of an aggregation: memory stays bounded however far behind it is).
+    /// Queued on the background worker, or computed here at once when it already has
+    /// `BackgroundWorker.backlogLimit` jobs waiting (each may hold a copy of an aggregation: memory stays bounded
+    /// however far behind it is).
     init(computing: @escaping @Sendable () -> Value) {
-        let queued = BackgroundWorker.shared.run(unlessBacklogOf: BackgroundWorker.backlogLimit) { [self] in
-            let value = computing()
-            result.withLock { $0 = value }
-            done.signal()
-        }
-        if !queued {
-            let value = computing()
-            result.withLock { $0 = value }
-            done.signal()
-        }
+        state = Mutex(State(job: computing, value: nil))
+        let queued = BackgroundWorker.shared.run(unlessBacklogOf: BackgroundWorker.backlogLimit) { [self] in runIfNotStarted() }
+        if !queued { runIfNotStarted() }
     }
 
-    /// The value, once computed.
+    private func runIfNotStarted() {
+        guard let job = state.withLock({ s -> (@Sendable () -> Value)? in
+            defer { s.job = nil }
+            return s.job
+        }) else { return }
+        let value = job()
+        state.withLock { $0.value = value }
+        done.signal()
+    }
+
+    /// The value, computed here if nobody has started it yet.
     var value: Value {
+        runIfNotStarted()
         done.wait()
         done.signal()
-        return result.withLock { $0! }
+        return state.withLock { $0.value! }
     }
 }
 
@@ -450,7 +461,8 @@ final class Pending<Value: Sendable>: Sendable {
 /// quantiles. A read's own threads (the parsing and the aggregation that every point needs) keep the cores
 /// first, and a gateway's requests are never slowed by an analysis; the worker runs when a core is free.
 ///
-/// Its jobs never wait for one another (`Pending.value` is not called on it), so one thread cannot deadlock.
+/// Its jobs never wait for one another (`Pending.value` is not called on it), so one thread cannot deadlock; a
+/// job someone needed first was computed by them, and is nothing to the worker.
 final class BackgroundWorker: Sendable {
     static let shared = BackgroundWorker()
     /// Jobs waiting beyond which a caller computes its own.

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 
 /// A read split over two threads: one reads the lines and parses them, the caller's thread aggregates them.
@@ -25,7 +26,9 @@ public enum ParsedLines {
                                _ consume: (_ id: Int64, _ timestamp: Int64, _ line: Line) throws -> Void) throws {
         let handoff = Handoff(depth: depth)
         let wanted = Array(experiment.utf8)
-        DispatchQueue.global().async {
+        // A thread of its own: the caller is often on a dispatch queue's thread already, and a read must not wait
+        // for the pool to grow.
+        let reader = Thread {
             var batch = Batch()
             var parser = EventParser()
             do {
@@ -51,6 +54,8 @@ public enum ParsedLines {
             }
             handoff.finished()
         }
+        reader.name = "bakeoff-parse"
+        reader.start()
         do {
             try wanted.withUnsafeBytes { experimentBytes in
                 while true {
@@ -72,7 +77,7 @@ public enum ParsedLines {
 
     /// Records in one buffer: per line a tag (0: a parsed event, its record follows; 1: raw bytes, their count
     /// follows), the store id and the timestamp.
-    struct Batch: Sendable {
+    package struct Batch: Sendable {
         static let capacity = 1 << 20
         static let header = 4 + 8 + 8
         private(set) var bytes: [UInt8]
@@ -137,8 +142,8 @@ public enum ParsedLines {
     }
 
     /// The batches between the threads: at most `depth` waiting; `cancel` lets a blocked reader go.
-    final class Handoff: Sendable {
-        enum Message: Sendable {
+    package final class Handoff: Sendable {
+        package enum Message: Sendable {
             case batch(Batch)
             case end
             case failed(any Error)
@@ -149,10 +154,15 @@ public enum ParsedLines {
         private let room: DispatchSemaphore
         private let done = DispatchSemaphore(value: 0)
 
-        init(depth: Int) { room = DispatchSemaphore(value: max(1, depth)) }
+        package init(depth: Int) {
+            // Made at 0 and raised: a semaphore released below the value it was made with is a crash in
+            // libdispatch, and `cancel` leaves `room` anywhere from 0 to `depth`.
+            room = DispatchSemaphore(value: 0)
+            for _ in 0..<max(1, depth) { room.signal() }
+        }
 
         /// Hands a message over, waiting for room; false once the receiver has stopped.
-        func send(_ message: Message) -> Bool {
+        package func send(_ message: Message) -> Bool {
             room.wait()
             let sent = queue.withLock { q -> Bool in
                 if q.cancelled { return false }
@@ -171,13 +181,13 @@ public enum ParsedLines {
         }
 
         /// The receiver stops: the reader's next `send` fails; returns once the reader has stopped.
-        func cancel() {
+        package func cancel() {
             queue.withLock { $0.cancelled = true; $0.messages.removeAll() }
             room.signal()
             waitUntilFinished()
         }
 
-        func finished() { done.signal() }
+        package func finished() { done.signal() }
         func waitUntilFinished() { done.wait() }
     }
 }

@@ -208,7 +208,7 @@ public final class DashboardSite: Sendable {
                 return redirect(exchange, to: next, cookie: nil)
             }
             // Each try counts as a wrong one until the key proves right (so tries at once cannot pass the limit).
-            let client = request.remoteAddress ?? ""
+            let client = Self.limitKey(request.remoteAddress)
             guard countTry(from: client, now: seconds) else {
                 return respond(exchange, 429, DashboardPages.signIn(error: "Too many wrong keys in the last minute: wait a minute and try again.", next: next),
                                extra: [("Retry-After", "60")])
@@ -316,8 +316,22 @@ public final class DashboardSite: Sendable {
     /// Wrong keys accepted from one address in a minute before its sign-ins are refused for the rest of it
     /// (others still sign in: a guesser does not lock the admin out).
     package static let wrongKeysPerMinute = 30
-    /// Wrong keys accepted from all addresses together in a minute (many guessers at once).
+    /// Wrong keys accepted from all addresses together in a minute (many guessers at once); past it, an address
+    /// that has guessed wrong is refused, one that has not still signs in.
     package static let wrongKeysPerMinuteFromAll = 300
+
+    /// Whom wrong keys are counted against: an IPv4 address, or an IPv6 address's /64 (one host can hold a whole
+    /// /64); "" when unknown. Behind a reverse proxy every visitor is the proxy: the limit is then the proxy's.
+    package static func limitKey(_ address: String?) -> String {
+        guard let address else { return "" }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard address.contains(":"), inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
+        // An IPv4 address written as IPv6 (::ffff:a.b.c.d) is that IPv4 address.
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+            return bytes[12...].map(String.init).joined(separator: ".")
+        }
+        return bytes[0..<8].map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
+    }
 
     /// Counts a sign-in try from `client` as a wrong key, unless the limits are reached (then false).
     private func countTry(from client: String, now: Int64) -> Bool {
@@ -328,7 +342,9 @@ public final class DashboardSite: Sendable {
                 all[address] = recent.isEmpty ? nil : recent
                 total += recent.count
             }
-            guard (all[client]?.count ?? 0) < Self.wrongKeysPerMinute, total < Self.wrongKeysPerMinuteFromAll else { return false }
+            // The shared cap stops addresses that have guessed wrong already, never one that has not (the admin).
+            let mine = all[client]?.count ?? 0
+            guard mine < Self.wrongKeysPerMinute, mine == 0 || total < Self.wrongKeysPerMinuteFromAll else { return false }
             all[client, default: []].append(now)
             return true
         }
