@@ -73,6 +73,6 @@ let package = Package(
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffEvalTests", dependencies: ["BakeoffEval", "BakeoffCore", "BakeoffStatistics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BakeoffEvalRunnerTests", dependencies: ["BakeoffEvalRunner", "BakeoffEval", "BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
-        .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCLI", "BakeoffCore", "BakeoffEval", "BakeoffDevTools", "BakeoffStatistics"]),
+        .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCLI", "BakeoffCore", "BakeoffEval", "BakeoffDevTools", "BakeoffStatistics", "BakeoffTestSupport"]),
     ]
 )

@@ -21,7 +21,7 @@ let analyzeSpec = CommandSpec(
     about: "Reads a JSON Lines event log (or - for stdin), or an event store, and prints the experiment report.",
     arguments: [Argument("EVENTS.jsonl", "The event log; - reads standard input")],
     options: [
-        .single("--db", "PATH", "Analyse the event store (the gateway's SQLite file) instead of a log"),
+        .single("--db", "PATH", "Analyse the event store (the gateway's SQLite file, or a postgresql:// URL) instead of a log"),
         .single("--summary", "FILE", "Analyse per-variant, per-metric sufficient statistics (CSV or JSON) aggregated in your warehouse (README: \"Sufficient statistics from your warehouse\")"),
         .single("--experiment", "NAME", "Experiment to analyse (required when the log holds several)"),
         .single("--config", "FILE", "Experiment config: split, control, metrics, roles, alpha, power, MDE"),

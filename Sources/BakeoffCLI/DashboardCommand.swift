@@ -24,7 +24,7 @@ let dashboardSpec = CommandSpec(
 
 @Sendable func runDashboard(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
     guard let db = args.string("--db") else { throw UsageError("give the event store: bakeoff dashboard --db bakeoff.db") }
-    guard FileManager.default.isReadableFile(atPath: db) else {
+    guard PostgresLocation.isURL(db) || FileManager.default.isReadableFile(atPath: db) else {
         throw UsageError("--db \(db): no such readable event store (the gateway's SQLite file, \"store\" in its config)")
     }
     let listen = args.string("--listen") ?? "127.0.0.1:8090"

@@ -11,7 +11,7 @@ let exportSpec = CommandSpec(
     usage: ["--db PATH [options]"],
     about: "Writes the events of an event store (the gateway's SQLite file) as a JSON Lines log, in the order they were committed, each line exactly as stored. Works while a gateway writes to the store.",
     options: [
-        .single("--db", "PATH", "The event store"),
+        .single("--db", "PATH", "The event store: the gateway's SQLite file, or a postgresql:// URL (password in PGPASSWORD)"),
         .single("--experiment", "NAME", "Only this experiment's events", default: "all"),
         .single("--output", "FILE", "Write to FILE instead of stdout (- is stdout)"),
         .flag("--include-qa", "Include QA requests (forced into a variant by an admin; \"qa\":true)"),
@@ -27,7 +27,7 @@ let importSpec = CommandSpec(
     """,
     arguments: [Argument("EVENTS.jsonl", "The event log; - reads standard input")],
     options: [
-        .single("--db", "PATH", "The event store, created if needed"),
+        .single("--db", "PATH", "The event store, created if needed: an SQLite file, or a postgresql:// URL (password in PGPASSWORD; the schema is created there)"),
     ]
 )
 
@@ -71,6 +71,11 @@ let importSpec = CommandSpec(
     let paths = args.positionals
     guard paths.count == 1 else {
         throw UsageError(paths.isEmpty ? "give the event log to import: bakeoff import --db PATH EVENTS.jsonl" : "import takes one event log, got \(paths.count)")
+    }
+    if PostgresLocation.isURL(db) {
+        let count = try PostgresImport.importLog(url: db, path: console.inputPath(paths[0]))
+        console.printError("imported \(count) events into \(try PostgresLocation(url: db))")
+        return .ok
     }
     let store = try EventStore(path: db)
     defer { store.close() }

@@ -256,7 +256,7 @@ public final class EventStore: Sendable {
         }
     }
 
-    private static func readRows(_ logPath: String, _ body: (Row) throws(StoreError) -> Void) throws {
+    static func readRows(_ logPath: String, _ body: (Row) throws(StoreError) -> Void) throws {
         var reader = try LineReader(path: logPath)
         var parser = EventParser()
         do throws(ReadError<EventLogError>) {

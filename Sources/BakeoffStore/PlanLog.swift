@@ -38,6 +38,10 @@ public enum PlanLog {
 
     /// The experiment's recorded plans, oldest first (empty for a store without plans).
     public static func history(path: String, experiment: String) throws(StoreError) -> [Entry] {
+        if PostgresLocation.isURL(path) {
+            let rows = try PostgresStoreReading.open(path).query("SELECT ts, plan FROM plans WHERE experiment = $1 ORDER BY ts, id", [experiment])
+            return rows.rows.map { Entry(timestamp: Int64($0[0] ?? "0") ?? 0, plan: $0[1] ?? "") }
+        }
         let connection = try Connection(path: path, readOnly: true)
         // Readers take stores of every version; before version 3 the table exists only once a plan was recorded.
         guard try connection.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'plans'") > 0 else { return [] }
@@ -50,6 +54,9 @@ public enum PlanLog {
 
     /// The experiments with a recorded plan (a gateway records its experiments' plans when it starts).
     public static func experiments(path: String) throws(StoreError) -> [String] {
+        if PostgresLocation.isURL(path) {
+            return try PostgresStoreReading.open(path).query("SELECT DISTINCT experiment FROM plans ORDER BY experiment").rows.compactMap { $0[0] }
+        }
         let connection = try Connection(path: path, readOnly: true)
         guard try connection.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'plans'") > 0 else { return [] }
         let select = try connection.prepare("SELECT DISTINCT experiment FROM plans ORDER BY experiment")

@@ -210,6 +210,28 @@ public final class PostgresConnection {
         return copied
     }
 
+    /// Calls `body` with each row of a query, fetched through a cursor `batch` rows at a time (a table of
+    /// millions of rows never sits in memory at once), all of them from one snapshot of the database.
+    public func forEachRow(_ sql: String, _ parameters: [String?] = [], batch: Int = 10_000,
+                           _ body: (PostgresRow) throws -> Void) throws {
+        try execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        do {
+            try query("DECLARE bakeoff_rows NO SCROLL CURSOR FOR " + sql, parameters)
+            while true {
+                let result = PQexec(handle, "FETCH FORWARD \(batch) FROM bakeoff_rows")
+                defer { PQclear(result) }
+                try check(result, "FETCH FORWARD \(batch) FROM bakeoff_rows")
+                let n = Int(PQntuples(result))
+                for r in 0..<n { try body(PostgresRow(result: result!, row: Int32(r))) }
+                if n < batch { break }
+            }
+            try execute("COMMIT")
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     private func check(_ result: OpaquePointer?, _ sql: String) throws(StoreError) {
         guard let result else {
             throw StoreError(.postgres(sqlState: ""), path: location.description, "\(location): \(Self.message(PQerrorMessage(handle)))")
@@ -258,4 +280,30 @@ public struct PostgresRows: Sendable {
 
     /// The value at a row and a column as an integer (nil for NULL or not a number).
     public func int(_ row: Int, _ column: Int) -> Int64? { rows[row][column].flatMap { Int64($0) } }
+}
+
+/// One row of `PostgresConnection.forEachRow`, valid during the call: its values read in place.
+public struct PostgresRow {
+    let result: OpaquePointer
+    let row: Int32
+
+    public func isNull(_ column: Int) -> Bool { PQgetisnull(result, row, Int32(column)) == 1 }
+
+    /// The value's bytes (its text), without a copy.
+    public func bytes(_ column: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: PQgetvalue(result, row, Int32(column)), count: Int(PQgetlength(result, row, Int32(column))))
+    }
+
+    public func string(_ column: Int) -> String { String(decoding: bytes(column), as: UTF8.self) }
+
+    /// The value as an integer (0 for NULL or not a number).
+    public func int(_ column: Int) -> Int64 {
+        var value: Int64 = 0, negative = false
+        for (i, b) in bytes(column).enumerated() {
+            if i == 0 && b == 0x2D { negative = true; continue }
+            guard b >= 0x30 && b <= 0x39 else { return 0 }
+            value = value &* 10 &+ Int64(b - 0x30)
+        }
+        return negative ? -value : value
+    }
 }

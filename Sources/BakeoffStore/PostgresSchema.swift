@@ -53,7 +53,7 @@ public enum PostgresSchema {
     /// The name of the partition of the day that holds `ts`.
     static func partitionName(day start: Int64) -> String {
         let days = start / day
-        let (y, m, d) = civilFromDays(days)
+        let (y, m, d) = civilFromDays(Int(days))
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return "events_\(y)\(two(m))\(two(d))"
     }
@@ -96,20 +96,6 @@ public enum PostgresSchema {
         // The default partition's old rows (days that had no partition of their own) go row by row.
         try db.query("DELETE FROM events_default WHERE ts < $1", [String(cutoff)])
         return dropped
-    }
-
-    /// Year, month and day of a count of days since 1970-01-01 (Howard Hinnant's civil_from_days).
-    static func civilFromDays(_ z: Int64) -> (Int, Int, Int) {
-        let z = z + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (Int(y + (m <= 2 ? 1 : 0)), Int(m), Int(d))
     }
 }
 

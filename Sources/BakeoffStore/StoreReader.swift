@@ -7,6 +7,12 @@ public enum StoreReader {
 
     /// Events (QA events included) per experiment, most first.
     public static func experimentCounts(path: String) throws(StoreError) -> [ExperimentCount] {
+        if PostgresLocation.isURL(path) {
+            let db = try PostgresStoreReading.open(path)
+            let rows = try db.query("SELECT experiment, count(*) FROM events GROUP BY experiment")
+            return rows.rows.map { ExperimentCount(name: $0[0] ?? "", count: Int($0[1] ?? "0") ?? 0) }
+                .sorted { ($0.count, $1.name) > ($1.count, $0.name) }
+        }
         let connection = try Connection(path: path, readOnly: true)
         let s = try connection.prepare("SELECT experiment, count(*) FROM events GROUP BY experiment")
         var counts: [ExperimentCount] = []
@@ -37,6 +43,15 @@ public enum StoreReader {
     /// `bakeoff export --include-qa` writes of that experiment.
     public static func forEachLine(path: String, experiment: String? = nil, includeQA: Bool = false,
                                    _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        if PostgresLocation.isURL(path) {
+            var conditions: [String] = []
+            if experiment != nil { conditions.append("experiment = $1") }
+            if !includeQA { conditions.append("qa = 0") }
+            try PostgresStoreReading.open(path).forEachRow(
+                "SELECT line FROM events" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) + " ORDER BY id",
+                experiment.map { [$0] } ?? []) { row in try body(row.bytes(0)) }
+            return
+        }
         let connection = try Connection(path: path, readOnly: true)
         var conditions: [String] = []
         if experiment != nil { conditions.append("experiment = ?1") }
@@ -52,6 +67,15 @@ public enum StoreReader {
     @discardableResult
     public static func forEachEvent(path: String, experiment: String, after: Int64 = 0,
                                     _ body: (_ id: Int64, _ timestamp: Int64, _ line: UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        if PostgresLocation.isURL(path) {
+            var last = after
+            try PostgresStoreReading.open(path).forEachRow("SELECT id, ts, line FROM events WHERE experiment = $1 AND id > $2 ORDER BY id",
+                                                          [experiment, String(after)]) { row in
+                last = row.int(0)
+                try body(last, row.int(1), row.bytes(2))
+            }
+            return last
+        }
         let connection = try Connection(path: path, readOnly: true)
         let s = try connection.prepare("SELECT id, ts, line FROM events WHERE experiment = ?1 AND id > ?2 ORDER BY id")
         s.bind(1, experiment)
@@ -66,6 +90,9 @@ public enum StoreReader {
 
     /// The id of the last event of `experiment` (0 when none): whether anything was written since a read.
     public static func lastEventID(path: String, experiment: String) throws -> Int64 {
+        if PostgresLocation.isURL(path) {
+            return try PostgresStoreReading.open(path).query("SELECT max(id) FROM events WHERE experiment = $1", [experiment]).int(0, 0) ?? 0
+        }
         let connection = try Connection(path: path, readOnly: true)
         let s = try connection.prepare("SELECT max(id) FROM events WHERE experiment = ?1")
         s.bind(1, experiment)
@@ -76,6 +103,18 @@ public enum StoreReader {
     /// The experiments in the store, by name, found by seeking the experiment index once per name (not a scan
     /// of every event, as `experimentCounts` does): quick on a store of millions of events.
     public static func experimentNames(path: String) throws -> [String] {
+        if PostgresLocation.isURL(path) {
+            // A loose index scan, one seek per name.
+            let rows = try PostgresStoreReading.open(path).query("""
+                WITH RECURSIVE names(name) AS (
+                    (SELECT experiment FROM events ORDER BY experiment LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT experiment FROM events WHERE experiment > names.name ORDER BY experiment LIMIT 1)
+                    FROM names WHERE names.name IS NOT NULL)
+                SELECT name FROM names WHERE name IS NOT NULL
+                """)
+            return rows.rows.compactMap { $0[0] }
+        }
         let connection = try Connection(path: path, readOnly: true)
         let first = try connection.prepare("SELECT experiment FROM events ORDER BY experiment LIMIT 1")
         let next = try connection.prepare("SELECT experiment FROM events WHERE experiment > ?1 ORDER BY experiment LIMIT 1")
@@ -88,5 +127,18 @@ public enum StoreReader {
             names.append(next.string(0))
         }
         return names
+    }
+}
+
+/// Reading a PostgreSQL store: a connection to it, checked to hold a Bakeoff schema this program reads.
+enum PostgresStoreReading {
+    static func open(_ url: String) throws(StoreError) -> PostgresConnection {
+        let db = try PostgresConnection(PostgresLocation(url: url, passwordVariable: nil))
+        let version = try db.schemaVersion()
+        if version == 0 {
+            throw StoreError(.notAStore, path: db.name, "\(db.name): no Bakeoff event store in this database (no bakeoff_schema table); import events into it first")
+        }
+        try PostgresSchema.migrator.checkReadable(version, db)
+        return db
     }
 }
