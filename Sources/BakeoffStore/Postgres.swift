@@ -23,14 +23,13 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         }
         let afterScheme = url[url.range(of: "://")!.upperBound...]
         let authority = afterScheme.prefix { $0 != "/" && $0 != "?" }
-        if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") {
+        let inUserInfo = authority.lastIndex(of: "@").map { authority[..<$0].contains(":") } ?? false
+        let inQuery = url.split(separator: "?", maxSplits: 1).dropFirst().first.map { query in
+            query.split(separator: "&").contains { Self.decoded($0).lowercased().hasPrefix("password=") }
+        } ?? false
+        if inUserInfo || inQuery {
             throw StoreError(.invalidOptions, path: Self.redact(url),
-                             "\(Self.redact(url)): the URL holds a password; put it in an environment variable (PGPASSWORD, or the store's password_env) and leave it out of the URL")
-        }
-        if let query = url.split(separator: "?", maxSplits: 1).dropFirst().first,
-           query.split(separator: "&").contains(where: { Self.decoded($0).lowercased().hasPrefix("password=") }) {
-            throw StoreError(.invalidOptions, path: Self.redact(url),
-                             "\(Self.redact(url)): the URL holds a password; put it in an environment variable (PGPASSWORD, or the store's password_env) and leave it out of the URL")
+                             "\(Self.redact(url)): the URL holds a password; leave it out of the URL and put it in the environment variable PGPASSWORD")
         }
         self.url = url
         self.passwordVariable = passwordVariable

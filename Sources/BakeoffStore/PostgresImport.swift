@@ -10,12 +10,13 @@ public enum PostgresImport {
         let db = try PostgresConnection(PostgresLocation(url: url, passwordVariable: passwordVariable))
         try PostgresSchema.migrator.migrate(db)
         // The check, which also finds the days to make partitions for (standard input is kept: it reads once).
+        // Days are collected as their first microsecond, which `ensurePartitions` maps to itself.
         var kept: [Row]? = logPath == "-" ? [] : nil
         var days = Set<Int64>()
         var count = 0
         try EventStore.readRows(logPath) { row in
             count += 1
-            days.insert(row.ts - ((row.ts % PostgresSchema.day) + PostgresSchema.day) % PostgresSchema.day)
+            days.insert(PostgresSchema.dayStart(row.ts))
             kept?.append(row)
         }
         try PostgresSchema.ensurePartitions(db, for: days)

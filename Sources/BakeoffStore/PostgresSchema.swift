@@ -50,6 +50,9 @@ public enum PostgresSchema {
 
     static let day: Int64 = 86_400_000_000
 
+    /// The first microsecond (midnight UTC) of the day that holds `ts`.
+    static func dayStart(_ ts: Int64) -> Int64 { ts - ((ts % day) + day) % day }
+
     /// The name of the partition of the day that holds `ts`.
     static func partitionName(day start: Int64) -> String {
         let days = start / day
@@ -62,8 +65,7 @@ public enum PostgresSchema {
     /// default partition keeps the others). Another gateway making the same one at the same time is fine. Call it
     /// outside a transaction (a refused CREATE would end it).
     public static func ensurePartitions(_ db: PostgresConnection, for timestamps: some Sequence<Int64>) throws(StoreError) {
-        var days = Set<Int64>()
-        for ts in timestamps where ts >= 0 && ts < 7_258_118_400_000_000 { days.insert(ts - ts % day) }
+        let days = Set(timestamps.filter { $0 >= 0 && $0 < 7_258_118_400_000_000 }.map(dayStart))
         for start in days.sorted() {
             let name = partitionName(day: start)
             do throws(StoreError) {
