@@ -147,7 +147,7 @@ let evalImportLabelsSpec = CommandSpec(
 /// answers what they are: renaming a variant keeps its labels, changing its model or prompt does not).
 package func evalLabelKey(experiment: String, item: EvalItem, variant: GatewayVariant, control: GatewayVariant) -> String {
     let request = item.messagesJSON.map { "messages=" + $0 } ?? "prompt=" + (item.prompt ?? "")
-    return EvalRunner.key("label/1", experiment, request, EvalRunner.definition(variant), EvalRunner.definition(control))
+    return EvalRunner.key("label/1", experiment, request, variant.definition, control.definition)
 }
 
 /// The human labels kept in `cache` for these requests of `experiment`, named as the experiment names its

@@ -47,7 +47,11 @@ let serveSpec = CommandSpec(
     }
     if check {
         // What serving would fail on at once, short of opening the store.
-        try EventStore.checkLocation(config.storePath)
+        if PostgresLocation.isURL(config.storePath) {
+            _ = try PostgresLocation(url: config.storePath)
+        } else {
+            try EventStore.checkLocation(config.storePath)
+        }
         try console.print(config.summary())
         try console.print("\(path): valid")
         return .ok

@@ -210,14 +210,6 @@ public final class EvalRunner: Sendable {
         return (Array("{\"model\":\(model),\"prompt\":\(JSONWriter.quote(item.prompt ?? "")),\"stream\":\(stream)}".utf8), .completions)
     }
 
-    /// What makes a variant's answer what it is (not its name: renaming a variant keeps its answers).
-    package static func definition(_ v: GatewayVariant) -> String {
-        var s = "url=\(v.upstream.baseURL)\nmodel=\(v.upstream.model)\nsystem=\(v.systemPrompt.map { JSONWriter.quote($0) } ?? "-")\n"
-        s += "parameters=" + v.parameters.map { "\($0.key)=\($0.json)" }.joined(separator: ",") + "\n"
-        s += "headers=" + v.upstream.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "\n"
-        return s
-    }
-
     /// SHA-256 of the parts, each followed by a zero byte, in hex: the cache's keys (and the labels').
     package static func key(_ parts: String...) -> String {
         var h = SHA256()
@@ -260,10 +252,10 @@ public final class EvalRunner: Sendable {
     func key(for work: Work, _ call: (body: [UInt8], endpoint: Endpoint, variant: GatewayVariant)) -> String {
         let body = String(decoding: call.body, as: UTF8.self)
         if case .answer(_, _, let r) = work {
-            return Self.key("answer/1", Self.definition(call.variant), call.endpoint == .chatCompletions ? "chat" : "completions",
+            return Self.key("answer/1", call.variant.definition, call.endpoint == .chatCompletions ? "chat" : "completions",
                             eval.plan.stream ? "stream" : "whole", body, String(r))
         }
-        return Self.key("judge/1", Self.definition(call.variant), body)
+        return Self.key("judge/1", call.variant.definition, body)
     }
 
     /// The status of an answer not in yet.

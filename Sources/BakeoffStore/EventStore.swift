@@ -27,6 +27,9 @@ public struct StoreOptions: Sendable {
     /// failing, and one when they succeed again (called on the writer thread; keep it short).
     public var report: (@Sendable (String) -> Void)?
     public var reportIntervalSeconds: Double = 60
+    /// In a store several gateways share (PostgreSQL): this gateway's plans, told to the others and compared
+    /// with theirs every few seconds (see `ReplicaPlans.differing`). SQLite stores ignore it.
+    public var replica: ReplicaPlans?
 
     public init(flushIntervalMs: Int = 50, queueCapacity: Int = 100_000, retentionDays: Double? = nil,
                 report: (@Sendable (String) -> Void)? = nil) {
@@ -98,7 +101,10 @@ public final class EventStore: Sendable {
     public let integrityCheck: IntegrityCheck
     private let writer: Writer
     /// The read connection and its prepared look-ups, used by one caller at a time; nil once closed.
-    private let reads: Mutex<Reads?>
+    private let reads: Mutex<(any StoreLookups)?>
+    /// Whether other gateways may write to the same store (PostgreSQL): a request this gateway has not seen may
+    /// be another's, and may reach the store a flush interval after its answer.
+    public let isShared: Bool
 
     /// Opens or creates the store (SQLite, WAL, synchronous=NORMAL which survives kill -9 of the process); a
     /// damaged store is refused, an older schema upgraded.
@@ -109,7 +115,8 @@ public final class EventStore: Sendable {
         }
         self.path = path
         self.options = options
-        let writer = Writer(path: path, options: options)
+        isShared = false
+        let writer = Writer(path: path, options: options) { () throws(StoreError) in try WriterConnection(path: path, options: options) }
         self.writer = writer
         // The writer thread opens (checks, creates or upgrades) the store first: readers need the schema.
         integrityCheck = try writer.start()
@@ -119,6 +126,23 @@ public final class EventStore: Sendable {
             writer.stop()
             throw error
         }
+    }
+
+    /// Opens a PostgreSQL store (creating or upgrading its schema) that any number of gateways may share. The
+    /// writer commits batches with COPY and reconnects with backoff when the server goes away; look-ups go to
+    /// the server on a connection of their own.
+    public init(postgres location: PostgresLocation, options: StoreOptions = StoreOptions()) throws(StoreError) {
+        let path = location.description
+        guard options.flushIntervalMs >= 0, options.queueCapacity >= 1, options.retentionDays.map({ $0 > 0 }) ?? true else {
+            throw StoreError(.invalidOptions, path: path, "\(path): invalid store options (flushIntervalMs \(options.flushIntervalMs), queueCapacity \(options.queueCapacity), retentionDays \(options.retentionDays.map { "\($0)" } ?? "none"))")
+        }
+        self.path = path
+        self.options = options
+        isShared = true
+        let writer = Writer(path: path, options: options) { () throws(StoreError) in try PostgresEventWriter(location: location, options: options) }
+        self.writer = writer
+        integrityCheck = try writer.start()
+        reads = Mutex(PostgresLookups(location: location))
     }
 
     deinit { close() }
@@ -166,8 +190,8 @@ public final class EventStore: Sendable {
     package func executeOnWriter(_ sql: String) throws(StoreError) {
         let result = Mutex<StoreError?>(nil)
         let done = DispatchSemaphore(value: 0)
-        let submitted = writer.submit { connection in
-            do throws(StoreError) { try connection.execute(sql) } catch { result.withLock { $0 = error } }
+        let submitted = writer.submit { backend in
+            do throws(StoreError) { try backend.execute(sql) } catch { result.withLock { $0 = error } }
             done.signal()
         }
         guard submitted else { throw StoreError(.closed, path: path, "\(path): the event store is closed") }
@@ -190,38 +214,23 @@ public final class EventStore: Sendable {
 
     /// A committed request event by request id (a separate read connection; safe from any thread).
     public func request(id: String) -> RequestInfo? {
-        reads.withLock { reads in reads.flatMap { Self.info($0.requestByID, id) } }
+        reads.withLock { reads in reads?.request(id: id) }
     }
 
     /// The most recent committed request event of a conversation.
     public func latestRequest(conversation: String) -> RequestInfo? {
-        reads.withLock { reads in reads.flatMap { Self.info($0.requestByConversation, conversation) } }
+        reads.withLock { reads in reads?.latestRequest(conversation: conversation) }
     }
 
     /// Committed feedback events named `name` (any name for "") given for the request `requestID` (an index look-up).
     public func feedbackCount(requestID: String, name: String) -> Int {
-        reads.withLock { reads in reads.map { Self.count($0.feedbackByRequest, requestID, name) } ?? 0 }
+        reads.withLock { reads in reads?.feedbackCount(requestID: requestID, name: name) ?? 0 }
     }
 
     /// Committed feedback events named `name` (any name for "") given for the conversation `conversationID` as a whole (by
     /// `conversation_id`; feedback on one of its requests counts for that request, not here).
     public func feedbackCount(conversationID: String, name: String) -> Int {
-        reads.withLock { reads in reads.map { Self.count($0.feedbackByConversation, conversationID, name) } ?? 0 }
-    }
-
-    private static func count(_ s: Statement, _ key: String, _ name: String) -> Int {
-        s.bind(1, key)
-        s.bind(2, name)
-        defer { s.reset() }
-        guard (try? s.step()) == true else { return 0 }
-        return Int(s.int(0))
-    }
-
-    private static func info(_ s: Statement, _ key: String) -> RequestInfo? {
-        s.bind(1, key)
-        defer { s.reset() }
-        guard (try? s.step()) == true else { return nil }
-        return RequestInfo(experiment: s.string(0), variant: s.string(1), userID: s.string(2), conversationID: s.string(3), requestID: s.string(4), qa: s.int(5) != 0)
+        reads.withLock { reads in reads?.feedbackCount(conversationID: conversationID, name: name) ?? 0 }
     }
 
     /// Loads an event log (JSON Lines, or "-" for standard input) into the store, keeping each line as it is;
@@ -279,9 +288,17 @@ public final class EventStore: Sendable {
     }
 }
 
-/// The store's read connection and its prepared look-ups. Not `Sendable`: it lives in `EventStore.reads`, whose
-/// lock serializes its use.
-private struct Reads {
+/// The look-ups the gateway makes in the store (to attribute feedback). Not `Sendable`: an implementation lives in
+/// `EventStore.reads`, whose lock serializes its use. A look-up that fails finds nothing.
+protocol StoreLookups {
+    func request(id: String) -> RequestInfo?
+    func latestRequest(conversation: String) -> RequestInfo?
+    func feedbackCount(requestID: String, name: String) -> Int
+    func feedbackCount(conversationID: String, name: String) -> Int
+}
+
+/// The SQLite store's read connection and its prepared look-ups.
+private struct Reads: StoreLookups {
     let connection: Connection
     let requestByID: Statement
     let requestByConversation: Statement
@@ -297,6 +314,47 @@ private struct Reads {
         feedbackByRequest = try connection.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = ?1 AND (?2 = '' OR name = ?2)")
         feedbackByConversation = try connection.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = '' AND conversation_id = ?1 AND (?2 = '' OR name = ?2)")
     }
+
+    func request(id: String) -> RequestInfo? { Self.info(requestByID, id) }
+    func latestRequest(conversation: String) -> RequestInfo? { Self.info(requestByConversation, conversation) }
+    func feedbackCount(requestID: String, name: String) -> Int { Self.count(feedbackByRequest, requestID, name) }
+    func feedbackCount(conversationID: String, name: String) -> Int { Self.count(feedbackByConversation, conversationID, name) }
+
+    private static func count(_ s: Statement, _ key: String, _ name: String) -> Int {
+        s.bind(1, key)
+        s.bind(2, name)
+        defer { s.reset() }
+        guard (try? s.step()) == true else { return 0 }
+        return Int(s.int(0))
+    }
+
+    private static func info(_ s: Statement, _ key: String) -> RequestInfo? {
+        s.bind(1, key)
+        defer { s.reset() }
+        guard (try? s.step()) == true else { return nil }
+        return RequestInfo(experiment: s.string(0), variant: s.string(1), userID: s.string(2), conversationID: s.string(3), requestID: s.string(4), qa: s.int(5) != 0)
+    }
+}
+
+/// What the writer thread writes through: an SQLite file (`WriterConnection`) or a PostgreSQL server
+/// (`PostgresEventWriter`). Not `Sendable`: the writer thread makes it, uses it and drops it.
+protocol StoreBackend: AnyObject {
+    /// How the check at open went.
+    var integrity: IntegrityCheck { get }
+    /// Writes a batch in one transaction; nil on success.
+    func write(_ batch: [Writer.Pending]) -> StoreError?
+    /// A write that tells whether the store can write again when no events wait for a retry.
+    func writeProbe() -> StoreError?
+    /// One step of retention, between batches; how many events it deleted (nil when no step was due).
+    func retainOnce(_ state: inout RetentionState, options: StoreOptions) -> Int?
+    /// Runs statements (tests use it to make writes fail).
+    func execute(_ sql: String) throws(StoreError)
+    /// The writer's last act, after its last batch: says goodbye to whoever shares the store.
+    func leave()
+}
+
+extension StoreBackend {
+    func leave() {}
 }
 
 /// One row of the events table.
@@ -351,7 +409,7 @@ struct Row: Sendable {
 /// `flush`, `close` and bulk loads for the writer) sleep on semaphores, which the side that changes the state
 /// signals after unlocking. The counters are atomics. The SQLite connection never leaves the writer thread:
 /// the thread opens it, owns it and closes it (`WriterConnection` is not `Sendable`).
-private final class Writer: Sendable {
+final class Writer: Sendable {
     enum Item: Sendable {
         case record(EventRecord)
         case row(Row)
@@ -373,7 +431,7 @@ private final class Writer: Sendable {
         var processed = 0  // items written or given up
         var held = 0       // plain items the writer keeps for a retry (they count toward the capacity)
         var failedAttempts = 0
-        var tasks: [@Sendable (Connection) -> Void] = []
+        var tasks: [@Sendable (any StoreBackend) -> Void] = []
         var health = StoreHealth.ok
         var lastError: StoreError?
         /// Threads waiting for the writer to make progress (`flush`, `stop`, a bulk load at a full queue).
@@ -413,10 +471,13 @@ private final class Writer: Sendable {
     private let intervalNanoseconds: UInt64
     private let path: String
     private let options: StoreOptions
+    /// Opens the store on the writer thread.
+    private let open: @Sendable () throws(StoreError) -> any StoreBackend
 
-    init(path: String, options: StoreOptions) {
+    init(path: String, options: StoreOptions, open: @escaping @Sendable () throws(StoreError) -> any StoreBackend) {
         self.options = options
         self.path = path
+        self.open = open
         capacity = options.queueCapacity
         intervalNanoseconds = UInt64(max(options.flushIntervalMs, 1)) * 1_000_000
         state.withLock { $0.queue.reserveCapacity(min(options.queueCapacity, 4096)) }
@@ -431,15 +492,16 @@ private final class Writer: Sendable {
         let t = Thread { [self] in
             state.withLock { $0.writerThread = pthread_self() }
             do {
-                let db: WriterConnection
-                do throws(StoreError) { db = try WriterConnection(path: path, options: options) } catch {
+                let db: any StoreBackend
+                do throws(StoreError) { db = try open() } catch {
                     opened.withLock { $0 = .failure(error) }
                     ready.signal()
                     return finish()
                 }
-                opened.withLock { $0 = .success(db.connection.integrity) }
+                opened.withLock { $0 = .success(db.integrity) }
                 ready.signal()
                 run(db)
+                db.leave()
             }
             // The connection is closed now (the last one of this process, so SQLite has checkpointed the WAL).
             finish()
@@ -498,7 +560,7 @@ private final class Writer: Sendable {
     }
 
     /// Runs `task` on the writer thread with its connection, before the next batch (after the store closed: not at all).
-    func submit(_ task: @escaping @Sendable (Connection) -> Void) -> Bool {
+    func submit(_ task: @escaping @Sendable (any StoreBackend) -> Void) -> Bool {
         let submitted = state.withLock { s -> Bool in
             guard !s.tasksClosed else { return false }
             s.tasks.append(task)
@@ -604,7 +666,7 @@ private final class Writer: Sendable {
 
     /// The writer thread's loop: waits for events (at most a flush interval), writes them in one transaction,
     /// retries after failures, runs retention between batches; returns once the store is closed and drained.
-    private func run(_ db: WriterConnection) {
+    private func run(_ db: any StoreBackend) {
         var spare: [Pending] = []
         spare.reserveCapacity(min(capacity, 4096))
         var kept: [Pending] = []          // plain events of failed attempts, oldest first (`held` counts them)
@@ -620,7 +682,7 @@ private final class Writer: Sendable {
             }
             let retryDue = retryAt.map { MonotonicClock.now() >= $0 } ?? true
             var stopping = false, due = false
-            var chores: [@Sendable (Connection) -> Void] = []
+            var chores: [@Sendable (any StoreBackend) -> Void] = []
             var rejected: [@Sendable (StoreError?) -> Void] = []
             let roomMade = state.withLock { s -> [DispatchSemaphore] in
                 stopping = s.closed
@@ -646,7 +708,7 @@ private final class Writer: Sendable {
 
             let queueFull = StoreError(.queueFull(capacity: capacity), path: path, "\(path): the event store's queue is full (\(capacity) events)")
             for completion in rejected { completion(queueFull) }
-            for task in chores { task(db.connection) }
+            for task in chores { task(db) }
             if !due { continue }
             var error: StoreError?
             if !batch.isEmpty {
@@ -721,13 +783,13 @@ private final class Writer: Sendable {
         }
         // Tasks submitted until now still run; later ones are refused.
         while true {
-            let chores = state.withLock { s -> [@Sendable (Connection) -> Void] in
+            let chores = state.withLock { s -> [@Sendable (any StoreBackend) -> Void] in
                 defer { s.tasks = [] }
                 if s.tasks.isEmpty { s.tasksClosed = true }
                 return s.tasks
             }
             if chores.isEmpty { break }
-            for task in chores { task(db.connection) }
+            for task in chores { task(db) }
         }
     }
 
@@ -746,15 +808,22 @@ private final class Writer: Sendable {
 
 /// Where retention is: `next` is when the next round starts (monotonic ns; nil without retention),
 /// `cursor` the last id a running round has looked at.
-private struct RetentionState {
+struct RetentionState {
     var next: UInt64?
     var cursor: Int64?
     var running: Bool { cursor != nil }
+
+    /// Events before this time (microseconds since 1970, from the wall clock now) are older than `days`.
+    static func cutoff(days: Double) -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000 - Int64(days * 86_400_000_000)
+    }
 }
 
 /// The writer thread's connection and statements. Not `Sendable`: the writer thread makes it, uses it and
 /// closes it (when it goes out of scope at the end of the thread), so no other thread can reach it.
-private final class WriterConnection {
+private final class WriterConnection: StoreBackend {
     let connection: Connection
     let insert: Statement
     let begin: Statement
@@ -783,6 +852,10 @@ private final class WriterConnection {
         delete = try connection.prepare("DELETE FROM events WHERE id > ?1 AND id <= ?2 AND ts < ?3")
     }
 
+    var integrity: IntegrityCheck { connection.integrity }
+
+    func execute(_ sql: String) throws(StoreError) { try connection.execute(sql) }
+
     /// One step of retention, between batches: deletes the old events among the next `retentionBatch` events in
     /// commit order, in one transaction, then frees the pages; returns how many were deleted (nil when no step
     /// was due). A round starts every `retentionIntervalSeconds` from the oldest events and walks the whole
@@ -807,9 +880,7 @@ private final class WriterConnection {
         guard (try? chunkEnd.step()) == true, sqlite3_column_type(chunkEnd.stmt, 0) != SQLITE_NULL else { return endRound() }
         let end = chunkEnd.int(0)
         chunkEnd.reset()
-        var cutoff = timespec()
-        clock_gettime(CLOCK_REALTIME, &cutoff)
-        let cutoffMicros = Int64(cutoff.tv_sec) * 1_000_000 + Int64(cutoff.tv_nsec) / 1000 - Int64(days * 86_400_000_000)
+        let cutoffMicros = RetentionState.cutoff(days: days)
         var deleted = 0
         do throws(StoreError) {
             _ = try begin.step()

@@ -20,6 +20,18 @@ public enum PlanLog {
     /// recorded plan. Returns whether a row was added.
     @discardableResult
     public static func record(path: String, experiment: String, plan: String, timestamp: Int64) throws(StoreError) -> Bool {
+        if PostgresLocation.isURL(path) {
+            // Gateways starting together take turns (the lock), so one plan is recorded once however many start.
+            let db = try PostgresStoreReading.open(path)
+            var added = false
+            try db.inWriteTransaction { () throws(StoreError) in
+                let last = try db.query("SELECT plan FROM plans WHERE experiment = $1 ORDER BY ts DESC, id DESC LIMIT 1", [experiment])
+                if last.rows.first?[0] == plan { return }
+                try db.query("INSERT INTO plans (ts, experiment, plan) VALUES ($1, $2, $3)", [String(timestamp), experiment, plan])
+                added = true
+            }
+            return added
+        }
         let connection = try Connection(path: path, readOnly: false)
         var added = false
         try connection.inWriteTransaction { () throws(StoreError) in

@@ -113,6 +113,9 @@ public final class PostgresConnection {
 
     deinit { PQfinish(handle) }
 
+    /// Whether the connection to the server is lost (a server restarted or gone): make a new one.
+    public var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
+
     /// Runs statements without parameters (several, separated by semicolons, in one round trip).
     public func execute(_ sql: String) throws(StoreError) {
         let result = PQexec(handle, sql)

@@ -41,6 +41,20 @@ public enum PostgresSchema {
                 plan TEXT NOT NULL);
             CREATE INDEX plans_experiment ON plans (experiment, id);
             """),
+        // 3: what gateways sharing the store need of each other: the token of each committed batch (to tell
+        // after a lost connection whether its COMMIT happened) and each live gateway's plans (to see replicas
+        // that run different ones).
+        Migration("replicas", sql: """
+            CREATE TABLE committed_batches (
+                token TEXT PRIMARY KEY,
+                ts BIGINT NOT NULL);
+            CREATE TABLE replicas (
+                gateway TEXT NOT NULL,
+                experiment TEXT NOT NULL,
+                plan TEXT NOT NULL,
+                seen_at BIGINT NOT NULL,
+                PRIMARY KEY (gateway, experiment));
+            """),
     ]
 
     public static let migrator = Migrator(migrations)
@@ -82,22 +96,47 @@ public enum PostgresSchema {
     /// before it; gives the names of the partitions dropped.
     @discardableResult
     public static func dropPartitions(_ db: PostgresConnection, before cutoff: Int64) throws(StoreError) -> [String] {
+        try dropOldEvents(db, before: cutoff).partitions
+    }
+
+    /// The day a partition named by `partitionName` holds (its first microsecond), nil for another name.
+    static func dayOfPartition(_ name: String) -> Int64? {
+        let digits = name.dropFirst("events_".count)
+        guard name.hasPrefix("events_"), digits.count == 8, let number = Int(digits) else { return nil }
+        let days = daysFromCivil(year: number / 10_000, month: number / 100 % 100, day: number % 100)
+        return Int64(days) * day
+    }
+
+    /// Drops the day partitions that end before `cutoff` and deletes the default partition's rows before it;
+    /// gives the partitions dropped and the events they and the deletion held.
+    static func dropOldEvents(_ db: PostgresConnection, before cutoff: Int64) throws(StoreError) -> (partitions: [String], events: Int) {
         let rows = try db.query("""
             SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i
             JOIN pg_class c ON c.oid = i.inhrelid
             WHERE i.inhparent = 'events'::regclass ORDER BY c.relname
             """)
         var dropped: [String] = []
+        var events = 0
         for row in rows.rows {
             guard let name = row[0], let bound = row[1], name != "events_default",
                   let to = bound.range(of: "TO ('"), let end = Int64(bound[to.upperBound...].prefix { $0 != "'" }),
                   end <= cutoff else { continue }
-            try db.execute("DROP TABLE IF EXISTS \"\(name.replacingOccurrences(of: "\"", with: "\"\""))\"")
+            let quoted = "\"\(name.replacingOccurrences(of: "\"", with: "\"\""))\""
+            // Counted and dropped in one transaction, so the count is what went.
+            try db.execute("BEGIN")
+            do throws(StoreError) {
+                events += Int(try db.query("SELECT count(*) FROM \(quoted)").int(0, 0) ?? 0)
+                try db.execute("DROP TABLE IF EXISTS \(quoted); COMMIT")
+            } catch {
+                if !db.isBroken { try? db.execute("ROLLBACK") }
+                throw error
+            }
             dropped.append(name)
         }
         // The default partition's old rows (days that had no partition of their own) go row by row.
-        try db.query("DELETE FROM events_default WHERE ts < $1", [String(cutoff)])
-        return dropped
+        let deleted = try db.query("WITH gone AS (DELETE FROM events_default WHERE ts < $1 RETURNING 1) SELECT count(*) FROM gone", [String(cutoff)])
+        events += Int(deleted.int(0, 0) ?? 0)
+        return (dropped, events)
     }
 }
 

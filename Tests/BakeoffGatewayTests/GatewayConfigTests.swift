@@ -119,6 +119,17 @@ private func config(
     #expect(!loaded.summary().contains("admin-secret-0123456789") && !loaded.summary().contains("k1)"))
 }
 
+@Test func aPostgresStoreTakesItsPasswordFromTheNamedVariable() throws {
+    let url = "postgresql://bakeoff@db.internal:5432/events"
+    let loaded = try parse(config(top: "\"store\": {\"url\": \"\(url)\", \"password_env\": \"EVENTS_PASSWORD\"},"),
+                           environment: ["EVENTS_PASSWORD": "s3cret"])
+    #expect(loaded.storePath == url)
+    #expect(loaded.storePassword == "s3cret")
+    let plain = try parse(config(top: "\"store\": {\"url\": \"\(url)\"},"))
+    #expect(plain.storePath == url && plain.storePassword == nil)
+    #expect(try parse(config()).storePassword == nil)
+}
+
 @Test func storeRetentionIsReadAndShown() throws {
     let kept = try parse(config(top: "\"store\": {\"retention_days\": 30},"))
     #expect(kept.retentionDays == 30)
@@ -239,7 +250,13 @@ private let errorCases: [ErrorCase] = [
     ErrorCase(config(top: "\"store\": {\"flush_interval_ms\": 0},"), "gateway.json: store.flush_interval_ms: must be a whole number of at least 1 and at most 10000, got 0"),
     ErrorCase(config(top: "\"store\": {\"flush_interval_ms\": 10001},"), "gateway.json: store.flush_interval_ms: must be a whole number of at least 1 and at most 10000, got 10001"),
     ErrorCase(config(top: "\"store\": {\"queue_capacity\": 0},"), "gateway.json: store.queue_capacity: must be a whole number of at least 1, got 0"),
-    ErrorCase(config(top: "\"store\": {\"file\": \"x\"},"), "gateway.json: store.file: unknown key (known keys here: path, flush_interval_ms, queue_capacity, retention_days)"),
+    ErrorCase(config(top: "\"store\": {\"file\": \"x\"},"), "gateway.json: store.file: unknown key (known keys here: path, url, password_env, flush_interval_ms, queue_capacity, retention_days)"),
+    ErrorCase(config(top: "\"store\": {\"path\": \"a.db\", \"url\": \"postgresql://u@db/x\"},"), "gateway.json: store.url: give \"path\" (an SQLite file) or \"url\" (a PostgreSQL server), not both"),
+    ErrorCase(config(top: "\"store\": {\"url\": \"postgresql://u:secret@db/x\"},"), "gateway.json: store.url: holds a password; leave it out of the URL"),
+    ErrorCase(config(top: "\"store\": {\"url\": \"mysql://db/x\"},"), "gateway.json: store.url: must be a PostgreSQL URL"),
+    ErrorCase(config(top: "\"store\": {\"path\": \"a.db\", \"password_env\": \"PGPASS\"},"), "gateway.json: store.password_env: only goes with \"url\""),
+    ErrorCase(config(top: "\"store\": {\"url\": \"postgresql://u@db/x\", \"password_env\": \"BAKEOFF_TEST_UNSET\"},"), "gateway.json: store.password_env: $BAKEOFF_TEST_UNSET is not set"),
+    ErrorCase(config(top: "\"store\": {\"url\": \"postgresql://u@db/x\", \"password_env\": \"A-B\"},"), "gateway.json: store.password_env: must be the name of an environment variable"),
     ErrorCase(config(top: "\"store\": {\"retention_days\": 0},"), "gateway.json: store.retention_days: must be a whole number of at least 1 and at most 36500, got 0"),
     ErrorCase(config(top: "\"upstream_defaults\": {\"timeout_ms\": 0},"), "gateway.json: upstream_defaults.timeout_ms: must be a whole number of at least 1, got 0"),
     ErrorCase(config(top: "\"thread\": 4,"), "gateway.json: thread: unknown key; did you mean \"threads\"?"),

@@ -1,4 +1,6 @@
 import BakeoffGateway
+import BakeoffStore
+import Foundation
 import Testing
 
 @Suite("Routing: method and path to a route or a refusal")
@@ -35,5 +37,28 @@ struct RoutingTests {
         let error = try #require(GatewayRoute.route(method: method, path: path).failure)
         #expect(error.status == status)
         #expect(error.code == code)
+    }
+}
+
+/// `/healthz` of a gateway whose shared store has other gateways running another plan: degraded, still 200 (it
+/// serves correctly), with one sentence per difference naming the gateway and what differs there.
+@Suite("Health with replicas")
+struct ReplicaHealthTests {
+    let mine = "alpha\t0.05\nvariant control\tweight 0.5, m1 at http://a/v1, definition 0123\nvariant treatment\tweight 0.5, m2 at http://b/v1, definition 4567"
+    let theirs = "alpha\t0.05\nvariant control\tweight 0.8, m1 at http://a/v1, definition 0123\nvariant treatment\tweight 0.2, m2 at http://b/v1, definition 4567"
+
+    @Test func anotherPlanMakesTheGatewayDegradedAndSaysWhatDiffers() throws {
+        let problems = GatewayPages.replicaProblems([.init(experiment: "support", gateway: "gw-2:41@1700000000", plan: theirs)],
+                                                    mine: ["support": mine])
+        #expect(problems == ["experiment \"support\": the gateway gw-2:41@1700000000 sharing the store runs a different plan (there: variant control: weight 0.5, m1 at http://a/v1, definition 0123 → weight 0.8, m1 at http://a/v1, definition 0123; variant treatment: weight 0.5, m2 at http://b/v1, definition 4567 → weight 0.2, m2 at http://b/v1, definition 4567)"])
+        let degraded = GatewayPages.health(.ok, replicaProblems: problems)
+        #expect(degraded.status == 200)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(degraded.body.utf8)) as? [String: Any])
+        #expect(json["status"] as? String == "degraded")
+        #expect(json["problems"] as? [String] == problems)
+        #expect(GatewayPages.health(.ok).body == "{\"status\":\"ok\"}")
+        let failing = GatewayPages.health(.failing(since: Date(), reason: "server closed the connection"), replicaProblems: problems)
+        #expect(failing.status == 503)
+        #expect(failing.body.contains("\"status\":\"unavailable\"") && failing.body.contains("\"problems\":["))
     }
 }

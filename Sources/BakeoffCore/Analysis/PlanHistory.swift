@@ -11,6 +11,11 @@ public struct PlanSnapshot: Sendable, Equatable {
     public struct Setting: Sendable, Equatable {
         public var key: String
         public var value: String
+
+        public init(key: String, value: String) {
+            self.key = key
+            self.value = value
+        }
     }
 
     public init(settings: [Setting]) { self.settings = settings }

@@ -26,8 +26,12 @@ public struct GatewayConfig: Sendable {
     public var adminKeyEnv: String
     /// Its value at load time; nil when the variable is unset or empty.
     public var adminKey: String?
-    /// The event store (SQLite) file, as given (relative paths are relative to the working directory).
+    /// The event store: an SQLite file, as given (relative paths are relative to the working directory), or a
+    /// PostgreSQL URL (`store.url`; `PostgresLocation.isURL`) that several gateways may share.
     public var storePath: String
+    /// The PostgreSQL password, from the variable `store.password_env` names at load time (nil: libpq's own
+    /// PGPASSWORD, a password file, or none).
+    public var storePassword: String?
     public var flushIntervalMs: Int
     public var queueCapacity: Int
     /// Events older than this many days are deleted from the store (`store.retention_days`); nil keeps them all.
@@ -273,6 +277,20 @@ public struct GatewayExperiment: Sendable {
     public var planSnapshot: PlanSnapshot {
         PlanSnapshot(config: analysis, allocation: allocation, control: control, defaultMethod: .sequential)
     }
+
+    /// What gateways sharing a store compare (see `ReplicaPlans`): the plan and what serves each variant (its
+    /// weight, upstream and model, and a digest of its whole definition, whose headers may hold secrets), one
+    /// setting per line as `PlanSnapshot` reads them.
+    public var replicaPlan: PlanSnapshot {
+        var settings = planSnapshot.settings
+        for v in variants {
+            var h = SHA256()
+            h.update(Array(v.definition.utf8))
+            let digest = h.finalize().prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            settings.append(.init(key: "variant \(v.name)", value: "weight \(formatNumber(v.weight)), \(v.upstream.model) at \(v.upstream.baseURL), definition \(digest)"))
+        }
+        return PlanSnapshot(settings: settings)
+    }
 }
 
 /// An experiment's offline eval: its plan and the judge's endpoint (a variant of its own, sent requests the
@@ -313,6 +331,15 @@ public struct GatewayVariant: Sendable {
     public var systemPrompt: String?
     /// Sampling overrides: each value's JSON text (compact, numbers exact), in the order of the file.
     public var parameters: [(key: String, json: String)]
+
+    /// What makes the variant's answers what they are, not its name (renaming a variant keeps its cached
+    /// eval answers): the upstream, the model, the system prompt, the parameters and the headers.
+    public var definition: String {
+        var s = "url=\(upstream.baseURL)\nmodel=\(upstream.model)\nsystem=\(systemPrompt.map { JSONWriter.quote($0) } ?? "-")\n"
+        s += "parameters=" + parameters.map { "\($0.key)=\($0.json)" }.joined(separator: ",") + "\n"
+        s += "headers=" + upstream.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "\n"
+        return s
+    }
 }
 
 /// An OpenAI-compatible server.

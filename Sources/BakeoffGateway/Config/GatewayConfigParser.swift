@@ -2,6 +2,7 @@ import Foundation
 import BakeoffCore
 import BakeoffHTTP
 import BakeoffEval
+import BakeoffStore
 
 /// Problems found so far (shared by the readers of nested objects).
 final class ConfigProblems {
@@ -88,7 +89,7 @@ enum Keys {
                        "idle_timeout_ms", "memory_budget_bytes"]
     /// Who may call what: client keys, feedback tokens, what clients see of the assignment.
     static let access = ["client_keys_env", "feedback_key_env", "feedback_token_ttl_seconds", "expose_variant", "feedback_limit"]
-    static let store = ["path", "flush_interval_ms", "queue_capacity", "retention_days"]
+    static let store = ["path", "url", "password_env", "flush_interval_ms", "queue_capacity", "retention_days"]
     static let upstreamDefaults = ["timeout_ms", "connect_timeout_ms"]
     static let experiment = ["name", "model", "control", "split", "per_request_assignment", "log_content",
                              "analysis", "variants", "expose_variant", "eval"]
@@ -146,9 +147,35 @@ struct GatewayConfigParser {
         var storePath = GatewayConfig.Defaults.storePath
         var flush = GatewayConfig.Defaults.flushIntervalMs, queue = GatewayConfig.Defaults.queueCapacity
         var retention: Int?
+        var storePassword: String?
         if var store = root.object("store") {
             if let path = store.string("path") {
                 if path.isEmpty { store.fail("path", "must not be empty (the default is \"bakeoff.db\")") } else { storePath = path }
+            }
+            if let url = store.string("url") {
+                if store.has("path") {
+                    store.fail("url", "give \"path\" (an SQLite file) or \"url\" (a PostgreSQL server), not both")
+                } else {
+                    do throws(StoreError) {
+                        _ = try PostgresLocation(url: url)
+                        storePath = url
+                    } catch {
+                        store.fail("url", PostgresLocation.isURL(url)
+                            ? "holds a password; leave it out of the URL and name the variable that holds it in \"password_env\" (default: libpq's PGPASSWORD)"
+                            : "must be a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE (for an SQLite file, use \"path\")")
+                    }
+                }
+            }
+            if let name = store.string("password_env") {
+                if !isEnvironmentName(name) {
+                    store.fail("password_env", notEnvironmentName)
+                } else if !store.has("url") {
+                    store.fail("password_env", "only goes with \"url\" (a PostgreSQL store)")
+                } else if let value = environment[name], !value.isEmpty {
+                    storePassword = value
+                } else {
+                    store.fail("password_env", "$\(name) is not set: it should hold the PostgreSQL password")
+                }
             }
             flush = store.int("flush_interval_ms", in: 1...10_000) ?? flush
             queue = store.int("queue_capacity", in: 1...Int.max) ?? queue
@@ -187,6 +214,7 @@ struct GatewayConfigParser {
             storePath: storePath, flushIntervalMs: flush, queueCapacity: queue, retentionDays: retention,
             experiments: experiments, source: source, limits: limits)
         config.access = access
+        config.storePassword = storePassword
         return config
     }
 

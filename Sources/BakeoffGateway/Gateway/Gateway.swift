@@ -42,7 +42,21 @@ public final class Gateway: Sendable {
         // Write failures of the store go to stderr (the store limits them to one line a minute while they last).
         let storeOptions = StoreOptions(flushIntervalMs: config.flushIntervalMs, queueCapacity: config.queueCapacity,
                                         retentionDays: config.retentionDays.map(Double.init), report: { Self.log($0) })
-        let store = try EventStore(path: config.storePath, options: storeOptions)
+        let store: EventStore
+        if PostgresLocation.isURL(config.storePath) {
+            // Every libpq connection of this process (the writer's, the look-ups', the reports') takes it from there.
+            if let password = config.storePassword { setenv("PGPASSWORD", password, 1) }
+            var options = storeOptions
+            let plans = Dictionary(config.experiments.map { ($0.name, $0.replicaPlan.text) }, uniquingKeysWith: { a, _ in a })
+            options.replica = ReplicaPlans(gateway: Self.replicaName(), plans: plans) { others in
+                let problems = GatewayPages.replicaProblems(others, mine: plans)
+                if problems.isEmpty { Self.log("the gateways sharing the store run the same plans again") }
+                for problem in problems { Self.log(problem) }
+            }
+            store = try EventStore(postgres: PostgresLocation(url: config.storePath), options: options)
+        } else {
+            store = try EventStore(path: config.storePath, options: storeOptions)
+        }
         if case .stoppedAfter(let seconds) = store.integrityCheck {
             Self.log("\(config.storePath): the store is large: its check at start stopped after \(Int(seconds)) s without finding a problem; check it all offline with sqlite3 \(config.storePath) 'PRAGMA integrity_check'")
         }
@@ -101,10 +115,18 @@ public final class Gateway: Sendable {
             disabled: config.adminKey == nil ? "Admin features are off: start the gateway with \(config.adminKeyEnv) set to a secret, then sign in with it." : nil,
             readOnly: false, beforeRead: { events.flush() },
             storeProblems: {
-                if case .failing(_, let reason) = events.health { return [reason] }
-                return []
+                if case .failing(_, let reason) = events.health { return [reason] + events.replicaProblems }
+                return events.replicaProblems
             },
             now: { [clock] in clock.wallMicroseconds() })
+    }
+
+    /// This gateway among others sharing a store: host name, process id and start time.
+    static func replicaName() -> String {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        let name = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(name.isEmpty ? "localhost" : name):\(getpid())@\(Date().formatted(.iso8601))"
     }
 
     func liveAnalysis(_ experiment: GatewayExperiment) throws -> LiveAnalysis {
@@ -160,7 +182,7 @@ public final class Gateway: Sendable {
                 }
             }
         case .health:
-            let (status, json) = GatewayPages.health(events.health)
+            let (status, json) = GatewayPages.health(events.health, replicaProblems: events.replicaProblems)
             respondJSON(exchange, status, json)
         case .metrics: metricsPage(exchange)
         case .report(let name): report(exchange, request, experiment: name)
@@ -225,11 +247,39 @@ public final class Gateway: Sendable {
         case .success(let t): target = t
         case .failure(let error): return fail(exchange, error)
         }
-        let found: RequestInfo?
-        switch target {
-        case .request(let id): found = lookUpRequest(id)
-        case .conversation(let id): found = recent.conversation(id) ?? events.latestRequest(conversation: id)
+        let lookUp: @Sendable () -> RequestInfo? = { [self] in
+            switch target {
+            case .request(let id): lookUpRequest(id)
+            case .conversation(let id): recent.conversation(id) ?? events.latestRequest(conversation: id)
+            }
         }
+        let found = lookUp()
+        if found == nil && events.isShared {
+            // Another gateway may have served it and not committed it yet (it writes every flush interval).
+            return lookUpAgain(lookUp, delays: Self.sharedLookUpDelays(flushIntervalMs: config.flushIntervalMs)) { [self, decision] found in
+                admit(decision, found, answering: exchange)
+            }
+        }
+        admit(decision, found, answering: exchange)
+    }
+
+    /// How long to wait before each further look-up of a request a shared store does not have yet: past two
+    /// flush intervals of another gateway, then half a second and a second more (a busy database).
+    static func sharedLookUpDelays(flushIntervalMs: Int) -> [Double] {
+        [Double(2 * flushIntervalMs + 50) / 1000, 0.5, 1.0]
+    }
+
+    /// Looks up again after each delay (off the server's threads) until found or the delays run out.
+    private func lookUpAgain(_ lookUp: @escaping @Sendable () -> RequestInfo?, delays: [Double],
+                             then: @escaping @Sendable (RequestInfo?) -> Void) {
+        guard let delay = delays.first else { return then(nil) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
+            if let found = lookUp() { return then(found) }
+            lookUpAgain(lookUp, delays: Array(delays.dropFirst()), then: then)
+        }
+    }
+
+    private func admit(_ decision: FeedbackDecision, _ found: RequestInfo?, answering exchange: any HTTPExchanging) {
         switch decision.admit(found, now: clock.wallMicroseconds()) {
         case .success(let admission): record(admission, answering: exchange)
         case .failure(let error): fail(exchange, error)
@@ -275,6 +325,7 @@ public final class Gateway: Sendable {
             ("bakeoff_events_written_total", "Events committed to the store.", Double(store.written)),
             ("bakeoff_events_dropped_total", "Events dropped: the store's queue was full, or feedback refused while the store could not write.", Double(store.dropped)),
             ("bakeoff_store_healthy", "1 while the store writes, 0 while its writes fail (and are retried).", events.health == .ok ? 1 : 0),
+            ("bakeoff_replicas_with_other_plans", "Other live gateways sharing the store that run a different plan for one of this gateway's experiments.", Double(events.replicaProblems.count)),
             ("bakeoff_store_write_errors_total", "Failed store writes (each is retried while the queue holds).", Double(store.writeErrors)),
             ("bakeoff_store_write_retries_total", "Store writes retried after a failure.", Double(store.writeRetries)),
             ("bakeoff_store_events_deleted_total", "Events deleted by store.retention_days.", Double(store.deleted)),

@@ -70,12 +70,23 @@ package enum GatewayPages {
         return .success("{\"experiment\":\(JSONWriter.quote(experiment.name)),\"model\":\(JSONWriter.quote(experiment.model)),\"user\":\(JSONWriter.quote(user)),\"variant\":\(JSONWriter.quote(variant.name)),\"bucket\":\(bucket),\"upstream_model\":\(JSONWriter.quote(variant.upstream.model))}")
     }
 
-    /// `GET /healthz`: 200 while the store writes, 503 with the reason while its writes fail.
-    package static func health(_ health: StoreHealth) -> (status: Int, body: String) {
+    /// `GET /healthz`: 200 while the store writes, 503 with the reason while its writes fail. Other gateways of a
+    /// shared store running a different plan make it "degraded", still 200: this gateway serves correctly, but
+    /// the experiment's users are not all under one plan until the gateways are the same again.
+    package static func health(_ health: StoreHealth, replicaProblems: [String] = []) -> (status: Int, body: String) {
+        let problems = replicaProblems.isEmpty ? "" : ",\"problems\":[" + replicaProblems.map(JSONWriter.quote).joined(separator: ",") + "]"
         if case .failing(_, let reason) = health {
-            return (503, "{\"status\":\"unavailable\",\"reason\":\(JSONWriter.quote(reason))}")
+            return (503, "{\"status\":\"unavailable\",\"reason\":\(JSONWriter.quote(reason))\(problems)}")
         }
-        return (200, "{\"status\":\"ok\"}")
+        return (200, replicaProblems.isEmpty ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\"\(problems)}")
+    }
+
+    /// One sentence per other gateway of a shared store running a different plan: which, and what differs there.
+    package static func replicaProblems(_ others: [ReplicaPlans.OtherPlan], mine: [String: String]) -> [String] {
+        others.map { other in
+            let changes = PlanSnapshot(text: other.plan).changes(from: PlanSnapshot(text: mine[other.experiment] ?? ""))
+            return "experiment \(JSONWriter.quote(other.experiment)): the gateway \(other.gateway) sharing the store runs a different plan (there: \(changes.joined(separator: "; ")))"
+        }
     }
 
     /// What a report request asks for: the experiment and the format, or why not (admin only).

@@ -24,6 +24,16 @@ public protocol GatewayEventSink: Sendable {
     func flush()
     /// Writes what is left and closes.
     func close()
+    /// Whether other gateways write to the same store: a request this one has not served may be theirs, and
+    /// reach the store up to a flush interval after its answer.
+    var isShared: Bool { get }
+    /// Other live gateways of a shared store that run a different plan, one sentence each.
+    var replicaProblems: [String] { get }
+}
+
+extension GatewayEventSink {
+    public var isShared: Bool { false }
+    public var replicaProblems: [String] { [] }
 }
 
 /// The store's counters shown by /metrics.
@@ -81,4 +91,7 @@ struct StoreEventSink: GatewayEventSink {
 
     func flush() { store.flush() }
     func close() { store.close() }
+
+    var isShared: Bool { store.isShared }
+    var replicaProblems: [String] { GatewayPages.replicaProblems(store.options.replica?.differing ?? [], mine: store.options.replica?.plans ?? [:]) }
 }

@@ -1,0 +1,301 @@
+import BakeoffCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gateway's writer for a PostgreSQL store: each batch in one transaction, through COPY, with the schema
+/// migrated at open and each day's partition made before its first event.
+///
+/// Why a write lock: ids come from one identity shared by every gateway, but a transaction takes its ids when it
+/// inserts, not when it commits, so without it a reader that has read up to id N could later see a smaller id
+/// commit (another gateway's slower transaction) and skip it for good. Each batch takes an advisory lock before
+/// it inserts and keeps it to its commit, so ids are committed in order: whatever a snapshot shows below its
+/// largest id is all there will ever be (`StoreReader`'s incremental reads rely on it). Batches are small and
+/// the lock is held for one COPY and one commit, so several gateways still write thousands of events a second.
+///
+/// A lost connection (the server restarted, a network cut) is dropped and made again on the next attempt; the
+/// writer's backoff spaces them. A COMMIT whose answer never came may or may not have happened: each batch also
+/// inserts a token, and the batch counts as written when the token is found after reconnecting, so a batch is
+/// never written twice and a durable event is never reported failed after it was committed, unless the server
+/// stays away longer than the check waits (see `resolveUncertainCommit`).
+final class PostgresEventWriter: StoreBackend {
+    /// The advisory lock that orders the commits of events (see above).
+    static let writeLock: Int64 = 7305712846113
+
+    let location: PostgresLocation
+    let options: StoreOptions
+    private var db: PostgresConnection?
+    /// Days whose partition this writer made or found (since its last connection).
+    private var madeDays = Set<Int64>()
+    /// A batch whose COMMIT got no answer: its token and how many of its events were plain (kept for a retry).
+    private var uncertain: (token: String, plainEvents: Int)?
+    private var nextRetention: UInt64 = 0
+    private var nextCleanup: UInt64 = 0
+    private var nextHeartbeat: UInt64 = 0
+    private var generator = SystemRandomNumberGenerator()
+
+    var integrity: IntegrityCheck { .skipped }
+
+    init(location: PostgresLocation, options: StoreOptions) throws(StoreError) {
+        self.location = location
+        self.options = options
+        let db = try connection()
+        try PostgresSchema.migrator.migrate(db)
+        if let replica = options.replica { try replica.register(db) }
+        nextHeartbeat = MonotonicClock.now() &+ (options.replica?.heartbeatNanoseconds ?? 0)
+    }
+
+    /// The open connection, or a new one when there is none or it broke.
+    private func connection() throws(StoreError) -> PostgresConnection {
+        if let db, !db.isBroken { return db }
+        db = nil
+        madeDays = []
+        let fresh = try PostgresConnection(location, applicationName: "bakeoff serve", timeout: 5)
+        db = fresh
+        return fresh
+    }
+
+    func execute(_ sql: String) throws(StoreError) { try connection().execute(sql) }
+
+    func write(_ batch: [Writer.Pending]) -> StoreError? {
+        var rows: [[String?]] = []
+        rows.reserveCapacity(batch.count)
+        var days = Set<Int64>()
+        for p in batch {
+            let row: Row
+            switch p.item {
+            case .record(let e): row = Row(e)
+            case .row(let r): row = r
+            }
+            rows.append(PostgresImport.values(row))
+            days.insert(PostgresSchema.dayStart(row.ts))
+        }
+        do throws(StoreError) {
+            let db = try connection()
+            if let uncertain {
+                // The plain events of the batch whose commit went unanswered come first in this one (the writer
+                // keeps them in order): when that commit happened, they are written already.
+                let found = try db.query("SELECT 1 FROM committed_batches WHERE token = $1", [uncertain.token]).rows.isEmpty == false
+                self.uncertain = nil
+                if found { rows.removeFirst(min(uncertain.plainEvents, rows.count)) }
+            }
+            if rows.isEmpty { return nil }
+            let newDays = days.subtracting(madeDays)
+            if !newDays.isEmpty {
+                try PostgresSchema.ensurePartitions(db, for: newDays)
+                madeDays.formUnion(newDays)
+            }
+            let token = newToken()
+            try db.execute("BEGIN; SELECT pg_advisory_xact_lock(\(Self.writeLock)); INSERT INTO committed_batches (token, ts) VALUES ('\(token)', \(WallClock.microseconds()))")
+            do throws(StoreError) {
+                try db.copy(into: "events", columns: PostgresImport.columns, rows: rows)
+            } catch {
+                if !db.isBroken { try? db.execute("ROLLBACK") }
+                throw error
+            }
+            do throws(StoreError) {
+                try db.execute("COMMIT")
+            } catch {
+                guard db.isBroken else { throw error }  // refused by the server: not committed
+                return resolveUncertainCommit(token: token, plainEvents: batch.count { $0.completion == nil }, error: error)
+            }
+            return nil
+        } catch {
+            if db?.isBroken == true { db = nil }
+            return error
+        }
+    }
+
+    /// After a COMMIT lost with its connection: reconnects (a few times over about two seconds) to see whether
+    /// the batch's token is there. Found: the batch is written (nil). Not found: it is not, and never will be
+    /// (the error). No answer: the error, and the next write looks first, so the plain events retried are not
+    /// written twice; durable events are reported failed then although they may have been committed.
+    private func resolveUncertainCommit(token: String, plainEvents: Int, error: StoreError) -> StoreError? {
+        db = nil
+        for attempt in 0..<4 {
+            if attempt > 0 { usleep(UInt32(200_000 * attempt)) }
+            guard let db = try? connection() else { continue }
+            guard let rows = try? db.query("SELECT 1 FROM committed_batches WHERE token = $1", [token]) else { continue }
+            return rows.rows.isEmpty ? error : nil
+        }
+        uncertain = (token, plainEvents)
+        return error
+    }
+
+    private func newToken() -> String {
+        let a = generator.next(), b = generator.next()
+        return String(a, radix: 16) + "-" + String(b, radix: 16)
+    }
+
+    func writeProbe() -> StoreError? {
+        do throws(StoreError) {
+            try connection().execute("SELECT 1")
+            return nil
+        } catch {
+            if db?.isBroken == true { db = nil }
+            return error
+        }
+    }
+
+    /// A gateway that stops takes its plans out of `replicas`, so the others stop reporting a difference at
+    /// their next heartbeat instead of when it is gone for good.
+    func leave() {
+        guard let replica = options.replica, let db, !db.isBroken else { return }
+        try? replica.leave(db)
+    }
+
+    /// Housekeeping between batches: the replica heartbeat (every few seconds), tokens older than a day (every
+    /// ten minutes), and with `retentionDays` the partitions of old days (every `retentionIntervalSeconds`).
+    /// Failures are left for the next round; a server that is down shows on the next batch.
+    func retainOnce(_ state: inout RetentionState, options: StoreOptions) -> Int? {
+        let now = MonotonicClock.now()
+        guard let db, !db.isBroken else { return nil }
+        if let replica = options.replica, now >= nextHeartbeat {
+            nextHeartbeat = now &+ replica.heartbeatNanoseconds
+            try? replica.heartbeat(db)
+        }
+        if now >= nextCleanup {
+            nextCleanup = now &+ 600_000_000_000
+            _ = try? db.query("DELETE FROM committed_batches WHERE ts < $1", [String(WallClock.microseconds() - 86_400_000_000)])
+        }
+        guard let days = options.retentionDays, now >= nextRetention else { return nil }
+        nextRetention = now &+ UInt64(max(options.retentionIntervalSeconds, 0) * 1e9)
+        let cutoff = RetentionState.cutoff(days: days)
+        do throws(StoreError) {
+            // Only whole days go: a partition is dropped once its last microsecond is older than the cutoff.
+            let gone = try PostgresSchema.dropOldEvents(db, before: PostgresSchema.dayStart(cutoff))
+            madeDays.subtract(gone.partitions.compactMap(PostgresSchema.dayOfPartition))
+            return gone.events
+        } catch {
+            return nil
+        }
+    }
+}
+
+/// Look-ups in a PostgreSQL store, on a connection of their own, made again after a failure (at most once a
+/// second, so a server that is down costs each look-up nothing but a missed answer).
+final class PostgresLookups: StoreLookups {
+    let location: PostgresLocation
+    private var db: PostgresConnection?
+    private var nextAttempt: UInt64 = 0
+
+    init(location: PostgresLocation) {
+        self.location = location
+    }
+
+    private func run(_ sql: String, _ parameters: [String?]) -> PostgresRows? {
+        if db?.isBroken == true { db = nil }
+        if db == nil {
+            let now = MonotonicClock.now()
+            guard now >= nextAttempt else { return nil }
+            nextAttempt = now &+ 1_000_000_000
+            db = try? PostgresConnection(location, applicationName: "bakeoff serve", timeout: 2)
+        }
+        guard let db else { return nil }
+        do throws(StoreError) {
+            return try db.query(sql, parameters)
+        } catch {
+            if db.isBroken { self.db = nil }
+            return nil
+        }
+    }
+
+    private static let columns = "experiment, variant, user_id, conversation_id, request_id, qa"
+
+    private func info(_ rows: PostgresRows?) -> RequestInfo? {
+        guard let row = rows?.rows.first else { return nil }
+        return RequestInfo(experiment: row[0] ?? "", variant: row[1] ?? "", userID: row[2] ?? "", conversationID: row[3] ?? "",
+                           requestID: row[4] ?? "", qa: row[5] != "0")
+    }
+
+    func request(id: String) -> RequestInfo? {
+        info(run("SELECT \(Self.columns) FROM events WHERE request_id = $1 AND kind = 'request' ORDER BY id LIMIT 1", [id]))
+    }
+
+    func latestRequest(conversation: String) -> RequestInfo? {
+        info(run("SELECT \(Self.columns) FROM events WHERE conversation_id = $1 AND kind = 'request' ORDER BY id DESC LIMIT 1", [conversation]))
+    }
+
+    func feedbackCount(requestID: String, name: String) -> Int {
+        Int(run("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = $1 AND ($2 = '' OR name = $2)", [requestID, name])?.int(0, 0) ?? 0)
+    }
+
+    func feedbackCount(conversationID: String, name: String) -> Int {
+        Int(run("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = '' AND conversation_id = $1 AND ($2 = '' OR name = $2)",
+                [conversationID, name])?.int(0, 0) ?? 0)
+    }
+}
+
+/// What one gateway tells the others of a shared store: the plan it runs for each experiment, refreshed every
+/// few seconds in the `replicas` table, so that each can see when another runs a different one.
+public final class ReplicaPlans: Sendable {
+    /// How often this gateway says it is alive (5 s); one silent for three times as long is gone.
+    let heartbeatNanoseconds: UInt64
+    var goneAfterMicroseconds: Int64 { Int64(heartbeatNanoseconds / 1000) * 3 }
+
+    /// This gateway's name among the replicas (host, process id and start).
+    public let gateway: String
+    /// The plan text per experiment name.
+    public let plans: [String: String]
+    private let others = Mutex<[OtherPlan]>([])
+    /// Called (on the writer thread) when the set of differing gateways changes.
+    private let changed: (@Sendable ([OtherPlan]) -> Void)?
+
+    /// Another live gateway running a different plan for one of this gateway's experiments.
+    public struct OtherPlan: Sendable, Equatable {
+        public var experiment: String
+        public var gateway: String
+        public var plan: String
+
+        public init(experiment: String, gateway: String, plan: String) {
+            self.experiment = experiment
+            self.gateway = gateway
+            self.plan = plan
+        }
+    }
+
+    public init(gateway: String, plans: [String: String], heartbeatSeconds: Double = 5,
+                changed: (@Sendable ([OtherPlan]) -> Void)? = nil) {
+        self.gateway = gateway
+        heartbeatNanoseconds = UInt64(max(heartbeatSeconds, 0.01) * 1e9)
+        self.plans = plans
+        self.changed = changed
+    }
+
+    /// The other live gateways whose plans differ from this one's, as of the last heartbeat.
+    public var differing: [OtherPlan] { others.withLock { $0 } }
+
+    func register(_ db: PostgresConnection) throws(StoreError) {
+        try heartbeat(db)
+    }
+
+    func leave(_ db: PostgresConnection) throws(StoreError) {
+        try db.query("DELETE FROM replicas WHERE gateway = $1", [gateway])
+    }
+
+    /// Says this gateway is alive with its plans, and reads the other live gateways' plans.
+    func heartbeat(_ db: PostgresConnection) throws(StoreError) {
+        let now = WallClock.microseconds()
+        for (experiment, plan) in plans.sorted(by: { $0.key < $1.key }) {
+            try db.query("""
+                INSERT INTO replicas (gateway, experiment, plan, seen_at) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (gateway, experiment) DO UPDATE SET plan = EXCLUDED.plan, seen_at = EXCLUDED.seen_at
+                """, [gateway, experiment, plan, String(now)])
+        }
+        let rows = try db.query("SELECT experiment, gateway, plan FROM replicas WHERE gateway <> $1 AND seen_at >= $2 ORDER BY experiment, gateway",
+                                [gateway, String(now - goneAfterMicroseconds)])
+        var found: [OtherPlan] = []
+        for row in rows.rows {
+            guard let experiment = row[0], let other = row[1], let plan = row[2], let mine = plans[experiment], mine != plan else { continue }
+            found.append(OtherPlan(experiment: experiment, gateway: other, plan: plan))
+        }
+        // Gateways gone for a day are forgotten.
+        try db.query("DELETE FROM replicas WHERE seen_at < $1", [String(now - 86_400_000_000)])
+        let before = others.withLock { others in
+            defer { others = found }
+            return others
+        }
+        if before != found { changed?(found) }
+    }
+}
