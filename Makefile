@@ -18,8 +18,10 @@ TEST_VENV := .venv-test
 TEST_PY := $(TEST_VENV)/bin/python
 # LiteLLM's SDK and LangChain's ChatOpenAI are clients in e2e/gateway/test_clients.py. Playwright drives the
 # dashboard's tests in e2e/browser, with Debian's chromium (browser-deps): its own browser download cannot be
-# fetched here, and the pinned version is the one checked against that browser.
-TEST_PY_PACKAGES := openai pytest 'litellm==1.108.7' 'langchain-openai==1.8.1' 'playwright==1.65.3'
+# fetched here, and the pinned version is the one checked against that browser. DuckDB and chDB (ClickHouse in
+# process; chdb-core is its engine, pandas comes with it) run the warehouse SQL in e2e/warehouse.
+TEST_PY_PACKAGES := openai pytest 'litellm==1.108.7' 'langchain-openai==1.8.1' 'playwright==1.65.3' \
+	'duckdb==2.0.1' 'chdb==4.4.0' 'chdb-core==26.9.0'
 # Records what is installed, so an older .venv-test gets new packages when the list changes.
 TEST_PY_STAMP := $(TEST_VENV)/.packages
 # The LiteLLM proxy, the gateway `make bench` compares against, in its own venv (its pins clash with .venv's).
@@ -87,6 +89,8 @@ test: build browser-deps $(TEST_PY_STAMP)
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/gateway
 	@echo "== Offline evals end to end, hostile cases included (e2e/eval)"
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/eval
+	@echo "== The warehouse SQL on DuckDB and ClickHouse (chDB) against SQLite's (e2e/warehouse)"
+	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/warehouse
 	@echo "== The dashboard in headless Chromium (e2e/browser)"
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/browser
 

@@ -38,7 +38,10 @@ let serveSpec = CommandSpec(
         config.listenHost = String(listen[..<colon])
         config.listenPort = port
     }
-    if let storePath { config.storePath = storePath }
+    if let storePath {
+        config.storePath = storePath
+        if let problem = config.sharedStoreProblem { throw UsageError("--store \(storePath): \(problem)") }
+    }
     if let evals = args.string("--evals") {
         guard FileManager.default.isReadableFile(atPath: evals) else { throw UsageError("--evals \(evals): no such readable eval cache (where bakeoff eval keeps its calls and reports)") }
         config.dashboardEvalCaches = [evals]

@@ -121,12 +121,18 @@ private func config(
 
 @Test func aPostgresStoreTakesItsPasswordFromTheNamedVariable() throws {
     let url = "postgresql://bakeoff@db.internal:5432/events"
+    let key = ["BAKEOFF_FEEDBACK_KEY": "shared-key-0123456789"]
     let loaded = try parse(config(top: "\"store\": {\"url\": \"\(url)\", \"password_env\": \"EVENTS_PASSWORD\"},"),
-                           environment: ["EVENTS_PASSWORD": "s3cret"])
+                           environment: key.merging(["EVENTS_PASSWORD": "s3cret"]) { a, _ in a })
     #expect(loaded.storePath == url)
     #expect(loaded.storePassword == "s3cret")
-    let plain = try parse(config(top: "\"store\": {\"url\": \"\(url)\"},"))
-    #expect(plain.storePath == url && plain.storePassword == nil)
+    let plain = try parse(config(top: "\"store\": {\"url\": \"\(url)\"},"), environment: key)
+    #expect(plain.storePath == url && plain.storePassword == nil && plain.sharedStoreProblem == nil)
+    // Without one feedback key for every gateway, a token from one would be refused by the next.
+    #expect(problems(config(top: "\"store\": {\"url\": \"\(url)\"},")) == ["gateway.json: store.url: gateways sharing a PostgreSQL store must sign feedback tokens with one key: set $BAKEOFF_FEEDBACK_KEY (at least 16 bytes) to the same value for every gateway"])
+    var overridden = try parse(config())
+    overridden.storePath = url
+    #expect(overridden.sharedStoreProblem?.contains("$BAKEOFF_FEEDBACK_KEY") == true)
     #expect(try parse(config()).storePassword == nil)
 }
 

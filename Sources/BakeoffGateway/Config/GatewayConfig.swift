@@ -1,5 +1,6 @@
 import Foundation
 import BakeoffCore
+import BakeoffStore
 import BakeoffHTTP
 import BakeoffEval
 
@@ -34,6 +35,18 @@ public struct GatewayConfig: Sendable {
     public var storePassword: String?
     public var flushIntervalMs: Int
     public var queueCapacity: Int
+
+    /// Why this gateway may not use its PostgreSQL store as configured, or nil. Gateways that share a store must
+    /// sign feedback tokens with one key: with a random key per start, a token one gateway gave would be refused
+    /// by the next, and the user's feedback lost.
+    public var sharedStoreProblem: String? {
+        guard PostgresLocation.isURL(storePath), access.feedbackKey == nil else { return nil }
+        return Self.sharedStoreNeedsKey(access.feedbackKeyEnv)
+    }
+
+    static func sharedStoreNeedsKey(_ variable: String) -> String {
+        "gateways sharing a PostgreSQL store must sign feedback tokens with one key: set $\(variable) (at least \(minimumSecretBytes) bytes) to the same value for every gateway"
+    }
     /// Events older than this many days are deleted from the store (`store.retention_days`); nil keeps them all.
     public var retentionDays: Int? = nil
     /// Eval caches whose kept reports the dashboard lists (`bakeoff serve --evals`; not in the config file).

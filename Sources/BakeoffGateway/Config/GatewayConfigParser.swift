@@ -159,6 +159,9 @@ struct GatewayConfigParser {
                     do throws(StoreError) {
                         _ = try PostgresLocation(url: url)
                         storePath = url
+                        if access.feedbackKey == nil {
+                            store.fail("url", GatewayConfig.sharedStoreNeedsKey(access.feedbackKeyEnv))
+                        }
                     } catch {
                         store.fail("url", PostgresLocation.isURL(url)
                             ? "holds a password; leave it out of the URL and name the variable that holds it in \"password_env\" (default: libpq's PGPASSWORD)"
