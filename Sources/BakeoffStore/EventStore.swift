@@ -30,6 +30,10 @@ public struct StoreOptions: Sendable {
     /// In a store several gateways share (PostgreSQL): this gateway's plans, told to the others and compared
     /// with theirs every few seconds (see `ReplicaPlans.differing`). SQLite stores ignore it.
     public var replica: ReplicaPlans?
+    /// PostgreSQL: seconds a statement may go without an answer before the write counts as failed (and the
+    /// connection is made again); look-ups wait at most 2 s. A server that stops answering must not hold the
+    /// writer or the feedback path for good.
+    public var answerTimeoutSeconds: Double = 15
 
     public init(flushIntervalMs: Int = 50, queueCapacity: Int = 100_000, retentionDays: Double? = nil,
                 report: (@Sendable (String) -> Void)? = nil) {
@@ -133,7 +137,8 @@ public final class EventStore: Sendable {
     /// the server on a connection of their own.
     public init(postgres location: PostgresLocation, options: StoreOptions = StoreOptions()) throws(StoreError) {
         let path = location.description
-        guard options.flushIntervalMs >= 0, options.queueCapacity >= 1, options.retentionDays.map({ $0 > 0 }) ?? true else {
+        guard options.flushIntervalMs >= 0, options.queueCapacity >= 1, options.retentionDays.map({ $0 > 0 }) ?? true,
+              options.answerTimeoutSeconds > 0 else {
             throw StoreError(.invalidOptions, path: path, "\(path): invalid store options (flushIntervalMs \(options.flushIntervalMs), queueCapacity \(options.queueCapacity), retentionDays \(options.retentionDays.map { "\($0)" } ?? "none"))")
         }
         self.path = path
@@ -142,7 +147,7 @@ public final class EventStore: Sendable {
         let writer = Writer(path: path, options: options) { () throws(StoreError) in try PostgresEventWriter(location: location, options: options) }
         self.writer = writer
         integrityCheck = try writer.start()
-        reads = Mutex(PostgresLookups(location: location))
+        reads = Mutex(PostgresLookups(location: location, answerTimeout: min(2, options.answerTimeoutSeconds)))
     }
 
     deinit { close() }

@@ -22,7 +22,8 @@ public enum PlanLog {
     public static func record(path: String, experiment: String, plan: String, timestamp: Int64) throws(StoreError) -> Bool {
         if PostgresLocation.isURL(path) {
             // Gateways starting together take turns (the lock), so one plan is recorded once however many start.
-            let db = try PostgresStoreReading.open(path)
+            // A server that stops answering fails the start instead of holding it.
+            let db = try PostgresStoreReading.open(path, answerTimeout: 30)
             var added = false
             try db.inWriteTransaction { () throws(StoreError) in
                 let last = try db.query("SELECT plan FROM plans WHERE experiment = $1 ORDER BY ts DESC, id DESC LIMIT 1", [experiment])

@@ -81,10 +81,20 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
 public final class PostgresConnection {
     public let location: PostgresLocation
     private let handle: OpaquePointer
+    /// Seconds a statement's answer may take (nil: no limit): a server that stops answering (stopped, hung, cut
+    /// off by the network without a reset) must not hold the gateway's writer or its look-ups for good.
+    public let answerTimeout: Double?
+    /// Set when an answer did not come in time: what the server does with the statement is unknown, so the
+    /// connection is not used again.
+    private var abandoned = false
 
-    /// Connects (within `timeout` seconds). A failure says where and why, as libpq reports it.
-    public init(_ location: PostgresLocation, applicationName: String = "bakeoff", timeout: Int = 10) throws(StoreError) {
+    /// Connects (within `timeout` seconds). A failure says where and why, as libpq reports it. With
+    /// `answerTimeout`, every statement fails after that many seconds without an answer and the connection is
+    /// then broken (`isBroken`).
+    public init(_ location: PostgresLocation, applicationName: String = "bakeoff", timeout: Int = 10,
+                answerTimeout: Double? = nil) throws(StoreError) {
         self.location = location
+        self.answerTimeout = answerTimeout
         var keywords = ["dbname", "application_name", "connect_timeout", "client_encoding"]
         var values = [location.url, applicationName, String(timeout), "UTF8"]
         if let variable = location.passwordVariable {
@@ -109,18 +119,19 @@ public final class PostgresConnection {
         handle = connection
         // The server's notices ("relation already exists, skipping") are not the user's business.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        // With a time limit nothing may block in a send either (a server that stopped reading fills the socket).
+        if answerTimeout != nil { PQsetnonblocking(handle, 1) }
     }
 
     deinit { PQfinish(handle) }
 
-    /// Whether the connection to the server is lost (a server restarted or gone): make a new one.
-    public var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
+    /// Whether the connection to the server is lost (a server restarted or gone, or one that did not answer in
+    /// time): make a new one.
+    public var isBroken: Bool { abandoned || PQstatus(handle) != CONNECTION_OK }
 
     /// Runs statements without parameters (several, separated by semicolons, in one round trip).
     public func execute(_ sql: String) throws(StoreError) {
-        let result = PQexec(handle, sql)
-        defer { PQclear(result) }
-        try check(result, sql)
+        PQclear(try run(sql, nil))
     }
 
     /// Runs one statement with text parameters (`$1`, `$2`, ...; nil is NULL) and gives its rows.
@@ -130,38 +141,135 @@ public final class PostgresConnection {
             throw StoreError(.postgres(sqlState: ""), path: location.description,
                              "\(location): a value holds a NUL byte, which PostgreSQL's text cannot store")
         }
-        let copies = parameters.map { $0.map { strdup($0)! } }
-        defer { for c in copies { free(c) } }
-        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
-        let result = pointers.withUnsafeBufferPointer { p in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, p.baseAddress, nil, nil, 0)
-        }
+        let result = try run(sql, parameters)
         defer { PQclear(result) }
-        try check(result, sql)
-        return PostgresRows(result!)
+        return PostgresRows(result)
+    }
+
+    /// Sends `sql` (one statement with `parameters`, or any number without) and gives its last result, each
+    /// result checked, waiting at most `answerTimeout` for all of it; the caller clears the result. A COPY's
+    /// start ends the wait (the caller sends the data).
+    private func run(_ sql: String, _ parameters: [String?]?) throws(StoreError) -> OpaquePointer {
+        guard !abandoned else { throw connectionError(sql) }
+        let deadline = answerTimeout.map { MonotonicClock.now() &+ UInt64($0 * 1e9) }
+        let sent: Int32
+        if let parameters {
+            let copies = parameters.map { $0.map { strdup($0)! } }
+            defer { for c in copies { free(c) } }
+            let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+            sent = pointers.withUnsafeBufferPointer { p in
+                PQsendQueryParams(handle, sql, Int32(parameters.count), nil, p.baseAddress, nil, nil, 0)
+            }
+        } else {
+            sent = PQsendQuery(handle, sql)
+        }
+        guard sent == 1 else { throw connectionError(sql) }
+        var last: OpaquePointer?
+        var failure: StoreError?
+        do throws(StoreError) {
+            try flushOutput(until: deadline, sql)
+            while let result = try nextResult(until: deadline, sql) {
+                if failure == nil {
+                    do throws(StoreError) { try check(result, sql) } catch { failure = error }
+                }
+                PQclear(last)
+                last = result
+                if PQresultStatus(result) == PGRES_COPY_IN { break }
+            }
+        } catch {
+            PQclear(last)
+            throw error
+        }
+        if let failure {
+            PQclear(last)
+            throw failure
+        }
+        guard let last else { throw connectionError(sql) }
+        return last
+    }
+
+    /// Waits until the socket is ready for `events`, or throws at `deadline` (and abandons the connection).
+    private func waitForSocket(_ events: Int32, until deadline: UInt64?, _ sql: String) throws(StoreError) {
+        var p = pollfd(fd: PQsocket(handle), events: Int16(events), revents: 0)
+        guard p.fd >= 0 else { throw connectionError(sql) }
+        while true {
+            var milliseconds: Int32 = -1
+            if let deadline {
+                let now = MonotonicClock.now()
+                guard now < deadline else {
+                    abandoned = true
+                    let statement = sql.split(separator: "\n").first.map { $0.count > 80 ? $0.prefix(80) + "…" : $0 } ?? ""
+                    throw StoreError(.postgres(sqlState: ""), path: location.description,
+                                     "\(location): no answer from the server within \(JSONWriter.number(answerTimeout ?? 0)) s (in: \(statement)); the connection is dropped")
+                }
+                milliseconds = Int32(clamping: (deadline - now) / 1_000_000 + 1)
+            }
+            let ready = poll(&p, 1, milliseconds)
+            if ready > 0 { return }
+            if ready < 0 && errno != EINTR { throw connectionError(sql) }
+        }
+    }
+
+    /// Sends what libpq holds for the server (all of it at once unless the connection is non-blocking).
+    private func flushOutput(until deadline: UInt64?, _ sql: String) throws(StoreError) {
+        while true {
+            let left = PQflush(handle)
+            if left == 0 { return }
+            if left < 0 { throw connectionError(sql) }
+            try waitForSocket(POLLOUT | POLLIN, until: deadline, sql)
+            // Reading what the server sent meanwhile keeps it from blocking on a full socket of its own.
+            if PQconsumeInput(handle) == 0 { throw connectionError(sql) }
+        }
+    }
+
+    /// The next result of the statement in progress (nil when there are no more), waiting for it no later than
+    /// `deadline`.
+    private func nextResult(until deadline: UInt64?, _ sql: String) throws(StoreError) -> OpaquePointer? {
+        while PQisBusy(handle) == 1 {
+            try waitForSocket(POLLIN, until: deadline, sql)
+            if PQconsumeInput(handle) == 0 { break }  // the connection failed: PQgetResult says how
+        }
+        return PQgetResult(handle)
+    }
+
+    private func connectionError(_ sql: String) -> StoreError {
+        let statement = sql.split(separator: "\n").first.map { $0.count > 80 ? $0.prefix(80) + "…" : $0 } ?? ""
+        return StoreError(.postgres(sqlState: ""), path: location.description, "\(location): \(Self.message(PQerrorMessage(handle))) (in: \(statement))")
     }
 
     /// Copies rows into `table` (`COPY ... FROM STDIN`, the fastest way in): each row has a text or nil (NULL)
     /// per column. Text may not hold a NUL byte (PostgreSQL's text cannot). Gives the rows copied.
     @discardableResult
     public func copy(into table: String, columns: [String], rows: [[String?]]) throws(StoreError) -> Int {
-        let start = PQexec(handle, "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN")
+        let statement = "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"
+        let deadline = answerTimeout.map { MonotonicClock.now() &+ UInt64($0 * 1e9) }
+        let start = try run(statement, nil)
         let status = PQresultStatus(start)
+        PQclear(start)
         if status != PGRES_COPY_IN {
-            defer { PQclear(start) }
-            try check(start, "COPY \(table)")
             throw StoreError(.postgres(sqlState: ""), path: location.description, "\(location): COPY \(table) did not start")
         }
-        PQclear(start)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
         var failure: String?
+        var timedOut: StoreError?
         func flush() {
-            guard !buffer.isEmpty, failure == nil else { return }
-            let sent = buffer.withUnsafeBufferPointer { b in
-                b.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
+            guard !buffer.isEmpty, failure == nil, timedOut == nil else { return }
+            while true {
+                let sent = buffer.withUnsafeBufferPointer { b in
+                    b.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
+                }
+                if sent == 1 { break }
+                if sent < 0 {
+                    failure = Self.message(PQerrorMessage(handle))
+                    break
+                }
+                // Non-blocking and libpq's buffer full: wait for room.
+                do throws(StoreError) { try flushOutput(until: deadline, statement) } catch {
+                    timedOut = error
+                    break
+                }
             }
-            if sent != 1 { failure = Self.message(PQerrorMessage(handle)) }
             buffer.removeAll(keepingCapacity: true)
         }
         rowLoop: for row in rows {
@@ -185,12 +293,20 @@ public final class PostgresConnection {
             if failure != nil { break }
         }
         flush()
-        if PQputCopyEnd(handle, failure) != 1, failure == nil {
-            failure = Self.message(PQerrorMessage(handle))
+        if let timedOut { throw timedOut }
+        while true {
+            let ended = PQputCopyEnd(handle, failure)
+            if ended == 1 { break }
+            if ended < 0 {
+                if failure == nil { failure = Self.message(PQerrorMessage(handle)) }
+                break
+            }
+            try flushOutput(until: deadline, statement)
         }
+        try flushOutput(until: deadline, statement)
         var copied = 0
         var firstError: StoreError?
-        while let result = PQgetResult(handle) {
+        while let result = try nextResult(until: deadline, statement) {
             if PQresultStatus(result) == PGRES_COPY_IN {
                 // The end of the copy did not reach the server: nothing more will come.
                 PQclear(result)
@@ -220,11 +336,10 @@ public final class PostgresConnection {
         do {
             try query("DECLARE bakeoff_rows NO SCROLL CURSOR FOR " + sql, parameters)
             while true {
-                let result = PQexec(handle, "FETCH FORWARD \(batch) FROM bakeoff_rows")
+                let result = try run("FETCH FORWARD \(batch) FROM bakeoff_rows", nil)
                 defer { PQclear(result) }
-                try check(result, "FETCH FORWARD \(batch) FROM bakeoff_rows")
                 let n = Int(PQntuples(result))
-                for r in 0..<n { try body(PostgresRow(result: result!, row: Int32(r))) }
+                for r in 0..<n { try body(PostgresRow(result: result, row: Int32(r))) }
                 if n < batch { break }
             }
             try execute("COMMIT")

@@ -51,7 +51,7 @@ final class PostgresEventWriter: StoreBackend {
         if let db, !db.isBroken { return db }
         db = nil
         madeDays = []
-        let fresh = try PostgresConnection(location, applicationName: "bakeoff serve", timeout: 5)
+        let fresh = try PostgresConnection(location, applicationName: "bakeoff serve", timeout: 5, answerTimeout: options.answerTimeoutSeconds)
         db = fresh
         return fresh
     }
@@ -177,11 +177,14 @@ final class PostgresEventWriter: StoreBackend {
 /// second, so a server that is down costs each look-up nothing but a missed answer).
 final class PostgresLookups: StoreLookups {
     let location: PostgresLocation
+    /// Seconds a look-up may wait for its answer (and a new connection for the server's).
+    let answerTimeout: Double
     private var db: PostgresConnection?
     private var nextAttempt: UInt64 = 0
 
-    init(location: PostgresLocation) {
+    init(location: PostgresLocation, answerTimeout: Double = 2) {
         self.location = location
+        self.answerTimeout = answerTimeout
     }
 
     private func run(_ sql: String, _ parameters: [String?]) -> PostgresRows? {
@@ -190,7 +193,7 @@ final class PostgresLookups: StoreLookups {
             let now = MonotonicClock.now()
             guard now >= nextAttempt else { return nil }
             nextAttempt = now &+ 1_000_000_000
-            db = try? PostgresConnection(location, applicationName: "bakeoff serve", timeout: 2)
+            db = try? PostgresConnection(location, applicationName: "bakeoff serve", timeout: 2, answerTimeout: answerTimeout)
         }
         guard let db else { return nil }
         do throws(StoreError) {

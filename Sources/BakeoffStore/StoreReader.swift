@@ -132,8 +132,8 @@ public enum StoreReader {
 
 /// Reading a PostgreSQL store: a connection to it, checked to hold a Bakeoff schema this program reads.
 enum PostgresStoreReading {
-    static func open(_ url: String) throws(StoreError) -> PostgresConnection {
-        let db = try PostgresConnection(PostgresLocation(url: url, passwordVariable: nil))
+    static func open(_ url: String, answerTimeout: Double? = nil) throws(StoreError) -> PostgresConnection {
+        let db = try PostgresConnection(PostgresLocation(url: url, passwordVariable: nil), answerTimeout: answerTimeout)
         let version = try db.schemaVersion()
         if version == 0 {
             throw StoreError(.notAStore, path: db.name, "\(db.name): no Bakeoff event store in this database (no bakeoff_schema table); import events into it first")

@@ -109,6 +109,65 @@ final class PostgresEventStoreTests {
         store.close()
     }
 
+    /// A server that stops answering without closing its connections (hung, or cut off by a network that drops
+    /// packets): the writer's statements and the look-ups give up after their time limits, the store says it is
+    /// failing, and when the server answers again everything held is written, once.
+    @Test func aServerThatStopsAnsweringMakesTheStoreFailInsteadOfHangingIt() throws {
+        var options = StoreOptions(flushIntervalMs: 10)
+        options.answerTimeoutSeconds = 1
+        let store = try open(options)
+        for n in 0..<10 { store.append(request(n)) }
+        store.flush()
+        #expect(store.request(id: "r3") != nil)
+
+        server.pause()
+        for n in 10..<30 { store.append(request(n)) }
+        #expect(eventually(20) { if case .failing = store.health { return true } else { return false } })
+        let started = Date()
+        #expect(store.request(id: "r3") == nil)  // no answer in time: not found, at once or after the limit
+        #expect(store.feedbackCount(requestID: "r3", name: "") == 0)
+        #expect(Date().timeIntervalSince(started) < 8)
+        let refused = Completions()
+        let answered = DispatchSemaphore(value: 0)
+        store.appendDurably(feedback(1, on: request(3))) { error in
+            refused.record(error)
+            answered.signal()
+        }
+        #expect(answered.wait(timeout: .now() + 10) == .success)
+        #expect(refused.state.withLock { $0.failed.count } == 1)
+
+        server.resume()
+        #expect(eventually(30) { store.health == .ok && store.eventsWritten == 30 })
+        #expect(try scalar("SELECT count(*) FROM events") == 30)
+        #expect(try scalar("SELECT count(DISTINCT request_id) FROM events") == 30)
+        #expect(eventually { store.request(id: "r29") != nil })
+        store.close()
+    }
+
+    @Test func aStatementWithoutAnAnswerInTimeFailsAndBreaksTheConnection() throws {
+        let db = try PostgresConnection(PostgresLocation(url: server.url), answerTimeout: 0.5)
+        #expect(try db.query("SELECT 1").int(0, 0) == 1)
+        server.pause()
+        defer { server.resume() }
+        let started = Date()
+        #expect {
+            try db.query("SELECT 2")
+        } throws: { error in
+            (error as? StoreError)?.message.contains("no answer from the server within 0.5 s") == true
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(db.isBroken)
+        server.resume()
+        let again = try PostgresConnection(PostgresLocation(url: server.url), answerTimeout: 0.5)
+        #expect(try again.query("SELECT 3").int(0, 0) == 3)
+        // A non-blocking connection (the time limit) copies as a blocking one does.
+        try again.execute("CREATE TEMP TABLE copied (n int, s text)")
+        let rows: [[String?]] = (0..<20_000).map { [String($0), $0 % 7 == 0 ? nil : "row\t\($0)\n\\"] }
+        #expect(try again.copy(into: "copied", columns: ["n", "s"], rows: rows) == 20_000)
+        #expect(try again.query("SELECT count(*), count(s), sum(n) FROM copied").rows[0] == ["20000", "17142", "199990000"])
+        #expect(try again.query("SELECT s FROM copied WHERE n = 1").rows[0][0] == "row\t1\n\\")
+    }
+
     /// Two gateways writing at once while a reader takes up where it left off, as the dashboard does: every event
     /// is read once. Without the write lock a reader past id N could miss a smaller id committed later.
     @Test func aReaderTakingUpWhereItLeftOffSeesEveryEventOfTwoGatewaysWritingAtOnce() throws {

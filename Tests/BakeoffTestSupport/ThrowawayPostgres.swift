@@ -71,6 +71,27 @@ public final class ThrowawayPostgres: @unchecked Sendable {
         usleep(200_000)
     }
 
+    /// Stops the server and every backend of it (SIGSTOP) without closing a connection: a server that hangs, or
+    /// one cut off by a network that drops packets. `resume()` lets it go on.
+    public func pause() { signalAll(SIGSTOP) }
+
+    /// Lets a paused server go on (SIGCONT).
+    public func resume() { signalAll(SIGCONT) }
+
+    private func signalAll(_ signal: Int32) {
+        guard let server, server.isRunning else { return }
+        let root = server.processIdentifier
+        var pids = [root]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // pid (comm) state ppid ...: the fields after the command's closing parenthesis.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == root { pids.append(pid) }
+        }
+        for pid in pids { Glibc.kill(pid, signal) }
+    }
+
     /// Stops the server (a fast shutdown), and deletes the cluster unless `removing` is false.
     public func stop(removing: Bool = true) {
         if let server, server.isRunning {

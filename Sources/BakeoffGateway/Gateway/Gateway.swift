@@ -241,6 +241,12 @@ public final class Gateway: Sendable {
         case .success(let d): decision = d
         case .failure(let error): return fail(exchange, error)
         }
+        // A shared store that cannot write may not answer look-ups either (a server that stopped answering):
+        // the feedback would be refused at its write anyway, so it is refused now, without waiting on the server.
+        if events.isShared, case .failing(_, let reason) = events.health {
+            let (refusal, headers) = FeedbackAdmission.storeFailure(StoreError(.failing, path: config.storePath, reason))
+            return fail(exchange, refusal, headers: headers)
+        }
         let signed = decision.tokenRequestID.flatMap(lookUpRequest)
         let target: FeedbackTarget
         switch decision.target(signed: signed, signer: feedbackTokens, now: clock.wallMicroseconds() / 1_000_000) {
