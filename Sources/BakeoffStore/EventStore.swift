@@ -35,6 +35,14 @@ public struct StoreOptions: Sendable {
     /// writer or the feedback path for good.
     public var answerTimeoutSeconds: Double = 15
 
+    /// Refuses options no store can work with.
+    func check(path: String) throws(StoreError) {
+        guard flushIntervalMs >= 0, queueCapacity >= 1, retentionBatch >= 1, walLimitBytes >= 0, retentionDays.map({ $0 > 0 }) ?? true,
+              answerTimeoutSeconds > 0 else {
+            throw StoreError(.invalidOptions, path: path, "\(path): invalid store options (flushIntervalMs \(flushIntervalMs), queueCapacity \(queueCapacity), retentionDays \(retentionDays.map { "\($0)" } ?? "none"), answerTimeoutSeconds \(answerTimeoutSeconds))")
+        }
+    }
+
     public init(flushIntervalMs: Int = 50, queueCapacity: Int = 100_000, retentionDays: Double? = nil,
                 report: (@Sendable (String) -> Void)? = nil) {
         self.flushIntervalMs = flushIntervalMs
@@ -113,10 +121,7 @@ public final class EventStore: Sendable {
     /// Opens or creates the store (SQLite, WAL, synchronous=NORMAL which survives kill -9 of the process); a
     /// damaged store is refused, an older schema upgraded.
     public init(path: String, options: StoreOptions = StoreOptions()) throws(StoreError) {
-        guard options.flushIntervalMs >= 0, options.queueCapacity >= 1, options.retentionBatch >= 1, options.walLimitBytes >= 0,
-              options.retentionDays.map({ $0 > 0 }) ?? true else {
-            throw StoreError(.invalidOptions, path: path, "\(path): invalid store options (flushIntervalMs \(options.flushIntervalMs), queueCapacity \(options.queueCapacity), retentionDays \(options.retentionDays.map { "\($0)" } ?? "none"))")
-        }
+        try options.check(path: path)
         self.path = path
         self.options = options
         isShared = false
@@ -137,10 +142,7 @@ public final class EventStore: Sendable {
     /// the server on a connection of their own.
     public init(postgres location: PostgresLocation, options: StoreOptions = StoreOptions()) throws(StoreError) {
         let path = location.description
-        guard options.flushIntervalMs >= 0, options.queueCapacity >= 1, options.retentionDays.map({ $0 > 0 }) ?? true,
-              options.answerTimeoutSeconds > 0 else {
-            throw StoreError(.invalidOptions, path: path, "\(path): invalid store options (flushIntervalMs \(options.flushIntervalMs), queueCapacity \(options.queueCapacity), retentionDays \(options.retentionDays.map { "\($0)" } ?? "none"))")
-        }
+        try options.check(path: path)
         self.path = path
         self.options = options
         isShared = true

@@ -226,3 +226,35 @@ def test_replicas_with_different_plans_are_a_health_problem(procs, tmp_path, pos
     assert other.stop() == 0
     wait_until(lambda: healthz(a) == (200, {"status": "ok"}), timeout=40, message="a healthy again")
     assert "run the same plans again" in a.process.stderr
+
+
+def test_a_feedback_token_works_at_once_on_another_gateway(procs, tmp_path, postgres):
+    """A browser sends feedback with the response's token as soon as it has the answer, and the load balancer
+    takes it to another gateway, which has not seen the request committed yet (the first writes every 400 ms
+    here): the feedback is still taken, once, for the right user."""
+    mock = start_mock(procs)
+    experiment = split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)
+    store = {"url": postgres.url, "flush_interval_ms": 400}
+    env = {"BAKEOFF_FEEDBACK_KEY": FEEDBACK_KEY}
+    a = start_gateway(procs, tmp_path / "a", [experiment], env=env, store=store)
+    b = start_gateway(procs, tmp_path / "b", [experiment], env=env, store=store)
+    answers = []
+    for k in range(12):
+        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "user": f"token-user-{k}"})
+        status, headers, _ = raw_request(a.base_url + "/chat/completions", "POST", body, timeout=10)
+        assert status == 200
+        token = headers["x-bakeoff-feedback-token"]
+        rid = headers["x-bakeoff-request-id"]
+        for target in ({"request_id": rid}, {"conversation_id": rid}):
+            name = "thumbs_up" if "request_id" in target else "task_completed"
+            feedback = json.dumps({**target, "feedback_token": token, "name": name, "value": True})
+            answers.append((rid, raw_request(b.root + "/v1/feedback", "POST", feedback, timeout=10)[::2]))
+    refused = [(rid, status, answer[:120]) for rid, (status, answer) in answers if status != 200]
+    assert not refused, refused
+    a.stop()
+    b.stop()
+    events = [json.loads(line) for line in run_bakeoff("export", "--db", postgres.url).stdout.splitlines()]
+    feedback = [e for e in events if e["event"] == "feedback"]
+    assert len(feedback) == 24
+    users = {e["request_id"]: e["user_id"] for e in events if e["event"] == "request"}
+    assert all(e["user_id"] == users[e.get("request_id") or e["conversation_id"]] for e in feedback)

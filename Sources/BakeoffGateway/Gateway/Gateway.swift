@@ -236,9 +236,9 @@ public final class Gateway: Sendable {
 
     /// Records feedback for a request or conversation; answers 200 only once the event is committed.
     func feedback(_ exchange: any HTTPExchanging, _ request: HTTPRequest) {
-        var decision: FeedbackDecision
+        let read: FeedbackDecision
         switch FeedbackDecision.read(request, rules: feedbackRules, access: access) {
-        case .success(let d): decision = d
+        case .success(let d): read = d
         case .failure(let error): return fail(exchange, error)
         }
         // A shared store that cannot write may not answer look-ups either (a server that stopped answering):
@@ -247,26 +247,33 @@ public final class Gateway: Sendable {
             let (refusal, headers) = FeedbackAdmission.storeFailure(StoreError(.failing, path: config.storePath, reason))
             return fail(exchange, refusal, headers: headers)
         }
-        let signed = decision.tokenRequestID.flatMap(lookUpRequest)
-        let target: FeedbackTarget
-        switch decision.target(signed: signed, signer: feedbackTokens, now: clock.wallMicroseconds() / 1_000_000) {
-        case .success(let t): target = t
-        case .failure(let error): return fail(exchange, error)
-        }
-        let lookUp: @Sendable () -> RequestInfo? = { [self] in
-            switch target {
-            case .request(let id): lookUpRequest(id)
-            case .conversation(let id): recent.conversation(id) ?? events.latestRequest(conversation: id)
+        // The token's request first (it tells who may send this feedback), then the target.
+        let tokenRequest = read.tokenRequestID
+        lookUp({ [self] in tokenRequest.flatMap(lookUpRequest) }, mayBeElsewhere: tokenRequest != nil) { [self] signed in
+            var decision = read
+            let target: FeedbackTarget
+            switch decision.target(signed: signed, signer: feedbackTokens, now: clock.wallMicroseconds() / 1_000_000) {
+            case .success(let t): target = t
+            case .failure(let error): return fail(exchange, error)
             }
-        }
-        let found = lookUp()
-        if found == nil && events.isShared {
-            // Another gateway may have served it and not committed it yet (it writes every flush interval).
-            return lookUpAgain(lookUp, delays: Self.sharedLookUpDelays(flushIntervalMs: config.flushIntervalMs)) { [self, decision] found in
+            lookUp({ [self] in
+                switch target {
+                case .request(let id): lookUpRequest(id)
+                case .conversation(let id): recent.conversation(id) ?? events.latestRequest(conversation: id)
+                }
+            }, mayBeElsewhere: true) { [self, decision] found in
                 admit(decision, found, answering: exchange)
             }
         }
-        admit(decision, found, answering: exchange)
+    }
+
+    /// Looks up a request, and when a shared store does not have it, looks again a few times (off the server's
+    /// threads): another gateway may have served it and not committed it yet (it writes every flush interval).
+    private func lookUp(_ find: @escaping @Sendable () -> RequestInfo?, mayBeElsewhere: Bool,
+                        then: @escaping @Sendable (RequestInfo?) -> Void) {
+        let found = find()
+        guard found == nil, mayBeElsewhere, events.isShared else { return then(found) }
+        lookUpAgain(find, delays: Self.sharedLookUpDelays(flushIntervalMs: config.flushIntervalMs), then: then)
     }
 
     /// How long to wait before each further look-up of a request a shared store does not have yet: past two
