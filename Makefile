@@ -139,16 +139,21 @@ fixtures: venv
 # BENCH_DASHBOARD_USERS sets its size (600,000 users: about 10 million events).
 # BENCH_ONLY=stats: only bakeoff vs gbstats on 100 metrics' sufficient statistics (scripts/bench/stats.py);
 # BENCH_STATS=0 skips it; BENCH_STATS_RUNS sets its timed bakeoff runs (default 11).
-bench: build $(if $(filter gateway soak dashboard,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval dashboard,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
+# BENCH_ONLY=pgstore: only the gateway with a PostgreSQL store against SQLite at the same load, one and two gateways,
+# every request counted in the store (scripts/bench/pg_store_bench.py, ~8 minutes); BENCH_PGSTORE=0 skips it,
+# BENCH_PGSTORE_QUICK=1 for short runs (written to out/bench/BENCHMARKS.quick.md).
+bench: build $(if $(filter gateway soak dashboard pgstore,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval dashboard pgstore,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
 	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
-	$(if $(filter stats eval dashboard,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
-	$(if $(filter gateway soak eval dashboard,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter stats eval dashboard pgstore,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
+	$(if $(filter gateway soak eval dashboard pgstore,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/stats.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_STATS_RUNS),--runs $(BENCH_STATS_RUNS)))
-	$(if $(filter gateway soak stats dashboard,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats dashboard pgstore,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/eval_bench.py --bin $(CURDIR)/$(BIN) --client-python $(CURDIR)/$(TEST_PY) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_EVAL_REQUESTS),--requests $(BENCH_EVAL_REQUESTS)))
-	$(if $(filter gateway soak stats eval,$(BENCH_ONLY))$(filter 0,$(BENCH_DASHBOARD)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats eval pgstore,$(BENCH_ONLY))$(filter 0,$(BENCH_DASHBOARD)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		python3 scripts/bench/dashboard_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_DASHBOARD_USERS),--users $(BENCH_DASHBOARD_USERS)))
+	$(if $(filter gateway soak stats eval dashboard,$(BENCH_ONLY))$(filter 0,$(BENCH_PGSTORE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+		python3 scripts/bench/pg_store_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md)
 
 $(LITELLM):
 	python3 -m venv $(LITELLM_VENV)
