@@ -22,7 +22,7 @@ let evalSpec = CommandSpec(
         .single("--repetitions", "K", "Answers per request and variant (overrides the config's)"),
         .single("--concurrency", "N", "Calls in flight per upstream (overrides the config's)"),
         .single("--limit", "N", "Only the first N requests of the dataset"),
-        .single("--db", "STORE", "The gateway's store: the live experiment's result goes beside the offline one, and its control sizes the live test"),
+        .single("--db", "STORE", "The gateway's store (its SQLite file, or a postgresql:// URL): the live experiment's result goes beside the offline one, and its control sizes the live test"),
         .choice("--format", ReportFormat.self, "Output format; html is a page with charts and the answers side by side", default: "table"),
         .single("--output", "FILE", "Write the report there instead of standard output"),
         .single("--calls", "FILE", "Also write every answer and every judge verdict (its raw text included) as JSON Lines"),
@@ -55,7 +55,9 @@ let evalSpec = CommandSpec(
     }
     // So is the live store: a store that cannot be read is said now, not after the calls.
     let db = args.string("--db")
-    if let db {
+    if let db, PostgresLocation.isURL(db) {
+        _ = try StoreReader.experimentNames(path: db)  // reachable, and a store
+    } else if let db {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: db, isDirectory: &isDirectory), !isDirectory.boolValue,
               FileManager.default.isReadableFile(atPath: db) else {

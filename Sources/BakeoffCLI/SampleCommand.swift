@@ -10,7 +10,7 @@ let sampleSpec = CommandSpec(
     Draws requests that the gateway logged with their content ("log_content" in its config) from an event store, and writes them as a dataset for offline evals (JSON Lines). The draw is uniform over users, so heavy users do not dominate: the users are shuffled with the seed and each gives one request, chosen at random among theirs; only when --size exceeds the number of users does the draw go round again. The same seed and events give the same sample, whatever the order of the store's rows. QA requests and failed ones are left out unless asked for.
     """,
     options: [
-        .single("--db", "PATH", "The event store (the gateway's SQLite file)"),
+        .single("--db", "PATH", "The event store: the gateway's SQLite file, or a postgresql:// URL (password in PGPASSWORD)"),
         .single("--experiment", "NAME", "The experiment (required when the store holds several)"),
         .single("--size", "N", "Requests to draw"),
         .seed("Random seed"),

@@ -55,25 +55,36 @@ public struct LoggedRequestCounts: Sendable, Equatable {
 
 /// Reads an experiment's request events that have logged content, through one read-only connection in one read
 /// transaction: `forEach` and `request(row:)` see the same events, whatever a gateway commits or retention
-/// deletes meanwhile (WAL). Not `Sendable`: use it on one thread.
+/// deletes meanwhile (WAL; PostgreSQL's repeatable read). Not `Sendable`: use it on one thread.
 ///
-/// `forEach` streams rows from SQLite one at a time, so memory does not grow with the store; the transaction is
-/// held until the reader is released, which keeps the gateway's WAL from being checkpointed past it meanwhile.
+/// `forEach` streams rows (from SQLite one at a time, from PostgreSQL through a cursor), so memory does not grow
+/// with the store; the transaction is held until the reader is released, which keeps an SQLite gateway's WAL from
+/// being checkpointed past it meanwhile.
 public final class LoggedRequests {
     public let path: String
     public let experiment: String
-    private let connection: Connection
-    private let byRow: Statement
+    private enum Source {
+        case sqlite(Connection, byRow: Statement)
+        case postgres(PostgresConnection)
+    }
+    private let source: Source
     private var parser = EventParser()
 
     private static let columns = "id, ts, variant, user_id, conversation_id, request_id, status, qa, line"
 
+    /// `path`: an SQLite file or a `postgresql://` URL.
     public init(path: String, experiment: String) throws(StoreError) {
         self.path = path
         self.experiment = experiment
-        connection = try Connection(path: path, readOnly: true)
+        if PostgresLocation.isURL(path) {
+            let db = try PostgresStoreReading.open(path)
+            try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            source = .postgres(db)
+            return
+        }
+        let connection = try Connection(path: path, readOnly: true)
         try connection.execute("BEGIN")
-        byRow = try connection.prepare("SELECT \(Self.columns) FROM events WHERE id = ?1 AND experiment = ?2 AND kind = 'request'")
+        source = .sqlite(connection, byRow: try connection.prepare("SELECT \(Self.columns) FROM events WHERE id = ?1 AND experiment = ?2 AND kind = 'request'"))
     }
 
     /// Calls `body` with each request event of the experiment that has logged content (`messages`, or a non-empty
@@ -82,37 +93,58 @@ public final class LoggedRequests {
     @discardableResult
     public func forEach(includeQA: Bool = false, includeFailed: Bool = false,
                         _ body: (LoggedRequest) throws -> Void) throws -> LoggedRequestCounts {
-        let s = try connection.prepare("SELECT \(Self.columns) FROM events WHERE experiment = ?1 AND kind = 'request' ORDER BY id")
-        s.bind(1, experiment)
         var counts = LoggedRequestCounts()
-        while try s.step() {
+        func take(_ row: some StoreRow) throws {
             counts.requests += 1
-            if !includeQA && s.int(7) != 0 {
+            if !includeQA && row.int(7) != 0 {
                 counts.qaSkipped += 1
-                continue
+                return
             }
-            if !includeFailed && !Self.isOK(s.bytes(6)) {
+            if !includeFailed && !Self.isOK(row.bytes(6)) {
                 counts.failedSkipped += 1
-                continue
+                return
             }
-            guard let request = try read(s) else {
+            guard let request = try read(row) else {
                 counts.withoutContent += 1
-                continue
+                return
             }
             counts.withContent += 1
             if request.messagesJSON != nil { counts.withMessages += 1 }
             try body(request)
+        }
+        switch source {
+        case .sqlite(let connection, _):
+            let s = try connection.prepare("SELECT \(Self.columns) FROM events WHERE experiment = ?1 AND kind = 'request' ORDER BY id")
+            s.bind(1, experiment)
+            while try s.step() { try take(s) }
+        case .postgres(let db):
+            try db.forEachRowInTransaction("SELECT \(Self.columns) FROM events WHERE experiment = $1 AND kind = 'request' ORDER BY id",
+                                           [experiment]) { try take($0) }
         }
         return counts
     }
 
     /// The request event in `row`, when it is one of the experiment's and has logged content.
     public func request(row: Int64) throws(StoreError) -> LoggedRequest? {
-        byRow.reset()
-        byRow.bind(1, row)
-        byRow.bind(2, experiment)
-        guard try byRow.step() else { return nil }
-        return try read(byRow)
+        switch source {
+        case .sqlite(_, let byRow):
+            byRow.reset()
+            byRow.bind(1, row)
+            byRow.bind(2, experiment)
+            guard try byRow.step() else { return nil }
+            return try read(byRow)
+        case .postgres(let db):
+            var found: LoggedRequest?
+            do {
+                try db.withRows("SELECT \(Self.columns) FROM events WHERE id = $1 AND experiment = $2 AND kind = 'request'",
+                                [String(row), experiment]) { found = try read($0) }
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw StoreError(.other, path: path, "\(path): \(error)")
+            }
+            return found
+        }
     }
 
     private static func isOK(_ status: UnsafeRawBufferPointer) -> Bool {
@@ -120,7 +152,7 @@ public final class LoggedRequests {
     }
 
     /// The row at `s` (selected with `columns`), or nil when its line has no content.
-    private func read(_ s: Statement) throws(StoreError) -> LoggedRequest? {
+    private func read(_ s: some StoreRow) throws(StoreError) -> LoggedRequest? {
         let row = s.int(0)
         let view: EventView
         do throws(EventParseError) { view = try parser.parse(s.bytes(8)) } catch {
@@ -132,4 +164,19 @@ public final class LoggedRequests {
                              timestamp: s.int(1), status: s.string(6), qa: s.int(7) != 0, messagesJSON: text(view.messages),
                              prompt: text(view.prompt), response: text(view.response))
     }
+}
+
+/// A row of a query's result, read in place: SQLite's statement on its row, or a PostgreSQL result's row.
+protocol StoreRow {
+    func int(_ column: Int) -> Int64
+    func bytes(_ column: Int) -> UnsafeRawBufferPointer
+    func string(_ column: Int) -> String
+}
+
+extension PostgresRow: StoreRow {}
+
+extension Statement: StoreRow {
+    func int(_ column: Int) -> Int64 { int(Int32(column)) }
+    func bytes(_ column: Int) -> UnsafeRawBufferPointer { bytes(Int32(column)) }
+    func string(_ column: Int) -> String { string(Int32(column)) }
 }

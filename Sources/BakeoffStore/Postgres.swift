@@ -334,19 +334,33 @@ public final class PostgresConnection {
                            _ body: (PostgresRow) throws -> Void) throws {
         try execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         do {
-            try query("DECLARE bakeoff_rows NO SCROLL CURSOR FOR " + sql, parameters)
-            while true {
-                let result = try run("FETCH FORWARD \(batch) FROM bakeoff_rows", nil)
-                defer { PQclear(result) }
-                let n = Int(PQntuples(result))
-                for r in 0..<n { try body(PostgresRow(result: result, row: Int32(r))) }
-                if n < batch { break }
-            }
+            try forEachRowInTransaction(sql, parameters, batch: batch, body)
             try execute("COMMIT")
         } catch {
             try? execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// `forEachRow` inside a transaction the caller has begun (and ends): the rows come from its snapshot.
+    public func forEachRowInTransaction(_ sql: String, _ parameters: [String?] = [], batch: Int = 10_000,
+                                        _ body: (PostgresRow) throws -> Void) throws {
+        try query("DECLARE bakeoff_rows NO SCROLL CURSOR FOR " + sql, parameters)
+        while true {
+            let result = try run("FETCH FORWARD \(batch) FROM bakeoff_rows", nil)
+            defer { PQclear(result) }
+            let n = Int(PQntuples(result))
+            for r in 0..<n { try body(PostgresRow(result: result, row: Int32(r))) }
+            if n < batch { break }
+        }
+        try execute("CLOSE bakeoff_rows")
+    }
+
+    /// Calls `body` with each row of a query's result, read in place (for a few rows; `forEachRow` for many).
+    public func withRows(_ sql: String, _ parameters: [String?] = [], _ body: (PostgresRow) throws -> Void) throws {
+        let result = try run(sql, parameters)
+        defer { PQclear(result) }
+        for r in 0..<PQntuples(result) { try body(PostgresRow(result: result, row: r)) }
     }
 
     private func check(_ result: OpaquePointer?, _ sql: String) throws(StoreError) {

@@ -1,9 +1,28 @@
 import BakeoffCore
 import BakeoffStore
+import BakeoffTestSupport
 import Foundation
 import Testing
 
-@Suite("Logged requests: an experiment's request events with content, streamed from the store")
+/// Where a test's store is: an SQLite file, or a PostgreSQL server of the test's own.
+enum StoreKind: String, CaseIterable, Sendable {
+    case sqlite, postgres
+
+    /// A new empty store's path (a file, or a URL) and what keeps it alive.
+    func make() throws -> (path: String, open: (StoreOptions) throws -> EventStore, server: ThrowawayPostgres?) {
+        switch self {
+        case .sqlite:
+            let path = try temporaryStorePath()
+            return (path, { try EventStore(path: path, options: $0) }, nil)
+        case .postgres:
+            let server = try ThrowawayPostgres()
+            let url = server.url
+            return (url, { try EventStore(postgres: PostgresLocation(url: url), options: $0) }, server)
+        }
+    }
+}
+
+@Suite("Logged requests: an experiment's request events with content, streamed from the store", .serialized)
 struct LoggedRequestsTests {
     static func withContent(_ n: Int, experiment: String = "e", user: String, variant: String = "control", messages: String? = nil,
                             prompt: String? = nil, status: String = "ok", qa: Bool = false) -> EventRecord {
@@ -16,9 +35,11 @@ struct LoggedRequestsTests {
         return e
     }
 
-    @Test func listsRequestsWithContentAndLeavesOutQAAndFailedOnes() throws {
-        let path = try temporaryStorePath()
-        let store = try EventStore(path: path, options: StoreOptions(flushIntervalMs: 5))
+    @Test(arguments: StoreKind.allCases)
+    func listsRequestsWithContentAndLeavesOutQAAndFailedOnes(_ kind: StoreKind) throws {
+        let (path, open, server) = try kind.make()
+        defer { server?.stop() }
+        let store = try open(StoreOptions(flushIntervalMs: 5))
         let chat = #"[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]"#
         var feedback = EventRecord(kind: .feedback, timestamp: 1_793_491_200_000_000, experiment: "e")
         feedback.requestID = "r1"
@@ -69,9 +90,11 @@ struct LoggedRequestsTests {
         #expect(try reader.request(row: 999) == nil)
     }
 
-    @Test func theReaderSeesOneSnapshotWhileTheGatewayWrites() throws {
-        let path = try temporaryStorePath()
-        let store = try EventStore(path: path, options: StoreOptions(flushIntervalMs: 5))
+    @Test(arguments: StoreKind.allCases)
+    func theReaderSeesOneSnapshotWhileTheGatewayWrites(_ kind: StoreKind) throws {
+        let (path, open, server) = try kind.make()
+        defer { server?.stop() }
+        let store = try open(StoreOptions(flushIntervalMs: 5))
         defer { store.close() }
         #expect(store.append(Self.withContent(1, user: "alice", prompt: "one")))
         store.flush()
