@@ -31,9 +31,9 @@ public struct StoreOptions: Sendable {
     /// with theirs every few seconds (see `ReplicaPlans.differing`). SQLite stores ignore it.
     public var replica: ReplicaPlans?
     /// PostgreSQL: seconds a statement may go without an answer before the write counts as failed (and the
-    /// connection is made again); look-ups wait at most 2 s. A server that stops answering must not hold the
-    /// writer or the feedback path for good.
-    public var answerTimeoutSeconds: Double = 15
+    /// connection is made again), and a second more per 10,000 events of a large batch; look-ups wait at most
+    /// 2 s. A server that stops answering must not hold the writer, and feedback waiting on it, for long.
+    public var answerTimeoutSeconds: Double = 5
 
     /// Refuses options no store can work with.
     func check(path: String) throws(StoreError) {
@@ -114,6 +114,8 @@ public final class EventStore: Sendable {
     private let writer: Writer
     /// The read connection and its prepared look-ups, used by one caller at a time; nil once closed.
     private let reads: Mutex<(any StoreLookups)?>
+    /// A shared store's look-ups (PostgreSQL), safe from any thread on their own.
+    private let shared: PostgresLookups?
     /// Whether other gateways may write to the same store (PostgreSQL): a request this gateway has not seen may
     /// be another's, and may reach the store a flush interval after its answer.
     public let isShared: Bool
@@ -125,6 +127,7 @@ public final class EventStore: Sendable {
         self.path = path
         self.options = options
         isShared = false
+        shared = nil
         let writer = Writer(path: path, options: options) { () throws(StoreError) in try WriterConnection(path: path, options: options) }
         self.writer = writer
         // The writer thread opens (checks, creates or upgrades) the store first: readers need the schema.
@@ -149,7 +152,8 @@ public final class EventStore: Sendable {
         let writer = Writer(path: path, options: options) { () throws(StoreError) in try PostgresEventWriter(location: location, options: options) }
         self.writer = writer
         integrityCheck = try writer.start()
-        reads = Mutex(PostgresLookups(location: location, answerTimeout: min(2, options.answerTimeoutSeconds)))
+        reads = Mutex(nil)
+        shared = PostgresLookups(location: location, answerTimeout: min(2, options.answerTimeoutSeconds))
     }
 
     deinit { close() }
@@ -191,6 +195,8 @@ public final class EventStore: Sendable {
     public var retentionBatches: Int { writer.retentionBatches.load(ordering: .relaxed) }
     /// Whether the store can write now.
     public var health: StoreHealth { writer.health }
+    /// Whether the last look-up could not reach a shared store (PostgreSQL): a request not found then may exist.
+    public var lookupsFailing: Bool { shared?.isFailing ?? false }
 
     /// Runs `sql` on the writer's own connection, between batches (for tests: e.g. `PRAGMA max_page_count`
     /// makes writes fail with SQLITE_FULL as a full disk would).
@@ -216,28 +222,40 @@ public final class EventStore: Sendable {
         // The read connection goes first, so that the writer's connection is the last one and SQLite
         // checkpoints the WAL into the database when it closes.
         reads.withLock { $0 = nil }
+        shared?.close()
         writer.stop()
     }
 
     /// A committed request event by request id (a separate read connection; safe from any thread).
     public func request(id: String) -> RequestInfo? {
-        reads.withLock { reads in reads?.request(id: id) }
+        if let shared { return shared.request(id: id) }
+        return reads.withLock { reads in reads?.request(id: id) }
     }
 
     /// The most recent committed request event of a conversation.
     public func latestRequest(conversation: String) -> RequestInfo? {
-        reads.withLock { reads in reads?.latestRequest(conversation: conversation) }
+        if let shared { return shared.latestRequest(conversation: conversation) }
+        return reads.withLock { reads in reads?.latestRequest(conversation: conversation) }
+    }
+
+    /// `latestRequest(conversation:)` for a caller that must not wait: a shared store's answer is waited for
+    /// `seconds` at most (nil then, and `lookupsFailing`).
+    public func latestRequest(conversation: String, answerWithin seconds: Double) -> RequestInfo? {
+        if let shared { return shared.latestRequest(conversation: conversation, timeout: seconds) }
+        return latestRequest(conversation: conversation)
     }
 
     /// Committed feedback events named `name` (any name for "") given for the request `requestID` (an index look-up).
     public func feedbackCount(requestID: String, name: String) -> Int {
-        reads.withLock { reads in reads?.feedbackCount(requestID: requestID, name: name) ?? 0 }
+        if let shared { return shared.feedbackCount(requestID: requestID, name: name) }
+        return reads.withLock { reads in reads?.feedbackCount(requestID: requestID, name: name) ?? 0 }
     }
 
     /// Committed feedback events named `name` (any name for "") given for the conversation `conversationID` as a whole (by
     /// `conversation_id`; feedback on one of its requests counts for that request, not here).
     public func feedbackCount(conversationID: String, name: String) -> Int {
-        reads.withLock { reads in reads?.feedbackCount(conversationID: conversationID, name: name) ?? 0 }
+        if let shared { return shared.feedbackCount(conversationID: conversationID, name: name) }
+        return reads.withLock { reads in reads?.feedbackCount(conversationID: conversationID, name: name) ?? 0 }
     }
 
     /// Loads an event log (JSON Lines, or "-" for standard input) into the store, keeping each line as it is;
@@ -358,10 +376,14 @@ protocol StoreBackend: AnyObject {
     func execute(_ sql: String) throws(StoreError)
     /// The writer's last act, after its last batch: says goodbye to whoever shares the store.
     func leave()
+    /// With nothing to write and nothing failing: whether the store is still there (a server that went away
+    /// must show on an idle gateway's health too); nil when it is, or when no check is due.
+    func idleCheck() -> StoreError?
 }
 
 extension StoreBackend {
     func leave() {}
+    func idleCheck() -> StoreError? { nil }
 }
 
 /// One row of the events table.
@@ -722,6 +744,8 @@ final class Writer: Sendable {
                 error = db.write(batch)
             } else if retryAt != nil {
                 error = db.writeProbe()
+            } else if !stopping {
+                error = db.idleCheck()
             }
             let now = MonotonicClock.now()
             var line: String?

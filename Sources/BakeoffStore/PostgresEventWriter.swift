@@ -1,4 +1,5 @@
 import BakeoffCore
+import Dispatch
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -11,8 +12,10 @@ import Glibc
 /// inserts, not when it commits, so without it a reader that has read up to id N could later see a smaller id
 /// commit (another gateway's slower transaction) and skip it for good. Each batch takes an advisory lock before
 /// it inserts and keeps it to its commit, so ids are committed in order: whatever a snapshot shows below its
-/// largest id is all there will ever be (`StoreReader`'s incremental reads rely on it). Batches are small and
-/// the lock is held for one COPY and one commit, so several gateways still write thousands of events a second.
+/// largest id is all there will ever be (`StoreReader`'s incremental reads rely on it). The rows are copied into a
+/// temporary table first, without the lock; the lock is held only while the server moves them into the events and
+/// commits, in one message it runs without waiting for the gateway, so a gateway that freezes holds no one up and
+/// several gateways still write thousands of events a second.
 ///
 /// A lost connection (the server restarted, a network cut) is dropped and made again on the next attempt; the
 /// writer's backoff spaces them. A COMMIT whose answer never came may or may not have happened: each batch also
@@ -33,6 +36,9 @@ final class PostgresEventWriter: StoreBackend {
     private var nextRetention: UInt64 = 0
     private var nextCleanup: UInt64 = 0
     private var nextHeartbeat: UInt64 = 0
+    private var nextIdleCheck: UInt64 = 0
+    /// Whether this connection has made its `bakeoff_batch` table (a temporary table: one per session).
+    private var hasBatchTable = false
     private var generator = SystemRandomNumberGenerator()
 
     var integrity: IntegrityCheck { .skipped }
@@ -51,7 +57,14 @@ final class PostgresEventWriter: StoreBackend {
         if let db, !db.isBroken { return db }
         db = nil
         madeDays = []
-        let fresh = try PostgresConnection(location, applicationName: "bakeoff serve", timeout: 5, answerTimeout: options.answerTimeoutSeconds)
+        hasBatchTable = false
+        let fresh = try PostgresConnection(location, applicationName: "bakeoff serve", timeout: 2, answerTimeout: options.answerTimeoutSeconds)
+        // A gateway that freezes (stopped, or cut off without a reset) inside a batch must not hold the write lock,
+        // and so every other gateway's writes, for long: the server ends its session after 1 s of silence in a
+        // transaction (a batch sends its statements back to back; one cut short is retried), and each batch's
+        // statements have a time limit (below). No statement waits more than 3 s for a lock: another gateway's
+        // batch holds the write lock for milliseconds.
+        try fresh.execute("SET idle_in_transaction_session_timeout = '1s'; SET lock_timeout = '3s'")
         db = fresh
         return fresh
     }
@@ -73,6 +86,8 @@ final class PostgresEventWriter: StoreBackend {
         }
         do throws(StoreError) {
             let db = try connection()
+            // A large batch (a backlog written after an outage) may take longer than a small one.
+            db.answerTimeout = options.answerTimeoutSeconds + Double(rows.count) / 10_000
             if let uncertain {
                 // The plain events of the batch whose commit went unanswered come first in this one (the writer
                 // keeps them in order): when that commit happened, they are written already.
@@ -83,21 +98,37 @@ final class PostgresEventWriter: StoreBackend {
             if rows.isEmpty { return nil }
             let newDays = days.subtracting(madeDays)
             if !newDays.isEmpty {
-                try PostgresSchema.ensurePartitions(db, for: newDays)
+                try withShortLockWait(db) { () throws(StoreError) in try PostgresSchema.ensurePartitions(db, for: newDays) }
                 madeDays.formUnion(newDays)
             }
             let token = newToken()
-            try db.execute("BEGIN; SELECT pg_advisory_xact_lock(\(Self.writeLock)); INSERT INTO committed_batches (token, ts) VALUES ('\(token)', \(WallClock.microseconds()))")
-            do throws(StoreError) {
-                try db.copy(into: "events", columns: PostgresImport.columns, rows: rows)
-            } catch {
-                if !db.isBroken { try? db.execute("ROLLBACK") }
-                throw error
+            // The rows go first into a table of this session's own, with no lock held: a gateway that freezes while
+            // it sends them (stopped, or cut off without a reset: the server waits for the data and cancels
+            // nothing meanwhile) holds up no one. Then one message moves them into the events under the write lock
+            // and commits: the server runs it through without waiting for this gateway.
+            if !hasBatchTable {
+                try db.execute("""
+                    CREATE TEMP TABLE IF NOT EXISTS bakeoff_batch AS SELECT \(PostgresImport.columns.joined(separator: ", ")) FROM events WITH NO DATA;
+                    ALTER TABLE bakeoff_batch ADD COLUMN IF NOT EXISTS seq bigserial
+                    """)
+                hasBatchTable = true
             }
+            try db.execute("TRUNCATE bakeoff_batch")
+            try db.copy(into: "bakeoff_batch", columns: PostgresImport.columns, rows: rows)
+            let columns = PostgresImport.columns.joined(separator: ", ")
             do throws(StoreError) {
-                try db.execute("COMMIT")
+                try db.execute("""
+                    BEGIN; SELECT pg_advisory_xact_lock(\(Self.writeLock));
+                    INSERT INTO committed_batches (token, ts) VALUES ('\(token)', \(WallClock.microseconds()));
+                    INSERT INTO events (\(columns)) SELECT \(columns) FROM bakeoff_batch ORDER BY seq;
+                    COMMIT
+                    """)
             } catch {
-                guard db.isBroken else { throw error }  // refused by the server: not committed
+                // Lost with the connection: the COMMIT may have happened. Refused by the server: it did not.
+                guard db.isBroken else {
+                    try? db.execute("ROLLBACK")
+                    throw error
+                }
                 return resolveUncertainCommit(token: token, plainEvents: batch.count { $0.completion == nil }, error: error)
             }
             return nil
@@ -105,6 +136,16 @@ final class PostgresEventWriter: StoreBackend {
             if db?.isBroken == true { db = nil }
             return error
         }
+    }
+
+    /// Runs DDL on the events table (a day's partition made or dropped) waiting at most half a second for its
+    /// lock: it needs the table to itself, so while it waits behind a long reader (an export, `analyze --db`)
+    /// every gateway's writes and look-ups wait behind it. Not granted in time, the day's events go to the default
+    /// partition (a new day) or the drop waits for the next round (retention).
+    private func withShortLockWait<T>(_ db: PostgresConnection, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        try db.execute("SET lock_timeout = '500ms'")
+        defer { try? db.execute("SET lock_timeout = '3s'") }
+        return try body()
     }
 
     /// After a COMMIT lost with its connection: reconnects (a few times over about two seconds) to see whether
@@ -128,9 +169,20 @@ final class PostgresEventWriter: StoreBackend {
         return String(a, radix: 16) + "-" + String(b, radix: 16)
     }
 
+    /// Every 2 s without batches: one round trip, so that an idle gateway sees the server go away (and its
+    /// health turns failing) as a busy one does.
+    func idleCheck() -> StoreError? {
+        let now = MonotonicClock.now()
+        guard now >= nextIdleCheck else { return nil }
+        nextIdleCheck = now &+ 2_000_000_000
+        return writeProbe()
+    }
+
     func writeProbe() -> StoreError? {
         do throws(StoreError) {
-            try connection().execute("SELECT 1")
+            let db = try connection()
+            db.answerTimeout = options.answerTimeoutSeconds
+            try db.execute("SELECT 1")
             return nil
         } catch {
             if db?.isBroken == true { db = nil }
@@ -164,7 +216,7 @@ final class PostgresEventWriter: StoreBackend {
         let cutoff = RetentionState.cutoff(days: days)
         do throws(StoreError) {
             // Only whole days go: a partition is dropped once its last microsecond is older than the cutoff.
-            let gone = try PostgresSchema.dropOldEvents(db, before: PostgresSchema.dayStart(cutoff))
+            let gone = try withShortLockWait(db) { () throws(StoreError) in try PostgresSchema.dropOldEvents(db, before: PostgresSchema.dayStart(cutoff)) }
             madeDays.subtract(gone.partitions.compactMap(PostgresSchema.dayOfPartition))
             return gone.events
         } catch {
@@ -173,34 +225,115 @@ final class PostgresEventWriter: StoreBackend {
     }
 }
 
-/// Look-ups in a PostgreSQL store, on a connection of their own, made again after a failure (at most once a
-/// second, so a server that is down costs each look-up nothing but a missed answer).
-final class PostgresLookups: StoreLookups {
+/// Look-ups in a PostgreSQL store, safe from any thread: a few connections of their own (one per look-up at a
+/// time, made as needed), so that one slow answer does not hold the others.
+///
+/// Why a breaker: look-ups run on the threads that answer clients, and a server that stops answering must not
+/// hold them. After a look-up fails (no answer within `answerTimeout`, a lost connection, no connection), every
+/// look-up is answered "unavailable" at once for a second, then one is let through to try the server again while
+/// the others keep being answered at once. `isFailing` tells the caller that "not found" may mean "not reachable".
+final class PostgresLookups: Sendable {
     let location: PostgresLocation
     /// Seconds a look-up may wait for its answer (and a new connection for the server's).
     let answerTimeout: Double
-    private var db: PostgresConnection?
-    private var nextAttempt: UInt64 = 0
+    static let maximumConnections = 4
+
+    /// A connection handed from thread to thread: one uses it at a time (taken out of the pool under the lock).
+    private struct Pooled: @unchecked Sendable {
+        let db: PostgresConnection
+    }
+
+    private struct State {
+        var idle: [Pooled] = []
+        var open = 0
+        /// While failing: when the next try may go (monotonic ns).
+        var failingUntil: UInt64?
+        var trying = false
+        var closed = false
+    }
+    private let state = Mutex<State>(State())
+    /// Woken when a connection is given back.
+    private let returned = DispatchSemaphore(value: 0)
 
     init(location: PostgresLocation, answerTimeout: Double = 2) {
         self.location = location
         self.answerTimeout = answerTimeout
     }
 
-    private func run(_ sql: String, _ parameters: [String?]) -> PostgresRows? {
-        if db?.isBroken == true { db = nil }
-        if db == nil {
-            let now = MonotonicClock.now()
-            guard now >= nextAttempt else { return nil }
-            nextAttempt = now &+ 1_000_000_000
-            db = try? PostgresConnection(location, applicationName: "bakeoff serve", timeout: 2, answerTimeout: answerTimeout)
+    /// Whether the last look-up could not reach the server (its "not found" means "unavailable").
+    var isFailing: Bool { state.withLock { $0.failingUntil != nil } }
+
+    func close() {
+        state.withLock { s in
+            s.closed = true
+            s.idle = []
         }
-        guard let db else { return nil }
-        do throws(StoreError) {
-            return try db.query(sql, parameters)
-        } catch {
-            if db.isBroken { self.db = nil }
-            return nil
+    }
+
+    private enum Take {
+        case connection(Pooled, trial: Bool)
+        case make(trial: Bool)
+        case unavailable
+        case wait
+    }
+
+    /// Runs `sql` on a connection of the pool, waiting at most `timeout` (else `answerTimeout`) for its answer;
+    /// nil when the server could not answer.
+    private func run(_ sql: String, _ parameters: [String?], timeout: Double? = nil) -> PostgresRows? {
+        let limit = timeout ?? answerTimeout
+        let deadline = MonotonicClock.now() &+ UInt64(limit * 1e9)
+        while true {
+            let take = state.withLock { s -> Take in
+                if s.closed { return .unavailable }
+                var trial = false
+                if let until = s.failingUntil {
+                    guard !s.trying, MonotonicClock.now() >= until else { return .unavailable }
+                    s.trying = true
+                    trial = true
+                }
+                if let db = s.idle.popLast() { return .connection(db, trial: trial) }
+                if s.open < Self.maximumConnections {
+                    s.open += 1
+                    return .make(trial: trial)
+                }
+                if trial { s.trying = false }
+                return .wait
+            }
+            var connection: PostgresConnection?
+            var trial = false
+            switch take {
+            case .unavailable:
+                return nil
+            case .wait:
+                let now = MonotonicClock.now()
+                guard now < deadline, returned.wait(timeout: .now() + .nanoseconds(Int(deadline - now))) == .success else { return nil }
+                continue
+            case .connection(let pooled, let t):
+                connection = pooled.db
+                trial = t
+            case .make(let t):
+                trial = t
+                connection = try? PostgresConnection(location, applicationName: "bakeoff serve", timeout: max(2, Int(answerTimeout.rounded(.up))),
+                                                     answerTimeout: answerTimeout)
+            }
+            var rows: PostgresRows?
+            if let connection {
+                connection.answerTimeout = limit
+                rows = try? connection.query(sql, parameters)
+            }
+            let reusable = connection.map { !$0.isBroken } ?? false
+            let failed = rows == nil && !reusable
+            state.withLock { s in
+                if trial { s.trying = false }
+                if let connection, reusable, !s.closed { s.idle.append(Pooled(db: connection)) } else { s.open -= 1 }
+                if failed {
+                    s.failingUntil = MonotonicClock.now() &+ 1_000_000_000
+                } else {
+                    s.failingUntil = nil
+                }
+            }
+            returned.signal()
+            return rows
         }
     }
 
@@ -216,8 +349,9 @@ final class PostgresLookups: StoreLookups {
         info(run("SELECT \(Self.columns) FROM events WHERE request_id = $1 AND kind = 'request' ORDER BY id LIMIT 1", [id]))
     }
 
-    func latestRequest(conversation: String) -> RequestInfo? {
-        info(run("SELECT \(Self.columns) FROM events WHERE conversation_id = $1 AND kind = 'request' ORDER BY id DESC LIMIT 1", [conversation]))
+    func latestRequest(conversation: String, timeout: Double? = nil) -> RequestInfo? {
+        info(run("SELECT \(Self.columns) FROM events WHERE conversation_id = $1 AND kind = 'request' ORDER BY id DESC LIMIT 1", [conversation],
+                 timeout: timeout))
     }
 
     func feedbackCount(requestID: String, name: String) -> Int {

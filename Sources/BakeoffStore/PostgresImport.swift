@@ -50,8 +50,15 @@ public enum PostgresImport {
 
     static let columns = ["ts", "experiment", "kind", "variant", "user_id", "conversation_id", "request_id", "status", "qa", "line", "name"]
 
+    /// A row's column values. PostgreSQL's text cannot hold a NUL byte, which a client may put in a user id (JSON's
+    /// `\u0000`): in the look-up columns it becomes U+FFFD, so that one such event cannot stop every write; the
+    /// line, which the analysis reads, keeps it escaped as JSON has it.
     static func values(_ row: Row) -> [String?] {
-        [String(row.ts), row.experiment, row.kind == .request ? "request" : "feedback", row.variant, row.userID,
-         row.conversationID, row.requestID, row.status, row.qa ? "1" : "0", row.line, row.name]
+        [String(row.ts), clean(row.experiment), row.kind == .request ? "request" : "feedback", clean(row.variant), clean(row.userID),
+         clean(row.conversationID), clean(row.requestID), clean(row.status), row.qa ? "1" : "0", clean(row.line), clean(row.name)]
+    }
+
+    static func clean(_ text: String) -> String {
+        text.utf8.contains(0) ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
     }
 }

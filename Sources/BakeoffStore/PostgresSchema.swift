@@ -87,7 +87,8 @@ public enum PostgresSchema {
             } catch {
                 // Two gateways creating it at once (42P07), or rows of that day already in the default partition
                 // (23514): the day's events stay in the default partition, which every query reads too.
-                guard case .postgres(let state) = error.kind, state == "42P07" || state == "23514" || state == "23505" else { throw error }
+                // Or the parent table's lock not granted in time (55P03: a long reader in front of it): the same.
+                guard case .postgres(let state) = error.kind, ["42P07", "23514", "23505", "55P03"].contains(state) else { throw error }
             }
         }
     }

@@ -83,7 +83,7 @@ final class PostgresConnectionTests {
     }
 
     @Test(arguments: ["postgresql://bakeoff:s3cret@db.example:5432/bakeoff", "postgres://db.example/bakeoff?sslmode=require&password=s3cret",
-                      "postgres://db.example/bakeoff?pass%77ord=s3cret"])
+                      "postgres://db.example/bakeoff?pass%77ord=s3cret", "postgresql://db.example/bakeoff?sslmode=verify-full&sslpassword=s3cret"])
     func aURLWithAPasswordIsRefused(url: String) {
         #expect {
             _ = try PostgresLocation(url: url)

@@ -213,7 +213,7 @@ public final class Gateway: Sendable {
         }
         // A named conversation not seen lately: its owner is in the store, if anywhere.
         if let named = assignment.namedConversation, recent.conversation(named) == nil,
-           let refusal = ProxyDecision.join(assignment, storedOwner: events.latestRequest(conversation: named)?.owner) {
+           let refusal = ProxyDecision.join(assignment, storedOwner: events.latestRequestQuickly(conversation: named)?.owner) {
             return fail(exchange, refusal)
         }
         let plan = ProxyDecision.plan(assignment, endpoint: endpoint, config: config, requestID: requestID,
@@ -247,9 +247,18 @@ public final class Gateway: Sendable {
             let (refusal, headers) = FeedbackAdmission.storeFailure(StoreError(.failing, path: config.storePath, reason))
             return fail(exchange, refusal, headers: headers)
         }
-        // The token's request first (it tells who may send this feedback), then the target.
+        // A shared store's look-ups may wait on the network: off the threads that answer clients.
+        if events.isShared {
+            return DispatchQueue.global().async { [self] in lookUpAndRecord(read, answering: exchange) }
+        }
+        lookUpAndRecord(read, answering: exchange)
+    }
+
+    /// The rest of `feedback`: the token's request first (it tells who may send this feedback), then the target.
+    private func lookUpAndRecord(_ read: FeedbackDecision, answering exchange: any HTTPExchanging) {
         let tokenRequest = read.tokenRequestID
         lookUp({ [self] in tokenRequest.flatMap(lookUpRequest) }, mayBeElsewhere: tokenRequest != nil) { [self] signed in
+            if signed == nil && tokenRequest != nil, let refusal = unreachable() { return fail(exchange, refusal.0, headers: refusal.1) }
             var decision = read
             let target: FeedbackTarget
             switch decision.target(signed: signed, signer: feedbackTokens, now: clock.wallMicroseconds() / 1_000_000) {
@@ -262,9 +271,19 @@ public final class Gateway: Sendable {
                 case .conversation(let id): recent.conversation(id) ?? events.latestRequest(conversation: id)
                 }
             }, mayBeElsewhere: true) { [self, decision] found in
+                if found == nil, let refusal = unreachable() { return fail(exchange, refusal.0, headers: refusal.1) }
                 admit(decision, found, answering: exchange)
             }
         }
+    }
+
+    /// With nothing found: the refusal to give when the shared store could not be asked (503, to retry: a 404 would
+    /// tell the client to give up on feedback that may well be for a real request).
+    private func unreachable() -> (OpenAIError, [(String, String)])? {
+        guard events.isShared, events.lookupsFailing else { return nil }
+        let (refusal, headers) = FeedbackAdmission.storeFailure(StoreError(.failing, path: config.storePath,
+                                                                          "\(config.storePath): the event store did not answer the look-up"))
+        return (refusal, headers)
     }
 
     /// Looks up a request, and when a shared store does not have it, looks again a few times (off the server's
@@ -272,7 +291,7 @@ public final class Gateway: Sendable {
     private func lookUp(_ find: @escaping @Sendable () -> RequestInfo?, mayBeElsewhere: Bool,
                         then: @escaping @Sendable (RequestInfo?) -> Void) {
         let found = find()
-        guard found == nil, mayBeElsewhere, events.isShared else { return then(found) }
+        guard found == nil, mayBeElsewhere, events.isShared, !events.lookupsFailing else { return then(found) }
         lookUpAgain(find, delays: Self.sharedLookUpDelays(flushIntervalMs: config.flushIntervalMs), then: then)
     }
 
@@ -288,6 +307,7 @@ public final class Gateway: Sendable {
         guard let delay = delays.first else { return then(nil) }
         DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
             if let found = lookUp() { return then(found) }
+            if events.lookupsFailing { return then(nil) }
             lookUpAgain(lookUp, delays: Array(delays.dropFirst()), then: then)
         }
     }

@@ -29,11 +29,18 @@ public protocol GatewayEventSink: Sendable {
     var isShared: Bool { get }
     /// Other live gateways of a shared store that run a different plan, one sentence each.
     var replicaProblems: [String] { get }
+    /// Whether the last look-up could not reach a shared store: "not found" may then mean "not reachable".
+    var lookupsFailing: Bool { get }
+    /// The latest request of a conversation for the request path, which must not wait on a shared store for
+    /// more than a moment (nil then).
+    func latestRequestQuickly(conversation: String) -> RequestInfo?
 }
 
 extension GatewayEventSink {
     public var isShared: Bool { false }
     public var replicaProblems: [String] { [] }
+    public var lookupsFailing: Bool { false }
+    public func latestRequestQuickly(conversation: String) -> RequestInfo? { latestRequest(conversation: conversation) }
 }
 
 /// The store's counters shown by /metrics.
@@ -93,5 +100,7 @@ struct StoreEventSink: GatewayEventSink {
     func close() { store.close() }
 
     var isShared: Bool { store.isShared }
+    var lookupsFailing: Bool { store.lookupsFailing }
+    func latestRequestQuickly(conversation: String) -> RequestInfo? { store.latestRequest(conversation: conversation, answerWithin: 0.5) }
     var replicaProblems: [String] { GatewayPages.replicaProblems(store.options.replica?.differing ?? [], mine: store.options.replica?.plans ?? [:]) }
 }
