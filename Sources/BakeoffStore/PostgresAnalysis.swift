@@ -36,7 +36,9 @@ public enum PostgresAnalysis {
         let computed = metrics.filter { $0.kind != .quantile }
         let sql = PostgresAnalysisSQL.query(metrics: computed, withStart: experimentStart != nil)
         let parameters = [experiment, experimentStart.map(String.init), until.map(String.init)]
-        try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        // The planner cannot estimate the CTEs' sizes (often one row), and nested loops over them are quadratic:
+        // 42 s instead of 0.3 s on 20,000 events.
+        try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL enable_nestloop = off")
         defer { try? db.execute("COMMIT") }
         var variants: [(name: String, users: Int, requests: Int)] = []
         try db.withRows(PostgresAnalysisSQL.variantsQuery(withStart: experimentStart != nil), parameters) { row in
