@@ -141,7 +141,7 @@ final class PostgresAnalysisTests {
 
     @Test func theSumsAreTheAggregatorsOnASimulatedExperimentAndEveryRule() throws {
         var spec = try SimulationSpec.preset("seed-case-study")
-        spec.users = 300
+        spec.users = 1200
         spec.seed = 5
         var events: [EventRecord] = []
         Simulator.run(spec) { events.append($0) }
