@@ -7,7 +7,9 @@
 --   sums             COALESCE(SUM(x), 0) instead of TOTAL(x); no printf: PostgreSQL prints float8 exactly
 --                    (shortest round-trip digits) and integer sums as exact numerics
 --
---   psql --csv -v experiment=support-bot-v2 -v start=2026-11-08T00:00:00Z -f scripts/sql/summary.postgres.sql > summary.csv
+--   PGOPTIONS='-c enable_nestloop=off' psql --csv -v experiment=support-bot-v2 -v start=2026-11-08T00:00:00Z \
+--       -f scripts/sql/summary.postgres.sql > summary.csv
+--   (without enable_nestloop=off the planner, unable to size the CTEs, picks quadratic nested loops at scale)
 WITH
 params AS (
     SELECT CAST(:'experiment' AS text) AS experiment,
