@@ -25,6 +25,13 @@ public enum StoreReader {
     /// Throws `StoreError` of kind `.empty` (no events), `.experimentNotFound` or `.severalExperiments` (with
     /// the store's experiments, most events first).
     public static func selectExperiment(path: String, named name: String?) throws(StoreError) -> String {
+        // The usual cases by index seeks; the counts (a scan of every event) only for the message of an error.
+        if let name, try hasExperiment(path: path, name) { return name }
+        if name == nil {
+            let names: [String]
+            do { names = try experimentNames(path: path) } catch let error as StoreError { throw error } catch { throw StoreError("\(path): \(error)") }
+            if names.count == 1 { return names[0] }
+        }
         let counts = try experimentCounts(path: path)
         guard !counts.isEmpty else { throw StoreError.empty(path: path) }
         if let name {
@@ -33,6 +40,17 @@ public enum StoreReader {
         }
         guard counts.count == 1 else { throw StoreError.severalExperiments(path: path, counts: counts) }
         return counts[0].name
+    }
+
+    /// Whether the store holds an event of `experiment` (one index seek).
+    static func hasExperiment(path: String, _ experiment: String) throws(StoreError) -> Bool {
+        if PostgresLocation.isURL(path) {
+            return try !PostgresStoreReading.open(path).query("SELECT 1 FROM events WHERE experiment = $1 LIMIT 1", [experiment]).rows.isEmpty
+        }
+        let connection = try Connection(path: path, readOnly: true)
+        let s = try connection.prepare("SELECT 1 FROM events WHERE experiment = ?1 LIMIT 1")
+        s.bind(1, experiment)
+        return try s.step()
     }
 
     /// Calls `body` with each stored log line (exactly as `EventRecord.jsonLine()` wrote it, or as imported),
