@@ -780,6 +780,10 @@ final class Writer: Sendable {
                         line = "\(error.message); the event store cannot write: keeping up to \(capacity) events queued and retrying (durable appends, i.e. feedback, are refused until a write succeeds)"
                     }
                     retryAt = now &+ UInt64(backoff * 1e9)
+                    if stopping && givenUp > 0 {
+                        // The last attempt at close: what it could not write is gone, and says so.
+                        line = "\(error.message); closing: \(givenUp) events that could not be written are dropped (\(droppedSoFar) dropped in all)"
+                    }
                 } else {
                     if case .failing(let since, _) = s.health {
                         line = "\(path): the event store writes again after \(Int(Date().timeIntervalSince(since).rounded())) s of failures; \(batch.count) held events written, \(dropped.load(ordering: .relaxed)) dropped in all"

@@ -109,6 +109,19 @@ final class PostgresEventStoreTests {
         store.close()
     }
 
+    @Test func closingWhileTheServerIsAwaySaysWhatItDrops() throws {
+        let reports = Mutex<[String]>([])
+        var options = StoreOptions(flushIntervalMs: 10)
+        options.report = { line in reports.withLock { $0.append(line) } }
+        let store = try open(options)
+        server.kill()
+        for n in 0..<20 { store.append(request(n)) }
+        #expect(eventually { if case .failing = store.health { return true } else { return false } })
+        store.close()
+        #expect(store.eventsDropped == 20)
+        #expect(reports.withLock { $0 }.contains { $0.contains("closing: 20 events that could not be written are dropped") })
+    }
+
     /// A server that stops answering without closing its connections (hung, or cut off by a network that drops
     /// packets): the writer's statements and the look-ups give up after their time limits, the store says it is
     /// failing, and when the server answers again everything held is written, once.

@@ -362,8 +362,10 @@ struct StoreGrowthTests {
         let kept = try storedLines(path)
         #expect(kept.count == 5)
         #expect(kept.allSatisfy { $0.contains("\"request_id\":\"r1000") })
-        // The pages of deleted events are reused (and freed): the file does not grow round after round.
-        #expect(sizes[4] <= sizes[0] + 64 * 1024, "sizes: \(sizes)")
+        // The pages of deleted events are reused (and freed): the file does not grow round after round. Each round
+        // writes about 1 MB, so without reuse it would grow by 4 MB; a slow machine (suites in parallel) may leave
+        // a few batches more in the file at the moment it is measured, hence 256 KB of slack.
+        #expect(sizes[4] <= sizes[0] + 256 * 1024, "sizes: \(sizes)")
     }
 
     /// Review finding: old events committed after newer ones (an imported log) were never deleted, because a
