@@ -113,7 +113,7 @@ public final class EventStore: Sendable {
     public let integrityCheck: IntegrityCheck
     private let writer: Writer
     /// The read connection and its prepared look-ups, used by one caller at a time; nil once closed.
-    private let reads: Mutex<(any StoreLookups)?>
+    private let reads: Mutex<Reads?>
     /// A shared store's look-ups (PostgreSQL), safe from any thread on their own.
     private let shared: PostgresLookups?
     /// Whether other gateways may write to the same store (PostgreSQL): a request this gateway has not seen may
@@ -141,8 +141,8 @@ public final class EventStore: Sendable {
     }
 
     /// Opens a PostgreSQL store (creating or upgrading its schema) that any number of gateways may share. The
-    /// writer commits batches with COPY and reconnects with backoff when the server goes away; look-ups go to
-    /// the server on a connection of their own.
+    /// writer commits batches (see `PostgresEventWriter`) and reconnects with backoff when the server goes away;
+    /// look-ups go to the server on a few connections of their own (`PostgresLookups`).
     public init(postgres location: PostgresLocation, options: StoreOptions = StoreOptions()) throws(StoreError) {
         let path = location.description
         try options.check(path: path)
@@ -313,17 +313,9 @@ public final class EventStore: Sendable {
     }
 }
 
-/// The look-ups the gateway makes in the store (to attribute feedback). Not `Sendable`: an implementation lives in
-/// `EventStore.reads`, whose lock serializes its use. A look-up that fails finds nothing.
-protocol StoreLookups {
-    func request(id: String) -> RequestInfo?
-    func latestRequest(conversation: String) -> RequestInfo?
-    func feedbackCount(requestID: String, name: String) -> Int
-    func feedbackCount(conversationID: String, name: String) -> Int
-}
-
-/// The SQLite store's read connection and its prepared look-ups.
-private struct Reads: StoreLookups {
+/// The SQLite store's read connection and its prepared look-ups (a PostgreSQL store's: `PostgresLookups`). Not
+/// `Sendable`: it lives in `EventStore.reads`, whose lock serializes its use. A look-up that fails finds nothing.
+private struct Reads {
     let connection: Connection
     let requestByID: Statement
     let requestByConversation: Statement

@@ -208,7 +208,7 @@ public final class PostgresConnection {
                 let now = MonotonicClock.now()
                 guard now < deadline else {
                     abandoned = true
-                    let statement = sql.split(separator: "\n").first.map { $0.count > 80 ? $0.prefix(80) + "…" : $0 } ?? ""
+                    let statement = Self.firstLine(sql)
                     throw StoreError(.postgres(sqlState: ""), path: location.description,
                                      "\(location): no answer from the server within \(JSONWriter.number(answerTimeout ?? 0)) s (in: \(statement)); the connection is dropped")
                 }
@@ -243,7 +243,7 @@ public final class PostgresConnection {
     }
 
     private func connectionError(_ sql: String) -> StoreError {
-        let statement = sql.split(separator: "\n").first.map { $0.count > 80 ? $0.prefix(80) + "…" : $0 } ?? ""
+        let statement = Self.firstLine(sql)
         return StoreError(.postgres(sqlState: ""), path: location.description, "\(location): \(Self.message(PQerrorMessage(handle))) (in: \(statement))")
     }
 
@@ -383,9 +383,14 @@ public final class PostgresConnection {
         default:
             let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
             let text = Self.message(PQresultErrorMessage(result))
-            let statement = sql.split(separator: "\n").first.map { $0.count > 80 ? $0.prefix(80) + "…" : $0 } ?? ""
+            let statement = Self.firstLine(sql)
             throw StoreError(.postgres(sqlState: state), path: location.description, "\(location): \(text) (SQLSTATE \(state), in: \(statement))")
         }
+    }
+
+    /// A statement's first line, at most 80 characters: where an error happened, for its message.
+    private static func firstLine(_ sql: String) -> Substring {
+        sql.split(separator: "\n").first.map { $0.count > 80 ? $0.prefix(80) + "…" : $0 } ?? ""
     }
 
     private static func message(_ text: UnsafePointer<CChar>?) -> String {

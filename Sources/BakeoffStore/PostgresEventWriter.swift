@@ -48,7 +48,7 @@ final class PostgresEventWriter: StoreBackend {
         self.options = options
         let db = try connection()
         try PostgresSchema.migrator.migrate(db)
-        if let replica = options.replica { try replica.register(db) }
+        if let replica = options.replica { try replica.heartbeat(db) }
         nextHeartbeat = MonotonicClock.now() &+ (options.replica?.heartbeatNanoseconds ?? 0)
     }
 
@@ -402,10 +402,6 @@ public final class ReplicaPlans: Sendable {
 
     /// The other live gateways whose plans differ from this one's, as of the last heartbeat.
     public var differing: [OtherPlan] { others.withLock { $0 } }
-
-    func register(_ db: PostgresConnection) throws(StoreError) {
-        try heartbeat(db)
-    }
 
     func leave(_ db: PostgresConnection) throws(StoreError) {
         try db.query("DELETE FROM replicas WHERE gateway = $1", [gateway])

@@ -244,7 +244,7 @@ public final class Gateway: Sendable {
         // A shared store that cannot write may not answer look-ups either (a server that stopped answering):
         // the feedback would be refused at its write anyway, so it is refused now, without waiting on the server.
         if events.isShared, case .failing(_, let reason) = events.health {
-            let (refusal, headers) = FeedbackAdmission.storeFailure(StoreError(.failing, path: config.storePath, reason))
+            let (refusal, headers) = storeRefusal(reason)
             return fail(exchange, refusal, headers: headers)
         }
         // A shared store's look-ups may wait on the network: off the threads that answer clients.
@@ -281,9 +281,12 @@ public final class Gateway: Sendable {
     /// tell the client to give up on feedback that may well be for a real request).
     private func unreachable() -> (OpenAIError, [(String, String)])? {
         guard events.isShared, events.lookupsFailing else { return nil }
-        let (refusal, headers) = FeedbackAdmission.storeFailure(StoreError(.failing, path: config.storePath,
-                                                                          "\(config.storePath): the event store did not answer the look-up"))
-        return (refusal, headers)
+        return storeRefusal("\(config.storePath): the event store did not answer the look-up")
+    }
+
+    /// Feedback's 503 while the store cannot take it, with why.
+    private func storeRefusal(_ reason: String) -> (OpenAIError, [(String, String)]) {
+        FeedbackAdmission.storeFailure(StoreError(.failing, path: config.storePath, reason))
     }
 
     /// Looks up a request, and when a shared store does not have it, looks again a few times (off the server's
