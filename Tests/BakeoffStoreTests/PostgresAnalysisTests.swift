@@ -13,7 +13,10 @@ final class PostgresAnalysisTests {
     let server: ThrowawayPostgres
 
     init() throws { server = try ThrowawayPostgres() }
-    deinit { server.stop() }
+    deinit {
+        server.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
 
     static let experiment = "support-bot-v2"
     static let start = Make.t0 + 7 * Make.day
@@ -87,16 +90,21 @@ final class PostgresAnalysisTests {
         feedback("task_completed", 1, at: s - 1 * h, conversation: "x-c10")
         // Feedback before the start for a target nobody has read: before it (and missing there).
         feedback("task_completed", 0, at: s - 1 * h, conversation: "x-never")
+        // Feedback no metric reads, and a CSAT the per-request metric's bounds refuse (so every metric leaves it out).
+        feedback("mood", 3, at: s + 8 * h, conversation: "x-c6")
+        feedback("mood", 2, at: s - 3 * h, conversation: "x-pc1")
+        feedback("csat", 3, at: s + 9 * h, request: "x-r6")
         // A boolean written as true/false in the line.
         feedback("escalated", 1, at: s + 40 * h, request: "x-r9")
         return out
     }
 
+    /// Where `load` wrote the log it imported: the event path's input.
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bakeoff-pganalysis-\(UUID().uuidString)")
+    var log: String { dir.appendingPathComponent("events.jsonl").path }
+
     func load(_ events: [EventRecord]) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bakeoff-pganalysis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let log = dir.appendingPathComponent("events.jsonl").path
         try (events.map { $0.jsonLine() }.joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
         #expect(try PostgresImport.importLog(url: server.url, path: log) == events.count)
     }
@@ -106,24 +114,54 @@ final class PostgresAnalysisTests {
         close(a.n, b.n) && close(a.sum, b.sum) && close(a.sumOfSquares, b.sumOfSquares)
     }
 
-    func check(_ events: [EventRecord], start: Int64?, until: Int64? = nil, metrics: [Metric] = Metric.builtIn) throws {
-        let got = try PostgresAnalysis.aggregate(url: server.url, experiment: Self.experiment, metrics: metrics,
-                                                 experimentStart: start, until: until)
-        var aggregator = EventAggregator(metrics: metrics, experiment: Self.experiment, experimentStart: start, until: until)
-        for e in events { try e.withView { try aggregator.add($0) } }
-        let want = aggregator.finish()
-        #expect(got.variants.map(\.name) == want.variants.map(\.name))
-        #expect(got.variants.map(\.users) == want.variants.map(\.users))
-        #expect(got.variants.map(\.requests) == want.variants.map(\.requests))
-        let expected = want.metrics.filter { $0.metric.kind != .quantile }
-        #expect(got.metrics.map(\.metric.name) == expected.map(\.metric.name))
-        for (g, w) in zip(got.metrics, expected) {
+    /// The built-in metrics with rank tests on CSAT, turns, errors and output tokens, a rank test on latency (too
+    /// many levels), CSAT read with other bounds, and an output-token quantile.
+    static let metrics: [Metric] = {
+        var metrics = Metric.builtIn
+        for k in metrics.indices where ["csat", "avg_turns", "error_rate", "output_tokens"].contains(metrics[k].name) {
+            metrics[k].rankTest = .mannWhitney
+        }
+        var latency = Metric(name: "latency_mean", level: .request, kind: .mean, goal: .down, source: .field(.latencyMs))
+        latency.rankTest = .mannWhitney
+        metrics.append(latency)
+        metrics.append(Metric(name: "csat_top", level: .conversation, kind: .mean, goal: .up, source: .feedback("csat"),
+                              bounds: ValueBounds(lower: 4, upper: 5, integers: true)))
+        metrics.append(Metric(name: "output_p90", level: .request, kind: .quantile, goal: .none, source: .field(.outputTokens), quantile: 0.9))
+        return metrics
+    }()
+
+    static func close(_ a: Double?, _ b: Double?) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        return close(a, b)
+    }
+
+    func check(_ events: [EventRecord], start: Int64?, until: Int64? = nil, metrics: [Metric] = PostgresAnalysisTests.metrics) throws {
+        var options = EventLog.Options()
+        options.experiment = Self.experiment
+        options.metrics = metrics
+        options.experimentStart = start
+        options.until = until
+        let got = try PostgresAnalysis.aggregate(url: server.url, options: options)
+        let want = try EventLog.aggregate(path: log, options: options)
+        #expect(got.experiment == want.experiment)
+        #expect(got.variants == want.variants)
+        #expect(got.requestEvents == want.requestEvents)
+        #expect(got.feedbackEvents == want.feedbackEvents)
+        #expect(got.firstTimestamp == want.firstTimestamp)
+        #expect(got.lastTimestamp == want.lastTimestamp)
+        #expect(got.dataQuality == want.dataQuality)
+        #expect(got.metrics.map(\.metric.name) == want.metrics.map(\.metric.name))
+        for (g, w) in zip(got.metrics, want.metrics) {
             for v in w.perVariant.indices {
                 let a = g.perVariant[v], b = w.perVariant[v]
                 #expect(a.n == b.n && Self.close(a.numerator, b.numerator) && Self.close(a.denominator, b.denominator)
                         && Self.close(a.sumOfProducts, b.sumOfProducts), "\(w.metric.name) \(want.variants[v].name): \(a) vs \(b)")
                 #expect(Self.close(g.unitMoments[v], w.unitMoments[v]), "\(w.metric.name) units: \(g.unitMoments[v]) vs \(w.unitMoments[v])")
             }
+            #expect(g.ordinal == w.ordinal, "\(w.metric.name) rank-test counts")
+            #expect(g.quantiles == w.quantiles, "\(w.metric.name) quantiles")
+            #expect(g.quantileCounts == w.quantileCounts, "\(w.metric.name) quantile counts")
+            #expect(g.quantileEstimates == w.quantileEstimates, "\(w.metric.name) quantile estimates")
             #expect((g.covariates == nil) == (w.covariates == nil), "\(w.metric.name)")
             if let gc = g.covariates, let wc = w.covariates {
                 for v in wc.indices {
@@ -157,5 +195,72 @@ final class PostgresAnalysisTests {
         try load(events)
         try check(events, start: Self.start)
         try check(events, start: nil)
+    }
+}
+
+/// What the bucketed quantiles (a variant with more values than `QuantileSketch.exactLimit`) rest on.
+@Suite("PostgreSQL analysis: quantile buckets", .serialized)
+final class PostgresQuantileBucketTests {
+    /// Values at and beside bucket borders, tiny, zero, huge, and random ones.
+    static let values: [Double] = {
+        var xs: [Double] = [0, 1e-9, 1e-4, 0.000999, 0.001, 0.0010001, 1, 1.5, 100, 123.456, 999.999, 1e9, 2e9, 1e12, 1e300]
+        for i in stride(from: 0, to: QuantileSketch.bucketCount + 10, by: 97) {
+            let border = QuantileSketch.minimum * exp(Double(i) * QuantileSketch.logBase)
+            xs += [border, border.nextDown, border.nextUp]
+        }
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 { xs.append(exp(Double.random(in: -8...20, using: &random))) }
+        for _ in 0..<5_000 { xs.append(Double(Int.random(in: 0...50_000, using: &random)) / 1000) }
+        return xs
+    }()
+
+    @Test func theDatabaseNumbersEveryValuesBucketAsTheSketchDoes() throws {
+        let server = try ThrowawayPostgres()
+        defer { server.stop() }
+        let db = try PostgresConnection(PostgresLocation(url: server.url))
+        let array = "{" + Self.values.map { "\($0)" }.joined(separator: ",") + "}"
+        var mismatches: [String] = []
+        var seen = 0
+        try db.withRows("SELECT x, \(PostgresAnalysisSQL.bucket(of: "x")) FROM unnest(CAST($1 AS float8[])) AS t(x)", [array]) { row in
+            let x = Double(row.string(0))!
+            seen += 1
+            if Int(row.int(1)) != QuantileSketch.bucketNumber(x) { mismatches.append("\(x): \(row.int(1)) vs \(QuantileSketch.bucketNumber(x))") }
+        }
+        #expect(seen == Self.values.count)
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(10))")
+    }
+
+    /// Sketches rebuilt from per-bucket counts and step sums equal sketches that spilled their values into buckets.
+    @Test func sketchesFromBucketRowsEqualSketchesThatSpilled() {
+        var random = SystemRandomNumberGenerator()
+        var perUser: [[Double]] = []
+        var total = 0
+        while total <= QuantileSketch.exactLimit + 1000 {
+            let n = Int.random(in: 1...40, using: &random)
+            perUser.append((0..<n).map { _ in Double(Int.random(in: 0...200_000, using: &random)) / 100 })
+            total += n
+        }
+        var plain = QuantileSketch()
+        for v in perUser { for x in v { plain.add(x) } }
+        let clustered = ClusteredQuantileSketch(users: perUser)
+        #expect(!plain.isExact && !clustered.isExact)
+        var rows: [Int: (count: Int, squareSteps: UInt64, userCounts: UInt64)] = [:]
+        var squares = 0.0
+        for v in perUser {
+            squares += Double(v.count * v.count)
+            for (k, x) in v.sorted().enumerated() {
+                let b = QuantileSketch.bucketNumber(x)
+                let r = rows[b] ?? (0, 0, 0)
+                rows[b] = (r.count + 1, r.squareSteps + UInt64(2 * k + 1), r.userCounts + UInt64(v.count))
+            }
+        }
+        let bucketRows = rows.map { (index: $0.key, count: $0.value.count, squareSteps: $0.value.squareSteps, userCounts: $0.value.userCounts) }
+        let fromRows = QuantileSketch(bucketCounts: bucketRows.map { ($0.index, $0.count) })
+        let clusteredFromRows = ClusteredQuantileSketch(buckets: bucketRows, countSumSquares: squares)
+        for level in [0.01, 0.5, 0.9, 0.95, 0.99, 0.999] {
+            #expect(fromRows.quantile(level) == plain.quantile(level), "P\(level)")
+            #expect(clusteredFromRows.estimate(level: level, users: perUser.count + 10) == clustered.estimate(level: level, users: perUser.count + 10), "P\(level)")
+        }
+        #expect(fromRows.count == plain.count && clusteredFromRows.count == clustered.count)
     }
 }

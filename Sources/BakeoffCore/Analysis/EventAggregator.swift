@@ -460,14 +460,8 @@ public struct EventAggregator: Sendable {
         for (index, metric) in metrics.enumerated() {
             if metric.kind == .quantile {
                 guard case .field(let field) = metric.source, let k = quantileFields.firstIndex(of: field) else { continue }
-                let level = metric.quantile ?? 0.5
                 let (sketches, clustered) = fieldValues[k]
-                results.append(MetricData(metric: metric, perVariant: variantNames.map { _ in RatioMoments() },
-                                          unitMoments: variantNames.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
-                                          quantiles: sketches.map { $0.quantile(level) },
-                                          quantileCounts: sketches.map { $0.count }, sketches: sketches,
-                                          clusteredSketches: clustered,
-                                          quantileEstimates: clustered.indices.map { clustered[$0].estimate(level: level, users: usersPerVariant[$0]) }))
+                results.append(MetricData(quantileMetric: metric, sketches: sketches, clustered: clustered, users: usersPerVariant))
                 continue
             }
             // Rank tests: units per distinct value, per variant.

@@ -17,6 +17,12 @@ public struct VariantData: Sendable, Equatable {
     public var users: Int
     /// Requests of those users.
     public var requests: Int
+
+    package init(name: String, users: Int, requests: Int) {
+        self.name = name
+        self.users = users
+        self.requests = requests
+    }
 }
 
 /// The sufficient statistics of one metric, per variant (indexed like `ExperimentData.variants`).
@@ -61,6 +67,18 @@ extension MetricData {
         self.covariates = covariates
         self.ordinal = ordinal
     }
+
+    /// A quantile metric's data from each variant's values (`sketches`) and values with their users' steps
+    /// (`clustered`), for variants of `users` users: the quantile and the clustered summary at its level.
+    package init(quantileMetric metric: Metric, sketches: [QuantileSketch], clustered: [ClusteredQuantileSketch], users: [Int]) {
+        let level = metric.quantile ?? 0.5
+        self.init(metric: metric, perVariant: users.map { _ in RatioMoments() },
+                  unitMoments: users.map { _ in SampleMoments(n: 0, sum: 0, sumOfSquares: 0) },
+                  quantiles: sketches.map { $0.quantile(level) }, quantileCounts: sketches.map(\.count),
+                  quantileEstimates: clustered.indices.map { clustered[$0].estimate(level: level, users: users[$0]) })
+        self.sketches = sketches
+        self.clusteredSketches = clustered
+    }
 }
 
 
@@ -93,7 +111,7 @@ public struct UnusableFeedback: Sendable, Equatable {
     }
 
     /// Adds up entries of the same name and reason (the first example stays), most frequent first.
-    static func combine(_ entries: [UnusableFeedback]) -> [UnusableFeedback] {
+    package static func combine(_ entries: [UnusableFeedback]) -> [UnusableFeedback] {
         var out: [UnusableFeedback] = []
         for e in entries {
             if let i = out.firstIndex(where: { $0.name == e.name && $0.reason == e.reason }) { out[i].count += e.count } else { out.append(e) }
@@ -136,6 +154,13 @@ public struct DataQuality: Sendable, Equatable {
     public var ordinalMetricsOverLevelLimit: [String] = []
 }
 
+extension DataQuality {
+    /// Nothing wrong yet: every count 0, every list empty.
+    package init() {
+        self.init(usersInSeveralVariants: 0, feedbackWithMissingTarget: 0, duplicateRequestIDs: 0, otherExperiments: [], unusedFeedbackNames: [])
+    }
+}
+
 /// Everything the statistics need from an experiment's events: per-variant sums, not the events.
 public struct ExperimentData: Sendable {
     public var experiment: String
@@ -152,6 +177,18 @@ public struct ExperimentData: Sendable {
     /// of a log (disjoint users) add up to `dataQuality.covariateUsersNotInExperiment`.
     var covariateFileUsers = 0
     var covariateFileUsersSeen = 0
+
+    package init(experiment: String, variants: [VariantData], metrics: [MetricData], requestEvents: Int, feedbackEvents: Int,
+                 firstTimestamp: Int64?, lastTimestamp: Int64?, dataQuality: DataQuality) {
+        self.experiment = experiment
+        self.variants = variants
+        self.metrics = metrics
+        self.requestEvents = requestEvents
+        self.feedbackEvents = feedbackEvents
+        self.firstTimestamp = firstTimestamp
+        self.lastTimestamp = lastTimestamp
+        self.dataQuality = dataQuality
+    }
 
     /// Days between the first and last request (at least a fraction of a day when there is data).
     public var observedDays: Double? {

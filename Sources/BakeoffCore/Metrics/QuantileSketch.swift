@@ -13,8 +13,8 @@ import BakeoffStatistics
 public struct QuantileSketch: Sendable {
     public static let exactLimit = 1 << 20
     static let bucketWidth = 1e-4
-    static let minimum = 1e-3
-    static let logBase = log1p(bucketWidth)
+    package static let minimum = 1e-3
+    package static let logBase = log1p(bucketWidth)
 
     private var values: [Double] = []
     private var buckets: [UInt32] = []
@@ -30,6 +30,20 @@ public struct QuantileSketch: Sendable {
         for x in ascending where x.isFinite { builder.add(x) }
         self = builder.sketch()
     }
+
+    /// A sketch in buckets from counts per bucket computed elsewhere (a database), numbered as
+    /// `ClusteredQuantileSketch`'s: 0 for values below `minimum`, i ≥ 1 for this sketch's bucket i − 1.
+    package init(bucketCounts: [(index: Int, count: Int)]) {
+        buckets = Array(repeating: 0, count: Self.bucketCount)
+        for (i, n) in bucketCounts {
+            count += n
+            if i == 0 { zeros += n } else { buckets[min(i - 1, buckets.count - 1)] &+= UInt32(truncatingIfNeeded: n) }
+        }
+        sorted = true
+    }
+
+    /// The bucket of `x` numbered as in `init(bucketCounts:)` (what a database computing the counts must match).
+    package static func bucketNumber(_ x: Double) -> Int { ClusteredQuantileSketch.Buckets.index(x) }
 
     /// A sketch of finite values given in ascending order, one at a time: `init(sorted:)` without holding the
     /// values when there are more than `exactLimit` (then the logarithm once per distinct value).
@@ -96,7 +110,7 @@ public struct QuantileSketch: Sendable {
     /// Whether quantiles are exact (the sketch has not spilled into buckets).
     public var isExact: Bool { buckets.isEmpty }
 
-    static var bucketCount: Int { Int(log(1e9 / minimum) / logBase) + 2 }
+    package static var bucketCount: Int { Int(log(1e9 / minimum) / logBase) + 2 }
 
     private mutating func spill() {
         buckets = Array(repeating: 0, count: Self.bucketCount)
@@ -250,6 +264,14 @@ public struct ClusteredQuantileSketch: Sendable {
             }
             return ClusteredQuantileSketch(sorted: entries, countSumSquares: countSumSquares)
         }
+    }
+
+    /// A sketch in buckets from counts and step sums per bucket computed elsewhere (a database), numbered as
+    /// `QuantileSketch.bucketNumber`, with Σcᵢ² of the users.
+    package init(buckets rows: [(index: Int, count: Int, squareSteps: UInt64, userCounts: UInt64)], countSumSquares: Double) {
+        var b = Buckets(lowest: 1, highest: 1)
+        for r in rows where r.count > 0 { b.add(index: r.index, count: r.count, squareSteps: r.squareSteps, products: r.userCounts) }
+        self.init(entries: [], buckets: b, count: rows.reduce(0) { $0 + $1.count }, countSumSquares: countSumSquares)
     }
 
     /// Summarizes one variant from per-user values (one array per user), the way the aggregator does:
@@ -407,6 +429,14 @@ public struct ClusteredQuantileSketch: Sendable {
             counts[i - base] &+= 1
             squareSteps[i - base] &+= UInt64(e.squareStep)
             products[i - base] &+= UInt64(e.userCount)
+        }
+
+        /// Adds `count` values of bucket `i` with their step sums.
+        mutating func add(index i: Int, count: Int, squareSteps: UInt64, products: UInt64) {
+            cover(i, i)
+            counts[i - base] &+= UInt32(truncatingIfNeeded: count)
+            self.squareSteps[i - base] &+= squareSteps
+            self.products[i - base] &+= products
         }
 
         mutating func add(_ other: Buckets) {

@@ -9,7 +9,8 @@ import Synchronization
 public enum StoreAnalysis {
     /// Aggregates one experiment straight from the store, exactly as `EventLog.aggregate` reads the log that
     /// `bakeoff export --include-qa` writes of it (the same parser and aggregator; QA events are counted
-    /// and left out).
+    /// and left out). A PostgreSQL store computes the data inside the database (`PostgresAnalysis`) unless
+    /// covariates come from a file or the database takes no temporary tables (a hot standby).
     ///
     /// Every option of the log's analysis applies (`experimentStart` and `covariates` for variance
     /// reduction included) but `partitions`: the store is read in one pass.
@@ -21,6 +22,13 @@ public enum StoreAnalysis {
     public static func aggregate(path: String, options: EventLog.Options) throws -> ExperimentData {
         var selected = options
         selected.experiment = try StoreReader.selectExperiment(path: path, named: options.experiment)
+        if PostgresLocation.isURL(path) && selected.covariates == nil {
+            do {
+                return try PostgresAnalysis.aggregate(url: path, options: selected)
+            } catch let error as StoreError where error.isReadOnlyTransaction {
+                // A hot standby takes no temporary tables: the events are read instead (the same data).
+            }
+        }
         var lines = EventLog.LineAggregator(source: path, options: selected)
         var number = 0
         var bytes: Int64 = 0, reported: Int64 = 0
