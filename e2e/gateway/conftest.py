@@ -189,6 +189,24 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, message:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message} (last: {last!r})")
 
 
+def assert_same_report(a, b, rel: float = 1e-9, path: str = "$") -> None:
+    """Two JSON reports are the same: equal structure, strings, booleans and integers, and floats equal to `rel`
+    relative (sums added in another order differ in their last bits; a printed report does not)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), f"{path}: keys {sorted(a.keys() ^ b.keys())} differ"
+        for k in a:
+            assert_same_report(a[k], b[k], rel, f"{path}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), f"{path}: {len(a)} vs {len(b)} items"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_report(x, y, rel, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool), f"{path}: {a!r} vs {b!r}"
+        assert a == b or abs(a - b) <= rel * max(abs(a), abs(b)), f"{path}: {a!r} vs {b!r}"
+    else:
+        assert a == b, f"{path}: {a!r} vs {b!r}"
+
+
 def metric_value(metrics_text: str, metric: str, **labels) -> float | None:
     """The value of the sample `name{labels}` (all given labels must match exactly), or None."""
     for line in metrics_text.splitlines():
