@@ -164,7 +164,10 @@ let analyzeSpec = CommandSpec(
         try console.output.write(series.renderJSON())
         return .ok
     }
-    let bar = ProgressBar(label: "reading \(db ?? paths[0])", console: console)
+    // A PostgreSQL store analyses inside the database and says how far it is in steps.
+    let inDatabase = db.map(PostgresLocation.isURL) == true && options.covariates == nil
+    let bar = inDatabase ? ProgressBar(label: "analysing in PostgreSQL", unit: "steps", scale: 1, console: console)
+        : ProgressBar(label: "reading \(db ?? paths[0])", console: console)
     options.progress = { bar.update(done: $0, total: $1) }
     let data: ExperimentData
     do {

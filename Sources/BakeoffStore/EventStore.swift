@@ -392,6 +392,9 @@ struct Row: Sendable {
     var line: String
     /// The feedback name; empty for requests.
     var name: String
+    /// Latency, TTFT, input and output tokens of a request, the value of a feedback (NaN: none), for the
+    /// columns PostgreSQL's analysis reads.
+    var numbers: [Double]
 
     init(_ e: EventRecord) {
         ts = e.timestamp
@@ -405,6 +408,9 @@ struct Row: Sendable {
         qa = e.qa
         line = e.jsonLine()
         name = e.kind == .feedback ? e.name : ""
+        numbers = e.kind == .request
+            ? [e.latencyMs ?? .nan, e.ttftMs ?? .nan, e.inputTokens.map(Double.init) ?? .nan, e.outputTokens.map(Double.init) ?? .nan, .nan]
+            : [.nan, .nan, .nan, .nan, e.value]
     }
 
     init(_ e: EventView, line: UnsafeRawBufferPointer) {
@@ -420,6 +426,7 @@ struct Row: Sendable {
         qa = e.qa
         self.line = s(line)
         name = e.kind == .feedback ? s(e.name) : ""
+        numbers = e.kind == .request ? [e.latencyMs, e.ttftMs, e.inputTokens, e.outputTokens, .nan] : [.nan, .nan, .nan, .nan, e.value]
     }
 }
 

@@ -34,7 +34,10 @@ public enum PostgresAnalysis {
         let experiment = options.experiment ?? ""
         let metrics = options.metrics
         let start = options.experimentStart, until = options.until
-        let steps: Int64 = 6
+        let sql = PostgresAnalysisSQL(metrics: metrics, start: start)
+        let tables = sql.tables(experiment: experiment, until: until)
+        // Progress in steps: each table made, then the sums, the rank-test counts, the quantiles and the counts.
+        let steps = Int64(tables.count + 4)
         options.progress?(0, steps)
         let db = try PostgresStoreReading.open(url)
         // Not READ ONLY: the intermediate tables are temporary tables, dropped with the transaction.
@@ -43,9 +46,10 @@ public enum PostgresAnalysis {
         // The planner cannot estimate the sizes of grouped intermediate results, and nested loops over them are
         // quadratic (42 s instead of 0.3 s on 20,000 events).
         try db.execute("SET LOCAL enable_nestloop = off")
-        let sql = PostgresAnalysisSQL(metrics: metrics, start: start)
-        for statement in sql.tables(experiment: experiment, until: until) { try db.execute(statement) }
-        options.progress?(2, steps)
+        for (i, statement) in tables.enumerated() {
+            try db.execute(statement)
+            options.progress?(Int64(i + 1), steps)
+        }
 
         // Variants, in the order of their first stored request.
         var variants: [VariantData] = []
@@ -83,7 +87,7 @@ public enum PostgresAnalysis {
                 data[k]!.usersWithCovariate![v] = Int(row.int(18))
             }
         }
-        options.progress?(3, steps)
+        options.progress?(steps - 3, steps)
 
         // Rank tests: units per distinct value and variant, for metrics with at most `ordinalLevelLimit` values.
         var overLevelLimit: [String] = []
@@ -107,7 +111,7 @@ public enum PostgresAnalysis {
                 data[k]!.ordinal = OrdinalCounts(levels: ascending, counts: variants.indices.map { v in ascending.map { byLevel[$0]![v] } })
             }
         }
-        options.progress?(4, steps)
+        options.progress?(steps - 2, steps)
 
         // Quantile metrics: each request field's values per variant, with their users' steps.
         let users = variants.map(\.users)
@@ -118,7 +122,7 @@ public enum PostgresAnalysis {
             let (sketches, clustered) = fields[field]!
             data[k] = MetricData(quantileMetric: metrics[k], sketches: sketches, clustered: clustered, users: users)
         }
-        options.progress?(5, steps)
+        options.progress?(steps - 1, steps)
 
         // Counts, and what looked wrong.
         let counts = try db.query(sql.countsQuery(experiment: experiment, until: until))
@@ -156,7 +160,7 @@ public enum PostgresAnalysis {
         }
         quality.unusableFeedback = UnusableFeedback.combine(unusable)
         quality.ordinalMetricsOverLevelLimit = overLevelLimit
-        options.progress?(6, steps)
+        options.progress?(steps, steps)
         return ExperimentData(
             experiment: experiment, variants: variants, metrics: data.compactMap { $0 },
             requestEvents: requestEvents, feedbackEvents: feedbackEvents,
@@ -261,20 +265,23 @@ package struct PostgresAnalysisSQL {
         let e = Self.literal(experiment)
         let cut = until.map { " AND ts < \($0)" } ?? ""
         let period = start.map { "CASE WHEN ts >= \($0) THEN 1 ELSE 0 END" } ?? "1"
-        let fields = RequestField.allCases.map { "CAST(j ->> \(Self.literal($0.rawValue)) AS float8) AS \($0.rawValue)" }.joined(separator: ", ")
+        // The numbers from their columns; rows written before those (migration 4) from their lines.
+        let fields = RequestField.allCases.map {
+            "CASE WHEN numbers = 1 THEN \($0.rawValue) ELSE CAST(CAST(line AS jsonb) ->> \(Self.literal($0.rawValue)) AS float8) END AS \($0.rawValue)"
+        }.joined(separator: ", ")
         var s: [String] = []
         s.append("""
             CREATE TEMP TABLE req_all ON COMMIT DROP AS
             SELECT id, ts, variant, user_id, conversation_id, request_id, status, \(fields), \(period) AS post
-            FROM (SELECT id, ts, variant, user_id, conversation_id, request_id, status, CAST(line AS jsonb) AS j
-                  FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'request'\(cut)) e
+            FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'request'\(cut)
             """)
         s.append("CREATE TEMP TABLE req ON COMMIT DROP AS SELECT DISTINCT ON (post, request_id) * FROM req_all ORDER BY post, request_id, id")
         let value = """
-            CASE jsonb_typeof(j -> 'value') WHEN 'boolean' THEN CAST(CAST(j ->> 'value' AS boolean) AS integer)
-                 ELSE CAST(j ->> 'value' AS float8) END
+            CASE WHEN numbers = 1 THEN value
+                 WHEN jsonb_typeof(CAST(line AS jsonb) -> 'value') = 'boolean' THEN CAST(CAST(CAST(line AS jsonb) ->> 'value' AS boolean) AS integer)
+                 ELSE CAST(CAST(line AS jsonb) ->> 'value' AS float8) END
             """
-        let feedback = "SELECT id, ts, name, request_id, conversation_id, \(value) AS value FROM (SELECT id, ts, name, request_id, conversation_id, CAST(line AS jsonb) AS j FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'feedback'\(cut)) e"
+        let feedback = "SELECT id, ts, name, request_id, conversation_id, \(value) AS value FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'feedback'\(cut)"
         if let start {
             // What had been read of a feedback's target by then, per period: the first stored request naming it.
             s.append("CREATE TEMP TABLE fb_all ON COMMIT DROP AS \(feedback)")
