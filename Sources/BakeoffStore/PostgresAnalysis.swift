@@ -269,11 +269,13 @@ package struct PostgresAnalysisSQL {
         }
     }
 
-    /// The statements that make the temporary tables: `req_all` (every request copy with its period), `req`
-    /// (each request id's first copy per period), `fb` (feedback with its period: requests by their time,
-    /// feedback by what had been read of its target by then), `conv` (per period, each conversation's user, of
-    /// its first stored request, and turns), `usr` (per period, each user's variant, of the first request by
-    /// time, and days), `fbu` (feedback the rules can use) and `unit` (every metric's unit values).
+    /// The statements that make the temporary tables: `req` (each request id's first copy per period, with its
+    /// period; `req_counts` counts every copy), `fb` (feedback with its period: requests by their time, feedback
+    /// by what had been read of its target by then), `conv` (per period, each conversation's user, of its first
+    /// stored request, and turns), `usr` (per period, each user's variant, of the first request by time, and
+    /// days), `fbu` (feedback the rules can use), `unit` (the unit values of the metrics of feedback, turns and
+    /// repeat usage) and `per_user` (every metric's per-user sums; those of the request metrics straight from the
+    /// requests, which are most of the units).
     func tables(experiment: String, until: Int64?) -> [String] {
         let e = Self.literal(experiment)
         let cut = until.map { " AND ts < \($0)" } ?? ""
@@ -284,17 +286,23 @@ package struct PostgresAnalysisSQL {
         }.joined(separator: ", ")
         var s: [String] = []
         s.append("""
-            CREATE TEMP TABLE req_all ON COMMIT DROP AS
+            CREATE TEMP TABLE req ON COMMIT DROP AS
             SELECT id, ts, \(Self.bytewise("variant")), \(Self.bytewise("user_id")), \(Self.bytewise("conversation_id")),
                    \(Self.bytewise("request_id")), status, \(fields), \(period) AS post
             FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'request'\(cut)
             """)
-        // Each request id's first copy per period (an anti-join: a sort of every request took 5 times as long).
-        s.append("ANALYZE req_all")
+        let implausible = RequestField.allCases.map { "NOT (\($0.rawValue) IS NULL OR (\(Self.plausible($0, $0.rawValue))))" }.joined(separator: " OR ")
         s.append("""
-            CREATE TEMP TABLE req ON COMMIT DROP AS SELECT r.* FROM req_all r
-            WHERE NOT EXISTS (SELECT 1 FROM req_all d WHERE d.post = r.post AND d.request_id = r.request_id AND d.id < r.id)
+            CREATE TEMP TABLE req_counts ON COMMIT DROP AS
+            SELECT count(*) FILTER (WHERE post = 1) AS copies, count(*) FILTER (WHERE \(implausible)) AS implausible FROM req
             """)
+        // Each request id's first copy per period: the later copies of the (few) ids stored more than once go.
+        s.append("""
+            CREATE TEMP TABLE duplicates ON COMMIT DROP AS
+            SELECT post, request_id, MIN(id) AS first FROM req GROUP BY post, request_id HAVING COUNT(*) > 1
+            """)
+        s.append("DELETE FROM req r USING duplicates d WHERE r.post = d.post AND r.request_id = d.request_id AND r.id <> d.first")
+        s.append("ANALYZE req")
         let value = """
             CASE WHEN numbers = 1 THEN value
                  WHEN jsonb_typeof(CAST(line AS jsonb) -> 'value') = 'boolean' THEN CAST(CAST(CAST(line AS jsonb) ->> 'value' AS boolean) AS integer)
@@ -304,8 +312,8 @@ package struct PostgresAnalysisSQL {
         if let start {
             // What had been read of a feedback's target by then, per period: the first stored request naming it.
             s.append("CREATE TEMP TABLE fb_all ON COMMIT DROP AS \(feedback)")
-            s.append("CREATE TEMP TABLE known_request ON COMMIT DROP AS SELECT post, request_id AS target, MIN(id) AS first FROM req_all GROUP BY post, request_id")
-            s.append("CREATE TEMP TABLE known_conversation ON COMMIT DROP AS SELECT post, conversation_id AS target, MIN(id) AS first FROM req_all GROUP BY post, conversation_id")
+            s.append("CREATE TEMP TABLE known_request ON COMMIT DROP AS SELECT post, request_id AS target, MIN(id) AS first FROM req GROUP BY post, request_id")
+            s.append("CREATE TEMP TABLE known_conversation ON COMMIT DROP AS SELECT post, conversation_id AS target, MIN(id) AS first FROM req GROUP BY post, conversation_id")
             s.append("ANALYZE fb_all, known_request, known_conversation")
             s.append("""
                 CREATE TEMP TABLE fb ON COMMIT DROP AS
@@ -336,19 +344,86 @@ package struct PostgresAnalysisSQL {
             """)
         s.append("""
             CREATE TEMP TABLE usr ON COMMIT DROP AS
-            SELECT post, user_id, (array_agg(variant ORDER BY ts, id))[1] AS variant,
-                   CASE WHEN MIN(day) <> MAX(day) THEN 2 ELSE 1 END AS days,
+            SELECT post, user_id, MIN(variant) AS variant, CASE WHEN MIN(day) <> MAX(day) THEN 2 ELSE 1 END AS days,
                    MIN(variant) <> MAX(variant) AS mixed
-            FROM (SELECT post, user_id, variant, ts, id, (ts - ((ts % \(PostgresSchema.day)) + \(PostgresSchema.day)) % \(PostgresSchema.day)) / \(PostgresSchema.day) AS day
+            FROM (SELECT post, user_id, variant, (ts - ((ts % \(PostgresSchema.day)) + \(PostgresSchema.day)) % \(PostgresSchema.day)) / \(PostgresSchema.day) AS day
                   FROM req) r
             GROUP BY post, user_id
             """)
-        s.append("ANALYZE req, fb, conv, usr")
+        // A user seen in several variants (rare) is in that of their first request by time (ties: stored first).
+        s.append("""
+            UPDATE usr u SET variant = f.variant FROM (
+                SELECT DISTINCT ON (r.post, r.user_id) r.post, r.user_id, r.variant
+                FROM req r JOIN usr m ON m.mixed AND m.post = r.post AND m.user_id = r.user_id
+                ORDER BY r.post, r.user_id, r.ts, r.id) f
+            WHERE u.mixed AND u.post = f.post AND u.user_id = f.user_id
+            """)
+        s.append("ANALYZE fb, conv, usr")
         s.append("CREATE TEMP TABLE fbu ON COMMIT DROP AS \(periods.map { $0.usable() }.joined(separator: "\nUNION ALL\n"))")
         s.append("ANALYZE fbu")
         s.append(unitTable)
-        s.append("ANALYZE unit")
+        s.append(perUserTable)
         return s
+    }
+
+    /// The request metrics (errors and request fields, quantiles aside) with their periods: in the experiment,
+    /// and before it for those with variance reduction.
+    private var requestMetrics: [(index: Int, metric: Metric, period: Int)] {
+        var out: [(Int, Metric, Int)] = []
+        for (k, m) in metrics.enumerated() where m.kind != .quantile {
+            switch m.source {
+            case .errors, .field:
+                out.append((k, m, 1))
+                if start != nil && m.varianceReduction { out.append((k, m, 0)) }
+            default:
+                break
+            }
+        }
+        return out
+    }
+
+    /// A request metric's unit value and when a request has one.
+    static func requestUnit(_ metric: Metric) -> (x: String, has: String) {
+        switch metric.source {
+        case .errors: return ("CASE WHEN status = 'ok' THEN 0.0 ELSE 1.0 END", "TRUE")
+        case .field(let field): return (field.rawValue, "\(field.rawValue) IS NOT NULL AND \(plausible(field, field.rawValue))")
+        default: preconditionFailure("not a request metric")
+        }
+    }
+
+    /// Per metric, period and user with units: Σ unit values (m), units (d), Σ unit values² (q). The request
+    /// metrics in one pass over the requests, grouped by user; the others from `unit`.
+    private var perUserTable: String {
+        var branches = ["SELECT metric, post, user_id, SUM(x) AS m, CAST(COUNT(*) AS float8) AS d, SUM(x * x) AS q FROM unit GROUP BY metric, post, user_id"]
+        let request = requestMetrics
+        if !request.isEmpty {
+            var columns: [String] = []
+            for (i, r) in request.enumerated() {
+                let (x, has) = Self.requestUnit(r.metric)
+                let when = "post = \(r.period) AND \(has)"
+                columns.append("SUM(\(x)) FILTER (WHERE \(when)) AS m\(i), CAST(COUNT(*) FILTER (WHERE \(when)) AS float8) AS d\(i), SUM(\(x) * \(x)) FILTER (WHERE \(when)) AS q\(i)")
+            }
+            let rows = request.enumerated().map { i, r in "(\(r.index), \(r.period), g.m\(i), g.d\(i), g.q\(i))" }.joined(separator: ", ")
+            branches.append("""
+                SELECT v.metric, g.post, g.user_id, v.m, v.d, v.q
+                FROM (SELECT post, user_id, \(columns.joined(separator: ",\n    ")) FROM req GROUP BY post, user_id) g
+                CROSS JOIN LATERAL (VALUES \(rows)) AS v(metric, period, m, d, q)
+                WHERE v.period = g.post AND v.d > 0
+                """)
+        }
+        return "CREATE TEMP TABLE per_user ON COMMIT DROP AS\n" + branches.joined(separator: "\nUNION ALL\n")
+    }
+
+    /// A rank-tested metric's units in the experiment: (user_id, x).
+    func rankedUnits(_ k: Int) -> String {
+        let m = metrics[k]
+        switch m.source {
+        case .errors, .field:
+            let (x, has) = Self.requestUnit(m)
+            return "SELECT \(k) AS metric, user_id, CAST(\(x) AS float8) AS x FROM req WHERE post = 1 AND \(has)"
+        default:
+            return "SELECT metric, user_id, x FROM unit WHERE post = 1 AND metric = \(k)"
+        }
     }
 
     /// The unit values of every non-quantile metric (metric, post, user_id, x): in both periods for metrics with
@@ -387,7 +462,8 @@ package struct PostgresAnalysisSQL {
             """
     }
 
-    /// The unit values of one metric in one period's rules: rows (metric, post, user_id, x).
+    /// The unit values of one metric of feedback, turns or repeat usage in one period's rules: rows (metric, post,
+    /// user_id, x).
     static func units(_ metric: Metric, index k: Int, period: Int, rules: FeedbackRules) -> String? {
         let head = "SELECT \(k) AS metric, \(period) AS post"
         switch metric.source {
@@ -412,11 +488,8 @@ package struct PostgresAnalysisSQL {
             return "\(head), user_id, CAST(turns AS float8) AS x FROM conv WHERE post = \(period)"
         case .repeatUsage:
             return "\(head), user_id, CASE WHEN days >= 2 THEN 1.0 ELSE 0.0 END AS x FROM usr WHERE post = \(period)"
-        case .errors:
-            return "\(head), user_id, CASE WHEN status = 'ok' THEN 0.0 ELSE 1.0 END AS x FROM req WHERE post = \(period)"
-        case .field(let field):
-            let x = field.rawValue
-            return "\(head), user_id, \(x) AS x FROM req WHERE post = \(period) AND \(x) IS NOT NULL AND \(plausible(field, x))"
+        case .errors, .field:
+            return nil  // summed per user straight from the requests (`perUserTable`)
         }
     }
 
@@ -499,10 +572,6 @@ package struct PostgresAnalysisSQL {
     var sumsQuery: String {
         """
         WITH
-        per_user AS (
-            SELECT metric, post, user_id, SUM(x) AS m, CAST(COUNT(*) AS float8) AS d, SUM(x * x) AS q
-            FROM unit GROUP BY metric, post, user_id
-        ),
         joined AS (
             SELECT p.metric, u.variant, p.m, p.d, p.q, COALESCE(b.m, 0) AS mp, COALESCE(b.d, 0) AS dp
             FROM per_user p
@@ -530,15 +599,15 @@ package struct PostgresAnalysisSQL {
 
     /// Distinct unit values of each of `metrics` (indices) in the experiment.
     func levelsQuery(_ metrics: [Int]) -> String {
-        "SELECT metric, COUNT(DISTINCT x) FROM unit WHERE post = 1 AND metric IN (\(metrics.map(String.init).joined(separator: ", "))) GROUP BY metric"
+        "SELECT metric, COUNT(DISTINCT x) FROM (\(metrics.map(rankedUnits).joined(separator: " UNION ALL "))) u GROUP BY metric"
     }
 
     /// Units per metric (of `metrics`), variant and value.
     func ordinalQuery(_ metrics: [Int]) -> String {
         """
         SELECT n.metric, u.variant, n.x, SUM(n.units)
-        FROM (SELECT metric, user_id, x, COUNT(*) AS units FROM unit
-              WHERE post = 1 AND metric IN (\(metrics.map(String.init).joined(separator: ", "))) GROUP BY metric, user_id, x) n
+        FROM (SELECT metric, user_id, x, COUNT(*) AS units FROM (\(metrics.map(rankedUnits).joined(separator: " UNION ALL "))) u
+              GROUP BY metric, user_id, x) n
         JOIN usr u ON u.post = 1 AND u.user_id = n.user_id
         GROUP BY n.metric, u.variant, n.x
         """
@@ -549,7 +618,6 @@ package struct PostgresAnalysisSQL {
     /// after the cut, QA requests and feedback, usable feedback whose target was never read, and the
     /// pre-period's requests and feedback.
     func countsQuery(experiment: String, until: Int64?) -> String {
-        let implausible = RequestField.allCases.map { "NOT (\($0.rawValue) IS NULL OR (\(Self.plausible($0, $0.rawValue))))" }.joined(separator: " OR ")
         let before = until.map { "ts < \($0)" } ?? "TRUE"
         let after = until.map { "ts >= \($0)" } ?? "FALSE"
         return """
@@ -567,7 +635,7 @@ package struct PostgresAnalysisSQL {
             FROM (SELECT count(*) FILTER (WHERE post = 1) AS requests, min(ts) FILTER (WHERE post = 1) AS first,
                          max(ts) FILTER (WHERE post = 1) AS last, count(*) FILTER (WHERE post = 0) AS pre_requests FROM req) q,
                  (SELECT count(*) FILTER (WHERE post = 1) AS feedback, count(*) FILTER (WHERE post = 0) AS pre_feedback FROM fb) f,
-                 (SELECT count(*) FILTER (WHERE post = 1) AS copies, count(*) FILTER (WHERE \(implausible)) AS implausible FROM req_all) a,
+                 req_counts a,
                  (SELECT count(*) FILTER (WHERE \(after)) AS after,
                          count(*) FILTER (WHERE \(before) AND qa = 1 AND kind = 'request') AS qa_requests,
                          count(*) FILTER (WHERE \(before) AND qa = 1 AND kind = 'feedback') AS qa_feedback
