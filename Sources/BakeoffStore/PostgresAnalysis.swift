@@ -24,7 +24,7 @@ import BakeoffStatistics
 /// (the C library's `log`, as the sketch's).
 ///
 /// The intermediate tables are temporary tables of the transaction: the database must accept writes to
-/// temporary tables (a hot standby does not: `StoreError.isReadOnlyTransaction`).
+/// temporary tables (a hot standby does not, nor a role without the `TEMPORARY` privilege: `StoreError.refusesTemporaryTables`).
 public enum PostgresAnalysis {
     /// The analysis data of `options.experiment` (which the store must hold), for `options.metrics`, with
     /// `experimentStart` and `until` applied; `covariates` from a file are not read here (the caller reads
@@ -230,8 +230,9 @@ public enum PostgresAnalysis {
 }
 
 extension StoreError {
-    /// The database accepts no writes in this transaction, not even to temporary tables (a hot standby).
-    public var isReadOnlyTransaction: Bool { kind == .postgres(sqlState: "25006") }
+    /// The database takes no temporary tables from this session: a hot standby (read-only transaction) or a role
+    /// without the `TEMPORARY` privilege (insufficient privilege).
+    public var refusesTemporaryTables: Bool { kind == .postgres(sqlState: "25006") || kind == .postgres(sqlState: "42501") }
 }
 
 /// The SQL of `PostgresAnalysis`: temporary tables of the experiment's events and their per-period units, then

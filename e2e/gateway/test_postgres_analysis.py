@@ -10,6 +10,7 @@ implausible values, a user in two variants, a conversation of two users).
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -141,3 +142,23 @@ def test_assert_same_report_catches_a_difference():
         assert_same_report(a, {"metrics": [{"name": "csat", "lift": 0.1234567890123, "n": 4}], "decision": "ship"})
     with pytest.raises(AssertionError):
         assert_same_report(a, {"metrics": [{"name": "csat", "lift": 0.1234567890123, "n": 3}], "decision": "stop"})
+
+
+def test_a_role_without_temporary_tables_gets_the_same_report_from_the_events(stores):
+    log, sqlite, url, start, _ = stores
+    host = url.split("host=")[1]
+    psql = [f"{binaries()}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-U", "postgres", "-d", "postgres"]
+    grant = ("CREATE ROLE reader LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader;"
+             " REVOKE TEMPORARY ON DATABASE postgres FROM PUBLIC")
+    subprocess.run(psql + ["-c", grant], check=True, capture_output=True)
+    try:
+        reader = url.replace("postgres@", "reader@", 1)
+        denied = subprocess.run(psql[:-4] + ["-h", host, "-U", "reader", "-d", "postgres", "-c", "CREATE TEMP TABLE t (x int)"],
+                                capture_output=True, text=True)
+        assert denied.returncode != 0 and "permission denied" in denied.stderr
+        from_reader = run_bakeoff("analyze", "--db", reader, "--start", start, "--format", "markdown").stdout
+        from_sqlite = run_bakeoff("analyze", "--db", str(sqlite), "--start", start, "--format", "markdown").stdout
+        assert from_reader == from_sqlite
+    finally:
+        subprocess.run(psql + ["-c", "GRANT TEMPORARY ON DATABASE postgres TO PUBLIC; DROP OWNED BY reader; DROP ROLE reader"],
+                       check=True, capture_output=True)

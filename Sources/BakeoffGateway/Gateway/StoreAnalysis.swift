@@ -10,7 +10,8 @@ public enum StoreAnalysis {
     /// Aggregates one experiment straight from the store, exactly as `EventLog.aggregate` reads the log that
     /// `bakeoff export --include-qa` writes of it (the same parser and aggregator; QA events are counted
     /// and left out). A PostgreSQL store computes the data inside the database (`PostgresAnalysis`) unless
-    /// covariates come from a file or the database takes no temporary tables (a hot standby).
+    /// covariates come from a file or the database takes no temporary tables (a hot standby, a role without
+    /// the `TEMPORARY` privilege).
     ///
     /// Every option of the log's analysis applies (`experimentStart` and `covariates` for variance
     /// reduction included) but `partitions`: the store is read in one pass.
@@ -25,8 +26,8 @@ public enum StoreAnalysis {
         if PostgresLocation.isURL(path) && selected.covariates == nil {
             do {
                 return try PostgresAnalysis.aggregate(url: path, options: selected)
-            } catch let error as StoreError where error.isReadOnlyTransaction {
-                // A hot standby takes no temporary tables: the events are read instead (the same data).
+            } catch let error as StoreError where error.refusesTemporaryTables {
+                // A hot standby, or a role without the TEMPORARY privilege: the events are read instead (the same data).
             }
         }
         var lines = EventLog.LineAggregator(source: path, options: selected)
