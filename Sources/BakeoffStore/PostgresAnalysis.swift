@@ -29,7 +29,13 @@ public enum PostgresAnalysis {
     /// The analysis data of `options.experiment` (which the store must hold), for `options.metrics`, with
     /// `experimentStart` and `until` applied; `covariates` from a file are not read here (the caller reads
     /// the events for those).
-    public static func aggregate(url: String, options: EventLog.Options) throws -> ExperimentData {
+    ///
+    /// `valuesLimit`: while no variant has more values of a quantile metric's field than this, the values come
+    /// back with their users and are ranked here (the exact quantiles need every value); beyond, each variant's
+    /// values are ranked by the database and come back per value up to `QuantileSketch.exactLimit`, per bucket
+    /// above (tests lower it to take that path on small data).
+    public static func aggregate(url: String, options: EventLog.Options,
+                                 valuesLimit: Int = QuantileSketch.exactLimit) throws -> ExperimentData {
         precondition(options.covariates == nil, "covariates from a file need the events")
         let experiment = options.experiment ?? ""
         let metrics = options.metrics
@@ -124,12 +130,25 @@ public enum PostgresAnalysis {
 
         // Quantile metrics: each request field's values per variant, with their users' steps.
         let users = variants.map(\.users)
-        var fields: [RequestField: ([QuantileSketch], [ClusteredQuantileSketch])] = [:]
+        var fields: [RequestField] = []
+        for m in metrics where m.kind == .quantile {
+            if case .field(let field) = m.source, !fields.contains(field) { fields.append(field) }
+        }
+        var sketches: [RequestField: ([QuantileSketch], [ClusteredQuantileSketch])] = [:]
+        if !fields.isEmpty {
+            var largest = 0
+            try db.withRows(PostgresAnalysisSQL.valueCounts(fields)) { row in
+                for j in fields.indices { largest = max(largest, Int(row.int(j))) }
+            }
+            if largest <= valuesLimit {
+                sketches = try rankedHere(db, fields: fields, variants: variants.map(\.name))
+            } else {
+                for field in fields { sketches[field] = try rankedByDatabase(db, field: field, variants: variants.map(\.name)) }
+            }
+        }
         for k in metrics.indices where metrics[k].kind == .quantile {
-            guard case .field(let field) = metrics[k].source else { continue }
-            if fields[field] == nil { fields[field] = try quantileSketches(db, field: field, variants: variants.map(\.name)) }
-            let (sketches, clustered) = fields[field]!
-            data[k] = MetricData(quantileMetric: metrics[k], sketches: sketches, clustered: clustered, users: users)
+            guard case .field(let field) = metrics[k].source, let (plain, clustered) = sketches[field] else { continue }
+            data[k] = MetricData(quantileMetric: metrics[k], sketches: plain, clustered: clustered, users: users)
         }
         options.progress?(steps - 1, steps)
 
@@ -189,10 +208,40 @@ public enum PostgresAnalysis {
         }
     }
 
-    /// One request field's values per variant (indexed like `variants`), as the event path's sketches hold
-    /// them: every value with its user's step while a variant has at most `QuantileSketch.exactLimit`,
-    /// counts and step sums per bucket beyond.
-    static func quantileSketches(_ db: PostgresConnection, field: RequestField, variants: [String])
+    /// The request fields' values per variant (indexed like `variants`), from one read of every value with its
+    /// user and the user's variant, ranked as the event path ranks them (`FieldQuantiles`).
+    static func rankedHere(_ db: PostgresConnection, fields: [RequestField], variants: [String])
+        throws -> [RequestField: ([QuantileSketch], [ClusteredQuantileSketch])] {
+        let index = Dictionary(variants.enumerated().map { ($1, UInt8($0)) }, uniquingKeysWith: { a, _ in a })
+        var userIndex: [String: Int] = [:]
+        var firstVariant: [UInt8] = []
+        var values = fields.map { _ in FieldQuantiles() }
+        try db.forEachRowInTransaction(PostgresAnalysisSQL.fieldValuesWithUsers(fields), batch: 50_000) { row in
+            let name = row.string(1)
+            let user: Int
+            if let known = userIndex[name] {
+                user = known
+            } else {
+                user = firstVariant.count
+                userIndex[name] = user
+                firstVariant.append(index[row.string(0)] ?? 0)
+            }
+            for j in fields.indices where !row.isNull(2 + j) {
+                if let x = Double(row.string(2 + j)) { values[j].add(x, user: user) }
+            }
+        }
+        var out: [RequestField: ([QuantileSketch], [ClusteredQuantileSketch])] = [:]
+        for (j, field) in fields.enumerated() {
+            let (plain, clustered) = values[j].perVariant(firstVariant, variantCount: variants.count)
+            out[field] = (plain, clustered)
+        }
+        return out
+    }
+
+    /// One request field's values per variant (indexed like `variants`), ranked by the database, as the event
+    /// path's sketches hold them: every value with its user's step while a variant has at most
+    /// `QuantileSketch.exactLimit`, counts and step sums per bucket beyond.
+    static func rankedByDatabase(_ db: PostgresConnection, field: RequestField, variants: [String])
         throws -> ([QuantileSketch], [ClusteredQuantileSketch]) {
         try db.execute("DROP TABLE IF EXISTS field_values")
         try db.execute(PostgresAnalysisSQL.fieldValues(field))
@@ -649,6 +698,19 @@ package struct PostgresAnalysisSQL {
         let names = periods[0].names
         let unread = names.isEmpty ? "" : " AND name NOT IN (\(names.map(Self.literal).joined(separator: ", ")))"
         return "SELECT name, count(*) FROM fb WHERE post = 1\(unread) GROUP BY name ORDER BY count(*) DESC, min(id)"
+    }
+
+    /// Per variant, how many values of each of `fields` its users have (plausible ones, as the event path keeps).
+    static func valueCounts(_ fields: [RequestField]) -> String {
+        let counts = fields.map { "count(*) FILTER (WHERE r.\($0.rawValue) IS NOT NULL AND \(plausible($0, "r.\($0.rawValue)")))" }
+        return "SELECT \(counts.joined(separator: ", ")) FROM req r JOIN usr u ON u.post = 1 AND u.user_id = r.user_id WHERE r.post = 1 GROUP BY u.variant"
+    }
+
+    /// The experiment's requests with their user's variant and user, and the value of each of `fields` (NULL when
+    /// it has none the event path keeps).
+    static func fieldValuesWithUsers(_ fields: [RequestField]) -> String {
+        let values = fields.map { "CASE WHEN \(plausible($0, "r.\($0.rawValue)")) THEN r.\($0.rawValue) END" }
+        return "SELECT u.variant, r.user_id, \(values.joined(separator: ", ")) FROM req r JOIN usr u ON u.post = 1 AND u.user_id = r.user_id WHERE r.post = 1"
     }
 
     /// The temporary table `field_values`: the experiment's values of `field` (variant, x, step, c), each with

@@ -675,7 +675,7 @@ private struct PendingFeedback {
 /// when each user's values land in the user's final variant (the first request by time may come late in
 /// the file) and each value gets its rank among its user's values, which the clustered quantile test
 /// needs. A log read in pieces holds one piece's values at a time.
-struct FieldQuantiles {
+package struct FieldQuantiles {
     private var users: [UInt32] = []
     private var values: [Double] = []
     /// The first `sortedValues.count` values in order of value (ties in file order) with their users, kept by
@@ -714,8 +714,10 @@ struct FieldQuantiles {
         sortedUsers = mergedUsers
     }
 
+    package init() {}
+
     @inline(__always)
-    mutating func add(_ x: Double, user: Int) {
+    package mutating func add(_ x: Double, user: Int) {
         users.append(UInt32(truncatingIfNeeded: user))
         values.append(x)
     }
@@ -727,7 +729,7 @@ struct FieldQuantiles {
 
     /// Per variant: the values for numpy-style quantiles, and with their users' steps for the clustered
     /// quantile test.
-    func perVariant(_ firstVariants: [UInt8], variantCount: Int) -> (sketches: [QuantileSketch], clustered: [ClusteredQuantileSketch]) {
+    package func perVariant(_ firstVariants: [UInt8], variantCount: Int) -> (sketches: [QuantileSketch], clustered: [ClusteredQuantileSketch]) {
         var perUser = [UInt32](repeating: 0, count: firstVariants.count)
         for u in users { perUser[Int(u)] &+= 1 }
         var sizes = [Int](repeating: 0, count: variantCount)
