@@ -193,6 +193,25 @@ final class PostgresAnalysisTests {
         try check(events, start: Self.start, valuesLimit: 0)
     }
 
+    @Test func anExperimentWithoutARequestToAnalyseGivesWhatTheEventsGive() throws {
+        var qa = EventRecord(kind: .request, timestamp: Self.start, experiment: Self.experiment)
+        qa.requestID = "q-1"
+        qa.userID = "q-admin"
+        qa.variant = "treatment"
+        qa.qa = true
+        qa.latencyMs = 80
+        qa.outputTokens = 3
+        var feedback = EventRecord(kind: .feedback, timestamp: Self.start + 5, experiment: Self.experiment)
+        feedback.name = "csat"
+        feedback.value = 4
+        feedback.conversationID = "q-nowhere"
+        let events = [qa, feedback]
+        try load(events)
+        try check(events, start: nil)
+        try check(events, start: Self.start - 1)
+        try check(events, start: nil, until: Self.start + 1)
+    }
+
     @Test func theEdgeCasesAloneGiveTheAggregatorsSums() throws {
         let events = Self.edgeCases()
         try load(events)
