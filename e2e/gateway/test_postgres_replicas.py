@@ -7,7 +7,7 @@ the database is crashed and restarted once. Then:
 - request events lost are within the documented window (what the killed gateway answered in the flush interval
   before the kill); the other gateway, which lived through the database's crash, lost none;
 - no event is stored twice;
-- `bakeoff analyze --db postgresql://...` equals the analysis of the exported log and counts exactly the requests
+- `bakeoff analyze --db postgresql://...` (computed inside the database) gives the report of the exported log (numbers to 1e-9) and counts exactly the requests
   both gateways served (less the window);
 - gateways running different plans for one experiment report it on /healthz and /metrics.
 """

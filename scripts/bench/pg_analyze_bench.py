@@ -593,3 +593,10 @@ def csv_counts(text):
     requests = sum(int(x["units"]) for x in rows if x["metric"] == "output_tokens")
     conversations = sum(int(x["units"]) for x in rows if x["metric"] == "task_completion")
     return users, requests, conversations
+
+
+WORK = "/tmp/pganalyze"
+TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+if __name__ == "__main__":
+    main()
