@@ -47,6 +47,7 @@ let analyzeSpec = CommandSpec(
         .single("--covariates", "FILE", "CUPED: each user's pre-experiment value of a metric, CSV user_id,metric,value[,units] (without it, events before --start or the config's \"start\" are the pre-period)"),
         .choice("--format", ReportFormat.self, "Output format; html is a page with charts", default: "table"),
         .flag("--skip-invalid", "Count and report malformed lines instead of stopping"),
+        .flag("--read-events", "With a postgresql:// store: read its events out and analyse them here, instead of computing the sums inside the database (faster on a small database server near you; README: \"Analysis inside PostgreSQL\")"),
         .single("--partitions", "N", "Read the log in N pieces through temporary files, so memory stays fixed; 1 = in memory", default: "in memory below 512 MB, then one piece per 128 MB"),
         // `make bench`: with --summary, also time N in-process runs (parse, statistics, output); median on stderr.
         .single("--benchmark", "N", "Time N in-process runs of --summary input", hidden: true),
@@ -142,6 +143,9 @@ let analyzeSpec = CommandSpec(
     if let path = covariatesFlag ?? config.covariatesPath {
         options.covariates = try CovariateTable.load(path: path, metrics: config.metrics)
     }
+    if args.flag("--read-events") && db.map(PostgresLocation.isURL) != true {
+        throw UsageError("--read-events applies to a PostgreSQL store (--db postgresql://...); other inputs are read as events anyway")
+    }
     if db != nil {
         guard paths.isEmpty else { throw UsageError("give either --db or an event log, not both") }
         guard options.partitions == nil else { throw UsageError("--partitions applies to event logs, not to --db") }
@@ -165,13 +169,13 @@ let analyzeSpec = CommandSpec(
         return .ok
     }
     // A PostgreSQL store analyses inside the database and says how far it is in steps.
-    let inDatabase = db.map(PostgresLocation.isURL) == true && options.covariates == nil
+    let inDatabase = db.map(PostgresLocation.isURL) == true && options.covariates == nil && !args.flag("--read-events")
     let bar = inDatabase ? ProgressBar(label: "analysing in PostgreSQL", unit: "steps", scale: 1, console: console)
         : ProgressBar(label: "reading \(db ?? paths[0])", console: console)
     options.progress = { bar.update(done: $0, total: $1) }
     let data: ExperimentData
     do {
-        data = try db.map { try StoreAnalysis.aggregate(path: $0, options: options) } ?? EventLog.aggregate(path: console.inputPath(paths[0]), options: options)
+        data = try db.map { try StoreAnalysis.aggregate(path: $0, options: options, inDatabase: inDatabase) } ?? EventLog.aggregate(path: console.inputPath(paths[0]), options: options)
         bar.finish()
     } catch {
         bar.finish()

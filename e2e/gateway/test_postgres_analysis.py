@@ -128,6 +128,8 @@ def test_the_report_from_postgresql_is_the_report_of_the_events(stores, config, 
     from_log = json.loads(run_bakeoff("analyze", str(log), "--format", "json", *args).stdout)
     assert from_sqlite == from_log
     assert_same_report(from_pg, from_sqlite)
+    # --read-events: the events read out of PostgreSQL, the event path's very bytes.
+    assert json.loads(run_bakeoff("analyze", "--db", url, "--read-events", "--format", "json", *args).stdout) == from_sqlite
     # The edge cases reached the data-quality section.
     quality = json.dumps(from_pg.get("data_quality", from_pg))
     assert "mood" in quality
@@ -162,3 +164,10 @@ def test_a_role_without_temporary_tables_gets_the_same_report_from_the_events(st
     finally:
         subprocess.run(psql + ["-c", "GRANT TEMPORARY ON DATABASE postgres TO PUBLIC; DROP OWNED BY reader; DROP ROLE reader"],
                        check=True, capture_output=True)
+
+
+def test_read_events_applies_to_a_postgresql_store_only(stores):
+    log, sqlite, _, _, _ = stores
+    for target in (["--db", str(sqlite)], [str(log)]):
+        r = run_bakeoff("analyze", *target, "--read-events", check=False)
+        assert r.returncode == 2 and "--read-events applies to a PostgreSQL store" in r.stderr, r.stderr

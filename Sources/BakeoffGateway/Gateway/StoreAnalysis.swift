@@ -9,9 +9,10 @@ import Synchronization
 public enum StoreAnalysis {
     /// Aggregates one experiment straight from the store, exactly as `EventLog.aggregate` reads the log that
     /// `bakeoff export --include-qa` writes of it (the same parser and aggregator; QA events are counted
-    /// and left out). A PostgreSQL store computes the data inside the database (`PostgresAnalysis`) unless
+    /// and left out). With `inDatabase`, a PostgreSQL store computes the data inside the database
+    /// (`PostgresAnalysis`: the same data, little transferred, but several times the work on the server) unless
     /// covariates come from a file or the database takes no temporary tables (a hot standby, a role without
-    /// the `TEMPORARY` privilege).
+    /// the `TEMPORARY` privilege); the gateway's reads go on reading events.
     ///
     /// Every option of the log's analysis applies (`experimentStart` and `covariates` for variance
     /// reduction included) but `partitions`: the store is read in one pass.
@@ -20,10 +21,10 @@ public enum StoreAnalysis {
     /// `.severalExperiments` lists them (`.empty`, `.experimentNotFound`: see `StoreReader.selectExperiment`).
     /// A problem in an event names the store and the event's place among the experiment's events, which is
     /// its line number in that exported log.
-    public static func aggregate(path: String, options: EventLog.Options) throws -> ExperimentData {
+    public static func aggregate(path: String, options: EventLog.Options, inDatabase: Bool = false) throws -> ExperimentData {
         var selected = options
         selected.experiment = try StoreReader.selectExperiment(path: path, named: options.experiment)
-        if PostgresLocation.isURL(path) && selected.covariates == nil {
+        if inDatabase && PostgresLocation.isURL(path) && selected.covariates == nil {
             do {
                 return try PostgresAnalysis.aggregate(url: path, options: selected)
             } catch let error as StoreError where error.refusesTemporaryTables {
