@@ -522,7 +522,8 @@ def render(r):
         "",
         f"Path 1 makes the per-user sums, the rank-test counts, the quantile metrics' values (in the sketch's buckets "
         f"beyond a million values a variant) and the data-quality counts inside PostgreSQL, in temporary tables of "
-        f"one transaction, and takes back only those: the server's CPU is {fmt_s(pgc['pg_cpu_s'])} and bakeoff's "
+        f"one transaction (its session sets `work_mem=256MB`, `jit=off`, `enable_nestloop=off` and `temp_buffers=1GB` "
+        f"for itself; the server's settings are the ones above), and takes back only those: the server's CPU is {fmt_s(pgc['pg_cpu_s'])} and bakeoff's "
         f"{fmt_s(pgc['cpu_s'])} (peak RSS {pgc['rss_mb']:,.0f} MB), against {fmt_s(exp_m['pg_cpu_s'])} and "
         f"{fmt_s(exp_m['cpu_s'])} ({exp_m['rss_mb']:,.0f} MB) for path 2, which sends {r['log_bytes'] / 1e9:.1f} GB "
         f"of events and parses them. The temporary tables are not scanned by parallel workers, so most of path 1 "
