@@ -395,6 +395,8 @@ struct Row: Sendable {
     /// Latency, TTFT, input and output tokens of a request, the value of a feedback (NaN: none), for the
     /// columns PostgreSQL's analysis reads.
     var numbers: [Double]
+    /// The time as the line has it (the line keeps milliseconds; `ts`, a record's microseconds).
+    var lineTimestamp: Int64
 
     init(_ e: EventRecord) {
         ts = e.timestamp
@@ -407,6 +409,7 @@ struct Row: Sendable {
         status = e.kind == .request ? e.status : ""
         qa = e.qa
         line = e.jsonLine()
+        lineTimestamp = (e.timestamp >= 0 ? e.timestamp / 1000 : (e.timestamp - 999) / 1000) * 1000  // as formatTimestamp writes it
         name = e.kind == .feedback ? e.name : ""
         numbers = e.kind == .request
             ? [e.latencyMs ?? .nan, e.ttftMs ?? .nan, e.inputTokens.map(Double.init) ?? .nan, e.outputTokens.map(Double.init) ?? .nan, .nan]
@@ -425,6 +428,7 @@ struct Row: Sendable {
         status = e.kind == .request ? (e.status.count == 0 ? "ok" : s(e.status)) : ""
         qa = e.qa
         self.line = s(line)
+        lineTimestamp = e.timestamp
         name = e.kind == .feedback ? s(e.name) : ""
         numbers = e.kind == .request ? [e.latencyMs, e.ttftMs, e.inputTokens, e.outputTokens, .nan] : [.nan, .nan, .nan, .nan, e.value]
     }

@@ -306,6 +306,10 @@ package struct PostgresAnalysisSQL {
 
     static func number(_ x: Double) -> String { x.isFinite ? "CAST('\(x)' AS float8)" : (x > 0 ? "'Infinity'::float8" : "'-Infinity'::float8") }
 
+    /// An event's time as its line has it, which the event path reads (`ts` keeps the gateway's microseconds):
+    /// from its column, or parsed from the line for rows written before it.
+    static let lineTime = "CASE WHEN numbers = 1 THEN line_ts ELSE CAST(extract(epoch FROM CAST(CAST(line AS jsonb) ->> 'ts' AS timestamptz)) * 1000000 AS bigint) END"
+
     /// A text column compared byte by byte (collation "C") in the temporary tables: their sorts, groupings and joins
     /// of ids are 3 to 5 times as fast as in a database's linguistic collation (equality is the same).
     static func bytewise(_ column: String) -> String { "\(column) COLLATE \"C\" AS \(column)" }
@@ -328,8 +332,8 @@ package struct PostgresAnalysisSQL {
     /// requests, which are most of the units).
     func tables(experiment: String, until: Int64?) -> [String] {
         let e = Self.literal(experiment)
-        let cut = until.map { " AND ts < \($0)" } ?? ""
-        let period = start.map { "CASE WHEN ts >= \($0) THEN 1 ELSE 0 END" } ?? "1"
+        let cut = until.map { "line_time < \($0)" } ?? "TRUE"
+        let period = start.map { "CASE WHEN line_time >= \($0) THEN 1 ELSE 0 END" } ?? "1"
         // The numbers from their columns; rows written before those (migration 4) from their lines.
         let fields = RequestField.allCases.map {
             "CASE WHEN numbers = 1 THEN \($0.rawValue) ELSE CAST(CAST(line AS jsonb) ->> \(Self.literal($0.rawValue)) AS float8) END AS \($0.rawValue)"
@@ -337,9 +341,10 @@ package struct PostgresAnalysisSQL {
         var s: [String] = []
         s.append("""
             CREATE TEMP TABLE req ON COMMIT DROP AS
-            SELECT id, ts, \(Self.bytewise("variant")), \(Self.bytewise("user_id")), \(Self.bytewise("conversation_id")),
+            SELECT id, line_time AS ts, \(Self.bytewise("variant")), \(Self.bytewise("user_id")), \(Self.bytewise("conversation_id")),
                    \(Self.bytewise("request_id")), status, \(fields), \(period) AS post
-            FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'request'\(cut)
+            FROM (SELECT events.*, \(Self.lineTime) AS line_time FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'request') events
+            WHERE \(cut)
             """)
         let implausible = RequestField.allCases.map { "NOT (\($0.rawValue) IS NULL OR (\(Self.plausible($0, $0.rawValue))))" }.joined(separator: " OR ")
         s.append("""
@@ -358,7 +363,11 @@ package struct PostgresAnalysisSQL {
                  WHEN jsonb_typeof(CAST(line AS jsonb) -> 'value') = 'boolean' THEN CAST(CAST(CAST(line AS jsonb) ->> 'value' AS boolean) AS integer)
                  ELSE CAST(CAST(line AS jsonb) ->> 'value' AS float8) END
             """
-        let feedback = "SELECT id, ts, \(Self.bytewise("name")), \(Self.bytewise("request_id")), \(Self.bytewise("conversation_id")), \(value) AS value FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'feedback'\(cut)"
+        let feedback = """
+            SELECT id, line_time AS ts, \(Self.bytewise("name")), \(Self.bytewise("request_id")), \(Self.bytewise("conversation_id")), \(value) AS value
+            FROM (SELECT events.*, \(Self.lineTime) AS line_time FROM events WHERE experiment = \(e) AND qa = 0 AND kind = 'feedback') events
+            WHERE \(cut)
+            """
         if let start {
             // What had been read of a feedback's target by then, per period: the first stored request naming it.
             s.append("CREATE TEMP TABLE fb_all ON COMMIT DROP AS \(feedback)")
@@ -689,7 +698,7 @@ package struct PostgresAnalysisSQL {
                  (SELECT count(*) FILTER (WHERE \(after)) AS after,
                          count(*) FILTER (WHERE \(before) AND qa = 1 AND kind = 'request') AS qa_requests,
                          count(*) FILTER (WHERE \(before) AND qa = 1 AND kind = 'feedback') AS qa_feedback
-                  FROM events WHERE experiment = \(Self.literal(experiment))) e
+                  FROM (SELECT kind, qa, \(Self.lineTime) AS ts FROM events WHERE experiment = \(Self.literal(experiment))) events) e
             """
     }
 

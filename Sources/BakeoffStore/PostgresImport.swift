@@ -49,7 +49,7 @@ public enum PostgresImport {
     }
 
     static let columns = ["ts", "experiment", "kind", "variant", "user_id", "conversation_id", "request_id", "status", "qa", "line", "name",
-                          "numbers", "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "value"]
+                          "numbers", "line_ts", "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "value"]
 
     /// A row's column values. PostgreSQL's text cannot hold a NUL byte, which a client may put in a user id (JSON's
     /// `\u0000`): in the look-up columns it becomes U+FFFD, so that one such event cannot stop every write; the
@@ -57,7 +57,7 @@ public enum PostgresImport {
     static func values(_ row: Row) -> [String?] {
         [String(row.ts), clean(row.experiment), row.kind == .request ? "request" : "feedback", clean(row.variant), clean(row.userID),
          clean(row.conversationID), clean(row.requestID), clean(row.status), row.qa ? "1" : "0", clean(row.line), clean(row.name),
-         "1"] + row.numbers.map { $0.isFinite ? "\($0)" : nil }
+         "1", String(row.lineTimestamp)] + row.numbers.map { $0.isFinite ? "\($0)" : nil }
     }
 
     static func clean(_ text: String) -> String {

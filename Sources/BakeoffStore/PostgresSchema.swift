@@ -55,11 +55,12 @@ public enum PostgresSchema {
                 seen_at BIGINT NOT NULL,
                 PRIMARY KEY (gateway, experiment));
             """),
-        // 4: the numbers the analysis reads, as columns (`PostgresAnalysis` parsed every line as JSON for them):
-        // a request's fields, a feedback's value. `numbers` is 1 on rows written with them; rows written
-        // before (or by an older gateway) have NULL and are read from their line.
+        // 4: what the analysis reads, as columns (`PostgresAnalysis` parsed every line as JSON for them): the
+        // time as the line has it (`ts` keeps the gateway's microseconds, the line milliseconds), a request's
+        // fields, a feedback's value. `numbers` is 1 on rows written with them; rows written before (or by an
+        // older gateway) have NULL and are read from their line.
         Migration("numbers", sql: """
-            ALTER TABLE events ADD COLUMN numbers SMALLINT, ADD COLUMN latency_ms DOUBLE PRECISION,
+            ALTER TABLE events ADD COLUMN numbers SMALLINT, ADD COLUMN line_ts BIGINT, ADD COLUMN latency_ms DOUBLE PRECISION,
                 ADD COLUMN ttft_ms DOUBLE PRECISION, ADD COLUMN input_tokens DOUBLE PRECISION,
                 ADD COLUMN output_tokens DOUBLE PRECISION, ADD COLUMN value DOUBLE PRECISION;
             """),

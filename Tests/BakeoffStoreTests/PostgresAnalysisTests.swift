@@ -212,6 +212,35 @@ final class PostgresAnalysisTests {
         try check(events, start: nil, until: Self.start + 1)
     }
 
+    /// A gateway's rows keep its microseconds in `ts` while their lines have milliseconds, which is what the event
+    /// path reads (a user's first request, the first and last times, the cut and the start all follow them).
+    @Test func eventsWrittenByAGatewayAreAnalysedAtTheTimesOfTheirLines() throws {
+        var spec = try SimulationSpec.preset("seed-case-study")
+        spec.users = 300
+        spec.seed = 9
+        var events: [EventRecord] = []
+        Simulator.run(spec) { events.append($0) }
+        // Microseconds that the lines round down: two requests of one user 400 µs apart in the same millisecond,
+        // stored in the other order, decide the user's variant by store order, as the line says.
+        for k in events.indices { events[k].timestamp += Int64(k % 997) }
+        var late = EventRecord(kind: .request, timestamp: Self.start + 1_000_900, experiment: Self.experiment)
+        late.requestID = "m-2"; late.userID = "m-user"; late.variant = "treatment"; late.latencyMs = 10; late.outputTokens = 1
+        var early = late
+        early.timestamp = Self.start + 1_000_500; early.requestID = "m-1"; early.variant = "control"
+        events += [late, early]
+        let store = try EventStore(postgres: PostgresLocation(url: server.url), options: StoreOptions(flushIntervalMs: 10))
+        for e in events { store.append(e) }
+        store.flush()
+        store.close()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var lines: [String] = []
+        try StoreReader.forEachLine(path: server.url, experiment: Self.experiment, includeQA: true) { lines.append(String(decoding: $0, as: UTF8.self)) }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        try check([], start: nil)
+        try check([], start: Self.start)
+        try check([], start: nil, until: Self.start + 1_000_700)
+    }
+
     @Test func theEdgeCasesAloneGiveTheAggregatorsSums() throws {
         let events = Self.edgeCases()
         try load(events)
