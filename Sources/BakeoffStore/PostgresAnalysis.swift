@@ -189,11 +189,12 @@ public enum PostgresAnalysis {
         quality.unusableFeedback = UnusableFeedback.combine(unusable)
         quality.ordinalMetricsOverLevelLimit = overLevelLimit
         options.progress?(steps, steps)
-        return ExperimentData(
+        // The checks every way of reading shares (no request after the start, nothing of the experiment).
+        return try EventLog.check(ExperimentData(
             experiment: experiment, variants: variants, metrics: data.compactMap { $0 },
             requestEvents: requestEvents, feedbackEvents: feedbackEvents,
             firstTimestamp: requestEvents > 0 ? counts.int(0, 2) : nil, lastTimestamp: requestEvents > 0 ? counts.int(0, 3) : nil,
-            dataQuality: quality)
+            dataQuality: quality), path: url, options: options, empty: false)
     }
 
     /// The event path's limits on variants: at most 64, names that differ beyond their Unicode normalization.

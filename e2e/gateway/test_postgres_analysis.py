@@ -171,3 +171,12 @@ def test_read_events_applies_to_a_postgresql_store_only(stores):
     for target in (["--db", str(sqlite)], [str(log)]):
         r = run_bakeoff("analyze", *target, "--read-events", check=False)
         assert r.returncode == 2 and "--read-events applies to a PostgreSQL store" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--start", "2030-01-01T00:00:00Z"], ["--until", "2020-01-01T00:00:00Z"]])
+def test_nothing_to_analyse_fails_as_the_events_do(stores, args):
+    _, sqlite, url, _, _ = stores
+    from_pg = run_bakeoff("analyze", "--db", url, *args, check=False)
+    from_sqlite = run_bakeoff("analyze", "--db", str(sqlite), *args, check=False)
+    assert from_pg.returncode == from_sqlite.returncode == 1
+    assert from_pg.stderr.replace(url, "STORE") == from_sqlite.stderr.replace(str(sqlite), "STORE")

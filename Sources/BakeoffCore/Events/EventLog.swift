@@ -192,7 +192,7 @@ public enum EventLog {
     }
 
     /// The checks every way of reading shares: an empty log, an unknown or ambiguous experiment, nothing valid.
-    private static func check(_ data: ExperimentData, path: String, options: Options, empty: Bool) throws -> ExperimentData {
+    package static func check(_ data: ExperimentData, path: String, options: Options, empty: Bool) throws -> ExperimentData {
         let skipped = data.dataQuality.linesSkipped
         let examples = data.dataQuality.skippedExamples
         if empty {
