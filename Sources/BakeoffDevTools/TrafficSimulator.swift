@@ -183,35 +183,8 @@ public struct TrafficSimulator: Sendable {
         return p
     }
 
-    struct Answer {
-        var status: Int
-        var headers: [(name: String, value: String)]
-        var body: [UInt8]
-        var failure: String?
-        func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
-    }
-
     /// A blocking POST through the shared curl client.
-    static func post(client: UpstreamClient, url: String, body: String, headers: [String]) -> Answer {
-        final class Box: Sendable {
-            let answer = Mutex(Answer(status: 0, headers: [], body: []))
-            let done = DispatchSemaphore(value: 0)
-        }
-        let box = Box()
-        let request = UpstreamRequest(url: url, headers: headers, body: Array(body.utf8), timeoutMs: 60_000, connectTimeoutMs: 5_000,
-                                      capturesHeaders: true)
-        client.start(request, handlers: UpstreamHandlers(
-            onResponse: { head in box.answer.withLock { $0.status = head.status; $0.headers = head.headers } },
-            onData: { bytes in box.answer.withLock { $0.body.append(contentsOf: bytes) } },
-            onFinish: { outcome in
-                box.answer.withLock { a in
-                    if case .failed(_, let message) = outcome { a.failure = message; a.status = 0 }
-                    if case .cancelled = outcome { a.failure = "cancelled" }
-                }
-                box.done.signal()
-            }
-        ))
-        box.done.wait()
-        return box.answer.withLock { $0 }
+    static func post(client: UpstreamClient, url: String, body: String, headers: [String]) -> HTTPAnswer {
+        client.send(UpstreamRequest(url: url, headers: headers, body: Array(body.utf8), timeoutMs: 60_000, connectTimeoutMs: 5_000))
     }
 }

@@ -28,9 +28,11 @@ extension HTTPExchanging {
     public func finish() { finish(failed: false) }
 }
 
-/// A request to an upstream server: always a POST.
+/// A request to an upstream server: a POST unless another method is named.
 public struct UpstreamRequest: Sendable {
     public var url: String
+    /// "POST" (the model servers'), "PUT" (with the body) or "GET" (the body is not sent).
+    public var method = "POST"
     /// "Name: value" lines.
     public var headers: [String]
     public var body: [UInt8]

@@ -364,12 +364,18 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
         _ = bakeoff_curl_set_long(h, CURLOPT_TCP_NODELAY, 1)
         _ = bakeoff_curl_set_long(h, CURLOPT_TIMEOUT_MS, max(0, request.timeoutMs))
         _ = bakeoff_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, request.connectTimeoutMs))
-        _ = bakeoff_curl_set_long(h, CURLOPT_POST, 1)
-        _ = bakeoff_curl_set_long(h, CURLOPT_POSTFIELDSIZE, request.body.count)
-        request.body.withUnsafeBytes { raw in
-            // COPYPOSTFIELDS copies, so the body need not outlive this call.
-            _ = bakeoff_curl_set_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+        if request.method == "GET" {
+            _ = bakeoff_curl_set_long(h, CURLOPT_HTTPGET, 1)
+        } else {
+            _ = bakeoff_curl_set_long(h, CURLOPT_POST, 1)
+            _ = bakeoff_curl_set_long(h, CURLOPT_POSTFIELDSIZE, request.body.count)
+            request.body.withUnsafeBytes { raw in
+                // COPYPOSTFIELDS copies, so the body need not outlive this call.
+                _ = bakeoff_curl_set_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
         }
+        // Handles are reused: a method other than GET or POST is set on each call and cleared after.
+        _ = bakeoff_curl_set_string(h, CURLOPT_CUSTOMREQUEST, request.method == "GET" || request.method == "POST" ? nil : request.method)
         var list: UnsafeMutablePointer<curl_slist>? = nil
         for line in request.headers { list = curl_slist_append(list, line) }
         // No "Expect: 100-continue" round trip for large bodies.
