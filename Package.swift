@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "BakeoffStore", targets: ["BakeoffStore"]),
         .library(name: "BakeoffHTTP", targets: ["BakeoffHTTP"]),
         .library(name: "BakeoffGateway", targets: ["BakeoffGateway"]),
+        .library(name: "BakeoffTelemetry", targets: ["BakeoffTelemetry"]),
         .library(name: "BakeoffEval", targets: ["BakeoffEval"]),
     ],
     targets: [
@@ -39,8 +40,10 @@ let package = Package(
         .target(name: "BakeoffStore", dependencies: ["BakeoffCore", "CSQLite", "CLibPQ"]),
         // HTTP in and out, knowing nothing of OpenAI: the libmicrohttpd server and the libcurl client.
         .target(name: "BakeoffHTTP", dependencies: ["BakeoffCore", "CMicroHTTPD", "CMicroHTTPDSupport", "CCurl"]),
+        // OpenTelemetry: spans, W3C trace context, OTLP over HTTP (protobuf and JSON), the batching exporter.
+        .target(name: "BakeoffTelemetry", dependencies: ["BakeoffCore", "BakeoffHTTP"]),
         // The live gateway: OpenAI's protocol, routing, assignment, feedback, metrics.
-        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffStore", "BakeoffHTTP", "BakeoffEval"]),
+        .target(name: "BakeoffGateway", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffStore", "BakeoffHTTP", "BakeoffEval", "BakeoffTelemetry"]),
         // Offline evals, as pure logic: request datasets and samples, scorers, judge verdicts, paired analysis, decisions.
         .target(name: "BakeoffEval", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
         // Runs an offline eval: every request to every variant through the gateway's upstream path, judges, the results cache.
@@ -69,7 +72,8 @@ let package = Package(
         .testTarget(name: "BakeoffSimulationTests", dependencies: ["BakeoffSimulation", "BakeoffCore", "BakeoffStatistics", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore", "BakeoffReport", "BakeoffSimulation", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffHTTPTests", dependencies: ["BakeoffHTTP", "BakeoffCore", "BakeoffDevTools", "BakeoffTestSupport"]),
-        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
+        .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport", "BakeoffTelemetry"]),
+        .testTarget(name: "BakeoffTelemetryTests", dependencies: ["BakeoffTelemetry", "BakeoffCore", "BakeoffHTTP"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffEvalTests", dependencies: ["BakeoffEval", "BakeoffCore", "BakeoffStatistics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BakeoffEvalRunnerTests", dependencies: ["BakeoffEvalRunner", "BakeoffEval", "BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),

@@ -12,7 +12,7 @@ package struct Command: Sendable {
 
 /// The `bakeoff` command-line tool, runnable in process: arguments in, text on the console, exit status out.
 public enum BakeoffCLI {
-    public static let version = "0.1.0"
+    public static let version = BakeoffVersion.current
 
     /// Every command, in the order `bakeoff --help` lists them.
     package static let commands: [Command] = [

@@ -459,3 +459,59 @@ func validationErrors(_ c: ErrorCase) {
     #expect(problems(config(top: "\"idle_timeout_ms\": 999,")) == ["gateway.json: idle_timeout_ms: must be a whole number of at least 1000 and at most 3600000, got 999"])
     #expect(problems(config(top: "\"memory_budget_bytes\": 2097152, \"max_body_bytes\": 4194304,")) == ["gateway.json: memory_budget_bytes: must be at least max_body_bytes (4194304), or a body of the largest allowed size could never be taken"])
 }
+
+@Suite("Trace export in the gateway config (otlp, OTEL_* variables)")
+struct TraceExportConfigTests {
+    @Test("an otlp block: the endpoint completed, headers from their variable, resource attributes, batching")
+    func block() throws {
+        let c = try parse(config(top: """
+            "otlp": {"endpoint": "http://127.0.0.1:6006", "protocol": "http/json", "headers_env": "OTLP_HEADERS",
+                     "service_name": "support-gw", "resource_attributes": {"openinference.project.name": "bot"},
+                     "timeout_ms": 2000, "export_interval_ms": 250, "batch_size": 64, "queue_size": 1000},
+            """), environment: ["OTLP_HEADERS": "api_key=s%20ecret,x-team=a"])
+        let t = try #require(c.traceExport)
+        #expect(t.endpoint == "http://127.0.0.1:6006/v1/traces")
+        #expect(t.encoding == .json)
+        #expect(t.headers == ["api_key: s ecret", "x-team: a"])
+        #expect(t.serviceName == "support-gw")
+        #expect(t.resourceAttributes.map(\.key) == ["openinference.project.name"])
+        #expect(t.timeoutMs == 2000 && t.exportIntervalMs == 250 && t.batchSize == 64 && t.queueSize == 1000)
+        #expect(c.summary().contains("traces     OTLP http/json to http://127.0.0.1:6006/v1/traces as service support-gw with headers api_key, x-team"))
+        #expect(!c.summary().contains("s ecret"))
+    }
+
+    @Test("no block and no variables: no export; the variables alone turn it on; the block wins over them")
+    func environment() throws {
+        #expect(try parse(config()).traceExport == nil)
+        let env = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SERVICE_NAME": "from-env", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"]
+        let fromEnv = try #require(try parse(config(), environment: env).traceExport)
+        #expect(fromEnv.endpoint == "http://collector:4318/v1/traces" && fromEnv.serviceName == "from-env" && fromEnv.encoding == .json)
+        let both = try #require(try parse(config(top: #""otlp": {"endpoint": "http://mine:4318/v1/traces", "protocol": "http/protobuf"},"#), environment: env).traceExport)
+        #expect(both.endpoint == "http://mine:4318/v1/traces" && both.encoding == .protobuf && both.serviceName == "from-env")
+        #expect(try parse(config(), environment: env.merging(["OTEL_SDK_DISABLED": "true"]) { a, _ in a }).traceExport == nil)
+        // A stray variable does not stop a gateway that exports nothing.
+        #expect(problems(config(), environment: ["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"]).isEmpty)
+    }
+
+    @Test("mistakes are reported with their JSON path", arguments: [
+        (#""otlp": {"endpoint": "localhost:4318"},"#, "gateway.json: otlp.endpoint: \"localhost:4318\" is not an http:// or https:// URL"),
+        (#""otlp": {"endpoint": "http://h:4318", "protocol": "grpc"},"#, "gateway.json: otlp.protocol: OTLP over gRPC is not supported"),
+        (#""otlp": {"endpoint": "http://h:4318", "protcol": "http/json"},"#, "gateway.json: otlp.protcol: unknown key; did you mean \"protocol\"?"),
+        (#""otlp": {"protocol": "http/json"},"#, "gateway.json: otlp.endpoint: missing"),
+        (#""otlp": {"endpoint": "http://h", "headers_env": "NOT_SET_HERE"},"#, "gateway.json: otlp.headers_env: $NOT_SET_HERE is not set"),
+        (#""otlp": {"endpoint": "http://h", "batch_size": 10, "queue_size": 5},"#, "gateway.json: otlp.batch_size: a batch of 10 spans is more than the queue holds (5)"),
+        (#""otlp": {"endpoint": "http://h", "resource_attributes": {"a": 1}},"#, "gateway.json: otlp.resource_attributes: \"a\" must be a string, got 1"),
+    ])
+    func mistakes(_ top: String, _ expected: String) {
+        let found = problems(config(top: top))
+        #expect(found.contains { $0.hasPrefix(expected) }, "\(found)")
+    }
+
+    @Test("bad OTEL_* variables stop a gateway that exports, naming the variable")
+    func badVariables() {
+        let found = problems(config(top: #""otlp": {"endpoint": "http://h"},"#), environment: ["OTEL_EXPORTER_OTLP_TIMEOUT": "soon"])
+        #expect(found == ["gateway.json: otlp: OTEL_EXPORTER_OTLP_TIMEOUT=soon is not a positive number of milliseconds (from the environment)"])
+        let headers = problems(config(top: #""otlp": {"endpoint": "http://h", "headers_env": "H"},"#), environment: ["H": "bad name=1"])
+        #expect(headers.first?.contains("\"bad name\" is not a valid HTTP header name") == true)
+    }
+}

@@ -3,6 +3,7 @@ import BakeoffCore
 import BakeoffStore
 import BakeoffHTTP
 import BakeoffEval
+import BakeoffTelemetry
 
 /// The configuration of `bakeoff serve`: where to listen, where to store events, and the experiments the
 /// gateway routes (each a model alias split between upstream OpenAI-compatible servers).
@@ -56,6 +57,10 @@ public struct GatewayConfig: Sendable {
     public var source: String
     /// Client keys, feedback tokens, what clients see of the assignment, the feedback cap.
     public var access = GatewayAccess()
+    /// Where each request's span goes (`otlp`, or the `OTEL_*` variables); nil: no trace export.
+    public var traceExport: ExportSettings?
+    /// What the `OTEL_*` variables asked that is done otherwise, for stderr at the start.
+    public var traceExportNotes: [String] = []
 
     /// Admin keys, client keys and the feedback-token key must be at least this long (bytes): a short
     /// secret can be guessed.
@@ -160,6 +165,11 @@ public struct GatewayConfig: Sendable {
         lines.append("  clients    " + (access.clientKeysEnv.map { "need one of the \(access.clientKeys.count) key\(access.clientKeys.count == 1 ? "" : "s") in $\($0)" } ?? "any client (no client keys)"))
         lines.append("  feedback   from the request's user, or a signed token (key from $\(access.feedbackKeyEnv): \(access.feedbackKey == nil ? "not set, a random key per start" : "set"); valid \(access.feedbackTokenLifetimeSeconds / 3600) h); at most \(access.feedbackLimit) per request or conversation and name")
         lines.append("  content    \(logContent ? "prompt and response text stored" : "not stored") by default")
+        if let t = traceExport {
+            lines.append("  traces     OTLP \(t.encoding.rawValue) to \(t.endpoint) as service \(t.serviceName)\(t.headers.isEmpty ? "" : " with headers " + t.headers.map { String($0.prefix { $0 != ":" }) }.joined(separator: ", ")) (batches of \(t.batchSize) every \(t.exportIntervalMs) ms, queue of \(t.queueSize))")
+        } else {
+            lines.append("  traces     not exported (add \"otlp\" or set OTEL_EXPORTER_OTLP_ENDPOINT)")
+        }
         for e in experiments {
             lines.append("")
             lines.append("experiment \(e.name): clients send \"model\": \"\(e.model)\"")

@@ -86,11 +86,14 @@ enum Keys {
     static let root = ["listen", "threads", "max_body_bytes", "user_header", "log_content", "admin_key_env",
                        "store", "upstream_defaults", "experiments",
                        "max_connections", "max_connections_per_address", "header_timeout_ms", "body_timeout_ms",
-                       "idle_timeout_ms", "memory_budget_bytes"]
+                       "idle_timeout_ms", "memory_budget_bytes", "otlp"]
     /// Who may call what: client keys, feedback tokens, what clients see of the assignment.
     static let access = ["client_keys_env", "feedback_key_env", "feedback_token_ttl_seconds", "expose_variant", "feedback_limit"]
     static let store = ["path", "url", "password_env", "flush_interval_ms", "queue_capacity", "retention_days"]
     static let upstreamDefaults = ["timeout_ms", "connect_timeout_ms"]
+    /// Trace export (OpenTelemetry, OTLP over HTTP).
+    static let otlp = ["endpoint", "protocol", "headers_env", "service_name", "resource_attributes", "timeout_ms",
+                       "export_interval_ms", "batch_size", "queue_size"]
     static let experiment = ["name", "model", "control", "split", "per_request_assignment", "log_content",
                              "analysis", "variants", "expose_variant", "eval"]
     static let judge = ["upstream", "parameters"]
@@ -192,6 +195,8 @@ struct GatewayConfigParser {
             defaults.finish(known: Keys.upstreamDefaults)
         }
 
+        let (traceExport, traceNotes) = parseTraceExport(&root)
+
         var experiments: [GatewayExperiment] = []
         var complete = true
         if let entries = root.objects("experiments") {
@@ -218,6 +223,8 @@ struct GatewayConfigParser {
             experiments: experiments, source: source, limits: limits)
         config.access = access
         config.storePassword = storePassword
+        config.traceExport = traceExport
+        config.traceExportNotes = traceNotes
         return config
     }
 
@@ -559,7 +566,7 @@ struct GatewayConfigParser {
     }
 }
 
-private let notEnvironmentName = "must be the name of an environment variable (letters, digits and _, not starting with a digit), not the key itself"
+let notEnvironmentName = "must be the name of an environment variable (letters, digits and _, not starting with a digit), not the key itself"
 
 private func refusedParameterMessage(_ key: String) -> String {
     switch key {

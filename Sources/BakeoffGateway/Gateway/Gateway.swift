@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 import BakeoffHTTP
 import BakeoffReport
+import BakeoffTelemetry
 
 /// `bakeoff serve`: an OpenAI-compatible gateway that assigns each user to a variant for good, forwards the
 /// request to that variant's upstream, measures it, logs it to the embedded store, and takes feedback.
@@ -35,6 +36,8 @@ public final class Gateway: Sendable {
     let startedAt: Int64
     /// Monotonic nanoseconds at the start.
     let startedMonotonic: UInt64
+    /// Each request's span and each feedback's, to an OpenTelemetry collector (`otlp`); nil without export.
+    let tracer: GatewayTracer?
 
     /// Opens the store, records the plans and prepares the server; `start()` begins listening. The admin key
     /// is the one the config resolved from the environment when it was loaded.
@@ -65,8 +68,12 @@ public final class Gateway: Sendable {
         for experiment in config.experiments {
             try PlanLog.record(path: config.storePath, experiment: experiment.name, plan: experiment.planSnapshot.text, timestamp: now)
         }
+        for note in config.traceExportNotes { Self.log(note) }
+        let spans = config.traceExport.map { settings in
+            SpanExporter(settings: settings, source: Self.traceSource(settings), transport: UpstreamClient(), log: { Self.log($0) })
+        }
         // Created last: its thread must not outlive a failed init.
-        self.init(config: config, events: StoreEventSink(store: store), upstream: UpstreamClient())
+        self.init(config: config, events: StoreEventSink(store: store), upstream: UpstreamClient(), spans: spans)
         var options = HTTPServer.Options()
         options.host = config.listenHost
         options.port = config.listenPort
@@ -87,8 +94,11 @@ public final class Gateway: Sendable {
 
     /// A gateway on the given event sink, upstream transport and clock, without a server of its own: hand it
     /// exchanges with `handle` (tests run it in process so). The sink and the transport are closed by `stop`.
-    public init(config: GatewayConfig, events: any GatewayEventSink, upstream: any UpstreamTransport, clock: any GatewayClock = SystemClock()) {
+    /// `spans`: where request and feedback spans go (nil: nowhere); stopped by `stop`.
+    public init(config: GatewayConfig, events: any GatewayEventSink, upstream: any UpstreamTransport, clock: any GatewayClock = SystemClock(),
+                spans: SpanExporter? = nil) {
         self.config = config
+        tracer = spans.map(GatewayTracer.init)
         self.events = events
         self.upstream = upstream
         self.clock = clock
@@ -154,6 +164,20 @@ public final class Gateway: Sendable {
         server.withLock { $0 }?.stop(graceSeconds: graceSeconds)
         upstream.shutdown()
         events.close()
+        // Spans last: those of the requests just finished go too (up to 5 s more).
+        if let tracer {
+            tracer.exporter.shutdown(graceSeconds: 5)
+            tracer.exporter.transport.shutdown()
+        }
+    }
+
+    /// The resource and scope the gateway's spans come from.
+    static func traceSource(_ settings: ExportSettings) -> TraceSource {
+        TraceSource(resource: [Attribute("service.name", .string(settings.serviceName)),
+                               Attribute("service.version", .string(BakeoffVersion.current)),
+                               Attribute("telemetry.sdk.name", .string("bakeoff")),
+                               Attribute("telemetry.sdk.language", .string("swift"))] + settings.resourceAttributes,
+                    scopeName: "bakeoff.gateway", scopeVersion: BakeoffVersion.current)
     }
 
     // MARK: Routing
@@ -182,7 +206,8 @@ public final class Gateway: Sendable {
                 }
             }
         case .health:
-            let (status, json) = GatewayPages.health(events.health, replicaProblems: events.replicaProblems)
+            let (status, json) = GatewayPages.health(events.health, replicaProblems: events.replicaProblems,
+                                                     traceExportError: tracer?.exporter.lastError)
             respondJSON(exchange, status, json)
         case .metrics: metricsPage(exchange)
         case .report(let name): report(exchange, request, experiment: name)
@@ -216,13 +241,23 @@ public final class Gateway: Sendable {
            let refusal = ProxyDecision.join(assignment, storedOwner: events.latestRequestQuickly(conversation: named)?.owner) {
             return fail(exchange, refusal)
         }
+        let trace = RequestTrace.start(traceparent: request.header("traceparent"), tracestate: request.header("tracestate"),
+                                       requestID: requestID, exporting: tracer != nil)
         let plan = ProxyDecision.plan(assignment, endpoint: endpoint, config: config, requestID: requestID,
-                                      wallClock: wallClock, started: started, tokens: feedbackTokens)
+                                      wallClock: wallClock, started: started, tokens: feedbackTokens, trace: trace)
         // Claimed here, under the lock of the recent requests, so two users cannot both take a new conversation.
         guard recent.insert(plan.entry, claiming: plan.claimsConversation) else {
             return fail(exchange, ProxyDecision.conversationConflict(assignment.conversation))
         }
-        ProxiedRequest(gateway: self, exchange: exchange, url: plan.upstream.url, reply: plan.reply).begin(plan.upstream)
+        var span: RequestSpanStart?
+        if let tracer, let trace, trace.recorded {
+            tracer.started(trace, requestID: requestID)
+            span = RequestSpanStart(trace: trace, endpoint: endpoint, requestModel: assignment.variant.upstream.model,
+                                    upstreamURL: plan.upstream.url, stream: assignment.client.stream)
+        } else if let tracer, let trace {
+            tracer.started(trace, requestID: requestID)
+        }
+        ProxiedRequest(gateway: self, exchange: exchange, url: plan.upstream.url, reply: plan.reply, span: span).begin(plan.upstream)
     }
 
     /// Writes the request's event and counts it; called once per proxied request.
@@ -317,7 +352,7 @@ public final class Gateway: Sendable {
 
     private func admit(_ decision: FeedbackDecision, _ found: RequestInfo?, answering exchange: any HTTPExchanging) {
         switch decision.admit(found, now: clock.wallMicroseconds()) {
-        case .success(let admission): record(admission, answering: exchange)
+        case .success(let admission): record(admission, about: found, answering: exchange)
         case .failure(let error): fail(exchange, error)
         }
     }
@@ -329,7 +364,7 @@ public final class Gateway: Sendable {
 
     /// Takes the feedback's place under the cap, writes it, and answers once the sink has committed it (or
     /// could not: its place is then given back).
-    private func record(_ admission: FeedbackAdmission, answering exchange: any HTTPExchanging) {
+    private func record(_ admission: FeedbackAdmission, about request: RequestInfo?, answering exchange: any HTTPExchanging) {
         let admitted = feedbackLedger.take(admission.ledgerKey) {
             admission.stored.evaluate { target, name in
                 switch target {
@@ -347,6 +382,7 @@ public final class Gateway: Sendable {
             } else {
                 metrics.recordFeedback(experiment: admission.event.experiment, name: admission.metricName)
                 respondJSON(exchange, 200, admission.reply)
+                if let tracer, let request { tracer.feedback(admission.event, request: request) }
             }
         }
     }
@@ -356,7 +392,7 @@ public final class Gateway: Sendable {
     func metricsPage(_ exchange: any HTTPExchanging) {
         let store = events.counters
         let server = self.server.withLock { $0 }
-        let text = metrics.render(gauges: [
+        let gauges: [(name: String, help: String, value: Double)] = [
             ("bakeoff_store_queue_depth", "Events waiting for the store's writer.", Double(store.queueDepth)),
             ("bakeoff_events_written_total", "Events committed to the store.", Double(store.written)),
             ("bakeoff_events_dropped_total", "Events dropped: the store's queue was full, or feedback refused while the store could not write.", Double(store.dropped)),
@@ -375,8 +411,21 @@ public final class Gateway: Sendable {
             ("bakeoff_http_body_timeouts_total", "Connections closed for not sending their body within body_timeout_ms.", Double(server?.bodyTimeouts ?? 0)),
             ("bakeoff_buffered_bytes", "Bytes of request bodies, stream buffers and upstream answers held now.", Double(server?.budget.used ?? 0)),
             ("bakeoff_memory_budget_bytes", "The most bytes requests may buffer together (memory_budget_bytes).", Double(server?.budget.limit ?? config.limits.memoryBudgetBytes)),
-        ])
+        ]
+        let text = metrics.render(gauges: gauges + traceGauges())
         exchange.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8))
+    }
+
+    /// /metrics of the trace export (none without it).
+    private func traceGauges() -> [(name: String, help: String, value: Double)] {
+        guard let exporter = tracer?.exporter else { return [] }
+        return [
+            ("bakeoff_otlp_spans_exported_total", "Spans the OpenTelemetry collector took.", Double(exporter.exported)),
+            ("bakeoff_otlp_spans_dropped_total", "Spans given up on: queue full, refused by the collector, or still failing after every retry.", Double(exporter.dropped)),
+            ("bakeoff_otlp_export_failures_total", "Span exports that failed (each retry counts).", Double(exporter.failures)),
+            ("bakeoff_otlp_queue_depth", "Spans waiting to be exported.", Double(exporter.queueDepth)),
+            ("bakeoff_otlp_healthy", "1 while span exports succeed, 0 since the last one failed.", exporter.lastError == nil ? 1 : 0),
+        ]
     }
 
     func report(_ exchange: any HTTPExchanging, _ request: HTTPRequest, experiment name: String) {

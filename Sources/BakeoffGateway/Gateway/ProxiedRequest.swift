@@ -10,6 +10,8 @@ final class ProxiedRequest: Sendable {
     let exchange: any HTTPExchanging
     /// For the upstream's failure lines.
     let url: String
+    /// The request's span, when it is exported.
+    let span: RequestSpanStart?
 
     /// What the client's thread (server) and the upstream's thread share.
     struct State {
@@ -23,10 +25,11 @@ final class ProxiedRequest: Sendable {
     }
     private let state: Mutex<State>
 
-    init(gateway: Gateway, exchange: any HTTPExchanging, url: String, reply: UpstreamReply.Context) {
+    init(gateway: Gateway, exchange: any HTTPExchanging, url: String, reply: UpstreamReply.Context, span: RequestSpanStart? = nil) {
         self.gateway = gateway
         self.exchange = exchange
         self.url = url
+        self.span = span
         state = Mutex(State(reply: UpstreamReply(reply)))
     }
 
@@ -108,5 +111,6 @@ final class ProxiedRequest: Sendable {
         }
         if done.implausibleUsage { gateway.metrics.recordImplausibleUsage() }
         gateway.finished(done.event, latencySeconds: done.latencySeconds, ttftSeconds: done.ttftSeconds)
+        if let span { gateway.tracer?.finished(span, event: done.event, completion: done) }
     }
 }

@@ -103,11 +103,14 @@ package enum ProxyDecision {
     }
 
     /// Step 3: the upstream request (the body rewritten for the variant), the event, the client's headers.
+    /// `trace`: how the request joins a trace (its headers go upstream; a recorded span reads the answer's id,
+    /// model and finish reasons).
     package static func plan(_ a: ProxyAssignment, endpoint: Endpoint, config: GatewayConfig, requestID: String,
-                     wallClock: Int64, started: UInt64, tokens: FeedbackTokenSigner) -> ProxyPlan {
+                     wallClock: Int64, started: UInt64, tokens: FeedbackTokenSigner, trace: RequestTrace? = nil) -> ProxyPlan {
         let variant = a.variant
         let client = a.client
-        let upstream = upstreamRequest(client, variant: variant, endpoint: endpoint)
+        var upstream = upstreamRequest(client, variant: variant, endpoint: endpoint)
+        upstream.headers += trace?.upstreamHeaders ?? []
         var record = EventRecord(kind: .request, timestamp: wallClock, experiment: a.experiment.name)
         record.variant = variant.name
         record.userID = a.user ?? requestID
@@ -125,7 +128,8 @@ package enum ProxyDecision {
         responseHeaders.append(("x-bakeoff-feedback-token", tokens.token(requestID: requestID, user: record.userID, now: wallClock / 1_000_000)))
         let reply = UpstreamReply.Context(endpoint: endpoint, stream: client.stream, clientWantsUsage: client.clientWantsUsage,
                                           logContent: logContent, responseHeaders: responseHeaders, started: started,
-                                          budgetLimit: config.limits.memoryBudgetBytes, record: record)
+                                          budgetLimit: config.limits.memoryBudgetBytes, record: record,
+                                          readsResponseFacts: trace?.recorded ?? false)
         return ProxyPlan(upstream: upstream, record: record, entry: entry, claimsConversation: a.namedConversation != nil, reply: reply)
     }
 

@@ -73,12 +73,16 @@ package enum GatewayPages {
     /// `GET /healthz`: 200 while the store writes, 503 with the reason while its writes fail. Other gateways of a
     /// shared store running a different plan make it "degraded", still 200: this gateway serves correctly, but
     /// the experiment's users are not all under one plan until the gateways are the same again.
-    package static func health(_ health: StoreHealth, replicaProblems: [String] = []) -> (status: Int, body: String) {
-        let problems = replicaProblems.isEmpty ? "" : ",\"problems\":[" + replicaProblems.map(JSONWriter.quote).joined(separator: ",") + "]"
+    /// `traceExportError`: why the last span export failed (the gateway serves, but its traces are not
+    /// arriving: degraded, still 200).
+    package static func health(_ health: StoreHealth, replicaProblems: [String] = [], traceExportError: String? = nil) -> (status: Int, body: String) {
+        var list = replicaProblems
+        if let traceExportError { list.append("trace export failing: " + traceExportError) }
+        let problems = list.isEmpty ? "" : ",\"problems\":[" + list.map(JSONWriter.quote).joined(separator: ",") + "]"
         if case .failing(_, let reason) = health {
             return (503, "{\"status\":\"unavailable\",\"reason\":\(JSONWriter.quote(reason))\(problems)}")
         }
-        return (200, replicaProblems.isEmpty ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\"\(problems)}")
+        return (200, list.isEmpty ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\"\(problems)}")
     }
 
     /// One sentence per other gateway of a shared store running a different plan: which, and what differs there.

@@ -23,9 +23,11 @@ package struct UpstreamReply {
         package var budgetLimit: Int
         /// The request's event so far.
         package var record: EventRecord
+        /// What the answer says of itself (id, model, finish reasons) is read: the request's span shows it.
+        package var readsResponseFacts = false
 
         package init(endpoint: Endpoint, stream: Bool, clientWantsUsage: Bool, logContent: Bool, responseHeaders: [(String, String)],
-                     started: UInt64, budgetLimit: Int, record: EventRecord) {
+                     started: UInt64, budgetLimit: Int, record: EventRecord, readsResponseFacts: Bool = false) {
             self.endpoint = endpoint
             self.stream = stream
             self.clientWantsUsage = clientWantsUsage
@@ -34,6 +36,7 @@ package struct UpstreamReply {
             self.started = started
             self.budgetLimit = budgetLimit
             self.record = record
+            self.readsResponseFacts = readsResponseFacts
         }
     }
 
@@ -71,6 +74,10 @@ package struct UpstreamReply {
         /// The answer carried a completion's text (`choices[0].message.content`, `text`, or a stream's
         /// content): a 200 that is not a completion (an HTML page, `{}`) has none.
         package var answered: Bool
+        /// What the answer said of itself (with `Context.readsResponseFacts`).
+        package var response = ResponseFacts()
+        /// The upstream's HTTP status, when it answered.
+        package var upstreamStatus: Int?
     }
 
     package let context: Context
@@ -85,12 +92,15 @@ package struct UpstreamReply {
     private var streamError: String?
     private var text = ""
     private var answered = false
+    private var facts = ResponseFacts()
+    private var upstreamStatus: Int?
 
     package init(_ context: Context) { self.context = context }
 
     /// The upstream's status and headers: the head of the client's stream to start, when the answer streams.
     package mutating func responded(_ head: UpstreamResponseHead) -> [(String, String)]? {
         contentType = head.contentType
+        upstreamStatus = head.status
         passedHeaders = head.headers.filter { $0.name == "retry-after" || $0.name.hasPrefix("x-ratelimit-") }.map { ($0.name, $0.value) }
         guard context.stream && head.status == 200 && (head.contentType?.contains("text/event-stream") ?? false) else { return nil }
         mode = .streaming
@@ -126,8 +136,14 @@ package struct UpstreamReply {
     private mutating func forward(_ raw: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer?, into out: inout [UInt8], now: () -> UInt64) {
         // After the first token, a chunk matters only for its usage or an error (or its text, when content
         // is logged): most chunks skip the full inspection.
-        if let data, ttftMs == nil || context.logContent || Self.mayCarryUsageOrError(data) {
-            let info = ChunkInfo.inspect(data, endpoint: context.endpoint, includeText: context.logContent)
+        if let data, ttftMs == nil || context.logContent || context.readsResponseFacts || Self.mayCarryUsageOrError(data) {
+            let info = ChunkInfo.inspect(data, endpoint: context.endpoint, includeText: context.logContent,
+                                         includeResponse: context.readsResponseFacts)
+            if context.readsResponseFacts {
+                if facts.id == nil { facts.id = info.response.id }
+                if facts.model == nil { facts.model = info.response.model }
+                facts.finishReasons += info.response.finishReasons
+            }
             if let u = info.usage { usage = u }
             if info.hasContent && ttftMs == nil { ttftMs = Double(now() &- context.started) / 1e6 }
             if let e = info.error { streamError = e }
@@ -195,6 +211,7 @@ package struct UpstreamReply {
                 if (200..<300).contains(status) {
                     let info = body.withUnsafeBytes { CompletionInfo.inspect($0, endpoint: context.endpoint) }
                     usage = info.usage
+                    facts = info.response
                     answered = info.text != nil
                     if context.logContent, let t = info.text { text = t }
                     record.status = "ok"
@@ -242,6 +259,7 @@ package struct UpstreamReply {
         if context.logContent { record.response = text }
         body = []
         return Completion(reply: reply, event: record, latencySeconds: latencyMs / 1000, ttftSeconds: ttftMs.map { $0 / 1000 },
-                          upstreamFailure: upstreamFailure, refusedStatus: refusedStatus, implausibleUsage: implausible, answered: answered)
+                          upstreamFailure: upstreamFailure, refusedStatus: refusedStatus, implausibleUsage: implausible, answered: answered,
+                          response: facts, upstreamStatus: upstreamStatus)
     }
 }

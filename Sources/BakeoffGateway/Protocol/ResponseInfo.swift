@@ -37,6 +37,8 @@ public struct ChunkInfo: Sendable, Equatable {
     /// The chunk's content (`delta.content` or `text` of every choice, concatenated), for content logging;
     /// nil when none.
     public var text: String?
+    /// What the answer says of itself (`id`, `model`, each choice's `finish_reason`), read only when asked.
+    public var response = ResponseFacts()
 
     public init(isDone: Bool = false, hasContent: Bool = false, usage: TokenUsage? = nil, isUsageOnly: Bool = false,
                 error: String? = nil, text: String? = nil) {
@@ -48,8 +50,10 @@ public struct ChunkInfo: Sendable, Equatable {
         self.text = text
     }
 
-    /// Never throws: an unparsable payload gives all false/nil. With `includeText: false` no string is built.
-    public static func inspect(_ payload: UnsafeRawBufferPointer, endpoint: Endpoint, includeText: Bool = true) -> ChunkInfo {
+    /// Never throws: an unparsable payload gives all false/nil. With `includeText: false` no string is built;
+    /// `response` is read with `includeResponse` only.
+    public static func inspect(_ payload: UnsafeRawBufferPointer, endpoint: Endpoint, includeText: Bool = true,
+                               includeResponse: Bool = false) -> ChunkInfo {
         var info = ChunkInfo()
         guard var s = JSONCursor.openAI(payload) else { return info }
         s.skipSpace()
@@ -62,14 +66,14 @@ public struct ChunkInfo: Sendable, Equatable {
             return info
         }
         do {
-            try info.read(&s, endpoint: endpoint, includeText: includeText)
+            try info.read(&s, endpoint: endpoint, includeText: includeText, includeResponse: includeResponse)
             return info
         } catch {
             return ChunkInfo()
         }
     }
 
-    private mutating func read(_ s: inout JSONCursor, endpoint: Endpoint, includeText: Bool) throws(JSONError) {
+    private mutating func read(_ s: inout JSONCursor, endpoint: Endpoint, includeText: Bool, includeResponse: Bool) throws(JSONError) {
         guard s.current == 0x7B else { throw JSONError(.expectedValue, offset: s.pos) }
         s.pos += 1
         var first = true
@@ -88,8 +92,12 @@ public struct ChunkInfo: Sendable, Equatable {
                 choicesEmpty = true
                 while try s.nextItem(&firstChoice, close: 0x5D) {
                     choicesEmpty = false
-                    try readChoice(&s, endpoint: endpoint, includeText: includeText, content: &content, hasText: &hasText)
+                    try readChoice(&s, endpoint: endpoint, includeText: includeText, includeResponse: includeResponse, content: &content, hasText: &hasText)
                 }
+            case 2 where includeResponse && s.equals(key, "id") && s.current == 0x22:
+                response.id = s.decode(try s.scanString())
+            case 5 where includeResponse && s.equals(key, "model") && s.current == 0x22:
+                response.model = s.decode(try s.scanString())
             case 5 where s.equals(key, "usage"):
                 usage = try readUsage(&s)
             case 5 where s.equals(key, "error"):
@@ -114,13 +122,17 @@ public struct ChunkInfo: Sendable, Equatable {
         if hasText { text = content }
     }
 
-    private mutating func readChoice(_ s: inout JSONCursor, endpoint: Endpoint, includeText: Bool,
+    private mutating func readChoice(_ s: inout JSONCursor, endpoint: Endpoint, includeText: Bool, includeResponse: Bool,
                                      content: inout String, hasText: inout Bool) throws(JSONError) {
         guard s.current == 0x7B else { try s.skipValue(depth: 2); return }
         s.pos += 1
         var first = true
         while try s.nextItem(&first, close: 0x7D) {
             let key = try s.scanKey()
+            if includeResponse, s.current == 0x22, s.equals(key, "finish_reason") {
+                response.finishReasons.append(s.decode(try s.scanString()))
+                continue
+            }
             switch endpoint {
             case .chatCompletions:
                 guard s.equals(key, "delta"), s.current == 0x7B else { try s.skipValue(depth: 3); continue }
@@ -170,6 +182,8 @@ public struct CompletionInfo: Sendable, Equatable {
     public var text: String?
     /// The message of an error body: `{"error":{"message":...}}`, `{"error":"..."}` or `{"object":"error","message":...}`.
     public var error: String?
+    /// What the answer says of itself (`id`, `model`, each choice's `finish_reason`).
+    public var response = ResponseFacts()
 
     public init(usage: TokenUsage? = nil, text: String? = nil, error: String? = nil) {
         self.usage = usage
@@ -199,9 +213,15 @@ public struct CompletionInfo: Sendable, Equatable {
                     var firstChoice = true
                     var index = 0
                     while try s.nextItem(&firstChoice, close: 0x5D) {
-                        if index == 0 { info.text = try readText(&s, endpoint: endpoint) } else { try s.skipValue(depth: 2) }
+                        let (text, finish) = try readChoice(&s, endpoint: endpoint, wantsText: index == 0)
+                        if index == 0 { info.text = text }
+                        if let finish { info.response.finishReasons.append(finish) }
                         index += 1
                     }
+                } else if s.equals(key, "id") && s.current == 0x22 {
+                    info.response.id = s.decode(try s.scanString())
+                } else if s.equals(key, "model") && s.current == 0x22 {
+                    info.response.model = s.decode(try s.scanString())
                 } else if s.equals(key, "object") && s.current == 0x22 {
                     errorObject = s.equals(try s.scanString(), "error")
                 } else if s.equals(key, "message") && s.current == 0x22 {
@@ -219,13 +239,19 @@ public struct CompletionInfo: Sendable, Equatable {
         }
     }
 
-    private static func readText(_ s: inout JSONCursor, endpoint: Endpoint) throws(JSONError) -> String? {
-        guard s.current == 0x7B else { try s.skipValue(depth: 2); return nil }
+    /// A choice's text (when `wantsText`) and finish reason.
+    private static func readChoice(_ s: inout JSONCursor, endpoint: Endpoint, wantsText: Bool) throws(JSONError) -> (String?, String?) {
+        guard s.current == 0x7B else { try s.skipValue(depth: 2); return (nil, nil) }
         s.pos += 1
-        var text: String?
+        var text: String?, finish: String?
         var first = true
         while try s.nextItem(&first, close: 0x7D) {
             let key = try s.scanKey()
+            if s.current == 0x22 && s.equals(key, "finish_reason") {
+                finish = s.decode(try s.scanString())
+                continue
+            }
+            if !wantsText { try s.skipValue(depth: 3); continue }
             switch endpoint {
             case .completions:
                 if s.equals(key, "text") { text = s.current == 0x22 ? s.decode(try s.scanString()) : nil; if text == nil { try s.skipValue(depth: 3) } } else { try s.skipValue(depth: 3) }
@@ -243,7 +269,19 @@ public struct CompletionInfo: Sendable, Equatable {
                 }
             }
         }
-        return text
+        return (text, finish)
+    }
+}
+
+/// What an answer says of itself: its id, the model that answered, why each choice ended.
+public struct ResponseFacts: Sendable, Equatable {
+    public var id: String?
+    public var model: String?
+    public var finishReasons: [String] = []
+    public init(id: String? = nil, model: String? = nil, finishReasons: [String] = []) {
+        self.id = id
+        self.model = model
+        self.finishReasons = finishReasons
     }
 }
 
