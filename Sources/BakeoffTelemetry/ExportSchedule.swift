@@ -55,13 +55,15 @@ public struct ExportSchedule: Sendable {
     /// Spans waiting, the batch in hand included.
     public var depth: Int { queue.count - head + (batch?.count ?? 0) }
 
-    /// Adds a finished span; false when the queue is full (the span is dropped). `wakes`: the batch is now
-    /// full, so a sleeping exporter should go at once.
+    /// Adds a finished span; false when the queue is full (the span is dropped). `wakes`: the exporter, which
+    /// may be asleep with nothing due, has something new to plan for (the first span waiting: its interval
+    /// starts) or to do at once (a full batch).
     public mutating func add(_ span: Span, now: UInt64) -> (accepted: Bool, wakes: Bool) {
         guard depth < queueSize else { return (false, false) }
-        if queue.count - head == 0 { oldestAt = now }
+        let waiting = queue.count - head
+        if waiting == 0 { oldestAt = now }
         queue.append(span)
-        return (true, queue.count - head == batchSize)
+        return (true, waiting == 0 || waiting + 1 == batchSize)
     }
 
     /// What to do next.

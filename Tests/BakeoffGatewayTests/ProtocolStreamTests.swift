@@ -242,13 +242,19 @@ private func completion(_ s: String, _ endpoint: Endpoint = .chatCompletions) ->
       "service_tier": "default"
     }
     """
-    #expect(completion(chat) == CompletionInfo(usage: TokenUsage(input: 1117, output: 46), text: "The image shows a wooden boardwalk…"))
+    var chatInfo = CompletionInfo(usage: TokenUsage(input: 1117, output: 46), text: "The image shows a wooden boardwalk…")
+    chatInfo.response = ResponseFacts(id: "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", model: "gpt-4o-2024-08-06", finishReasons: ["stop", "stop"])
+    #expect(completion(chat) == chatInfo)
 
     let text = #"{"id":"cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7","object":"text_completion","created":1589478378,"model":"gpt-3.5-turbo-instruct","system_fingerprint":"fp_44709d6fcb","choices":[{"text":"\n\nThis is indeed a test","index":0,"logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#
-    #expect(completion(text, .completions) == CompletionInfo(usage: TokenUsage(input: 5, output: 7), text: "\n\nThis is indeed a test"))
+    var textInfo = CompletionInfo(usage: TokenUsage(input: 5, output: 7), text: "\n\nThis is indeed a test")
+    textInfo.response = ResponseFacts(id: "cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7", model: "gpt-3.5-turbo-instruct", finishReasons: ["length"])
+    #expect(completion(text, .completions) == textInfo)
 
     let toolCall = #"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":82,"completion_tokens":17,"total_tokens":99}}"#
-    #expect(completion(toolCall) == CompletionInfo(usage: TokenUsage(input: 82, output: 17)))
+    var toolInfo = CompletionInfo(usage: TokenUsage(input: 82, output: 17))
+    toolInfo.response.finishReasons = ["tool_calls"]
+    #expect(completion(toolCall) == toolInfo)
 
     #expect(completion(#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#)
             == CompletionInfo(error: "Incorrect API key provided"))
@@ -259,4 +265,15 @@ private func completion(_ s: String, _ endpoint: Endpoint = .chatCompletions) ->
     #expect(completion("<html>502 Bad Gateway</html>") == CompletionInfo())
     #expect(completion(#"{"choices":[{"message":{"content":"x"}}]"#) == CompletionInfo())
     #expect(completion("") == CompletionInfo())
+}
+
+@Test func aChunkSaysItsIdModelAndFinishReasonOnlyWhenAsked() {
+    let last = #"{"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"delta":{},"finish_reason":"stop"},{"index":1,"delta":{},"finish_reason":"length"}]}"#
+    let asked = Array(last.utf8).withUnsafeBytes { ChunkInfo.inspect($0, endpoint: .chatCompletions, includeResponse: true) }
+    #expect(asked.response == ResponseFacts(id: "chatcmpl-7", model: "gpt-4o-mini-2024-07-18", finishReasons: ["stop", "length"]))
+    let notAsked = Array(last.utf8).withUnsafeBytes { ChunkInfo.inspect($0, endpoint: .chatCompletions) }
+    #expect(notAsked.response == ResponseFacts())
+    let text = #"{"id":"cmpl-1","model":"m","choices":[{"text":"","index":0,"finish_reason":null}]}"#
+    #expect(Array(text.utf8).withUnsafeBytes { ChunkInfo.inspect($0, endpoint: .completions, includeResponse: true) }.response
+            == ResponseFacts(id: "cmpl-1", model: "m"))
 }

@@ -1,4 +1,5 @@
 import BakeoffHTTP
+import Foundation
 import Dispatch
 import Synchronization
 import Testing
@@ -77,6 +78,19 @@ struct SpanExporterTests {
         #expect(exporter.failures == 2)
         #expect(exporter.lastError == nil)
         #expect(lines.withLock { $0 }.first?.contains("OTLP: export to http://c/v1/traces failed: connection refused; will retry") == true)
+    }
+
+    @Test("a lone span goes after the export interval, though no batch fills up")
+    func loneSpan() {
+        let collector = ScriptedCollector()
+        let exporter = SpanExporter(settings: ExportSettings(endpoint: "http://c/v1/traces", exportIntervalMs: 50, batchSize: 100),
+                                    source: source, transport: collector, log: { _ in })
+        // Give the exporter time to fall asleep with nothing queued first.
+        Thread.sleep(forTimeInterval: 0.2)
+        exporter.export(span(0))
+        #expect(collector.arrived.wait(timeout: .now() + 5) == .success)
+        exporter.shutdown(graceSeconds: 1)
+        #expect(exporter.exported == 1)
     }
 
     @Test("a refused export drops its batch at once, and says so")

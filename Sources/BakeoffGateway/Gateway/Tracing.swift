@@ -22,7 +22,9 @@ package struct RequestTrace: Sendable, Equatable {
     /// The trace of a request with these headers; nil when the gateway neither exports spans nor has a caller's
     /// trace to pass on.
     package static func start(traceparent: String?, tracestate: String?, requestID: String, exporting: Bool) -> RequestTrace? {
+        guard exporting || traceparent != nil else { return nil }
         let caller = traceparent.flatMap { TraceContext(traceparent: $0, tracestate: tracestate) }
+        guard exporting || caller != nil else { return nil }
         let derived = derivedIDs(requestID: requestID)
         let stateLine = caller.map { $0.traceState.isEmpty ? [] : ["tracestate: " + $0.traceState] } ?? []
         guard exporting else {
