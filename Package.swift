@@ -57,7 +57,7 @@ let package = Package(
         // The executable: BakeoffCLI on the process's streams, a few lines.
         .executableTarget(name: "bakeoff", dependencies: ["BakeoffCLI"]),
         // Builders of hand-made events and data for the tests (no test target holds another's helpers).
-        .target(name: "BakeoffTestSupport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffSimulation", "BakeoffStore", "BakeoffHTTP", "BakeoffGateway"], path: "Tests/BakeoffTestSupport"),
+        .target(name: "BakeoffTestSupport", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffSimulation", "BakeoffStore", "BakeoffHTTP", "BakeoffGateway", "BakeoffTelemetry"], path: "Tests/BakeoffTestSupport"),
         .testTarget(
             name: "BakeoffStatisticsTests",
             dependencies: ["BakeoffStatistics"],
@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "BakeoffStoreTests", dependencies: ["BakeoffStore", "BakeoffCore", "BakeoffReport", "BakeoffSimulation", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffHTTPTests", dependencies: ["BakeoffHTTP", "BakeoffCore", "BakeoffDevTools", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffGatewayTests", dependencies: ["BakeoffGateway", "BakeoffHTTP", "BakeoffCore", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport", "BakeoffTelemetry"]),
-        .testTarget(name: "BakeoffTelemetryTests", dependencies: ["BakeoffTelemetry", "BakeoffCore", "BakeoffHTTP"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BakeoffTelemetryTests", dependencies: ["BakeoffTelemetry", "BakeoffCore", "BakeoffHTTP", "BakeoffTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffEvalTests", dependencies: ["BakeoffEval", "BakeoffCore", "BakeoffStatistics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BakeoffEvalRunnerTests", dependencies: ["BakeoffEvalRunner", "BakeoffEval", "BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),

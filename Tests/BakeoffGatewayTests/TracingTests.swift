@@ -160,3 +160,62 @@ struct TracingTests {
         #expect(span.start == 1_765_000_100_000_000_000)
     }
 }
+
+@Suite("Gateway in process: spans of requests and feedback")
+struct GatewayTracingTests {
+    static let alice = Fixture.user(in: "control")
+    static let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    /// The spans an exporter sent (OTLP/JSON), each as its JSON object.
+    static func exportedSpans(_ collector: ScriptedCollector) throws -> [JSONObject] {
+        try collector.calls.withLock { $0 }.flatMap { call -> [JSONObject] in
+            let doc = try JSONValue.parse(call.body)
+            let rs = doc.root.object?["resourceSpans"]?.array ?? []
+            return rs.flatMap { ($0.object?["scopeSpans"]?.array ?? []).flatMap { ($0.object?["spans"]?.array ?? []).compactMap(\.object) } }
+        }
+    }
+
+    static func attribute(_ span: JSONObject, _ key: String) -> JSONObject? {
+        span["attributes"]?.array?.first { $0.object?["key"]?.string == key }?.object?["value"]?.object
+    }
+
+    @Test("a request in the caller's trace: the upstream hears of the gateway's span, the span and its feedback reach the collector")
+    func requestAndFeedback() throws {
+        let collector = ScriptedCollector()
+        let exporter = SpanExporter(settings: ExportSettings(endpoint: "http://collector.test/v1/traces", encoding: .json, exportIntervalMs: 10),
+                                    source: TraceSource(resource: [], scopeName: "t", scopeVersion: "0"), transport: collector, log: { _ in })
+        let h = try GatewayHarness(spans: exporter, always: .json(GatewayHarness.completion(prompt: 12, completion: 4), after: 250_000_000))
+        let answer = h.send("POST", "/v1/chat/completions", json: GatewayHarness.chat(user: Self.alice), headers: [("traceparent", Self.caller)])
+        #expect(answer.status == 200)
+        let requestID = try #require(answer.header("x-bakeoff-request-id"))
+        let upstreamHeaders = try #require(h.upstream.calls.first).request.headers
+        let span = RequestTrace.derivedIDs(requestID: requestID).span
+        #expect(upstreamHeaders.contains("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-\(span.hex)-01"))
+        let feedback = h.send("POST", "/v1/feedback", json: GatewayFeedbackTests.feedback(requestID))
+        #expect(feedback.status == 200)
+        exporter.shutdown(graceSeconds: 5)
+        let spans = try Self.exportedSpans(collector)
+        #expect(spans.count == 2)
+        let request = try #require(spans.first { $0["name"]?.string == "chat m-control" })
+        #expect(request["traceId"]?.string == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(request["parentSpanId"]?.string == "00f067aa0ba902b7")
+        #expect(request["spanId"]?.string == span.hex)
+        #expect(Self.attribute(request, "bakeoff.request_id")?["stringValue"]?.string == requestID)
+        #expect(Self.attribute(request, "gen_ai.usage.input_tokens")?["intValue"]?.string == "12")
+        #expect(Self.attribute(request, "server.address")?["stringValue"]?.string == "control.test")
+        let fb = try #require(spans.first { $0["name"]?.string == "feedback csat" })
+        #expect(fb["traceId"]?.string == "4bf92f3577b34da6a3ce929d0e0e4736", "feedback joins the caller's trace, remembered by the gateway")
+        #expect(fb["parentSpanId"]?.string == span.hex)
+        #expect(Self.attribute(fb, "bakeoff.feedback.value")?["doubleValue"]?.number == 4)
+    }
+
+    @Test("without export the caller's traceparent still reaches the upstream, untouched")
+    func passedOnWithoutExport() throws {
+        let h = try GatewayHarness()
+        _ = h.send("POST", "/v1/chat/completions", json: GatewayHarness.chat(user: Self.alice), headers: [("traceparent", Self.caller), ("tracestate", "k=v")])
+        let headers = try #require(h.upstream.calls.first).request.headers
+        #expect(headers.contains("traceparent: " + Self.caller) && headers.contains("tracestate: k=v"))
+        _ = h.send("POST", "/v1/chat/completions", json: GatewayHarness.chat(user: Self.alice))
+        #expect(!(h.upstream.calls.last?.request.headers ?? []).contains { $0.hasPrefix("traceparent") })
+    }
+}

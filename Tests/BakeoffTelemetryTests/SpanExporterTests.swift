@@ -4,33 +4,7 @@ import Dispatch
 import Synchronization
 import Testing
 import BakeoffTelemetry
-
-/// A collector in memory: records each export and answers what the test scripted.
-final class ScriptedCollector: UpstreamTransport, Sendable {
-    struct Call { var url: String; var headers: [String]; var body: [UInt8] }
-    let calls = Mutex<[Call]>([])
-    /// Answers given in turn (status, headers); then 200.
-    let script: Mutex<[(Int, [(name: String, value: String)])]>
-    let arrived = DispatchSemaphore(value: 0)
-
-    init(script: [(Int, [(name: String, value: String)])] = []) { self.script = Mutex(script) }
-
-    func start(_ request: UpstreamRequest, handlers: UpstreamHandlers) -> any UpstreamCallHandle {
-        calls.withLock { $0.append(Call(url: request.url, headers: request.headers, body: request.body)) }
-        let (status, headers) = script.withLock { $0.isEmpty ? (200, []) : $0.removeFirst() }
-        if status == 0 {
-            handlers.onFinish(.failed(.unreachable, message: "connection refused"))
-        } else {
-            handlers.onResponse(UpstreamResponseHead(status: status, contentType: "application/x-protobuf", headers: headers))
-            handlers.onFinish(.completed(status: status))
-        }
-        arrived.signal()
-        return NoCall()
-    }
-    var callsInProgress: Int { 0 }
-    func shutdown() {}
-    struct NoCall: UpstreamCallHandle { func cancel() {} }
-}
+import BakeoffTestSupport
 
 @Suite("The span exporter against a scripted collector")
 struct SpanExporterTests {

@@ -1,6 +1,7 @@
 import BakeoffCore
 import BakeoffGateway
 import BakeoffHTTP
+import BakeoffTelemetry
 import Foundation
 
 /// A gateway in process: a config, a fake upstream, an in-memory event sink and a manual clock. Requests go
@@ -34,17 +35,17 @@ public final class GatewayHarness: Sendable {
     }
 
     public init(config json: String = GatewayHarness.config(), environment: [String: String] = GatewayHarness.environment,
-                immediate: Bool = false, script: @escaping @Sendable (UpstreamRequest, Int) -> FakeUpstream.Script) throws {
+                immediate: Bool = false, spans: SpanExporter? = nil, script: @escaping @Sendable (UpstreamRequest, Int) -> FakeUpstream.Script) throws {
         let config = try GatewayConfig.parse(Data(json.utf8), source: "gateway.json", environment: environment)
         clock = ManualClock()
         upstream = FakeUpstream(clock: clock, immediate: immediate, script: script)
         events = MemoryEventSink()
-        gateway = Gateway(config: config, events: events, upstream: upstream, clock: clock)
+        gateway = Gateway(config: config, events: events, upstream: upstream, clock: clock, spans: spans)
     }
 
     public convenience init(config json: String = GatewayHarness.config(), environment: [String: String] = GatewayHarness.environment,
-                            immediate: Bool = false, always: FakeUpstream.Script = .json(GatewayHarness.completion())) throws {
-        try self.init(config: json, environment: environment, immediate: immediate) { _, _ in always }
+                            immediate: Bool = false, spans: SpanExporter? = nil, always: FakeUpstream.Script = .json(GatewayHarness.completion())) throws {
+        try self.init(config: json, environment: environment, immediate: immediate, spans: spans) { _, _ in always }
     }
 
     /// A request handed to the gateway; its answer may follow later (`wait`).
