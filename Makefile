@@ -145,20 +145,22 @@ fixtures: venv
 # BENCH_ONLY=pganalyze: only `analyze --db postgresql://` on about 10 million events against export-then-analyse, SQLite,
 # the log and the warehouse SQL (scripts/bench/pg_analyze_bench.py, ~20 minutes, ~25 GB in /tmp); BENCH_PGANALYZE=0
 # skips it, BENCH_PGANALYZE_USERS sets its size (600,000 users: about 10 million events).
-bench: build $(if $(filter gateway soak dashboard pgstore pganalyze,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval dashboard pgstore pganalyze,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
+bench: build $(if $(filter gateway soak dashboard pgstore pganalyze otlp,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval dashboard pgstore pganalyze otlp,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
 	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
-	$(if $(filter stats eval dashboard pgstore pganalyze,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
-	$(if $(filter gateway soak eval dashboard pgstore pganalyze,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter stats eval dashboard pgstore pganalyze otlp,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
+	$(if $(filter gateway soak eval dashboard pgstore pganalyze otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/stats.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_STATS_RUNS),--runs $(BENCH_STATS_RUNS)))
-	$(if $(filter gateway soak stats dashboard pgstore pganalyze,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats dashboard pgstore pganalyze otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/eval_bench.py --bin $(CURDIR)/$(BIN) --client-python $(CURDIR)/$(TEST_PY) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_EVAL_REQUESTS),--requests $(BENCH_EVAL_REQUESTS)))
-	$(if $(filter gateway soak stats eval pgstore pganalyze,$(BENCH_ONLY))$(filter 0,$(BENCH_DASHBOARD)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats eval pgstore pganalyze otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_DASHBOARD)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		python3 scripts/bench/dashboard_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_DASHBOARD_USERS),--users $(BENCH_DASHBOARD_USERS)))
-	$(if $(filter gateway soak stats eval dashboard pganalyze,$(BENCH_ONLY))$(filter 0,$(BENCH_PGSTORE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats eval dashboard pganalyze otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_PGSTORE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		python3 scripts/bench/pg_store_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md)
-	$(if $(filter gateway soak stats eval dashboard pgstore,$(BENCH_ONLY))$(filter 0,$(BENCH_PGANALYZE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats eval dashboard pgstore otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_PGANALYZE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		python3 scripts/bench/pg_analyze_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_PGANALYZE_USERS),--users $(BENCH_PGANALYZE_USERS)))
+	$(if $(filter gateway soak stats eval dashboard pgstore pganalyze,$(BENCH_ONLY))$(filter 0,$(BENCH_OTLP)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+		python3 scripts/bench/otlp_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md)
 
 $(LITELLM):
 	python3 -m venv $(LITELLM_VENV)
