@@ -13,3 +13,16 @@ def write_section(path, section, title):
         text = text.rstrip("\n") + "\n\n" + section
     with open(path, "w") as fh:
         fh.write(text.rstrip("\n") + "\n")
+
+
+def publish(result, out_dir, name, section, markdown, title, log):
+    """Writes a benchmark's result as OUT/NAME.json, prints its section, and puts it into `markdown` if given."""
+    import json
+    path = os.path.join(out_dir, name + ".json")
+    with open(path, "w") as fh:
+        json.dump(result, fh, indent=1)
+    log(f"wrote {path}")
+    print(section)
+    if markdown:
+        write_section(markdown, section, title)
+        log(f"wrote the section into {markdown}")

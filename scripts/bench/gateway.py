@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 
-from bench_md import write_section
+from bench_md import publish
 import urllib.request
 
 SECTION_TITLE = "## Gateway overhead and throughput"
@@ -274,15 +274,7 @@ def main():
         for name in os.listdir(workdir):
             if name.startswith("gateway.db"):
                 os.remove(os.path.join(workdir, name))
-    path = os.path.join(args.out, "gateway.json")
-    with open(path, "w") as fh:
-        json.dump(result, fh, indent=1)
-    log(f"wrote {path}")
-    section = render(result)
-    print(section)
-    if args.markdown:
-        write_section(args.markdown, section, SECTION_TITLE)
-        log(f"wrote the section into {args.markdown}")
+    publish(result, args.out, "gateway", render(result), args.markdown, SECTION_TITLE, log)
 
 
 def measure(args, procs, workdir, use_litellm):

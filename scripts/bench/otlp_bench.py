@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "e2e"))
-from bench_md import write_section  # noqa: E402
+from bench_md import publish  # noqa: E402
 from gateway import MODEL, Processes, env_num, machine_info, med, rotate, session_cpu_seconds, versions  # noqa: E402
 from pg_store_bench import loads, metrics  # noqa: E402
 
@@ -122,15 +122,7 @@ def main():
         result = measure(args, procs, workdir)
     finally:
         procs.stop_all()
-    path = os.path.join(args.out, "otlp.json")
-    with open(path, "w") as fh:
-        json.dump(result, fh, indent=1)
-    log(f"wrote {path}")
-    section = render(result)
-    print(section)
-    if args.markdown:
-        write_section(args.markdown, section, SECTION_TITLE)
-        log(f"wrote the section into {args.markdown}")
+    publish(result, args.out, "otlp", render(result), args.markdown, SECTION_TITLE, log)
     if result["lost"]:
         log(f"LOST SPANS: {result['lost']}")
         sys.exit(1)
@@ -171,7 +163,7 @@ def measure(args, procs, workdir):
             gw = procs.start(tag, [args.bin, "serve", "--config", cfg], env={"BAKEOFF_FEEDBACK_KEY": "otlp-bench-feedback-key-0123456789"})
             url = procs.wait_for_line(tag, gw, r"listening on (http://\S+/v1)", 60).group(1)
         loadavg = float(open("/proc/loadavg").read().split()[0])
-        warm = loads(args, [url], rate, args.warmup)
+        loads(args, [url], rate, args.warmup)
         cpu0 = session_cpu_seconds(gw.pid) if gw else 0
         posts0, bytes0 = collector.counts()
         t0 = time.monotonic()

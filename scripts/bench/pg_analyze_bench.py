@@ -49,7 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "e2e"))
-from bench_md import write_section  # noqa: E402
+from bench_md import publish, write_section  # noqa: E402
 from gateway import CLK_TCK, machine_info, versions  # noqa: E402
 from postgres import ThrowawayPostgres  # noqa: E402
 
@@ -221,15 +221,7 @@ def main():
             pg.close()
         if not a.keep:
             shutil.rmtree(WORK, ignore_errors=True)
-    path = os.path.join(a.out, "pganalyze.json")
-    with open(path, "w") as fh:
-        json.dump(result, fh, indent=1)
-    log(f"wrote {path}")
-    section = render(result)
-    print(section)
-    if a.markdown:
-        write_section(a.markdown, section, SECTION_TITLE)
-        log(f"wrote the section into {a.markdown}")
+    publish(result, a.out, "pganalyze", render(result), a.markdown, SECTION_TITLE, log)
     if not result["identical"]:
         log("MISMATCH: the reports differ (see pganalyze.json)")
         sys.exit(1)

@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "e2e"))
-from bench_md import write_section  # noqa: E402
+from bench_md import publish  # noqa: E402
 from gateway import (CLK_TCK, MODEL, Processes, env_num, machine_info, med, rotate,  # noqa: E402
                      session_cpu_seconds, versions)
 from postgres import ThrowawayPostgres  # noqa: E402
@@ -157,15 +157,7 @@ def main():
         procs.stop_all()
         if pg:
             pg.close()
-    path = os.path.join(args.out, "pgstore.json")
-    with open(path, "w") as fh:
-        json.dump(result, fh, indent=1)
-    log(f"wrote {path}")
-    section = render(result)
-    print(section)
-    if args.markdown:
-        write_section(args.markdown, section, SECTION_TITLE)
-        log(f"wrote the section into {args.markdown}")
+    publish(result, args.out, "pgstore", render(result), args.markdown, SECTION_TITLE, log)
     if result["mismatches"]:
         log(f"MISMATCH: {len(result['mismatches'])} runs did not store every request: {result['mismatches']}")
         sys.exit(1)
