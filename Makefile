@@ -93,6 +93,8 @@ test: build browser-deps $(TEST_PY_STAMP)
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/warehouse
 	@echo "== The dashboard in headless Chromium (e2e/browser)"
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/browser
+	@echo "== OTLP trace export into Arize Phoenix and a capturing collector (e2e/otlp)"
+	$(OTLP_TEST)
 
 # The dashboard's pages at 1280 and 390 px for the README (docs/screenshots/), from two weeks of the case study
 # and the demo's offline eval, through headless Chromium.
@@ -168,3 +170,6 @@ $(LITELLM):
 
 clean:
 	rm -rf .build $(OUT)
+
+# Integrations run by `make test`: OpenTelemetry traces into Phoenix (mk/otlp.mk).
+include mk/otlp.mk

@@ -111,7 +111,8 @@ public final class SpanExporter: Sendable {
 
     private func send(_ spans: [Span], retry: Int) {
         let body = settings.encoding.encode(spans, from: source)
-        let request = UpstreamRequest(url: settings.endpoint, headers: ["Content-Type: " + settings.encoding.contentType] + settings.headers,
+        let request = UpstreamRequest(url: settings.endpoint, headers: ["Content-Type: " + settings.encoding.contentType,
+                                                                       "User-Agent: bakeoff/" + BakeoffVersion.current] + settings.headers,
                                       body: body, timeoutMs: settings.timeoutMs, connectTimeoutMs: min(settings.timeoutMs, 5_000))
         let answer = transport.send(request)
         let rejected = (200..<300).contains(answer.status) ? ExportOutcomeReader.rejected(answer.body, encoding: settings.encoding) : nil

@@ -125,11 +125,31 @@ struct TracingTests {
         #expect(attributes(span)["error.type"] == .string("503"))
         #expect(attributes(span)["server.port"] == .int(443))
         #expect(span.status.code == .error)
-        var timedOut = done
-        timedOut.upstreamStatus = nil
-        var e = event
-        e.status = "timeout"
-        #expect(attributes(GatewaySpans.request(start, event: e, completion: timedOut))["error.type"] == .string("timeout"))
+        #expect(span.status.message == "answered HTTP 503")
+    }
+
+    @Test("error.type names the class of each failure", arguments: [
+        (UpstreamOutcome.completed(status: 429), false, "429"),
+        (.failed(.timeout, message: "no answer within 100 ms"), false, "timeout"),
+        (.failed(.unreachable, message: "refused"), false, "unreachable"),
+        (.failed(.brokenResponse, message: "broke off"), false, "broken_response"),
+        (.failed(.shutdown, message: "stopping"), false, "gateway_shutdown"),
+        (.cancelled, false, "client_cancelled"),
+        (.completed(status: 200), true, "client_cancelled"),
+    ])
+    func errorTypes(_ outcome: UpstreamOutcome, _ clientGone: Bool, _ expected: String) throws {
+        let record = EventRecord(kind: .request, timestamp: 0, experiment: "exp")
+        var reply = UpstreamReply(UpstreamReply.Context(endpoint: .chatCompletions, stream: false, clientWantsUsage: false, logContent: false,
+                                                        responseHeaders: [], started: 0, budgetLimit: 1000, record: record))
+        if case .completed(let status) = outcome { _ = reply.responded(UpstreamResponseHead(status: status, contentType: "application/json")) }
+        let done = reply.finish(outcome, clientGone: clientGone, now: 1)
+        #expect(done.errorType == expected)
+        let trace = try #require(RequestTrace.start(traceparent: nil, tracestate: nil, requestID: "r", exporting: true))
+        let span = GatewaySpans.request(RequestSpanStart(trace: trace, endpoint: .chatCompletions, requestModel: "m", upstreamURL: "http://h/v1", stream: false),
+                                        event: done.event, completion: done)
+        #expect(attributes(span)["error.type"] == .string(expected))
+        #expect(span.status.code == .error && !span.status.message.isEmpty)
+        if expected == "429" { #expect(span.status.message == "the upstream answered HTTP 429") }
     }
 
     @Test("with log_content, the messages in GenAI's form and the user id")

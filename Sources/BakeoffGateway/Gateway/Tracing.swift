@@ -120,10 +120,11 @@ package enum GatewaySpans {
         a.append(Attribute("bakeoff.status", .string(event.status)))
         if event.qa { a.append(Attribute("bakeoff.qa", .bool(true))) }
         var status = SpanStatus.unset
-        if event.status != "ok" {
-            let type = completion.upstreamStatus.map { $0 >= 400 ? String($0) : nil } ?? nil
-            a.append(Attribute("error.type", .string(type ?? event.status)))
-            status = SpanStatus(.error, message: completion.upstreamFailure ?? event.status)
+        if event.status != "ok" || completion.errorType != nil {
+            let type = completion.errorType ?? event.status
+            a.append(Attribute("error.type", .string(type)))
+            let answered = completion.upstreamStatus.flatMap { $0 >= 400 ? "the upstream answered HTTP \($0)" : nil }
+            status = SpanStatus(.error, message: completion.upstreamFailure ?? answered ?? type)
         }
         // Content only where the experiment logs it (log_content): traces often leave the team's own systems.
         if event.response != nil || event.prompt != nil || event.messages != nil {

@@ -78,6 +78,10 @@ package struct UpstreamReply {
         package var response = ResponseFacts()
         /// The upstream's HTTP status, when it answered.
         package var upstreamStatus: Int?
+        /// The class of the failure, for a span's `error.type` (nil when the request succeeded): the upstream's
+        /// HTTP status ("503"), `timeout`, `unreachable`, `broken_response`, `stream_error`, `client_cancelled`,
+        /// `gateway_overloaded` or `gateway_shutdown`.
+        package var errorType: String?
     }
 
     package let context: Context
@@ -190,11 +194,13 @@ package struct UpstreamReply {
         let reply: ClientReply
         var upstreamFailure: String?
         var refusedStatus: Int?
+        var errorType: String?
         switch outcome {
         case _ where mode == .dropping && !clientGone:
             // Cancelled for the budget (or completed before the cancel took): the answer was dropped.
             let error = OpenAIError.overBudget(limit: context.budgetLimit)
             record.status = "gateway_overloaded"
+            errorType = record.status
             refusedStatus = error.status
             reply = .respond(status: error.status, headers: json + OpenAIError.overBudgetHeaders + context.responseHeaders, body: error.body)
         case .completed(let status):
@@ -206,7 +212,10 @@ package struct UpstreamReply {
                 out += unfinished
                 reply = .endStream(tail: out, failed: false)
                 record.status = streamError == nil ? "ok" : "upstream_error"
-                if let streamError { upstreamFailure = "broke off a stream: \(streamError)" }
+                if let streamError {
+                    upstreamFailure = "broke off a stream: \(streamError)"
+                    errorType = "stream_error"
+                }
             } else {
                 if (200..<300).contains(status) {
                     let info = body.withUnsafeBytes { CompletionInfo.inspect($0, endpoint: context.endpoint) }
@@ -217,12 +226,14 @@ package struct UpstreamReply {
                     record.status = "ok"
                 } else {
                     record.status = "upstream_error"
+                    errorType = String(status)
                     if status >= 500 { upstreamFailure = "answered HTTP \(status)" }
                 }
                 reply = .respond(status: status, headers: [("Content-Type", contentType ?? "application/json")] + context.responseHeaders + passedHeaders, body: body)
             }
         case .failed(let failure, let message):
             if failure != .shutdown { upstreamFailure = "failed: \(failure.rawValue): \(message)" }
+            errorType = failure.errorType
             let error: OpenAIError
             switch failure {
             case .timeout:
@@ -243,9 +254,13 @@ package struct UpstreamReply {
                 : .respond(status: error.status, headers: json + context.responseHeaders, body: error.body)
         case .cancelled:
             record.status = "client_cancelled"
+            errorType = record.status
             reply = mode == .streaming ? .endStream(tail: [], failed: true) : .respond(status: 499, headers: context.responseHeaders, body: [])
         }
-        if clientGone { record.status = "client_cancelled" }
+        if clientGone {
+            record.status = "client_cancelled"
+            errorType = record.status
+        }
         record.latencyMs = latencyMs
         record.ttftMs = ttftMs
         // A usage no model produces (negative, or billions of tokens) is left out, and counted.
@@ -260,6 +275,18 @@ package struct UpstreamReply {
         body = []
         return Completion(reply: reply, event: record, latencySeconds: latencyMs / 1000, ttftSeconds: ttftMs.map { $0 / 1000 },
                           upstreamFailure: upstreamFailure, refusedStatus: refusedStatus, implausibleUsage: implausible, answered: answered,
-                          response: facts, upstreamStatus: upstreamStatus)
+                          response: facts, upstreamStatus: upstreamStatus, errorType: errorType)
+    }
+}
+
+extension UpstreamFailure {
+    /// The failure's name in a span's `error.type`.
+    var errorType: String {
+        switch self {
+        case .unreachable: "unreachable"
+        case .timeout: "timeout"
+        case .brokenResponse: "broken_response"
+        case .shutdown: "gateway_shutdown"
+        }
     }
 }
