@@ -29,11 +29,7 @@ extension UpstreamTransport {
     /// Sends `request` and waits for the whole answer (the calling thread blocks; never call it on a thread the
     /// transport's callbacks need).
     public func send(_ request: UpstreamRequest) -> HTTPAnswer {
-        final class Box: Sendable {
-            let answer = Mutex(HTTPAnswer(status: 0))
-            let done = DispatchSemaphore(value: 0)
-        }
-        let box = Box()
+        let box = AnswerBox()
         var request = request
         request.capturesHeaders = true
         start(request, handlers: UpstreamHandlers(
@@ -53,4 +49,10 @@ extension UpstreamTransport {
         box.done.wait()
         return box.answer.withLock { $0 }
     }
+}
+
+/// What a blocking call's handlers fill in, and the signal that they are done.
+private final class AnswerBox: Sendable {
+    let answer = Mutex(HTTPAnswer(status: 0))
+    let done = DispatchSemaphore(value: 0)
 }
