@@ -2,24 +2,6 @@ import BakeoffCore
 import BakeoffReport
 import BakeoffStatistics
 
-/// Where a run comes from: the command, what it read, the tool's version and who ran it.
-public struct RunSource: Sendable, Equatable {
-    /// "bakeoff analyze", "bakeoff eval": the run's `mlflow.source.name`.
-    public var command: String
-    /// The input as given (an event log's path, a store, a summary file, an eval dataset).
-    public var input: String?
-    public var version: String
-    /// The run's `mlflow.user` (MLflow's own client sends the login name).
-    public var user: String?
-
-    public init(command: String, input: String?, version: String, user: String?) {
-        self.command = command
-        self.input = input
-        self.version = version
-        self.user = user
-    }
-}
-
 extension TrackingRecord {
     /// An experiment's analysis as a run (README, "Recording runs in MLflow", has every key).
     ///
@@ -94,36 +76,6 @@ extension TrackingRecord {
             Artifact(name: "report.html", contentType: "text/html; charset=utf-8", text: report.render(.html)),
         ]
         return b.record
-    }
-}
-
-extension RecordBuilder {
-    /// The tags every run has: MLflow's own (name, source, user, description) and the tool's.
-    mutating func standardTags(_ source: RunSource, command: String, schema: String, note: String) {
-        tag(["mlflow.runName"], record.runName)
-        tag(["mlflow.source.name"], source.command)
-        tag(["mlflow.source.type"], "LOCAL")
-        tag(["mlflow.user"], source.user)
-        tag(["mlflow.note.content"], note)
-        tag(["bakeoff.command"], command)
-        tag(["bakeoff.version"], source.version)
-        tag(["bakeoff.schema"], schema)
-    }
-
-    /// One arm against the control: `NAME/ARM/lift`, `lift_ci_low`, `lift_ci_high`, `relative_lift`,
-    /// `relative_lift_ci_low`, `relative_lift_ci_high`, `p_value`, `adjusted_p_value`.
-    mutating func comparison(_ name: String, _ arm: String, lift: Double?, interval: ConfidenceInterval?, relative: Double?,
-                             relativeInterval: RelativeInterval?, p: Double?, adjustedP: Double?) {
-        metric([name, arm, "lift"], lift)
-        metric([name, arm, "lift_ci_low"], interval?.lower)
-        metric([name, arm, "lift_ci_high"], interval?.upper)
-        metric([name, arm, "relative_lift"], relative)
-        if case .bounded(let lo, let hi)? = relativeInterval {
-            metric([name, arm, "relative_lift_ci_low"], lo)
-            metric([name, arm, "relative_lift_ci_high"], hi)
-        }
-        metric([name, arm, "p_value"], p)
-        metric([name, arm, "adjusted_p_value"], adjustedP)
     }
 }
 

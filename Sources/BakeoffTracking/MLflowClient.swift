@@ -39,18 +39,17 @@ public struct MLflowClient: Sendable {
     }
 
     private func existingExperiment(named name: String) throws(TrackingError) -> String? {
-        let experiment: JSONObject
+        let id: String, stage: String?
         do throws(TrackingError) {
             let answer = try call("GET", "experiments/get-by-name?experiment_name=" + percentEncoded(name), body: nil)
-            guard let e = answer?.object?["experiment"]?.object, e["experiment_id"]?.string != nil else {
+            guard let e = answer?.object?["experiment"]?.object, let found = e["experiment_id"]?.string else {
                 throw badAnswer("experiments/get-by-name", "no experiment")
             }
-            experiment = e
+            (id, stage) = (found, e["lifecycle_stage"]?.string)
         } catch let error where error.kind == .refused(status: 404, errorCode: "RESOURCE_DOES_NOT_EXIST") {
             return nil
         }
-        let id = experiment["experiment_id"]!.string!
-        if experiment["lifecycle_stage"]?.string == "deleted" {
+        if stage == "deleted" {
             throw TrackingError(.deletedExperiment, "MLflow at \(server.displayURI): the experiment \"\(name)\" (id \(id)) is deleted and takes no runs: restore it (mlflow experiments restore --experiment-id \(id)) or record into an experiment of another name")
         }
         return id

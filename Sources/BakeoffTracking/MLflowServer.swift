@@ -46,21 +46,21 @@ public struct MLflowServer: Sendable, Equatable {
         guard let scheme = ["http://", "https://"].first(where: { lower.hasPrefix($0) }) else {
             throw TrackingError(.invalidSetup, "\"\(uri)\" is not the URL of an MLflow tracking server: give one starting with http:// or https:// (MLflow's file:, sqlite: and databricks URIs need its Python client)")
         }
-        var rest = Substring(uri.dropFirst(scheme.count))
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-        var authority = rest[..<authorityEnd]
-        let path = rest[authorityEnd...]
+        let afterScheme = uri.dropFirst(scheme.count)
+        let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? afterScheme.endIndex
+        var authority = afterScheme[..<authorityEnd]
+        var path = afterScheme[authorityEnd...]
         guard !path.contains("?") && !path.contains("#") else {
             throw TrackingError(.invalidSetup, "\"\(uri)\": give the tracking server's base URL, without a query or fragment")
         }
+        // user:password@ goes to libcurl in `uri`, never into messages.
         if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
         guard !authority.isEmpty else { throw TrackingError(.invalidSetup, "\"\(uri)\" names no host") }
-        rest = Substring(authority) + path
-        while rest.hasSuffix("/") { rest = rest.dropLast() }
-        var full = uri
-        while full.hasSuffix("/") { full = String(full.dropLast()) }
-        self.uri = full
-        displayURI = scheme + rest
+        while path.hasSuffix("/") { path = path.dropLast() }
+        var base = uri
+        while base.hasSuffix("/") { base.removeLast() }
+        self.uri = base
+        displayURI = scheme + authority + path
         hostHeader = String(authority)
 
         let token = environment["MLFLOW_TRACKING_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
