@@ -104,7 +104,7 @@ let analyzeSpec = CommandSpec(
         until = time
     }
     let format = args.choice("--format", ReportFormat.self) ?? .table
-    let mlflow = try MLflowTarget(args)
+    let mlflow = try MLflowTarget(uri: args.string("--mlflow"), experiment: args.string("--mlflow-experiment"))
     if mlflow != nil && (args.flag("--timeseries") || args.string("--benchmark") != nil) {
         throw UsageError("--mlflow records one report; leave out \(args.flag("--timeseries") ? "--timeseries" : "--benchmark")")
     }

@@ -67,7 +67,7 @@ let evalSpec = CommandSpec(
     }
     let items = try readEvalItems(datasetPath, limit: limit, console)
     // And MLflow: a server that cannot take the run is said before the calls are paid for.
-    let mlflow = try MLflowTarget(args)
+    let mlflow = try MLflowTarget(uri: args.string("--mlflow"), experiment: args.string("--mlflow-experiment"))
     var mlflowExperimentID: String?
     do throws(TrackingError) {
         mlflowExperimentID = try mlflow?.experimentID(default: experiment.name)

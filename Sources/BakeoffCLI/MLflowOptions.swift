@@ -15,9 +15,9 @@ struct MLflowTarget {
     /// `--mlflow-experiment`, nil for the experiment's own name.
     var experiment: String?
 
-    init?(_ args: ParsedArguments) throws(UsageError) {
-        let experiment = args.string("--mlflow-experiment")
-        guard let uri = args.string("--mlflow") else {
+    /// `uri` and `experiment` as `--mlflow` and `--mlflow-experiment` gave them (each command reads its own options).
+    init?(uri: String?, experiment: String?) throws(UsageError) {
+        guard let uri else {
             if experiment != nil { throw UsageError("--mlflow-experiment names the MLflow experiment --mlflow records into: give --mlflow URI too") }
             return nil
         }
