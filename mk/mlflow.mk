@@ -1,10 +1,16 @@
-# MLflow for e2e/mlflow: a real tracking server that `analyze --mlflow` and `eval --mlflow` record runs in, and
-# MLflow's Python client that reads them back. In a venv of its own (~46 s, ~860 MB): mlflow's pins must not move
-# those of .venv-test, which runs pytest. Included by the Makefile, after BIN and TEST_PY are defined.
+# `analyze --mlflow` and `eval --mlflow` end to end (e2e/mlflow): runs recorded in a real MLflow tracking server,
+# read back through MLflow's own Python client.
+#
+# Included at the end of the main Makefile (it uses BIN, TEST_PY and TEST_PY_STAMP); it adds its venv to `make test`'s
+# prerequisites itself, and `make test` runs $(MLFLOW_TEST) after the other suites. `make test-mlflow` runs the suite
+# alone.
+#
+# MLflow lives in a venv of its own (about 46 s to install on an idle machine, ~860 MB): its pins stay away from
+# .venv-test's. The tests run in .venv-test's pytest and call MLFLOW_PY for the server and the client.
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_PY := $(MLFLOW_VENV)/bin/python
 MLFLOW_PACKAGES := 'mlflow==3.18.0'
-# Records what is installed, so an older .venv-mlflow gets the new version when the pin changes.
+# Records what is installed, so the venv is remade when the list changes.
 MLFLOW_STAMP := $(MLFLOW_VENV)/.packages
 
 .PHONY: mlflow-venv test-mlflow
@@ -12,14 +18,25 @@ MLFLOW_STAMP := $(MLFLOW_VENV)/.packages
 mlflow-venv: $(MLFLOW_STAMP)
 
 $(MLFLOW_STAMP): mk/mlflow.mk
-	@[ -x $(MLFLOW_PY) ] || python3 -m venv $(MLFLOW_VENV)
-	@[ "$$(cat $@ 2>/dev/null)" = "$(MLFLOW_PACKAGES)" ] || \
-		$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check $(MLFLOW_PACKAGES)
-	@echo "$(MLFLOW_PACKAGES)" > $@
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(MLFLOW_PACKAGES)" ]; then \
+		echo "== Making $(MLFLOW_VENV): MLflow (about a minute the first time)"; \
+		start=$$(date +%s); \
+		rm -rf $(MLFLOW_VENV) && python3 -m venv $(MLFLOW_VENV) && \
+		$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check $(MLFLOW_PACKAGES) && \
+		echo "$(MLFLOW_PACKAGES)" > $@ && \
+		echo "   $(MLFLOW_VENV) ready in $$(( $$(date +%s) - start )) s"; \
+	else \
+		touch $@; \
+	fi
 
-# Runs recorded in a real `mlflow server` (started and stopped by the tests), read back through MLflow's client.
-MLFLOW_E2E := BAKEOFF_BIN=$(CURDIR)/$(BIN) MLFLOW_PY=$(CURDIR)/$(MLFLOW_PY) $(TEST_PY) -m pytest -q e2e/mlflow
+# `make test` needs it (a prerequisite added here, so the main Makefile's rule needs no variable defined below it).
+test: $(MLFLOW_STAMP)
+
+# The recipe `make test` and `make test-mlflow` share.
+define MLFLOW_TEST
+BAKEOFF_BIN=$(CURDIR)/$(BIN) MLFLOW_PY=$(CURDIR)/$(MLFLOW_PY) $(TEST_PY) -m pytest -q e2e/mlflow
+endef
 
 test-mlflow: build $(TEST_PY_STAMP) $(MLFLOW_STAMP)
 	@echo "== Runs recorded in a real MLflow server (e2e/mlflow)"
-	$(MLFLOW_E2E)
+	$(MLFLOW_TEST)
