@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "BakeoffGateway", targets: ["BakeoffGateway"]),
         .library(name: "BakeoffTelemetry", targets: ["BakeoffTelemetry"]),
         .library(name: "BakeoffEval", targets: ["BakeoffEval"]),
+        .library(name: "BakeoffTracking", targets: ["BakeoffTracking"]),
     ],
     targets: [
         // Pure numerics: distributions, tests, intervals, power. No I/O, no clocks.
@@ -48,12 +49,14 @@ let package = Package(
         .target(name: "BakeoffEval", dependencies: ["BakeoffCore", "BakeoffStatistics"]),
         // Runs an offline eval: every request to every variant through the gateway's upstream path, judges, the results cache.
         .target(name: "BakeoffEvalRunner", dependencies: ["BakeoffEval", "BakeoffCore", "BakeoffStatistics", "BakeoffStore", "BakeoffHTTP", "BakeoffGateway"]),
+        // Runs recorded in MLflow: a report as parameters, metrics, tags and files (pure), and the REST client that sends them.
+        .target(name: "BakeoffTracking", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffHTTP", "BakeoffReport", "BakeoffEval"]),
         // Development tools, in no library product: the mock upstream (an OpenAI server of its own), the load generator, simulated traffic.
         .target(name: "BakeoffDevTools", dependencies: ["BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffSimulation"]),
         // Every command, its options (declared once: parsing and help come from them), runnable in process.
         .target(name: "BakeoffCLI", dependencies: ["BakeoffCore", "BakeoffStatistics", "BakeoffReport", "BakeoffSimulation",
                                                     "BakeoffStore", "BakeoffHTTP", "BakeoffGateway", "BakeoffDevTools",
-                                                    "BakeoffEval", "BakeoffEvalRunner"]),
+                                                    "BakeoffEval", "BakeoffEvalRunner", "BakeoffTracking"]),
         // The executable: BakeoffCLI on the process's streams, a few lines.
         .executableTarget(name: "bakeoff", dependencies: ["BakeoffCLI"]),
         // Builders of hand-made events and data for the tests (no test target holds another's helpers).
@@ -77,6 +80,7 @@ let package = Package(
         .testTarget(name: "BakeoffDevToolsTests", dependencies: ["BakeoffDevTools", "BakeoffHTTP", "BakeoffCore", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffEvalTests", dependencies: ["BakeoffEval", "BakeoffCore", "BakeoffStatistics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BakeoffEvalRunnerTests", dependencies: ["BakeoffEvalRunner", "BakeoffEval", "BakeoffCore", "BakeoffHTTP", "BakeoffGateway", "BakeoffStore", "BakeoffDevTools", "BakeoffTestSupport"]),
+        .testTarget(name: "BakeoffTrackingTests", dependencies: ["BakeoffTracking", "BakeoffCore", "BakeoffEval", "BakeoffHTTP", "BakeoffReport", "BakeoffSimulation", "BakeoffTestSupport"]),
         .testTarget(name: "BakeoffCLITests", dependencies: ["BakeoffCLI", "BakeoffCore", "BakeoffEval", "BakeoffDevTools", "BakeoffStatistics", "BakeoffTestSupport"]),
     ]
 )

@@ -37,17 +37,22 @@ def closed_port() -> int:
 
 
 class Process:
-    """A child process whose stderr is drained by a thread; `wait_ready` finds the ready line."""
+    """A child process whose stderr is drained by a thread; `wait_ready` finds the ready line.
 
-    def __init__(self, name: str, args: list[str], ready: str, env: dict | None = None, cwd: str | None = None):
+    With `group`, it leads a process group of its own and signals go to the whole group: for servers that start
+    workers of their own (MLflow), which would otherwise outlive it."""
+
+    def __init__(self, name: str, args: list[str], ready: str, env: dict | None = None, cwd: str | None = None,
+                 group: bool = False):
         self.name = name
         self.args = args
+        self.group = group
         self.lines: list[str] = []
         self.ready_match: re.Match | None = None
         self._ready_re = re.compile(ready)
         self._ready = threading.Event()
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=env, cwd=cwd)
+                                     env=env, cwd=cwd, start_new_session=group)
         self._reader = threading.Thread(target=self._drain, name=f"stderr-{name}", daemon=True)
         self._reader.start()
 
@@ -85,7 +90,7 @@ class Process:
     def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, then waits; returns the exit status (kills it and fails if it does not exit in time)."""
         if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
+            self._signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -94,9 +99,19 @@ class Process:
         self._reader.join(5)
         return code
 
+    def _signal(self, sig: int):
+        if not self.group:
+            self.proc.send_signal(sig)
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
     def kill(self):
-        if self.alive():
-            self.proc.kill()
+        # A group's workers may outlive its leader.
+        if self.alive() or self.group:
+            self._signal(signal.SIGKILL)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

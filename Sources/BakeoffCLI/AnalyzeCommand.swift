@@ -11,6 +11,7 @@ import BakeoffHTTP
 import BakeoffDevTools
 import BakeoffStatistics
 import BakeoffStore
+import BakeoffTracking
 import Dispatch
 import Foundation
 
@@ -51,7 +52,7 @@ let analyzeSpec = CommandSpec(
         .single("--partitions", "N", "Read the log in N pieces through temporary files, so memory stays fixed; 1 = in memory", default: "in memory below 512 MB, then one piece per 128 MB"),
         // `make bench`: with --summary, also time N in-process runs (parse, statistics, output); median on stderr.
         .single("--benchmark", "N", "Time N in-process runs of --summary input", hidden: true),
-    ]
+    ] + mlflowOptions
 )
 
 @Sendable func runAnalyze(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
@@ -103,6 +104,10 @@ let analyzeSpec = CommandSpec(
         until = time
     }
     let format = args.choice("--format", ReportFormat.self) ?? .table
+    let mlflow = try MLflowTarget(uri: args.string("--mlflow"), experiment: args.string("--mlflow-experiment"))
+    if mlflow != nil && (args.flag("--timeseries") || args.string("--benchmark") != nil) {
+        throw UsageError("--mlflow records one report; leave out \(args.flag("--timeseries") ? "--timeseries" : "--benchmark")")
+    }
     var options = EventLog.Options()
     options.experiment = experiment
     options.metrics = config.metrics
@@ -137,8 +142,7 @@ let analyzeSpec = CommandSpec(
         if let runs = benchmarkRuns {
             try benchmarkSummary(summary, runs: runs, console: console, metrics: metrics, experiment: experiment, variants: variants, plan: plan, format: format)
         }
-        try printReport(report, format, console)
-        return .ok
+        return try finishAnalysis(report, format, input: summary, mlflow: mlflow, console)
     }
     if let path = covariatesFlag ?? config.covariatesPath {
         options.covariates = try CovariateTable.load(path: path, metrics: config.metrics)
@@ -185,17 +189,21 @@ let analyzeSpec = CommandSpec(
     if let db {
         report.planChanges = try StoreAnalysis.planChangesAfterStart(path: db, experiment: data.experiment, data: data, plan: plan)
     }
-    try printReport(report, format, console)
-    return .ok
+    return try finishAnalysis(report, format, input: db ?? paths[0], mlflow: mlflow, console)
 }
 
-func printReport(_ report: Report, _ format: ReportFormat, _ console: Console) throws(OutputError) {
+/// Prints the report and, with `--mlflow`, records it there: exit status 1 when that failed (the report is
+/// printed first all the same).
+func finishAnalysis(_ report: Report, _ format: ReportFormat, input: String, mlflow: MLflowTarget?, _ console: Console) throws -> ExitCode {
     var report = report
     // The analysis says no split was planned; on the command line, say which options plan one.
     if report.sampleRatio.status == .notRun, report.sampleRatio.expectedShares.isEmpty, let reason = report.sampleRatio.reason {
         report.sampleRatio.reason = reason + " (give --split, --variants or the config's \"variants\")"
     }
     try console.output.write(report.render(format))
+    guard let mlflow else { return .ok }
+    let source = RunSource(command: "bakeoff analyze", input: input, version: BakeoffCLI.version, user: MLflowTarget.user)
+    return mlflow.record(.analysis(report, source: source), console) ? .ok : .failure
 }
 
 /// `--benchmark N` for `make bench`: the summary's bytes parsed, analysed and rendered N times in process;

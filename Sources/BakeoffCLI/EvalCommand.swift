@@ -5,6 +5,7 @@ import BakeoffGateway
 import BakeoffHTTP
 import BakeoffReport
 import BakeoffStore
+import BakeoffTracking
 import Foundation
 import Synchronization
 
@@ -26,7 +27,7 @@ let evalSpec = CommandSpec(
         .choice("--format", ReportFormat.self, "Output format; html is a page with charts and the answers side by side", default: "table"),
         .single("--output", "FILE", "Write the report there instead of standard output"),
         .single("--calls", "FILE", "Also write every answer and every judge verdict (its raw text included) as JSON Lines"),
-    ]
+    ] + mlflowOptions
 )
 
 @Sendable func runEval(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
@@ -65,6 +66,16 @@ let evalSpec = CommandSpec(
         }
     }
     let items = try readEvalItems(datasetPath, limit: limit, console)
+    // And MLflow: a server that cannot take the run is said before the calls are paid for.
+    let mlflow = try MLflowTarget(uri: args.string("--mlflow"), experiment: args.string("--mlflow-experiment"))
+    var mlflowExperimentID: String?
+    do throws(TrackingError) {
+        mlflowExperimentID = try mlflow?.experimentID(default: experiment.name)
+    } catch {
+        var stopped = error
+        stopped.message += " (nothing was called: the eval stops before paying for calls it could not record)"
+        throw stopped
+    }
     var cachePath: String?
 
     var cache: EvalCache?
@@ -148,12 +159,21 @@ let evalSpec = CommandSpec(
         } catch { failures.append("\(outputPath): cannot write the report (\(error.localizedDescription)); it follows on standard output") }
     }
     if !written { try console.output.write(text) }
+    var recorded = true
+    if let mlflow {
+        let setups = experiment.variants.map {
+            VariantSetup(name: $0.name, model: $0.upstream.model, systemPrompt: $0.systemPrompt,
+                         parameters: $0.parameters.isEmpty ? nil : $0.parameters.map { "\($0.key)=\($0.json)" }.joined(separator: ","))
+        }
+        let source = RunSource(command: "bakeoff eval", input: datasetPath, version: BakeoffCLI.version, user: MLflowTarget.user)
+        recorded = mlflow.record(.eval(report, plan: eval.plan, variants: setups, source: source), experimentID: mlflowExperimentID, console)
+    }
     // A variant without a single answer was not evaluated: the run failed, whatever the report says.
     for calls in report.calls where calls.answers > 0 && calls.failed == calls.answers {
         failures.append("\(calls.variant) answered none of its \(calls.answers) calls\(calls.commonError.map { " (most often: \($0))" } ?? "")")
     }
     for failure in failures { console.printError(failure) }
-    return failures.isEmpty ? .ok : .failure
+    return failures.isEmpty && recorded ? .ok : .failure
 }
 
 /// The experiment `bakeoff eval` evaluates: the one named, or the only one with an "eval".
