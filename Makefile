@@ -95,6 +95,8 @@ test: build browser-deps $(TEST_PY_STAMP)
 	BAKEOFF_BIN=$(CURDIR)/$(BIN) $(TEST_PY) -m pytest -q e2e/browser
 	@echo "== OTLP trace export into Arize Phoenix and a capturing collector (e2e/otlp)"
 	$(OTLP_TEST)
+	@echo "== Runs recorded in a real MLflow server (e2e/mlflow)"
+	$(MLFLOW_TEST)
 
 # The dashboard's pages at 1280 and 390 px for the README (docs/screenshots/), from two weeks of the case study
 # and the demo's offline eval, through headless Chromium.
@@ -173,3 +175,6 @@ clean:
 
 # Integrations run by `make test`: OpenTelemetry traces into Phoenix (mk/otlp.mk).
 include mk/otlp.mk
+
+# Integrations run by `make test`: runs recorded in MLflow (mk/mlflow.mk).
+include mk/mlflow.mk
