@@ -97,6 +97,8 @@ test: build browser-deps $(TEST_PY_STAMP)
 	$(OTLP_TEST)
 	@echo "== Runs recorded in a real MLflow server (e2e/mlflow)"
 	$(MLFLOW_TEST)
+	@echo "== The gateway against llama.cpp's server (llama-cpp-python), a tiny model the tests write (e2e/llama)"
+	$(LLAMA_TEST)
 
 # The dashboard's pages at 1280 and 390 px for the README (docs/screenshots/), from two weeks of the case study
 # and the demo's offline eval, through headless Chromium.
@@ -178,3 +180,6 @@ include mk/otlp.mk
 
 # Integrations run by `make test`: runs recorded in MLflow (mk/mlflow.mk).
 include mk/mlflow.mk
+
+# Integrations run by `make test`: llama.cpp's server through llama-cpp-python (mk/llama.mk).
+include mk/llama.mk

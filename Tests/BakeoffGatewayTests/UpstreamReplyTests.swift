@@ -219,3 +219,80 @@ struct UpstreamReplyTests {
         #expect(Array(payload.utf8).withUnsafeBytes { UpstreamReply.mayCarryUsageOrError($0) } == inspect)
     }
 }
+
+/// What llama.cpp's server does (e2e/llama found each): streams without usage, empty streams, streams cut short,
+/// and OpenAI's SDK hanging up at [DONE].
+@Suite("Upstream outcome: streams that end oddly")
+struct UpstreamStreamEndTests {
+    static let started: UInt64 = 5_000_000_000
+
+    static func streaming() -> UpstreamReply {
+        var r = UpstreamReplyTests.reply(stream: true)
+        _ = r.responded(UpstreamResponseHead(status: 200, contentType: "text/event-stream"))
+        return r
+    }
+
+    static func chunk(_ content: String, finish: String? = nil) -> String {
+        "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(content)\"},\"finish_reason\":\(finish.map { "\"\($0)\"" } ?? "null")}]}\n\n"
+    }
+
+    @Test("a client that hangs up after [DONE] had its whole answer: ok, and the latency ends at [DONE]")
+    func hangUpAtDone() throws {
+        for cancelled in [false, true] {
+            var r = Self.streaming()
+            _ = UpstreamReplyTests.stream(&r, Self.chunk("hi"), at: Self.started + 10_000_000)
+            _ = UpstreamReplyTests.stream(&r, Self.chunk("", finish: "stop"), at: Self.started + 15_000_000)
+            _ = UpstreamReplyTests.stream(&r, "data: [DONE]\n\n", at: Self.started + 20_000_000)
+            let done = r.finish(cancelled ? .cancelled : .completed(status: 200), clientGone: true, now: Self.started + 90_000_000)
+            #expect(done.event.status == "ok", "cancelled: \(cancelled)")
+            #expect(done.event.latencyMs == 20)
+            #expect(done.errorType == nil)
+        }
+    }
+
+    @Test("a stream that ends with nothing (no [DONE], no finish_reason) is an upstream error the client hears of")
+    func emptyStream() throws {
+        var r = Self.streaming()
+        let done = r.finish(.completed(status: 200), clientGone: false, now: Self.started + 7_000_000)
+        let end = try #require(UpstreamReplyTests.endStream(done))
+        #expect(end.tail.contains("upstream_incomplete_stream") && !end.failed)
+        #expect(done.event.status == "upstream_error" && done.errorType == "incomplete_stream")
+        #expect(done.upstreamFailure == "ended a stream without [DONE] or a finish_reason")
+        #expect(!done.event.usageMissing)
+    }
+
+    @Test("a stream whose answer never says why it ended, then [DONE], was cut short: an upstream error")
+    func truncated() {
+        var r = Self.streaming()
+        _ = UpstreamReplyTests.stream(&r, Self.chunk("a"), at: Self.started + 10_000_000)
+        _ = UpstreamReplyTests.stream(&r, Self.chunk("b"), at: Self.started + 11_000_000)
+        _ = UpstreamReplyTests.stream(&r, "data: [DONE]\n\n", at: Self.started + 12_000_000)
+        let done = r.finish(.completed(status: 200), clientGone: false, now: Self.started + 13_000_000)
+        #expect(done.event.status == "upstream_error" && done.errorType == "truncated_stream")
+    }
+
+    @Test("an answer without usage is marked usage_missing (unknown counts, not 0) in the event's line")
+    func usageMissing() {
+        var r = Self.streaming()
+        _ = UpstreamReplyTests.stream(&r, Self.chunk("a"), at: Self.started + 10_000_000)
+        _ = UpstreamReplyTests.stream(&r, Self.chunk("", finish: "length"), at: Self.started + 11_000_000)
+        _ = UpstreamReplyTests.stream(&r, "data: [DONE]\n\n", at: Self.started + 12_000_000)
+        let done = r.finish(.completed(status: 200), clientGone: false, now: Self.started + 13_000_000)
+        #expect(done.event.status == "ok" && done.event.usageMissing)
+        #expect(done.event.inputTokens == nil && done.event.outputTokens == nil)
+        #expect(done.event.jsonLine().contains(",\"status\":\"ok\",\"usage_missing\":true"))
+        // With usage, nothing is said.
+        var full = Self.streaming()
+        for e in GatewayHarness.streamEvents(["x"], prompt: 3) { _ = UpstreamReplyTests.stream(&full, e, at: Self.started + 1) }
+        let ok = full.finish(.completed(status: 200), clientGone: false, now: Self.started + 2)
+        #expect(!ok.event.usageMissing && !ok.event.jsonLine().contains("usage_missing"))
+    }
+
+    @Test("the quick scan sends a chunk with a finish_reason to the full inspection, not one with null")
+    func quickScanFindsFinishReason() {
+        let finishing = Array(#"{"choices":[{"index":0,"delta":{},"finish_reason" : "stop"}]}"#.utf8)
+        let running = Array(#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}"#.utf8)
+        #expect(finishing.withUnsafeBytes { UpstreamReply.mayCarryUsageOrError($0) })
+        #expect(!running.withUnsafeBytes { UpstreamReply.mayCarryUsageOrError($0) })
+    }
+}

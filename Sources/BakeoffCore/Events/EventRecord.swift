@@ -17,6 +17,9 @@ public struct EventRecord: Sendable, Equatable {
     public var value: Double = 0
     /// A QA request an admin forced into a variant: stored and exported, but left out of the analysis.
     public var qa: Bool = false
+    /// A request answered without token usage (an upstream that reports none, e.g. in streams): its missing
+    /// counts are unknown, not zero.
+    public var usageMissing: Bool = false
     /// Content logging: the conversation's text, when the gateway records it (the analysis ignores it).
     public var prompt: String?
     public var response: String?
@@ -45,6 +48,7 @@ public struct EventRecord: Sendable, Equatable {
             if let inputTokens { s += ",\"input_tokens\":" + String(inputTokens) }
             if let outputTokens { s += ",\"output_tokens\":" + String(outputTokens) }
             s += ",\"status\":" + JSONWriter.quote(status)
+            if usageMissing { s += ",\"usage_missing\":true" }
         case .feedback:
             s += ",\"name\":" + JSONWriter.quote(name) + ",\"value\":" + JSONWriter.number(value)
         }

@@ -263,7 +263,8 @@ public final class Gateway: Sendable {
     /// Writes the request's event and counts it; called once per proxied request.
     func finished(_ record: EventRecord, latencySeconds: Double, ttftSeconds: Double?) {
         metrics.recordRequest(experiment: record.experiment, variant: record.variant, status: record.status, latencySeconds: latencySeconds,
-                              ttftSeconds: ttftSeconds, inputTokens: record.inputTokens, outputTokens: record.outputTokens)
+                              ttftSeconds: ttftSeconds, inputTokens: record.inputTokens, outputTokens: record.outputTokens,
+                              usageMissing: record.usageMissing)
         events.enqueue(record)
     }
 

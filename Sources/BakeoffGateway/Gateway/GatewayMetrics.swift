@@ -34,6 +34,7 @@ public final class GatewayMetrics: Sendable {
         var outputTokens: [ArmKey: Int] = [:]
         var feedback: [FeedbackKey: Int] = [:]
         var implausibleUsage = 0
+        var usageMissing: [ArmKey: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -41,9 +42,11 @@ public final class GatewayMetrics: Sendable {
     public init() {}
 
     /// One proxied request that reached an upstream (or failed trying).
-    func recordRequest(experiment: String, variant: String, status: String, latencySeconds: Double, ttftSeconds: Double?, inputTokens: Int?, outputTokens: Int?) {
+    func recordRequest(experiment: String, variant: String, status: String, latencySeconds: Double, ttftSeconds: Double?, inputTokens: Int?, outputTokens: Int?,
+                       usageMissing: Bool = false) {
         let arm = ArmKey(experiment: experiment, variant: variant)
         state.withLock { s in
+            if usageMissing { s.usageMissing[arm, default: 0].addSaturating(1) }
             s.requests[RequestKey(experiment: experiment, variant: variant, status: status), default: 0].addSaturating(1)
             s.latency[arm, default: Histogram()].observe(latencySeconds)
             if let ttftSeconds { s.ttft[arm, default: Histogram()].observe(ttftSeconds) }
@@ -101,6 +104,10 @@ public final class GatewayMetrics: Sendable {
             for (k, v) in map.sorted(by: { ($0.key.experiment, $0.key.variant) < ($1.key.experiment, $1.key.variant) }) {
                 out += "\(name){\(arm(k))} \(v)\n"
             }
+        }
+        header("bakeoff_upstream_usage_missing_total", "counter", "Answered requests whose upstream reported no token usage (their token counts are unknown, not 0).")
+        for (k, v) in s.usageMissing.sorted(by: { ($0.key.experiment, $0.key.variant) < ($1.key.experiment, $1.key.variant) }) {
+            out += "bakeoff_upstream_usage_missing_total{\(arm(k))} \(v)\n"
         }
         header("bakeoff_upstream_usage_ignored_total", "counter", "Upstream answers whose token usage was negative or implausibly large (left out of the event).")
         out += "bakeoff_upstream_usage_ignored_total \(s.implausibleUsage)\n"

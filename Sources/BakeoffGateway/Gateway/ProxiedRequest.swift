@@ -110,6 +110,9 @@ final class ProxiedRequest: Sendable {
             exchange.finish(failed: failed)
         }
         if done.implausibleUsage { gateway.metrics.recordImplausibleUsage() }
+        if done.event.usageMissing {
+            gateway.upstreamLog.note(url + " usage", "upstream \(url) (\(done.event.experiment)/\(done.event.variant)) answered without token usage\(done.event.ttftMs != nil ? " in its stream (it ignores stream_options.include_usage)" : ""): those requests are logged with usage_missing and no token counts")
+        }
         gateway.finished(done.event, latencySeconds: done.latencySeconds, ttftSeconds: done.ttftSeconds)
         if let span { gateway.tracer?.finished(span, event: done.event, completion: done) }
     }

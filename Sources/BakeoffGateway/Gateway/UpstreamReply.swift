@@ -79,8 +79,8 @@ package struct UpstreamReply {
         /// The upstream's HTTP status, when it answered.
         package var upstreamStatus: Int?
         /// The class of the failure, for a span's `error.type` (nil when the request succeeded): the upstream's
-        /// HTTP status ("503"), `timeout`, `unreachable`, `broken_response`, `stream_error`, `client_cancelled`,
-        /// `gateway_overloaded` or `gateway_shutdown`.
+        /// HTTP status ("503"), `timeout`, `unreachable`, `broken_response`, `stream_error`, `incomplete_stream`,
+        /// `truncated_stream`, `client_cancelled`, `gateway_overloaded` or `gateway_shutdown`.
         package var errorType: String?
     }
 
@@ -98,6 +98,10 @@ package struct UpstreamReply {
     private var answered = false
     private var facts = ResponseFacts()
     private var upstreamStatus: Int?
+    /// When the stream's `[DONE]` was forwarded: the answer is complete, whatever the client does next.
+    private var doneAt: UInt64?
+    /// Some choice of the stream got a `finish_reason`.
+    private var finishSeen = false
 
     package init(_ context: Context) { self.context = context }
 
@@ -149,6 +153,8 @@ package struct UpstreamReply {
                 facts.finishReasons += info.response.finishReasons
             }
             if let u = info.usage { usage = u }
+            if info.finishes { finishSeen = true }
+            if info.isDone && doneAt == nil { doneAt = now() }
             if info.hasContent && ttftMs == nil { ttftMs = Double(now() &- context.started) / 1e6 }
             if let e = info.error { streamError = e }
             if let t = info.text {
@@ -160,13 +166,21 @@ package struct UpstreamReply {
         out.append(contentsOf: raw)
     }
 
-    /// Whether a chunk's payload has `"usage":` followed by an object, or an `"error"` key, or is not a plain
-    /// JSON object (e.g. `[DONE]`): a quick byte scan that can only err towards a full inspection.
+    /// Whether a chunk's payload has `"usage":` followed by an object, an `"error"` key, a `"finish_reason"`
+    /// that is a string, or is not a plain JSON object (e.g. `[DONE]`): a quick byte scan that can only err
+    /// towards a full inspection.
     package static func mayCarryUsageOrError(_ data: UnsafeRawBufferPointer) -> Bool {
         let n = data.count
         guard n > 0, data[0] == UInt8(ascii: "{") else { return true }
+        let finishReason: StaticString = "finish_reason\""
         var i = 0
         while i + 7 <= n {
+            if data[i] == 0x22 && i + 15 <= n && data[i + 1] == 0x66 && data[i + 14] == 0x22
+                && finishReason.withUTF8Buffer({ key in (0..<14).allSatisfy { data[i + 1 + $0] == key[$0] } }) {
+                var j = i + 15
+                while j < n && (data[j] == 0x20 || data[j] == 0x3A || data[j] == 0x09 || data[j] == 0x0A || data[j] == 0x0D) { j += 1 }
+                if j < n && data[j] == 0x22 { return true }
+            }
             if data[i] == 0x22 {
                 // "usage" or "error"
                 if data[i + 6] == 0x22 {
@@ -188,7 +202,13 @@ package struct UpstreamReply {
 
     /// The call is over: the client's answer and the request's event. `clientGone`: the client left first.
     package mutating func finish(_ outcome: UpstreamOutcome, clientGone: Bool, now: UInt64) -> Completion {
-        let latencyMs = Double(now &- context.started) / 1e6
+        // A stream is complete at its [DONE]: a client that hangs up then (as OpenAI's SDK does, before the
+        // upstream's last bytes) had its whole answer, and the request ended there.
+        let complete = doneAt != nil
+        let endedEarly = complete && (outcome == .cancelled || clientGone)
+        let outcome = complete && outcome == .cancelled ? .completed(status: upstreamStatus ?? 200) : outcome
+        let clientGone = clientGone && !complete
+        let latencyMs = Double((endedEarly ? doneAt ?? now : now) &- context.started) / 1e6
         let json = [("Content-Type", "application/json")]
         var record = context.record
         let reply: ClientReply
@@ -210,12 +230,27 @@ package struct UpstreamReply {
                 sse = SSEParser()
                 let unfinished = parser.finish { raw, data in forward(raw, data, into: &out, now: { now }) }
                 out += unfinished
-                reply = .endStream(tail: out, failed: false)
                 record.status = streamError == nil ? "ok" : "upstream_error"
                 if let streamError {
                     upstreamFailure = "broke off a stream: \(streamError)"
                     errorType = "stream_error"
+                } else if doneAt == nil && !finishSeen {
+                    // Ended without [DONE] or a finish_reason (llama.cpp's server answers a prompt over its
+                    // context so: an empty stream): the client gets an error event rather than an answer that
+                    // looks complete.
+                    let error = OpenAIError(status: 502, message: "the upstream ended its stream without [DONE] or a finish_reason", type: "server_error", code: "upstream_incomplete_stream")
+                    out += error.sseEvent
+                    record.status = "upstream_error"
+                    upstreamFailure = "ended a stream without [DONE] or a finish_reason"
+                    errorType = "incomplete_stream"
+                } else if !finishSeen {
+                    // [DONE] after answers that never said why they ended: cut short (llama.cpp's server stops a
+                    // stream so when another request waits), not a complete answer.
+                    record.status = "upstream_error"
+                    upstreamFailure = "ended a stream with [DONE] but no finish_reason (cut short)"
+                    errorType = "truncated_stream"
                 }
+                reply = .endStream(tail: out, failed: false)
             } else {
                 if (200..<300).contains(status) {
                     let info = body.withUnsafeBytes { CompletionInfo.inspect($0, endpoint: context.endpoint) }
@@ -271,6 +306,7 @@ package struct UpstreamReply {
         }
         record.inputTokens = usage?.input
         record.outputTokens = usage?.output
+        record.usageMissing = usage == nil && !implausible && record.status == "ok"
         if context.logContent { record.response = text }
         body = []
         return Completion(reply: reply, event: record, latencySeconds: latencyMs / 1000, ttftSeconds: ttftMs.map { $0 / 1000 },

@@ -39,6 +39,8 @@ public struct ChunkInfo: Sendable, Equatable {
     public var text: String?
     /// What the answer says of itself (`id`, `model`, each choice's `finish_reason`), read only when asked.
     public var response = ResponseFacts()
+    /// Some choice has a `finish_reason` (a string): its answer is complete.
+    public var finishes = false
 
     public init(isDone: Bool = false, hasContent: Bool = false, usage: TokenUsage? = nil, isUsageOnly: Bool = false,
                 error: String? = nil, text: String? = nil) {
@@ -129,8 +131,10 @@ public struct ChunkInfo: Sendable, Equatable {
         var first = true
         while try s.nextItem(&first, close: 0x7D) {
             let key = try s.scanKey()
-            if includeResponse, s.current == 0x22, s.equals(key, "finish_reason") {
-                response.finishReasons.append(s.decode(try s.scanString()))
+            if s.current == 0x22, s.equals(key, "finish_reason") {
+                let reason = try s.scanString()
+                finishes = true
+                if includeResponse { response.finishReasons.append(s.decode(reason)) }
                 continue
             }
             switch endpoint {
