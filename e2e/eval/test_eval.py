@@ -590,8 +590,11 @@ def test_ctrl_c_stops_the_run_at_once_and_the_next_run_resumes(procs, work):
     config = write_config(work, [experiment(mock.base_url, eval_section={"scorers": [{"type": "exact_match"}],
                                                                          "concurrency": 2})])
     cache = work / "cache.db"
+    # SIGINT as a terminal's Ctrl-C gives it, whatever this run inherited: a shell that starts `make test` in the
+    # background without job control has its children ignore SIGINT, and the eval would never see it.
     proc = subprocess.Popen([BIN, "eval", "--config", str(config), "--dataset", str(dataset), "--cache", str(cache)],
-                            cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 30
         while mock.count() < 10 and time.monotonic() < deadline:
