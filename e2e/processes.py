@@ -182,3 +182,18 @@ def module_procs():
         yield registry
     finally:
         registry.cleanup()
+
+
+def gateway_helpers():
+    """e2e/gateway/conftest.py as a module of its own name, for other suites to use its gateway helpers (pytest
+    imports each suite's conftest as `conftest`, so a plain import would find the wrong one)."""
+    import importlib.util
+    import sys
+    name = "bakeoff_e2e_gateway_conftest"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gateway", "conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

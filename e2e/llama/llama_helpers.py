@@ -17,7 +17,7 @@ from pathlib import Path
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from processes import HTTP_TIMEOUT, Process, Registry, bucket, closed_port, raw_request  # noqa: E402,F401
+from processes import HTTP_TIMEOUT, Process, Registry, bucket, closed_port, gateway_helpers, raw_request  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("BAKEOFF_BIN") or str(REPO / ".build" / "product" / "release" / "bakeoff")
@@ -132,36 +132,14 @@ class SlowTailRelay:
         self._listener.close()
 
 
-class Gateway:
+class Gateway(gateway_helpers().Gateway):
+    """e2e/gateway's Gateway, without client keys (the llama gateway has none) and without its environment."""
+
     def __init__(self, process: Process, config_path: Path, store: Path, config: dict):
-        self.process = process
-        self.config_path = config_path
-        self.store = store
-        self.config = config
-        self.base_url = process.wait_ready().group(1)
-        self.root = self.base_url[: -len("/v1")]
+        super().__init__(process, config_path, store, config, env={})
 
     def client(self, **kw) -> openai.OpenAI:
-        kw.setdefault("timeout", HTTP_TIMEOUT)
-        return openai.OpenAI(base_url=self.base_url, api_key="unused", max_retries=0, **kw)
-
-    def get(self, path: str, headers: dict | None = None):
-        return raw_request(self.root + path, headers=headers)
-
-    def post(self, path: str, body, headers: dict | None = None):
-        if not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        return raw_request(self.root + path, method="POST", body=body, headers=headers)
-
-    def metrics(self) -> str:
-        status, _, body = self.get("/metrics")
-        assert status == 200, body
-        return body.decode()
-
-    def export(self) -> list[dict]:
-        r = subprocess.run([BIN, "export", "--db", str(self.store)], capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, f"bakeoff export exited {r.returncode}\n{r.stderr[-3000:]}"
-        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        return super().client(api_key="unused", **kw)
 
 
 def start_gateway(registry: Registry, directory: Path, experiments: list[dict], **top) -> Gateway:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import ipaddress
 import json
 import os
@@ -35,21 +34,10 @@ E2E = Path(__file__).resolve().parents[1]
 REPO = E2E.parent
 if str(E2E) not in sys.path:
     sys.path.insert(0, str(E2E))
-from processes import HTTP_TIMEOUT, Process, Registry, closed_port, raw_request  # noqa: E402,F401
+from processes import HTTP_TIMEOUT, Process, Registry, closed_port, gateway_helpers, raw_request  # noqa: E402,F401
 
 
-def _load_gateway_helpers():
-    name = "bakeoff_e2e_gateway_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, E2E / "gateway" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gw = _load_gateway_helpers()
+gw = gateway_helpers()
 BIN = gw.BIN
 ADMIN_KEY = gw.ADMIN_KEY
 start_gateway = gw.start_gateway
