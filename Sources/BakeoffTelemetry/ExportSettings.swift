@@ -155,19 +155,20 @@ public struct OTelEnvironment: Sendable, Equatable {
             case .failure(let e): problems.append("\(name): \"\(e.member)\" is not key=value (the list is key1=value1,key2=value2, values percent-encoded)")
             }
         }
-        func milliseconds(_ names: String...) -> Int? {
+        /// The first of `names` that is set, as a positive whole number of `unit`.
+        func positive(_ unit: String, _ names: String...) -> Int? {
             for name in names {
                 guard let raw = env[name], !raw.isEmpty else { continue }
-                if let ms = Int(raw.trimmedSpaces), ms > 0 { return ms }
-                problems.append("\(name)=\(raw) is not a positive number of milliseconds")
+                if let n = Int(raw.trimmedSpaces), n > 0 { return n }
+                problems.append("\(name)=\(raw) is not a positive number of \(unit)")
                 return nil
             }
             return nil
         }
-        timeoutMs = milliseconds("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
-        exportIntervalMs = milliseconds("OTEL_BSP_SCHEDULE_DELAY")
-        batchSize = milliseconds("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
-        queueSize = milliseconds("OTEL_BSP_MAX_QUEUE_SIZE")
+        timeoutMs = positive("milliseconds", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+        exportIntervalMs = positive("milliseconds", "OTEL_BSP_SCHEDULE_DELAY")
+        batchSize = positive("spans", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+        queueSize = positive("spans", "OTEL_BSP_MAX_QUEUE_SIZE")
         if let (_, v) = value("OTEL_SERVICE_NAME") { serviceName = v }
         if let (name, v) = value("OTEL_RESOURCE_ATTRIBUTES") {
             switch ExportSettings.keyValueList(v) {

@@ -171,7 +171,7 @@ struct TracingTests {
         event.requestID = "req_1"
         let request = RequestInfo(experiment: "exp", variant: "treatment", userID: "alice", conversationID: "conv-9", requestID: "req_1")
         let ids = RequestTrace.derivedIDs(requestID: "req_1")
-        let span = GatewaySpans.feedback(event, request: request, trace: ids.trace, flags: 1)
+        let span = GatewaySpans.feedback(event, request: request, trace: ids.trace, requestSpan: ids.span, flags: 1)
         #expect(span.name == "feedback thumbs_up" && span.kind == .internal)
         #expect(span.traceID == ids.trace && span.parentSpanID == ids.span)
         #expect(span.links == [SpanLink(traceID: ids.trace, spanID: ids.span)])

@@ -132,7 +132,11 @@ class SlowTailRelay:
         self._listener.close()
 
 
-class Gateway(gateway_helpers().Gateway):
+# e2e/gateway's helpers, shared rather than copied.
+_gw = gateway_helpers()
+
+
+class Gateway(_gw.Gateway):
     """e2e/gateway's Gateway, without client keys (the llama gateway has none) and without its environment."""
 
     def __init__(self, process: Process, config_path: Path, store: Path, config: dict):
@@ -155,38 +159,12 @@ def start_gateway(registry: Registry, directory: Path, experiments: list[dict], 
     return Gateway(p, path, store, config)
 
 
-def users_in(experiment: str, variant: str, count: int, split: float = 0.5, prefix: str = "u") -> list[str]:
-    """`count` user ids that the gateway's assignment (the seed's ABRouter) puts into `variant`."""
-    found, i = [], 0
-    while len(found) < count:
-        user = f"{prefix}-{variant}-{i}"
-        if ("treatment" if bucket(experiment, user) / 10000 < split else "control") == variant:
-            found.append(user)
-        i += 1
-    return found
-
-
-def metric_value(metrics_text: str, metric: str, **labels) -> float | None:
-    """The value of the sample `name{labels}` (all given labels must match exactly), or None."""
-    for line in metrics_text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
-        if not m or m.group(1) != metric:
-            continue
-        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        if got == {k: str(v) for k, v in labels.items()}:
-            return float(m.group(4))
-    return None
+users_in = _gw.users_in
+metric_value = _gw.metric_value
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message} (last: {last!r})")
+    return _gw.wait_until(predicate, timeout=timeout, interval=interval, message=message)
 
 
 def sse_events(body: bytes) -> list[str]:

@@ -8,10 +8,6 @@ extension GatewayConfigParser {
         let env = OTelEnvironment(environment)
         var block = root.object("otlp")
         defer { block?.finish(known: Keys.otlp) }
-        // The variables are read only when they matter: a stray OTEL_* setting must not stop a gateway that exports nothing.
-        let reportEnvironment = { (reader: FieldReader) in
-            for problem in env.problems { reader.fail(nil, "\(problem) (from the environment)") }
-        }
         var endpoint = env.endpoint
         if let raw = block?.string("endpoint") {
             if let url = ExportSettings.tracesURL(configEndpoint: raw) { endpoint = url } else {
@@ -22,8 +18,9 @@ extension GatewayConfigParser {
         guard block != nil || endpoint != nil else { return (nil, []) }
         if env.disabled && block == nil { return (nil, []) }
         // Problems are reported at the block, or at the top level for a gateway configured by the variables alone.
+        // The variables' problems count only here: a stray OTEL_* setting must not stop a gateway that exports nothing.
         let reader = block ?? root
-        reportEnvironment(reader)
+        for problem in env.problems { reader.fail(nil, "\(problem) (from the environment)") }
         guard let endpoint else {
             reader.fail("endpoint", "missing: the collector's URL, e.g. \"http://127.0.0.1:6006\" (or set OTEL_EXPORTER_OTLP_ENDPOINT)")
             return (nil, [])

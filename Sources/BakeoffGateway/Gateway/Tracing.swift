@@ -25,14 +25,15 @@ package struct RequestTrace: Sendable, Equatable {
         guard exporting || traceparent != nil else { return nil }
         let caller = traceparent.flatMap { TraceContext(traceparent: $0, tracestate: tracestate) }
         guard exporting || caller != nil else { return nil }
-        let derived = derivedIDs(requestID: requestID)
         let stateLine = caller.map { $0.traceState.isEmpty ? [] : ["tracestate: " + $0.traceState] } ?? []
         guard exporting else {
             guard let caller else { return nil }
-            return RequestTrace(traceID: caller.traceID, spanID: derived.span, parent: caller.parentID, traceState: caller.traceState,
+            // Nothing is recorded: the caller's context goes on as it came (no span of the gateway's to derive).
+            return RequestTrace(traceID: caller.traceID, spanID: caller.parentID, parent: caller.parentID, traceState: caller.traceState,
                                 flags: caller.flags, recorded: false,
                                 upstreamHeaders: ["traceparent: " + TraceContext.traceparent(trace: caller.traceID, span: caller.parentID, flags: caller.flags)] + stateLine)
         }
+        let derived = derivedIDs(requestID: requestID)
         guard let caller else {
             return RequestTrace(traceID: derived.trace, spanID: derived.span, parent: nil, traceState: "", flags: 1, recorded: true,
                                 upstreamHeaders: ["traceparent: " + TraceContext.traceparent(trace: derived.trace, span: derived.span, flags: 1)])
@@ -143,9 +144,9 @@ package enum GatewaySpans {
     }
 
     /// The span of accepted feedback: a child of its request's span, linked to it.
-    package static func feedback(_ event: EventRecord, request: RequestInfo, trace: TraceID, flags: UInt8) -> Span {
+    /// `requestSpan`: the request's span (`RequestTrace.derivedIDs`), in trace `trace`.
+    package static func feedback(_ event: EventRecord, request: RequestInfo, trace: TraceID, requestSpan: SpanID, flags: UInt8) -> Span {
         let at = UInt64(max(0, event.timestamp)) * 1000
-        let requestSpan = RequestTrace.derivedIDs(requestID: request.requestID).span
         var a: [Attribute] = [
             Attribute("bakeoff.experiment", .string(event.experiment)),
             Attribute("bakeoff.variant", .string(request.variant)),
@@ -242,8 +243,9 @@ final class GatewayTracer: Sendable {
 
     /// Feedback accepted for `request` (the request itself, or the latest of the conversation it is about).
     func feedback(_ event: EventRecord, request: RequestInfo) {
-        let (trace, flags) = callerTraces.withLock { $0.byRequest[request.requestID] } ?? (RequestTrace.derivedIDs(requestID: request.requestID).trace, 1)
+        let derived = RequestTrace.derivedIDs(requestID: request.requestID)
+        let (trace, flags) = callerTraces.withLock { $0.byRequest[request.requestID] } ?? (derived.trace, 1)
         guard flags & 1 == 1 else { return }
-        exporter.export(GatewaySpans.feedback(event, request: request, trace: trace, flags: flags))
+        exporter.export(GatewaySpans.feedback(event, request: request, trace: trace, requestSpan: derived.span, flags: flags))
     }
 }
