@@ -14,19 +14,6 @@ private struct FiellerFixture: Decodable {
 
 private let fixture: FiellerFixture = Fixture.load("fieller")
 
-/// SplitMix64: a deterministic generator so property tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Fieller confidence sets")
 struct FiellerTests {
     @Test("matches the closed-form quadratic with scipy's critical value")

@@ -83,3 +83,22 @@ struct FixtureSanityTests {
         #expect(decoded.values == [0.1, 0.30000000000000004, 2.2250738585072014e-308, 1e-300, 0.49999999681690116, 1.7976931348623157e+308])
     }
 }
+
+/// SplitMix64: a deterministic generator so property tests are reproducible.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension SplitMix64 {
+    /// Uniform in (0, 1) and a standard normal (Box-Muller), for simulations in tests.
+    mutating func uniform() -> Double { (Double(next() >> 11) + 0.5) / Double(1 << 53) }
+    mutating func normal() -> Double { (-2 * log(uniform())).squareRoot() * cos(2 * Double.pi * uniform()) }
+}

@@ -1,20 +1,26 @@
-"""Reference boundaries of one-sided group-sequential tests with Lan-DeMets alpha spending, for
+"""Reference values of group-sequential tests with Lan-DeMets alpha spending, for
 Tests/BakeoffStatisticsTests/Fixtures/group_sequential.json.
 
-Two independent references:
+Two independent references for the boundaries:
 - spotify-confidence's solver (`sequential_bound_solver.bounds`, the power family alpha * t^rho it implements);
 - a solver written here on scipy's multivariate normal CDF (Z_1..Z_k with correlation sqrt(t_i / t_j)): each
-  boundary found by bisection so that the probability of first crossing at that look equals what the spending
-  function adds there, for every family (O'Brien-Fleming-type, Pocock-type, power).
-For each case the file also holds the alpha spent at each look, so the Swift test can check its boundaries'
-crossing probabilities too. Run: python scripts/reference/group_sequential_fixtures.py in a venv with
-spotify-confidence and scipy (make fixtures).
+  boundary found by root-finding so that the probability of first crossing at that look equals what the spending
+  function adds there, for every family (O'Brien-Fleming-type, Pocock-type, power), one-sided and two-sided
+  (symmetric: |Z_k| >= c_k).
+For each case the file also holds the alpha spent at each look and, for spotify-confidence's boundaries, the
+probability scipy gives of first crossing at each look, so the Swift test checks its own crossing probabilities
+against an outside computation to 1e-5. A few designs also carry the power at a drift (the probability of crossing
+the upper boundary when E[Z_k] = drift * sqrt(t_k)), for the maximum-sample and expected-sample computations.
+Run: python scripts/reference/group_sequential_fixtures.py in a venv with spotify-confidence and scipy
+(make fixtures).
 """
 import json
 import math
 import pathlib
+import sys
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.stats import multivariate_normal, norm
 from spotify_confidence.analysis.frequentist.sequential_bound_solver import bounds as spotify_bounds
 
@@ -38,53 +44,71 @@ def spent(kind, alpha, t):
     return alpha * t ** SPENDING[kind]
 
 
-def cdf_below(bounds_so_far, t):
-    """P(Z_1 < c_1, ..., Z_k < c_k) under the null, correlation sqrt(t_i / t_j)."""
+def continue_probability(bounds_so_far, t, two_sided, mean=None):
+    """P(no crossing at looks 1..k): Z_i < c_i (one-sided) or |Z_i| < c_i (two-sided), correlation sqrt(t_i/t_j)."""
     k = len(bounds_so_far)
+    c = np.array(bounds_so_far, dtype=float)
+    mu = np.zeros(k) if mean is None else np.array(mean, dtype=float)
     if k == 1:
-        return norm.cdf(bounds_so_far[0])
+        hi = norm.cdf(c[0] - mu[0])
+        return hi - norm.cdf(-c[0] - mu[0]) if two_sided else hi
     cov = np.array([[math.sqrt(min(t[i], t[j]) / max(t[i], t[j])) for j in range(k)] for i in range(k)])
-    return multivariate_normal(mean=np.zeros(k), cov=cov, maxpts=100000 * k, abseps=1e-8, releps=1e-8).cdf(
-        np.array(bounds_so_far))
+    dist = multivariate_normal(mean=mu, cov=cov, maxpts=200000 * k, abseps=1e-9, releps=1e-9)
+    return dist.cdf(c, lower_limit=-c) if two_sided else dist.cdf(c)
 
 
-def mvn_bounds(kind, alpha, t):
+def mvn_bounds(kind, alpha, t, two_sided):
     out, before, prev_spent = [], 1.0, 0.0
     for k in range(len(t)):
         target = spent(kind, alpha, t[k]) - prev_spent
-        lo, hi = 0.0, 12.0
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            crossing = before - cdf_below(out + [mid], t[: k + 1])
-            if crossing > target:
-                lo = mid
-            else:
-                hi = mid
-        c = (lo + hi) / 2
+        f = lambda c: (before - continue_probability(out + [c], t[: k + 1], two_sided)) - target
+        c = brentq(f, 0.0, 12.0, xtol=1e-7)
         out.append(c)
-        before = cdf_below(out, t[: k + 1])
+        before = continue_probability(out, t[: k + 1], two_sided)
         prev_spent = spent(kind, alpha, t[k])
     return out
 
 
+def crossing(bounds, t, two_sided, drift=0.0):
+    """Probability of first crossing at each look (upper side only when drift != 0 and one-sided)."""
+    probs, before = [], 1.0
+    for k in range(len(t)):
+        mean = [drift * math.sqrt(x) for x in t[: k + 1]]
+        now = continue_probability(bounds[: k + 1], t[: k + 1], two_sided, mean)
+        probs.append(before - now)
+        before = now
+    return probs
+
+
 def main():
     cases = []
-    for alpha in (0.025, 0.05):
-        for looks_name, t in LOOKS.items():
-            for kind in SPENDING:
-                ref = mvn_bounds(kind, alpha, t)
-                case = {"alpha": alpha, "looks": looks_name, "t": t, "spending": kind,
-                        "rho": SPENDING[kind], "mvn_bounds": ref,
-                        "spent": [spent(kind, alpha, x) for x in t]}
-                if SPENDING[kind] is not None:
-                    res = spotify_bounds(np.array(t), alpha, SPENDING[kind], 8.0, 1).df
-                    case["spotify_bounds"] = [float(x) for x in res["zb"].values]
-                cases.append(case)
-                print(alpha, looks_name, kind, [round(x, 4) for x in ref],
-                      [round(x, 4) for x in case.get("spotify_bounds", [])])
+    grid = [(a, name, kind, False) for a in (0.025, 0.05) for name in LOOKS for kind in SPENDING]
+    grid += [(0.05, name, kind, True) for name in ("5 equal", "skipped days") for kind in ("obrienFleming", "pocock", "power3")]
+    for alpha, looks_name, kind, two_sided in grid:
+        t = LOOKS[looks_name]
+        ref = mvn_bounds(kind, alpha, t, two_sided)
+        case = {"alpha": alpha, "two_sided": two_sided, "looks": looks_name, "t": t, "spending": kind,
+                "rho": SPENDING[kind], "mvn_bounds": ref, "spent": [spent(kind, alpha, x) for x in t]}
+        if SPENDING[kind] is not None and not two_sided:
+            sb = [float(x) for x in spotify_bounds(np.array(t), alpha, SPENDING[kind], 8.0, 1).df["zb"].values]
+            case["spotify_bounds"] = sb
+            case["spotify_crossing"] = crossing(sb, t, False)
+        cases.append(case)
+        print(alpha, "two-sided" if two_sided else "one-sided", looks_name, kind, [round(x, 4) for x in ref],
+              [round(x, 4) for x in case.get("spotify_bounds", [])], flush=True)
+    # Power at a drift: the probability of crossing the upper boundary at each look.
+    powers = []
+    for alpha, looks_name, kind, drift in [(0.025, "5 equal", "obrienFleming", 3.0), (0.025, "skipped days", "pocock", 2.5),
+                                           (0.05, "unequal", "power3", 2.8)]:
+        t = LOOKS[looks_name]
+        b = next(c["mvn_bounds"] for c in cases if c["alpha"] == alpha and c["looks"] == looks_name
+                 and c["spending"] == kind and not c["two_sided"])
+        powers.append({"alpha": alpha, "looks": looks_name, "t": t, "spending": kind, "rho": SPENDING[kind],
+                       "bounds": b, "drift": drift, "crossing": crossing(b, t, False, drift)})
+        print("power", alpha, looks_name, kind, drift, round(sum(powers[-1]["crossing"]), 6), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"cases": cases}, indent=1) + "\n")
-    print(f"wrote {OUT} ({len(cases)} cases)")
+    OUT.write_text(json.dumps({"cases": cases, "powers": powers}, indent=1) + "\n")
+    print(f"wrote {OUT} ({len(cases)} cases)", file=sys.stderr)
 
 
 if __name__ == "__main__":
