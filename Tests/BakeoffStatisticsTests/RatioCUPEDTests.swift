@@ -46,14 +46,8 @@ private extension RatioCUPEDMoments {
     }
 }
 
-// SplitMix64 (seeded, reproducible) is shared with FiellerTests.swift.
+// SplitMix64 and its normal() (seeded, reproducible) are in Support.swift.
 private extension SplitMix64 {
-    /// A standard normal (Box–Muller).
-    mutating func normal() -> Double {
-        let u = Double.random(in: Double.ulpOfOne..<1, using: &self), v = Double.random(in: 0..<1, using: &self)
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
-    }
-
     /// Two standard normals with correlation rho.
     mutating func pair(rho: Double) -> (Double, Double) {
         let a = normal(), b = normal()
