@@ -146,7 +146,7 @@ public struct GroupSequentialDesign: Sendable, Hashable {
                                               drift: drift, reference: reference).reduce(0) { $0 + $1.upper }
         }
         var lo = statistic - 10, hi = statistic + 2
-        for _ in 0..<60 {
+        for _ in 0..<40 {
             let mid = (lo + hi) / 2
             if extreme(mid) < 0.5 { lo = mid } else { hi = mid }
         }
@@ -209,7 +209,7 @@ public struct GroupSequentialSampleSize: Sendable, Equatable {
 /// The recursion behind every group-sequential computation, on the score scale W = Z sqrt(I / I_ref).
 enum GroupSequentialRecursion {
     /// Grid points per standard deviation of the smaller neighbouring increment (Simpson's rule).
-    static let pointsPerSD = 16.0
+    static let pointsPerSD = 8.0
     /// The grid reaches this many standard deviations beyond the mean where no boundary cuts it.
     static let tailSDs = 8.5
     /// No grid gets more points than this (thousands of looks close together).
@@ -265,7 +265,7 @@ enum GroupSequentialRecursion {
         let h = (upper - lower) / Double(n - 1)
         let sd = delta.squareRoot()
         let norm = 1 / (sd * (2 * Double.pi).squareRoot())
-        let reach = tailSDs * 1.2 * sd
+        let reach = tailSDs * sd
         // Old points in order, to cut each sum to the kernel's reach.
         let old = state.points, mass = state.masses
         var points = [Double](repeating: 0, count: n), masses = [Double](repeating: 0, count: n)
@@ -311,7 +311,7 @@ enum GroupSequentialRecursion {
             let delta = increment(info, k)
             let scale = info[k].squareRoot()
             let c: Double
-            if target <= 1e-15 {
+            if target <= 0 {
                 c = .infinity
             } else {
                 c = solve(target: target) { c in
@@ -360,7 +360,7 @@ enum GroupSequentialRecursion {
     /// bracket.
     static func solve(target: Double, _ f: (Double) -> (value: Double, slope: Double)) -> Double {
         var lo = 0.0, hi = 40.0
-        var c = Normal.quantile(1 - min(0.5, target))
+        var c = -Normal.quantile(min(0.5, target))
         for _ in 0..<100 {
             let (value, slope) = f(c)
             let g = value - target
@@ -389,7 +389,9 @@ struct RepeatedPValueTable: Sendable {
         let key = BoundaryCache.Key(design: design, looks: looks)
         if let cached = BoundaryCache.shared.table(key) { return cached }
         var levels = Set(Self.levels)
-        levels.insert(design.alpha)
+        // Exact at the design's alpha and its Bonferroni-Holm shares, so that p < level exactly when the boundary at
+        // that level is crossed.
+        for j in 1...12 { levels.insert(design.alpha / Double(j)) }
         var nodes: [(c: Double, logP: Double)] = []
         for level in levels.sorted(by: >) {
             var d = design

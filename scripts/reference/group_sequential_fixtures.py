@@ -11,8 +11,9 @@ For each case the file also holds the alpha spent at each look and, for spotify-
 probability scipy gives of first crossing at each look, so the Swift test checks its own crossing probabilities
 against an outside computation to 1e-5. A few designs also carry the power at a drift (the probability of crossing
 the upper boundary when E[Z_k] = drift * sqrt(t_k)), for the maximum-sample and expected-sample computations.
+The inflation factors of three two-sided designs (power 0.9) come from the same multivariate normal.
 Run: python scripts/reference/group_sequential_fixtures.py in a venv with spotify-confidence and scipy
-(make fixtures).
+(make fixtures; about 25 minutes on two cores, mostly the 7-look cases); --inflation-only recomputes just those.
 """
 import json
 import math
@@ -53,7 +54,7 @@ def continue_probability(bounds_so_far, t, two_sided, mean=None):
         hi = norm.cdf(c[0] - mu[0])
         return hi - norm.cdf(-c[0] - mu[0]) if two_sided else hi
     cov = np.array([[math.sqrt(min(t[i], t[j]) / max(t[i], t[j])) for j in range(k)] for i in range(k)])
-    dist = multivariate_normal(mean=mu, cov=cov, maxpts=200000 * k, abseps=1e-9, releps=1e-9)
+    dist = multivariate_normal(mean=mu, cov=cov, maxpts=2000000 * k, abseps=1e-11, releps=1e-11)
     return dist.cdf(c, lower_limit=-c) if two_sided else dist.cdf(c)
 
 
@@ -80,7 +81,28 @@ def crossing(bounds, t, two_sided, drift=0.0):
     return probs
 
 
+def inflation(cases):
+    """Maximum sample over the fixed-horizon sample for power 0.9 (two-sided 0.05, five equal looks): the drift at
+    which scipy's probability of crossing is 0.9, over z_{0.975} + z_{0.9}, squared."""
+    out = []
+    for c in cases:
+        if not (c["two_sided"] and c["looks"] == "5 equal"):
+            continue
+        b, t = c["mvn_bounds"], c["t"]
+        drift = brentq(lambda x: 1 - continue_probability(b, t, True, [x * math.sqrt(v) for v in t]) - 0.9, 2, 6, xtol=1e-7)
+        fixed = norm.isf(0.025) + norm.isf(0.1)
+        out.append({"alpha": c["alpha"], "t": t, "spending": c["spending"], "rho": c["rho"], "power": 0.9,
+                    "drift": drift, "inflation_factor": (drift / fixed) ** 2})
+        print("inflation", c["spending"], round((drift / fixed) ** 2, 5), flush=True)
+    return out
+
+
 def main():
+    if "--inflation-only" in sys.argv:
+        data = json.loads(OUT.read_text())
+        data["inflation"] = inflation(data["cases"])
+        OUT.write_text(json.dumps(data, indent=1) + "\n")
+        return
     cases = []
     grid = [(a, name, kind, False) for a in (0.025, 0.05) for name in LOOKS for kind in SPENDING]
     grid += [(0.05, name, kind, True) for name in ("5 equal", "skipped days") for kind in ("obrienFleming", "pocock", "power3")]
@@ -107,7 +129,7 @@ def main():
                        "bounds": b, "drift": drift, "crossing": crossing(b, t, False, drift)})
         print("power", alpha, looks_name, kind, drift, round(sum(powers[-1]["crossing"]), 6), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"cases": cases, "powers": powers}, indent=1) + "\n")
+    OUT.write_text(json.dumps({"cases": cases, "powers": powers, "inflation": inflation(cases)}, indent=1) + "\n")
     print(f"wrote {OUT} ({len(cases)} cases)", file=sys.stderr)
 
 
