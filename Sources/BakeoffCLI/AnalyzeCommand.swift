@@ -35,7 +35,11 @@ let analyzeSpec = CommandSpec(
         .single("--mde", "D", "Planned minimum detectable effect of the primary metric (absolute)"),
         .single("--mde-relative", "R", "... or relative to the control mean"),
         .choice("--unit", AnalysisUnit.self, "user: user-level test; event: the article's naive test (comparison only)", default: "user"),
-        .choice("--method", TestMethod.self, "fixed: valid at one planned look; sequential (the live report's default): always-valid confidence sequences, valid however often you look", default: "fixed"),
+        .choice("--method", TestMethod.self, "fixed: valid at one planned look; sequential: always-valid confidence sequences, valid however often you look; group-sequential: alpha-spending boundaries at each look up to a horizon (--planned-users or --max-runtime), nearly a fixed test's power; auto (the live report's default): group-sequential when there is a horizon, else sequential", default: "fixed"),
+        .single("--planned-users", "N", "Group-sequential horizon: the users over all arms the experiment plans to reach", default: "the config's, else --max-runtime as the horizon"),
+        .choice("--spending", ["obrien-fleming", "pocock", "power:RHO"], accepts: { AlphaSpending(name: $0) != nil },
+                "Group-sequential alpha spending: O'Brien-Fleming-type (spends little early), Pocock-type (evenly), or the power family alpha*t^RHO (spotify-confidence's)", default: "obrien-fleming"),
+        .choice("--looks", ["daily", "weekdays"], "Group-sequential: when the results are looked at (the boundary depends on the looks before)", default: "daily"),
         .single("--tuning", "N", "N* of the sequential test: the total sample where it is tightest", default: "5000"),
         .choice("--correction", ["holm", "bh", "none"], accepts: { Correction(configName: $0) != nil },
                 "Multiple-comparison correction of the secondary metrics across metrics and arms, and of the primary across arms; guardrails are not corrected", default: "holm"),
@@ -85,6 +89,9 @@ let analyzeSpec = CommandSpec(
     if let unit = args.choice("--unit", AnalysisUnit.self) { plan.unit = unit }
     if let method = args.choice("--method", TestMethod.self) { plan.method = method }
     if let tuning = try args.double("--tuning", in: 1...1e12, rule: "between 1 and 1e12") { plan.sequentialTuning = tuning }
+    if let users = try args.double("--planned-users", in: 2...1e12, rule: "users from 2 to 1e12") { plan.groupSequential.plannedUsers = users }
+    if let spending = args.string("--spending").flatMap(AlphaSpending.init(name:)) { plan.groupSequential.spending = spending }
+    if let looks = args.string("--looks") { plan.groupSequential.looks = looks == "weekdays" ? .weekdays : .daily }
     if let correction = args.string("--correction").flatMap(Correction.init(configName:)) { plan.correction = correction }
     if let days = try args.double("--min-runtime", in: 0...3650, rule: "days from 0 to 3650") { plan.minimumRuntimeDays = days }
     if let days = try args.double("--max-runtime", in: 1e-9...3650, rule: "days from 0 to 3650") { plan.maximumRuntimeDays = days }

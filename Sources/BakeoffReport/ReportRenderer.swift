@@ -62,6 +62,9 @@ extension Report {
         case (.user, .sequential): text = "sequential user-level tests (asymptotic confidence sequences, N* \(formatNumber(plan.sequentialTuning)); valid at every look)"
         case (.event, .fixed): text = "NAIVE event-level Student t-tests (units treated as independent)"
         case (.event, .sequential): text = "NAIVE event-level sequential tests (units treated as independent)"
+        case (.user, .groupSequential), (.user, .auto):
+            text = "group-sequential user-level tests (\(plan.groupSequential.spending.title) alpha spending\(plan.monitoring.map { " over \($0.horizon.text)" } ?? ""); valid at each look)"
+        case (.event, .groupSequential), (.event, .auto): text = "NAIVE event-level group-sequential tests (units treated as independent)"
         }
         text += ", alpha \(formatNumber(alpha))"
         if plan.correction != .none && (results.contains { $0.familySize > 1 } || quantiles.contains { $0.familySize > 1 }) {
@@ -69,6 +72,22 @@ extension Report {
         }
         if results.contains(where: { $0.varianceReduction != nil }) { text += "; CUPED with pre-experiment data" }
         return text
+    }
+
+    /// Why the method, and where a group-sequential test stands: looks, share of the horizon, alpha spent, the
+    /// boundary now. Nil when the plan named the method and it is not group-sequential.
+    var monitoringText: String? {
+        var text = ""
+        if methodChoice.requested == .auto || methodChoice.requested != methodChoice.method {
+            text = "Method \(methodChoice.requested == .auto ? "auto" : methodChoice.requested.rawValue): \(methodChoice.reason)."
+        }
+        if let m = plan.monitoring {
+            let c = m.boundaries.last ?? .infinity
+            let look = m.looks.count
+            text += (text.isEmpty ? "" : " ") + "Look \(look)\(m.isFinal ? " (final)" : ""): \(formatPercentBare(min(m.fraction, 1)).dropFirst())% of the horizon (\(m.horizon.text)); alpha spent \(significant(m.alphaSpent, 3)) of \(formatNumber(m.design.alpha)); a difference is significant now when |z| >= \(fixed(c, 2)) (nominal p < \(significant(2 * Normal.sf(c), 3)))."
+            if let note = m.note { text += " Note: \(note)." }
+        }
+        return text.isEmpty ? nil : text
     }
 
     /// Runtime and plan bounds in one line: "9.0 of at least 14 days (at most 28)".
@@ -106,8 +125,11 @@ extension Report {
             if let b = p.bayesian, b.issue == nil, row?.chanceToWin != nil {
                 lines.append("Bayesian view of \(p.metric.title): chance \(treatment) is better \(fixed(b.chanceToWin * 100, 1))%, relative lift \(formatPercent(b.mean)) [\(formatPercentBare(b.interval.lower)), \(formatPercentBare(b.interval.upper))] credible, expected loss if shipped \(fixed(b.riskOfTreatment * 100, 2))% of control\(plan.prior == nil ? " (flat prior)" : "").")
             }
+            if let b = p.biasAdjusted {
+                lines.append("The boundary is crossed before the horizon: a result that stops here overstates the difference. If this is the first look at which \(p.metric.title) crossed, the \(BiasAdjustedEstimate.method) is \(formatSigned(b.difference, p.metric))\(b.relative.map { " (\(formatPercent($0)))" } ?? ""), against \(formatSigned(p.absoluteDifference, p.metric)) observed.")
+            }
             if let mde = p.detectableEffect, let c = p.control.mean {
-                lines.append("Power now: the current sample detects a change of \(p.metric.title) of \(formatMagnitude(mde, p.metric))\(c != 0 ? " (\(formatPercentBare(mde / abs(c)).dropFirst())% of control)" : "") with \(Int(plan.power * 100))% power\(plan.method == .sequential ? " at one look (the sequential test needs somewhat more)" : "").")
+                lines.append("Power now: the current sample detects a change of \(p.metric.title) of \(formatMagnitude(mde, p.metric))\(c != 0 ? " (\(formatPercentBare(mde / abs(c)).dropFirst())% of control)" : "") with \(Int(plan.power * 100))% power\(plan.method == .sequential ? " at one look (the sequential test needs somewhat more)" : plan.method == .groupSequential ? " at one look (the group-sequential test needs a little more)" : "").")
             }
         }
         return lines
@@ -185,6 +207,7 @@ extension Report {
             : "\(variantText); from per-variant sums"
         if !periodText.isEmpty { summary += "; \(periodText)" }
         out += prose(summary + ".") + "\n" + (markdown ? "\n" : "") + prose("Method: \(methodText). Control: \(control).") + "\n\n"
+        if let text = monitoringText { out += prose(text) + "\n\n" }
         for w in warnings {
             out += markdown ? "> **Warning:** \(w)\n\n" : wrap("!! \(w)", indent: "   ") + "\n\n"
         }
@@ -294,6 +317,8 @@ extension Report {
             text += "Lift is the relative change with Fieller's interval; it excludes 0 exactly when p < \(formatNumber(alpha)). Fixed-horizon results are valid at one planned look: to watch results as they come in, use the sequential method."
         case .sequential:
             text += "Intervals and p-values are always valid (confidence sequences): they stay correct however often the report is looked at. Lift intervals are Fieller's sets at the sequence's width, so they exclude 0 exactly when p < \(formatNumber(alpha))."
+        case .groupSequential, .auto:
+            text += "Intervals are repeated confidence intervals and p-values repeated p-values of the group-sequential design: valid at every look it spends for, up to its horizon. An interval excludes 0 exactly when its boundary is crossed (p < \(formatNumber(alpha)))."
         }
         if results.contains(where: { $0.varianceReduction != nil }) || quantiles.contains(where: { $0.relativeInterval != nil }) {
             text += " With CUPED, and for quantiles, the lift interval is the delta method's (as gbstats), which can differ from the p-value right at the boundary."
@@ -315,6 +340,32 @@ extension Report {
             w.object("plan") { w in
                 w.value("method", plan.method.rawValue)
                 w.value("sequential_tuning", plan.method == .sequential ? plan.sequentialTuning : nil)
+                w.value("method_requested", methodChoice.requested.rawValue)
+                w.value("method_reason", methodChoice.reason)
+                if let m = plan.monitoring {
+                    w.object("group_sequential") { w in
+                        w.value("spending", m.design.spending.name)
+                        switch m.horizon {
+                        case .users(let n): w.value("planned_users", n)
+                        case .days(let d): w.value("planned_days", d)
+                        }
+                        w.value("looks", plan.groupSequential.looks.name)
+                        w.value("fraction", m.fraction)
+                        w.value("alpha_spent", m.alphaSpent)
+                        w.value("final", m.isFinal)
+                        w.value("note", m.note)
+                        w.array("history") { w in
+                            for (k, look) in m.looks.enumerated() {
+                                w.object { w in
+                                    w.value("ts", m.times[k].map(formatTimestamp))
+                                    w.value("users", look.information)
+                                    w.value("fraction", look.spendingTime)
+                                    w.value("boundary_z", m.boundaries[k].isFinite ? m.boundaries[k] : nil)
+                                }
+                            }
+                        }
+                    }
+                }
                 w.value("correction", plan.correction.configName)
                 w.value("power", plan.power)
                 w.value("mde", plan.minimumDetectableEffect)
@@ -483,6 +534,13 @@ extension Report {
             w.value("interval_alpha", r.intervalAlpha)
             w.value("family_size", r.familySize)
             w.value("detectable_effect", r.detectableEffect)
+            if let b = r.biasAdjusted {
+                w.object("bias_adjusted") { w in
+                    w.value("difference", b.difference)
+                    w.value("relative", b.relative)
+                    w.value("method", "median-unbiased")
+                }
+            }
             if let b = r.bayesian {
                 w.object("bayesian") { w in
                     w.value("scale", b.scale.rawValue)

@@ -490,6 +490,8 @@ extension Scorecard {
         var reasons: [String] = []
         if report.plan.method == .sequential {
             reasons.append("the p-value is the sequential test's, valid however often the report is looked at, so it needs more evidence than the Bayesian view, which reads the data as a single look")
+        } else if report.plan.method == .groupSequential {
+            reasons.append("the p-value is the group-sequential test's repeated p-value, valid at each of its looks, so it needs more evidence before the horizon than the Bayesian view, which reads the data as a single look")
         }
         if f.adjustedPValue != nil, f.familySize > 1, let raw = f.pValue, (f.adjustedPValue ?? raw) > raw {
             reasons.append("the p-value is adjusted for \(f.familySize) comparisons (\(report.plan.correction == .holm ? "Holm" : "Benjamini-Hochberg")) and the Bayesian chance is not")

@@ -173,6 +173,11 @@ public enum PostgresAnalysis {
             }
             quality.preExperimentVariants.sort { $0.name < $1.name }
         }
+        // Users by the hour of their first request, for the looks of a group-sequential test.
+        var arrivals: [HourCount] = []
+        try db.withRows("SELECT first_ts - ((first_ts % \(HourCount.hour)) + \(HourCount.hour)) % \(HourCount.hour) AS hour, count(*) FROM usr WHERE post = 1 GROUP BY 1 ORDER BY 1") { row in
+            arrivals.append(HourCount(hour: row.int(0), users: Int(row.int(1))))
+        }
         try db.withRows(sql.unusedNamesQuery) { row in
             quality.unusedFeedbackNames.append(NamedCount(name: row.string(0), count: Int(row.int(1))))
         }
@@ -190,11 +195,13 @@ public enum PostgresAnalysis {
         quality.ordinalMetricsOverLevelLimit = overLevelLimit
         options.progress?(steps, steps)
         // The checks every way of reading shares (no request after the start, nothing of the experiment).
-        return try EventLog.check(ExperimentData(
+        var result = ExperimentData(
             experiment: experiment, variants: variants, metrics: data.compactMap { $0 },
             requestEvents: requestEvents, feedbackEvents: feedbackEvents,
             firstTimestamp: requestEvents > 0 ? counts.int(0, 2) : nil, lastTimestamp: requestEvents > 0 ? counts.int(0, 3) : nil,
-            dataQuality: quality), path: url, options: options, empty: false)
+            dataQuality: quality)
+        result.newUsersByHour = arrivals
+        return try EventLog.check(result, path: url, options: options, empty: false)
     }
 
     /// The event path's limits on variants: at most 64, names that differ beyond their Unicode normalization.
@@ -405,8 +412,8 @@ package struct PostgresAnalysisSQL {
         s.append("""
             CREATE TEMP TABLE usr ON COMMIT DROP AS
             SELECT post, user_id, MIN(variant) AS variant, CASE WHEN MIN(day) <> MAX(day) THEN 2 ELSE 1 END AS days,
-                   MIN(variant) <> MAX(variant) AS mixed
-            FROM (SELECT post, user_id, variant, (ts - ((ts % \(PostgresSchema.day)) + \(PostgresSchema.day)) % \(PostgresSchema.day)) / \(PostgresSchema.day) AS day
+                   MIN(variant) <> MAX(variant) AS mixed, MIN(ts) AS first_ts
+            FROM (SELECT post, user_id, variant, ts, (ts - ((ts % \(PostgresSchema.day)) + \(PostgresSchema.day)) % \(PostgresSchema.day)) / \(PostgresSchema.day) AS day
                   FROM req) r
             GROUP BY post, user_id
             """)

@@ -23,10 +23,16 @@ public struct AnalysisPlan: Sendable {
     /// The smallest difference of the primary metric worth detecting, absolute or relative to control.
     public var minimumDetectableEffect: Double?
     public var minimumDetectableEffectIsRelative = false
-    /// Fixed-horizon tests (valid at one planned look) or always-valid sequential ones (valid at every look).
+    /// Fixed-horizon tests (valid at one planned look), always-valid confidence sequences, a group-sequential
+    /// design (valid at the looks it spends for, up to its horizon) or `auto` (group-sequential when the plan has a
+    /// horizon, else the confidence sequence).
     public var method: TestMethod = .fixed
     /// N* of the asymptotic confidence sequences: the total sample at which they are tightest.
     public var sequentialTuning: Double = SequentialTest.defaultTuningParameter
+    /// The group-sequential design: spending function, planned users and when the looks happen.
+    public var groupSequential = GroupSequentialPlan()
+    /// Set by the analysis when the method resolves to group-sequential: the looks so far and the design.
+    public internal(set) var monitoring: GroupSequentialMonitoring?
     /// How the secondary metrics (across metrics and arms) and the primary metric (across arms) are corrected.
     public var correction: Correction = .holm
     /// The prior of the Bayesian view (relative effect); nil is the flat prior.
@@ -59,6 +65,14 @@ public enum TestMethod: String, Sendable, CaseIterable {
     /// Asymptotic confidence sequences (Waudby-Smith et al., gbstats' SequentialTwoSidedTTest): valid
     /// however often the results are looked at, at the price of wider intervals.
     case sequential
+    /// Group-sequential boundaries with Lan-DeMets alpha spending over a planned horizon: valid at every look
+    /// that happened, nearly the fixed-horizon test's power at the horizon.
+    case groupSequential = "group-sequential"
+    /// Group-sequential when the plan has a horizon (planned users or a maximum runtime), else sequential.
+    case auto
+
+    /// Whether the method's p-values stay valid when the results are looked at more than once.
+    public var isSequential: Bool { self != .fixed }
 }
 
 extension Correction {
@@ -151,8 +165,21 @@ public struct MetricResult: Sendable {
     public var rankTest: MannWhitneyResult?
     /// The smallest absolute difference the current sample detects with the planned power (primary metric).
     public var detectableEffect: Double?
+    /// After a group-sequential test stopped early at a crossing: the median-unbiased estimate, since the
+    /// observed difference is biased away from zero.
+    public var biasAdjusted: BiasAdjustedEstimate?
     /// The p-value the decision uses: adjusted when corrected.
     public var decisionPValue: Double? { adjustedPValue ?? pValue }
+}
+
+/// The estimate after an early stop, corrected for the bias of stopping at a crossing.
+public struct BiasAdjustedEstimate: Sendable, Equatable {
+    /// The absolute difference, median-unbiased under the stage-wise ordering.
+    public var difference: Double
+    /// The same over the control mean.
+    public var relative: Double?
+    /// How it is made, for the report.
+    public static let method = "median-unbiased estimate (stage-wise ordering, Jennison and Turnbull 8.4)"
 }
 
 /// What the multiple-comparison correction sets on a result, metric or quantile alike.
@@ -253,6 +280,8 @@ public struct Report: Sendable {
     public var elapsedDays: Double?
     /// Changes made to the plan after the experiment started, oldest first.
     public var planChanges: [PlanChange] = []
+    /// Which test method the plan asked for, which one the report uses, and why.
+    public var methodChoice: MethodChoice = MethodChoice(requested: .fixed, method: .fixed, reason: "")
     /// False when the report comes from per-variant sums: no event counts or data-quality section.
     public var hasEvents = true
 
@@ -361,6 +390,12 @@ public enum Analysis {
             warnings.append("\(data.dataQuality.usersInSeveralVariants) users were seen in more than one variant; each is analysed in the variant of their first request.")
         }
 
+        let choice = try MethodChoice.resolve(plan, data: data)
+        var plan = plan
+        plan.method = choice.method
+        plan.monitoring = choice.monitoring
+        if let warning = choice.warning { warnings.append(warning) }
+
         let primaryName = plan.primaryMetric ?? data.metrics.first { $0.metric.role == .primary }?.metric.name ?? data.metrics.first?.metric.name ?? ""
         guard data.metrics.contains(where: { $0.metric.name == primaryName }) else {
             throw AnalysisError("primary metric \"\(primaryName)\" is not among the metrics (\(data.metrics.map(\.metric.name).joined(separator: ", ")))")
@@ -402,7 +437,7 @@ public enum Analysis {
                       primaryMetric: primaryName, requestEvents: data.requestEvents, feedbackEvents: data.feedbackEvents,
                       firstTimestamp: data.firstTimestamp, lastTimestamp: data.lastTimestamp,
                       dataQuality: data.dataQuality, warnings: warnings, plan: plan, elapsedDays: elapsed,
-                      hasEvents: data.hasEvents)
+                      methodChoice: choice, hasEvents: data.hasEvents)
     }
 
     /// Days from the start (the plan's, or the first request) to the report time (the plan's, or the last event).

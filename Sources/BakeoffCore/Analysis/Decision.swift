@@ -78,6 +78,10 @@ extension Analysis {
             return Decision(action: .stopInconclusive, treatment: treatment,
                             reason: "\(p.metric.title) \(status) after the planned maximum runtime of \(formatDays(maximum)): the effect, if any, is smaller than this experiment can show.")
         }
+        if plan.method == .groupSequential, let m = plan.monitoring, m.isFinal {
+            return Decision(action: .stopInconclusive, treatment: treatment,
+                            reason: "\(p.metric.title) \(status) at the final look of the group-sequential test (its horizon of \(m.horizon.text)): the effect, if any, is smaller than this experiment can show.")
+        }
         let estimate = additionalUsers(p, control: control, data: data, plan: plan)
         if plan.method == .fixed, plan.minimumDetectableEffect != nil, let e = estimate, e.users == 0, daysToMinimum == 0 {
             return Decision(action: .stopInconclusive, treatment: treatment,
@@ -101,6 +105,31 @@ extension Analysis {
         return decision
     }
 
+    /// What remains of a group-sequential test's horizon: its users or days, at the current rate of new users.
+    static func horizonLeft(_ m: GroupSequentialMonitoring, data: ExperimentData, plan: AnalysisPlan) -> (users: Int?, days: Double?, sentence: String) {
+        let users = Double(data.variants.reduce(0) { $0 + $1.users })
+        let observed = data.observedDays ?? plan.runtimeDays
+        let rate = observed.map { $0 > 0 ? users / $0 : 0 } ?? 0
+        let more: Double, days: Double?
+        switch m.horizon {
+        case .users(let planned):
+            more = max(0, planned - users)
+            days = rate > 0 ? more / rate : nil
+        case .days(let planned):
+            let elapsed = Analysis.elapsedDays(data, plan) ?? 0
+            days = max(0, planned - elapsed)
+            more = (days ?? 0) * rate
+        }
+        let count = Int(more.rounded(.up))
+        var sentence = "The group-sequential test looks again until its horizon of \(m.horizon.text)"
+        switch m.horizon {
+        case .users: sentence += ": \(group(count)) more users"
+        case .days: sentence += ": \(formatDays(days ?? 0)) more"
+        }
+        if case .users = m.horizon, let days { sentence += ", \(days < 1 ? "" : "about ")\(formatDays(days)) at the current rate" }
+        return (count, days, sentence + ".")
+    }
+
     /// "+12.3% (bound +17.0% vs margin +15%)".
     package static func guardrailText(_ g: GuardrailCheck, _ metric: Metric) -> String {
         let value: (Double) -> String = { g.margin.isRelative ? formatPercent($0) : formatSigned($0, metric) }
@@ -110,6 +139,7 @@ extension Analysis {
 
     /// Users still needed for the planned power on the primary metric, at its observed per-user variance.
     static func additionalUsers(_ r: MetricResult, control: String, data: ExperimentData, plan: AnalysisPlan) -> (users: Int?, days: Double?, sentence: String)? {
+        if plan.method == .groupSequential, let m = plan.monitoring { return horizonLeft(m, data: data, plan: plan) }
         guard let vc = r.controlVariance, let vt = r.treatmentVariance, r.control.users >= 2, r.treatmentGroup.users >= 2,
               let controlMean = r.control.mean else { return nil }
         let effect: Double
@@ -139,7 +169,7 @@ extension Analysis {
                                                          ratio: ratio, alternative: .twoSided)
             guard nobs1.isFinite else { return nil }
             neededMetricUsers = nobs1.rounded(.up) + (nobs1 * ratio).rounded(.up)
-        case .sequential:
+        case .sequential, .groupSequential, .auto:
             // The confidence sequence is wider than the fixed-horizon interval: solve for its own sample.
             neededMetricUsers = SequentialTest.users(effect: effect, variance: pooled, ratio: ratio, alpha: plan.alpha,
                                                      power: plan.power, tuningParameter: plan.sequentialTuning) ?? 2e9

@@ -572,6 +572,7 @@ public struct EventAggregator: Sendable {
             dataQuality: quality)
         data.covariateFileUsers = covariateTable?.userCount ?? 0
         data.covariateFileUsersSeen = covariateUsersSeen
+        data.newUsersByHour = HourCount.histogram(userFirstTs.lazy.map(HourCount.start(of:)))
         return data
     }
 

@@ -173,6 +173,9 @@ public struct ExperimentData: Sendable {
     public var dataQuality: DataQuality
     /// False for data read from per-variant sums (`--summary`): there are no event counts to show.
     public var hasEvents = true
+    /// Users by the hour (UTC) of their first request, oldest first: how many users each past look of a
+    /// group-sequential test had. Empty without timestamps.
+    public var newUsersByHour: [HourCount] = []
     /// Users in the covariate file, and those of them among the experiment's users: kept so that pieces
     /// of a log (disjoint users) add up to `dataQuality.covariateUsersNotInExperiment`.
     var covariateFileUsers = 0
@@ -190,10 +193,59 @@ public struct ExperimentData: Sendable {
         self.dataQuality = dataQuality
     }
 
+    /// The users whose first request came before `time` (microseconds since the epoch), counting the hour that
+    /// holds `time` in proportion to how much of it has passed. Nil without arrival times.
+    public func users(before time: Int64) -> Double? {
+        guard !newUsersByHour.isEmpty else { return nil }
+        var total = 0.0
+        for h in newUsersByHour {
+            if h.hour + HourCount.hour <= time {
+                total += Double(h.users)
+            } else if h.hour < time {
+                total += Double(h.users) * Double(time - h.hour) / Double(HourCount.hour)
+            } else {
+                break
+            }
+        }
+        return total
+    }
+
     /// Days between the first and last request (at least a fraction of a day when there is data).
     public var observedDays: Double? {
         guard let a = firstTimestamp, let b = lastTimestamp else { return nil }
         return max(Double(b - a) / 86_400_000_000, 1.0 / 24)
+    }
+}
+
+/// The users that arrived in one hour.
+public struct HourCount: Sendable, Equatable {
+    /// The hour's start (microseconds since the epoch, a multiple of an hour).
+    public var hour: Int64
+    public var users: Int
+    public init(hour: Int64, users: Int) {
+        self.hour = hour
+        self.users = users
+    }
+    /// An hour in microseconds.
+    public static let hour: Int64 = 3_600_000_000
+
+    /// The start of the hour holding `time` (also before 1970).
+    public static func start(of time: Int64) -> Int64 {
+        time >= 0 ? time / hour * hour : -((-time + hour - 1) / hour) * hour
+    }
+
+    /// Counts by hour from the hours of single users.
+    static func histogram(_ hours: some Sequence<Int64>) -> [HourCount] {
+        var counts: [Int64: Int] = [:]
+        for h in hours { counts[h, default: 0] += 1 }
+        return counts.map { HourCount(hour: $0.key, users: $0.value) }.sorted { $0.hour < $1.hour }
+    }
+
+    /// The sum of several histograms.
+    static func merge(_ lists: [[HourCount]]) -> [HourCount] {
+        var counts: [Int64: Int] = [:]
+        for list in lists { for h in list { counts[h.hour, default: 0] += h.users } }
+        return counts.map { HourCount(hour: $0.key, users: $0.value) }.sorted { $0.hour < $1.hour }
     }
 }
 
@@ -328,6 +380,7 @@ extension ExperimentData {
         merged.feedbackEvents = feedback
         merged.firstTimestamp = first
         merged.lastTimestamp = last
+        merged.newUsersByHour = HourCount.merge(pieces.map(\.newUsersByHour))
         return merged
     }
 }

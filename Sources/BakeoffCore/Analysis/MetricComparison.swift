@@ -109,7 +109,30 @@ enum MetricComparison {
                 result.relativeInterval = fiellerLift(treatment: et, control: ec, criticalValue: test.criticalValue,
                                                       varianceOfMean: varianceOfMean)
             }
-        case .sequential:
+        case .groupSequential where plan.monitoring != nil:
+            let m = plan.monitoring!
+            let (d, variance) = DifferenceScale.absolute.estimate(control: ec, treatment: et)
+            let se = variance.squareRoot()
+            let c = m.boundary(alpha: alpha)
+            difference = d
+            result.pValue = m.design.repeatedPValue(z: d / se, looks: m.looks)
+            result.standardError = se
+            result.absoluteInterval = ConfidenceInterval(lower: d - c * se, upper: d + c * se)
+            if let cuped, result.relativeLift != nil {
+                let relative = CUPED.welch(cuped, alpha: alpha, scale: .relative)
+                result.relativeInterval = .bounded(lower: relative.difference - c * relative.standardError,
+                                                   upper: relative.difference + c * relative.standardError)
+            } else if result.relativeLift != nil {
+                // Fieller's set with the boundary as multiplier: it excludes 0 exactly when the boundary is crossed.
+                result.relativeInterval = fiellerLift(treatment: et, control: ec, criticalValue: c)
+            }
+            if (result.pValue ?? 1) < alpha, !m.isFinal {
+                // Stopped early at a crossing: the estimate is biased away from zero.
+                let unbiased = m.design(alpha: alpha).medianUnbiasedZ(z: d / se, looks: m.looks) * se
+                let base = cuped?.unadjustedControl.mean ?? ec.mean
+                result.biasAdjusted = BiasAdjustedEstimate(difference: unbiased, relative: base != 0 ? unbiased / base : nil)
+            }
+        case .sequential, .groupSequential, .auto:
             let test = SequentialTest.twoSided(control: ec, treatment: et, alpha: alpha, scale: .absolute,
                                                tuningParameter: plan.sequentialTuning, tuningAlpha: plan.alpha)
             difference = test.difference
@@ -155,7 +178,11 @@ enum MetricComparison {
                                                degreesOfFreedom: relative.degreesOfFreedom, margin: margin.value, scale: .relative,
                                                direction: test.direction, alpha: alpha)
             }
-            if plan.method == .sequential {
+            if plan.method == .groupSequential, let m = plan.monitoring {
+                result.guardrail = groupSequentialGuardrail(margin: margin, estimate: test.difference, standardError: test.standardError,
+                                                            significantlyWorse: result.verdict == .worse, goal: data.metric.goal,
+                                                            plan: plan, monitoring: m)
+            } else if plan.method.isSequential {
                 result.guardrail = sequentialGuardrail(margin: margin, estimate: test.difference,
                                                        variance: test.standardError * test.standardError, n: ec.n + et.n,
                                                        significantlyWorse: result.verdict == .worse, goal: data.metric.goal, plan: plan)
@@ -196,7 +223,16 @@ enum MetricComparison {
             result.pValue = absolute.pValue
             result.absoluteInterval = absolute.interval
             result.relativeInterval = relative?.interval
-        case .sequential:
+        case .groupSequential where plan.monitoring != nil:
+            let m = plan.monitoring!
+            let c = m.boundary(alpha: alpha)
+            result.pValue = m.design.repeatedPValue(z: absolute.difference / absolute.standardError, looks: m.looks)
+            result.absoluteInterval = ConfidenceInterval(lower: absolute.difference - c * absolute.standardError,
+                                                         upper: absolute.difference + c * absolute.standardError)
+            result.relativeInterval = relative.map {
+                ConfidenceInterval(lower: $0.difference - c * $0.standardError, upper: $0.difference + c * $0.standardError)
+            }
+        case .sequential, .groupSequential, .auto:
             // The sequence needs per-user variances: Var(quantile) times the users behind it.
             let gc = GroupEstimate(mean: ec.quantile, variance: ec.variance * ec.users, n: ec.users)
             let gt = GroupEstimate(mean: et.quantile, variance: et.variance * et.users, n: et.users)
@@ -212,7 +248,11 @@ enum MetricComparison {
         result.verdict = verdict(significant: result.significant, up: absolute.difference > 0, goal: data.metric.goal)
         if data.metric.role == .guardrail, let margin = data.metric.margin, data.metric.goal != .none {
             let test = margin.isRelative ? relative : absolute
-            if let test, plan.method == .sequential {
+            if let test, plan.method == .groupSequential, let m = plan.monitoring {
+                result.guardrail = groupSequentialGuardrail(margin: margin, estimate: test.difference, standardError: test.standardError,
+                                                            significantlyWorse: result.verdict == .worse, goal: data.metric.goal,
+                                                            plan: plan, monitoring: m)
+            } else if let test, plan.method.isSequential {
                 result.guardrail = sequentialGuardrail(margin: margin, estimate: test.difference,
                                                        variance: test.standardError * test.standardError, n: ec.users + et.users,
                                                        significantlyWorse: result.verdict == .worse, goal: data.metric.goal, plan: plan)
@@ -246,6 +286,22 @@ enum MetricComparison {
         let bound = higherIsWorse ? estimate + half : estimate - half
         let harmlessSide = higherIsWorse ? estimate < boundary : estimate > boundary
         let p = harmlessSide ? shifted.pValue / 2 : 1 - shifted.pValue / 2
+        return guardrailCheck(margin: margin, estimate: estimate, bound: bound, pValue: p, nonInferior: p < plan.alpha,
+                              significantlyWorse: significantlyWorse, goal: goal)
+    }
+
+    /// The group-sequential non-inferiority check: the one-sided design at the plan's alpha (spending as the plan's)
+    /// over the same looks; the repeated p-value of the distance from the margin is below alpha exactly when the
+    /// one-sided bound is inside the margin.
+    static func groupSequentialGuardrail(margin: GuardrailMargin, estimate: Double, standardError: Double, significantlyWorse: Bool,
+                                         goal: Goal, plan: AnalysisPlan, monitoring m: GroupSequentialMonitoring) -> GuardrailCheck {
+        let higherIsWorse = goal == .down
+        let boundary = higherIsWorse ? margin.value : -margin.value
+        let oneSided = m.design(alpha: plan.alpha, twoSided: false)
+        let c = oneSided.currentBoundary(m.looks)
+        let harmless = (higherIsWorse ? boundary - estimate : estimate - boundary) / standardError
+        let p = oneSided.repeatedPValue(z: harmless, looks: m.looks)
+        let bound = higherIsWorse ? estimate + c * standardError : estimate - c * standardError
         return guardrailCheck(margin: margin, estimate: estimate, bound: bound, pValue: p, nonInferior: p < plan.alpha,
                               significantlyWorse: significantlyWorse, goal: goal)
     }

@@ -37,6 +37,14 @@ public struct PlanSnapshot: Sendable, Equatable {
         let method = config.method ?? defaultMethod
         add("method", method.rawValue)
         if method == .sequential { add("sequential_tuning", JSONWriter.number(plan.sequentialTuning)) }
+        if method == .groupSequential || method == .auto {
+            add("spending", plan.groupSequential.spending.name)
+            add("planned_users", plan.groupSequential.plannedUsers.map(JSONWriter.number))
+            switch plan.groupSequential.looks {
+            case .daily, .weekdays: add("looks", plan.groupSequential.looks.name)
+            case .times(let times): add("looks", times.map(formatTimestamp).joined(separator: ", "))
+            }
+        }
         add("correction", plan.correction.configName)
         add("prior", config.prior.map { "mean \(JSONWriter.number($0.mean)), variance \(JSONWriter.number($0.variance))" })
         add("min_runtime_days", JSONWriter.number(plan.minimumRuntimeDays) + (plan.fullWeeks ? " (full weeks)" : ""))
@@ -71,10 +79,10 @@ public struct PlanSnapshot: Sendable, Equatable {
 
     /// The live plan these settings describe (split, control, alpha, power, primary metric, method, correction,
     /// runtime bounds, start, MDE): what a reader of the store without the gateway's config analyses with.
-    /// A setting it lacks keeps the live default (the sequential method); the metrics are not in it.
+    /// A setting it lacks keeps the live default (the `auto` method); the metrics are not in it.
     public var livePlan: AnalysisPlan {
         var plan = AnalysisPlan()
-        plan.method = .sequential
+        plan.method = .auto
         let settings = Dictionary(self.settings.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b })
         if let split = settings["split"] { plan.allocation = try? Allocation(parsing: split) }
         if let control = settings["control"] { plan.control = control }
@@ -83,6 +91,16 @@ public struct PlanSnapshot: Sendable, Equatable {
         if let primary = settings["primary_metric"] { plan.primaryMetric = primary }
         if let method = settings["method"].flatMap(TestMethod.init(rawValue:)) { plan.method = method }
         if let tuning = settings["sequential_tuning"].flatMap(Double.init) { plan.sequentialTuning = tuning }
+        if let spending = settings["spending"].flatMap(AlphaSpending.init(name:)) { plan.groupSequential.spending = spending }
+        if let users = settings["planned_users"].flatMap(Double.init) { plan.groupSequential.plannedUsers = users }
+        switch settings["looks"] {
+        case "daily"?: plan.groupSequential.looks = .daily
+        case "weekdays"?: plan.groupSequential.looks = .weekdays
+        case let text?:
+            let times = text.split(separator: ",").compactMap { parseTime(String($0.drop { $0 == " " })) }
+            if !times.isEmpty { plan.groupSequential.looks = .times(times) }
+        case nil: break
+        }
         if let correction = settings["correction"].flatMap(Correction.init(configName:)) { plan.correction = correction }
         if let text = settings["min_runtime_days"], let days = Double(text.split(separator: " ").first ?? "") {
             plan.minimumRuntimeDays = days

@@ -24,6 +24,8 @@ public struct ExperimentConfig: Sendable {
     /// Nil: the caller's default (fixed horizon for `analyze`, sequential for the gateway's live report).
     public var method: TestMethod?
     public var sequentialTuning: Double?
+    /// The group-sequential design (`planned_users`, `group_sequential`); nil when the config says nothing of it.
+    public var groupSequential: GroupSequentialPlan?
     public var correction: Correction?
     public var prior: GaussianPrior?
     public var minimumRuntimeDays: Double?
@@ -86,6 +88,7 @@ public struct ExperimentConfig: Sendable {
         }
         config.method = try root.enumValue("method", TestMethod.self)
         config.sequentialTuning = try root.double("sequential_tuning", in: 1...1e12)
+        config.groupSequential = try readGroupSequential(&root)
         if let name = try root.string("correction") {
             guard let correction = Correction(configName: name) else {
                 throw root.fail("correction", "must be \"holm\" (Holm-Bonferroni), \"bh\" (Benjamini-Hochberg) or \"none\", got \"\(name)\"")
@@ -242,6 +245,47 @@ public struct ExperimentConfig: Sendable {
         return metric
     }
 
+    /// `planned_users` and the `group_sequential` object: spending function and looks.
+    static func readGroupSequential(_ root: inout ConfigObject) throws(ConfigError) -> GroupSequentialPlan? {
+        let planned = try root.double("planned_users", in: 2...1e12)
+        guard var object = try root.object("group_sequential") else {
+            return planned.map { var p = GroupSequentialPlan(); p.plannedUsers = $0; return p }
+        }
+        var plan = GroupSequentialPlan()
+        plan.plannedUsers = planned
+        if let name = try object.string("spending") {
+            guard let spending = AlphaSpending(name: name) else {
+                throw object.fail("spending", "must be \"obrien-fleming\", \"pocock\" or \"power:RHO\" (the power family alpha * t^RHO, RHO in (0, 20], e.g. \"power:3\"), got \"\(name)\"")
+            }
+            plan.spending = spending
+        }
+        if let looks = object.take("looks") {
+            if let name = looks.string {
+                switch name {
+                case "daily": plan.looks = .daily
+                case "weekdays": plan.looks = .weekdays
+                default:
+                    throw object.fail("looks", "must be \"daily\", \"weekdays\" or an array of RFC 3339 times (the planned looks), got \"\(name)\"")
+                }
+            } else if let items = looks.array {
+                var times: [Int64] = []
+                for (i, item) in items.enumerated() {
+                    guard let text = item.string, let t = parseTime(text) else {
+                        throw ConfigError(source: object.source, path: "\(object.childPath("looks"))[\(i)]",
+                                          message: "must be an RFC 3339 time such as \"2026-11-08T00:00:00Z\", got \(item.described)")
+                    }
+                    times.append(t)
+                }
+                guard !times.isEmpty else { throw object.fail("looks", "an array of looks needs at least one time") }
+                plan.looks = .times(times.sorted())
+            } else {
+                throw object.fail("looks", "must be \"daily\", \"weekdays\" or an array of RFC 3339 times, got \(looks.described)")
+            }
+        }
+        try object.finish()
+        return plan
+    }
+
     /// The analysis plan this config describes, before command-line overrides.
     public var plan: AnalysisPlan {
         var plan = AnalysisPlan()
@@ -254,6 +298,7 @@ public struct ExperimentConfig: Sendable {
         plan.minimumDetectableEffectIsRelative = minimumDetectableEffectIsRelative
         if let method { plan.method = method }
         if let sequentialTuning { plan.sequentialTuning = sequentialTuning }
+        if let groupSequential { plan.groupSequential = groupSequential }
         if let correction { plan.correction = correction }
         plan.prior = prior
         if let minimumRuntimeDays { plan.minimumRuntimeDays = minimumRuntimeDays }

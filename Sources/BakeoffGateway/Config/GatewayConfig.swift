@@ -183,7 +183,18 @@ public struct GatewayConfig: Sendable {
                 plan.append(e.analysis.minimumDetectableEffectIsRelative ? "mde \(JSONWriter.number(mde * 100))% relative" : "mde \(JSONWriter.number(mde))")
             }
             let live = e.livePlan
-            plan.append(live.method == .sequential ? "sequential (N* \(JSONWriter.number(live.sequentialTuning)))" : "fixed horizon")
+            switch live.method {
+            case .sequential: plan.append("sequential (N* \(JSONWriter.number(live.sequentialTuning)))")
+            case .fixed: plan.append("fixed horizon")
+            case .groupSequential, .auto:
+                let horizon = live.groupSequential.plannedUsers.map { "\(JSONWriter.number($0)) planned users" }
+                    ?? live.maximumRuntimeDays.map { "\(JSONWriter.number($0)) planned days" }
+                if let horizon {
+                    plan.append("group-sequential (\(live.groupSequential.spending.name) over \(horizon), \(live.groupSequential.looks.name) looks)")
+                } else {
+                    plan.append(live.method == .auto ? "auto: sequential (N* \(JSONWriter.number(live.sequentialTuning))) until a horizon is planned" : "group-sequential without a horizon")
+                }
+            }
             plan.append("correction \(live.correction.configName)")
             plan.append("min runtime \(JSONWriter.number(live.effectiveMinimumRuntimeDays)) days")
             if let maximum = live.maximumRuntimeDays { plan.append("max runtime \(JSONWriter.number(maximum)) days") }
@@ -274,11 +285,11 @@ public struct GatewayExperiment: Sendable {
         variants[assigner.armIndex(for: userID)]
     }
 
-    /// The plan of the live report: the analysis config, sequential unless it names a method, since a
-    /// live report is looked at again and again.
+    /// The plan of the live report: the analysis config, `auto` unless it names a method (group-sequential with a
+    /// horizon, else the confidence sequence), since a live report is looked at again and again.
     public var livePlan: AnalysisPlan {
         var plan = analysis.plan
-        if analysis.method == nil { plan.method = .sequential }
+        if analysis.method == nil { plan.method = .auto }
         return plan
     }
 
@@ -298,7 +309,7 @@ public struct GatewayExperiment: Sendable {
 
     /// The plan as recorded in the store at each start.
     public var planSnapshot: PlanSnapshot {
-        PlanSnapshot(config: analysis, allocation: allocation, control: control, defaultMethod: .sequential)
+        PlanSnapshot(config: analysis, allocation: allocation, control: control, defaultMethod: .auto)
     }
 
     /// What gateways sharing a store compare (see `ReplicaPlans`): the plan and what serves each variant (its

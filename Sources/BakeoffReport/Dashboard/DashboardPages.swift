@@ -153,14 +153,16 @@ public enum DashboardPages {
         html += "<p class=\"muted\">\(facts.filter { !$0.isEmpty }.joined(separator: " · "))</p>"
         html += health(e, r)
         html += decision(r)
+        if let text = r.monitoringText { html += "<p class=\"muted\" data-method=\"\(r.plan.method.rawValue)\">\(escapeHTML(text))</p>" }
         for treatment in r.variants.dropFirst().map(\.name) {
             let card = Scorecard(report: r, treatment: treatment)
             html += "<section><h2>Scorecard: \(escapeHTML(treatment)) vs \(escapeHTML(r.control))</h2>"
             html += scorecard(card, r)
             html += "</section>"
             html += "<section><h2>Lift over time: \(escapeHTML(treatment)) vs \(escapeHTML(r.control))</h2>"
-            html += "<p class=\"muted small\">Each point is the analysis of every event up to the end of that day; the band is its \(formatNumber((1 - r.alpha) * 100))% interval\(r.plan.method == .sequential ? ", an always-valid confidence sequence: it stays valid however often you look" : " (fixed horizon: valid at the planned look only)").</p>"
+            html += "<p class=\"muted small\">Each point is the analysis of every event up to the end of that day; the band is its \(formatNumber((1 - r.alpha) * 100))% interval\(bandText(r)).</p>"
             html += liftCharts(e, r, treatment: treatment, rows: card.rows)
+            html += boundaryChart(e, r, treatment: treatment)
             html += "</section>"
         }
         html += traffic(e, r)
@@ -268,6 +270,41 @@ public enum DashboardPages {
             html += "<figure data-metric=\"\(escapeHTML(row.metric.name))\"><figcaption>\(escapeHTML(row.metric.title))\(row.isPrimary ? " (primary)" : "")</figcaption>\(chart.render())</figure>"
         }
         return html + "</div>"
+    }
+
+    /// What the lift chart's band is under the report's method.
+    static func bandText(_ r: Report) -> String {
+        switch r.plan.method {
+        case .sequential: return ", an always-valid confidence sequence: it stays valid however often you look"
+        case .groupSequential, .auto: return ", a repeated confidence interval of the group-sequential test: valid at each of its looks up to the horizon"
+        case .fixed: return " (fixed horizon: valid at the planned look only)"
+        }
+    }
+
+    /// The primary metric's z statistic at each daily look against the group-sequential boundary (±): the result is
+    /// significant on the day the line leaves the boundaries. Empty unless the report is group-sequential.
+    static func boundaryChart(_ e: DashboardExperiment, _ r: Report, treatment: String) -> String {
+        guard r.plan.method == .groupSequential, let series = e.series, !series.points.isEmpty else { return "" }
+        var z: [(x: Double, y: Double?)] = [], upper: [(x: Double, y: Double?)] = [], lower: [(x: Double, y: Double?)] = []
+        for point in series.points {
+            let x = Double(point.cut - TimeSeries.Builder.day)
+            let result = point.report.results.first { $0.metric.name == r.primaryMetric && $0.treatment == treatment }
+            let statistic = result.flatMap { r in r.absoluteDifference.flatMap { d in r.standardError.map { d / $0 } } }
+            z.append((x, statistic.flatMap { $0.isFinite ? $0 : nil }))
+            let bound = point.report.plan.monitoring?.boundary(alpha: result?.intervalAlpha ?? r.alpha)
+            let shown = bound.flatMap { $0.isFinite ? min($0, 8) : nil }
+            upper.append((x, shown))
+            lower.append((x, shown.map { -$0 }))
+        }
+        guard z.contains(where: { $0.y != nil }) else { return "" }
+        let title = r.results.first { $0.metric.name == r.primaryMetric }?.metric.title ?? r.primaryMetric
+        var chart = LineChart(title: "\(title): z against the boundary", xLabel: "day (UTC)", yLabel: "z statistic", yFormat: { fixedTrim($0) },
+                              xFormat: { shortDate(Int64($0)) },
+                              series: [LineChart.Series(name: "z of \(treatment) vs \(r.control)", color: Palette.better, points: z),
+                                       LineChart.Series(name: "boundary (significant beyond)", color: Palette.worse, dashed: true, points: upper),
+                                       LineChart.Series(name: "", color: Palette.worse, dashed: true, points: lower)])
+        chart.zeroLine = true
+        return "<figure class=\"boundary\" data-metric=\"\(escapeHTML(r.primaryMetric))\"><figcaption>\(escapeHTML(title)): group-sequential boundary (boundaries above 8 are drawn at 8)</figcaption>\(chart.render())</figure>"
     }
 
     static func traffic(_ e: DashboardExperiment, _ r: Report) -> String {

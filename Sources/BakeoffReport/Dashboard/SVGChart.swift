@@ -144,8 +144,8 @@ package struct LineChart {
                 svg += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(y)))\" r=\"2.6\" fill=\"\(s.color)\"><title>\(escapeHTML(s.name)) \(escapeHTML(xFormat(p.x))): \(escapeHTML(yFormat(y)))</title></circle>"
             }
         }
-        // Legend.
-        for (s, place) in zip(series, legend) {
+        // Legend (a series without a name, such as the second half of a pair, has none).
+        for (s, place) in zip(series, legend) where !s.name.isEmpty {
             let lx = place.x, ly = height - 8 - Double(legend.last!.row - place.row) * 18
             svg += "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 18))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(s.color)\" stroke-width=\"2.5\"\(s.dashed ? " stroke-dasharray=\"5 3\"" : "")/>"
             if !s.band.isEmpty {
