@@ -23,6 +23,14 @@ extension TrackingRecord {
         b.param(["unit"], report.unit.rawValue)
         b.param(["method"], plan.method.rawValue)
         if plan.method == .sequential { b.param(["sequential_tuning"], plan.sequentialTuning) }
+        if let m = plan.monitoring {
+            b.param(["spending"], m.design.spending.name)
+            switch m.horizon {
+            case .users(let n): b.param(["planned_users"], n)
+            case .days(let d): b.param(["planned_days"], d)
+            }
+            b.param(["looks"], m.looks.count)
+        }
         b.param(["correction"], plan.correction.configName)
         b.param(["control"], report.control)
         b.param(["primary_metric"], report.primaryMetric)

@@ -121,7 +121,10 @@ struct DecisionTests {
                 var plan = AnalysisPlan()
                 plan.correction = correction
                 plan.method = method
+                // A horizon, so that group-sequential (and auto) run as such.
+                plan.maximumRuntimeDays = 28
                 let r = try Simulated.report(Self.spec(Self.better, users: 2500), plan: plan)
+                #expect(r.plan.method == (method == .auto ? .groupSequential : method))
                 let secondary = r.results.filter { $0.metric.role == .secondary && $0.pValue != nil }
                 let raw = secondary.map(\.pValue)
                 // The family also holds quantile metrics that were tested.
@@ -193,8 +196,8 @@ struct PlanHistoryTests {
         #expect(plan.start == parseTime("2026-11-02T12:00:00Z") && plan.minimumDetectableEffect == 0.03 && !plan.minimumDetectableEffectIsRelative)
         #expect(plan.primaryMetric == "csat" && plan.control == "control")
         #expect(plan.allocation?.arms.map(\.name).sorted() == ["control", "treatment"])
-        // Nothing recorded: the live default, sequential.
-        #expect(PlanSnapshot(settings: []).livePlan.method == .sequential)
+        // Nothing recorded: the live default, auto.
+        #expect(PlanSnapshot(settings: []).livePlan.method == .auto)
         let fixed = PlanSnapshot(config: try Self.config(#"{"method": "fixed"}"#), allocation: nil, control: nil, defaultMethod: .sequential)
         #expect(PlanSnapshot(text: fixed.text).livePlan.method == .fixed)
     }
