@@ -39,7 +39,7 @@ let analyzeSpec = CommandSpec(
         .single("--planned-users", "N", "Group-sequential horizon: the users over all arms the experiment plans to reach", default: "the config's, else --max-runtime as the horizon"),
         .choice("--spending", ["obrien-fleming", "pocock", "power:RHO"], accepts: { AlphaSpending(name: $0) != nil },
                 "Group-sequential alpha spending: O'Brien-Fleming-type (spends little early), Pocock-type (evenly), or the power family alpha*t^RHO (spotify-confidence's)", default: "obrien-fleming"),
-        .choice("--looks", ["daily", "weekdays"], "Group-sequential: when the results are looked at (the boundary depends on the looks before)", default: "daily"),
+        .choice("--looks", ["daily", "weekdays", "recorded"], "Group-sequential: when the results are looked at (the boundary depends on the looks before); recorded: the reads of the live report and dashboard a gateway's store (--db) kept", default: "daily"),
         .single("--tuning", "N", "N* of the sequential test: the total sample where it is tightest", default: "5000"),
         .choice("--correction", ["holm", "bh", "none"], accepts: { Correction(configName: $0) != nil },
                 "Multiple-comparison correction of the secondary metrics across metrics and arms, and of the primary across arms; guardrails are not corrected", default: "holm"),
@@ -91,7 +91,7 @@ let analyzeSpec = CommandSpec(
     if let tuning = try args.double("--tuning", in: 1...1e12, rule: "between 1 and 1e12") { plan.sequentialTuning = tuning }
     if let users = try args.double("--planned-users", in: 2...1e12, rule: "users from 2 to 1e12") { plan.groupSequential.plannedUsers = users }
     if let spending = args.string("--spending").flatMap(AlphaSpending.init(name:)) { plan.groupSequential.spending = spending }
-    if let looks = args.string("--looks") { plan.groupSequential.looks = looks == "weekdays" ? .weekdays : .daily }
+    if let looks = args.string("--looks") { plan.groupSequential.looks = looks == "weekdays" ? .weekdays : looks == "recorded" ? .recorded : .daily }
     if let correction = args.string("--correction").flatMap(Correction.init(configName:)) { plan.correction = correction }
     if let days = try args.double("--min-runtime", in: 0...3650, rule: "days from 0 to 3650") { plan.minimumRuntimeDays = days }
     if let days = try args.double("--max-runtime", in: 1e-9...3650, rule: "days from 0 to 3650") { plan.maximumRuntimeDays = days }
@@ -192,6 +192,7 @@ let analyzeSpec = CommandSpec(
         bar.finish()
         throw error
     }
+    if let db { plan = try StoreAnalysis.withRecordedLooks(plan, path: db, experiment: data.experiment) }
     var report = try Analysis.run(data, plan: plan)
     if let db {
         report.planChanges = try StoreAnalysis.planChangesAfterStart(path: db, experiment: data.experiment, data: data, plan: plan)

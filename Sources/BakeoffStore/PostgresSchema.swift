@@ -64,6 +64,15 @@ public enum PostgresSchema {
                 ADD COLUMN ttft_ms DOUBLE PRECISION, ADD COLUMN input_tokens DOUBLE PRECISION,
                 ADD COLUMN output_tokens DOUBLE PRECISION, ADD COLUMN value DOUBLE PRECISION;
             """),
+        // 5: when each experiment's results were looked at (see `LookLog`), for group-sequential boundaries.
+        Migration("looks", sql: """
+            CREATE TABLE looks (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                ts BIGINT NOT NULL,
+                experiment TEXT NOT NULL,
+                source TEXT NOT NULL);
+            CREATE INDEX looks_experiment ON looks (experiment, ts);
+            """),
     ]
 
     public static let migrator = Migrator(migrations)

@@ -49,6 +49,15 @@ public enum StoreSchema {
                 experiment TEXT NOT NULL,
                 plan TEXT NOT NULL);
             """),
+        // 4: when each experiment's results were looked at (see `LookLog`), for group-sequential boundaries.
+        Migration("looks", sql: """
+            CREATE TABLE looks (
+                id INTEGER PRIMARY KEY,
+                ts INTEGER NOT NULL,
+                experiment TEXT NOT NULL,
+                source TEXT NOT NULL);
+            CREATE INDEX looks_experiment ON looks(experiment, ts);
+            """),
     ]
 
     public static let migrator = Migrator(migrations)

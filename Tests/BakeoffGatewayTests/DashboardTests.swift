@@ -5,6 +5,7 @@ import BakeoffReport
 import BakeoffStore
 import BakeoffTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// The dashboard's sign-in: a signed cookie, never the key itself; expired, forged or foreign cookies see nothing.
@@ -161,6 +162,29 @@ struct DashboardSiteTests {
         let list = try get(site, "/dashboard", headers: [("Cookie", cookie)])
         #expect(list.status == 200 && list.text.contains("data-experiment=\"e\""))
         #expect(try get(site, "/dashboard/experiments/nope", headers: [("Cookie", cookie)]).status == 404)
+    }
+
+    @Test func aGroupSequentialPlanShowsItsLookAndBoundaryAndEachReadIsALook() throws {
+        let path = try Self.store()
+        var options = EventLog.Options()
+        options.experiment = "e"
+        var plan = AnalysisPlan()
+        plan.method = .auto
+        plan.maximumRuntimeDays = 14
+        plan.primaryMetric = "thumbs_up_rate"  // the store's only feedback
+        let analysis = LiveAnalysis(path: path, options: options, plan: plan)
+        let reads = Mutex<[String]>([])
+        let site = DashboardSite(experiments: [DashboardSite.Experiment(name: "e", model: "bot") { analysis }], adminKey: nil,
+                                 readOnly: true, now: { Make.t0 + 3 * Make.day + 3_600_000_000 },
+                                 recordLook: { name in reads.withLock { $0.append(name) } })
+        let page = try get(site, "/dashboard/experiments/e")
+        #expect(page.status == 200)
+        #expect(page.text.contains("data-method=\"group-sequential\""), "the page says which method")
+        #expect(page.text.contains("the plan has a horizon (14 planned days)"))
+        #expect(page.text.contains("class=\"boundary\""), "the z-against-boundary chart")
+        _ = try get(site, "/dashboard")
+        _ = try get(site, "/dashboard/experiments/nope")
+        #expect(reads.withLock { $0 } == ["e"], "only an experiment's page is a look at it")
     }
 
     @Test func offWithoutAnAdminKey() throws {

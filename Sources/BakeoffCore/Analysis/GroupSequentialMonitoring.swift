@@ -18,15 +18,20 @@ public enum LookSchedule: Sendable, Equatable {
     case daily
     /// At the end of each day from Monday to Friday (UTC), and now.
     case weekdays
-    /// At these times (microseconds since the epoch): declared in the plan, or the reads a gateway recorded.
-    case times([Int64])
+    /// At these times (microseconds since the epoch): declared in the plan, or (`recorded`) the reads of the live
+    /// report and the dashboard that a gateway's store kept.
+    case times([Int64], recorded: Bool = false)
+    /// Whenever the live report or the dashboard was read, as the event store records it (the store's reader fills
+    /// in the times; without a store, daily).
+    case recorded
 
-    /// "daily", "weekdays", "3 recorded".
+    /// "daily", "weekdays", "3 declared", "recorded".
     public var name: String {
         switch self {
         case .daily: return "daily"
         case .weekdays: return "weekdays"
-        case .times(let t): return "\(t.count) recorded"
+        case .times(let t, let recorded): return "\(t.count) \(recorded ? "recorded" : "declared")"
+        case .recorded: return "recorded"
         }
     }
 }
@@ -155,13 +160,16 @@ public struct MethodChoice: Sendable {
         if let start, let now, !data.newUsersByHour.isEmpty {
             var times: [Int64] = []
             switch plan.groupSequential.looks {
-            case .daily, .weekdays:
+            case .daily, .weekdays, .recorded:
                 var t = start + Int64(day)
                 while t < now {
-                    if plan.groupSequential.looks == .daily || isWeekday(t - 1) { times.append(t) }
+                    if plan.groupSequential.looks != .weekdays || isWeekday(t - 1) { times.append(t) }
                     t += Int64(day)
                 }
-            case .times(let list):
+                if plan.groupSequential.looks == .recorded {
+                    note = "no recorded looks were given (the data do not come from a gateway's store), so a look at the end of each day is assumed"
+                }
+            case .times(let list, _):
                 times = list.filter { $0 > start && $0 < now }.sorted()
             }
             for t in times { candidates.append((data.users(before: t) ?? 0, Double(t - start) / day, t)) }

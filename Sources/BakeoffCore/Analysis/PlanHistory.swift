@@ -41,8 +41,8 @@ public struct PlanSnapshot: Sendable, Equatable {
             add("spending", plan.groupSequential.spending.name)
             add("planned_users", plan.groupSequential.plannedUsers.map(JSONWriter.number))
             switch plan.groupSequential.looks {
-            case .daily, .weekdays: add("looks", plan.groupSequential.looks.name)
-            case .times(let times): add("looks", times.map(formatTimestamp).joined(separator: ", "))
+            case .daily, .weekdays, .recorded: add("looks", plan.groupSequential.looks.name)
+            case .times(let times, let recorded): add("looks", recorded ? "recorded" : times.map(formatTimestamp).joined(separator: ", "))
             }
         }
         add("correction", plan.correction.configName)
@@ -96,6 +96,7 @@ public struct PlanSnapshot: Sendable, Equatable {
         switch settings["looks"] {
         case "daily"?: plan.groupSequential.looks = .daily
         case "weekdays"?: plan.groupSequential.looks = .weekdays
+        case "recorded"?: plan.groupSequential.looks = .recorded
         case let text?:
             let times = text.split(separator: ",").compactMap { parseTime(String($0.drop { $0 == " " })) }
             if !times.isEmpty { plan.groupSequential.looks = .times(times) }

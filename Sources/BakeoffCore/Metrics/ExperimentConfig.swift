@@ -264,8 +264,9 @@ public struct ExperimentConfig: Sendable {
                 switch name {
                 case "daily": plan.looks = .daily
                 case "weekdays": plan.looks = .weekdays
+                case "recorded": plan.looks = .recorded
                 default:
-                    throw object.fail("looks", "must be \"daily\", \"weekdays\" or an array of RFC 3339 times (the planned looks), got \"\(name)\"")
+                    throw object.fail("looks", "must be \"daily\", \"weekdays\", \"recorded\" (the reads of the live report and the dashboard, as the gateway's store keeps them) or an array of RFC 3339 times (the planned looks), got \"\(name)\"")
                 }
             } else if let items = looks.array {
                 var times: [Int64] = []
@@ -279,7 +280,7 @@ public struct ExperimentConfig: Sendable {
                 guard !times.isEmpty else { throw object.fail("looks", "an array of looks needs at least one time") }
                 plan.looks = .times(times.sorted())
             } else {
-                throw object.fail("looks", "must be \"daily\", \"weekdays\" or an array of RFC 3339 times, got \(looks.described)")
+                throw object.fail("looks", "must be \"daily\", \"weekdays\", \"recorded\" or an array of RFC 3339 times, got \(looks.described)")
             }
         }
         try object.finish()

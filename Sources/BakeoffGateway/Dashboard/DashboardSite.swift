@@ -143,6 +143,8 @@ public final class DashboardSite: Sendable {
     /// The store's write problems now (the gateway's; none read-only).
     let storeProblems: @Sendable () -> [String]
     let now: @Sendable () -> Int64
+    /// Called with an experiment's name when its page is read: the gateway records the read as a look.
+    let recordLook: (@Sendable (String) -> Void)?
 
     /// - Parameters:
     ///   - adminKey: nil opens the dashboard to every request (only for a server on this machine).
@@ -156,17 +158,19 @@ public final class DashboardSite: Sendable {
     public convenience init(experiments: [Experiment], evalCaches: [String] = [], adminKey: String?, disabled: String? = nil,
                             readOnly: Bool, refreshSeconds: Int = 30, allowedHosts: Set<String>? = nil,
                             beforeRead: @escaping @Sendable () -> Void = {}, storeProblems: @escaping @Sendable () -> [String] = { [] },
-                            now: (@Sendable () -> Int64)? = nil) {
+                            now: (@Sendable () -> Int64)? = nil, recordLook: (@Sendable (String) -> Void)? = nil) {
         self.init(listing: { experiments }, evalCaches: evalCaches, adminKey: adminKey, disabled: disabled, readOnly: readOnly,
-                  refreshSeconds: refreshSeconds, allowedHosts: allowedHosts, beforeRead: beforeRead, storeProblems: storeProblems, now: now)
+                  refreshSeconds: refreshSeconds, allowedHosts: allowedHosts, beforeRead: beforeRead, storeProblems: storeProblems, now: now,
+                  recordLook: recordLook)
     }
 
     /// `listing` gives the experiments at each request.
     public init(listing: @escaping @Sendable () -> [Experiment], evalCaches: [String] = [], adminKey: String?, disabled: String? = nil,
                 readOnly: Bool, refreshSeconds: Int = 30, allowedHosts: Set<String>? = nil,
                 beforeRead: @escaping @Sendable () -> Void = {}, storeProblems: @escaping @Sendable () -> [String] = { [] },
-                now: (@Sendable () -> Int64)? = nil) {
+                now: (@Sendable () -> Int64)? = nil, recordLook: (@Sendable (String) -> Void)? = nil) {
         experiments = listing
+        self.recordLook = recordLook
         self.allowedHosts = allowedHosts
         self.evalCaches = evalCaches
         session = DashboardSession(adminKey: adminKey)
@@ -246,6 +250,7 @@ public final class DashboardSite: Sendable {
                     guard let experiment = all.first(where: { $0.name == name }) else {
                         return respond(exchange, 404, DashboardPages.message(title: "No such experiment", text: "No experiment \"\(name)\" here (experiments: \(all.map(\.name).joined(separator: ", "))).", signedIn: true))
                     }
+                    recordLook?(experiment.name)
                     let view = read(experiment)
                     respond(exchange, 200, fragment ? DashboardPages.experimentMain(view) : DashboardPages.experiment(view, refreshSeconds: refreshSeconds, open: session.isOpen))
                 } else {

@@ -32,6 +32,8 @@ public final class Gateway: Sendable {
     let live = LiveAnalyses()
     /// The dashboard at /dashboard (admin key; off without one).
     let dashboard: DashboardSite
+    /// Each read of an experiment's live report or dashboard page, kept in the store as a look.
+    let looks: LookRecorder
     /// Wall-clock microseconds at the start.
     let startedAt: Int64
     /// Monotonic nanoseconds at the start.
@@ -120,6 +122,8 @@ public final class Gateway: Sendable {
             }
         }
         let events = self.events
+        let looks = LookRecorder(path: config.storePath)
+        self.looks = looks
         dashboard = DashboardSite(
             experiments: sites, evalCaches: config.dashboardEvalCaches, adminKey: config.adminKey,
             disabled: config.adminKey == nil ? "Admin features are off: start the gateway with \(config.adminKeyEnv) set to a secret, then sign in with it." : nil,
@@ -128,7 +132,8 @@ public final class Gateway: Sendable {
                 if case .failing(_, let reason) = events.health { return [reason] + events.replicaProblems }
                 return events.replicaProblems
             },
-            now: { [clock] in clock.wallMicroseconds() })
+            now: { [clock] in clock.wallMicroseconds() },
+            recordLook: { [clock] name in looks.record(name, now: clock.wallMicroseconds(), source: "dashboard") })
     }
 
     /// This gateway among others sharing a store: host name, process id and start time.
@@ -438,8 +443,10 @@ public final class Gateway: Sendable {
         // The analysis reads the whole store: off the server's threads.
         DispatchQueue.global().async { [self] in
             events.flush()
+            let now = clock.wallMicroseconds()
+            looks.record(experiment.name, now: now, source: "report")
             do {
-                let report = try liveAnalysis(experiment).refresh(now: clock.wallMicroseconds()).report
+                let report = try liveAnalysis(experiment).refresh(now: now).report
                 exchange.respond(status: 200, headers: [("Content-Type", GatewayPages.contentType(format))], body: Array(report.render(format).utf8))
             } catch {
                 fail(exchange, OpenAIError(status: 409, message: "no report for \(experiment.name) yet: \(error)", type: "invalid_request_error", code: "report_unavailable"))

@@ -7,6 +7,15 @@ import Synchronization
 /// nothing of the analysis; this feeds its lines to the same aggregator that reads a log (used by the gateway's
 /// report and by `bakeoff analyze --db`).
 public enum StoreAnalysis {
+    /// The plan with its `recorded` looks replaced by the times the store recorded for `experiment` (each read of the
+    /// live report or the dashboard); other plans as they are.
+    public static func withRecordedLooks(_ plan: AnalysisPlan, path: String, experiment: String) throws(StoreError) -> AnalysisPlan {
+        guard plan.groupSequential.looks == .recorded else { return plan }
+        var plan = plan
+        plan.groupSequential.looks = .times(try LookLog.times(path: path, experiment: experiment), recorded: true)
+        return plan
+    }
+
     /// Aggregates one experiment straight from the store, exactly as `EventLog.aggregate` reads the log that
     /// `bakeoff export --include-qa` writes of it (the same parser and aggregator; QA events are counted
     /// and left out). With `inDatabase`, a PostgreSQL store computes the data inside the database
@@ -204,7 +213,7 @@ public final class LiveAnalysis: Sendable {
                 }
                 current.cached = (current.builder.events, current.builder.closedCuts, current.builder.late, data, series)
             }
-            var plan = self.plan
+            var plan = try StoreAnalysis.withRecordedLooks(self.plan, path: path, experiment: data.experiment)
             plan.asOf = now
             var report = try Analysis.run(data, plan: plan)
             report.planChanges = try StoreAnalysis.planChangesAfterStart(path: path, experiment: data.experiment, data: data, plan: plan)
