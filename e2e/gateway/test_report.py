@@ -132,3 +132,40 @@ def test_live_report_is_sequential_and_shows_plan_changes_after_the_start(procs,
     assert third.stop() == 0
     offline = json.loads(run_bakeoff("analyze", "--db", str(third.store), "--format", "json").stdout)
     assert [c for entry in offline["plan"]["changes"] for c in entry["changes"]] == changes
+
+
+def test_live_report_is_group_sequential_with_a_horizon_and_each_read_is_a_recorded_look(procs, tmp_path):
+    """The live default (auto) with a horizon: a group-sequential report that says why; reading it records a look
+    in the store (at most one per ten minutes), and a plan with recorded looks analyses with them."""
+    import sqlite3
+    mock = start_mock(procs)
+    gateway = start_gateway(procs, tmp_path, [split_experiment(
+        EXPERIMENT, MODEL, mock.base_url, mock.base_url, split=0.5,
+        analysis={"max_runtime_days": 14, "group_sequential": {"spending": "pocock", "looks": "recorded"}})])
+    client = gateway.client()
+    for variant in ("control", "treatment"):
+        for user in users_in(EXPERIMENT, variant, 10, prefix="gs"):
+            raw = client.chat.completions.with_raw_response.create(model=MODEL, user=user, messages=[{"role": "user", "content": "hi"}])
+            gateway.post("/v1/feedback", {"request_id": raw.headers["x-bakeoff-request-id"], "user": user,
+                                          "name": "task_completed", "value": True})
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    for _ in range(3):
+        status, _, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report?format=json", headers=admin)
+        assert status == 200, body
+    report = json.loads(body)
+    plan = report["plan"]
+    assert plan["method"] == "group-sequential" and plan["method_requested"] == "auto", plan
+    assert "14 planned days" in plan["method_reason"], plan["method_reason"]
+    gs = plan["group_sequential"]
+    assert gs["spending"] == "pocock" and gs["planned_days"] == 14 and gs["looks"].endswith("recorded"), gs
+    assert gs["history"] and gs["history"][-1]["boundary_z"] > 2, gs
+    # Three reads within ten minutes: one look kept.
+    with sqlite3.connect(gateway.store) as db:
+        looks = db.execute("SELECT experiment, source FROM looks").fetchall()
+    assert looks == [(EXPERIMENT, "report")], looks
+    assert sqlite3.connect(gateway.store).execute("PRAGMA user_version").fetchone()[0] == 4
+    # The text report says the method and where the test stands.
+    status, _, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report?format=table", headers=admin)
+    text = body.decode()
+    assert "Method auto: the plan has a horizon (14 planned days)" in text, text[:1500]
+    assert "Pocock-type" in text and "of the horizon" in text

@@ -36,7 +36,11 @@ LOOKS = {
 SPENDING = {"obrienFleming": None, "pocock": None, "power1": 1.0, "power2": 2.0, "power3": 3.0}
 
 
-def spent(kind, alpha, t):
+def spent(kind, alpha, t, two_sided=False):
+    """Alpha spent by t. Two-sided designs spend the one-sided function at alpha / 2 on each side (gsDesign's
+    test.type 2, rpact, ldbounds): two-sided 0.05 is one-sided 0.025 twice."""
+    if two_sided:
+        return 2 * spent(kind, alpha / 2, t)
     t = min(t, 1.0)
     if kind == "obrienFleming":
         return 2 * norm.sf(norm.isf(alpha / 2) / math.sqrt(t))
@@ -61,12 +65,12 @@ def continue_probability(bounds_so_far, t, two_sided, mean=None):
 def mvn_bounds(kind, alpha, t, two_sided):
     out, before, prev_spent = [], 1.0, 0.0
     for k in range(len(t)):
-        target = spent(kind, alpha, t[k]) - prev_spent
+        target = spent(kind, alpha, t[k], two_sided) - prev_spent
         f = lambda c: (before - continue_probability(out + [c], t[: k + 1], two_sided)) - target
         c = brentq(f, 0.0, 12.0, xtol=1e-7)
         out.append(c)
         before = continue_probability(out, t[: k + 1], two_sided)
-        prev_spent = spent(kind, alpha, t[k])
+        prev_spent = spent(kind, alpha, t[k], two_sided)
     return out
 
 
@@ -98,6 +102,17 @@ def inflation(cases):
 
 
 def main():
+    if "--two-sided-obf-only" in sys.argv:
+        # Recomputes the two-sided O'Brien-Fleming-type cases (spent at alpha / 2 per side) and the inflation factors.
+        data = json.loads(OUT.read_text())
+        for c in data["cases"]:
+            if c["two_sided"] and c["spending"] == "obrienFleming":
+                c["mvn_bounds"] = mvn_bounds(c["spending"], c["alpha"], c["t"], True)
+                c["spent"] = [spent(c["spending"], c["alpha"], x, True) for x in c["t"]]
+                print(c["looks"], [round(x, 4) for x in c["mvn_bounds"]], flush=True)
+        data["inflation"] = inflation(data["cases"])
+        OUT.write_text(json.dumps(data, indent=1) + "\n")
+        return
     if "--inflation-only" in sys.argv:
         data = json.loads(OUT.read_text())
         data["inflation"] = inflation(data["cases"])
@@ -110,7 +125,7 @@ def main():
         t = LOOKS[looks_name]
         ref = mvn_bounds(kind, alpha, t, two_sided)
         case = {"alpha": alpha, "two_sided": two_sided, "looks": looks_name, "t": t, "spending": kind,
-                "rho": SPENDING[kind], "mvn_bounds": ref, "spent": [spent(kind, alpha, x) for x in t]}
+                "rho": SPENDING[kind], "mvn_bounds": ref, "spent": [spent(kind, alpha, x, two_sided) for x in t]}
         if SPENDING[kind] is not None and not two_sided:
             sb = [float(x) for x in spotify_bounds(np.array(t), alpha, SPENDING[kind], 8.0, 1).df["zb"].values]
             case["spotify_bounds"] = sb
