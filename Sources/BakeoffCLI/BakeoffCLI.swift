@@ -129,6 +129,7 @@ public enum BakeoffCLI {
             case .baseline: return "--baseline; for a mean metric also --std"
             case .minimumDetectableEffect: return "--mde or --mde-relative"
             case .dailyUsers: return "--daily-users"
+            case .looks: return "--looks"
             }
         }
     }

@@ -11,10 +11,10 @@ let calibrateSpec = CommandSpec(
     "calibrate",
     summary: "Each method's false positives, power and coverage, simulated",
     usage: ["[options]"],
-    about: "Runs many simulated experiments and prints, per method: the false-positive rate on A/A experiments, the power at a known effect and the coverage of 95% intervals, each with its Monte-Carlo interval and PASS/FAIL against its target (FPR 0.04-0.06 at alpha 0.05; sequential FPR at most 0.05 under daily peeking while naive daily peeking exceeds 0.15; coverage 0.93-0.97). Exit status 1 when a target is missed.",
+    about: "Runs many simulated experiments and prints, per method: the false-positive rate on A/A experiments, the power at a known effect and the coverage of 95% intervals, each with its Monte-Carlo interval and PASS/FAIL against its target (FPR 0.04-0.06 at alpha 0.05; sequential FPR at most 0.05 under daily peeking while naive daily peeking exceeds 0.15; coverage 0.93-0.97; group-sequential FPR 0.04-0.05 under daily, weekday-only and twice-daily looks, coverage of its repeated intervals at least 0.95 and power at least 0.9 of the fixed-horizon test's, within three Monte-Carlo standard errors). Exit status 1 when a target is missed.",
     options: [
         .single("--simulations", "N", "Simulations per row, each one A/A experiment and one with the effect", default: "4000"),
-        .single("--days", "D", "Days per experiment; peeking and sequential look at the end of each", default: "14"),
+        .single("--days", "D", "Days per experiment; peeking and sequential look at the end of each, and group-sequential plans its last look there", default: "14"),
         .single("--users-per-day", "U", "New users per day over both arms, assigned 50/50", default: "400"),
         .single("--effect", "E", "Known relative effect on every metric for power and coverage", default: "0.04"),
         .single("--tuning", "N", "The sequential test's tuning parameter N*", default: "5000"),

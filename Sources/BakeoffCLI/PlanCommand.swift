@@ -10,7 +10,7 @@ let planSpec = CommandSpec(
     "plan",
     summary: "Users needed per group for a metric and effect (sample size)",
     usage: ["--baseline B --mde D [options]", "--win-rate P [--tie-rate T] [options]", "--paired --mde D --sd-difference S [options]"],
-    about: "Users needed per group (Student t-test power, noncentral t, solved exactly; equals statsmodels TTestIndPower). For an offline eval, the requests needed in a paired design: --win-rate for a pairwise judge (the exact sign test), --paired for a difference of per-request means (the paired t test).",
+    about: "Users needed per group (Student t-test power, noncentral t, solved exactly; equals statsmodels TTestIndPower). With --looks, beside it a group-sequential design with that many equally spaced looks (Lan-DeMets alpha spending): its maximum users (the fixed sample times the inflation factor), the users it expects to use with and without the effect, and the boundary at each look; and, for comparison, the users the always-valid confidence sequence needs. For an offline eval, the requests needed in a paired design: --win-rate for a pairwise judge (the exact sign test), --paired for a difference of per-request means (the paired t test).",
     options: [
         .single("--baseline", "B", "Control's current value: a rate in (0,1), or a mean with --std"),
         .single("--mde", "D", "Smallest difference to detect (absolute; see --mde-relative)"),
@@ -21,6 +21,10 @@ let planSpec = CommandSpec(
         .single("--split", "S", "Treatment's share of traffic; the article's case study ran 0.2", default: "0.5"),
         .flag("--one-sided", "One-sided test"),
         .single("--daily-users", "N", "Users per day, to print the days needed"),
+        .single("--looks", "K", "Group-sequential: K equally spaced looks up to the design's maximum users (1 to \(SampleSize.maximumLooks))"),
+        .choice("--spending", spendingNames, accepts: { AlphaSpending(name: $0) != nil },
+                "Group-sequential alpha spending: O'Brien-Fleming-type, Pocock-type, or the power family alpha t^RHO (RHO above 0, at most 20; power is RHO 1)",
+                default: "obrien-fleming"),
         .single("--win-rate", "P", "Offline eval: the win rate to detect among requests not tied (e.g. 0.55)"),
         .single("--tie-rate", "T", "Offline eval: the share of requests the judge ties", default: "0"),
         .flag("--paired", "Offline eval: a difference of per-request means (--mde), paired by request"),
@@ -31,6 +35,9 @@ let planSpec = CommandSpec(
 )
 
 enum PlanFormat: String, CaseIterable { case table, json }
+
+/// The spellings `--spending` advertises (AlphaSpending(name:) also reads "obf" and "power:2.5").
+let spendingNames = ["obrien-fleming", "pocock", "power", "power:RHO"]
 
 @Sendable func runPlan(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
     if args.string("--win-rate") != nil || args.flag("--paired") { return try runPairedPlan(args, console) }
@@ -44,6 +51,12 @@ enum PlanFormat: String, CaseIterable { case table, json }
     if let s = try args.double("--split") { q.treatmentShare = s }
     q.oneSided = args.flag("--one-sided")
     q.dailyUsers = try args.double("--daily-users")
+    q.looks = try args.int("--looks", in: 1...SampleSize.maximumLooks, rule: "from 1 to \(SampleSize.maximumLooks) (e.g. 5: a look after each fifth of the users)")
+    if args.string("--spending") != nil, q.looks == nil {
+        throw UsageError("--spending goes with --looks K (the group-sequential design's looks)")
+    }
+    // The parser has checked the name.
+    if let spending = args.string("--spending").flatMap(AlphaSpending.init(name:)) { q.spending = spending }
     let format = args.choice("--format", PlanFormat.self) ?? .table
     let result: SampleSize
     do { result = try SampleSize.solve(q) } catch { throw UsageError(error.message + (BakeoffCLI.remedyHint(error).map { " (\($0))" } ?? "")) }
@@ -62,6 +75,35 @@ enum PlanFormat: String, CaseIterable { case table, json }
             w.value("treatment_share", q.treatmentShare)
             w.value("alternative", q.oneSided ? "larger" : "two-sided")
             if let days = result.days { w.value("days", days) }
+            if let gs = result.groupSequential {
+                w.object("group_sequential") { w in
+                    w.value("looks", gs.looks)
+                    w.value("spending", gs.spending.name)
+                    w.value("alternative", gs.oneSided ? "larger" : "two-sided")
+                    w.value("inflation_factor", gs.design.inflationFactor)
+                    w.value("maximum_control_n", gs.maximumControlN)
+                    w.value("maximum_treatment_n", gs.maximumTreatmentN)
+                    w.value("maximum_total_n", gs.maximumTotalN)
+                    w.value("expected_total_n_alternative", gs.expectedTotalNAlternative)
+                    w.value("expected_total_n_null", gs.expectedTotalNNull)
+                    if let days = gs.maximumDays { w.value("maximum_days", days) }
+                    w.array("boundaries") { w in
+                        for k in gs.boundaries.indices {
+                            w.object { w in
+                                w.value("look", k + 1)
+                                w.value("total_n", gs.usersAtLooks[k])
+                                w.value("z", gs.boundaries[k])
+                                w.value("nominal_p", gs.nominalPValues[k])
+                            }
+                        }
+                    }
+                }
+                w.object("confidence_sequence") { w in
+                    w.value("total_n", result.confidenceSequenceTotalN)
+                    w.value("tuning_parameter", SequentialTest.defaultTuningParameter)
+                    w.value("alternative", "two-sided")
+                }
+            }
         }
         try console.print(w.text)
     case .table:
@@ -73,9 +115,41 @@ enum PlanFormat: String, CaseIterable { case table, json }
         if q.treatmentShare == 0.5 { rows = [("per group", result.controlN), ("total", result.totalN)] }
         for (label, n) in rows { lines.append(label.padding(toLength: 12, withPad: " ", startingAt: 0) + String(n).leftPadded(10) + " users") }
         if let days = result.days { lines.append("days".padding(toLength: 12, withPad: " ", startingAt: 0) + String(days).leftPadded(10) + " at \(q.dailyUsers!) users per day") }
+        if let gs = result.groupSequential { lines += groupSequentialLines(gs, result, q) }
         try console.print(lines.joined(separator: "\n"))
     }
     return .ok
+}
+
+/// The table's group-sequential part: the design, its boundary at each look, and the users of the three ways of
+/// testing side by side.
+func groupSequentialLines(_ gs: GroupSequentialUsers, _ result: SampleSize, _ q: SampleSizeQuestion) -> [String] {
+    let sides = gs.oneSided ? "one-sided" : "two-sided"
+    var lines = ["", "Group-sequential: \(gs.looks) equally spaced look\(gs.looks == 1 ? "" : "s"), \(gs.spending.title) spending, \(sides)"]
+    lines.append("inflation factor \(fixedString(gs.design.inflationFactor, 4)) (the maximum sample over the fixed horizon's)")
+    lines.append("")
+    let header = ["look", "users", gs.oneSided ? "z boundary" : "|z| boundary", "nominal p (\(sides))"]
+    let rows = gs.boundaries.indices.map { k in
+        [String(k + 1), String(gs.usersAtLooks[k]), gs.boundaries[k].isFinite ? fixedString(gs.boundaries[k], 4) : "none",
+         gs.boundaries[k].isFinite ? formatP(gs.nominalPValues[k]) : "-"]
+    }
+    lines += renderTable(header, rows, leftAligned: []).split(separator: "\n").map(String.init)
+    lines.append("")
+    lines.append("Users over both groups for power \(formatNumber(q.power)):")
+    var comparison: [(String, String, String)] = [
+        ("fixed horizon", String(result.totalN), "one look at the end"),
+        ("group-sequential", String(gs.maximumTotalN), "at most; \(gs.expectedTotalNAlternative) expected with the effect, \(gs.expectedTotalNNull) without"),
+        ("confidence sequence", result.confidenceSequenceTotalN.map(String.init) ?? "over 1e9",
+         "always valid, any number of looks (two-sided, N* \(formatNumber(SequentialTest.defaultTuningParameter)))"),
+    ]
+    if let days = gs.maximumDays, let daily = q.dailyUsers {
+        comparison[1].2 += "; at most \(days) day\(days == 1 ? "" : "s") at \(formatNumber(daily)) a day"
+    }
+    let width = comparison.map(\.1.count).max() ?? 0
+    for (label, users, note) in comparison {
+        lines.append(label.padding(toLength: 20, withPad: " ", startingAt: 0) + users.leftPadded(max(width, 10)) + "  " + note)
+    }
+    return lines
 }
 
 extension String {
@@ -87,7 +161,7 @@ func runPairedPlan(_ args: ParsedArguments, _ console: Console) throws -> ExitCo
     let alpha = try args.double("--alpha", in: 1e-9...0.5, rule: "between 0 and 0.5") ?? 0.05
     let power = try args.double("--power", in: 0.01...0.999999, rule: "between 0 and 1") ?? 0.8
     let format = args.choice("--format", PlanFormat.self) ?? .table
-    for option in ["--baseline", "--split", "--daily-users"] where args.string(option) != nil {
+    for option in ["--baseline", "--split", "--daily-users", "--looks", "--spending"] where args.string(option) != nil {
         throw UsageError("\(option) is for the live test's users; the paired plan (--win-rate, --paired) counts requests")
     }
     if args.flag("--mde-relative") { throw UsageError("--mde-relative is for the live test; the paired plan takes an absolute --mde") }

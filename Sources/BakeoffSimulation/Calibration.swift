@@ -19,6 +19,9 @@ public enum CalibrationMethod: String, Sendable, CaseIterable, Comparable {
     case peeking
     /// Always-valid p-values and intervals (SequentialTest.twoSided) looked at every day.
     case sequential
+    /// A group-sequential test (O'Brien-Fleming-type alpha spending over the planned days) looked at every day, on
+    /// weekdays only, and twice a day.
+    case groupSequential = "group-sequential"
     /// Fieller's interval for the relative lift.
     case relative
     /// Latency P50 and P95 with the clustered (and the naive) variance.
@@ -72,7 +75,8 @@ public struct CalibrationModel: Sendable, Equatable {
 public struct CalibrationSettings: Sendable, Equatable {
     /// Simulations per row: each is one A/A experiment and one experiment with the effect.
     public var simulations = 4000
-    /// Days each experiment runs; the peeking and sequential methods look at the end of every day.
+    /// Days each experiment runs; the peeking and sequential methods look at the end of every day, and the
+    /// group-sequential test has its horizon there.
     public var days = 14
     /// New users per day over both arms, each assigned 50/50 by a coin flip.
     public var usersPerDay = 400
@@ -235,19 +239,48 @@ private struct Experiment {
         var coveredAtEnd = Set<CalibrationRowID>()
     }
 
+    /// One metric's difference at a group-sequential look, with where the look falls.
+    struct Estimate {
+        var difference: Double
+        var standardError: Double
+        /// The users the test sees, over both arms: the look's information.
+        var users: Double
+        /// Elapsed days over planned days.
+        var spendingTime: Double
+    }
+
+    /// A group-sequential look: when it falls and both metrics' estimates then (nil while an arm has fewer than 2
+    /// users, when there is no test yet).
+    ///
+    /// Kept until the end: the boundary at a look depends on that look and the ones before it only, so the
+    /// boundaries of every look are computed at once from the whole schedule, as the looks would have computed them
+    /// one at a time.
+    struct GroupSequentialLook {
+        var day: Int
+        /// After half of the day's users (the extra look of two a day) rather than at the end of the day.
+        var midday: Bool
+        var minutes: Estimate?
+        var completion: Estimate?
+    }
+
     mutating func run(into tally: inout CalibrationTally) {
         let methods = settings.methods
         let model = settings.model
         let lift = withEffect ? 1 + settings.effect : 1
         let wantsLatency = methods.contains(.quantile)
         let wantsLooks = methods.contains(.peeking) || methods.contains(.sequential)
+        let wantsGroupSequential = methods.contains(.groupSequential)
         var arms = [Arm(), Arm()]
         var looks = Looks()
+        var groupSequentialLooks: [GroupSequentialLook] = []
         let minutesVariance = model.minutesUserSigma * model.minutesUserSigma + model.minutesNoiseSigma * model.minutesNoiseSigma
         let minutesScale = model.minutesMean * exp(-0.5 * minutesVariance)
         let latencyLog = log(model.latencyMedianMs)
         for day in 1...settings.days {
-            for _ in 0..<settings.usersPerDay {
+            for user in 0..<settings.usersPerDay {
+                if wantsGroupSequential, user == settings.usersPerDay / 2 {
+                    groupSequentialLooks.append(groupSequentialLook(arms, day: day, midday: true))
+                }
                 let arm = users.bernoulli(0.5) ? 1 : 0
                 let factor = arm == 1 ? lift : 1
                 let conversations = 1 + users.poisson(model.conversationsPerUser - 1)
@@ -272,8 +305,10 @@ private struct Experiment {
                 }
             }
             if wantsLooks { look(arms, day: day, &looks) }
+            if wantsGroupSequential { groupSequentialLooks.append(groupSequentialLook(arms, day: day, midday: false)) }
         }
         record(looks, into: &tally)
+        if wantsGroupSequential { groupSequential(groupSequentialLooks, arms, into: &tally) }
         finalTests(arms, into: &tally)
     }
 
@@ -304,6 +339,63 @@ private struct Experiment {
                 if test.pValue < alpha { looks.rejected.insert(sequential) }
                 if !test.interval.covers(truth) { looks.missed.insert(sequential) }
                 if day == settings.days, test.interval.covers(truth) { looks.coveredAtEnd.insert(sequential) }
+            }
+        }
+    }
+
+    /// Both metrics' differences and standard errors now (Welch's, as the fixed-horizon rows test them).
+    func groupSequentialLook(_ arms: [Arm], day: Int, midday: Bool) -> GroupSequentialLook {
+        let elapsed = Double(day) - (midday ? 0.5 : 0)
+        func estimate(_ control: GroupEstimate, _ treatment: GroupEstimate) -> Estimate? {
+            guard control.n >= 2, treatment.n >= 2 else { return nil }
+            let test = TTest.welch(control: control, treatment: treatment, alpha: settings.alpha)
+            return Estimate(difference: test.difference, standardError: test.standardError, users: control.n + treatment.n,
+                            spendingTime: elapsed / Double(settings.days))
+        }
+        return GroupSequentialLook(
+            day: day, midday: midday,
+            minutes: estimate(arms[0].minutes.unadjusted, arms[1].minutes.unadjusted),
+            completion: estimate(arms[0].completion.estimate, arms[1].completion.estimate))
+    }
+
+    /// The group-sequential test over each schedule of looks: rejected when |z| reaches the boundary at any look;
+    /// the repeated interval at a look is the difference ± boundary × standard error, and covers when it holds the
+    /// truth at every look. The weekday and twice-a-day schedules count false positives only.
+    func groupSequential(_ looks: [GroupSequentialLook], _ arms: [Arm], into tally: inout CalibrationTally) {
+        let design = GroupSequentialDesign(alpha: settings.alpha, spending: .obrienFleming, twoSided: true)
+        let daily = looks.filter { !$0.midday }
+        var schedules = [(daily, CalibrationRowID.groupSequentialMean, CalibrationRowID.groupSequentialRatio)]
+        if !withEffect {
+            schedules.append((daily.filter { CalibrationCalendar.isWeekday(day: $0.day, of: settings.days) },
+                              .groupSequentialWeekdaysMean, .groupSequentialWeekdaysRatio))
+            schedules.append((looks, .groupSequentialTwiceDailyMean, .groupSequentialTwiceDailyRatio))
+        }
+        let final = [
+            CalibrationRowID.groupSequentialMean: (arms[0].minutes.unadjusted, arms[1].minutes.unadjusted),
+            .groupSequentialRatio: (arms[0].completion.estimate, arms[1].completion.estimate),
+        ]
+        for (schedule, meanRow, ratioRow) in schedules {
+            for (row, estimates, truth) in [(meanRow, schedule.compactMap(\.minutes), minutesTruth),
+                                            (ratioRow, schedule.compactMap(\.completion), completionTruth)] {
+                let bounds = design.boundaries(estimates.map { Look(information: $0.users, spendingTime: $0.spendingTime) })
+                var rejected = false, coveredAtEvery = true, coveredAtEnd = false
+                for (estimate, c) in zip(estimates, bounds) {
+                    let z = estimate.difference / estimate.standardError
+                    if abs(z) >= c { rejected = true }
+                    let covered = !c.isFinite || abs(estimate.difference - truth) <= c * estimate.standardError
+                    if !covered { coveredAtEvery = false }
+                    coveredAtEnd = covered
+                }
+                guard withEffect else {
+                    if rejected { tally.count(row, .falsePositive) }
+                    continue
+                }
+                if rejected { tally.count(row, .power) }
+                if !estimates.isEmpty, coveredAtEvery { tally.count(row, .coverage) }
+                if coveredAtEnd { tally.count(row, .coverageAtEnd) }
+                if let pair = final[row], TTest.welch(control: pair.0, treatment: pair.1, alpha: settings.alpha).pValue < settings.alpha {
+                    tally.count(row, .fixedHorizonPower)
+                }
             }
         }
     }
@@ -374,6 +466,13 @@ private struct Experiment {
             }
         }
     }
+}
+
+/// The calendar of the weekday-only looks: the last simulated day is a Friday, so the planned end is a look and the
+/// design spends all of alpha.
+enum CalibrationCalendar {
+    /// Whether day `day` (from 1) of an experiment of `days` days falls from Monday to Friday.
+    static func isWeekday(day: Int, of days: Int) -> Bool { (days - day) % 7 < 5 }
 }
 
 extension ConfidenceInterval {

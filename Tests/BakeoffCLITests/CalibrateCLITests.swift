@@ -47,6 +47,40 @@ struct CalibrateCLITests {
         #expect(settings["methods"] as? [String] == ["quantile", "cuped"])
     }
 
+    @Test func groupSequentialRowsShowTheirLooksAndTheirPowerAgainstTheFixedHorizon() throws {
+        let args = ["calibrate", "--simulations", "24", "--days", "7", "--users-per-day", "200", "--methods", "group-sequential", "--seed", "5"]
+        let table = try CLI.run(args)
+        #expect(table.status == 0 || table.status == 1, "\(table.stderr)")
+        #expect(table.stdout.contains("group-sequential: O'Brien-Fleming-type spending over the 7 days, two-sided"))
+        let lines = table.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let headerIndex = try #require(lines.firstIndex { $0.hasPrefix("method ") })
+        let rows = Array(lines[(headerIndex + 2)...].prefix { !$0.isEmpty })
+        #expect(rows.map { $0.prefix(31).trimmingCharacters(in: .whitespaces) } == [
+            "group-sequential, daily looks", "group-sequential, daily looks", "group-sequential, weekday looks",
+            "group-sequential, weekday looks", "group-sequential, 2 looks a day", "group-sequential, 2 looks a day",
+        ])
+        #expect(rows.allSatisfy { $0.count == lines[headerIndex].count })
+        // 3 sqrt(0.05 * 0.95 / 24) = 0.1335.
+        #expect(rows[0].contains("FPR 0.04-0.05 ±0.1335, power vs fixed >= 0.9, cov >= 0.95 ±0.1335"))
+        // The notes and the explanation are wrapped to 80 columns.
+        #expect(table.stdout.contains("A target with ± is one a correct method"))
+
+        let json = try CLI.run(args + ["--format", "json"])
+        let object = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let jsonRows = try #require(object["rows"] as? [[String: Any]])
+        #expect(jsonRows.compactMap { $0["method"] as? String } == Array(repeating: "group-sequential", count: 6))
+        let daily = jsonRows[0]
+        let power = try #require((daily["power"] as? [String: Any])?["count"] as? Int)
+        let fixedPower = try #require((daily["fixed_horizon_power"] as? [String: Any])?["count"] as? Int)
+        if fixedPower > 0 { #expect(daily["power_vs_fixed"] as? Double == Double(power) / Double(fixedPower)) }
+        #expect(jsonRows[2]["power"] is NSNull && jsonRows[2]["coverage"] is NSNull)
+        let notes = jsonRows.compactMap { $0["note"] as? String }
+        #expect(notes.count == 6)
+        #expect(notes[0].hasPrefix("7 looks; power"))
+        #expect(notes[2].hasPrefix("5 looks: the end of every Monday to Friday"))
+        #expect(notes[4].hasPrefix("14 looks: after half of each day's users"))
+    }
+
     @Test func sameSeedPrintsTheSameTable() throws {
         let args = ["calibrate", "--simulations", "16", "--days", "2", "--users-per-day", "30", "--methods", "fixed,relative", "--seed", "9"]
         let one = try CLI.run(args + ["--threads", "1"])

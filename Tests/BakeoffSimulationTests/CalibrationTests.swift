@@ -144,18 +144,74 @@ struct CalibrationTests {
             try s.validate()
             Issue.record("no methods should be rejected")
         } catch {
-            #expect(error.description.contains("fixed, peeking, sequential, relative, quantile, cuped"))
+            #expect(error.description.contains("fixed, peeking, sequential, group-sequential, relative, quantile, cuped"))
         }
     }
 
     @Test func targetsScaleWithAlphaAndReadAsTheIssueStatesThem() {
-        #expect(CalibrationRowID.fixedMean.checks(alpha: 0.05).map(\.text) == ["FPR 0.04-0.06", "cov 0.93-0.97"])
-        #expect(CalibrationRowID.peekingMean.checks(alpha: 0.05).map(\.text) == ["FPR > 0.15"])
-        #expect(CalibrationRowID.sequentialRatio.checks(alpha: 0.05).map(\.text) == ["FPR <= 0.05", "cov >= 0.95"])
-        #expect(CalibrationRowID.naiveQuantileP95.checks(alpha: 0.05).map(\.text) == ["cov < 0.93"])
-        #expect(CalibrationRowID.fixedMean.checks(alpha: 0.01).map(\.text) == ["FPR 0.008-0.012", "cov 0.986-0.994"])
-        let fpr = CalibrationRowID.fixedMean.checks(alpha: 0.05)[0]
+        #expect(CalibrationRowID.fixedMean.checks(alpha: 0.05, simulations: 4000).map(\.text) == ["FPR 0.04-0.06", "cov 0.93-0.97"])
+        #expect(CalibrationRowID.peekingMean.checks(alpha: 0.05, simulations: 4000).map(\.text) == ["FPR > 0.15"])
+        #expect(CalibrationRowID.sequentialRatio.checks(alpha: 0.05, simulations: 4000).map(\.text) == ["FPR <= 0.05", "cov >= 0.95"])
+        #expect(CalibrationRowID.naiveQuantileP95.checks(alpha: 0.05, simulations: 4000).map(\.text) == ["cov < 0.93"])
+        #expect(CalibrationRowID.fixedMean.checks(alpha: 0.01, simulations: 4000).map(\.text) == ["FPR 0.008-0.012", "cov 0.986-0.994"])
+        let fpr = CalibrationRowID.fixedMean.checks(alpha: 0.05, simulations: 4000)[0]
         #expect(fpr.isMet(by: 0.04) && fpr.isMet(by: 0.06) && !fpr.isMet(by: 0.0399) && !fpr.isMet(by: 0.0601))
+    }
+
+    @Test func groupSequentialTargetsAreTheIssuesWithAMonteCarloAllowanceThatShrinksWithTheSimulations() {
+        // 3 sqrt(0.05 * 0.95 / 4000) = 0.0103: about the 0.01 the fixed-horizon rows allow at the default size.
+        #expect(CalibrationRowID.groupSequentialMean.checks(alpha: 0.05, simulations: 4000).map(\.text)
+                == ["FPR 0.04-0.05 ±0.0103", "power vs fixed >= 0.9", "cov >= 0.95 ±0.0103"])
+        #expect(CalibrationRowID.groupSequentialWeekdaysRatio.checks(alpha: 0.05, simulations: 40000).map(\.text) == ["FPR 0.04-0.05 ±0.0033"])
+        let fpr = CalibrationRowID.groupSequentialTwiceDailyMean.checks(alpha: 0.05, simulations: 4000)[0]
+        #expect(fpr.isMet(by: 0.0298) && fpr.isMet(by: 0.0602) && !fpr.isMet(by: 0.0296) && !fpr.isMet(by: 0.0604))
+        let coverage = CalibrationRowID.groupSequentialRatio.checks(alpha: 0.05, simulations: 4000)[2]
+        #expect(coverage.isMet(by: 0.9398) && !coverage.isMet(by: 0.9396))
+        let power = CalibrationRowID.groupSequentialRatio.checks(alpha: 0.05, simulations: 4000)[1]
+        #expect(power.isMet(by: 0.9) && !power.isMet(by: 0.8999))
+    }
+
+    @Test func groupSequentialHoldsItsFalsePositiveRateUnderDailyWeekdayAndTwiceDailyLooks() throws {
+        let result = try Calibration.run(Self.settings([.groupSequential], simulations: 2000, days: 14, usersPerDay: 100), threads: 2)
+        #expect(result.rows.map(\.id) == [.groupSequentialMean, .groupSequentialRatio, .groupSequentialWeekdaysMean,
+                                          .groupSequentialWeekdaysRatio, .groupSequentialTwiceDailyMean, .groupSequentialTwiceDailyRatio])
+        for row in result.rows {
+            let fpr = row.falsePositiveRate!.estimate
+            print("\(row.id.rawValue): A/A false-positive rate \(fpr)\(row.note.map { "; \($0)" } ?? "")")
+            // About four Monte-Carlo standard errors around 0.05: daily naive peeking gives over 0.2 here.
+            #expect(fpr >= 0.03 && fpr <= 0.07, "\(row.id.rawValue) false-positive rate \(fpr)")
+        }
+        for id in [CalibrationRowID.groupSequentialMean, .groupSequentialRatio] {
+            let row = try Self.row(result, id)
+            let coverage = row.coverage!.estimate, ratio = try #require(row.value(.powerVersusFixed))
+            #expect(coverage >= 0.93, "\(id.rawValue) coverage of the repeated intervals \(coverage)")
+            #expect(row.coverageAtEnd!.estimate >= coverage)
+            // O'Brien-Fleming-type spending gives up little power at the fixed-horizon sample.
+            #expect(ratio >= 0.9 && ratio <= 1.02, "\(id.rawValue) power \(row.power!.estimate) vs fixed \(row.fixedHorizonPower!.estimate)")
+            #expect(row.note?.contains("14 looks; power") == true)
+        }
+        // Day 14 is a Friday: days 1-2 and 8-9 are a weekend.
+        #expect(try Self.row(result, .groupSequentialWeekdaysMean).note?.hasPrefix("10 looks: the end of every Monday to Friday") == true)
+        #expect(try Self.row(result, .groupSequentialTwiceDailyRatio).note?.hasPrefix("28 looks") == true)
+    }
+
+    @Test func theFixedHorizonPowerOfTheGroupSequentialRowsIsTheFixedRowsOwn() throws {
+        // The same simulated data: the fixed-horizon test the group-sequential rows compare with is the fixed rows'.
+        let result = try Calibration.run(Self.settings([.fixed, .groupSequential], simulations: 64, days: 5, usersPerDay: 200), threads: 2)
+        #expect(try Self.row(result, .groupSequentialMean).fixedHorizonPower == Self.row(result, .fixedMean).power)
+        #expect(try Self.row(result, .groupSequentialRatio).fixedHorizonPower == Self.row(result, .fixedRatio).power)
+    }
+
+    @Test func theBoundaryAtALookDependsOnlyOnTheLooksSoFar() {
+        // The simulation computes every look's boundary at the end from the whole schedule; a look in a live
+        // experiment knows only the looks so far. Both give the same boundaries.
+        let design = GroupSequentialDesign(alpha: 0.05, spending: .obrienFleming, twoSided: true)
+        let looks = (1...14).map { Look(information: Double(100 * $0 + $0 % 3), spendingTime: Double($0) / 14) }
+        let all = design.boundaries(looks)
+        for k in looks.indices {
+            let soFar = design.currentBoundary(Array(looks[...k]))
+            #expect(abs(soFar - all[k]) < 1e-6 || (soFar.isInfinite && all[k].isInfinite), "look \(k + 1): \(soFar) vs \(all[k])")
+        }
     }
 
     @Test func wilsonIntervalMatchesTheTextbookValues() {

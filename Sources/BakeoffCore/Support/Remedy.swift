@@ -17,7 +17,7 @@ public enum Remedy: Sendable, Equatable {
 
 /// The inputs of a sample-size question, named as the planner knows them.
 public enum PlanInput: String, Sendable, Equatable {
-    case alpha, power, treatmentShare, standardDeviation, baseline, minimumDetectableEffect, dailyUsers
+    case alpha, power, treatmentShare, standardDeviation, baseline, minimumDetectableEffect, dailyUsers, looks
 }
 
 /// An error that knows what the user can do about it.
