@@ -39,6 +39,7 @@ let analyzeSpec = CommandSpec(
         .single("--planned-users", "N", "Group-sequential horizon: the users over all arms the experiment plans to reach", default: "the config's, else --max-runtime as the horizon"),
         .choice("--spending", ["obrien-fleming", "pocock", "power:RHO"], accepts: { AlphaSpending(name: $0) != nil },
                 "Group-sequential alpha spending: O'Brien-Fleming-type (spends little early), Pocock-type (evenly), or the power family alpha*t^RHO (spotify-confidence's)", default: "obrien-fleming"),
+        .flag("--futility", "Group-sequential: a non-binding futility boundary on the primary metric, for the planned power at --mde (beta spending)"),
         .choice("--looks", ["daily", "weekdays", "recorded"], "Group-sequential: when the results are looked at (the boundary depends on the looks before); recorded: the reads of the live report and dashboard a gateway's store (--db) kept", default: "daily"),
         .single("--tuning", "N", "N* of the sequential test: the total sample where it is tightest", default: "5000"),
         .choice("--correction", ["holm", "bh", "none"], accepts: { Correction(configName: $0) != nil },
@@ -91,6 +92,7 @@ let analyzeSpec = CommandSpec(
     if let tuning = try args.double("--tuning", in: 1...1e12, rule: "between 1 and 1e12") { plan.sequentialTuning = tuning }
     if let users = try args.double("--planned-users", in: 2...1e12, rule: "users from 2 to 1e12") { plan.groupSequential.plannedUsers = users }
     if let spending = args.string("--spending").flatMap(AlphaSpending.init(name:)) { plan.groupSequential.spending = spending }
+    if args.flag("--futility") { plan.groupSequential.futility = true }
     if let looks = args.string("--looks") { plan.groupSequential.looks = looks == "weekdays" ? .weekdays : looks == "recorded" ? .recorded : .daily }
     if let correction = args.string("--correction").flatMap(Correction.init(configName:)) { plan.correction = correction }
     if let days = try args.double("--min-runtime", in: 0...3650, rule: "days from 0 to 3650") { plan.minimumRuntimeDays = days }

@@ -125,6 +125,9 @@ extension Report {
             if let b = p.bayesian, b.issue == nil, row?.chanceToWin != nil {
                 lines.append("Bayesian view of \(p.metric.title): chance \(treatment) is better \(fixed(b.chanceToWin * 100, 1))%, relative lift \(formatPercent(b.mean)) [\(formatPercentBare(b.interval.lower)), \(formatPercentBare(b.interval.upper))] credible, expected loss if shipped \(fixed(b.riskOfTreatment * 100, 2))% of control\(plan.prior == nil ? " (flat prior)" : "").")
             }
+            if let f = p.futility {
+                lines.append("Futility (non-binding, for \(Int(plan.power * 100))% power at \(formatMagnitude(f.plannedEffect, p.metric))): z \(fixed(f.statistic, 2)) against the boundary \(fixed(f.boundary, 2)): \(f.crossed ? "crossed, the planned effect is unlikely by the horizon" : "not crossed").")
+            }
             if let b = p.biasAdjusted {
                 lines.append("The boundary is crossed before the horizon: a result that stops here overstates the difference. If this is the first look at which \(p.metric.title) crossed, the \(BiasAdjustedEstimate.method) is \(formatSigned(b.difference, p.metric))\(b.relative.map { " (\(formatPercent($0)))" } ?? ""), against \(formatSigned(p.absoluteDifference, p.metric)) observed.")
             }
@@ -534,6 +537,14 @@ extension Report {
             w.value("interval_alpha", r.intervalAlpha)
             w.value("family_size", r.familySize)
             w.value("detectable_effect", r.detectableEffect)
+            if let f = r.futility {
+                w.object("futility") { w in
+                    w.value("z", f.statistic)
+                    w.value("boundary", f.boundary)
+                    w.value("crossed", f.crossed)
+                    w.value("planned_effect", f.plannedEffect)
+                }
+            }
             if let b = r.biasAdjusted {
                 w.object("bias_adjusted") { w in
                     w.value("difference", b.difference)

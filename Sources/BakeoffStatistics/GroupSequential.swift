@@ -99,12 +99,19 @@ public struct GroupSequentialDesign: Sendable, Hashable {
         self.twoSided = twoSided
     }
 
+    /// The alpha spent by spending time `t`: a two-sided design spends the one-sided function at alpha / 2 on each
+    /// side (as gsDesign, rpact and ldbounds do: two-sided 0.05 is one-sided 0.025 twice; for O'Brien-Fleming-type
+    /// spending this differs from the function at alpha).
+    public func spent(at t: Double) -> Double {
+        twoSided ? 2 * spending.spent(alpha: alpha / 2, at: t) : spending.spent(alpha: alpha, at: t)
+    }
+
     /// The z boundaries of `looks` (information increasing): |Z_k| >= c_k (two-sided) or Z_k >= c_k rejects at look
     /// k. A look that spends nothing gets an infinite boundary. Cached: every metric of a report shares its looks.
     public func boundaries(_ looks: [Look]) -> [Double] {
         let key = BoundaryCache.Key(design: self, looks: looks)
         if let cached = BoundaryCache.shared.value(key) { return cached }
-        let bounds = GroupSequentialRecursion.boundaries(looks, alpha: alpha, spending: spending, twoSided: twoSided)
+        let bounds = GroupSequentialRecursion.boundaries(looks, design: self)
         BoundaryCache.shared.store(key, bounds)
         return bounds
     }
@@ -146,7 +153,7 @@ public struct GroupSequentialDesign: Sendable, Hashable {
                                               drift: drift, reference: reference).reduce(0) { $0 + $1.upper }
         }
         var lo = statistic - 10, hi = statistic + 2
-        for _ in 0..<40 {
+        for _ in 0..<34 {
             let mid = (lo + hi) / 2
             if extreme(mid) < 0.5 { lo = mid } else { hi = mid }
         }
@@ -300,13 +307,14 @@ enum GroupSequentialRecursion {
         max(info[k] - (k > 0 ? info[k - 1] : 0), 1e-12)
     }
 
-    static func boundaries(_ looks: [Look], alpha: Double, spending: AlphaSpending, twoSided: Bool) -> [Double] {
+    static func boundaries(_ looks: [Look], design: GroupSequentialDesign) -> [Double] {
+        let twoSided = design.twoSided
         let info = scaled(looks)
         var state = State.start
         var bounds: [Double] = []
         var spentBefore = 0.0
         for k in looks.indices {
-            let spent = spending.spent(alpha: alpha, at: looks[k].spendingTime)
+            let spent = design.spent(at: looks[k].spendingTime)
             let target = spent - spentBefore
             let delta = increment(info, k)
             let scale = info[k].squareRoot()
@@ -382,8 +390,8 @@ struct RepeatedPValueTable: Sendable {
     /// (boundary, log level), boundary increasing.
     var nodes: [(c: Double, logP: Double)]
 
-    static let levels: [Double] = [0.999, 0.9, 0.7, 0.5, 0.35, 0.25, 0.18, 0.13, 0.1, 0.075, 0.05, 0.035, 0.025, 0.0175, 0.01,
-                                   0.005, 0.0025, 1e-3, 5e-4, 2e-4, 1e-4, 3e-5, 1e-5, 1e-6, 1e-7, 1e-8, 1e-10, 1e-12]
+    static let levels: [Double] = [0.999, 0.8, 0.5, 0.3, 0.2, 0.1, 0.05, 0.025, 0.01, 0.005, 2e-3, 1e-3, 3e-4, 1e-4, 1e-5, 1e-6,
+                                   1e-8, 1e-10, 1e-12]
 
     static func table(for design: GroupSequentialDesign, looks: [Look]) -> RepeatedPValueTable {
         let key = BoundaryCache.Key(design: design, looks: looks)
@@ -391,7 +399,7 @@ struct RepeatedPValueTable: Sendable {
         var levels = Set(Self.levels)
         // Exact at the design's alpha and its Bonferroni-Holm shares, so that p < level exactly when the boundary at
         // that level is crossed.
-        for j in 1...12 { levels.insert(design.alpha / Double(j)) }
+        for j in 1...6 { levels.insert(design.alpha / Double(j)) }
         var nodes: [(c: Double, logP: Double)] = []
         for level in levels.sorted(by: >) {
             var d = design

@@ -54,4 +54,10 @@ extension GroupSequentialDesign {
         }
         return bounds
     }
+
+    /// The probability of first crossing `lower` at each look (paths stop at either boundary) when E[Z] = drift at the
+    /// last look's information: what a futility boundary spends.
+    public static func lowerCrossing(_ looks: [Look], upper: [Double], lower: [Double], drift: Double) -> [Double] {
+        GroupSequentialRecursion.crossing(looks, upper: upper, lower: lower, drift: drift).map(\.lower)
+    }
 }

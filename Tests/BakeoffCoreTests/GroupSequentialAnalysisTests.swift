@@ -177,6 +177,34 @@ struct GroupSequentialAnalysisTests {
         #expect((g.status == .withinMargin) == inside)
     }
 
+    @Test("futility: no effect at a mid look crosses the boundary and advises stopping; a real effect does not")
+    func futility() throws {
+        var plan = Self.plan(.groupSequential, plannedUsers: 12_000)
+        plan.groupSequential.futility = true
+        plan.minimumDetectableEffect = 0.05
+        let none = try Simulated.report(Self.spec(users: 3000, days: 7), plan: plan)
+        let f = try #require(none.results.first { $0.metric.name == none.primaryMetric }?.futility)
+        #expect(f.plannedEffect == 0.05)
+        if f.crossed {
+            #expect(none.decision.action == .stopInconclusive, "\(none.decision.reason)")
+            #expect(none.decision.reason.contains("futility boundary"), "\(none.decision.reason)")
+        }
+        #expect(none.render(.table).contains("Futility (non-binding"))
+        #expect(none.render(.json).contains("\"futility\""))
+        let real = try Simulated.report(Self.spec(Self.better, users: 3000, days: 7), plan: plan)
+        let g = try #require(real.results.first { $0.metric.name == real.primaryMetric }?.futility)
+        #expect(!g.crossed, "a true effect of the planned size or more is not futile: z \(g.statistic), boundary \(g.boundary)")
+        // The statistic is in the direction of the goal; the boundary rises toward efficacy as the looks go on.
+        let later = try Simulated.report(Self.spec(users: 9000, days: 12), plan: plan)
+        let h = try #require(later.results.first { $0.metric.name == later.primaryMetric }?.futility)
+        #expect(h.boundary > f.boundary, "\(h.boundary) after \(f.boundary)")
+        // Without a planned effect there is no futility boundary, and the report says why.
+        plan.minimumDetectableEffect = nil
+        let without = try Simulated.report(Self.spec(users: 3000, days: 7), plan: plan)
+        #expect(without.results.allSatisfy { $0.futility == nil })
+        #expect(without.warnings.contains { $0.contains("futility boundary") })
+    }
+
     @Test("the JSON report carries the design, its looks and boundaries")
     func json() throws {
         let r = try Simulated.report(Self.spec(days: 6), plan: Self.plan(.auto, plannedUsers: 5000))
@@ -220,8 +248,9 @@ struct GroupSequentialConfigTests {
 
     @Test("planned users, spending and looks are read")
     func reads() throws {
-        let c = try Self.parse(#"{"method": "group-sequential", "planned_users": 12000, "group_sequential": {"spending": "power:3", "looks": "weekdays"}}"#)
+        let c = try Self.parse(#"{"method": "group-sequential", "planned_users": 12000, "group_sequential": {"spending": "power:3", "looks": "weekdays", "futility": true}}"#)
         #expect(c.method == .groupSequential)
+        #expect(c.plan.groupSequential.futility)
         #expect(c.plan.groupSequential.plannedUsers == 12000)
         #expect(c.plan.groupSequential.spending == .power(rho: 3))
         #expect(c.plan.groupSequential.looks == .weekdays)
@@ -234,6 +263,7 @@ struct GroupSequentialConfigTests {
         (#"{"group_sequential": {"looks": "hourly"}}"#, "group_sequential.looks"),
         (#"{"group_sequential": {"looks": ["2026-11-08", 3]}}"#, "group_sequential.looks[0]"),
         (#"{"group_sequential": {"spend": "pocock"}}"#, "group_sequential.spend"),
+        (#"{"group_sequential": {"futility": "yes"}}"#, "group_sequential.futility"),
         (#"{"planned_users": -3}"#, "planned_users"),
         (#"{"method": "groupsequential"}"#, "method"),
     ])

@@ -168,6 +168,8 @@ public struct MetricResult: Sendable {
     /// After a group-sequential test stopped early at a crossing: the median-unbiased estimate, since the
     /// observed difference is biased away from zero.
     public var biasAdjusted: BiasAdjustedEstimate?
+    /// The primary metric's non-binding futility check, when the plan asks for one.
+    public var futility: FutilityCheck?
     /// The p-value the decision uses: adjusted when corrected.
     public var decisionPValue: Double? { adjustedPValue ?? pValue }
 }
@@ -400,6 +402,7 @@ public enum Analysis {
         guard data.metrics.contains(where: { $0.metric.name == primaryName }) else {
             throw AnalysisError("primary metric \"\(primaryName)\" is not among the metrics (\(data.metrics.map(\.metric.name).joined(separator: ", ")))")
         }
+        plan.primaryMetric = primaryName
 
         var results: [MetricResult] = []
         var quantiles: [QuantileResult] = []
@@ -415,6 +418,12 @@ public enum Analysis {
         correct(&results, &quantiles, data: data, controlIndex: controlIndex, names: names, primary: primaryName, plan: plan)
         for j in results.indices where results[j].metric.name == primaryName {
             results[j].detectableEffect = detectableEffect(results[j], plan: plan)
+            if plan.groupSequential.futility, let m = plan.monitoring {
+                results[j].futility = futilityCheck(results[j], monitoring: m, plan: plan)
+            }
+        }
+        if plan.groupSequential.futility, plan.method == .groupSequential, plan.minimumDetectableEffect == nil {
+            warnings.append("The plan asks for a futility boundary, which is made for the plan's minimum detectable effect, and the plan has none: give one (mde or mde_relative) to see it.")
         }
 
         let elapsed = elapsedDays(data, plan)
@@ -501,6 +510,27 @@ public enum Analysis {
                 }
             }
         }
+    }
+
+    /// The non-binding futility check of the primary metric: beta (1 - power) spent by the plan's spending function
+    /// over the looks, under the drift the planned effect has at the horizon (its standard error extrapolated from
+    /// now: the horizon's users, or the users now over the share of the planned days gone).
+    static func futilityCheck(_ r: MetricResult, monitoring m: GroupSequentialMonitoring, plan: AnalysisPlan) -> FutilityCheck? {
+        guard let mde = plan.minimumDetectableEffect, let d = r.absoluteDifference, let se = r.standardError, se > 0,
+              let now = m.looks.last, now.spendingTime > 0, r.metric.goal != .none else { return nil }
+        let effect = plan.minimumDetectableEffectIsRelative ? abs(mde * (r.control.mean ?? 0)) : abs(mde)
+        guard effect > 0 else { return nil }
+        let horizon: Double
+        switch m.horizon {
+        case .users(let n): horizon = n
+        case .days: horizon = now.information / min(now.spendingTime, 1)
+        }
+        let drift = effect / (se * (now.information / horizon).squareRoot())
+        let bounds = m.design(alpha: r.intervalAlpha).futilityBoundaries(m.looks, beta: 1 - plan.power, spending: plan.groupSequential.spending,
+                                                                          drift: drift, horizonInformation: horizon)
+        guard let b = bounds.last, b.isFinite else { return nil }
+        let z = (r.metric.goal == .down ? -d : d) / se
+        return FutilityCheck(statistic: z, boundary: b, plannedEffect: effect)
     }
 
     /// The smallest absolute change of a metric the current sample detects with the planned power

@@ -78,6 +78,10 @@ extension Analysis {
             return Decision(action: .stopInconclusive, treatment: treatment,
                             reason: "\(p.metric.title) \(status) after the planned maximum runtime of \(formatDays(maximum)): the effect, if any, is smaller than this experiment can show.")
         }
+        if let f = p.futility, f.crossed, !(plan.monitoring?.isFinal ?? false) {
+            return Decision(action: .stopInconclusive, treatment: treatment,
+                            reason: "\(p.metric.title) \(status), and its z of \(fixed(f.statistic, 2)) is below the futility boundary of \(fixed(f.boundary, 2)) at this look: the planned effect of \(formatMagnitude(f.plannedEffect, p.metric)) is unlikely to show by the horizon. Stopping is advised, not required: the boundary is non-binding, so running on keeps the error rate.")
+        }
         if plan.method == .groupSequential, let m = plan.monitoring, m.isFinal {
             return Decision(action: .stopInconclusive, treatment: treatment,
                             reason: "\(p.metric.title) \(status) at the final look of the group-sequential test (its horizon of \(m.horizon.text)): the effect, if any, is smaller than this experiment can show.")

@@ -8,8 +8,22 @@ public struct GroupSequentialPlan: Sendable, Equatable {
     /// Without it the horizon is the plan's maximum runtime.
     public var plannedUsers: Double?
     public var looks: LookSchedule = .daily
+    /// A non-binding futility boundary on the primary metric (beta spending with the same function, for the plan's
+    /// power at its minimum detectable effect): crossing it suggests stopping, since the planned effect is unlikely.
+    public var futility = false
 
     public init() {}
+}
+
+/// Where the primary metric stands against its futility boundary.
+public struct FutilityCheck: Sendable, Equatable {
+    /// The z statistic in the direction of the metric's goal.
+    public var statistic: Double
+    /// Below it, the planned effect is unlikely: the experiment may stop (non-binding).
+    public var boundary: Double
+    /// The absolute effect the boundary is made for (the plan's minimum detectable effect).
+    public var plannedEffect: Double
+    public var crossed: Bool { statistic < boundary }
 }
 
 /// When the results are looked at: the boundary at each look depends on the looks before it.
@@ -80,7 +94,7 @@ public struct GroupSequentialMonitoring: Sendable, Equatable {
     public var fraction: Double { looks.last?.spendingTime ?? 0 }
 
     /// The alpha spent by the report's look, of the plan's.
-    public var alphaSpent: Double { design.spending.spent(alpha: design.alpha, at: fraction) }
+    public var alphaSpent: Double { design.spent(at: fraction) }
 }
 
 /// Which test method a report uses, and why.

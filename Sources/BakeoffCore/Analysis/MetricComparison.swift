@@ -126,7 +126,8 @@ enum MetricComparison {
                 // Fieller's set with the boundary as multiplier: it excludes 0 exactly when the boundary is crossed.
                 result.relativeInterval = fiellerLift(treatment: et, control: ec, criticalValue: c)
             }
-            if (result.pValue ?? 1) < alpha, !m.isFinal {
+            if (result.pValue ?? 1) < alpha, !m.isFinal, data.metric.name == plan.primaryMetric {
+                // The primary metric's only: the decision stops on it, and each estimate costs a search.
                 // Stopped early at a crossing: the estimate is biased away from zero.
                 let unbiased = m.design(alpha: alpha).medianUnbiasedZ(z: d / se, looks: m.looks) * se
                 let base = cuped?.unadjustedControl.mean ?? ec.mean

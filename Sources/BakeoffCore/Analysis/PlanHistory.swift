@@ -39,6 +39,7 @@ public struct PlanSnapshot: Sendable, Equatable {
         if method == .sequential { add("sequential_tuning", JSONWriter.number(plan.sequentialTuning)) }
         if method == .groupSequential || method == .auto {
             add("spending", plan.groupSequential.spending.name)
+            if plan.groupSequential.futility { add("futility", "non-binding") }
             add("planned_users", plan.groupSequential.plannedUsers.map(JSONWriter.number))
             switch plan.groupSequential.looks {
             case .daily, .weekdays, .recorded: add("looks", plan.groupSequential.looks.name)
@@ -93,6 +94,7 @@ public struct PlanSnapshot: Sendable, Equatable {
         if let tuning = settings["sequential_tuning"].flatMap(Double.init) { plan.sequentialTuning = tuning }
         if let spending = settings["spending"].flatMap(AlphaSpending.init(name:)) { plan.groupSequential.spending = spending }
         if let users = settings["planned_users"].flatMap(Double.init) { plan.groupSequential.plannedUsers = users }
+        plan.groupSequential.futility = settings["futility"] != nil
         switch settings["looks"] {
         case "daily"?: plan.groupSequential.looks = .daily
         case "weekdays"?: plan.groupSequential.looks = .weekdays

@@ -259,6 +259,7 @@ public struct ExperimentConfig: Sendable {
             }
             plan.spending = spending
         }
+        plan.futility = try object.bool("futility") ?? false
         if let looks = object.take("looks") {
             if let name = looks.string {
                 switch name {
