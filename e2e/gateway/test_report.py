@@ -93,7 +93,8 @@ def test_live_report_and_offline_analysis(procs, tmp_path):
 
 
 def test_live_report_is_sequential_and_shows_plan_changes_after_the_start(procs, tmp_path):
-    """The live report defaults to the sequential method; a plan changed after traffic began is listed."""
+    """The live report defaults to auto, which without a horizon is the sequential method; a plan changed after
+    traffic began is listed."""
     mock = start_mock(procs)
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -109,7 +110,8 @@ def test_live_report_is_sequential_and_shows_plan_changes_after_the_start(procs,
     assert status == 200, body
     report = json.loads(body)
     assert report["schema"] == "bakeoff.report/2"
-    assert report["plan"]["method"] == "sequential"
+    assert report["plan"]["method"] == "sequential" and report["plan"]["method_requested"] == "auto"
+    assert "no horizon" in report["plan"]["method_reason"]
     assert report["plan"]["changes"] == []
     assert first.stop() == 0
 
@@ -121,7 +123,7 @@ def test_live_report_is_sequential_and_shows_plan_changes_after_the_start(procs,
     assert report["plan"]["method"] == "fixed"
     changes = [c for entry in report["plan"]["changes"] for c in entry["changes"]]
     assert "alpha: 0.05 → 0.1" in changes, changes
-    assert "method: sequential → fixed" in changes, changes
+    assert "method: auto → fixed" in changes, changes
     status, _, body = second.get(f"/v1/experiments/{EXPERIMENT}/report?format=table", headers=admin)
     assert "Plan changes after the start" in body.decode() and "alpha: 0.05 → 0.1" in body.decode()
     # A restart with the same plan records nothing new.
