@@ -10,9 +10,7 @@ import BakeoffSimulation
 @Suite("Group-sequential analysis")
 struct GroupSequentialAnalysisTests {
     static func spec(_ t: VariantBehaviour = VariantBehaviour(), users: Int = 3000, days: Int = 14, seed: UInt64 = 5) -> SimulationSpec {
-        var spec = Simulated.spec(control: VariantBehaviour(), treatment: t, users: users, seed: seed)
-        spec.days = days
-        return spec
+        DecisionTests.spec(t, users: users, days: days, seed: seed)
     }
 
     static var better: VariantBehaviour {

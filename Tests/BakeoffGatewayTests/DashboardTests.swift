@@ -182,6 +182,17 @@ struct DashboardSiteTests {
         #expect(page.text.contains("data-method=\"group-sequential\""), "the page says which method")
         #expect(page.text.contains("the plan has a horizon (14 planned days)"))
         #expect(page.text.contains("class=\"boundary\""), "the z-against-boundary chart")
+        // The lift chart's boundary: ± boundary × SE over the control mean, each day (drawn once the lift is).
+        let snapshot = try analysis.current(now: { Make.t0 + 3 * Make.day + 3_600_000_000 })
+        let series = snapshot.series
+        let (upper, lower) = DashboardPages.liftBoundary(series, primary: "thumbs_up_rate", treatment: "treatment")
+        #expect(upper.count == series.points.count && upper.contains { $0.y != nil })
+        for (point, (u, l)) in zip(series.points, zip(upper, lower)) {
+            guard let y = u.y, let r = point.report.results.first(where: { $0.metric.name == "thumbs_up_rate" }),
+                  let se = r.standardError, let mean = r.control.mean, let m = point.report.plan.monitoring else { continue }
+            #expect(abs(y - m.boundary(alpha: r.intervalAlpha) * se / abs(mean) * 100) < 1e-9)
+            #expect(l.y == -y)
+        }
         _ = try get(site, "/dashboard")
         _ = try get(site, "/dashboard/experiments/nope")
         #expect(reads.withLock { $0 } == ["e"], "only an experiment's page is a look at it")

@@ -262,9 +262,16 @@ public enum DashboardPages {
             }
             guard points.contains(where: { $0.y != nil }) else { continue }
             let color = row.status == .worse ? Palette.worse : row.status == .better ? Palette.better : Palette.neutral
+            var lines = [LineChart.Series(name: "\(treatment) vs \(r.control) (\(row.statusText))", color: color, points: points, band: band)]
+            if row.isPrimary, r.plan.method == .groupSequential {
+                let (upper, lower) = liftBoundary(series, primary: row.metric.name, treatment: treatment)
+                if upper.contains(where: { $0.y != nil }) {
+                    lines.append(LineChart.Series(name: "group-sequential boundary (significant beyond)", color: Palette.worse, dashed: true, points: upper))
+                    lines.append(LineChart.Series(name: "", color: Palette.worse, dashed: true, points: lower))
+                }
+            }
             var chart = LineChart(title: row.metric.title, xLabel: "day (UTC)", yLabel: "lift, %", yFormat: { fixedTrim($0) + "%" },
-                                  xFormat: { shortDate(Int64($0)) },
-                                  series: [LineChart.Series(name: "\(treatment) vs \(r.control) (\(row.statusText))", color: color, points: points, band: band)])
+                                  xFormat: { shortDate(Int64($0)) }, series: lines)
             chart.zeroLine = true
             chart.markers = markers
             html += "<figure data-metric=\"\(escapeHTML(row.metric.name))\"><figcaption>\(escapeHTML(row.metric.title))\(row.isPrimary ? " (primary)" : "")</figcaption>\(chart.render())</figure>"
@@ -279,6 +286,24 @@ public enum DashboardPages {
         case .groupSequential, .auto: return ", a repeated confidence interval of the group-sequential test: valid at each of its looks up to the horizon"
         case .fixed: return " (fixed horizon: valid at the planned look only)"
         }
+    }
+
+    /// The lift (%) at which the primary metric crosses the group-sequential boundary each day: ± boundary × standard
+    /// error over the control mean, so the lift line leaving the dashed pair is the day it became significant.
+    package static func liftBoundary(_ series: TimeSeries, primary: String, treatment: String) -> (upper: [(x: Double, y: Double?)], lower: [(x: Double, y: Double?)]) {
+        var upper: [(x: Double, y: Double?)] = [], lower: [(x: Double, y: Double?)] = []
+        for point in series.points {
+            let x = Double(point.cut - TimeSeries.Builder.day)
+            let result = point.report.results.first { $0.metric.name == primary && $0.treatment == treatment }
+            var y: Double?
+            if let result, let se = result.standardError, let base = result.control.mean, base != 0,
+               let c = point.report.plan.monitoring?.boundary(alpha: result.intervalAlpha), c.isFinite {
+                y = c * se / abs(base) * 100
+            }
+            upper.append((x, y))
+            lower.append((x, y.map { -$0 }))
+        }
+        return (upper, lower)
     }
 
     /// The primary metric's z statistic at each daily look against the group-sequential boundary (±): the result is
