@@ -134,6 +134,15 @@ fixtures: venv
 	$(PY) scripts/reference/paired_fixtures.py
 	$(PY) scripts/reference/scorer_fixtures.py
 	$(PY) scripts/reference/kappa_fixtures.py
+	$(GS_PY) scripts/reference/group_sequential_fixtures.py
+
+# spotify-confidence (the group-sequential reference) pins its own pandas and statsmodels: a venv of its own.
+GS_VENV := .venv-gs
+GS_PY := $(GS_VENV)/bin/python
+fixtures: $(GS_PY)
+$(GS_PY):
+	python3 -m venv $(GS_VENV)
+	$(GS_VENV)/bin/pip install --quiet --disable-pip-version-check 'spotify-confidence==4.1.0' 'scipy==1.17.1' 'numpy==2.4.6' 'pandas==2.3.3'
 
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
 # BENCH_ONLY=soak: only the gateway soak (slowloris, full disk, kill -9; scripts/bench/soak.py, as root for its
