@@ -437,7 +437,8 @@ struct RepeatedPValueTable: Sendable {
     /// The level whose boundary is `statistic`: Fritsch-Carlson monotone cubic between nodes, linear extrapolation
     /// of log(level) beyond the last (a normal tail's log is close to linear in c over a short reach).
     func pValue(_ statistic: Double) -> Double {
-        guard let first = nodes.first, let last = nodes.last else { return .nan }
+        // No level's boundary is finite (nothing is spent yet at this look): no level rejects.
+        guard let first = nodes.first, let last = nodes.last else { return 1 }
         if statistic <= first.c { return 1 }
         if statistic >= last.c {
             guard nodes.count >= 2 else { return exp(last.logP) }

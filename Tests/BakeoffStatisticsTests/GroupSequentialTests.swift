@@ -169,6 +169,8 @@ struct GroupSequentialTests {
             #expect(abs(p / level - 1) < 5e-3, "level \(level): p \(p)")
         }
         #expect(design.repeatedPValue(z: 0, looks: looks) == 1)
+        // A look that spends nothing yet (spending time 0) rejects at no level.
+        #expect(design.repeatedPValue(z: 9, looks: [Look(information: 10, spendingTime: 0)]) == 1)
         if !twoSided { #expect(design.repeatedPValue(z: -3, looks: looks) == 1) }
     }
 

@@ -152,6 +152,8 @@ final class PostgresAnalysisTests {
         #expect(got.firstTimestamp == want.firstTimestamp)
         #expect(got.lastTimestamp == want.lastTimestamp)
         #expect(got.dataQuality == want.dataQuality)
+        #expect(got.newUsersByHour == want.newUsersByHour, "users by the hour of their first request (group-sequential looks)")
+        #expect(!want.newUsersByHour.isEmpty)
         #expect(got.metrics.map(\.metric.name) == want.metrics.map(\.metric.name))
         for (g, w) in zip(got.metrics, want.metrics) {
             for v in w.perVariant.indices {
