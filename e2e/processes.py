@@ -97,6 +97,9 @@ class Process:
             self.kill()
             raise AssertionError(f"{self.name} did not exit within {timeout:.0f} s of SIGTERM\nstderr:\n{self.stderr}")
         self._reader.join(5)
+        if code < 0 and code != -signal.SIGTERM:
+            # A crash (abort, trap, segfault) while stopping is never what a test expects: say what it printed.
+            raise AssertionError(f"{self.name} died of signal {-code} ({signal.Signals(-code).name}) after SIGTERM\nstderr:\n{self.stderr}")
         return code
 
     def _signal(self, sig: int):
