@@ -18,10 +18,10 @@ V1=$(wait_port "$OUT/mock-v1.log" "mock upstream v1")
 V2=$(wait_port "$OUT/mock-v2.log" "mock upstream v2")
 
 # The plan, fixed before the start: the live default, auto, which with a horizon (planned_users: about the
-# 2,000 users of the demo's 30 seconds) is a group-sequential test, valid at every look while traffic runs;
+# 1,500 users the demo's 30 seconds reach) is a group-sequential test, valid at every look while traffic runs;
 # guardrails with margins (escalation may rise at most 1 point, P95 latency at most 15%), no minimum runtime
 # since the demo runs for seconds (a real plan keeps the default of a full week).
-ANALYSIS='{"method": "auto", "planned_users": 2000, "min_runtime_days": 0, "primary_metric": "task_completion",
+ANALYSIS='{"method": "auto", "planned_users": 1500, "min_runtime_days": 0, "primary_metric": "task_completion",
   "metrics": [{"name": "escalation_rate", "margin": 0.01},
               {"name": "latency_p95", "role": "guardrail", "margin_relative": 0.15}]}'
 echo "{\"split\": 0.5, ${ANALYSIS#\{}" > "$OUT/plan.json"
