@@ -120,6 +120,7 @@ public enum BakeoffCLI {
         case .nameControl: return "--control NAME"
         case .readInOnePiece: return "--partitions 1"
         case .pointAtTheGatewayStore: return "point --db at the gateway's store, or load a log with bakeoff import"
+        case .planAHorizon: return "--planned-users N or --max-runtime DAYS; in a config, planned_users or max_runtime_days"
         case .correctPlanInput(let input):
             switch input {
             case .alpha: return "--alpha"

@@ -134,7 +134,7 @@ public struct MethodChoice: Sendable {
         case .groupSequential, .auto:
             guard let horizon else {
                 if requested == .groupSequential {
-                    throw AnalysisError("a group-sequential test needs a horizon: the planned users over all arms, or a maximum runtime in days", remedy: nil)
+                    throw AnalysisError("a group-sequential test needs a horizon: the planned users over all arms, or a maximum runtime in days", remedy: .planAHorizon)
                 }
                 return MethodChoice(requested: requested, method: .sequential,
                                     reason: "the plan has no horizon (planned users or a maximum runtime), so the always-valid confidence sequence is used; a group-sequential test over a planned horizon would need fewer users")

@@ -13,6 +13,8 @@ public enum Remedy: Sendable, Equatable {
     case pointAtTheGatewayStore
     /// An input of a sample-size question is out of range: correct it.
     case correctPlanInput(PlanInput)
+    /// A group-sequential test without a horizon: give the planned users or a maximum runtime.
+    case planAHorizon
 }
 
 /// The inputs of a sample-size question, named as the planner knows them.

@@ -292,18 +292,25 @@ public enum DashboardPages {
     /// error over the control mean, so the lift line leaving the dashed pair is the day it became significant.
     package static func liftBoundary(_ series: TimeSeries, primary: String, treatment: String) -> (upper: [(x: Double, y: Double?)], lower: [(x: Double, y: Double?)]) {
         var upper: [(x: Double, y: Double?)] = [], lower: [(x: Double, y: Double?)] = []
-        for point in series.points {
-            let x = Double(point.cut - TimeSeries.Builder.day)
-            let result = point.report.results.first { $0.metric.name == primary && $0.treatment == treatment }
+        for p in primaryPoints(series, primary: primary, treatment: treatment) {
             var y: Double?
-            if let result, let se = result.standardError, let base = result.control.mean, base != 0,
-               let c = point.report.plan.monitoring?.boundary(alpha: result.intervalAlpha), c.isFinite {
+            if let r = p.result, let se = r.standardError, let base = r.control.mean, base != 0, let c = p.boundary, c.isFinite {
                 y = c * se / abs(base) * 100
             }
-            upper.append((x, y))
-            lower.append((x, y.map { -$0 }))
+            upper.append((p.x, y))
+            lower.append((p.x, y.map { -$0 }))
         }
         return (upper, lower)
+    }
+
+    /// Each daily point's day, the primary metric's result for `treatment` and the group-sequential boundary at that
+    /// result's level: what the lift chart's boundary and the z chart draw.
+    static func primaryPoints(_ series: TimeSeries, primary: String, treatment: String) -> [(x: Double, result: MetricResult?, boundary: Double?)] {
+        series.points.map { point in
+            let result = point.report.results.first { $0.metric.name == primary && $0.treatment == treatment }
+            return (Double(point.cut - TimeSeries.Builder.day), result,
+                    point.report.plan.monitoring?.boundary(alpha: result?.intervalAlpha ?? point.report.alpha))
+        }
     }
 
     /// The primary metric's z statistic at each daily look against the group-sequential boundary (±): the result is
@@ -311,15 +318,12 @@ public enum DashboardPages {
     static func boundaryChart(_ e: DashboardExperiment, _ r: Report, treatment: String) -> String {
         guard r.plan.method == .groupSequential, let series = e.series, !series.points.isEmpty else { return "" }
         var z: [(x: Double, y: Double?)] = [], upper: [(x: Double, y: Double?)] = [], lower: [(x: Double, y: Double?)] = []
-        for point in series.points {
-            let x = Double(point.cut - TimeSeries.Builder.day)
-            let result = point.report.results.first { $0.metric.name == r.primaryMetric && $0.treatment == treatment }
-            let statistic = result.flatMap { r in r.absoluteDifference.flatMap { d in r.standardError.map { d / $0 } } }
-            z.append((x, statistic.flatMap { $0.isFinite ? $0 : nil }))
-            let bound = point.report.plan.monitoring?.boundary(alpha: result?.intervalAlpha ?? r.alpha)
-            let shown = bound.flatMap { $0.isFinite ? min($0, 8) : nil }
-            upper.append((x, shown))
-            lower.append((x, shown.map { -$0 }))
+        for p in primaryPoints(series, primary: r.primaryMetric, treatment: treatment) {
+            let statistic = p.result.flatMap { r in r.absoluteDifference.flatMap { d in r.standardError.map { d / $0 } } }
+            z.append((p.x, statistic.flatMap { $0.isFinite ? $0 : nil }))
+            let shown = p.boundary.flatMap { $0.isFinite ? min($0, 8) : nil }
+            upper.append((p.x, shown))
+            lower.append((p.x, shown.map { -$0 }))
         }
         guard z.contains(where: { $0.y != nil }) else { return "" }
         let title = r.results.first { $0.metric.name == r.primaryMetric }?.metric.title ?? r.primaryMetric
