@@ -31,9 +31,12 @@ final class ConnectionDeadlines: Sendable {
         let keptAlive = Atomic<Bool>(false)
         /// False once libmicrohttpd reported it closed: its descriptor may then be reused.
         let open = Mutex(true)
+        /// Its place under the connection limits, given back when it closes.
+        let admission: ConnectionLimits.Admission?
 
-        init(fd: Int32, deadline: UInt64) {
+        init(fd: Int32, deadline: UInt64, admission: ConnectionLimits.Admission? = nil) {
             self.fd = fd
+            self.admission = admission
             self.deadline = Atomic(deadline)
             self.phase = Atomic(Phase.headers.rawValue)
         }
@@ -61,8 +64,8 @@ final class ConnectionDeadlines: Sendable {
     var closedInBody: Int { bodyCloses.load(ordering: .relaxed) }
 
     /// A new connection: its headers are due within the header deadline.
-    func opened(fd: Int32) -> Entry {
-        let entry = Entry(fd: fd, deadline: MonotonicClock.now() + headerTimeoutNs)
+    func opened(fd: Int32, admission: ConnectionLimits.Admission? = nil) -> Entry {
+        let entry = Entry(fd: fd, deadline: MonotonicClock.now() + headerTimeoutNs, admission: admission)
         entries.withLock { $0[ObjectIdentifier(entry)] = entry }
         openCount.add(1, ordering: .relaxed)
         return entry
@@ -148,5 +151,71 @@ final class ConnectionDeadlines: Sendable {
             if shut { if inBody { closedBody += 1 } else { closedHeaders += 1 } }
         }
         return closedHeaders + closedBody
+    }
+}
+
+/// Connections open at once, in all and per client address, across all of a server's daemons (each event loop
+/// runs its own libmicrohttpd daemon, whose own limits would count only its share).
+final class ConnectionLimits: Sendable {
+    /// A connection's place under the limits.
+    struct Admission: Sendable {
+        /// The client's address (IPv4 as a number, IPv6 hashed); nil when it has none.
+        var address: UInt64?
+    }
+    let maxConnections: Int
+    /// 0: no limit per address.
+    let maxPerAddress: Int
+    private struct State {
+        var total = 0
+        var byAddress: [UInt64: Int] = [:]
+    }
+    private let state = Mutex(State())
+
+    init(maxConnections: Int, maxPerAddress: Int) {
+        self.maxConnections = maxConnections
+        self.maxPerAddress = maxPerAddress
+    }
+
+    /// Takes a place for a connection from `address`; nil when a limit is reached.
+    func admit(_ address: UnsafePointer<sockaddr>?) -> Admission? {
+        let key = maxPerAddress > 0 ? address.flatMap(Self.key) : nil
+        return state.withLock { s -> Admission? in
+            guard s.total < maxConnections else { return nil }
+            if let key {
+                let n = s.byAddress[key, default: 0]
+                guard n < maxPerAddress else { return nil }
+                s.byAddress[key] = n + 1
+            }
+            s.total += 1
+            return Admission(address: key)
+        }
+    }
+
+    /// Gives a place back.
+    func release(_ admission: Admission) {
+        state.withLock { s in
+            s.total -= 1
+            if let key = admission.address {
+                let n = s.byAddress[key, default: 1] - 1
+                s.byAddress[key] = n > 0 ? n : nil
+            }
+        }
+    }
+
+    var open: Int { state.withLock { $0.total } }
+
+    private static func key(_ address: UnsafePointer<sockaddr>) -> UInt64? {
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt64($0.pointee.sin_addr.s_addr) }
+        case AF_INET6:
+            return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                var h: UInt64 = 0xcbf29ce484222325
+                withUnsafeBytes(of: a.pointee.sin6_addr) { for b in $0 { h = (h ^ UInt64(b)) &* 0x100000001b3 } }
+                return h | 1 << 63
+            }
+        default:
+            return nil
+        }
     }
 }

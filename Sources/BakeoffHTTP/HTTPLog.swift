@@ -30,6 +30,11 @@ final class HTTPLog: Sendable {
         guard text.contains("connection limit") else {
             return others.note("libmicrohttpd", "bakeoff http: \(text.trimmingCharacters(in: .whitespacesAndNewlines))", now: now)
         }
+        refusedConnection(now: now)
+    }
+
+    /// A connection was refused at the limits.
+    func refusedConnection(now: UInt64 = MonotonicClock.now()) {
         // Refusals are counted for /metrics and summed up in one line every 10 s.
         let line: String? = state.withLock { s in
             refused.add(1, ordering: .relaxed)

@@ -4,8 +4,10 @@ import Foundation
 import Synchronization
 import BakeoffCore
 
-/// An HTTP/1.1 server on libmicrohttpd: a small pool of poll threads; a request waiting for its upstream is
-/// suspended, so a few threads carry hundreds of concurrent requests and streams.
+/// An HTTP/1.1 server on libmicrohttpd: one daemon per event loop (`EventLoop`, one thread each, sharing the
+/// listening socket); a request waiting for its upstream is suspended, so a few threads carry thousands of
+/// concurrent requests and streams. An upstream client on the same loops (`UpstreamClient(loops:)`) answers a
+/// request on the thread that read it.
 ///
 /// The handler is called once per request, when its whole body has arrived, on a server thread. It answers
 /// through the `HTTPExchange`, right away or later from any thread (`respond`, or `startStream` then `write`
@@ -35,7 +37,9 @@ public final class HTTPServer: Sendable {
         /// Bytes all requests together may buffer (bodies, stream buffers, upstream answers); requests that
         /// would need more get 503 with Retry-After.
         public var memoryBudgetBytes: Int = 256 << 20
-        public var eventLoop: EventLoop = .epoll
+        public var eventLoop: PollMode = .epoll
+        /// The loops to serve on (one daemon each); nil: `threads` loops of the server's own.
+        package var loops: [EventLoop]? = nil
         /// Told the status of each request the server refuses itself (413, 503 over the budget).
         public var onRefusal: (@Sendable (_ status: Int) -> Void)? = nil
         /// How the server's own refusals read: the application's error shape (the gateway's is OpenAI's).
@@ -44,7 +48,7 @@ public final class HTTPServer: Sendable {
     }
 
     /// How libmicrohttpd's threads wait for their sockets.
-    public enum EventLoop: Sendable {
+    public enum PollMode: Sendable {
         /// Work in proportion to the sockets that are ready.
         case epoll
         /// Every wait lists every open connection.
@@ -58,7 +62,10 @@ public final class HTTPServer: Sendable {
     /// What `start` set up.
     struct Started {
         var port: UInt16 = 0
-        var daemon: MHDDaemon?
+        /// One daemon per loop (external epoll), or one with its own threads (poll mode).
+        var daemons: [(loop: EventLoop?, daemon: MHDDaemon, slot: DaemonSlot)] = []
+        var ownLoops: [EventLoop] = []
+        var listenSocket: Int32 = -1
         var maxConnections = 0
         var maxConnectionsPerAddress = 0
         var notes: [String] = []
@@ -81,9 +88,18 @@ public final class HTTPServer: Sendable {
     let deadlines: ConnectionDeadlines
     /// libmicrohttpd's messages, with refused connections counted.
     let log = HTTPLog()
+    /// How long streamed chunks waited between `write` and their hand-off to the client's socket.
+    public let streamDelays = DelayHistogram()
+    /// The connection limits over all daemons (set at start).
+    let limits = Mutex<ConnectionLimits?>(nil)
+    /// Memory libmicrohttpd gives each connection for its request's headers and its buffers (its default is
+    /// 32 KiB; request headers rarely pass a few KiB, and streams hold their data in the exchange).
+    static let connectionMemoryBytes = 16 << 10
 
     /// The bound port (useful when `options.port` was 0).
     public var port: UInt16 { started.withLock { $0.port } }
+    /// The event loops the server runs on (empty in poll mode or before start).
+    package var loops: [EventLoop] { started.withLock { $0.daemons.compactMap(\.loop) } }
     /// Connections accepted at once, after fitting `options.maxConnections` to the open-files limit.
     public var maxConnections: Int { started.withLock { $0.maxConnections } }
     /// Connections one address may have open (0: no limit).
@@ -109,6 +125,31 @@ public final class HTTPServer: Sendable {
     public var bodyTimeouts: Int { deadlines.closedInBody }
     /// Connections refused so far at `maxConnections` or the per-address limit.
     public var refusedConnections: Int { log.refusedConnections }
+
+    /// What a daemon's callbacks need: the server, and the place the accept policy took for the connection
+    /// being added (libmicrohttpd calls the policy and then the connection's start on the daemon's thread).
+    /// `@unchecked Sendable`: `pending` is touched only on the daemon's thread.
+    final class DaemonSlot: @unchecked Sendable {
+        unowned let server: HTTPServer
+        let limits: ConnectionLimits
+        /// The loop the daemon runs on (nil in poll mode).
+        let loop: EventLoop?
+        var pending: ConnectionLimits.Admission?
+
+        init(server: HTTPServer, limits: ConnectionLimits, loop: EventLoop?) {
+            self.server = server
+            self.limits = limits
+            self.loop = loop
+        }
+
+        /// Takes a place for a new connection; one taken for a connection that never started is given back.
+        func admit(_ address: UnsafePointer<sockaddr>?) -> Bool {
+            if let stale = pending { limits.release(stale) }
+            pending = limits.admit(address)
+            if pending == nil { server.log.refusedConnection() }
+            return pending != nil
+        }
+    }
 
     /// Raises the open-files limit, binds and starts serving; throws with the address when it cannot, or
     /// when `maxConnections` does not fit the open-files limit and may not be lowered.
@@ -138,33 +179,64 @@ public final class HTTPServer: Sendable {
         // epoll by default: with thousands of idle or trickling connections, poll lists them all at every
         // wake-up (see README, "Limits that protect it", for the measurements). epoll in libmicrohttpd 0.9.75
         // can miss a client that closes after part of a request; the sweep finds those (ConnectionDeadlines).
-        let loop = options.eventLoop == .epoll ? MHD_USE_EPOLL.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue : MHD_USE_POLL_INTERNAL_THREAD.rawValue
-        let flags = loop | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        // With epoll each daemon runs on an event loop of ours (MHD_run when its descriptor is ready), so
+        // upstream calls share the thread; poll mode keeps libmicrohttpd's own threads.
+        let limits = ConnectionLimits(maxConnections: maxConnections, maxPerAddress: maxConnectionsPerAddress)
+        self.limits.withLock { $0 = limits }
+        let external = options.eventLoop == .epoll
+        var loops: [EventLoop?] = [nil]
+        var ownLoops: [EventLoop] = []
+        if external {
+            if let given = options.loops, !given.isEmpty {
+                loops = given
+            } else {
+                ownLoops = (0..<max(1, options.threads)).map { EventLoop(name: "bakeoff-http-\($0)") }
+                loops = ownLoops
+            }
+        }
+        let flags = (external ? MHD_USE_EPOLL.rawValue : MHD_USE_POLL_INTERNAL_THREAD.rawValue)
+            | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         let me = Unmanaged.passUnretained(self).toOpaque()
         let logContext = Unmanaged.passUnretained(log).toOpaque()
-        var args: [CVarArg] = [
-            // The logger first, so that no message goes to libmicrohttpd's own.
-            CInt(MHD_OPTION.EXTERNAL_LOGGER.rawValue), unsafeBitCast(httpLogMessage as MHD_LogCallback, to: OpaquePointer.self), OpaquePointer(logContext),
-            CInt(MHD_OPTION.LISTEN_SOCKET.rawValue), fd,
-            CInt(MHD_OPTION.NOTIFY_COMPLETED.rawValue), unsafeBitCast(httpRequestCompleted as MHD_RequestCompletedCallback, to: OpaquePointer.self), OpaquePointer(me),
-            CInt(MHD_OPTION.NOTIFY_CONNECTION.rawValue), unsafeBitCast(httpConnectionChanged as MHD_NotifyConnectionCallback, to: OpaquePointer.self), OpaquePointer(me),
-            CInt(MHD_OPTION.CONNECTION_TIMEOUT.rawValue), CUnsignedInt(max(1, (options.idleTimeoutMs + 999) / 1000)),
-            CInt(MHD_OPTION.CONNECTION_LIMIT.rawValue), CUnsignedInt(maxConnections),
-            CInt(MHD_OPTION.PER_IP_CONNECTION_LIMIT.rawValue), CUnsignedInt(maxConnectionsPerAddress),
-        ]
-        // One thread is the daemon's own; a pool of one would only draw a warning.
-        if options.threads > 1 { args += [CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(options.threads)] }
-        args.append(CInt(MHD_OPTION.END.rawValue))
-        let daemon = withVaList(args) { va in
-            MHD_start_daemon_va(flags, 0, nil, nil, httpAccessHandler, me, va)
+        var daemons: [(loop: EventLoop?, daemon: MHDDaemon, slot: DaemonSlot)] = []
+        for loop in loops {
+            let slot = DaemonSlot(server: self, limits: limits, loop: loop)
+            let slotPointer = Unmanaged.passUnretained(slot).toOpaque()
+            var args: [CVarArg] = [
+                // The logger first, so that no message goes to libmicrohttpd's own.
+                CInt(MHD_OPTION.EXTERNAL_LOGGER.rawValue), unsafeBitCast(httpLogMessage as MHD_LogCallback, to: OpaquePointer.self), OpaquePointer(logContext),
+                CInt(MHD_OPTION.LISTEN_SOCKET.rawValue), fd,
+                CInt(MHD_OPTION.NOTIFY_COMPLETED.rawValue), unsafeBitCast(httpRequestCompleted as MHD_RequestCompletedCallback, to: OpaquePointer.self), OpaquePointer(me),
+                CInt(MHD_OPTION.NOTIFY_CONNECTION.rawValue), unsafeBitCast(httpConnectionChanged as MHD_NotifyConnectionCallback, to: OpaquePointer.self), OpaquePointer(slotPointer),
+                CInt(MHD_OPTION.CONNECTION_TIMEOUT.rawValue), CUnsignedInt(max(1, (options.idleTimeoutMs + 999) / 1000)),
+                // The limits are the server's, over all daemons (`ConnectionLimits`, asked by the accept policy).
+                CInt(MHD_OPTION.CONNECTION_LIMIT.rawValue), CUnsignedInt(maxConnections),
+                CInt(MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue), Int(HTTPServer.connectionMemoryBytes),
+            ]
+            // Poll mode: one thread is the daemon's own; a pool of one would only draw a warning.
+            if !external && options.threads > 1 { args += [CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(options.threads)] }
+            args.append(CInt(MHD_OPTION.END.rawValue))
+            let daemon = withVaList(args) { va in
+                MHD_start_daemon_va(flags, 0, httpAcceptPolicy, slotPointer, httpAccessHandler, slotPointer, va)
+            }
+            guard let daemon else {
+                for started in daemons { Self.stopDaemon(started.daemon, on: started.loop) }
+                for loop in ownLoops { loop.shutdown() }
+                close(fd)
+                throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
+            }
+            let handle = MHDDaemon(pointer: daemon)
+            if let loop { loop.perform { loop.attach(daemon: handle.pointer) } }
+            daemons.append((loop, handle, slot))
         }
-        guard let daemon else {
-            close(fd)
-            throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
+        started.withLock {
+            $0.daemons = daemons
+            $0.ownLoops = ownLoops
+            $0.listenSocket = fd
         }
-        started.withLock { $0.daemon = MHDDaemon(pointer: daemon) }
         let wake = watcherWake
         let watcher = Thread { [weak self] in
+            Thread.current.name = "bakeoff-watch"
             var tick = 0
             // Every 100 ms until the stop wakes it (or the server is gone).
             while Self.watch(self, tick: tick) {
@@ -207,10 +279,16 @@ public final class HTTPServer: Sendable {
 
     /// Stops accepting, waits up to `graceSeconds` for requests in flight to finish, then stops.
     public func stop(graceSeconds: Double) {
-        guard let daemon = started.withLock({ $0.daemon }), !stopped.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        let daemons = started.withLock { $0.daemons }
+        guard !daemons.isEmpty, !stopped.exchange(true, ordering: .sequentiallyConsistent) else { return }
         watcherWake.signal()
-        let fd = MHD_quiesce_daemon(daemon.pointer)
-        if fd >= 0 { close(fd) }
+        // Every daemon shares the listening socket: each stops watching it, then it is closed once.
+        var listening: Int32 = -1
+        for (loop, daemon, _) in daemons {
+            let fd = loop.map { loop in loop.perform { MHD_quiesce_daemon(daemon.pointer) } } ?? MHD_quiesce_daemon(daemon.pointer)
+            if fd >= 0 { listening = fd }
+        }
+        if listening >= 0 { close(listening) }
         // Each completion that leaves none in flight signals `quiet`; a signal left from an earlier zero only
         // makes the loop look again.
         let deadline = DispatchTime.now() + max(0, graceSeconds)
@@ -224,8 +302,22 @@ public final class HTTPServer: Sendable {
         while !live.withLock({ $0.isEmpty }) {
             if quiet.wait(timeout: hardDeadline) == .timedOut { break }
         }
-        MHD_stop_daemon(daemon.pointer)
-        started.withLock { $0.daemon = nil }
+        for (loop, daemon, _) in daemons { Self.stopDaemon(daemon, on: loop) }
+        let own = started.withLock { s -> [EventLoop] in
+            s.daemons = []
+            defer { s.ownLoops = [] }
+            return s.ownLoops
+        }
+        for loop in own { loop.shutdown() }
+    }
+
+    /// Stops a daemon, on its loop's thread when it has one.
+    private static func stopDaemon(_ daemon: MHDDaemon, on loop: EventLoop?) {
+        if let loop {
+            loop.perform { loop.stopDaemon(daemon.pointer) }
+        } else {
+            MHD_stop_daemon(daemon.pointer)
+        }
     }
 
     /// A request is over: it leaves the live exchanges, `gone` (its client-gone callback, when the answer did
@@ -446,6 +538,8 @@ public final class HTTPExchange: HTTPExchanging {
         var bodyOffset = 0
         var streamFinished = false
         var streamFailed = false
+        /// Stream bytes not yet handed to the socket: where each write ended in `body`, and when it came.
+        var marks: [(end: Int, at: UInt64)] = []
         var responseQueued = false
         var onClientGone: (@Sendable () -> Void)?
     }
@@ -458,7 +552,16 @@ public final class HTTPExchange: HTTPExchanging {
     /// Bytes charged to `budget` for this exchange, given back as they are freed or when it completes.
     let charged = Atomic<Int>(0)
 
-    init(connection: OpaquePointer, request: HTTPRequest, entry: ConnectionDeadlines.Entry?, budget: ByteBudget) {
+    /// The loop whose daemon has the connection (nil in poll mode).
+    let loop: EventLoop?
+
+    /// Where the delays of streamed chunks are counted (the server's).
+    let delays: DelayHistogram?
+
+    init(connection: OpaquePointer, request: HTTPRequest, entry: ConnectionDeadlines.Entry?, budget: ByteBudget, loop: EventLoop?,
+         delays: DelayHistogram? = nil) {
+        self.loop = loop
+        self.delays = delays
         self.connection = MHDConnection(pointer: connection)
         self.state = Mutex(State(request: request))
         self.entry = entry
@@ -575,6 +678,7 @@ public final class HTTPExchange: HTTPExchanging {
                 s.bodyOffset = 0
             }
             s.body.append(contentsOf: bytes)
+            if delays != nil { s.marks.append((s.body.count, MonotonicClock.now())) }
             resumeIfSuspended(&s)
             return true
         }
@@ -637,6 +741,8 @@ public final class HTTPExchange: HTTPExchanging {
         if s.suspended && !s.closed {
             s.suspended = false
             MHD_resume_connection(connection.pointer)
+            // On the loop's own thread its daemon runs next anyway.
+            if let loop, !loop.isCurrent { loop.nudge() }
         }
     }
 
@@ -682,6 +788,16 @@ public final class HTTPExchange: HTTPExchanging {
                     UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + s.bodyOffset, byteCount: n)
                 }
                 s.bodyOffset += n
+                if let delays, let first = s.marks.first, first.end <= s.bodyOffset {
+                    let now = MonotonicClock.now()
+                    var handed = 0
+                    for mark in s.marks {
+                        guard mark.end <= s.bodyOffset else { break }
+                        delays.observe(nanoseconds: now &- mark.at)
+                        handed += 1
+                    }
+                    s.marks.removeFirst(handed)
+                }
                 charged.subtract(n, ordering: .relaxed)
                 budget.release(n)
                 return n
@@ -736,7 +852,8 @@ private func httpAccessHandler(
     _ uploadSize: UnsafeMutablePointer<Int>?, _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
 ) -> MHD_Result {
     guard let cls, let connection, let context, let uploadSize else { return .NO }
-    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    let slot = Unmanaged<HTTPServer.DaemonSlot>.fromOpaque(cls).takeUnretainedValue()
+    let server = slot.server
     if context.pointee == nil {
         // First call: headers only. Set up the exchange; answering here would make libmicrohttpd close
         // keep-alive connections, so the answer waits for a later call.
@@ -752,7 +869,8 @@ private func httpAccessHandler(
         request.socket = bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(connection))
         let entry = connectionEntry(connection)
         if let entry { server.deadlines.headersReceived(entry) }
-        let exchange = HTTPExchange(connection: connection, request: request, entry: entry, budget: server.budget)
+        let exchange = HTTPExchange(connection: connection, request: request, entry: entry, budget: server.budget, loop: slot.loop,
+                                    delays: server.streamDelays)
         server.inFlight.add(1, ordering: .relaxed)
         server.live.withLock { $0[ObjectIdentifier(exchange)] = exchange }
         context.pointee = Unmanaged.passRetained(exchange).toOpaque()
@@ -844,20 +962,35 @@ private func connectionEntry(_ connection: OpaquePointer) -> ConnectionDeadlines
     return Unmanaged<ConnectionDeadlines.Entry>.fromOpaque(context).takeUnretainedValue()
 }
 
-/// A connection opened or closed: its deadlines entry is made, or dropped.
+/// Whether to accept a connection: the server's limits over all its daemons.
+private func httpAcceptPolicy(_ cls: UnsafeMutableRawPointer?, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> MHD_Result {
+    guard let cls else { return .YES }
+    return Unmanaged<HTTPServer.DaemonSlot>.fromOpaque(cls).takeUnretainedValue().admit(address) ? .YES : .NO
+}
+
+/// A connection opened or closed: its deadlines entry is made (holding its place under the limits), or
+/// dropped (giving it back).
 private func httpConnectionChanged(
     _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
     _ code: MHD_ConnectionNotificationCode
 ) {
     guard let cls, let connection, let socketContext else { return }
-    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    let slot = Unmanaged<HTTPServer.DaemonSlot>.fromOpaque(cls).takeUnretainedValue()
+    let server = slot.server
     if code == .CONNECTION_NOTIFY_STARTED {
+        let admission = slot.pending
+        slot.pending = nil
         let fd = bakeoff_mhd_connection_fd(UnsafeMutableRawPointer(connection))
-        guard fd >= 0 else { return }
-        socketContext.pointee = Unmanaged.passRetained(server.deadlines.opened(fd: fd)).toOpaque()
+        guard fd >= 0 else {
+            if let admission { slot.limits.release(admission) }
+            return
+        }
+        socketContext.pointee = Unmanaged.passRetained(server.deadlines.opened(fd: fd, admission: admission)).toOpaque()
     } else if let pointer = socketContext.pointee {
         socketContext.pointee = nil
-        server.deadlines.closed(Unmanaged<ConnectionDeadlines.Entry>.fromOpaque(pointer).takeRetainedValue())
+        let entry = Unmanaged<ConnectionDeadlines.Entry>.fromOpaque(pointer).takeRetainedValue()
+        server.deadlines.closed(entry)
+        if let admission = entry.admission { slot.limits.release(admission) }
     }
 }
 

@@ -26,6 +26,8 @@ public enum UpstreamFailure: String, Sendable {
 final class UpstreamCall: Sendable {
     let request: UpstreamRequest
     private let handlers: Mutex<UpstreamHandlers?>
+    /// The engine (loop) the call runs on; -1 before it starts.
+    let engine = Atomic<Int>(-1)
 
     init(_ request: UpstreamRequest, handlers: UpstreamHandlers) {
         self.request = request
@@ -46,8 +48,8 @@ final class UpstreamCall: Sendable {
 }
 
 /// A call inside libcurl: its easy handle and what its callbacks collect. Not Sendable: created, used and
-/// dropped by the `UpstreamClient` under its lock (libcurl runs the callbacks that reach it inside
-/// `curl_multi_socket_action`, which is called only under that lock).
+/// dropped by a `CurlEngine` on its loop's thread (libcurl runs the callbacks that reach it inside
+/// `curl_multi_socket_action`, called only there).
 final class CurlTransfer {
     let call: UpstreamCall
     let handle: UnsafeMutableRawPointer
@@ -59,7 +61,11 @@ final class CurlTransfer {
     /// The response's headers (names lower-cased), when the request captures them.
     var headers: [(name: String, value: String)] = []
 
-    init(call: UpstreamCall, handle: UnsafeMutableRawPointer, handlers: UpstreamHandlers) {
+    /// The URL the handle is set to.
+    let url: String
+
+    init(call: UpstreamCall, handle: UnsafeMutableRawPointer, handlers: UpstreamHandlers, url: String) {
+        self.url = url
         self.call = call
         self.handle = handle
         self.handlers = handlers
@@ -77,67 +83,51 @@ final class CurlTransfer {
     }
 }
 
-/// Drives many concurrent upstream calls with libcurl's multi interface; connections to each upstream are
-/// kept alive and reused.
+/// Drives many concurrent upstream calls with libcurl's multi interface, on event loops; connections to each
+/// upstream are kept alive and reused.
 ///
-/// A call is sent from the thread that starts it (no hand-off to another thread before the request goes
-/// out, which saves a thread wake-up per request); one event thread then waits on every socket (epoll) and
-/// drives the answers. All libcurl calls happen under one lock, as the multi handle requires.
-///
-/// `@unchecked Sendable`: every `var` below and every libcurl call are under `lock`, a recursive lock
-/// because libcurl's callbacks (run inside `curl_multi_socket_action`, under it) and the calls' handlers
-/// they run may start and cancel calls; `multi`, `epoll` and `wake` are set in `init` and never change.
-public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
-    private let multi: UnsafeMutableRawPointer
-    private let lock = NSRecursiveLock()
-    private let epoll: Int32
-    private let wake: Int32
-    private let done = DispatchSemaphore(value: 0)
-
-    // Guarded by `lock`.
-    private var idleHandles: [UnsafeMutableRawPointer] = []
-    private var active: [ObjectIdentifier: CurlTransfer] = [:]
-    private var watched: Set<Int32> = []
-    /// Inside libcurl (socket_action and the callbacks it runs): starts and cancels wait in the lists below.
-    private var dispatching = false
-    private var deferredStarts: [UpstreamCall] = []
-    private var deferredCancels: [UpstreamCall] = []
-    private var running = true
-    /// When libcurl wants `socket_action(TIMEOUT)` next (monotonic ns); nil for never.
-    private var timerDeadline: UInt64?
-    /// Until when the event thread sleeps, so a start that needs an earlier timer can wake it.
-    private var sleepingUntil: UInt64 = 0
-    /// Where libcurl writes its count of running transfers (unused, but it must point somewhere).
-    private var stillRunning: Int32 = 0
-
-    /// Calls started while another thread was inside libcurl: the lock holder or the event thread sends them.
-    private let inbox = Mutex<[UpstreamCall]>([])
-    /// False once `shutdown` began: starts fail at once instead of waiting in the inbox for nobody.
+/// Each loop has its own multi handle (a `CurlEngine`), touched only on the loop's thread. A call started on
+/// one of the client's loops (the gateway's server threads, where requests arrive) is sent right there and
+/// its answer handled on the same thread: no hand-off, no wake-up of another thread. A call started anywhere
+/// else goes to the next loop in turn.
+public final class UpstreamClient: UpstreamTransport, Sendable {
+    private let loops: [EventLoop]
+    private let engines: [CurlEngine]
+    /// Loops made by this client (ended by `shutdown`); a server's loops are the server's.
+    private let ownsLoops: Bool
+    private let next = Atomic<Int>(0)
+    /// False once `shutdown` began: starts fail at once.
     private let accepting = Atomic<Bool>(true)
-
+    private let finished = Atomic<Bool>(false)
     /// Calls started and not finished.
-    private let activeCalls = Atomic<Int>(0)
+    private let counter = CallCounter()
+    private var activeCalls: CallCounter { counter }
 
     /// libcurl's global set-up is not thread-safe: done once, before the first client.
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
-    public init() {
+    /// A client with one loop thread of its own.
+    public convenience init() {
+        self.init(loops: [EventLoop(name: "bakeoff-upstream")], owningLoops: true)
+    }
+
+    /// A client on the given loops (a server's: calls started on its threads stay on them).
+    package convenience init(loops: [EventLoop]) {
+        self.init(loops: loops, owningLoops: false)
+    }
+
+    private init(loops: [EventLoop], owningLoops: Bool) {
         Self.globalInit
-        multi = curl_multi_init()!
-        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wake))
-        epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event)
-        let me = Unmanaged.passUnretained(self).toOpaque()
-        _ = bakeoff_curl_multi_set_long(multi, CURLMOPT_MAXCONNECTS, 1024)
-        _ = bakeoff_curl_multi_set_socket_function(multi, upstreamSocket)
-        _ = bakeoff_curl_multi_set_pointer(multi, CURLMOPT_SOCKETDATA, me)
-        _ = bakeoff_curl_multi_set_timer_function(multi, upstreamTimer)
-        _ = bakeoff_curl_multi_set_pointer(multi, CURLMOPT_TIMERDATA, me)
-        let thread = Thread { [unowned self] in self.run() }
-        thread.name = "bakeoff-upstream"
-        thread.stackSize = 1 << 20
-        thread.start()
+        precondition(!loops.isEmpty, "an upstream client needs at least one event loop")
+        self.loops = loops
+        ownsLoops = owningLoops
+        var engines: [CurlEngine] = []
+        for (i, loop) in loops.enumerated() {
+            let engine = CurlEngine(loop: loop, index: i, counter: counter)
+            engines.append(engine)
+            loop.perform { loop.engine = engine }
+        }
+        self.engines = engines
     }
 
     /// A call of this client, to cancel.
@@ -164,35 +154,121 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
             return
         }
         activeCalls.add(1, ordering: .relaxed)
-        guard lock.try() else {
-            // Busy: rather than queue up behind the lock (slow under load), leave it for whoever holds it, and
-            // wake the event thread in case the holder is already on its way out.
-            inbox.withLock { $0.append(call) }
-            signalWake()
+        for (i, loop) in loops.enumerated() where loop.isCurrent {
+            call.engine.store(i, ordering: .releasing)
+            engines[i].start(call)
             return
         }
-        guard running else {
-            lock.unlock()
-            refuse(call)
-            return
-        }
-        if dispatching {
-            // Started from a callback: libcurl may not be re-entered; the dispatch loop picks it up.
-            deferredStarts.append(call)
-            lock.unlock()
-            return
-        }
-        add(call)
-        dispatch { _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning) }
-        let wakeNeeded = timerDeadline.map { $0 < sleepingUntil } ?? false
-        lock.unlock()
-        if wakeNeeded { signalWake() }
+        let i = loops.count == 1 ? 0 : next.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count
+        call.engine.store(i, ordering: .releasing)
+        let engine = engines[i]
+        loops[i].post { engine.start(call) }
     }
 
     /// Cancels a call if it is still running; `onFinish(.cancelled)` follows.
     func cancel(_ call: UpstreamCall) {
-        lock.lock()
-        defer { lock.unlock() }
+        let i = call.engine.load(ordering: .acquiring)
+        guard i >= 0 else { return }
+        let engine = engines[i]
+        if loops[i].isCurrent { engine.cancel(call) } else { loops[i].post { engine.cancel(call) } }
+    }
+
+    /// Cancels everything still running and refuses new calls; a client with loops of its own ends them.
+    public func shutdown() {
+        accepting.store(false, ordering: .releasing)
+        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for (i, loop) in loops.enumerated() {
+            let engine = engines[i]
+            loop.perform { engine.shutdownOnLoop() }
+        }
+        if ownsLoops { for loop in loops { loop.shutdown() } }
+    }
+
+    deinit {
+        shutdown()
+        for (i, loop) in loops.enumerated() {
+            let engine = engines[i]
+            if ownsLoops { engine.release() } else { loop.perform { if loop.engine === engine { loop.engine = nil }; engine.release() } }
+        }
+    }
+
+    /// What a call gets when the client is shutting down.
+    static let shutdownOutcome = UpstreamOutcome.failed(.shutdown, message: "the gateway is shutting down")
+}
+
+/// A count shared by a client and its engines.
+final class CallCounter: Sendable {
+    let value = Atomic<Int>(0)
+    func add(_ n: Int, ordering: AtomicUpdateOrdering) { value.add(n, ordering: .relaxed) }
+    func subtract(_ n: Int, ordering: AtomicUpdateOrdering) { value.subtract(n, ordering: .relaxed) }
+    func load(ordering: AtomicLoadOrdering) -> Int { value.load(ordering: .relaxed) }
+}
+
+/// One loop's libcurl multi handle and its calls. Used only on its loop's thread (`@unchecked Sendable` so
+/// work posted to the loop can carry it).
+///
+/// libcurl must not be re-entered from its own callbacks, and a call's handlers (run inside them) may start
+/// and cancel calls: those wait in `deferredStarts` / `deferredCancels` until libcurl has returned.
+final class CurlEngine: @unchecked Sendable {
+    unowned let loop: EventLoop
+    let index: Int
+    /// The client's count of calls in progress.
+    private let counter: CallCounter
+    private let multi: UnsafeMutableRawPointer
+    /// Easy handles between calls, by the URL they were last set to: a call to the same URL (the gateway's
+    /// calls go to a few upstream URLs) keeps the options that do not change, so libcurl neither resets its
+    /// settings nor parses the URL again.
+    private var idleHandles: [String: [UnsafeMutableRawPointer]] = [:]
+    private var idleCount = 0
+    private static let maxIdleHandles = 1024
+    private var active: [ObjectIdentifier: CurlTransfer] = [:]
+    private var watched: Set<Int32> = []
+    private var dispatching = false
+    private var deferredStarts: [UpstreamCall] = []
+    private var deferredCancels: [UpstreamCall] = []
+    private var running = true
+    private var released = false
+    /// When libcurl wants `socket_action(TIMEOUT)` next (monotonic ns); nil for never.
+    private var timerDeadline: UInt64?
+    private var stillRunning: Int32 = 0
+
+    init(loop: EventLoop, index: Int, counter: CallCounter) {
+        self.loop = loop
+        self.index = index
+        self.counter = counter
+        multi = curl_multi_init()!
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        _ = bakeoff_curl_multi_set_long(multi, CURLMOPT_MAXCONNECTS, 1024)
+        _ = bakeoff_curl_multi_set_socket_function(multi, upstreamSocket)
+        _ = bakeoff_curl_multi_set_pointer(multi, CURLMOPT_SOCKETDATA, me)
+        _ = bakeoff_curl_multi_set_timer_function(multi, upstreamTimer)
+        _ = bakeoff_curl_multi_set_pointer(multi, CURLMOPT_TIMERDATA, me)
+    }
+
+    /// Frees the handles (the engine is done).
+    func release() {
+        guard !released else { return }
+        released = true
+        for h in idleHandles.values.joined() { curl_easy_cleanup(h) }
+        idleHandles.removeAll()
+        curl_multi_cleanup(multi)
+    }
+
+    private var activeCalls: CallCounter { counter }
+
+    func start(_ call: UpstreamCall) {
+        guard running else { return refuse(call) }
+        if dispatching {
+            deferredStarts.append(call)
+            return
+        }
+        dispatch {
+            add(call)
+            _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning)
+        }
+    }
+
+    func cancel(_ call: UpstreamCall) {
         if dispatching {
             deferredCancels.append(call)
             return
@@ -200,55 +276,50 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
         dispatch { finish(call, .cancelled) }
     }
 
-    /// Cancels everything still running and stops the event thread.
-    public func shutdown() {
-        accepting.store(false, ordering: .releasing)
-        lock.lock()
-        let wasRunning = running
+    /// Milliseconds until libcurl's timer is due (at most 1000).
+    func timeoutMs() -> Int32 {
+        guard let deadline = timerDeadline else { return 1000 }
+        let now = MonotonicClock.now()
+        return deadline <= now ? 0 : Int32(min(1000, (deadline - now + 999_999) / 1_000_000))
+    }
+
+    func socketReady(_ fd: Int32, events: UInt32) {
+        var flags: Int32 = 0
+        if events & EPOLLIN.rawValue != 0 { flags |= CURL_CSELECT_IN }
+        if events & EPOLLOUT.rawValue != 0 { flags |= CURL_CSELECT_OUT }
+        if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { flags |= CURL_CSELECT_ERR }
+        dispatch { _ = curl_multi_socket_action(multi, fd, flags, &stillRunning) }
+    }
+
+    func timersDue() {
+        guard let deadline = timerDeadline, deadline <= MonotonicClock.now() else { return }
+        timerDeadline = nil
+        dispatch { _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning) }
+    }
+
+    /// Ends every call (the client is shutting down); later starts are refused.
+    func shutdownOnLoop() {
+        guard running else { return }
         running = false
-        lock.unlock()
-        guard wasRunning else { return }
-        signalWake()
-        done.wait()
+        dispatching = true
+        for transfer in Array(active.values) { finish(transfer.call, UpstreamClient.shutdownOutcome) }
+        let stranded = deferredStarts
+        deferredStarts.removeAll()
+        for call in stranded { refuse(call) }
+        dispatching = false
     }
-
-    deinit {
-        shutdown()
-        for h in idleHandles { curl_easy_cleanup(h) }
-        curl_multi_cleanup(multi)
-        close(epoll)
-        close(wake)
-    }
-
-    /// What a call gets when the client is shutting down.
-    private static let shutdownOutcome = UpstreamOutcome.failed(.shutdown, message: "the gateway is shutting down")
 
     /// Finishes a counted call that will never start: the client is shutting down.
     private func refuse(_ call: UpstreamCall) {
         activeCalls.subtract(1, ordering: .relaxed)
-        call.finish(Self.shutdownOutcome)
-    }
-
-    /// The calls left in the inbox by starts that found the lock busy; the inbox is left empty.
-    private func takeInbox() -> [UpstreamCall] {
-        inbox.withLock { waiting in
-            defer { waiting.removeAll() }
-            return waiting
-        }
-    }
-
-    private func signalWake() {
-        var one: UInt64 = 1
-        _ = Glibc.write(wake, &one, 8)
+        call.finish(UpstreamClient.shutdownOutcome)
     }
 
     /// Runs `body` (which calls into libcurl) and then whatever it deferred, and collects finished calls.
-    /// Called with the lock held.
     private func dispatch(_ body: () -> Void) {
         dispatching = true
         body()
         collectFinished()
-        deferredStarts += takeInbox()
         while !deferredStarts.isEmpty || !deferredCancels.isEmpty {
             let starts = deferredStarts, cancels = deferredCancels
             deferredStarts.removeAll()
@@ -259,67 +330,13 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
             }
             if !starts.isEmpty { _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning) }
             collectFinished()
-            deferredStarts += takeInbox()
         }
         dispatching = false
     }
 
-    private func run() {
-        // Touched only on this thread.
-        var events = [epoll_event](repeating: epoll_event(), count: 256)
-        while true {
-            lock.lock()
-            if !running {
-                dispatching = true
-                for transfer in Array(active.values) { finish(transfer.call, Self.shutdownOutcome) }
-                let stranded = deferredStarts + takeInbox()
-                deferredStarts.removeAll()
-                for call in stranded { refuse(call) }
-                dispatching = false
-                lock.unlock()
-                break
-            }
-            let now = MonotonicClock.now()
-            var timeoutMs: Int32 = 1000
-            if let deadline = timerDeadline {
-                timeoutMs = deadline <= now ? 0 : Int32(min(1000, (deadline - now + 999_999) / 1_000_000))
-            }
-            sleepingUntil = now + UInt64(timeoutMs) * 1_000_000
-            lock.unlock()
-
-            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeoutMs) }
-
-            lock.lock()
-            sleepingUntil = 0
-            dispatch {
-                if n > 0 {
-                    for i in 0..<Int(n) {
-                        let event = events[i]
-                        let fd = event.data.fd
-                        if fd == wake {
-                            var value: UInt64 = 0
-                            _ = Glibc.read(wake, &value, 8)
-                            continue
-                        }
-                        var flags: Int32 = 0
-                        if event.events & EPOLLIN.rawValue != 0 { flags |= CURL_CSELECT_IN }
-                        if event.events & EPOLLOUT.rawValue != 0 { flags |= CURL_CSELECT_OUT }
-                        if event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { flags |= CURL_CSELECT_ERR }
-                        _ = curl_multi_socket_action(multi, fd, flags, &stillRunning)
-                    }
-                }
-                if let deadline = timerDeadline, deadline <= MonotonicClock.now() {
-                    timerDeadline = nil
-                    _ = curl_multi_socket_action(multi, CURL_SOCKET_BAD, 0, &stillRunning)
-                }
-            }
-            lock.unlock()
-        }
-        done.signal()
-    }
-
     /// libcurl's socket callback: which sockets to watch, for what.
     fileprivate func watch(_ fd: Int32, what: Int32) {
+        let epoll = loop.epoll
         if what == CURL_POLL_REMOVE {
             if watched.remove(fd) != nil { epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil) }
             return
@@ -327,7 +344,7 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
         var mask: UInt32 = 0
         if what == CURL_POLL_IN || what == CURL_POLL_INOUT { mask |= EPOLLIN.rawValue }
         if what == CURL_POLL_OUT || what == CURL_POLL_INOUT { mask |= EPOLLOUT.rawValue }
-        var event = epoll_event(events: mask, data: epoll_data_t(fd: fd))
+        var event = epoll_event(events: mask, data: epoll_data_t(u64: UInt64(UInt32(bitPattern: fd))))
         if watched.insert(fd).inserted {
             if epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) != 0 && errno == EEXIST { epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) }
         } else {
@@ -357,11 +374,17 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
         // A call cancelled before it was added has finished already (and been counted out).
         guard let handlers = call.current else { return }
         let request = call.request
-        let h = idleHandles.popLast() ?? curl_easy_init()!
-        let transfer = CurlTransfer(call: call, handle: h, handlers: handlers)
-        _ = bakeoff_curl_set_string(h, CURLOPT_URL, request.url)
-        _ = bakeoff_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
-        _ = bakeoff_curl_set_long(h, CURLOPT_TCP_NODELAY, 1)
+        let h: UnsafeMutableRawPointer
+        if let reused = idleHandles[request.url]?.popLast() {
+            h = reused
+            idleCount -= 1
+        } else {
+            h = curl_easy_init()!
+            _ = bakeoff_curl_set_string(h, CURLOPT_URL, request.url)
+            _ = bakeoff_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
+            _ = bakeoff_curl_set_long(h, CURLOPT_TCP_NODELAY, 1)
+        }
+        let transfer = CurlTransfer(call: call, handle: h, handlers: handlers, url: request.url)
         _ = bakeoff_curl_set_long(h, CURLOPT_TIMEOUT_MS, max(0, request.timeoutMs))
         _ = bakeoff_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, request.connectTimeoutMs))
         if request.method == "GET" {
@@ -388,6 +411,9 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
         if request.capturesHeaders {
             _ = bakeoff_curl_set_data_callback(h, CURLOPT_HEADERFUNCTION, upstreamHeader)
             _ = bakeoff_curl_set_pointer(h, CURLOPT_HEADERDATA, me)
+        } else {
+            _ = bakeoff_curl_set_data_callback(h, CURLOPT_HEADERFUNCTION, nil)
+            _ = bakeoff_curl_set_pointer(h, CURLOPT_HEADERDATA, nil)
         }
         _ = bakeoff_curl_set_pointer(h, CURLOPT_WRITEDATA, me)
         _ = bakeoff_curl_set_pointer(h, CURLOPT_PRIVATE, me)
@@ -425,15 +451,21 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
         }
     }
 
-    /// Ends a call (lock held): its handle goes back to the pool, its connection stays in the cache.
+    /// Ends a call (on the loop's thread): its handle goes back to the pool, its connection stays in the cache.
     private func finish(_ call: UpstreamCall, _ outcome: UpstreamOutcome) {
         guard call.current != nil else { return }
         if let transfer = active.removeValue(forKey: ObjectIdentifier(call)) {
             if case .completed = outcome { transfer.deliverResponseIfNeeded() }
             curl_multi_remove_handle(multi, transfer.handle)
-            curl_easy_reset(transfer.handle)
-            idleHandles.append(transfer.handle)
+            // The options a call sets are all set again by the next call on this handle.
+            _ = bakeoff_curl_set_slist(transfer.handle, CURLOPT_HTTPHEADER, nil)
             if let list = transfer.headerList { curl_slist_free_all(list); transfer.headerList = nil }
+            if idleCount < Self.maxIdleHandles {
+                idleHandles[transfer.url, default: []].append(transfer.handle)
+                idleCount += 1
+            } else {
+                curl_easy_cleanup(transfer.handle)
+            }
             Unmanaged.passUnretained(transfer).release()
         }
         activeCalls.subtract(1, ordering: .relaxed)
@@ -444,13 +476,13 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
 
 private func upstreamSocket(_ easy: UnsafeMutableRawPointer?, _ fd: curl_socket_t, _ what: Int32, _ context: UnsafeMutableRawPointer?, _ socketContext: UnsafeMutableRawPointer?) -> Int32 {
     guard let context else { return 0 }
-    Unmanaged<UpstreamClient>.fromOpaque(context).takeUnretainedValue().watch(fd, what: what)
+    Unmanaged<CurlEngine>.fromOpaque(context).takeUnretainedValue().watch(fd, what: what)
     return 0
 }
 
 private func upstreamTimer(_ multi: UnsafeMutableRawPointer?, _ milliseconds: Int, _ context: UnsafeMutableRawPointer?) -> Int32 {
     guard let context else { return 0 }
-    Unmanaged<UpstreamClient>.fromOpaque(context).takeUnretainedValue().setTimer(milliseconds)
+    Unmanaged<CurlEngine>.fromOpaque(context).takeUnretainedValue().setTimer(milliseconds)
     return 0
 }
 
@@ -468,13 +500,28 @@ private func upstreamHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _
     let n = size * count
     guard let context, let data, n > 0 else { return n }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
-    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
-    if line.hasPrefix("HTTP/") {
+    let line = UnsafeRawBufferPointer(start: data, count: n)
+    if n >= 5 && line[0] == 0x48 && line[1] == 0x54 && line[2] == 0x54 && line[3] == 0x50 && line[4] == 0x2F {  // "HTTP/"
         transfer.headers.removeAll()  // a new response (after 100 Continue or a redirect)
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-        transfer.headers.append((name, value))
+    } else if let header = parseHeaderLine(line) {
+        transfer.headers.append(header)
     }
     return n
+}
+
+/// "Name: value\r\n" as (lower-cased name, trimmed value); nil for a line without a colon.
+package func parseHeaderLine(_ line: UnsafeRawBufferPointer) -> (name: String, value: String)? {
+    guard let colon = line.firstIndex(of: 0x3A) else { return nil }
+    func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0D || b == 0x0A }
+    var start = colon + 1, end = line.count
+    while start < end && isSpace(line[start]) { start += 1 }
+    while end > start && isSpace(line[end - 1]) { end -= 1 }
+    let name = String(unsafeUninitializedCapacity: colon) { out in
+        for i in 0..<colon {
+            let b = line[i]
+            out[i] = b >= 0x41 && b <= 0x5A ? b + 32 : b
+        }
+        return colon
+    }
+    return (name, String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<end]), as: UTF8.self))
 }

@@ -523,6 +523,10 @@ final class Writer: Sendable {
         let ready = DispatchSemaphore(value: 0)
         let t = Thread { [self] in
             state.withLock { $0.writerThread = pthread_self() }
+            Thread.current.name = "bakeoff-store"
+            // Behind the request threads when the cores are busy: a commit must not delay the requests in flight
+            // (the writer catches up between them; its queue holds the events meanwhile).
+            _ = bakeoff_set_thread_nice(5)
             do {
                 let db: any StoreBackend
                 do throws(StoreError) { db = try open() } catch {

@@ -35,7 +35,10 @@ public final class SpanExporter: Sendable {
         self.log = RateLimitedLog(write: log)
         state = Mutex(State(schedule: ExportSchedule(batchSize: settings.batchSize, queueSize: settings.queueSize,
                                                      intervalMs: settings.exportIntervalMs), running: true))
-        let thread = Thread { [self] in run() }
+        let thread = Thread { [self] in
+            Thread.current.name = "bakeoff-otlp"
+            run()
+        }
         thread.name = "bakeoff-otlp"
         thread.start()
     }

@@ -16,3 +16,8 @@ void *bakeoff_mhd_socket_context(void *connection) {
         MHD_get_connection_info((struct MHD_Connection *)connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return info ? info->socket_context : NULL;
 }
+
+int bakeoff_mhd_daemon_epoll_fd(void *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info((struct MHD_Daemon *)daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    return info ? (int)info->epoll_fd : -1;
+}

@@ -24,6 +24,8 @@ public final class Gateway: Sendable {
     let feedbackRules: FeedbackRules
     /// The HTTP server, for a gateway that listens (`init(config:)`); none in process.
     private let server = Mutex<HTTPServer?>(nil)
+    /// The event loops the server and the upstream calls run on (ended by `stop`).
+    private let ownLoops = Mutex<[EventLoop]>([])
     /// Signs the feedback token of every proxied response, and checks it when feedback comes back.
     let feedbackTokens: FeedbackTokenSigner
     /// Feedback accepted per target and name, for the cap (`GatewayAccess.feedbackLimit`).
@@ -74,12 +76,16 @@ public final class Gateway: Sendable {
         let spans = config.traceExport.map { settings in
             SpanExporter(settings: settings, source: Self.traceSource(settings), transport: UpstreamClient(), log: { Self.log($0) })
         }
-        // Created last: its thread must not outlive a failed init.
-        self.init(config: config, events: StoreEventSink(store: store), upstream: UpstreamClient(), spans: spans)
+        // Created last: their threads must not outlive a failed init. The server and the upstream calls share
+        // event loops: a request is read, sent, answered and logged on one thread.
+        let loops = (0..<max(1, config.threads)).map { EventLoop(name: "bakeoff-loop-\($0)") }
+        self.init(config: config, events: StoreEventSink(store: store), upstream: UpstreamClient(loops: loops), spans: spans)
+        ownLoops.withLock { $0 = loops }
         var options = HTTPServer.Options()
         options.host = config.listenHost
         options.port = config.listenPort
         options.threads = config.threads
+        options.loops = loops
         options.maxBodyBytes = config.maxBodyBytes
         options.maxConnections = config.limits.maxConnections ?? GatewayConfig.Defaults.maxConnections
         options.lowerConnectionsToFit = config.limits.maxConnections == nil
@@ -168,6 +174,7 @@ public final class Gateway: Sendable {
     public func stop(graceSeconds: Double = 30) {
         server.withLock { $0 }?.stop(graceSeconds: graceSeconds)
         upstream.shutdown()
+        for loop in ownLoops.withLock({ $0 }) { loop.shutdown() }
         events.close()
         // Spans last: those of the requests just finished go too (up to 5 s more).
         if let tracer {
@@ -237,7 +244,7 @@ public final class Gateway: Sendable {
         let requestID = RequestID.make()
         let assignment: ProxyAssignment
         switch ProxyDecision.assign(request, endpoint: endpoint, config: config, access: access, requestID: requestID,
-                                    draw: { Double(UInt64.random(in: 0..<10_000)) / 10_000 }) {
+                                    draw: { Double(SecureRandom.next() % 10_000) / 10_000 }) {
         case .success(let a): assignment = a
         case .failure(let error): return fail(exchange, error)
         }
@@ -418,7 +425,11 @@ public final class Gateway: Sendable {
             ("bakeoff_buffered_bytes", "Bytes of request bodies, stream buffers and upstream answers held now.", Double(server?.budget.used ?? 0)),
             ("bakeoff_memory_budget_bytes", "The most bytes requests may buffer together (memory_budget_bytes).", Double(server?.budget.limit ?? config.limits.memoryBudgetBytes)),
         ]
-        let text = metrics.render(gauges: gauges + traceGauges())
+        var text = metrics.render(gauges: gauges + traceGauges())
+        if let server {
+            text += server.streamDelays.prometheus(name: "bakeoff_stream_chunk_delay_seconds",
+                                                   help: "How long a streamed chunk waited between its arrival from the upstream and its hand-off to the client's socket.")
+        }
         exchange.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(text.utf8))
     }
 
@@ -478,17 +489,60 @@ extension Gateway {
     }
 }
 
-/// Request ids: `req_` and 24 random hex digits.
+/// Request ids: `req_` and 24 hex digits, the first 12 the milliseconds since 1970 and the other 12 random.
+///
+/// Why time first: the store indexes requests by id, and ids that grow with time land at the end of that
+/// index, so a batch of events dirties a few pages instead of one page per event (random ids made the store's
+/// writer rewrite most of the index on every commit). 48 random bits per millisecond keep ids unguessable
+/// enough for look-ups; feedback on a request needs its signed token or its user anyway.
 enum RequestID {
-    static func make() -> String {
-        var g = SystemRandomNumberGenerator()
-        let a = g.next() as UInt64, b = g.next() as UInt32
-        return "req_" + hex(a, 16) + hex(UInt64(b), 8)
+    static func make(nowMicroseconds: Int64 = WallClock.microseconds()) -> String {
+        let millis = UInt64(max(0, nowMicroseconds / 1000)) & 0xFFFF_FFFF_FFFF
+        let random = SecureRandom.next() & 0xFFFF_FFFF_FFFF
+        return String(unsafeUninitializedCapacity: 28) { buffer in
+            let prefix: StaticString = "req_"
+            prefix.withUTF8Buffer { for (i, b) in $0.enumerated() { buffer[i] = b } }
+            let digits: StaticString = "0123456789abcdef"
+            digits.withUTF8Buffer { hex in
+                for i in 0..<12 {
+                    buffer[4 + i] = hex[Int((millis >> UInt64(44 - 4 * i)) & 0xF)]
+                    buffer[16 + i] = hex[Int((random >> UInt64(44 - 4 * i)) & 0xF)]
+                }
+            }
+            return 28
+        }
     }
 
     static func hex(_ v: UInt64, _ digits: Int) -> String {
         let s = String(v, radix: 16)
         return String(repeating: "0", count: max(0, digits - s.count)) + s
+    }
+}
+
+/// Random numbers from the system's secure generator, fetched 4 KiB at a time (one system call per 512
+/// numbers instead of one or two per request).
+enum SecureRandom {
+    private struct Pool {
+        var words = [UInt64](repeating: 0, count: 512)
+        var next = 512
+    }
+    private static let pool = Mutex(Pool())
+    /// The kernel's secure generator (Glibc's module has no `getrandom`).
+    private static let urandom = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+
+    static func next() -> UInt64 {
+        pool.withLock { p in
+            if p.next == p.words.count {
+                let filled = urandom >= 0 ? p.words.withUnsafeMutableBytes { read(urandom, $0.baseAddress, $0.count) } : -1
+                if filled != p.words.count * 8 {
+                    var g = SystemRandomNumberGenerator()
+                    for i in p.words.indices { p.words[i] = g.next() }
+                }
+                p.next = 0
+            }
+            defer { p.next += 1 }
+            return p.words[p.next]
+        }
     }
 }
 

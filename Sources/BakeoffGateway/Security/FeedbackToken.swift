@@ -8,11 +8,14 @@ import BakeoffHTTP
 /// (the gateway knows the request's user), only in what is signed.
 public struct FeedbackTokenSigner: Sendable {
     let key: [UInt8]
+    /// `key`, prepared once.
+    private let hmac: HMACKey
     /// How long a token is accepted after its response.
     public let lifetimeSeconds: Int64
 
     public init(key: [UInt8], lifetimeSeconds: Int64) {
         self.key = key
+        hmac = HMACKey(key)
         self.lifetimeSeconds = lifetimeSeconds
     }
 
@@ -52,8 +55,8 @@ public struct FeedbackTokenSigner: Sendable {
 
     private func signature(requestID: String, user: String, expiry: Int64) -> [UInt8] {
         // Lengths first, so no two (request, user) pairs give the same message.
-        let message = "bk1\n\(requestID.utf8.count):\(requestID)\n\(user.utf8.count):\(user)\n\(expiry)"
-        return hmacSHA256(key: key, message: Array(message.utf8))
+        var message = "bk1\n\(requestID.utf8.count):\(requestID)\n\(user.utf8.count):\(user)\n\(expiry)"
+        return message.withUTF8 { hmac.authenticate(UnsafeRawBufferPointer($0)) }
     }
 
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
