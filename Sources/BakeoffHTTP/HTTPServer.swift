@@ -40,6 +40,8 @@ public final class HTTPServer: Sendable {
         public var onRefusal: (@Sendable (_ status: Int) -> Void)? = nil
         /// How the server's own refusals read: the application's error shape (the gateway's is OpenAI's).
         public var refusalResponse: @Sendable (HTTPRefusal) -> HTTPRefusalResponse = HTTPRefusalResponse.plainText
+        /// Serve HTTPS with this certificate and key (see `HTTPServerTLS.swift`); nil serves plain HTTP.
+        public var tls: TLS? = nil
         public init() {}
     }
 
@@ -109,6 +111,8 @@ public final class HTTPServer: Sendable {
     public var bodyTimeouts: Int { deadlines.closedInBody }
     /// Connections refused so far at `maxConnections` or the per-address limit.
     public var refusedConnections: Int { log.refusedConnections }
+    /// Connections accepted so far (with `Options.tls`, each began with a TLS handshake).
+    public var acceptedConnections: Int { deadlines.accepted }
 
     /// Raises the open-files limit, binds and starts serving; throws with the address when it cannot, or
     /// when `maxConnections` does not fit the open-files limit and may not be lowered.
@@ -139,7 +143,9 @@ public final class HTTPServer: Sendable {
         // wake-up (see README, "Limits that protect it", for the measurements). epoll in libmicrohttpd 0.9.75
         // can miss a client that closes after part of a request; the sweep finds those (ConnectionDeadlines).
         let loop = options.eventLoop == .epoll ? MHD_USE_EPOLL.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue : MHD_USE_POLL_INTERNAL_THREAD.rawValue
-        let flags = loop | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        let tls: TLSDaemonSettings
+        do { tls = try TLSDaemonSettings(options.tls) } catch { close(fd); throw error }
+        let flags = loop | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue | tls.flag
         let me = Unmanaged.passUnretained(self).toOpaque()
         let logContext = Unmanaged.passUnretained(log).toOpaque()
         var args: [CVarArg] = [
@@ -154,13 +160,16 @@ public final class HTTPServer: Sendable {
         ]
         // One thread is the daemon's own; a pool of one would only draw a warning.
         if options.threads > 1 { args += [CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(options.threads)] }
+        args += tls.arguments
         args.append(CInt(MHD_OPTION.END.rawValue))
-        let daemon = withVaList(args) { va in
-            MHD_start_daemon_va(flags, 0, nil, nil, httpAccessHandler, me, va)
+        let daemon = withExtendedLifetime(tls) {
+            withVaList(args) { va in
+                MHD_start_daemon_va(flags, 0, nil, nil, httpAccessHandler, me, va)
+            }
         }
         guard let daemon else {
             close(fd)
-            throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
+            throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)" + tls.startFailureHint)
         }
         started.withLock { $0.daemon = MHDDaemon(pointer: daemon) }
         let wake = watcherWake

@@ -117,6 +117,8 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
 
     /// Calls started and not finished.
     private let activeCalls = Atomic<Int>(0)
+    /// New connections the finished calls needed (libcurl's CURLINFO_NUM_CONNECTS, summed).
+    private let openedConnections = Atomic<Int>(0)
 
     /// libcurl's global set-up is not thread-safe: done once, before the first client.
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
@@ -157,6 +159,9 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
 
     /// Calls started and not finished.
     public var callsInProgress: Int { activeCalls.load(ordering: .relaxed) }
+
+    /// Connections opened so far; each call on a kept-alive connection adds none.
+    public var connectionsOpened: Int { openedConnections.load(ordering: .relaxed) }
 
     func start(_ call: UpstreamCall) {
         guard accepting.load(ordering: .acquiring) else {
@@ -364,6 +369,11 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
         _ = bakeoff_curl_set_long(h, CURLOPT_TCP_NODELAY, 1)
         _ = bakeoff_curl_set_long(h, CURLOPT_TIMEOUT_MS, max(0, request.timeoutMs))
         _ = bakeoff_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, request.connectTimeoutMs))
+        if let caFile = request.caFile {
+            // Its CAs instead of the system's (the bundle and the directory); a reused handle was reset to those.
+            _ = bakeoff_curl_set_string(h, CURLOPT_CAINFO, caFile)
+            _ = bakeoff_curl_set_string(h, CURLOPT_CAPATH, nil)
+        }
         if request.method == "GET" {
             _ = bakeoff_curl_set_long(h, CURLOPT_HTTPGET, 1)
         } else {
@@ -414,9 +424,13 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
                 return .failed(.unreachable, message: "cannot connect to the upstream within \(request.connectTimeoutMs) ms")
             }
             return .failed(.timeout, message: "the upstream did not answer within \(request.timeoutMs) ms")
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR:
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
             // The upstream's address stays out of the message: clients see it.
             return .failed(.unreachable, message: "cannot reach the upstream: \(text)")
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CONNECT_ERROR:
+            var verifyResult = 0
+            _ = bakeoff_curl_get_long(transfer.handle, CURLINFO_SSL_VERIFYRESULT, &verifyResult)
+            return .failed(.unreachable, message: UpstreamTLSProblem(code: code, verifyResult: verifyResult).message)
         default:
             if !transfer.responded && transfer.dataBytes == 0 && (code == CURLE_GOT_NOTHING || code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR) {
                 return .failed(.unreachable, message: "the upstream closed the connection without answering: \(text)")
@@ -430,6 +444,9 @@ public final class UpstreamClient: UpstreamTransport, @unchecked Sendable {
         guard call.current != nil else { return }
         if let transfer = active.removeValue(forKey: ObjectIdentifier(call)) {
             if case .completed = outcome { transfer.deliverResponseIfNeeded() }
+            var connects = 0
+            _ = bakeoff_curl_get_long(transfer.handle, CURLINFO_NUM_CONNECTS, &connects)
+            openedConnections.add(connects, ordering: .relaxed)
             curl_multi_remove_handle(multi, transfer.handle)
             curl_easy_reset(transfer.handle)
             idleHandles.append(transfer.handle)
