@@ -2,6 +2,7 @@
 """What an HTTPS upstream costs the gateway, and proof that it reuses its upstream connections.
 
     tls_bench.py --bin .build/product/release/bakeoff [--rounds 3] [--duration 8] [--json out/bench/tls.json]
+                 [--markdown BENCHMARKS.md]
 
 Standard library only, plus the `openssl` command (a throwaway CA and a certificate for 127.0.0.1). Two
 `bakeoff mock-upstream` processes that answer at once, one plain HTTP and one HTTPS (`--tls-cert`/`--tls-key`),
@@ -18,7 +19,8 @@ opened in the whole run (warm-up included; the mock's `/mock/stats`, checked aga
 `bakeoff_upstream_connections_opened_total`), and TLS handshakes per 1,000 requests (the TLS mock's
 `tls_handshakes` over the requests it served). Then what TLS adds per request: the difference in CPU and p50.
 
-Prints a Markdown section to stdout; exit status 1 if a run had errors or a TLS run needed more handshakes per
+Prints a Markdown section to stdout (and with --markdown puts it into that file, replacing its section of the
+same title: scripts/bench/bench_md.py); exit status 1 if a run had errors or a TLS run needed more handshakes per
 1,000 requests than connections it kept (a gateway that does not reuse connections).
 """
 import argparse
@@ -37,6 +39,7 @@ import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MODEL = "bench-bot"
+SECTION_TITLE = "## HTTPS upstreams: what TLS adds, and connection reuse"
 START = time.monotonic()
 
 
@@ -156,23 +159,30 @@ def run_once(args, procs, workdir, kind, mock, stats, rate, tag):
     with open(path, "w") as fh:
         json.dump(config, fh)
     gw, url = procs.start(tag, [args.bin, "serve", "--config", path], "listening on ")
-    before = stats.get()
-    load(args, url, rate, args.warmup)
+    start = stats.get()
+    warmup = load(args, url, rate, args.warmup)
+    warm = stats.get()
     cpu0 = cpu_seconds(gw.pid)
     report = load(args, url, rate, args.duration)
     cpu = cpu_seconds(gw.pid) - cpu0
-    after = stats.get()
+    end = stats.get()
     opened_metric = gateway_metric(url, "bakeoff_upstream_connections_opened_total")
     procs.stop(gw)
-    served = after["requests"] - before["requests"]
-    connections = after["connections"] - before["connections"]
-    handshakes = after["tls_handshakes"] - before["tls_handshakes"]
-    return {"kind": kind, "rate": rate, "tag": tag, "report": report, "throughput": report["rate"],
+    served = end["requests"] - start["requests"]
+    measured_served = end["requests"] - warm["requests"]
+    handshakes = end["tls_handshakes"] - start["tls_handshakes"]
+    measured_handshakes = end["tls_handshakes"] - warm["tls_handshakes"]
+    return {"kind": kind, "rate": rate, "tag": tag, "report": report, "warmup_report": warmup, "throughput": report["rate"],
             "p50": report["latency_ms"]["p50"], "p99": report["latency_ms"]["p99"], "requests": report["requests"],
-            "errors": report["errors"], "skipped": report["skipped"],
+            "errors": report["errors"] + warmup["errors"], "skipped": report["skipped"], "warmup_skipped": warmup["skipped"],
+            "warmup_p99": warmup["latency_ms"]["p99"],
             "cpu_us_per_request": cpu / max(1, report["requests"]) * 1e6,
-            "upstream_requests": served, "connections_opened": connections, "gateway_connections_opened": opened_metric,
-            "tls_handshakes": handshakes, "handshakes_per_1000": handshakes / max(1, served) * 1000}
+            "upstream_requests": served, "gateway_connections_opened": opened_metric,
+            "connections_opened": end["connections"] - start["connections"],
+            "connections_opened_warmup": warm["connections"] - start["connections"],
+            "connections_opened_measured": end["connections"] - warm["connections"],
+            "tls_handshakes": handshakes, "handshakes_per_1000": handshakes / max(1, served) * 1000,
+            "measured_handshakes_per_1000": measured_handshakes / max(1, measured_served) * 1000}
 
 
 def median(runs, key):
@@ -180,12 +190,13 @@ def median(runs, key):
 
 
 def render(args, runs):
-    lines = ["## HTTPS upstreams: what TLS adds, and connection reuse", "",
-             f"`scripts/bench/tls_bench.py --bin BIN --rounds {args.rounds} --duration {args.duration:g}` "
-             f"({os.cpu_count()} cores; medians of {args.rounds} rounds of {args.warmup:g} s warm-up + {args.duration:g} s; "
+    lines = [SECTION_TITLE, "",
+             f"`python3 scripts/bench/tls_bench.py --bin .build/product/release/bakeoff --rounds {args.rounds} --duration {args.duration:g} "
+             f"--markdown BENCHMARKS.md`, {time.strftime('%Y-%m-%d')} ({os.cpu_count()} cores, load average "
+             f"{args.loadavg} at the start, shared with other work; medians of {args.rounds} rounds of {args.warmup:g} s warm-up + {args.duration:g} s; "
              f"mocks answer at once with 20 tokens; gateway {args.gateway_threads} threads, SQLite store; "
              f"a fresh gateway per run, so every upstream connection it used was opened in the run).", "",
-             "| load | upstream | throughput (req/s) | p50 (ms) | p99 (ms) | gateway CPU per request (µs) | upstream connections opened (per run) | TLS handshakes per 1,000 requests |",
+             "| load | upstream | throughput (req/s) | p50 (ms) | p99 (ms) | gateway CPU per request (µs) | upstream connections opened: warm-up, measured | TLS handshakes per 1,000 requests: whole run, measured |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     modes = [(0, f"closed loop, {args.concurrency} outstanding"), (args.rate, f"open loop, {args.rate:,} req/s")]
     adds = []
@@ -193,20 +204,35 @@ def render(args, runs):
         by = {k: [r for r in runs if r["rate"] == rate and r["kind"] == k] for k in ("plain", "tls")}
         for kind, name in (("plain", "HTTP"), ("tls", "HTTPS (ca_file)")):
             rs = by[kind]
-            hs = f"{median(rs, 'handshakes_per_1000'):.2f}" if kind == "tls" else "—"
-            low, high = min(r["connections_opened"] for r in rs), max(r["connections_opened"] for r in rs)
-            conns = str(low) if low == high else f"{low}–{high}"
+            hs = f"{median(rs, 'handshakes_per_1000'):.2f}, {median(rs, 'measured_handshakes_per_1000'):.2f}" if kind == "tls" else "—"
+
+            def span(key):
+                low, high = min(r[key] for r in rs), max(r[key] for r in rs)
+                return str(low) if low == high else f"{low}–{high}"
+            conns = f"{span('connections_opened_warmup')}, {span('connections_opened_measured')}"
             lines.append(f"| {label} | {name} | {median(rs, 'throughput'):,.0f} | {median(rs, 'p50'):.3f} | {median(rs, 'p99'):.3f} | "
                          f"{median(rs, 'cpu_us_per_request'):.0f} | {conns} | {hs} |")
         cpu = median(by["tls"], "cpu_us_per_request") - median(by["plain"], "cpu_us_per_request")
         p50 = median(by["tls"], "p50") - median(by["plain"], "p50")
         adds.append(f"- {label}: TLS adds {cpu:+.0f} µs of gateway CPU and {p50 * 1000:+.0f} µs of p50 per request.")
     lines += ["", "What TLS to the upstream adds per request (TLS median minus plain median):", ""] + adds
+    lines += ["", "The CPU is the gateway's alone (its side of TLS: OpenSSL through libcurl). In the closed loop the two "
+              "cores are saturated by the load, the gateway and the mock together, so its p50 (outstanding requests over "
+              "throughput) also carries the mock's own TLS work (GnuTLS); the open loop's p50 is the time one request "
+              "takes on a machine with cores to spare."]
     total_requests = sum(r["upstream_requests"] for r in runs if r["kind"] == "tls")
     total_handshakes = sum(r["tls_handshakes"] for r in runs if r["kind"] == "tls")
     lines += ["", f"Over all TLS runs, {total_handshakes:,} handshakes for {total_requests:,} upstream requests: connections "
               "are opened once and kept alive (libcurl's pool), so a handshake is paid per connection, not per request; "
-              "the gateway's `bakeoff_upstream_connections_opened_total` matched the mock's count in every run."]
+              "the gateway's `bakeoff_upstream_connections_opened_total` matched the mock's count in every run. "
+              "A fresh gateway opens its connections in the warm-up: one per request in flight while the first "
+              "handshakes are under way, so at an open loop's rate a cold start against an HTTPS upstream opens up to "
+              "as many connections as requests outstanding (the load's limit: 256) "
+              f"(warm-up p99 of the TLS open loop {median([r for r in runs if r['kind'] == 'tls' and r['rate'] > 0], 'warmup_p99'):.0f} ms, "
+              f"{median([r for r in runs if r['kind'] == 'tls' and r['rate'] > 0], 'warmup_skipped'):.0f} sends skipped at the limit; "
+              f"plain: {median([r for r in runs if r['kind'] == 'plain' and r['rate'] > 0], 'warmup_p99'):.0f} ms, "
+              f"{median([r for r in runs if r['kind'] == 'plain' and r['rate'] > 0], 'warmup_skipped'):.0f}); "
+              "after that none are opened."]
     return "\n".join(lines) + "\n"
 
 
@@ -220,10 +246,12 @@ def main():
     p.add_argument("--concurrency", type=int, default=8, help="the closed loop's requests outstanding")
     p.add_argument("--gateway-threads", type=int, default=2)
     p.add_argument("--json", help="also write every run's measurements here")
+    p.add_argument("--markdown", help="put the section into this file (e.g. BENCHMARKS.md)")
     args = p.parse_args()
     args.bin = os.path.abspath(args.bin)
     if not os.access(args.bin, os.X_OK):
         raise SystemExit(f"tls_bench.py: {args.bin} not found (make build)")
+    args.loadavg = open("/proc/loadavg").read().split()[0]
     with tempfile.TemporaryDirectory(prefix="tls-bench-") as workdir:
         args.certs = make_certificates(workdir)
         procs = Processes(workdir)
@@ -240,7 +268,13 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump({"settings": {k: v for k, v in vars(args).items() if k != "certs"}, "runs": runs}, fh, indent=1)
-    print(render(args, runs))
+    section = render(args, runs)
+    print(section)
+    if args.markdown:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from bench_md import write_section
+        write_section(args.markdown, section, SECTION_TITLE)
+        log(f"wrote the section into {args.markdown}")
     problems = [f"{r['tag']}: {r['errors']} errors" for r in runs if r["errors"]]
     problems += [f"{r['tag']}: {r['tls_handshakes']} handshakes but the gateway says it opened {r['gateway_connections_opened']}"
                  for r in runs if r["kind"] == "tls" and r["tls_handshakes"] != r["gateway_connections_opened"]]
@@ -272,8 +306,10 @@ def measure(args, procs, workdir):
                 run = run_once(args, procs, workdir, kind, mock, stats, rate, tag)
                 runs.append(run)
                 log(f"{tag}: {run['throughput']:.0f} req/s, p50 {run['p50']:.3f} ms, p99 {run['p99']:.3f} ms, "
-                    f"CPU {run['cpu_us_per_request']:.0f} µs/request, {run['connections_opened']} upstream connections for "
-                    f"{run['upstream_requests']} requests (gateway says {run['gateway_connections_opened']:.0f}), errors {run['errors']}")
+                    f"CPU {run['cpu_us_per_request']:.0f} µs/request, {run['connections_opened_warmup']} + {run['connections_opened_measured']} "
+                    f"upstream connections (warm-up + measured) for {run['upstream_requests']} requests (gateway says "
+                    f"{run['gateway_connections_opened']:.0f}), warm-up p99 {run['warmup_p99']:.0f} ms and {run['warmup_skipped']} skipped, "
+                    f"errors {run['errors']}")
     return runs
 
 
