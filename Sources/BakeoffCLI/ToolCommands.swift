@@ -1,3 +1,4 @@
+import Foundation
 import BakeoffCore
 import BakeoffReport
 import BakeoffSimulation
@@ -9,7 +10,7 @@ let mockUpstreamSpec = CommandSpec(
     "mock-upstream",
     summary: "An OpenAI-compatible model server for tests, demos, benchmarks",
     usage: ["--port P [options]"],
-    about: "An OpenAI-compatible model server for tests, the demo and benchmarks: POST /v1/chat/completions and /v1/completions (streamed or not), GET /v1/models, GET /mock/requests (the last requests as JSON lines). Prints \"mock-upstream listening on http://HOST:PORT/v1\" to stderr when ready; stops on SIGTERM or SIGINT.",
+    about: "An OpenAI-compatible model server for tests, the demo and benchmarks: POST /v1/chat/completions and /v1/completions (streamed or not), GET /v1/models, GET /mock/requests (the last requests as JSON lines), GET /mock/stats (requests received and connections accepted, as JSON). Serves HTTPS with --tls-cert and --tls-key. Prints \"mock-upstream listening on http://HOST:PORT/v1\" (https:// with TLS) to stderr when ready; stops on SIGTERM or SIGINT.",
     options: [
         .single("--port", "P", "Port to listen on (0 picks a free one, shown in the ready line)"),
         .single("--host", "H", "IPv4 address to listen on", default: "127.0.0.1"),
@@ -27,9 +28,13 @@ let mockUpstreamSpec = CommandSpec(
         .repeatable("--judge-model", "NAME", "Requests for NAME are judged as MT-Bench judge prompts (pairwise [[A]]/[[B]]/[[C]], Rating: [[k]], [[YES]]/[[NO]]); may be repeated"),
         .single("--judge-position-bias", "F", "Share of pairwise judge calls answered [[A]] whatever the answers", default: "0"),
         .single("--judge-garbage-rate", "F", "Share of judge calls answered without any verdict", default: "0"),
+        .single("--tls-cert", "PEM", "Serve HTTPS with this certificate (PEM; intermediates may follow it); needs --tls-key"),
+        .single("--tls-key", "PEM", "The certificate's private key (PEM, unencrypted)"),
     ],
     notes: """
     --latency-ms 0 --jitter-ms 0 --tokens-per-second 0 answers at once, for overhead benchmarks.
+
+    With --tls-cert and --tls-key it serves HTTPS, and GET /mock/stats counts its TLS handshakes ("tls_handshakes": one per connection accepted): a client that keeps its connections alive makes few. A gateway trusts a certificate that no public CA issued through its upstream's "tls": {"ca_file": "ca.pem"}.
 
     For offline evals: the question of a request is its last user message (system messages are ignored) or its prompt. Each question has one expected answer (3 to 6 words, the reference of bakeoff mock-dataset) and a difficulty, uniform in 0 to 1 and the same for every model; a --quality model answers correctly when the difficulty is below P, so the expected rate of correct answers is exactly P (with --quality-noise too) and, without noise, a better model gets right what a worse one does. A judge finds the question and answers by MT-Bench's markers ([User Question], [The Start of Assistant A's Answer], ...; pointwise [Question], [The Start of Assistant's Answer]); an answer is good when it is the expected answer. A judge prompt without the markers gets a 400 error.
     """
@@ -124,7 +129,34 @@ package func mockUpstreamOptions(_ args: ParsedArguments) throws(UsageError) -> 
     }
     if let v = try args.double("--judge-position-bias", in: 0...1, rule: "between 0 and 1") { options.judgePositionBias = v }
     if let v = try args.double("--judge-garbage-rate", in: 0...1, rule: "between 0 and 1") { options.judgeGarbageRate = v }
+    options.tls = try mockTLS(certificate: args.string("--tls-cert"), key: args.string("--tls-key"))
     return options
+}
+
+/// The certificate and key of `--tls-cert` and `--tls-key`, read and given a first look (PEM, the right kind),
+/// so that a mix-up is named here rather than as a failed start; nil when neither is given.
+func mockTLS(certificate: String?, key: String?) throws(UsageError) -> HTTPServer.TLS? {
+    guard certificate != nil || key != nil else { return nil }
+    guard let certificate, let key else {
+        throw UsageError(certificate == nil ? "--tls-key needs --tls-cert (the certificate that goes with the key)" : "--tls-cert needs --tls-key (the certificate's private key)")
+    }
+    func read(_ option: String, _ path: String) throws(UsageError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw UsageError("\(option) \(path): " + (FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions)" : "no such file"))
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+    let certificateText = try read("--tls-cert", certificate), keyText = try read("--tls-key", key)
+    guard certificateText.contains("-----BEGIN CERTIFICATE-----") else {
+        throw UsageError("--tls-cert \(certificate): holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    }
+    guard !keyText.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") else {
+        throw UsageError("--tls-key \(key): the key is encrypted; write an unencrypted copy with: openssl pkey -in \(key) -out plain-key.pem")
+    }
+    guard keyText.contains("PRIVATE KEY-----") else {
+        throw UsageError("--tls-key \(key): holds no PEM private key (-----BEGIN PRIVATE KEY-----)")
+    }
+    return HTTPServer.TLS(certificatePEM: certificateText, keyPEM: keyText)
 }
 
 @Sendable func runMockDataset(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {

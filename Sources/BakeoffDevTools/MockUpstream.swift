@@ -17,7 +17,8 @@ import BakeoffSimulation
 /// `replyPrefix`.
 ///
 /// It records the last requests it got (`recentRequests`, and `GET /mock/requests` as JSON lines) so tests can
-/// check what a gateway forwarded.
+/// check what a gateway forwarded, and counts the connections it accepted (`GET /mock/stats`): with `tls` (it
+/// then serves HTTPS) each one began with a TLS handshake, so a client that reuses its connections shows it.
 public final class MockUpstream: Sendable {
     public struct Options: Sendable {
         public var host: String = "127.0.0.1"
@@ -59,6 +60,8 @@ public final class MockUpstream: Sendable {
         public var judgePositionBias: Double = 0
         /// Share of judge calls answered without any verdict (`MockJudge.garbageReply`).
         public var judgeGarbageRate: Double = 0
+        /// Serve HTTPS with this certificate and key instead of plain HTTP.
+        public var tls: HTTPServer.TLS? = nil
         public init() {}
     }
 
@@ -113,8 +116,12 @@ public final class MockUpstream: Sendable {
     /// The port it listens on (after `start`).
     public var port: UInt16 { server.withLock { $0 }?.port ?? 0 }
 
-    /// The OpenAI base URL, e.g. `http://127.0.0.1:8000/v1`.
-    public var baseURL: String { "http://\(options.host):\(port)/v1" }
+    /// The OpenAI base URL, e.g. `http://127.0.0.1:8000/v1` (`https://` with `tls`).
+    public var baseURL: String { "\(options.tls == nil ? "http" : "https")://\(options.host):\(port)/v1" }
+
+    /// Connections accepted so far; with `tls`, TLS handshakes (including those the client gave up on, e.g. for
+    /// a certificate it does not trust).
+    public var connectionsAccepted: Int { server.withLock { $0 }?.acceptedConnections ?? 0 }
 
     /// Binds and starts serving.
     public func start() throws {
@@ -125,6 +132,7 @@ public final class MockUpstream: Sendable {
         serverOptions.threads = max(1, options.threads)
         // Its clients (the gateway under test, load tools) all come from one address: no per-address limit.
         serverOptions.maxConnectionsPerAddress = 0
+        serverOptions.tls = options.tls
         let server = HTTPServer(options: serverOptions) { [unowned self] exchange in self.handle(exchange) }
         try server.start()
         self.server.withLock { $0 = server }
@@ -150,6 +158,14 @@ public final class MockUpstream: Sendable {
 
     /// Model requests received so far (chat and completions, including those answered with errors).
     public var requestsReceived: Int { Int(requestCounter.load(ordering: .relaxed)) }
+
+    /// `GET /mock/stats`: `{"requests": model requests received, "connections": connections accepted,
+    /// "tls": whether it serves HTTPS, "tls_handshakes": the connections when it does, else 0}`. The
+    /// `/mock/stats` request itself comes on a connection too, counted if it is a new one.
+    public var statsJSON: String {
+        let connections = connectionsAccepted
+        return "{\"requests\":\(requestsReceived),\"connections\":\(connections),\"tls\":\(options.tls != nil),\"tls_handshakes\":\(options.tls == nil ? 0 : connections)}"
+    }
 
     // MARK: - Handling
 
@@ -190,9 +206,13 @@ public final class MockUpstream: Sendable {
     }
 
     /// `GET /mock/requests`: the recorded requests as JSON lines (authorization headers as "<present>");
-    /// `DELETE /mock/requests` forgets them.
+    /// `DELETE /mock/requests` forgets them. `GET /mock/stats`: what it counted (see `statsJSON`).
     private func handleControl(_ exchange: HTTPExchange) {
         let request = exchange.request
+        if request.path == "/mock/stats" && request.method == "GET" {
+            exchange.respond(status: 200, headers: jsonHeaders, body: Array(statsJSON.utf8))
+            return
+        }
         guard request.path == "/mock/requests" else {
             respondError(exchange, status: 404, message: "Unknown request URL: \(request.method) \(request.path).", type: "invalid_request_error", code: "unknown_url")
             return

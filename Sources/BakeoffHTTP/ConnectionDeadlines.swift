@@ -47,6 +47,7 @@ final class ConnectionDeadlines: Sendable {
     let idleTimeoutNs: UInt64
     private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
     private let openCount = Atomic<Int>(0)
+    private let acceptedCount = Atomic<Int>(0)
     private let headerCloses = Atomic<Int>(0)
     private let bodyCloses = Atomic<Int>(0)
 
@@ -58,6 +59,8 @@ final class ConnectionDeadlines: Sendable {
 
     /// Connections open now.
     var open: Int { openCount.load(ordering: .relaxed) }
+    /// Connections opened so far.
+    var accepted: Int { acceptedCount.load(ordering: .relaxed) }
     /// Connections closed for not sending their headers in time.
     var closedInHeaders: Int { headerCloses.load(ordering: .relaxed) }
     /// Connections closed for not sending their body in time.
@@ -68,6 +71,7 @@ final class ConnectionDeadlines: Sendable {
         let entry = Entry(fd: fd, deadline: MonotonicClock.now() + headerTimeoutNs, admission: admission)
         entries.withLock { $0[ObjectIdentifier(entry)] = entry }
         openCount.add(1, ordering: .relaxed)
+        acceptedCount.add(1, ordering: .relaxed)
         return entry
     }
 

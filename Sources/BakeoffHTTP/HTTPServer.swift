@@ -44,6 +44,8 @@ public final class HTTPServer: Sendable {
         public var onRefusal: (@Sendable (_ status: Int) -> Void)? = nil
         /// How the server's own refusals read: the application's error shape (the gateway's is OpenAI's).
         public var refusalResponse: @Sendable (HTTPRefusal) -> HTTPRefusalResponse = HTTPRefusalResponse.plainText
+        /// Serve HTTPS with this certificate and key (see `HTTPServerTLS.swift`); nil serves plain HTTP.
+        public var tls: TLS? = nil
         public init() {}
     }
 
@@ -125,6 +127,8 @@ public final class HTTPServer: Sendable {
     public var bodyTimeouts: Int { deadlines.closedInBody }
     /// Connections refused so far at `maxConnections` or the per-address limit.
     public var refusedConnections: Int { log.refusedConnections }
+    /// Connections accepted so far (with `Options.tls`, each began with a TLS handshake).
+    public var acceptedConnections: Int { deadlines.accepted }
 
     /// What a daemon's callbacks need: the server, and the place the accept policy took for the connection
     /// being added (libmicrohttpd calls the policy and then the connection's start on the daemon's thread).
@@ -194,8 +198,14 @@ public final class HTTPServer: Sendable {
                 loops = ownLoops
             }
         }
+        let tls: TLSDaemonSettings
+        do { tls = try TLSDaemonSettings(options.tls) } catch {
+            for loop in ownLoops { loop.shutdown() }
+            close(fd)
+            throw error
+        }
         let flags = (external ? MHD_USE_EPOLL.rawValue : MHD_USE_POLL_INTERNAL_THREAD.rawValue)
-            | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+            | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue | tls.flag
         let me = Unmanaged.passUnretained(self).toOpaque()
         let logContext = Unmanaged.passUnretained(log).toOpaque()
         var daemons: [(loop: EventLoop?, daemon: MHDDaemon, slot: DaemonSlot)] = []
@@ -215,15 +225,18 @@ public final class HTTPServer: Sendable {
             ]
             // Poll mode: one thread is the daemon's own; a pool of one would only draw a warning.
             if !external && options.threads > 1 { args += [CInt(MHD_OPTION.THREAD_POOL_SIZE.rawValue), CUnsignedInt(options.threads)] }
+            args += tls.arguments
             args.append(CInt(MHD_OPTION.END.rawValue))
-            let daemon = withVaList(args) { va in
-                MHD_start_daemon_va(flags, 0, httpAcceptPolicy, slotPointer, httpAccessHandler, slotPointer, va)
+            let daemon = withExtendedLifetime(tls) {
+                withVaList(args) { va in
+                    MHD_start_daemon_va(flags, 0, httpAcceptPolicy, slotPointer, httpAccessHandler, slotPointer, va)
+                }
             }
             guard let daemon else {
                 for started in daemons { Self.stopDaemon(started.daemon, on: started.loop) }
                 for loop in ownLoops { loop.shutdown() }
                 close(fd)
-                throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)")
+                throw HTTPServerError(message: "cannot start the HTTP server on \(options.host):\(port)" + tls.startFailureHint)
             }
             let handle = MHDDaemon(pointer: daemon)
             if let loop { loop.perform { loop.attach(daemon: handle.pointer) } }

@@ -41,6 +41,9 @@ public struct UpstreamRequest: Sendable {
     public var connectTimeoutMs: Int
     /// Whether the response's headers are collected for `UpstreamResponseHead.headers`.
     public var capturesHeaders: Bool
+    /// For an https:// URL: a PEM file of the CAs its certificate must chain to, trusted instead of the system's
+    /// (an upstream with a private CA or a self-signed certificate); nil trusts the system's CAs.
+    public var caFile: String? = nil
 
     public init(url: String, headers: [String], body: [UInt8], timeoutMs: Int, connectTimeoutMs: Int, capturesHeaders: Bool = false) {
         self.url = url
@@ -82,6 +85,11 @@ public struct UpstreamHandlers: Sendable {
     }
 }
 
+extension UpstreamTransport {
+    /// A transport that does not count its connections (a fake) reports none.
+    public var connectionsOpened: Int { 0 }
+}
+
 /// A call in progress.
 public protocol UpstreamCallHandle: Sendable {
     /// Stops the call if it is still running; `onFinish(.cancelled)` follows. Safe from any thread, also
@@ -96,6 +104,9 @@ public protocol UpstreamTransport: Sendable {
     func start(_ request: UpstreamRequest, handlers: UpstreamHandlers) -> any UpstreamCallHandle
     /// Calls started and not finished.
     var callsInProgress: Int { get }
+    /// Connections opened so far (each one TLS handshake for an https:// upstream): far fewer than the calls
+    /// while connections are kept alive and reused.
+    var connectionsOpened: Int { get }
     /// Ends every call still running (`.failed(.shutdown)`) and refuses new ones.
     func shutdown()
 }

@@ -61,7 +61,7 @@ final class CurlTransfer {
     /// The response's headers (names lower-cased), when the request captures them.
     var headers: [(name: String, value: String)] = []
 
-    /// The URL the handle is set to.
+    /// The URL (and CA file) the handle is set to: its key among the idle handles.
     let url: String
 
     init(call: UpstreamCall, handle: UnsafeMutableRawPointer, handlers: UpstreamHandlers, url: String) {
@@ -148,6 +148,9 @@ public final class UpstreamClient: UpstreamTransport, Sendable {
     /// Calls started and not finished.
     public var callsInProgress: Int { activeCalls.load(ordering: .relaxed) }
 
+    /// Connections opened so far; each call on a kept-alive connection adds none.
+    public var connectionsOpened: Int { counter.connections.load(ordering: .relaxed) }
+
     func start(_ call: UpstreamCall) {
         guard accepting.load(ordering: .acquiring) else {
             call.finish(Self.shutdownOutcome)
@@ -199,6 +202,8 @@ public final class UpstreamClient: UpstreamTransport, Sendable {
 /// A count shared by a client and its engines.
 final class CallCounter: Sendable {
     let value = Atomic<Int>(0)
+    /// New connections the finished calls needed (libcurl's CURLINFO_NUM_CONNECTS, summed).
+    let connections = Atomic<Int>(0)
     func add(_ n: Int, ordering: AtomicUpdateOrdering) { value.add(n, ordering: .relaxed) }
     func subtract(_ n: Int, ordering: AtomicUpdateOrdering) { value.subtract(n, ordering: .relaxed) }
     func load(ordering: AtomicLoadOrdering) -> Int { value.load(ordering: .relaxed) }
@@ -375,7 +380,9 @@ final class CurlEngine: @unchecked Sendable {
         guard let handlers = call.current else { return }
         let request = call.request
         let h: UnsafeMutableRawPointer
-        if let reused = idleHandles[request.url]?.popLast() {
+        // Handles are kept per URL and CA file: what is set only on a new handle.
+        let key = request.caFile.map { request.url + "\u{0}" + $0 } ?? request.url
+        if let reused = idleHandles[key]?.popLast() {
             h = reused
             idleCount -= 1
         } else {
@@ -383,8 +390,13 @@ final class CurlEngine: @unchecked Sendable {
             _ = bakeoff_curl_set_string(h, CURLOPT_URL, request.url)
             _ = bakeoff_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
             _ = bakeoff_curl_set_long(h, CURLOPT_TCP_NODELAY, 1)
+            if let caFile = request.caFile {
+                // Its CAs instead of the system's (the bundle and the directory).
+                _ = bakeoff_curl_set_string(h, CURLOPT_CAINFO, caFile)
+                _ = bakeoff_curl_set_string(h, CURLOPT_CAPATH, nil)
+            }
         }
-        let transfer = CurlTransfer(call: call, handle: h, handlers: handlers, url: request.url)
+        let transfer = CurlTransfer(call: call, handle: h, handlers: handlers, url: key)
         _ = bakeoff_curl_set_long(h, CURLOPT_TIMEOUT_MS, max(0, request.timeoutMs))
         _ = bakeoff_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, request.connectTimeoutMs))
         if request.method == "GET" {
@@ -440,9 +452,13 @@ final class CurlEngine: @unchecked Sendable {
                 return .failed(.unreachable, message: "cannot connect to the upstream within \(request.connectTimeoutMs) ms")
             }
             return .failed(.timeout, message: "the upstream did not answer within \(request.timeoutMs) ms")
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR:
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
             // The upstream's address stays out of the message: clients see it.
             return .failed(.unreachable, message: "cannot reach the upstream: \(text)")
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CONNECT_ERROR:
+            var verifyResult = 0
+            _ = bakeoff_curl_get_long(transfer.handle, CURLINFO_SSL_VERIFYRESULT, &verifyResult)
+            return .failed(.unreachable, message: UpstreamTLSProblem(code: code, verifyResult: verifyResult).message)
         default:
             if !transfer.responded && transfer.dataBytes == 0 && (code == CURLE_GOT_NOTHING || code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR) {
                 return .failed(.unreachable, message: "the upstream closed the connection without answering: \(text)")
@@ -456,6 +472,9 @@ final class CurlEngine: @unchecked Sendable {
         guard call.current != nil else { return }
         if let transfer = active.removeValue(forKey: ObjectIdentifier(call)) {
             if case .completed = outcome { transfer.deliverResponseIfNeeded() }
+            var connects = 0
+            _ = bakeoff_curl_get_long(transfer.handle, CURLINFO_NUM_CONNECTS, &connects)
+            counter.connections.add(connects, ordering: .relaxed)
             curl_multi_remove_handle(multi, transfer.handle)
             // The options a call sets are all set again by the next call on this handle.
             _ = bakeoff_curl_set_slist(transfer.handle, CURLOPT_HTTPHEADER, nil)

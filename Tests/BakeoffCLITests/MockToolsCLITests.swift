@@ -4,6 +4,7 @@ import BakeoffCLI
 import BakeoffDevTools
 import BakeoffEval
 import BakeoffStatistics
+import BakeoffTestSupport
 
 @Suite("mock-dataset and mock-upstream's eval options")
 struct MockToolsCLITests {
@@ -52,6 +53,8 @@ struct MockToolsCLITests {
         (["mock-upstream", "--port", "0", "--judge-garbage-rate", "1.01"], "--judge-garbage-rate must be between 0 and 1"),
         (["mock-upstream", "--port", "0", "--judge-model", ""], "--judge-model needs a model name"),
         (["mock-upstream", "--port", "0", "--quality", "m=0.5", "--judge-model", "m"], "m is given both --quality and --judge-model"),
+        (["mock-upstream", "--port", "0", "--tls-key", "/nonexistent/key.pem"], "--tls-key needs --tls-cert"),
+        (["mock-upstream", "--port", "0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"], "--tls-cert /nonexistent/cert.pem: no such file"),
     ])
     func badValuesAreUsageErrors(_ arguments: [String], _ message: String) throws {
         let r = try CLI.run(arguments)
@@ -72,6 +75,7 @@ struct MockToolsCLITests {
         #expect(options.judgeGarbageRate == 0.05)
         let defaults = try mockUpstreamOptions(ParsedArguments(["--port", "0"], spec: spec))
         #expect(defaults.quality.isEmpty && defaults.judgeModels.isEmpty)
+        #expect(defaults.tls == nil)
         #expect(defaults.qualityNoise == 0 && defaults.judgePositionBias == 0 && defaults.judgeGarbageRate == 0)
     }
 }
@@ -174,5 +178,23 @@ struct TimeSeriesCLITests {
         let report = try #require(try JSONSerialization.jsonObject(with: Data(cut.stdout.utf8)) as? [String: Any])
         #expect(try JSONSerialization.data(withJSONObject: first["metrics"] as Any, options: [.sortedKeys])
                 == JSONSerialization.data(withJSONObject: report["metrics"] as Any, options: [.sortedKeys]))
+    }
+}
+
+@Suite("mock-upstream --tls-cert --tls-key")
+struct MockUpstreamTLSCLITests {
+    @Test func theCertificateAndKeyAreReadAndLookedAt() throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let spec = try #require(BakeoffCLI.command(named: "mock-upstream")).spec
+        let options = try mockUpstreamOptions(ParsedArguments(["--port", "0", "--tls-cert", certificates.serverFile, "--tls-key", certificates.keyFile], spec: spec))
+        let tls = try #require(options.tls)
+        #expect(tls.certificatePEM == (try String(contentsOfFile: certificates.serverFile, encoding: .utf8)))
+        #expect(tls.keyPEM.contains("PRIVATE KEY-----"))
+
+        // Swapped files are named before the server tries them.
+        let swapped = try CLI.run(["mock-upstream", "--port", "0", "--tls-cert", certificates.keyFile, "--tls-key", certificates.serverFile])
+        #expect(swapped.status == 2)
+        #expect(swapped.stderr.contains("--tls-cert \(certificates.keyFile): holds no PEM certificate"), "\(swapped.stderr)")
     }
 }

@@ -211,6 +211,7 @@ public struct GatewayConfig: Sendable {
                 if let env = u.apiKeyEnv { line += ", key from $\(env) (\(u.apiKey == nil ? "not set" : "set"))" } else { line += ", no key" }
                 lines.append(line)
                 var details = ["timeout \(u.timeoutMs) ms", "connect \(u.connectTimeoutMs) ms"]
+                if let tls = u.tls { details.append("TLS certificate checked against the CAs in \(tls.caFile) only") }
                 if !u.headers.isEmpty { details.append("headers " + u.headers.map(\.name).joined(separator: ", ")) }
                 if let prompt = v.systemPrompt { details.append("system prompt of \(prompt.count) characters") }
                 if !v.parameters.isEmpty { details.append("parameters " + v.parameters.map { "\($0.key)=\($0.json)" }.joined(separator: " ")) }
@@ -389,6 +390,8 @@ public struct UpstreamTarget: Sendable {
     public var headers: [(name: String, value: String)]
     public var timeoutMs: Int
     public var connectTimeoutMs: Int
+    /// How its https:// certificate is trusted (`"tls"`); nil: by the system's CAs.
+    public var tls: UpstreamTLSSettings? = nil
 
     /// `baseURL + path`, e.g. `url("/chat/completions")`.
     public func url(_ path: String) -> String {

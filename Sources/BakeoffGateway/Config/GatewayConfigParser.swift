@@ -98,7 +98,9 @@ enum Keys {
                              "analysis", "variants", "expose_variant", "eval"]
     static let judge = ["upstream", "parameters"]
     static let variant = ["name", "weight", "upstream", "system_prompt", "parameters"]
-    static let upstream = ["base_url", "model", "api_key_env", "headers", "timeout_ms", "connect_timeout_ms"]
+    static let upstream = ["base_url", "model", "api_key_env", "headers", "timeout_ms", "connect_timeout_ms", "tls"]
+    /// How the gateway trusts an https:// upstream's certificate.
+    static let upstreamTLS = ["ca_file"]
     /// Keys of an analysis config that the gateway experiment sets itself.
     static let analysisFromExperiment = ["experiment": "name", "control": "control", "split": "split", "variants": "variants"]
 }
@@ -560,9 +562,33 @@ struct GatewayConfigParser {
         }
         let timeout = u.int("timeout_ms", in: 1...Int.max) ?? context.timeoutMs
         let connect = u.int("connect_timeout_ms", in: 1...Int.max) ?? context.connectTimeoutMs
+        var tls: UpstreamTLSSettings?
+        if var t = u.object("tls") {
+            tls = parseUpstreamTLS(&t, baseURL: baseURL)
+            if tls == nil { ok = false }
+        }
         guard ok, let baseURL, let model, problemsFree(u) else { return nil }
         return UpstreamTarget(baseURL: baseURL, model: model, apiKeyEnv: apiKeyEnv, apiKey: apiKey, headers: headers,
-                              timeoutMs: timeout, connectTimeoutMs: connect)
+                              timeoutMs: timeout, connectTimeoutMs: connect, tls: tls)
+    }
+
+    /// An upstream's `"tls"`: the CA file its certificate must chain to, checked now (there, readable, PEM
+    /// certificates and no private key) so that a mistake stops the start instead of failing every request.
+    /// A relative path is found next to the config file, like the covariates.
+    func parseUpstreamTLS(_ t: inout FieldReader, baseURL: String?) -> UpstreamTLSSettings? {
+        defer { t.finish(known: Keys.upstreamTLS) }
+        if let baseURL, !baseURL.lowercased().hasPrefix("https://") {
+            t.fail(nil, "applies only to an https:// base_url (this upstream is plain HTTP): change the base_url to https://, or remove \"tls\"")
+        }
+        guard let given = t.nonEmptyString("ca_file", missing: "\"tls\" needs a \"ca_file\": the PEM file of the CA that issued the upstream's certificate (or the certificate itself, if it is self-signed)") else { return nil }
+        var path = given
+        if !path.hasPrefix("/"), let slash = source.lastIndex(of: "/") { path = String(source[...slash]) + path }
+        if let problem = UpstreamTLSSettings.problem(caFile: path) {
+            t.fail("ca_file", "\(path): \(problem)")
+            return nil
+        }
+        guard problemsFree(t) else { return nil }
+        return UpstreamTLSSettings(caFile: path)
     }
 }
 

@@ -416,6 +416,7 @@ public final class Gateway: Sendable {
             ("bakeoff_store_events_deleted_total", "Events deleted by store.retention_days.", Double(store.deleted)),
             ("bakeoff_requests_in_flight", "Requests being served.", Double(server?.requestsInFlight ?? 0)),
             ("bakeoff_upstream_calls_active", "Upstream calls in progress.", Double(upstream.callsInProgress)),
+            ("bakeoff_upstream_connections_opened_total", "Connections opened to upstreams (each one TLS handshake for https://); far fewer than the requests while connections are reused.", Double(upstream.connectionsOpened)),
             ("bakeoff_uptime_seconds", "Seconds since the gateway started.", (Double(clock.monotonicNanoseconds() &- startedMonotonic) / 1e9).rounded()),
             ("bakeoff_http_connections_open", "Client connections open.", Double(server?.openConnections ?? 0)),
             ("bakeoff_http_max_connections", "Client connections accepted at once (after fitting the open-files limit).", Double(server?.maxConnections ?? 0)),

@@ -143,8 +143,10 @@ package enum ProxyDecision {
         for h in variant.upstream.headers { headers.append("\(h.name): \(h.value)") }
         if client.stream { headers.append("Accept: text/event-stream") }
         // Rate-limit headers (retry-after, x-ratelimit-*) go back to the client, whose SDK backs off by them.
-        return UpstreamRequest(url: variant.upstream.url(endpoint == .chatCompletions ? "/chat/completions" : "/completions"),
-                               headers: headers, body: body, timeoutMs: variant.upstream.timeoutMs,
-                               connectTimeoutMs: variant.upstream.connectTimeoutMs, capturesHeaders: true)
+        var request = UpstreamRequest(url: variant.upstream.url(endpoint == .chatCompletions ? "/chat/completions" : "/completions"),
+                                      headers: headers, body: body, timeoutMs: variant.upstream.timeoutMs,
+                                      connectTimeoutMs: variant.upstream.connectTimeoutMs, capturesHeaders: true)
+        request.caFile = variant.upstream.tls?.caFile
+        return request
     }
 }
