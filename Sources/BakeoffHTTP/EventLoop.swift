@@ -137,7 +137,9 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     private func run() {
-        var events = [epoll_event](repeating: epoll_event(), count: 512)
+        // At most 64 events a round: the daemon runs after each round, so a busy loop (thousands of streams)
+        // hands chunks to their clients every 64 events rather than after hundreds.
+        var events = [epoll_event](repeating: epoll_event(), count: 64)
         var daemonDue = true
         while true {
             var timeoutMs: Int32 = 1000

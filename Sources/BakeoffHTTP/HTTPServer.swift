@@ -266,15 +266,17 @@ public final class HTTPServer: Sendable {
         guard let server, !server.stopped.load(ordering: .relaxed) else { return false }
         // Connections waiting for headers can be thousands (idle or slowloris): looked at once a second.
         server.deadlines.sweep(watchHeaders: tick % 10 == 0)
-        server.noticeDepartedClients()
+        server.noticeDepartedClients(streamsToo: tick % 10 == 0)
         return true
     }
 
     /// libmicrohttpd does not watch suspended connections, so a client that hangs up while its request waits
     /// for an upstream would go unnoticed until the answer is written. This looks at their sockets (every
     /// 100 ms) and reports a closed one through `onClientGone`, so the upstream call is cancelled at once.
-    func noticeDepartedClients() {
-        let waiting = live.withLock { $0.values.filter { $0.isSuspended } }
+    /// Streams waiting for their next chunk are looked at once a second (`streamsToo`): thousands may be open,
+    /// and a departed client is also seen at the next chunk written to it.
+    func noticeDepartedClients(streamsToo: Bool = true) {
+        let waiting = live.withLock { $0.values.filter { streamsToo ? $0.isSuspended : $0.isWaitingForAnswer } }
         guard !waiting.isEmpty else { return }
         var fds: [pollfd] = []
         var owners: [HTTPExchange] = []
@@ -711,6 +713,8 @@ public final class HTTPExchange: HTTPExchanging {
     }
 
     var isSuspended: Bool { state.withLock { $0.suspended } }
+    /// Suspended before its answer started (not a stream waiting for its next chunk).
+    var isWaitingForAnswer: Bool { state.withLock { $0.suspended && $0.phase != .streaming } }
 
     /// The client hung up while the connection was suspended: tell the handler once.
     func clientDeparted() {
@@ -778,7 +782,9 @@ public final class HTTPExchange: HTTPExchanging {
                 guard !s.responseQueued else { return .YES }
                 s.responseQueued = true
                 let me = Unmanaged.passUnretained(self).toOpaque()
-                let response = MHD_create_response_from_callback(UInt64.max, 16 * 1024, httpStreamReader, me, nil)
+                // libmicrohttpd writes a chunked body through the connection's own buffer; the response's block
+                // is allocated per stream and barely used, so it is kept small (memory per open stream).
+                let response = MHD_create_response_from_callback(UInt64.max, 2 * 1024, httpStreamReader, me, nil)
                 addHeaders(response, s.headers)
                 let result = MHD_queue_response(connection.pointer, UInt32(s.status), response)
                 MHD_destroy_response(response)

@@ -390,6 +390,9 @@ final class CurlEngine: @unchecked Sendable {
             _ = bakeoff_curl_set_string(h, CURLOPT_URL, request.url)
             _ = bakeoff_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
             _ = bakeoff_curl_set_long(h, CURLOPT_TCP_NODELAY, 1)
+            // libcurl's receive buffer, per handle (so per open stream): 8 KiB instead of 16 holds any SSE chunk
+            // and most whole answers in one read.
+            _ = bakeoff_curl_set_long(h, CURLOPT_BUFFERSIZE, 8 << 10)
             if let caFile = request.caFile {
                 // Its CAs instead of the system's (the bundle and the directory).
                 _ = bakeoff_curl_set_string(h, CURLOPT_CAINFO, caFile)
