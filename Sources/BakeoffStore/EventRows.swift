@@ -83,6 +83,12 @@ enum EventRows {
         "CASE typeof(\(column)) WHEN 'integer' THEN \(column) / 1e6 WHEN 'real' THEN \(column) END"
     }
 
+    /// SQL for a number column as JSON: 15 significant digits, or 17 where 15 do not give the same number.
+    private static func jsonNumber(_ column: String) -> String {
+        let n = number(column)
+        return "CASE WHEN \(n) IS NOT NULL THEN json(CASE WHEN CAST(printf('%.15g', \(n)) AS REAL) = \(n) THEN printf('%.15g', \(n)) ELSE printf('%.17g', \(n)) END) END"
+    }
+
     /// The view `events`: the columns of versions 1 to 4 (a request's conversation id is its request id when it
     /// has none, status and name '' where they do not apply), the numbers as columns, and the line as JSON.
     static let view: String = {
@@ -104,14 +110,14 @@ enum EventRows {
                     'user_id', nullif(\(user), ''),
                     'conversation_id', nullif(\(lineConversation), ''),
                     'request_id', nullif(\(request), ''),
-                    'latency_ms', \(number("r.latency_ms")),
-                    'ttft_ms', \(number("r.ttft_ms")),
+                    'latency_ms', \(jsonNumber("r.latency_ms")),
+                    'ttft_ms', \(jsonNumber("r.ttft_ms")),
                     'input_tokens', r.input_tokens,
                     'output_tokens', r.output_tokens,
                     'status', CASE WHEN \(isRequest) THEN s.value END,
                     'usage_missing', CASE WHEN r.flags & 4 <> 0 THEN json('true') END,
                     'name', CASE WHEN NOT \(isRequest) THEN n.value END,
-                    'value', CASE WHEN NOT \(isRequest) THEN \(number("r.value")) END,
+                    'value', CASE WHEN NOT \(isRequest) THEN \(jsonNumber("r.value")) END,
                     'qa', CASE WHEN r.flags & 2 <> 0 THEN json('true') END,
                     'prompt', r.prompt,
                     'messages', CASE WHEN json_valid(r.messages) THEN json(r.messages) END,
