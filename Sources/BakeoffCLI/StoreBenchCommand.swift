@@ -1,0 +1,93 @@
+import BakeoffCore
+import BakeoffStore
+import Foundation
+
+let storeBenchSpec = CommandSpec(
+    "store-bench",
+    summary: "Measure the event store: bytes per event, writer events/s",
+    usage: ["[options]"],
+    about: "Writes the same gateway-like events (request ids in the gateway's shape, users, latencies, tokens, statuses, feedback on a fifth of the requests) into fresh SQLite stores of two layouts: schema version 4's (a JSON line and text columns per event) and the compact rows of version 5. For each: bytes per event (the file after close, its WAL checkpointed, over the events) and the writer's throughput (events committed per second in transactions of --batch events, the writer's statements without its queue). A third row writes the compact store through the gateway's path (EventStore.append from one thread, then flush).",
+    options: [
+        .single("--events", "N", "Request events; feedback events come on top", default: "100000"),
+        .single("--users", "N", "Distinct users", default: "10000"),
+        .single("--batch", "N", "Events per transaction", default: "1000"),
+        .single("--dir", "DIR", "Folder for the stores (a temporary one by default); the stores are removed after"),
+        .seed("Seed of the events"),
+        .choice("--format", LoadFormat.self, "Output format", default: "table"),
+    ]
+)
+
+/// One layout's figures.
+private struct StoreBenchRow {
+    var layout: String
+    var events: Int
+    var bytes: Int
+    var seconds: Double
+    var bytesPerEvent: Double { Double(bytes) / Double(max(events, 1)) }
+    var eventsPerSecond: Double { Double(events) / max(seconds, 1e-9) }
+}
+
+@Sendable func runStoreBench(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
+    let requests = try args.int("--events", in: 1...100_000_000, rule: "between 1 and 100000000") ?? 100_000
+    let users = try args.int("--users", in: 1...100_000_000, rule: "between 1 and 100000000") ?? 10_000
+    let batch = try args.int("--batch", in: 1...10_000_000, rule: "between 1 and 10000000") ?? 1000
+    let seed = args.seed("--seed") ?? 1
+    let format = args.choice("--format", LoadFormat.self) ?? .table
+    let parent = args.string("--dir") ?? NSTemporaryDirectory()
+    let dir = (parent as NSString).appendingPathComponent("bakeoff-store-bench-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+
+    let events = StoreWorkload.events(requests: requests, users: users, seed: seed)
+    func size(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0 }
+    var rows: [StoreBenchRow] = []
+
+    let legacy = dir + "/v4.db"
+    let legacySeconds = try LegacyStore.write(events, path: legacy, batch: batch)
+    rows.append(StoreBenchRow(layout: "version 4 (JSON line per row)", events: events.count, bytes: size(legacy), seconds: legacySeconds))
+
+    let compact = dir + "/compact.db"
+    let compactSeconds = try StoreWriteBench.writeCompact(events, path: compact, batch: batch)
+    rows.append(StoreBenchRow(layout: "version 5 (compact rows)", events: events.count, bytes: size(compact), seconds: compactSeconds))
+
+    let queued = dir + "/queued.db"
+    let store = try EventStore(path: queued, options: StoreOptions(queueCapacity: events.count + 1))
+    let started = DispatchTime.now().uptimeNanoseconds
+    for e in events { store.append(e) }
+    store.flush()
+    let queuedSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    let written = store.eventsWritten
+    store.close()
+    guard written == events.count else { throw StoreError("store-bench: \(written) of \(events.count) events written through the queue") }
+    rows.append(StoreBenchRow(layout: "version 5 through EventStore.append", events: events.count, bytes: size(queued), seconds: queuedSeconds))
+
+    if format == .json {
+        var w = JSONWriter(pretty: false)
+        w.object { w in
+            w.value("events", events.count)
+            w.value("requests", requests)
+            w.value("users", users)
+            w.value("batch", batch)
+            w.array("layouts") { w in
+                for row in rows {
+                    w.object { w in
+                        w.value("layout", row.layout)
+                        w.value("bytes", row.bytes)
+                        w.value("bytes_per_event", (row.bytesPerEvent * 10).rounded() / 10)
+                        w.value("seconds", (row.seconds * 1000).rounded() / 1000)
+                        w.value("events_per_second", row.eventsPerSecond.rounded())
+                    }
+                }
+            }
+        }
+        try console.print(w.text)
+    } else {
+        var lines = ["\(events.count) events (\(requests) requests, \(users) users), transactions of \(batch)", "",
+                     "| layout | bytes/event | events/s |", "| --- | ---: | ---: |"]
+        for row in rows {
+            lines.append("| \(row.layout) | \(String(format: "%.1f", row.bytesPerEvent)) | \(Int(row.eventsPerSecond.rounded())) |")
+        }
+        try console.print(lines.joined(separator: "\n"))
+    }
+    return .ok
+}
