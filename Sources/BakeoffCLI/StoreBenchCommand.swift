@@ -6,7 +6,7 @@ let storeBenchSpec = CommandSpec(
     "store-bench",
     summary: "Measure the event store: bytes per event, writer events/s",
     usage: ["[options]"],
-    about: "Writes the same gateway-like events (request ids in the gateway's shape, users, latencies, tokens, statuses, feedback on a fifth of the requests) into fresh SQLite stores of two layouts: schema version 4's (a JSON line and text columns per event) and the compact rows of version 5. For each: bytes per event (the file after close, its WAL checkpointed, over the events) and the writer's throughput (events committed per second in transactions of --batch events, the writer's statements without its queue). A third row writes the compact store through the gateway's path (EventStore.append from one thread, then flush).",
+    about: "Writes the same gateway-like events (request ids in the gateway's shape, users, latencies, tokens, statuses, feedback on a fifth of the requests) into fresh SQLite stores of two layouts: schema version 4's (a JSON line and text columns per event) and the compact rows of version 5. For each: bytes per event (the file after close, its WAL checkpointed, over the events) the writer's throughput (events committed per second in transactions of --batch events, the writer's statements without its queue) and the readers' (every line read back, rebuilt where it is not stored). A third row writes the compact store through the gateway's path (EventStore.append from one thread, then flush).",
     options: [
         .single("--events", "N", "Request events; feedback events come on top", default: "100000"),
         .single("--users", "N", "Distinct users", default: "10000"),
@@ -23,8 +23,11 @@ private struct StoreBenchRow {
     var events: Int
     var bytes: Int
     var seconds: Double
+    /// Seconds to read every line back (`StoreReader.forEachLine`).
+    var readSeconds: Double
     var bytesPerEvent: Double { Double(bytes) / Double(max(events, 1)) }
     var eventsPerSecond: Double { Double(events) / max(seconds, 1e-9) }
+    var linesReadPerSecond: Double { Double(events) / max(readSeconds, 1e-9) }
 }
 
 @Sendable func runStoreBench(_ args: ParsedArguments, _ console: Console) throws -> ExitCode {
@@ -41,14 +44,27 @@ private struct StoreBenchRow {
     let events = StoreWorkload.events(requests: requests, users: users, seed: seed)
     func size(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0 }
     var rows: [StoreBenchRow] = []
+    /// Reads every line (the rebuilt ones made, each one's bytes summed); the seconds it took.
+    func readAll(_ path: String) throws -> Double {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var lines = 0, bytes = 0
+        try StoreReader.forEachLine(path: path, includeQA: true) { line in
+            lines += 1
+            bytes &+= line.count
+        }
+        guard lines == events.count else { throw StoreError("store-bench: \(lines) of \(events.count) lines read from \(path)") }
+        return Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    }
 
     let legacy = dir + "/v4.db"
     let legacySeconds = try LegacyStore.write(events, path: legacy, batch: batch)
-    rows.append(StoreBenchRow(layout: "version 4 (JSON line per row)", events: events.count, bytes: size(legacy), seconds: legacySeconds))
+    rows.append(StoreBenchRow(layout: "version 4 (JSON line per row)", events: events.count, bytes: size(legacy), seconds: legacySeconds,
+                             readSeconds: try readAll(legacy)))
 
     let compact = dir + "/compact.db"
     let compactSeconds = try StoreWriteBench.writeCompact(events, path: compact, batch: batch)
-    rows.append(StoreBenchRow(layout: "version 5 (compact rows)", events: events.count, bytes: size(compact), seconds: compactSeconds))
+    rows.append(StoreBenchRow(layout: "version 5 (compact rows)", events: events.count, bytes: size(compact), seconds: compactSeconds,
+                             readSeconds: try readAll(compact)))
 
     let queued = dir + "/queued.db"
     let store = try EventStore(path: queued, options: StoreOptions(queueCapacity: events.count + 1))
@@ -59,7 +75,8 @@ private struct StoreBenchRow {
     let written = store.eventsWritten
     store.close()
     guard written == events.count else { throw StoreError("store-bench: \(written) of \(events.count) events written through the queue") }
-    rows.append(StoreBenchRow(layout: "version 5 through EventStore.append", events: events.count, bytes: size(queued), seconds: queuedSeconds))
+    rows.append(StoreBenchRow(layout: "version 5 through EventStore.append", events: events.count, bytes: size(queued), seconds: queuedSeconds,
+                             readSeconds: try readAll(queued)))
 
     if format == .json {
         var w = JSONWriter(pretty: false)
@@ -76,6 +93,7 @@ private struct StoreBenchRow {
                         w.value("bytes_per_event", (row.bytesPerEvent * 10).rounded() / 10)
                         w.value("seconds", (row.seconds * 1000).rounded() / 1000)
                         w.value("events_per_second", row.eventsPerSecond.rounded())
+                        w.value("lines_read_per_second", row.linesReadPerSecond.rounded())
                     }
                 }
             }
@@ -83,9 +101,9 @@ private struct StoreBenchRow {
         try console.print(w.text)
     } else {
         var lines = ["\(events.count) events (\(requests) requests, \(users) users), transactions of \(batch)", "",
-                     "| layout | bytes/event | events/s |", "| --- | ---: | ---: |"]
+                     "| layout | bytes/event | events/s written | lines/s read |", "| --- | ---: | ---: | ---: |"]
         for row in rows {
-            lines.append("| \(row.layout) | \(String(format: "%.1f", row.bytesPerEvent)) | \(Int(row.eventsPerSecond.rounded())) |")
+            lines.append("| \(row.layout) | \(String(format: "%.1f", row.bytesPerEvent)) | \(Int(row.eventsPerSecond.rounded())) | \(Int(row.linesReadPerSecond.rounded())) |")
         }
         try console.print(lines.joined(separator: "\n"))
     }

@@ -11,7 +11,7 @@ import Glibc
 /// on disk. Here a request the gateway logged takes about a fifth of that: integers for times and numbers, one
 /// small integer per experiment, variant, user, status and feedback name, the gateway's request ids
 /// (`req_` + 24 lowercase hex digits) as 12-byte blobs, no conversation id when it is the request id. Every
-/// reader still gets the line `EventRecord.jsonLine()` wrote, byte for byte: `RowDecoder` rebuilds it from the
+/// reader still gets the line `EventRecord.jsonLine()` wrote, byte for byte: `EventRowReader` rebuilds it from the
 /// columns. A line that the columns cannot give back (an imported one with fields of its own, or formatted
 /// otherwise) is kept whole in `line`, which is NULL for everything else.
 ///
@@ -29,7 +29,7 @@ import Glibc
 ///
 /// The view `events` shows the rows with the columns, and lines, of versions 1 to 4, for SQL written against
 /// the store (scripts/sql/summary.sql, the sqlite3 shell). Its lines are JSON with the same fields and
-/// values, made by SQLite (not byte for byte what `RowDecoder` gives).
+/// values, made by SQLite (not byte for byte what `EventRowReader` gives).
 enum EventRows {
     /// Flags of `event_rows.flags`.
     static let feedbackFlag: Int64 = 1, qaFlag: Int64 = 2, usageMissingFlag: Int64 = 4
@@ -90,7 +90,10 @@ enum EventRows {
     }
 
     /// The view `events`: the columns of versions 1 to 4 (a request's conversation id is its request id when it
-    /// has none, status and name '' where they do not apply), the numbers as columns, and the line as JSON.
+    /// has none, status and name '' where they do not apply), the line as JSON. Rows inserted into it (SQL
+    /// written for versions 1 to 4: another system's events) go into `event_rows` with their line kept whole and
+    /// their ids as text (SQLite 3.40 has no `unhex`: the gateway's look-ups, which seek its request ids as
+    /// 12 bytes, do not find them; readers do); rows deleted from it are deleted.
     static let view: String = {
         let request = idText("r.request_id")
         let conversation = "CASE WHEN r.conversation IS NULL OR (r.conversation = '' AND r.flags & 1 = 0) THEN \(request) ELSE \(idText("r.conversation")) END"
@@ -124,18 +127,37 @@ enum EventRows {
                     'response', r.response))
             """
         return """
-            CREATE VIEW events (id, ts, experiment, kind, variant, user_id, conversation_id, request_id, status, qa, line, name,
-                                latency_ms, ttft_ms, input_tokens, output_tokens, value) AS
+            CREATE VIEW events (id, ts, experiment, kind, variant, user_id, conversation_id, request_id, status, qa, line, name) AS
             SELECT r.id, r.ts, x.value, CASE WHEN \(isRequest) THEN 'request' ELSE 'feedback' END, coalesce(v.value, ''),
                    \(user), \(conversation), \(request), coalesce(s.value, ''), (r.flags >> 1) & 1,
-                   coalesce(r.line, \(line)), coalesce(n.value, ''),
-                   \(number("r.latency_ms")), \(number("r.ttft_ms")), r.input_tokens, r.output_tokens, \(number("r.value"))
+                   coalesce(r.line, \(line)), coalesce(n.value, '')
             FROM event_rows r
             JOIN strings x ON x.id = r.experiment
             LEFT JOIN strings v ON v.id = r.variant
             LEFT JOIN strings u ON u.id = r.user
             LEFT JOIN strings s ON s.id = r.status
             LEFT JOIN strings n ON n.id = r.name;
+            CREATE TRIGGER events_insert INSTEAD OF INSERT ON events
+            BEGIN
+                INSERT OR IGNORE INTO strings (value) VALUES (NEW.experiment), (coalesce(NEW.variant, '')), (coalesce(NEW.user_id, '')),
+                    (coalesce(NEW.status, '')), (coalesce(NEW.name, ''));
+                INSERT INTO event_rows (id, ts, flags, experiment, variant, user, conversation, request_id, status, name, line)
+                VALUES (NEW.id, NEW.ts, (CASE NEW.kind WHEN 'feedback' THEN 1 ELSE 0 END) | (CASE WHEN coalesce(NEW.qa, 0) <> 0 THEN 2 ELSE 0 END),
+                    (SELECT id FROM strings WHERE value = NEW.experiment),
+                    (SELECT id FROM strings WHERE value = coalesce(NEW.variant, '')),
+                    CASE WHEN coalesce(NEW.request_id, '') <> '' AND NEW.user_id = NEW.request_id THEN NULL
+                         ELSE (SELECT id FROM strings WHERE value = coalesce(NEW.user_id, '')) END,
+                    CASE WHEN coalesce(NEW.request_id, '') <> '' AND NEW.conversation_id = NEW.request_id THEN NULL
+                         ELSE coalesce(NEW.conversation_id, '') END,
+                    nullif(NEW.request_id, ''),
+                    CASE WHEN NEW.kind = 'feedback' THEN NULL ELSE (SELECT id FROM strings WHERE value = coalesce(NEW.status, '')) END,
+                    CASE WHEN NEW.kind = 'feedback' THEN (SELECT id FROM strings WHERE value = coalesce(NEW.name, '')) END,
+                    NEW.line);
+            END;
+            CREATE TRIGGER events_delete INSTEAD OF DELETE ON events
+            BEGIN
+                DELETE FROM event_rows WHERE id = OLD.id;
+            END;
             """
     }()
 

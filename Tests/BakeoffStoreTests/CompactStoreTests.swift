@@ -223,6 +223,27 @@ struct CompactStoreTests {
         #expect(try sqliteScalar(path, "PRAGMA user_version") == 5)
     }
 
+    @Test func rowsInsertedIntoTheViewAreReadAsTheyWereAndDeletedThroughIt() throws {
+        let path = try temporaryStorePath()
+        try Self.store([request(1)], at: path)
+        let line = #"{"event":"request","ts":"2026-11-01T10:00:00Z","experiment":"wh","variant":"a","user_id":"w1","request_id":"wh-1","latency_ms":3,"output_tokens":7,"status":"ok","source":"warehouse"}"#
+        try sqliteShell(path, """
+            INSERT INTO events (ts, experiment, kind, variant, user_id, conversation_id, request_id, status, qa, line, name)
+            VALUES (1793527200000000, 'wh', 'request', 'a', 'w1', 'wh-1', 'wh-1', 'ok', 0, '\(line)', ''),
+                   (1793527201000000, 'wh', 'feedback', '', 'w1', 'wh-1', 'wh-1', '', 1, '{"x":1}', 'thumbs_up');
+            """)
+        #expect(try Self.lines(path) == [request(1).jsonLine(), line, #"{"x":1}"#])
+        #expect(try sqliteRows(path, "SELECT kind, variant, user_id, conversation_id, request_id, status, qa, name FROM events WHERE experiment = 'wh'")
+                == [["request", "a", "w1", "wh-1", "wh-1", "ok", "0", ""], ["feedback", "", "w1", "wh-1", "wh-1", "", "1", "thumbs_up"]])
+        let store = try EventStore(path: path)
+        #expect(store.request(id: "wh-1")?.userID == "w1")
+        #expect(store.latestRequest(conversation: "wh-1")?.requestID == "wh-1")
+        #expect(store.feedbackCount(requestID: "wh-1", name: "thumbs_up") == 1)
+        store.close()
+        try sqliteShell(path, "DELETE FROM events WHERE experiment = 'wh'")
+        #expect(try Self.lines(path) == [request(1).jsonLine()])
+    }
+
     @Test func theViewShowsTheOldColumnsAndLinesWithTheSameValues() throws {
         // SQLite's dates end at the years 0 and 9999, its JSON strings at a NUL; -0 is written 0 by one side only.
         let events = Self.oddEvents().filter {
