@@ -12,9 +12,9 @@ package enum LegacyStore {
     static let migrator = Migrator(Array(StoreSchema.migrations.prefix(EventLayout.compactVersion - 1)))
 
     /// Creates a version 4 store at `path` and writes `events` as that release's writer did (`Row(e)`, the line
-    /// made on the writer thread), in transactions of `batch`; returns the seconds the writes took.
+    /// made on the writer thread), in transactions of `batch`; returns the time the writes took.
     @discardableResult
-    package static func write(_ events: [EventRecord], path: String, batch: Int = 1000) throws(StoreError) -> Double {
+    package static func write(_ events: [EventRecord], path: String, batch: Int = 1000) throws(StoreError) -> BenchTime {
         let connection = try Connection(path: path, readOnly: false, migrator: migrator)
         try connection.execute("PRAGMA synchronous=NORMAL")
         let insert = try connection.prepare("""
@@ -75,8 +75,8 @@ package enum LegacyStore {
 /// Measures the store's writer alone: events written in transactions of a batch, as the writer thread does.
 package enum StoreWriteBench {
     /// Writes `events` into a new compact store at `path` in transactions of `batch` (the writer's statements,
-    /// without its queue); returns the seconds the writes took.
-    package static func writeCompact(_ events: [EventRecord], path: String, batch: Int = 1000) throws(StoreError) -> Double {
+    /// without its queue); returns the time the writes took.
+    package static func writeCompact(_ events: [EventRecord], path: String, batch: Int = 1000) throws(StoreError) -> BenchTime {
         let connection = try Connection(path: path, readOnly: false)
         try connection.execute("PRAGMA synchronous=NORMAL")
         let rows = try EventRowWriter(connection)
@@ -84,10 +84,30 @@ package enum StoreWriteBench {
     }
 }
 
-/// Writes `events` with `insert` in transactions of `batch`; the seconds it took.
+/// Wall-clock and CPU time (of the whole process: with one thread at work, that thread's) of a benchmark step.
+package struct BenchTime: Sendable {
+    package var wallSeconds: Double
+    package var cpuSeconds: Double
+
+    /// Starts measuring.
+    package static func start() -> BenchTime { BenchTime(wallSeconds: now(CLOCK_MONOTONIC), cpuSeconds: now(CLOCK_PROCESS_CPUTIME_ID)) }
+
+    /// The time since `start()` gave `self`.
+    package func elapsed() -> BenchTime {
+        BenchTime(wallSeconds: Self.now(CLOCK_MONOTONIC) - wallSeconds, cpuSeconds: Self.now(CLOCK_PROCESS_CPUTIME_ID) - cpuSeconds)
+    }
+
+    private static func now(_ clock: clockid_t) -> Double {
+        var t = timespec()
+        clock_gettime(clock, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+}
+
+/// Writes `events` with `insert` in transactions of `batch`; the time it took.
 private func timedBatches(_ events: [EventRecord], _ connection: Connection, _ batch: Int, committed: () -> Void = {},
-                          _ insert: (EventRecord) throws(StoreError) -> Void) throws(StoreError) -> Double {
-    let started = MonotonicClock.now()
+                          _ insert: (EventRecord) throws(StoreError) -> Void) throws(StoreError) -> BenchTime {
+    let started = BenchTime.start()
     var start = 0
     while start < events.count {
         let end = min(start + max(batch, 1), events.count)
@@ -97,7 +117,7 @@ private func timedBatches(_ events: [EventRecord], _ connection: Connection, _ b
         committed()
         start = end
     }
-    return Double(MonotonicClock.now() &- started) / 1e9
+    return started.elapsed()
 }
 
 /// Events as a gateway logs them, for tests and benchmarks of the store: requests of `users` users over a few
