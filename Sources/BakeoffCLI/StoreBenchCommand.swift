@@ -6,7 +6,7 @@ let storeBenchSpec = CommandSpec(
     "store-bench",
     summary: "Measure the event store: bytes per event, writer events/s",
     usage: ["[options]"],
-    about: "Writes the same gateway-like events (request ids in the gateway's shape, users, latencies, tokens, statuses, feedback on a fifth of the requests) into fresh SQLite stores of two layouts: schema version 4's (a JSON line and text columns per event) and the compact rows of version 5. For each: bytes per event (the file after close, its WAL checkpointed, over the events) the writer's throughput (events committed per second in transactions of --batch events, the writer's statements without its queue) and the readers' (every line read back, rebuilt where it is not stored). A third row writes the compact store through the gateway's path (EventStore.append from one thread, then flush).",
+    about: "Writes the same gateway-like events (request ids in the gateway's shape, users, latencies, tokens, statuses, feedback on a fifth of the requests) into fresh SQLite stores of two layouts: schema version 4's (a JSON line and text columns per event) and the compact rows of version 5, with request ids of 24 random hex digits (the gateway's before) and time-ordered ones (the gateway's now). For each: bytes per event (the file after close, its WAL checkpointed, over the events) the writer's throughput (events committed per second in transactions of --batch events, the writer's statements without its queue) and the readers' (every line read back, rebuilt where it is not stored). The last row writes the compact store through the gateway's path (EventStore.append from one thread, then flush).",
     options: [
         .single("--events", "N", "Request events; feedback events come on top", default: "100000"),
         .single("--users", "N", "Distinct users", default: "10000"),
@@ -43,6 +43,8 @@ private struct StoreBenchRow {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
 
+    // The gateway's request ids before (24 random hex digits) and now (the time first).
+    let randomIDs = StoreWorkload.events(requests: requests, users: users, seed: seed, timeOrderedIDs: false)
     let events = StoreWorkload.events(requests: requests, users: users, seed: seed)
     func size(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0 }
     /// Reads every line (the rebuilt ones made, each one's bytes summed).
@@ -59,13 +61,18 @@ private struct StoreBenchRow {
     var rows: [StoreBenchRow] = []
 
     let legacy = dir + "/v4.db"
-    let legacyWrite = try LegacyStore.write(events, path: legacy, batch: batch)
-    rows.append(StoreBenchRow(layout: "version 4 (JSON line per row)", events: events.count, bytes: size(legacy), write: legacyWrite,
-                              read: try readAll(legacy)))
+    let legacyWrite = try LegacyStore.write(randomIDs, path: legacy, batch: batch)
+    rows.append(StoreBenchRow(layout: "version 4 (JSON line per row), random ids", events: events.count, bytes: size(legacy),
+                              write: legacyWrite, read: try readAll(legacy)))
+
+    let random = dir + "/random.db"
+    let randomWrite = try StoreWriteBench.writeCompact(randomIDs, path: random, batch: batch)
+    rows.append(StoreBenchRow(layout: "version 5 (compact rows), random ids", events: events.count, bytes: size(random),
+                              write: randomWrite, read: try readAll(random)))
 
     let compact = dir + "/compact.db"
     let compactWrite = try StoreWriteBench.writeCompact(events, path: compact, batch: batch)
-    rows.append(StoreBenchRow(layout: "version 5 (compact rows)", events: events.count, bytes: size(compact), write: compactWrite,
+    rows.append(StoreBenchRow(layout: "version 5, time-ordered ids", events: events.count, bytes: size(compact), write: compactWrite,
                               read: try readAll(compact)))
 
     // The gateway's path: appends (from this thread) and the writer thread's group commits, in the process's CPU time.
@@ -78,7 +85,7 @@ private struct StoreBenchRow {
     let written = store.eventsWritten
     store.close()
     guard written == events.count else { throw StoreError("store-bench: \(written) of \(events.count) events written through the queue") }
-    rows.append(StoreBenchRow(layout: "version 5 through EventStore.append", events: events.count, bytes: size(queued), write: queuedWrite,
+    rows.append(StoreBenchRow(layout: "version 5, time-ordered ids, through EventStore.append", events: events.count, bytes: size(queued), write: queuedWrite,
                               read: try readAll(queued)))
 
     if format == .json {

@@ -893,7 +893,7 @@ struct RetentionState {
 
 /// The writer thread's connection and statements. Not `Sendable`: the writer thread makes it, uses it and
 /// closes it (when it goes out of scope at the end of the thread), so no other thread can reach it.
-private final class WriterConnection: StoreBackend {
+final class WriterConnection: StoreBackend {
     let connection: Connection
     let rows: EventRowWriter
     let begin: Statement
@@ -906,10 +906,7 @@ private final class WriterConnection: StoreBackend {
     init(path: String, options: StoreOptions) throws(StoreError) {
         self.path = path
         connection = try Connection(path: path, readOnly: false, checkSeconds: options.integrityCheckSeconds)
-        try connection.execute("PRAGMA synchronous=NORMAL")
-        let pageSize = max(try connection.scalar("PRAGMA page_size"), 512)
-        try connection.execute("PRAGMA journal_size_limit=\(options.walLimitBytes)")
-        try connection.execute("PRAGMA wal_autocheckpoint=\(max(Int64(options.walLimitBytes) / pageSize, 1))")
+        try Self.configure(connection, options: options)
         rows = try EventRowWriter(connection)
         begin = try connection.prepare("BEGIN IMMEDIATE")
         commit = try connection.prepare("COMMIT")
@@ -917,6 +914,15 @@ private final class WriterConnection: StoreBackend {
         probe = try connection.prepare("PRAGMA user_version = \(StoreSchema.version)")
         chunkEnd = try connection.prepare("SELECT max(id) FROM (SELECT id FROM event_rows WHERE id > ?1 ORDER BY id LIMIT ?2)")
         delete = try connection.prepare("DELETE FROM event_rows WHERE id > ?1 AND id <= ?2 AND ts < ?3")
+    }
+
+    /// The writer's settings: `synchronous=NORMAL` (a commit survives kill -9), the WAL checkpointed and cut
+    /// back at `walLimitBytes`.
+    static func configure(_ connection: Connection, options: StoreOptions) throws(StoreError) {
+        try connection.execute("PRAGMA synchronous=NORMAL")
+        let pageSize = max(try connection.scalar("PRAGMA page_size"), 512)
+        try connection.execute("PRAGMA journal_size_limit=\(options.walLimitBytes)")
+        try connection.execute("PRAGMA wal_autocheckpoint=\(max(Int64(options.walLimitBytes) / pageSize, 1))")
     }
 
     var integrity: IntegrityCheck { connection.integrity }

@@ -16,7 +16,7 @@ package enum LegacyStore {
     @discardableResult
     package static func write(_ events: [EventRecord], path: String, batch: Int = 1000) throws(StoreError) -> BenchTime {
         let connection = try Connection(path: path, readOnly: false, migrator: migrator)
-        try connection.execute("PRAGMA synchronous=NORMAL")
+        try WriterConnection.configure(connection, options: StoreOptions())
         let insert = try connection.prepare("""
             INSERT INTO events (ts, experiment, kind, variant, user_id, conversation_id, request_id, status, qa, line, name)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -72,13 +72,14 @@ package enum LegacyStore {
     }
 }
 
-/// Measures the store's writer alone: events written in transactions of a batch, as the writer thread does.
+/// Measures the store's writer alone: events written in transactions of a batch, as the writer thread does
+/// (with its settings).
 package enum StoreWriteBench {
     /// Writes `events` into a new compact store at `path` in transactions of `batch` (the writer's statements,
     /// without its queue); returns the time the writes took.
     package static func writeCompact(_ events: [EventRecord], path: String, batch: Int = 1000) throws(StoreError) -> BenchTime {
         let connection = try Connection(path: path, readOnly: false)
-        try connection.execute("PRAGMA synchronous=NORMAL")
+        try WriterConnection.configure(connection, options: StoreOptions())
         let rows = try EventRowWriter(connection)
         return try timedBatches(events, connection, batch, committed: rows.committed) { e throws(StoreError) in try rows.insert(e) }
     }
@@ -126,7 +127,9 @@ private func timedBatches(_ events: [EventRecord], _ connection: Connection, _ b
 /// fifth named conversations of a few turns; about one request in five gets feedback on it, and some
 /// conversations a conversation-level rating.
 package enum StoreWorkload {
-    package static func events(requests: Int, users: Int = 10_000, seed: UInt64 = 1,
+    /// `timeOrderedIDs`: request ids as the gateway makes them now (the time in milliseconds, then random
+    /// digits); else 24 random digits, as it made them before.
+    package static func events(requests: Int, users: Int = 10_000, seed: UInt64 = 1, timeOrderedIDs: Bool = true,
                                start: Int64 = 1_780_000_000_000_000) -> [EventRecord] {
         var random = Random(seed)
         var events: [EventRecord] = []
@@ -140,7 +143,8 @@ package enum StoreWorkload {
             let experiment = experiments[Int(random.below(100)) < 70 ? 0 : Int(random.below(2)) + 1]
             var e = EventRecord(kind: .request, timestamp: ts, experiment: experiment)
             e.variant = random.below(2) == 0 ? "control" : "treatment"
-            e.requestID = "req_" + hex(random.next(), 16) + hex(random.next() & 0xFFFF_FFFF, 8)
+            e.requestID = "req_" + (timeOrderedIDs ? hex(UInt64(ts / 1000), 12) + hex(random.next() & 0xFFFF_FFFF_FFFF, 12)
+                                                   : hex(random.next(), 16) + hex(random.next() & 0xFFFF_FFFF, 8))
             e.userID = "user-\(random.below(UInt64(users)))"
             if random.below(5) == 0 {
                 if random.below(3) == 0 { conversations += 1 }
