@@ -47,15 +47,16 @@ final class EventRowReader {
 
     let connection: Connection
     let layout: EventLayout
+    // One thread uses a reader: no dynamic exclusivity checks on the buffers of every row (a tenth of a read's time).
     /// Interned strings read so far, by id (`strings` ids are small and dense).
-    private var strings: [[UInt8]?] = []
+    @exclusivity(unchecked) private var strings: [[UInt8]?] = []
     private var byID: Statement?
     private var findID: Statement?
-    private var line: [UInt8] = []
-    private var request: [UInt8] = []
-    /// The last second formatted, and its "YYYY-MM-DDTHH:MM:SS." bytes.
-    private var second = Int64.min
-    private var secondText: [UInt8] = []
+    @exclusivity(unchecked) private var line: [UInt8] = []
+    @exclusivity(unchecked) private var request: [UInt8] = []
+    /// The last day formatted, and its "YYYY-MM-DDT" bytes.
+    @exclusivity(unchecked) private var day = Int64.min
+    @exclusivity(unchecked) private var dayText: [UInt8] = []
 
     init(_ connection: Connection) throws(StoreError) {
         self.connection = connection
@@ -141,7 +142,10 @@ final class EventRowReader {
     /// `EventRecord.jsonLine()` of the row, into `line`.
     private func rebuild(_ s: Statement) throws(StoreError) {
         line.removeAll(keepingCapacity: true)
-        let request = !isFeedback(s)
+        let flags = s.int(Column.flags)
+        let request = flags & EventRows.feedbackFlag == 0
+        // The request id's text, once: the user and conversation columns are NULL when they are the request id.
+        let requestID = idText(s, Column.requestID, into: &self.request)
         append(request ? #"{"event":"request","ts":""# : #"{"event":"feedback","ts":""#)
         appendTimestamp(s.int(Column.ts))
         append(#"","experiment":"#)
@@ -150,9 +154,8 @@ final class EventRowReader {
             append(#","variant":"#)
             try appendQuoted(s, Column.variant)
         }
-        // The user and conversation columns are NULL when they are the request id.
         if s.isNull(Column.user) {
-            appendRequestID(s, key: #","user_id":"#)
+            if requestID { appendRequestID(key: #","user_id":"#) }
         } else {
             try withText(s, Column.user) { text in
                 if text.count > 0 {
@@ -161,17 +164,21 @@ final class EventRowReader {
                 }
             }
         }
-        if s.isNull(Column.conversation) {
-            appendRequestID(s, key: #","conversation_id":"#)
-        } else {
-            idText(s, Column.conversation) { text in
-                if text.count > 0 {
-                    append(#","conversation_id":"#)
-                    appendQuoted(text)
-                }
+        switch sqlite3_column_type(s.stmt, Column.conversation) {
+        case SQLITE_NULL:
+            if requestID { appendRequestID(key: #","conversation_id":"#) }
+        case SQLITE_BLOB:
+            append(#","conversation_id":""#)
+            RequestIDCode.appendText(blob(s, Column.conversation), to: &line)
+            line.append(0x22)
+        default:
+            let text = s.bytes(Column.conversation)
+            if text.count > 0 {
+                append(#","conversation_id":"#)
+                appendQuoted(text)
             }
         }
-        appendRequestID(s, key: #","request_id":"#)
+        if requestID { appendRequestID(key: #","request_id":"#) }
         if request {
             appendNumber(s, Column.latency, key: #","latency_ms":"#)
             appendNumber(s, Column.ttft, key: #","ttft_ms":"#)
@@ -179,14 +186,14 @@ final class EventRowReader {
             appendInteger(s, Column.outputTokens, key: #","output_tokens":"#)
             append(#","status":"#)
             try appendQuoted(s, Column.status)
-            if s.int(Column.flags) & EventRows.usageMissingFlag != 0 { append(#","usage_missing":true"#) }
+            if flags & EventRows.usageMissingFlag != 0 { append(#","usage_missing":true"#) }
         } else {
             append(#","name":"#)
             try appendQuoted(s, Column.name)
             append(#","value":"#)
             if !appendNumber(s, Column.value, key: "") { append("0") }
         }
-        if isQA(s) { append(#","qa":true"#) }
+        if flags & EventRows.qaFlag != 0 { append(#","qa":true"#) }
         if !s.isNull(Column.prompt) {
             append(#","prompt":"#)
             appendQuoted(s.bytes(Column.prompt))
@@ -202,17 +209,37 @@ final class EventRowReader {
         line.append(0x7D)
     }
 
+    /// The request id of `idText(_:_:into:)`, as a key and its quoted value.
+    private func appendRequestID(key: StaticString) {
+        append(key)
+        line.append(0x22)
+        line.append(contentsOf: request)  // ids with characters to escape are rare: checked below
+        if request.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            line.removeLast(request.count + 1)
+            request.withUnsafeBytes { appendQuoted($0) }
+        } else {
+            line.append(0x22)
+        }
+    }
+
+    private func blob(_ s: Statement, _ column: Int32) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: sqlite3_column_blob(s.stmt, column), count: Int(sqlite3_column_bytes(s.stmt, column)))
+    }
+
+    /// A request or conversation id column's text into `out`; false when it is empty.
+    private func idText(_ s: Statement, _ column: Int32, into out: inout [UInt8]) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        switch sqlite3_column_type(s.stmt, column) {
+        case SQLITE_NULL: return false
+        case SQLITE_BLOB: RequestIDCode.appendText(blob(s, column), to: &out)
+        default: out.append(contentsOf: s.bytes(column))
+        }
+        return !out.isEmpty
+    }
+
     @inline(__always)
     private func append(_ text: StaticString) {
         text.withUTF8Buffer { line.append(contentsOf: $0) }
-    }
-
-    private func appendRequestID(_ s: Statement, key: StaticString) {
-        withRequestID(s) { id in
-            guard id.count > 0 else { return }
-            append(key)
-            appendQuoted(id)
-        }
     }
 
     /// A number column as `JSONWriter.number` writes it; false when NULL (nothing written).
@@ -226,14 +253,19 @@ final class EventRowReader {
         default: value = .nan  // 'null'
         }
         append(key)
-        line.append(contentsOf: JSONWriter.number(value).utf8)
+        if value == value.rounded(), abs(value) < 1e15 {
+            appendInteger(Int64(value))  // as JSONWriter.number writes integers
+        } else {
+            var text = JSONWriter.number(value)
+            text.withUTF8 { line.append(contentsOf: $0) }
+        }
         return true
     }
 
     private func appendInteger(_ s: Statement, _ column: Int32, key: StaticString) {
         guard !s.isNull(column) else { return }
         append(key)
-        line.append(contentsOf: String(s.int(column)).utf8)
+        appendInteger(s.int(column))
     }
 
     private func appendQuoted(_ s: Statement, _ column: Int32) throws(StoreError) {
@@ -267,21 +299,50 @@ final class EventRowReader {
 
     private static func hex(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
 
-    /// `formatTimestamp(micros)`: the date and time of each second are made once.
+    /// `formatTimestamp(micros)`: the date of each day is made once.
     private func appendTimestamp(_ micros: Int64) {
         let millis = micros >= 0 ? micros / 1000 : (micros - 999) / 1000
-        let ms = ((millis % 1000) + 1000) % 1000
-        let seconds = (millis - ms) / 1000
-        if seconds != second {
-            let text = formatTimestamp(seconds * 1_000_000)  // "...SS.000Z"
-            secondText = Array(text.utf8.dropLast(4))
-            second = seconds
+        let ms = Int(((millis % 1000) + 1000) % 1000)
+        let seconds = (millis - Int64(ms)) / 1000
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        if days != day {
+            let text = formatTimestamp(days * 86_400_000_000)  // "YYYY-MM-DDT00:00:00.000Z"
+            dayText = Array(text.utf8.prefix { $0 != 0x54 }) + [0x54]
+            day = days
         }
-        line.append(contentsOf: secondText)
+        let second = Int(seconds - days * 86_400)
+        line.append(contentsOf: dayText)
+        appendTwoDigits(second / 3600)
+        line.append(0x3A)
+        appendTwoDigits(second / 60 % 60)
+        line.append(0x3A)
+        appendTwoDigits(second % 60)
+        line.append(0x2E)
         line.append(0x30 + UInt8(ms / 100))
-        line.append(0x30 + UInt8(ms / 10 % 10))
-        line.append(0x30 + UInt8(ms % 10))
+        appendTwoDigits(ms % 100)
         line.append(0x5A)
+    }
+
+    @inline(__always)
+    private func appendTwoDigits(_ v: Int) {
+        line.append(0x30 + UInt8(v / 10))
+        line.append(0x30 + UInt8(v % 10))
+    }
+
+    /// `String(v)`'s digits.
+    private func appendInteger(_ v: Int64) {
+        if v < 0 { line.append(0x2D) }
+        var magnitude = v.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[count] = 0x30 + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { line.append(d[i]) }
+        }
     }
 
     // MARK: - Column bytes

@@ -143,8 +143,9 @@ package enum StoreWorkload {
             let experiment = experiments[Int(random.below(100)) < 70 ? 0 : Int(random.below(2)) + 1]
             var e = EventRecord(kind: .request, timestamp: ts, experiment: experiment)
             e.variant = random.below(2) == 0 ? "control" : "treatment"
-            e.requestID = "req_" + (timeOrderedIDs ? hex(UInt64(ts / 1000), 12) + hex(random.next() & 0xFFFF_FFFF_FFFF, 12)
-                                                   : hex(random.next(), 16) + hex(random.next() & 0xFFFF_FFFF, 8))
+            let a = random.next(), b = random.next()  // the same draws either way: the same events but their ids
+            e.requestID = "req_" + (timeOrderedIDs ? hex(UInt64(ts / 1000), 12) + hex(a & 0xFFFF_FFFF_FFFF, 12)
+                                                   : hex(a, 16) + hex(b & 0xFFFF_FFFF, 8))
             e.userID = "user-\(random.below(UInt64(users)))"
             if random.below(5) == 0 {
                 if random.below(3) == 0 { conversations += 1 }
