@@ -144,6 +144,11 @@ $(GS_PY):
 	python3 -m venv $(GS_VENV)
 	$(GS_VENV)/bin/pip install --quiet --disable-pip-version-check 'spotify-confidence==4.1.0' 'scipy==1.17.1' 'numpy==2.4.6' 'pandas==2.3.3'
 
+# BENCH_ONLY=perf: only the gateway's cost per request, tails at 1,000 and 5,000 req/s, 10,000 open streams
+# (scripts/bench/gateway_perf.py, ~12 minutes; BENCH_PERF_QUICK=1 for ~3); BENCH_PERF=0 skips it.
+# BENCH_ONLY=tls: only HTTPS upstreams against plain HTTP, connection reuse (scripts/bench/tls_bench.py); BENCH_TLS=0 skips it.
+# BENCH_ONLY=storebench: only the store's bytes per event and writer throughput, old layout against new
+# (scripts/bench/store_bench.py); BENCH_STORE=0 skips it.
 # BENCH_ONLY=gateway: only the gateway benchmark (no pandas venv needed); BENCH_GATEWAY=0 skips it.
 # BENCH_ONLY=soak: only the gateway soak (slowloris, full disk, kill -9; scripts/bench/soak.py, as root for its
 # tmpfs); BENCH_SOAK=0 skips it.
@@ -160,22 +165,28 @@ $(GS_PY):
 # BENCH_ONLY=pganalyze: only `analyze --db postgresql://` on about 10 million events against export-then-analyse, SQLite,
 # the log and the warehouse SQL (scripts/bench/pg_analyze_bench.py, ~20 minutes, ~25 GB in /tmp); BENCH_PGANALYZE=0
 # skips it, BENCH_PGANALYZE_USERS sets its size (600,000 users: about 10 million events).
-bench: build $(if $(filter gateway soak dashboard pgstore pganalyze otlp,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval dashboard pgstore pganalyze otlp,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
+bench: build $(if $(filter gateway soak dashboard pgstore pganalyze otlp perf tls storebench,$(BENCH_ONLY)),,venv) $(if $(filter 0,$(BENCH_GATEWAY))$(filter stats soak eval dashboard pgstore pganalyze otlp perf tls storebench,$(BENCH_ONLY)),,$(LITELLM)) $(TEST_PY_STAMP)
 	@[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
-	$(if $(filter stats eval dashboard pgstore pganalyze otlp,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
-	$(if $(filter gateway soak eval dashboard pgstore pganalyze otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter stats eval dashboard pgstore pganalyze otlp perf tls storebench,$(BENCH_ONLY)),@true,BAKEOFF_BIN=$(CURDIR)/$(BIN) PY=$(CURDIR)/$(PY) LITELLM_BIN=$(CURDIR)/$(LITELLM) bash scripts/bench/run.sh)
+	$(if $(filter gateway soak eval dashboard pgstore pganalyze otlp perf tls storebench,$(BENCH_ONLY))$(filter 0,$(BENCH_STATS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/stats.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_STATS_RUNS),--runs $(BENCH_STATS_RUNS)))
-	$(if $(filter gateway soak stats dashboard pgstore pganalyze otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats dashboard pgstore pganalyze otlp perf tls storebench,$(BENCH_ONLY))$(filter 0,$(BENCH_EVAL)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		$(PY) scripts/bench/eval_bench.py --bin $(CURDIR)/$(BIN) --client-python $(CURDIR)/$(TEST_PY) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_EVAL_REQUESTS),--requests $(BENCH_EVAL_REQUESTS)))
-	$(if $(filter gateway soak stats eval pgstore pganalyze otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_DASHBOARD)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats eval pgstore pganalyze otlp perf tls storebench,$(BENCH_ONLY))$(filter 0,$(BENCH_DASHBOARD)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		python3 scripts/bench/dashboard_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_DASHBOARD_USERS),--users $(BENCH_DASHBOARD_USERS)))
-	$(if $(filter gateway soak stats eval dashboard pganalyze otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_PGSTORE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats eval dashboard pganalyze otlp perf tls storebench,$(BENCH_ONLY))$(filter 0,$(BENCH_PGSTORE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		python3 scripts/bench/pg_store_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md)
-	$(if $(filter gateway soak stats eval dashboard pgstore otlp,$(BENCH_ONLY))$(filter 0,$(BENCH_PGANALYZE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats eval dashboard pgstore otlp perf tls storebench,$(BENCH_ONLY))$(filter 0,$(BENCH_PGANALYZE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		python3 scripts/bench/pg_analyze_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_PGANALYZE_USERS),--users $(BENCH_PGANALYZE_USERS)))
-	$(if $(filter gateway soak stats eval dashboard pgstore pganalyze,$(BENCH_ONLY))$(filter 0,$(BENCH_OTLP)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+	$(if $(filter gateway soak stats eval dashboard pgstore pganalyze perf tls storebench,$(BENCH_ONLY))$(filter 0,$(BENCH_OTLP)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
 		python3 scripts/bench/otlp_bench.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md)
+	$(if $(filter gateway soak stats eval dashboard pgstore pganalyze otlp tls storebench,$(BENCH_ONLY))$(filter 0,$(BENCH_PERF)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+		python3 scripts/bench/gateway_perf.py --bin $(CURDIR)/$(BIN) --out $(OUT)/bench --markdown BENCHMARKS.md $(if $(BENCH_PERF_QUICK),--quick))
+	$(if $(filter gateway soak stats eval dashboard pgstore pganalyze otlp perf storebench,$(BENCH_ONLY))$(filter 0,$(BENCH_TLS)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+		python3 scripts/bench/tls_bench.py --bin $(CURDIR)/$(BIN) --markdown BENCHMARKS.md)
+	$(if $(filter gateway soak stats eval dashboard pgstore pganalyze otlp perf tls,$(BENCH_ONLY))$(filter 0,$(BENCH_STORE)),@true,BENCH_COMMAND="$(if $(BENCH_ONLY),BENCH_ONLY=$(BENCH_ONLY) )make bench" \
+		python3 scripts/bench/store_bench.py --bin $(CURDIR)/$(BIN) --markdown BENCHMARKS.md)
 
 $(LITELLM):
 	python3 -m venv $(LITELLM_VENV)

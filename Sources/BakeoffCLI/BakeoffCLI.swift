@@ -32,6 +32,7 @@ public enum BakeoffCLI {
         Command(spec: mockUpstreamSpec, run: runMockUpstream),
         Command(spec: mockDatasetSpec, run: runMockDataset),
         Command(spec: loadSpec, run: runLoad),
+        Command(spec: storeBenchSpec, run: runStoreBench),
         Command(spec: trafficSpec, run: runTraffic),
     ]
 

@@ -10,7 +10,7 @@ let mockUpstreamSpec = CommandSpec(
     "mock-upstream",
     summary: "An OpenAI-compatible model server for tests, demos, benchmarks",
     usage: ["--port P [options]"],
-    about: "An OpenAI-compatible model server for tests, the demo and benchmarks: POST /v1/chat/completions and /v1/completions (streamed or not), GET /v1/models, GET /mock/requests (the last requests as JSON lines), GET /mock/stats (requests received and connections accepted, as JSON). Serves HTTPS with --tls-cert and --tls-key. Prints \"mock-upstream listening on http://HOST:PORT/v1\" (https:// with TLS) to stderr when ready; stops on SIGTERM or SIGINT.",
+    about: "An OpenAI-compatible model server for tests, the demo and benchmarks: POST /v1/chat/completions and /v1/completions (streamed or not), GET /v1/models, GET /mock/requests (the last requests as JSON lines), GET /mock/stats (requests received and connections accepted, as JSON). Serves HTTPS with --tls-cert and --tls-key (PEM files). Prints \"mock-upstream listening on http://HOST:PORT/v1\" (https:// with TLS) to stderr when ready; stops on SIGTERM or SIGINT.",
     options: [
         .single("--port", "P", "Port to listen on (0 picks a free one, shown in the ready line)"),
         .single("--host", "H", "IPv4 address to listen on", default: "127.0.0.1"),

@@ -315,41 +315,73 @@ public final class EventStore: Sendable {
 
 /// The SQLite store's read connection and its prepared look-ups (a PostgreSQL store's: `PostgresLookups`). Not
 /// `Sendable`: it lives in `EventStore.reads`, whose lock serializes its use. A look-up that fails finds nothing.
+///
+/// The writer has upgraded the store before this opens, so the events are in compact rows (`EventRows`).
 private struct Reads {
-    let connection: Connection
+    let events: EventRowReader
     let requestByID: Statement
     let requestByConversation: Statement
+    let requestWithoutConversation: Statement
     let feedbackByRequest: Statement
     let feedbackByConversation: Statement
 
     init(path: String) throws(StoreError) {
-        connection = try Connection(path: path, readOnly: true)
-        let columns = "experiment, variant, user_id, conversation_id, request_id, qa"
-        requestByID = try connection.prepare("SELECT \(columns) FROM events WHERE request_id = ?1 AND kind = 'request' ORDER BY id LIMIT 1")
-        requestByConversation = try connection.prepare("SELECT \(columns) FROM events WHERE conversation_id = ?1 AND kind = 'request' ORDER BY id DESC LIMIT 1")
-        // These match the partial indexes' conditions word for word, so SQLite uses them.
-        feedbackByRequest = try connection.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = ?1 AND (?2 = '' OR name = ?2)")
-        feedbackByConversation = try connection.prepare("SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = '' AND conversation_id = ?1 AND (?2 = '' OR name = ?2)")
+        events = try EventRowReader(Connection(path: path, readOnly: true))
+        // Each uses an index: `event_rows_request`, or `event_rows_conversation` (its condition repeated).
+        requestByID = try events.select(["request_id = ?1", "flags & 1 = 0"], limit: 1)
+        requestByConversation = try events.select(["conversation = ?1", "conversation <> ''", "flags & 1 = 0"], newestFirst: true, limit: 1)
+        // A request whose conversation is itself: no conversation id, or its own.
+        requestWithoutConversation = try events.select(["request_id = ?1", "(conversation IS NULL OR conversation = '')", "flags & 1 = 0"],
+                                                       newestFirst: true, limit: 1)
+        feedbackByRequest = try events.connection.prepare("SELECT count(*) FROM event_rows WHERE request_id = ?1 AND flags & 1 = 1 AND (?2 IS NULL OR name = ?2)")
+        feedbackByConversation = try events.connection.prepare("SELECT count(*) FROM event_rows WHERE conversation = ?1 AND conversation <> '' AND request_id IS NULL AND flags & 1 = 1 AND (?2 IS NULL OR name = ?2)")
     }
 
-    func request(id: String) -> RequestInfo? { Self.info(requestByID, id) }
-    func latestRequest(conversation: String) -> RequestInfo? { Self.info(requestByConversation, conversation) }
-    func feedbackCount(requestID: String, name: String) -> Int { Self.count(feedbackByRequest, requestID, name) }
-    func feedbackCount(conversationID: String, name: String) -> Int { Self.count(feedbackByConversation, conversationID, name) }
+    func request(id: String) -> RequestInfo? {
+        guard !id.isEmpty else { return nil }
+        return info(requestByID, id)?.info
+    }
 
-    private static func count(_ s: Statement, _ key: String, _ name: String) -> Int {
-        s.bind(1, key)
-        s.bind(2, name)
+    /// The newer of the conversation's latest request that names it and the request that is it.
+    func latestRequest(conversation: String) -> RequestInfo? {
+        guard !conversation.isEmpty else { return nil }
+        let named = info(requestByConversation, conversation)
+        let own = info(requestWithoutConversation, conversation)
+        return ((named?.id ?? -1) > (own?.id ?? -1) ? named : own)?.info
+    }
+
+    func feedbackCount(requestID: String, name: String) -> Int {
+        guard !requestID.isEmpty else { return 0 }
+        return count(feedbackByRequest, requestID, name)
+    }
+
+    func feedbackCount(conversationID: String, name: String) -> Int {
+        guard !conversationID.isEmpty else { return 0 }
+        return count(feedbackByConversation, conversationID, name)
+    }
+
+    private func count(_ s: Statement, _ key: String, _ name: String) -> Int {
         defer { s.reset() }
+        events.bindID(s, 1, key)
+        if !name.isEmpty {
+            guard (try? events.bindString(s, 2, name)) == true else { return 0 }
+        }
         guard (try? s.step()) == true else { return 0 }
         return Int(s.int(0))
     }
 
-    private static func info(_ s: Statement, _ key: String) -> RequestInfo? {
-        s.bind(1, key)
+    private func info(_ s: Statement, _ key: String) -> (id: Int64, info: RequestInfo)? {
         defer { s.reset() }
+        events.bindID(s, 1, key)
         guard (try? s.step()) == true else { return nil }
-        return RequestInfo(experiment: s.string(0), variant: s.string(1), userID: s.string(2), conversationID: s.string(3), requestID: s.string(4), qa: s.int(5) != 0)
+        do throws(StoreError) {
+            let info = RequestInfo(experiment: try events.text(s, EventRowReader.Column.experiment),
+                                   variant: try events.text(s, EventRowReader.Column.variant), userID: try events.userID(s),
+                                   conversationID: events.conversationID(s), requestID: events.requestID(s), qa: events.isQA(s))
+            return (s.int(EventRowReader.Column.id), info)
+        } catch {
+            return nil
+        }
     }
 }
 
@@ -865,9 +897,9 @@ struct RetentionState {
 
 /// The writer thread's connection and statements. Not `Sendable`: the writer thread makes it, uses it and
 /// closes it (when it goes out of scope at the end of the thread), so no other thread can reach it.
-private final class WriterConnection: StoreBackend {
+final class WriterConnection: StoreBackend {
     let connection: Connection
-    let insert: Statement
+    let rows: EventRowWriter
     let begin: Statement
     let commit: Statement
     let probe: Statement
@@ -878,20 +910,23 @@ private final class WriterConnection: StoreBackend {
     init(path: String, options: StoreOptions) throws(StoreError) {
         self.path = path
         connection = try Connection(path: path, readOnly: false, checkSeconds: options.integrityCheckSeconds)
-        try connection.execute("PRAGMA synchronous=NORMAL")
-        let pageSize = max(try connection.scalar("PRAGMA page_size"), 512)
-        try connection.execute("PRAGMA journal_size_limit=\(options.walLimitBytes)")
-        try connection.execute("PRAGMA wal_autocheckpoint=\(max(Int64(options.walLimitBytes) / pageSize, 1))")
-        insert = try connection.prepare("""
-            INSERT INTO events (ts, experiment, kind, variant, user_id, conversation_id, request_id, status, qa, line, name)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-            """)
+        try Self.configure(connection, options: options)
+        rows = try EventRowWriter(connection)
         begin = try connection.prepare("BEGIN IMMEDIATE")
         commit = try connection.prepare("COMMIT")
         // A write that changes nothing but the header: tells whether the store can write when no events wait.
         probe = try connection.prepare("PRAGMA user_version = \(StoreSchema.version)")
-        chunkEnd = try connection.prepare("SELECT max(id) FROM (SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2)")
-        delete = try connection.prepare("DELETE FROM events WHERE id > ?1 AND id <= ?2 AND ts < ?3")
+        chunkEnd = try connection.prepare("SELECT max(id) FROM (SELECT id FROM event_rows WHERE id > ?1 ORDER BY id LIMIT ?2)")
+        delete = try connection.prepare("DELETE FROM event_rows WHERE id > ?1 AND id <= ?2 AND ts < ?3")
+    }
+
+    /// The writer's settings: `synchronous=NORMAL` (a commit survives kill -9), the WAL checkpointed and cut
+    /// back at `walLimitBytes`.
+    static func configure(_ connection: Connection, options: StoreOptions) throws(StoreError) {
+        try connection.execute("PRAGMA synchronous=NORMAL")
+        let pageSize = max(try connection.scalar("PRAGMA page_size"), 512)
+        try connection.execute("PRAGMA journal_size_limit=\(options.walLimitBytes)")
+        try connection.execute("PRAGMA wal_autocheckpoint=\(max(Int64(options.walLimitBytes) / pageSize, 1))")
     }
 
     var integrity: IntegrityCheck { connection.integrity }
@@ -986,30 +1021,19 @@ private final class WriterConnection: StoreBackend {
         }
     }
 
-    /// Writes a batch in one transaction; nil on success.
+    /// Writes a batch in one transaction; nil on success. The gateway's events go in as columns, with no JSON
+    /// made on this thread (readers rebuild the lines); imported lines are kept whole when the columns cannot
+    /// give them back.
     func write(_ batch: [Writer.Pending]) -> StoreError? {
-        transaction { () throws(StoreError) in
-            defer { insert.reset() }
+        let error = transaction { () throws(StoreError) in
             for p in batch {
-                let row: Row
                 switch p.item {
-                case .record(let e): row = Row(e)
-                case .row(let r): row = r
+                case .record(let e): try rows.insert(e)
+                case .row(let r): try rows.insert(LegacyColumns(r))
                 }
-                insert.bind(1, row.ts)
-                insert.bind(2, row.experiment)
-                insert.bind(3, row.kind == .request ? "request" : "feedback")
-                insert.bind(4, row.variant)
-                insert.bind(5, row.userID)
-                insert.bind(6, row.conversationID)
-                insert.bind(7, row.requestID)
-                insert.bind(8, row.status)
-                insert.bind(9, row.qa ? 1 : 0)
-                insert.bind(10, row.line)
-                insert.bind(11, row.name)
-                _ = try insert.step()
-                insert.reset()
             }
         }
+        if error == nil { rows.committed() } else { rows.rolledBack() }
+        return error
     }
 }

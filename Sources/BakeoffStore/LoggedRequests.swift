@@ -64,7 +64,7 @@ public final class LoggedRequests {
     public let path: String
     public let experiment: String
     private enum Source {
-        case sqlite(Connection, byRow: Statement)
+        case sqlite(EventRowReader, byRow: Statement)
         case postgres(PostgresConnection)
     }
     private let source: Source
@@ -82,9 +82,9 @@ public final class LoggedRequests {
             source = .postgres(db)
             return
         }
-        let connection = try Connection(path: path, readOnly: true)
-        try connection.execute("BEGIN")
-        source = .sqlite(connection, byRow: try connection.prepare("SELECT \(Self.columns) FROM events WHERE id = ?1 AND experiment = ?2 AND kind = 'request'"))
+        let events = try EventRowReader(Connection(path: path, readOnly: true))
+        try events.connection.execute("BEGIN")
+        source = .sqlite(events, byRow: try events.select(["id = ?1", "experiment = ?2", events.layout.isRequest]))
     }
 
     /// Calls `body` with each request event of the experiment that has logged content (`messages`, or a non-empty
@@ -94,6 +94,15 @@ public final class LoggedRequests {
     public func forEach(includeQA: Bool = false, includeFailed: Bool = false,
                         _ body: (LoggedRequest) throws -> Void) throws -> LoggedRequestCounts {
         var counts = LoggedRequestCounts()
+        func found(_ request: LoggedRequest?) throws {
+            guard let request else {
+                counts.withoutContent += 1
+                return
+            }
+            counts.withContent += 1
+            if request.messagesJSON != nil { counts.withMessages += 1 }
+            try body(request)
+        }
         func take(_ row: some StoreRow) throws {
             counts.requests += 1
             if !includeQA && row.int(7) != 0 {
@@ -104,19 +113,24 @@ public final class LoggedRequests {
                 counts.failedSkipped += 1
                 return
             }
-            guard let request = try read(row) else {
-                counts.withoutContent += 1
-                return
-            }
-            counts.withContent += 1
-            if request.messagesJSON != nil { counts.withMessages += 1 }
-            try body(request)
+            try found(try read(row))
         }
         switch source {
-        case .sqlite(let connection, _):
-            let s = try connection.prepare("SELECT \(Self.columns) FROM events WHERE experiment = ?1 AND kind = 'request' ORDER BY id")
-            s.bind(1, experiment)
-            while try s.step() { try take(s) }
+        case .sqlite(let events, _):
+            let s = try events.select(["experiment = ?1", events.layout.isRequest])
+            guard try events.bindString(s, 1, experiment) else { break }
+            while try s.step() {
+                counts.requests += 1
+                if !includeQA && events.isQA(s) {
+                    counts.qaSkipped += 1
+                    continue
+                }
+                if try !includeFailed && events.text(s, EventRowReader.Column.status) != "ok" {
+                    counts.failedSkipped += 1
+                    continue
+                }
+                try found(try read(events, s))
+            }
         case .postgres(let db):
             try db.forEachRowInTransaction("SELECT \(Self.columns) FROM events WHERE experiment = $1 AND kind = 'request' ORDER BY id",
                                            [experiment]) { try take($0) }
@@ -127,12 +141,17 @@ public final class LoggedRequests {
     /// The request event in `row`, when it is one of the experiment's and has logged content.
     public func request(row: Int64) throws(StoreError) -> LoggedRequest? {
         switch source {
-        case .sqlite(_, let byRow):
+        case .sqlite(let events, let byRow):
             byRow.reset()
             byRow.bind(1, row)
-            byRow.bind(2, experiment)
-            guard try byRow.step() else { return nil }
-            return try read(byRow)
+            guard try events.bindString(byRow, 2, experiment), try byRow.step() else { return nil }
+            do {
+                return try read(events, byRow)
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw StoreError(.other, path: path, "\(path): \(error)")
+            }
         case .postgres(let db):
             var found: LoggedRequest?
             do {
@@ -154,15 +173,31 @@ public final class LoggedRequests {
     /// The row at `s` (selected with `columns`), or nil when its line has no content.
     private func read(_ s: some StoreRow) throws(StoreError) -> LoggedRequest? {
         let row = s.int(0)
+        guard let content = try content(row: row, line: s.bytes(8)) else { return nil }
+        return LoggedRequest(row: row, requestID: s.string(5), userID: s.string(3), conversationID: s.string(4), variant: s.string(2),
+                             timestamp: s.int(1), status: s.string(6), qa: s.int(7) != 0, messagesJSON: content.messages,
+                             prompt: content.prompt, response: content.response)
+    }
+
+    /// An SQLite store's row at `s` (selected by `events`), or nil when its line has no content.
+    private func read(_ events: EventRowReader, _ s: Statement) throws -> LoggedRequest? {
+        let row = s.int(EventRowReader.Column.id)
+        guard let content = try events.withLine(s, { try self.content(row: row, line: $0) }) else { return nil }
+        return LoggedRequest(row: row, requestID: events.requestID(s), userID: try events.userID(s), conversationID: events.conversationID(s),
+                             variant: try events.text(s, EventRowReader.Column.variant), timestamp: s.int(EventRowReader.Column.ts),
+                             status: try events.text(s, EventRowReader.Column.status), qa: events.isQA(s),
+                             messagesJSON: content.messages, prompt: content.prompt, response: content.response)
+    }
+
+    /// The logged content of a request's line, nil when it has none.
+    private func content(row: Int64, line: UnsafeRawBufferPointer) throws(StoreError) -> (messages: String?, prompt: String?, response: String?)? {
         let view: EventView
-        do throws(EventParseError) { view = try parser.parse(s.bytes(8)) } catch {
+        do throws(EventParseError) { view = try parser.parse(line) } catch {
             throw StoreError(.other, path: path, "\(path): the event in row \(row) cannot be read: column \(error.column): \(error.message)")
         }
         guard view.messages.count > 0 || view.prompt.count > 0 else { return nil }
         func text(_ b: UnsafeRawBufferPointer) -> String? { b.count > 0 ? String(decoding: b, as: UTF8.self) : nil }
-        return LoggedRequest(row: row, requestID: s.string(5), userID: s.string(3), conversationID: s.string(4), variant: s.string(2),
-                             timestamp: s.int(1), status: s.string(6), qa: s.int(7) != 0, messagesJSON: text(view.messages),
-                             prompt: text(view.prompt), response: text(view.response))
+        return (text(view.messages), text(view.prompt), text(view.response))
     }
 }
 
@@ -175,8 +210,3 @@ protocol StoreRow {
 
 extension PostgresRow: StoreRow {}
 
-extension Statement: StoreRow {
-    func int(_ column: Int) -> Int64 { int(Int32(column)) }
-    func bytes(_ column: Int) -> UnsafeRawBufferPointer { bytes(Int32(column)) }
-    func string(_ column: Int) -> String { string(Int32(column)) }
-}

@@ -10,8 +10,9 @@ let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 /// The event store's schema, its version kept in `PRAGMA user_version` (the number of migrations applied).
 ///
 /// Every table is made by a migration, applied in order by `Migrator` when a writer opens the store, so an
-/// older store is upgraded in place. Readers accept any version from 1 to the latest, because every migration
-/// only adds (a reader of an older store may find no `plans` table, and then no plans).
+/// older store is upgraded in place. Readers accept any version from 1 to the latest: migrations 1 to 4 only
+/// add (a reader of an older store may find no `plans` table, and then no plans), and the events of versions 1
+/// to 4 are read in their layout (`EventLayout`) until a writer converts them (migration 5).
 public enum StoreSchema {
     public static let migrations: [Migration] = [
         // 1: the events table.
@@ -58,6 +59,9 @@ public enum StoreSchema {
                 source TEXT NOT NULL);
             CREATE INDEX looks_experiment ON looks(experiment, ts);
             """),
+        // 5: the events in compact rows (see `EventRows`): interned strings, numbers as numbers, no line unless
+        // it cannot be rebuilt; `events` becomes a view with the columns and lines of versions 1 to 4.
+        Migration("compact-events", EventRows.convert),
     ]
 
     public static let migrator = Migrator(migrations)
@@ -197,7 +201,7 @@ package final class Connection {
                 try migrator.checkReadable(version, self)
         if version == migrator.latestVersion { return }
         if !create {
-            // Readers work on every version: migrations only add.
+            // Readers work on every version (see `StoreSchema`).
             if version >= 1 { return }
             throw StoreError(.notAStore, path: path, "\(path): not an \(label) (an SQLite database without its tables)")
         }
@@ -205,7 +209,9 @@ package final class Connection {
         // takes this only before the first table exists, so it does nothing on an existing store.
         if version == 0 { try execute("PRAGMA auto_vacuum=INCREMENTAL") }
         try execute("PRAGMA journal_mode=WAL")
-        try migrator.migrate(self)
+        let applied = try migrator.migrate(self)
+        // The pages of the converted events' old table go back to the file system (with auto_vacuum).
+        if applied.contains("compact-events") { try? execute("PRAGMA incremental_vacuum") }
     }
 
     /// Whether the database file was deleted, renamed or replaced since it was opened: writes would then go to
@@ -303,6 +309,27 @@ final class Statement {
     }
 
     func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(stmt, index, value) }
+
+    /// A column's value where it may be an integer or text (a string's id, or the string).
+    enum Key {
+        case int(Int64)
+        case text(String)
+    }
+
+    func value(_ column: Int32) -> Key {
+        sqlite3_column_type(stmt, column) == SQLITE_INTEGER ? .int(int(column)) : .text(string(column))
+    }
+
+    func bind(_ index: Int32, _ key: Key) {
+        switch key {
+        case .int(let v): bind(index, v)
+        case .text(let t): bind(index, t)
+        }
+    }
+
+    func bindBlob(_ index: Int32, _ bytes: UnsafeRawBufferPointer) {
+        _ = sqlite3_bind_blob(stmt, index, bytes.baseAddress, Int32(bytes.count), SQLITE_TRANSIENT)
+    }
 
     func bind(_ index: Int32, _ value: Double?) {
         if let value { sqlite3_bind_double(stmt, index, value) } else { sqlite3_bind_null(stmt, index) }

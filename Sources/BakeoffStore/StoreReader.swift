@@ -13,10 +13,10 @@ public enum StoreReader {
             return rows.rows.map { ExperimentCount(name: $0[0] ?? "", count: Int($0[1] ?? "0") ?? 0) }
                 .sorted { ($0.count, $1.name) > ($1.count, $0.name) }
         }
-        let connection = try Connection(path: path, readOnly: true)
-        let s = try connection.prepare("SELECT experiment, count(*) FROM events GROUP BY experiment")
+        let events = try EventRowReader(Connection(path: path, readOnly: true))
+        let s = try events.connection.prepare("SELECT experiment, count(*) FROM \(events.layout.table) GROUP BY experiment")
         var counts: [ExperimentCount] = []
-        while try s.step() { counts.append(ExperimentCount(name: s.string(0), count: Int(s.int(1)))) }
+        while try s.step() { counts.append(ExperimentCount(name: try events.text(s, 0), count: Int(s.int(1)))) }
         return counts.sorted { ($0.count, $1.name) > ($1.count, $0.name) }
     }
 
@@ -47,9 +47,9 @@ public enum StoreReader {
         if PostgresLocation.isURL(path) {
             return try !PostgresStoreReading.open(path).query("SELECT 1 FROM events WHERE experiment = $1 LIMIT 1", [experiment]).rows.isEmpty
         }
-        let connection = try Connection(path: path, readOnly: true)
-        let s = try connection.prepare("SELECT 1 FROM events WHERE experiment = ?1 LIMIT 1")
-        s.bind(1, experiment)
+        let events = try EventRowReader(Connection(path: path, readOnly: true))
+        let s = try events.connection.prepare("SELECT 1 FROM \(events.layout.table) WHERE experiment = ?1 LIMIT 1")
+        guard try events.bindString(s, 1, experiment) else { return false }
         return try s.step()
     }
 
@@ -70,13 +70,13 @@ public enum StoreReader {
                 experiment.map { [$0] } ?? []) { row in try body(row.bytes(0)) }
             return
         }
-        let connection = try Connection(path: path, readOnly: true)
+        let events = try EventRowReader(Connection(path: path, readOnly: true))
         var conditions: [String] = []
         if experiment != nil { conditions.append("experiment = ?1") }
-        if !includeQA { conditions.append("qa = 0") }
-        let s = try connection.prepare("SELECT line FROM events" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) + " ORDER BY id")
-        if let experiment { s.bind(1, experiment) }
-        while try s.step() { try body(s.bytes(0)) }
+        if !includeQA { conditions.append(events.layout.notQA) }
+        let s = try events.select(conditions)
+        if let experiment, try !events.bindString(s, 1, experiment) { return }
+        while try s.step() { try events.withLine(s, body) }
     }
 
     /// Calls `body` with the id, timestamp and line of each event of `experiment` (QA events included) written
@@ -94,14 +94,15 @@ public enum StoreReader {
             }
             return last
         }
-        let connection = try Connection(path: path, readOnly: true)
-        let s = try connection.prepare("SELECT id, ts, line FROM events WHERE experiment = ?1 AND id > ?2 ORDER BY id")
-        s.bind(1, experiment)
+        let events = try EventRowReader(Connection(path: path, readOnly: true))
+        let s = try events.select(["experiment = ?1", "id > ?2"])
+        guard try events.bindString(s, 1, experiment) else { return after }
         s.bind(2, after)
         var last = after
         while try s.step() {
-            last = s.int(0)
-            try body(last, s.int(1), s.bytes(2))
+            last = s.int(EventRowReader.Column.id)
+            let ts = s.int(EventRowReader.Column.ts)
+            try events.withLine(s) { try body(last, ts, $0) }
         }
         return last
     }
@@ -111,10 +112,9 @@ public enum StoreReader {
         if PostgresLocation.isURL(path) {
             return try PostgresStoreReading.open(path).query("SELECT max(id) FROM events WHERE experiment = $1", [experiment]).int(0, 0) ?? 0
         }
-        let connection = try Connection(path: path, readOnly: true)
-        let s = try connection.prepare("SELECT max(id) FROM events WHERE experiment = ?1")
-        s.bind(1, experiment)
-        guard try s.step() else { return 0 }
+        let events = try EventRowReader(Connection(path: path, readOnly: true))
+        let s = try events.connection.prepare("SELECT max(id) FROM \(events.layout.table) WHERE experiment = ?1")
+        guard try events.bindString(s, 1, experiment), try s.step() else { return 0 }
         return s.int(0)
     }
 
@@ -133,18 +133,27 @@ public enum StoreReader {
                 """)
             return rows.rows.compactMap { $0[0] }
         }
-        let connection = try Connection(path: path, readOnly: true)
-        let first = try connection.prepare("SELECT experiment FROM events ORDER BY experiment LIMIT 1")
-        let next = try connection.prepare("SELECT experiment FROM events WHERE experiment > ?1 ORDER BY experiment LIMIT 1")
+        let events = try EventRowReader(Connection(path: path, readOnly: true))
+        let table = events.layout.table
+        let first = try events.connection.prepare("SELECT experiment FROM \(table) ORDER BY experiment LIMIT 1")
+        let next = try events.connection.prepare("SELECT experiment FROM \(table) WHERE experiment > ?1 ORDER BY experiment LIMIT 1")
         guard try first.step() else { return [] }
-        var names = [first.string(0)]
+        // Text in an older store, string ids in a compact one: the keys are walked as they are stored.
+        var keys = [first.value(0)]
         while true {
             next.reset()
-            next.bind(1, names[names.count - 1])
+            next.bind(1, keys[keys.count - 1])
             guard try next.step() else { break }
-            names.append(next.string(0))
+            keys.append(next.value(0))
         }
-        return names
+        var names: [String] = []
+        for key in keys {
+            switch key {
+            case .int(let id): names.append(try events.string(id: id))
+            case .text(let text): names.append(text)
+            }
+        }
+        return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 }
 

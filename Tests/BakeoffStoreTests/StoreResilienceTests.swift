@@ -331,10 +331,17 @@ struct StoreMigrationTests {
         #expect(store.feedbackCount(requestID: "r3", name: "thumbs_up") == 0)
         #expect(store.feedbackCount(conversationID: "c1", name: "thumbs_up") == 2)
         #expect(store.feedbackCount(conversationID: "c1", name: "csat") == 0)
-        let byRequest = try queryPlan(path, "SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = ?1 AND name = ?2")
-        #expect(byRequest.contains("events_feedback_request"), "\(byRequest)")
-        let byConversation = try queryPlan(path, "SELECT count(*) FROM events WHERE kind = 'feedback' AND request_id = '' AND conversation_id = ?1 AND name = ?2")
-        #expect(byConversation.contains("events_feedback_conversation"), "\(byConversation)")
+        // The look-ups' own statements (Reads in EventStore.swift).
+        let byRequest = try queryPlan(path, "SELECT count(*) FROM event_rows WHERE request_id = ?1 AND flags & 1 = 1 AND (?2 IS NULL OR name = ?2)")
+        #expect(byRequest.contains("event_rows_request"), "\(byRequest)")
+        let byConversation = try queryPlan(path, "SELECT count(*) FROM event_rows WHERE conversation = ?1 AND conversation <> '' AND request_id IS NULL AND flags & 1 = 1 AND (?2 IS NULL OR name = ?2)")
+        #expect(byConversation.contains("event_rows_conversation"), "\(byConversation)")
+        let latest = try queryPlan(path, "SELECT id FROM event_rows WHERE conversation = ?1 AND conversation <> '' AND flags & 1 = 0 ORDER BY id DESC LIMIT 1")
+        #expect(latest.contains("event_rows_conversation"), "\(latest)")
+        let own = try queryPlan(path, "SELECT id FROM event_rows WHERE request_id = ?1 AND (conversation IS NULL OR conversation = '') AND flags & 1 = 0 ORDER BY id DESC LIMIT 1")
+        #expect(own.contains("event_rows_request"), "\(own)")
+        let experiment = try queryPlan(path, "SELECT id FROM event_rows WHERE experiment = ?1 AND id > ?2 ORDER BY id")
+        #expect(experiment.contains("event_rows_experiment") && !experiment.contains("TEMP B-TREE"), "\(experiment)")
     }
 }
 

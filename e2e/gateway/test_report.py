@@ -165,7 +165,7 @@ def test_live_report_is_group_sequential_with_a_horizon_and_each_read_is_a_recor
     with sqlite3.connect(gateway.store) as db:
         looks = db.execute("SELECT experiment, source FROM looks").fetchall()
     assert looks == [(EXPERIMENT, "report")], looks
-    assert sqlite3.connect(gateway.store).execute("PRAGMA user_version").fetchone()[0] == 4
+    assert sqlite3.connect(gateway.store).execute("PRAGMA user_version").fetchone()[0] == 5
     # The text report says the method and where the test stands.
     status, _, body = gateway.get(f"/v1/experiments/{EXPERIMENT}/report?format=table", headers=admin)
     text = body.decode()

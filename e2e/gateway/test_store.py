@@ -139,8 +139,10 @@ def test_a_version1_store_is_upgraded_and_exports_the_same_bytes(procs, tmp_path
     gateway = start_gateway(procs, tmp_path, [split_experiment(EXPERIMENT, MODEL, mock.base_url, mock.base_url)])
     assert gateway.stop() == 0
     db = sqlite3.connect(store)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 4  # the plans and looks migrations included
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 5  # plans, looks and the compact rows included
+    # The events are compact rows now; `events` is a view with the old columns.
     assert db.execute("SELECT count(*) FROM events WHERE kind = 'feedback' AND name = ''").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM event_rows").fetchone()[0] == count
     db.close()
     assert run_bakeoff("export", "--db", str(store), "--include-qa").stdout == before
     assert run_bakeoff("analyze", "--db", str(store), "--format", "json").stdout == analysis

@@ -241,7 +241,7 @@ public final class Gateway: Sendable {
     func proxy(_ exchange: any HTTPExchanging, _ request: HTTPRequest, endpoint: Endpoint) {
         let started = clock.monotonicNanoseconds()
         let wallClock = clock.wallMicroseconds()
-        let requestID = RequestID.make()
+        let requestID = RequestID.make(wallMicroseconds: wallClock)
         let assignment: ProxyAssignment
         switch ProxyDecision.assign(request, endpoint: endpoint, config: config, access: access, requestID: requestID,
                                     draw: { Double(SecureRandom.next() % 10_000) / 10_000 }) {
@@ -495,10 +495,11 @@ extension Gateway {
 /// Why time first: the store indexes requests by id, and ids that grow with time land at the end of that
 /// index, so a batch of events dirties a few pages instead of one page per event (random ids made the store's
 /// writer rewrite most of the index on every commit). 48 random bits per millisecond keep ids unguessable
-/// enough for look-ups; feedback on a request needs its signed token or its user anyway.
+/// enough for look-ups; feedback on a request needs its signed token or its user anyway. About twice the
+/// SQLite writer's throughput (BENCHMARKS.md, "SQLite event store").
 enum RequestID {
-    static func make(nowMicroseconds: Int64 = WallClock.microseconds()) -> String {
-        let millis = UInt64(max(0, nowMicroseconds / 1000)) & 0xFFFF_FFFF_FFFF
+    static func make(wallMicroseconds: Int64 = WallClock.microseconds()) -> String {
+        let millis = UInt64(max(0, wallMicroseconds / 1000)) & 0xFFFF_FFFF_FFFF
         let random = SecureRandom.next() & 0xFFFF_FFFF_FFFF
         return String(unsafeUninitializedCapacity: 28) { buffer in
             let prefix: StaticString = "req_"
