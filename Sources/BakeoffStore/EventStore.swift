@@ -558,7 +558,7 @@ final class Writer: Sendable {
             Thread.current.name = "bakeoff-store"
             // Behind the request threads when the cores are busy: a commit must not delay the requests in flight
             // (the writer catches up between them; its queue holds the events meanwhile).
-            _ = bakeoff_set_thread_nice(5)
+            Writer.lowerThisThreadsPriority(by: 5)
             do {
                 let db: any StoreBackend
                 do throws(StoreError) { db = try open() } catch {
@@ -717,6 +717,17 @@ final class Writer: Sendable {
     /// Wakes the threads waiting for the writer's progress (taken from the state under the lock).
     private static func signal(_ waiters: [DispatchSemaphore]) {
         for waiter in waiters { waiter.signal() }
+    }
+
+    /// Lowers the calling thread's scheduling priority alone (Linux: a thread is a task of its own for
+    /// setpriority; its id read from /proc/thread-self, as Glibc's module has no gettid).
+    static func lowerThisThreadsPriority(by nice: Int32) {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard n > 0 else { return }
+        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let tid = path.split(separator: "/").last.flatMap({ UInt32($0) }) else { return }
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, nice)
     }
 
     private static func timestamp(_ date: Date) -> String {
