@@ -266,17 +266,17 @@ public final class HTTPServer: Sendable {
         guard let server, !server.stopped.load(ordering: .relaxed) else { return false }
         // Connections waiting for headers can be thousands (idle or slowloris): looked at once a second.
         server.deadlines.sweep(watchHeaders: tick % 10 == 0)
-        server.noticeDepartedClients(streamsToo: tick % 10 == 0)
+        server.noticeDepartedClients()
         return true
     }
 
     /// libmicrohttpd does not watch suspended connections, so a client that hangs up while its request waits
     /// for an upstream would go unnoticed until the answer is written. This looks at their sockets (every
     /// 100 ms) and reports a closed one through `onClientGone`, so the upstream call is cancelled at once.
-    /// Streams waiting for their next chunk are looked at once a second (`streamsToo`): thousands may be open,
-    /// and a departed client is also seen at the next chunk written to it.
-    func noticeDepartedClients(streamsToo: Bool = true) {
-        let waiting = live.withLock { $0.values.filter { streamsToo ? $0.isSuspended : $0.isWaitingForAnswer } }
+    /// Streams waiting for their next chunk are looked at too: a client that read a stream to [DONE] and left
+    /// while the upstream's last bytes are late must be seen at once (its request ended at [DONE]).
+    func noticeDepartedClients() {
+        let waiting = live.withLock { $0.values.filter { $0.isSuspended } }
         guard !waiting.isEmpty else { return }
         var fds: [pollfd] = []
         var owners: [HTTPExchange] = []
@@ -713,8 +713,6 @@ public final class HTTPExchange: HTTPExchanging {
     }
 
     var isSuspended: Bool { state.withLock { $0.suspended } }
-    /// Suspended before its answer started (not a stream waiting for its next chunk).
-    var isWaitingForAnswer: Bool { state.withLock { $0.suspended && $0.phase != .streaming } }
 
     /// The client hung up while the connection was suspended: tell the handler once.
     func clientDeparted() {
