@@ -92,8 +92,6 @@ public final class HTTPServer: Sendable {
     let log = HTTPLog()
     /// How long streamed chunks waited between `write` and their hand-off to the client's socket.
     public let streamDelays = DelayHistogram()
-    /// The connection limits over all daemons (set at start).
-    let limits = Mutex<ConnectionLimits?>(nil)
     /// Memory libmicrohttpd gives each connection for its request's headers and its buffers (its default is
     /// 32 KiB; request headers rarely pass a few KiB, and streams hold their data in the exchange).
     static let connectionMemoryBytes = 16 << 10
@@ -186,7 +184,6 @@ public final class HTTPServer: Sendable {
         // With epoll each daemon runs on an event loop of ours (MHD_run when its descriptor is ready), so
         // upstream calls share the thread; poll mode keeps libmicrohttpd's own threads.
         let limits = ConnectionLimits(maxConnections: maxConnections, maxPerAddress: maxConnectionsPerAddress)
-        self.limits.withLock { $0 = limits }
         let external = options.eventLoop == .epoll
         var loops: [EventLoop?] = [nil]
         var ownLoops: [EventLoop] = []

@@ -146,7 +146,7 @@ public final class UpstreamClient: UpstreamTransport, Sendable {
     }
 
     /// Calls started and not finished.
-    public var callsInProgress: Int { activeCalls.load(ordering: .relaxed) }
+    public var callsInProgress: Int { activeCalls.load() }
 
     /// Connections opened so far; each call on a kept-alive connection adds none.
     public var connectionsOpened: Int { counter.connections.load(ordering: .relaxed) }
@@ -156,7 +156,7 @@ public final class UpstreamClient: UpstreamTransport, Sendable {
             call.finish(Self.shutdownOutcome)
             return
         }
-        activeCalls.add(1, ordering: .relaxed)
+        activeCalls.add(1)
         for (i, loop) in loops.enumerated() where loop.isCurrent {
             call.engine.store(i, ordering: .releasing)
             engines[i].start(call)
@@ -204,9 +204,10 @@ final class CallCounter: Sendable {
     let value = Atomic<Int>(0)
     /// New connections the finished calls needed (libcurl's CURLINFO_NUM_CONNECTS, summed).
     let connections = Atomic<Int>(0)
-    func add(_ n: Int, ordering: AtomicUpdateOrdering) { value.add(n, ordering: .relaxed) }
-    func subtract(_ n: Int, ordering: AtomicUpdateOrdering) { value.subtract(n, ordering: .relaxed) }
-    func load(ordering: AtomicLoadOrdering) -> Int { value.load(ordering: .relaxed) }
+    /// Counts are statistics (no ordering with other memory): relaxed.
+    func add(_ n: Int) { value.add(n, ordering: .relaxed) }
+    func subtract(_ n: Int) { value.subtract(n, ordering: .relaxed) }
+    func load() -> Int { value.load(ordering: .relaxed) }
 }
 
 /// One loop's libcurl multi handle and its calls. Used only on its loop's thread (`@unchecked Sendable` so
@@ -316,7 +317,7 @@ final class CurlEngine: @unchecked Sendable {
 
     /// Finishes a counted call that will never start: the client is shutting down.
     private func refuse(_ call: UpstreamCall) {
-        activeCalls.subtract(1, ordering: .relaxed)
+        activeCalls.subtract(1)
         call.finish(UpstreamClient.shutdownOutcome)
     }
 
@@ -490,7 +491,7 @@ final class CurlEngine: @unchecked Sendable {
             }
             Unmanaged.passUnretained(transfer).release()
         }
-        activeCalls.subtract(1, ordering: .relaxed)
+        activeCalls.subtract(1)
         call.finish(outcome)
     }
 }

@@ -514,11 +514,6 @@ enum RequestID {
             return 28
         }
     }
-
-    static func hex(_ v: UInt64, _ digits: Int) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: max(0, digits - s.count)) + s
-    }
 }
 
 /// Random numbers from the system's secure generator, fetched 4 KiB at a time (one system call per 512
